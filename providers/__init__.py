@@ -1,0 +1,1 @@
+"""Model catalog and provider adapters. Depends on nothing else of ours."""

@@ -1,0 +1,1 @@
+"""router: a drop-in OpenAI client that routes every chat completion by policy."""
