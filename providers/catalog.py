@@ -18,7 +18,9 @@ from types import MappingProxyType
 from typing import Any, Final, Literal
 
 Capability = Literal["tools", "parallel_tools", "vision", "json_schema", "streaming"]
-CAPABILITIES: Final[frozenset[str]] = frozenset({"tools", "parallel_tools", "vision", "json_schema", "streaming"})
+CAPABILITIES: Final[frozenset[str]] = frozenset(
+    {"tools", "parallel_tools", "vision", "json_schema", "streaming"}
+)
 
 # litellm's names for the capabilities we route on.
 _LITELLM_FLAGS: Final[Mapping[str, str]] = MappingProxyType(
@@ -74,9 +76,7 @@ class ModelInfo:
     def priced(self) -> bool:
         return self.input_cost_per_mtok is not None and self.output_cost_per_mtok is not None
 
-    def cost_usd(
-        self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0
-    ) -> float | None:
+    def cost_usd(self, prompt_tokens: int, completion_tokens: int, cached_tokens: int = 0) -> float | None:
         """Exact cost of a call from its usage; cached prompt tokens at the cached price when known."""
         if not self.priced:
             return None

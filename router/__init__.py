@@ -1,1 +1,31 @@
-"""router: a drop-in OpenAI client that routes every chat completion by policy."""
+"""router: a drop-in OpenAI client that sends every chat completion to the cheapest adequate model.
+
+from router import OpenAI
+client = OpenAI(policy="policy.yaml")
+response = client.chat.completions.create(model="auto", messages=[...])
+response.routing  # which model answered, why, and what it cost
+"""
+
+from router._client import AsyncOpenAI, OpenAI
+from router._exceptions import ModelNotFoundError, NoCandidateError, RouterError, StreamInterruptedError
+from router._response import RoutedChatCompletion
+from router._routing import Attempt, RoutingRecord, Usage
+from router._streaming import AsyncRoutedStream, RoutedStream
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncOpenAI",
+    "AsyncRoutedStream",
+    "Attempt",
+    "ModelNotFoundError",
+    "NoCandidateError",
+    "OpenAI",
+    "RoutedChatCompletion",
+    "RoutedStream",
+    "RouterError",
+    "RoutingRecord",
+    "StreamInterruptedError",
+    "Usage",
+    "__version__",
+]

@@ -1,0 +1,64 @@
+"""What every adapter takes and gives.
+
+Adapters speak OpenAI's chat-completion shape at both ends: they take the request body as the
+openai client would send it and return the response (or each stream chunk) as OpenAI-format
+dicts. Turning those into typed objects happens once, in the router, whatever the provider.
+Errors leave an adapter already translated into openai's classes (providers.errors).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Protocol
+
+import httpx
+
+from providers.registry import AdapterKind
+
+JSON = dict[str, Any]
+Timeout = float | httpx.Timeout | None
+
+DEFAULT_TIMEOUT = httpx.Timeout(timeout=600.0, connect=5.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Deployment:
+    """One model at one provider endpoint, with its resolved credentials."""
+
+    name: str
+    provider: str
+    model: str
+    adapter: AdapterKind
+    api_base: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    api_key_env: str | None = None
+    api_version: str | None = None
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    litellm_model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """Per-call transport options the caller passed to ``create``."""
+
+    timeout: Timeout = None
+    extra_headers: Mapping[str, str] | None = None
+    extra_query: Mapping[str, Any] | None = None
+
+
+class SyncAdapter(Protocol):
+    def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON: ...
+
+    def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> Iterator[JSON]: ...
+
+    def close(self) -> None: ...
+
+
+class AsyncAdapter(Protocol):
+    async def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON: ...
+
+    def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> AsyncIterator[JSON]: ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,166 @@
+"""The one place where provider failures become openai's exception classes.
+
+Callers keep writing ``except openai.RateLimitError``; the router reads ``error_class`` to decide
+whether to retry, fall back or raise. Every foreign error (httpx, litellm, a malformed body) is
+mapped here, most specific first, and re-raised ``from`` the original.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from typing import Any, Final, Literal
+
+import httpx
+import openai
+
+ErrorClass = Literal[
+    "rate_limited",
+    "server",
+    "timeout",
+    "connection",
+    "context_window",
+    "content_filter",
+    "auth",
+    "not_found",
+    "bad_request",
+    "unknown",
+]
+
+_STATUS_CLASSES: Final[Mapping[int, type[openai.APIStatusError]]] = {
+    400: openai.BadRequestError,
+    401: openai.AuthenticationError,
+    403: openai.PermissionDeniedError,
+    404: openai.NotFoundError,
+    409: openai.ConflictError,
+    422: openai.UnprocessableEntityError,
+    429: openai.RateLimitError,
+}
+
+# Phrases providers use for "the prompt is longer than the context window".
+_CONTEXT_PHRASES: Final = (
+    "context_length_exceeded",
+    "maximum context length",
+    "prompt is too long",
+    "exceeds the maximum number of tokens",
+    "context window",
+    "too many tokens",
+)
+
+
+def status_error(status: int, body: object, response: httpx.Response) -> openai.APIStatusError:
+    """Build openai's exception for an HTTP error status, exactly as the openai client would."""
+    data = body.get("error", body) if isinstance(body, Mapping) else body
+    message = f"Error code: {status} - {body}" if body is not None else f"Error code: {status}"
+    cls = _STATUS_CLASSES.get(status)
+    if cls is None:
+        cls = openai.InternalServerError if status >= 500 else openai.APIStatusError
+    return cls(message, response=response, body=data)
+
+
+def status_error_from_response(response: httpx.Response) -> openai.APIStatusError:
+    """Read an error response's body (JSON when it is) and map its status code."""
+    text = response.text.strip()
+    body: object = text or None
+    with contextlib.suppress(ValueError):
+        body = json.loads(text)
+    return status_error(response.status_code, body, response)
+
+
+def connection_error(exc: httpx.HTTPError, request: httpx.Request) -> openai.APIConnectionError:
+    """Map an httpx transport failure: timeouts first, then everything else as a connection error."""
+    if isinstance(exc, httpx.TimeoutException):
+        return openai.APITimeoutError(request=request)
+    return openai.APIConnectionError(message=f"Connection error: {type(exc).__name__}", request=request)
+
+
+def malformed_response(response: httpx.Response, detail: str) -> openai.APIResponseValidationError:
+    return openai.APIResponseValidationError(
+        response=response, body=None, message=f"The provider sent a response that could not be read: {detail}"
+    )
+
+
+def error_class(exc: BaseException) -> ErrorClass:
+    """Classify an (already translated) error for the retry and fallback decisions."""
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection"
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status == 429:
+            return "rate_limited"
+        if status >= 500:
+            return "server"
+        if status in (401, 403):
+            return "auth"
+        if status == 404:
+            return "not_found"
+        if status in (400, 413, 422):
+            if _mentions_context(exc):
+                return "context_window"
+            if _mentions(exc, ("content_filter", "content management policy", "safety")):
+                return "content_filter"
+            return "bad_request"
+        return "unknown"
+    if isinstance(exc, openai.ContentFilterFinishReasonError):
+        return "content_filter"
+    if isinstance(exc, openai.APIResponseValidationError):
+        return "server"
+    return "unknown"
+
+
+def _mentions_context(exc: openai.APIStatusError) -> bool:
+    return _mentions(exc, _CONTEXT_PHRASES)
+
+
+def _mentions(exc: openai.APIStatusError, phrases: tuple[str, ...]) -> bool:
+    code = getattr(exc, "code", None)
+    text = f"{code or ''} {exc.message}".lower()
+    return any(phrase in text for phrase in phrases)
+
+
+def from_litellm(exc: BaseException) -> BaseException:
+    """Translate a litellm exception into the plain openai class with the provider's headers.
+
+    litellm's own classes already subclass openai's, but carry a synthetic response; we rebuild
+    one that keeps the provider's status and ``retry-after`` headers, so the rest of the router
+    sees one shape whatever the adapter.
+    """
+    status = getattr(exc, "status_code", None)
+    request = httpx.Request("POST", str(getattr(exc, "api_base", None) or "https://litellm.invalid"))
+    if isinstance(exc, openai.APITimeoutError) or type(exc).__name__ == "Timeout":
+        return openai.APITimeoutError(request=request)
+    if isinstance(exc, openai.APIConnectionError) and not isinstance(status, int):
+        return openai.APIConnectionError(message=_litellm_message(exc), request=request)
+    if not isinstance(status, int) or status < 400:
+        if isinstance(exc, openai.OpenAIError):
+            return exc
+        return openai.APIConnectionError(message=_litellm_message(exc), request=request)
+    headers = _litellm_headers(exc)
+    message = _litellm_message(exc)
+    body: dict[str, Any] = {"message": message, "type": type(exc).__name__}
+    if type(exc).__name__ == "ContextWindowExceededError":
+        body["code"] = "context_length_exceeded"
+    elif type(exc).__name__ == "ContentPolicyViolationError":
+        body["code"] = "content_filter"
+    response = httpx.Response(status, headers=headers, json={"error": body}, request=request)
+    return status_error(status, {"error": body}, response)
+
+
+def _litellm_message(exc: BaseException) -> str:
+    return str(getattr(exc, "message", None) or exc)
+
+
+def _litellm_headers(exc: BaseException) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    response = getattr(exc, "response", None)
+    if isinstance(response, httpx.Response):
+        headers.update(response.headers)
+    extra = getattr(exc, "litellm_response_headers", None)
+    if isinstance(extra, Mapping | httpx.Headers):
+        headers.update({str(k): str(v) for k, v in extra.items()})
+    # Keep only what the router reads; litellm adds its own diagnostics headers.
+    keep = ("retry-after", "retry-after-ms", "x-ratelimit-", "x-request-id", "request-id")
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(keep)}

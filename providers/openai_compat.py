@@ -1,0 +1,222 @@
+"""The fast path: OpenAI-compatible chat completions over a bare httpx client.
+
+OpenAI itself, Azure OpenAI, and any server that speaks ``/chat/completions`` (vLLM, Ollama,
+Gemini's OpenAI endpoint, Groq, ...). Going straight to httpx skips the openai SDK's per-call
+machinery (option merging, retries we do ourselves, response wrappers), which is most of its
+overhead over a raw POST. ``_OpenAICompatibleBase`` builds requests and reads responses; the
+sync and async classes only add I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import openai
+
+from providers.base import DEFAULT_TIMEOUT, JSON, CallOptions, Deployment
+from providers.errors import connection_error, malformed_response, status_error_from_response
+
+_DONE = "[DONE]"
+
+
+class _OpenAICompatibleBase:
+    """Everything that does no I/O: URLs, headers, body encoding, response and SSE decoding."""
+
+    def __init__(self) -> None:
+        # Per-deployment URL and headers, built on first use; deployments are frozen so this never goes stale.
+        self._prepared: dict[str, tuple[str, dict[str, str]]] = {}
+
+    def _prepare(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
+        prepared = self._prepared.get(deployment.name)
+        if prepared is None:
+            prepared = self._prepared[deployment.name] = _url_and_headers(deployment)
+        return prepared
+
+    def _build(self, deployment: Deployment, body: JSON, options: CallOptions) -> httpx.Request:
+        url, headers = self._prepare(deployment)
+        if options.extra_headers:
+            headers = {**headers, **options.extra_headers}
+        payload = {**body, "model": deployment.model}
+        content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        timeout = options.timeout if options.timeout is not None else DEFAULT_TIMEOUT
+        extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        return httpx.Request(
+            "POST",
+            url,
+            params=dict(options.extra_query) if options.extra_query else None,
+            headers=headers,
+            content=content,
+            extensions=extensions,
+        )
+
+    @staticmethod
+    def _read(response: httpx.Response) -> JSON:
+        if response.status_code >= 400:
+            raise status_error_from_response(response)
+        try:
+            data = json.loads(response.content)
+        except ValueError as exc:
+            raise malformed_response(response, "the body is not JSON") from exc
+        if not isinstance(data, dict) or "choices" not in data:
+            raise malformed_response(response, "no 'choices' in the body")
+        return data
+
+    @staticmethod
+    def _event(line: str, response: httpx.Response) -> JSON | None:
+        """One SSE line → a chunk dict, or None for comments, blank lines and other fields."""
+        if not line.startswith("data:"):
+            return None
+        data = line[5:].strip()
+        if data == _DONE:
+            raise _StreamDone
+        try:
+            chunk = json.loads(data)
+        except ValueError as exc:
+            raise malformed_response(response, "a stream event is not JSON") from exc
+        if not isinstance(chunk, dict):
+            raise malformed_response(response, "a stream event is not an object")
+        if "error" in chunk and "choices" not in chunk:
+            raise _stream_error(chunk, response)
+        return chunk
+
+
+class _StreamDone(Exception):
+    """Internal signal: the provider sent its terminal ``[DONE]`` event."""
+
+
+def _stream_error(chunk: JSON, response: httpx.Response) -> openai.APIError:
+    error = chunk.get("error")
+    message = error.get("message") if isinstance(error, dict) else str(error)
+    return openai.APIError(
+        f"The provider reported an error mid-stream: {message}", response.request, body=error
+    )
+
+
+def _interrupted(response: httpx.Response) -> openai.APIConnectionError:
+    return openai.APIConnectionError(
+        message="The provider's stream ended before its terminal event.", request=response.request
+    )
+
+
+def _url_and_headers(deployment: Deployment) -> tuple[str, dict[str, str]]:
+    base = (deployment.api_base or "").rstrip("/")
+    headers = {"content-type": "application/json", "accept": "application/json"}
+    if deployment.adapter == "azure":
+        version = deployment.api_version or "2024-10-21"
+        url = f"{base}/openai/deployments/{deployment.model}/chat/completions?api-version={version}"
+        if deployment.api_key:
+            headers["api-key"] = deployment.api_key
+    else:
+        url = f"{base}/chat/completions"
+        if deployment.api_key:
+            headers["authorization"] = f"Bearer {deployment.api_key}"
+    headers.update(deployment.headers)
+    return url, headers
+
+
+def default_http_client(**kwargs: Any) -> httpx.Client:
+    return httpx.Client(
+        timeout=DEFAULT_TIMEOUT,
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+        **kwargs,
+    )
+
+
+def default_async_http_client(**kwargs: Any) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=DEFAULT_TIMEOUT,
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+        **kwargs,
+    )
+
+
+class OpenAICompatible(_OpenAICompatibleBase):
+    """Sync driver."""
+
+    def __init__(self, http_client: httpx.Client | None = None) -> None:
+        super().__init__()
+        self._owns_client = http_client is None
+        self._client = http_client or default_http_client()
+
+    def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
+        request = self._build(deployment, body, options)
+        try:
+            response = self._client.send(request)
+        except httpx.HTTPError as exc:
+            raise connection_error(exc, request) from exc
+        return self._read(response)
+
+    def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> Iterator[JSON]:
+        request = self._build(deployment, body, options)
+        try:
+            response = self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise connection_error(exc, request) from exc
+        return self._iterate(response)
+
+    def _iterate(self, response: httpx.Response) -> Iterator[JSON]:
+        try:
+            if response.status_code >= 400:
+                response.read()
+                raise status_error_from_response(response)
+            for line in response.iter_lines():
+                chunk = self._event(line, response)
+                if chunk is not None:
+                    yield chunk
+            raise _interrupted(response)
+        except _StreamDone:
+            return
+        except httpx.HTTPError as exc:
+            raise connection_error(exc, response.request) from exc
+        finally:
+            response.close()
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+
+class AsyncOpenAICompatible(_OpenAICompatibleBase):
+    """Async driver."""
+
+    def __init__(self, http_client: httpx.AsyncClient | None = None) -> None:
+        super().__init__()
+        self._owns_client = http_client is None
+        self._client = http_client or default_async_http_client()
+
+    async def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
+        request = self._build(deployment, body, options)
+        try:
+            response = await self._client.send(request)
+        except httpx.HTTPError as exc:
+            raise connection_error(exc, request) from exc
+        return self._read(response)
+
+    async def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> AsyncIterator[JSON]:
+        request = self._build(deployment, body, options)
+        try:
+            response = await self._client.send(request, stream=True)
+        except httpx.HTTPError as exc:
+            raise connection_error(exc, request) from exc
+        try:
+            if response.status_code >= 400:
+                await response.aread()
+                raise status_error_from_response(response)
+            async for line in response.aiter_lines():
+                chunk = self._event(line, response)
+                if chunk is not None:
+                    yield chunk
+            raise _interrupted(response)
+        except _StreamDone:
+            return
+        except httpx.HTTPError as exc:
+            raise connection_error(exc, response.request) from exc
+        finally:
+            await response.aclose()
+
+    async def close(self) -> None:
+        if self._owns_client:
+            await self._client.aclose()

@@ -1,0 +1,99 @@
+"""Everything a client works out once from its policy: catalog entries, deployments, the planner.
+
+Built at client construction and never changed afterwards, so the per-request path only reads.
+Environment variables (API keys) are read here, once, like the openai client reads
+``OPENAI_API_KEY`` when it is constructed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from policies.plan import Planner
+from policies.schema import ModelSpec, Policy
+from providers.base import Deployment
+from providers.catalog import ModelInfo, resolve_model
+from providers.registry import provider_spec
+
+
+class Engine:
+    """The client-independent state of a router: pure data plus the planner."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        env: Mapping[str, str],
+        api_key: str | None = None,
+        base_url: str | None = None,
+        default_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.policy = policy
+        catalog: dict[str, ModelInfo] = {}
+        deployments: dict[str, Deployment] = {}
+        unavailable: dict[str, str] = {}
+        for name, spec in policy.models.items():
+            catalog[name] = resolve_model(
+                name, provider=spec.provider, model=spec.model, overrides=spec.catalog_overrides()
+            )
+            deployment, problem = _deployment(
+                name, spec, env=env, api_key=api_key, base_url=base_url, default_headers=default_headers
+            )
+            deployments[name] = deployment
+            if problem is not None:
+                unavailable[name] = problem
+        self.catalog: Mapping[str, ModelInfo] = MappingProxyType(catalog)
+        self.deployments: Mapping[str, Deployment] = MappingProxyType(deployments)
+        self.unavailable: Mapping[str, str] = MappingProxyType(unavailable)
+        self.planner = Planner(policy, self.catalog, self.unavailable)
+
+
+def _deployment(
+    name: str,
+    spec: ModelSpec,
+    *,
+    env: Mapping[str, str],
+    api_key: str | None,
+    base_url: str | None,
+    default_headers: Mapping[str, str] | None,
+) -> tuple[Deployment, str | None]:
+    """A model's deployment, and why it cannot be called (None when it can)."""
+    row = provider_spec(spec.provider)
+    model_id = spec.model or name
+    is_openai = spec.provider == "openai"
+    api_base = spec.api_base or (base_url if is_openai else None) or row.api_base
+    key_env = spec.api_key_env or row.api_key_env
+    key = env.get(key_env) if key_env else None
+    if is_openai and api_key and not spec.api_key_env:
+        key = api_key
+    headers = dict(spec.headers or {})
+    if is_openai and default_headers:
+        headers = {**default_headers, **headers}
+    problem: str | None = None
+    if key_env and not key:
+        problem = f"no API key: set {key_env} (or api_key_env: in the policy)"
+    litellm_model = None
+    if row.adapter == "litellm":
+        litellm_model = f"{row.litellm_prefix}/{model_id}" if row.litellm_prefix else model_id
+        if (
+            api_base
+            and row.litellm_base_suffix
+            and not api_base.rstrip("/").endswith(row.litellm_base_suffix)
+        ):
+            api_base = api_base.rstrip("/") + row.litellm_base_suffix
+    elif not api_base:
+        problem = f"no api_base: provider {spec.provider} needs api_base: in the policy"
+    deployment = Deployment(
+        name=name,
+        provider=spec.provider,
+        model=model_id,
+        adapter=row.adapter,
+        api_base=api_base,
+        api_key=key,
+        api_key_env=key_env,
+        api_version=spec.api_version,
+        headers=MappingProxyType(headers),
+        litellm_model=litellm_model,
+    )
+    return deployment, problem

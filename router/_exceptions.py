@@ -1,0 +1,71 @@
+"""The router's own errors, each a subclass of the openai class that existing code already catches.
+
+``except openai.BadRequestError`` keeps catching "no model can serve this request", and
+``except openai.APIConnectionError`` keeps catching a stream that was cut.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import openai
+
+if TYPE_CHECKING:
+    from router._routing import RoutingRecord
+
+__all__ = ["ModelNotFoundError", "NoCandidateError", "RouterError", "StreamInterruptedError"]
+
+_ROUTER_URL = "router://chat/completions"
+
+
+class RouterError(openai.OpenAIError):
+    """Base of the errors the router raises itself (not ones a provider sent)."""
+
+
+def _response(status: int, message: str, code: str, extra: Mapping[str, Any] | None = None) -> httpx.Response:
+    # The openai classes want a response; ours are decided before any provider is called.
+    body = {"error": {"message": message, "type": "invalid_request_error", "code": code, **(extra or {})}}
+    return httpx.Response(status, json=body, request=httpx.Request("POST", _ROUTER_URL))
+
+
+class NoCandidateError(openai.BadRequestError, RouterError):
+    """No model of the policy can serve this request; nothing was sent to any provider."""
+
+    def __init__(self, request_model: str, rejected: Mapping[str, str], route: str | None = None) -> None:
+        self.rejected = dict(rejected)
+        self.route = route
+        lines = "\n".join(f"  - {model}: {reason}" for model, reason in rejected.items())
+        target = f"route {route!r}" if route else f"model {request_model!r}"
+        message = (
+            f"No model can serve this request for {target}; nothing was sent to any provider.\n"
+            f"{lines or '  (the route has no candidates)'}\n"
+            "Relax the route's requirements, add a model that fits, or shorten the request."
+        )
+        response = _response(400, message, "no_candidate", {"rejected": self.rejected})
+        super().__init__(message, response=response, body=response.json()["error"])
+
+
+class ModelNotFoundError(openai.NotFoundError, RouterError):
+    """``model=`` names neither a route nor a model of the policy (OpenAI answers 404 here too)."""
+
+    def __init__(self, message: str) -> None:
+        response = _response(404, message, "model_not_found")
+        super().__init__(message, response=response, body=response.json()["error"])
+
+
+class StreamInterruptedError(openai.APIConnectionError, RouterError):
+    """A stream failed after content had reached the caller, so it could not be moved to another model."""
+
+    def __init__(self, *, model: str, chunks: int, characters: int, reason: str) -> None:
+        self.model = model
+        self.chunks = chunks
+        self.characters = characters
+        message = (
+            f"The stream from {model} was interrupted after {chunks} chunks ({characters} characters): "
+            f"{reason}. The answer is incomplete; retry the request."
+        )
+        super().__init__(message=message, request=httpx.Request("POST", _ROUTER_URL))
+
+    routing: RoutingRecord | None = None

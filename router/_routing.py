@@ -1,0 +1,70 @@
+"""The decision record attached to every response as ``response.routing``: what was chosen and why."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from policies.plan import Candidate
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One call to one model. ``error`` is the error class (``"server"``, ...) or None on success."""
+
+    model: str
+    provider: str
+    error: str | None = None
+    status: int | None = None
+    message: str | None = None
+    latency_ms: float = 0.0
+    wait_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingRecord:
+    """Why this model answered: the plan, every attempt, and what it cost."""
+
+    request_id: str
+    model: str | None
+    provider: str | None
+    feature: str
+    route: str | None
+    strategy: str
+    requested: str
+    candidates: tuple[Candidate, ...] = ()
+    rejected: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    rules: tuple[str, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
+    usage: Usage | None = None
+    cost_usd: float | None = None
+    latency_ms: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view, for logs and the CLI."""
+        return {
+            "request_id": self.request_id,
+            "model": self.model,
+            "provider": self.provider,
+            "feature": self.feature,
+            "route": self.route,
+            "strategy": self.strategy,
+            "requested": self.requested,
+            "candidates": [asdict(c) for c in self.candidates],
+            "rejected": dict(self.rejected),
+            "rules": list(self.rules),
+            "attempts": [asdict(a) for a in self.attempts],
+            "usage": asdict(self.usage) if self.usage else None,
+            "cost_usd": self.cost_usd,
+            "latency_ms": self.latency_ms,
+        }

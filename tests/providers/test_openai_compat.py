@@ -1,0 +1,131 @@
+"""The OpenAI-compatible fast path at the HTTP layer (respx)."""
+
+import json
+
+import httpx
+import openai
+import pytest
+import respx
+
+from providers.base import CallOptions, Deployment
+from providers.openai_compat import AsyncOpenAICompatible, OpenAICompatible
+
+URL = "http://local.test/v1/chat/completions"
+DEPLOYMENT = Deployment(
+    name="local",
+    provider="openai_compatible",
+    model="served-id",
+    adapter="openai",
+    api_base="http://local.test/v1/",
+    api_key="sk-test",
+    headers={"x-team": "search"},
+)
+BODY = {"messages": [{"role": "user", "content": "hi"}]}
+OK = {"id": "1", "object": "chat.completion", "created": 1, "model": "served-id", "choices": []}
+
+
+def _sse(*events: str) -> bytes:
+    return "".join(f"data: {e}\n\n" for e in events).encode()
+
+
+@respx.mock
+def test_request_carries_the_providers_model_id_key_and_headers() -> None:
+    route = respx.post(URL).mock(return_value=httpx.Response(200, json=OK))
+    OpenAICompatible().complete(DEPLOYMENT, BODY, CallOptions(extra_headers={"x-extra": "1"}))
+    sent = route.calls.last.request
+    assert json.loads(sent.content) == {**BODY, "model": "served-id"}
+    assert sent.headers["authorization"] == "Bearer sk-test"
+    assert sent.headers["x-team"] == "search" and sent.headers["x-extra"] == "1"
+
+
+@respx.mock
+def test_azure_deployments_use_the_deployment_path_api_version_and_api_key_header() -> None:
+    azure = Deployment(
+        name="az",
+        provider="azure",
+        model="gpt4o-prod",
+        adapter="azure",
+        api_base="https://acme.openai.azure.com",
+        api_key="azkey",
+        api_version="2024-10-21",
+    )
+    route = respx.post(
+        "https://acme.openai.azure.com/openai/deployments/gpt4o-prod/chat/completions",
+        params={"api-version": "2024-10-21"},
+    ).mock(return_value=httpx.Response(200, json=OK))
+    OpenAICompatible().complete(azure, BODY, CallOptions())
+    assert route.calls.last.request.headers["api-key"] == "azkey"
+    assert "authorization" not in route.calls.last.request.headers
+
+
+@respx.mock
+def test_error_status_raises_openais_class_with_headers() -> None:
+    respx.post(URL).mock(
+        return_value=httpx.Response(429, json={"error": {"message": "slow"}}, headers={"retry-after": "2"})
+    )
+    with pytest.raises(openai.RateLimitError) as caught:
+        OpenAICompatible().complete(DEPLOYMENT, BODY, CallOptions())
+    assert caught.value.response.headers["retry-after"] == "2"
+
+
+@respx.mock
+def test_a_body_that_is_not_json_is_a_response_validation_error() -> None:
+    respx.post(URL).mock(return_value=httpx.Response(200, content=b"{not json"))
+    with pytest.raises(openai.APIResponseValidationError):
+        OpenAICompatible().complete(DEPLOYMENT, BODY, CallOptions())
+
+
+@respx.mock
+def test_a_connection_failure_is_an_api_connection_error() -> None:
+    respx.post(URL).mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(openai.APIConnectionError):
+        OpenAICompatible().complete(DEPLOYMENT, BODY, CallOptions())
+
+
+@respx.mock
+def test_a_timeout_is_an_api_timeout_error() -> None:
+    respx.post(URL).mock(side_effect=httpx.ReadTimeout("slow"))
+    with pytest.raises(openai.APITimeoutError):
+        OpenAICompatible().complete(DEPLOYMENT, BODY, CallOptions(timeout=0.5))
+
+
+@respx.mock
+def test_stream_yields_chunks_until_done() -> None:
+    respx.post(URL).mock(
+        return_value=httpx.Response(200, content=_sse('{"choices":[{"delta":{"content":"a"}}]}', "[DONE]"))
+    )
+    chunks = list(OpenAICompatible().stream(DEPLOYMENT, {**BODY, "stream": True}, CallOptions()))
+    assert chunks == [{"choices": [{"delta": {"content": "a"}}]}]
+
+
+@respx.mock
+def test_a_stream_that_ends_without_done_is_an_error_not_a_short_answer() -> None:
+    respx.post(URL).mock(
+        return_value=httpx.Response(200, content=_sse('{"choices":[{"delta":{"content":"a"}}]}'))
+    )
+    stream = OpenAICompatible().stream(DEPLOYMENT, {**BODY, "stream": True}, CallOptions())
+    assert next(stream)["choices"][0]["delta"]["content"] == "a"
+    with pytest.raises(openai.APIConnectionError, match="terminal event"):
+        next(stream)
+
+
+@respx.mock
+def test_an_error_event_inside_a_stream_raises() -> None:
+    respx.post(URL).mock(return_value=httpx.Response(200, content=_sse('{"error":{"message":"overloaded"}}')))
+    with pytest.raises(openai.APIError, match="overloaded"):
+        list(OpenAICompatible().stream(DEPLOYMENT, {**BODY, "stream": True}, CallOptions()))
+
+
+@respx.mock
+async def test_async_driver_sends_the_same_request_and_reads_the_stream() -> None:
+    route = respx.post(URL).mock(
+        return_value=httpx.Response(200, content=_sse('{"choices":[{"delta":{"content":"a"}}]}', "[DONE]"))
+    )
+    adapter = AsyncOpenAICompatible()
+    chunks = [c async for c in adapter.stream(DEPLOYMENT, {**BODY, "stream": True}, CallOptions())]
+    assert len(chunks) == 1
+    assert json.loads(route.calls.last.request.content)["model"] == "served-id"
+    route.mock(return_value=httpx.Response(500, json={"error": {"message": "x"}}))
+    with pytest.raises(openai.InternalServerError):
+        await adapter.complete(DEPLOYMENT, BODY, CallOptions())
+    await adapter.close()
