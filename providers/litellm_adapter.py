@@ -8,6 +8,7 @@ touched: everything is passed per call, so two clients in one process cannot int
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
@@ -18,8 +19,9 @@ from providers.errors import from_litellm
 
 
 def import_litellm() -> ModuleType:
-    """Import litellm offline-safe: its bundled price map instead of a download."""
+    """Import litellm offline-safe: its bundled price map and Anthropic beta-header table, no downloads."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
     import litellm
 
     return litellm
@@ -27,7 +29,8 @@ def import_litellm() -> ModuleType:
 
 def _arguments(deployment: Deployment, body: JSON, options: CallOptions, stream: bool) -> dict[str, Any]:
     arguments: dict[str, Any] = {
-        **body,
+        # A deep copy: litellm's Gemini path rewrites tool schemas in place, and the body is the caller's.
+        **copy.deepcopy(body),
         "model": deployment.litellm_model or deployment.model,
         "stream": stream,
         # We retry and fall back ourselves, by policy; litellm must make exactly one call.

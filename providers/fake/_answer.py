@@ -1,0 +1,119 @@
+"""What to answer, decided once for all three protocols.
+
+Each protocol module parses its request into a ``Conversation`` and renders an ``Answer``; the choice
+between text, a tool call or a JSON instance, the usage numbers and the stream pieces live here only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .instance import minimal_instance
+from .script import ModelScript
+from .tokens import reply_text, split_chunks, text_tokens, tool_call_tokens
+
+Finish = Literal["stop", "length", "tool_calls", "content_filter"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    parameters: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """A request reduced to what decides the answer, whatever protocol it came in."""
+
+    model: str
+    stream: bool
+    prompt_tokens: int
+    question: str
+    after_tool_result: bool = False
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str = "auto"
+    """"auto", "none", "required", or the name of the tool the caller forces."""
+    json_schema: Mapping[str, Any] | None = None
+    json_object: bool = False
+    max_tokens: int | None = None
+    include_usage: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    name: str
+    arguments: str
+    """The arguments as JSON text, the way OpenAI carries them; Gemini and Anthropic re-parse it."""
+
+    def argument_pieces(self) -> tuple[str, ...]:
+        """Two stream pieces, as providers send arguments in several deltas."""
+        middle = len(self.arguments) // 2
+        if middle == 0:
+            return (self.arguments,)
+        return (self.arguments[:middle], self.arguments[middle:])
+
+    def arguments_object(self) -> Any:
+        return json.loads(self.arguments)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    text: str
+    tool_call: ToolCall | None
+    finish: Finish
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def text_pieces(self) -> tuple[str, ...]:
+        return split_chunks(self.text) if self.text else ()
+
+
+def _chosen_tool(conv: Conversation) -> Tool | None:
+    if not conv.tools or conv.after_tool_result or conv.tool_choice == "none":
+        return None
+    for tool in conv.tools:
+        if tool.name == conv.tool_choice:
+            return tool
+    return conv.tools[0]
+
+
+def decide(conv: Conversation, script: ModelScript, *, content_filtered: bool = False) -> Answer:
+    """The answer to ``conv`` under ``script``: pure, so every protocol agrees on it."""
+    prompt = script.prompt_tokens if script.prompt_tokens is not None else conv.prompt_tokens
+    cached = min(script.cached_tokens, prompt)
+    finish: Finish = "stop"
+    tool_call: ToolCall | None = None
+    text = ""
+    if content_filtered:
+        finish = "content_filter"
+        completion = 0
+    elif (tool := _chosen_tool(conv)) is not None:
+        arguments = json.dumps(minimal_instance(tool.parameters))
+        tool_call = ToolCall(tool.name, arguments)
+        finish = "tool_calls"
+        completion = tool_call_tokens(tool.name, arguments)
+    else:
+        if script.reply is not None:
+            text = script.reply
+        elif conv.json_schema is not None:
+            text = json.dumps(minimal_instance(conv.json_schema))
+        elif conv.json_object:
+            text = json.dumps({"answer": reply_text(conv.model, conv.question)})
+        else:
+            text = reply_text(conv.model, conv.question, after_tool_result=conv.after_tool_result)
+        completion = text_tokens(text)
+        if conv.max_tokens is not None and completion > conv.max_tokens:
+            text = text[: conv.max_tokens * 4]
+            completion = text_tokens(text)
+            finish = "length"
+    if script.completion_tokens is not None:
+        completion = script.completion_tokens
+    return Answer(text, tool_call, finish, prompt, max(completion, 0), cached)

@@ -1,0 +1,377 @@
+"""The HTTP server: routes, the per-request pipeline (auth, script, faults, answer) and ``FakeProviders``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import struct
+import threading
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from aiohttp import web
+
+from ._answer import decide
+from ._anthropic import AnthropicWire
+from ._gemini import GeminiWire
+from ._openai import OpenAIWire
+from ._state import State, Turn, redact
+from ._wire import CONTENT, HEAD, BadRequest, ErrorReply, Frame, Ids, Wire
+from .script import Fault, ModelScript, RecordedRequest
+
+__all__ = ["DEFAULT_OPENAI_MODELS", "FakeProviders", "build_app"]
+
+DEFAULT_OPENAI_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo")
+"""Listed by ``GET /openai/v1/models`` besides the scripted models (any name is served anyway)."""
+
+_MALFORMED = b'{"id": "fake-malformed", "choices": [{"index": 0, "message": {"content": "unterminated'
+
+
+def _json(
+    payload: Mapping[str, Any], status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    return web.Response(body=body, status=status, headers=headers, content_type="application/json")
+
+
+def _drop(request: web.Request, *, hard: bool) -> web.Response:
+    """Close the connection without (the rest of) a response.
+
+    ``hard`` sends a TCP RST (what a crashed proxy does); otherwise a FIN after the bytes already written,
+    so a client reads every chunk sent before the cut.
+    """
+    transport = request.transport
+    if transport is not None:
+        if hard:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        else:
+            transport.close()
+    # aiohttp needs a response object; nothing more reaches the closed connection.
+    return web.Response(status=499)
+
+
+class _Handlers:
+    def __init__(self, state: State, api_keys: Mapping[str, str]) -> None:
+        self.state = state
+        self.api_keys = dict(api_keys)
+        self.openai = OpenAIWire()
+        self.gemini = GeminiWire()
+        self.anthropic = AnthropicWire()
+
+    # --- routes -----------------------------------------------------------------------------------
+
+    async def openai_chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        model = str(body.get("model", "")) if body is not None else ""
+        stream = body is not None and body.get("stream") is True
+        key = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or None
+        return await self._serve(request, self.openai, model, stream, body, key)
+
+    async def openai_models(self, request: web.Request) -> web.StreamResponse:
+        names = list(dict.fromkeys([*DEFAULT_OPENAI_MODELS, *self.state.scripted_models()]))
+        return _json(OpenAIWire.models(names, int(time.time())))
+
+    async def gemini_generate(self, request: web.Request) -> web.StreamResponse:
+        model, _, method = request.match_info["target"].rpartition(":")
+        if method not in ("generateContent", "streamGenerateContent") or not model:
+            reply = self.gemini.error(404, f"Method not found: {request.match_info['target']}")
+            return _json(reply.body, reply.status)
+        body = await self._body(request)
+        key = request.headers.get("x-goog-api-key") or request.query.get("key")
+        return await self._serve(request, self.gemini, model, method == "streamGenerateContent", body, key)
+
+    async def anthropic_messages(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        model = str(body.get("model", "")) if body is not None else ""
+        stream = body is not None and body.get("stream") is True
+        return await self._serve(
+            request, self.anthropic, model, stream, body, request.headers.get("x-api-key")
+        )
+
+    async def control_script(self, request: web.Request) -> web.StreamResponse:
+        try:
+            data = await request.json()
+            items = data if isinstance(data, list) else [data]
+            scripts = [ModelScript.from_json(item) for item in items]
+        except (ValueError, TypeError, KeyError) as exc:
+            return _json({"error": str(exc)}, 400)
+        for script in scripts:
+            self.state.script(script)
+        return _json({"scripted": [s.model for s in scripts]})
+
+    async def control_reset(self, request: web.Request) -> web.StreamResponse:
+        self.state.reset()
+        return _json({"reset": True})
+
+    async def control_requests(self, request: web.Request) -> web.StreamResponse:
+        model = request.query.get("model")
+        return _json({"requests": [r.to_json() for r in self.state.requests(model)]})
+
+    # --- the pipeline -------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _body(request: web.Request) -> dict[str, Any] | None:
+        """The JSON object sent, or None when the body is not one (answered with the provider's 400)."""
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    async def _serve(
+        self,
+        request: web.Request,
+        wire: Wire,
+        model: str,
+        stream: bool,
+        body: dict[str, Any] | None,
+        key: str | None,
+    ) -> web.StreamResponse:
+        self.state.record(
+            RecordedRequest(wire.name, model, request.path_qs, stream, body or {}, redact(request.headers))
+        )
+        expected = self.api_keys.get(wire.name)
+        if expected is not None and key != expected:
+            return self._error(wire.auth_error(key))
+        if body is None:
+            return self._error(wire.bad_request("We could not parse the JSON body of your request."))
+        try:
+            conv = wire.parse(body, model, stream)
+        except BadRequest as exc:
+            return self._error(wire.bad_request(exc.message, exc.param))
+        turn = self.state.take(model)
+        if turn.script.unknown:
+            return self._error(wire.not_found(model))
+        if turn.script.latency_s:
+            await asyncio.sleep(turn.script.latency_s)
+        fault = turn.fault
+        if fault is not None:
+            early = await self._early_fault(request, wire, fault, stream)
+            if early is not None:
+                return early
+        limit = turn.script.context_limit
+        if limit is not None and conv.prompt_tokens > limit:
+            return self._error(wire.context_error(limit, conv.prompt_tokens))
+        answer = decide(
+            conv, turn.script, content_filtered=fault is not None and fault.kind == "content_filter"
+        )
+        ids = Ids(turn.number, int(time.time()))
+        if not stream:
+            return _json(wire.render(answer, conv, ids), headers=self._headers(wire, turn))
+        return await self._stream(
+            request, wire.render_stream(answer, conv, ids), self._headers(wire, turn), turn
+        )
+
+    async def _early_fault(
+        self, request: web.Request, wire: Wire, fault: Fault, stream: bool
+    ) -> web.StreamResponse | None:
+        """Faults that replace the answer; None for those that shape it (hang, stream faults, filter)."""
+        if fault.kind == "status" and fault.status is not None:
+            reply = wire.error(fault.status, fault.message, fault.retry_after)
+            headers = dict(reply.headers)
+            if fault.retry_after is not None:
+                headers["retry-after"] = f"{fault.retry_after:g}"
+            if fault.retry_after_ms is not None:
+                headers["retry-after-ms"] = str(fault.retry_after_ms)
+            return _json(reply.body, reply.status, headers)
+        if fault.kind == "hang":
+            await asyncio.sleep(fault.seconds)
+        elif fault.kind == "reset":
+            return _drop(request, hard=True)
+        elif fault.kind == "malformed":
+            if stream:
+                response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+                await response.prepare(request)
+                await response.write(b"data: " + _MALFORMED + b"\n\n")
+                await response.write_eof()
+                return response
+            return web.Response(body=_MALFORMED, content_type="application/json")
+        return None
+
+    @staticmethod
+    def _headers(wire: Wire, turn: Turn) -> dict[str, str]:
+        header = "request-id" if wire.name == "anthropic" else "x-request-id"
+        return {header: f"req_fake{turn.number}"}
+
+    @staticmethod
+    def _error(reply: ErrorReply) -> web.Response:
+        return _json(reply.body, reply.status, reply.headers)
+
+    @staticmethod
+    async def _stream(
+        request: web.Request, frames: list[Frame], headers: Mapping[str, str], turn: Turn
+    ) -> web.StreamResponse:
+        """Write the frames; a stream fault cuts or pauses once ``after_chunks`` content frames are out."""
+        response = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **headers}
+        )
+        await response.prepare(request)
+        fault = turn.fault
+        stop_at = (
+            fault.after_chunks if fault is not None and fault.kind in ("stream_cut", "stream_stall") else -1
+        )
+        sent = 0
+        for frame in frames:
+            if sent == stop_at and frame.kind != HEAD and fault is not None:
+                stop_at = -1
+                if fault.kind == "stream_cut":
+                    return _drop(request, hard=False)
+                await asyncio.sleep(fault.seconds)
+            await response.write(frame.data)
+            sent += frame.kind == CONTENT
+        await response.write_eof()
+        return response
+
+
+def build_app(state: State, api_keys: Mapping[str, str] | None = None) -> web.Application:
+    """The aiohttp application: the three providers under their prefixes and the ``/_fake`` controls."""
+    handlers = _Handlers(state, api_keys or {})
+    app = web.Application(client_max_size=64 * 1024**2)
+    app.router.add_post("/openai/v1/chat/completions", handlers.openai_chat)
+    app.router.add_get("/openai/v1/models", handlers.openai_models)
+    app.router.add_post("/gemini/{version}/models/{target}", handlers.gemini_generate)
+    app.router.add_post("/anthropic/v1/messages", handlers.anthropic_messages)
+    app.router.add_post("/_fake/script", handlers.control_script)
+    app.router.add_post("/_fake/reset", handlers.control_reset)
+    app.router.add_get("/_fake/requests", handlers.control_requests)
+    return app
+
+
+async def start_site(app: web.Application, sock: socket.socket) -> web.AppRunner:
+    """Serve ``app`` on a bound socket; handlers of vanished clients are cancelled (no hung sleeps)."""
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    return runner
+
+
+class FakeProviders:
+    """The fake OpenAI, Gemini and Anthropic endpoints on one loopback port, served from a daemon thread.
+
+    Its own event loop in its own thread lets synchronous tests and clients call it without an event loop
+    of their own. ``api_keys`` maps a protocol ("openai", "gemini", "anthropic") to the only key it
+    accepts; unset, any key is accepted.
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        api_keys: Mapping[str, str] | None = None,
+        log_limit: int = 10_000,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        self._port: int | None = None
+        self._state = State(log_limit)
+        self._api_keys = dict(api_keys or {})
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Listen, then return: the port is bound before this returns, so ``url`` is usable at once."""
+        if self._thread is not None:
+            raise RuntimeError("FakeProviders is already started")
+        sock = socket.create_server((self.host, self._requested_port))
+        self._port = sock.getsockname()[1]
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                self._runner = loop.run_until_complete(
+                    start_site(build_app(self._state, self._api_keys), sock)
+                )
+            except BaseException as exc:  # reported to start()'s caller, not lost in a thread
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name=f"fake-providers-{self._port}", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; open connections are closed, hung requests are cancelled."""
+        if self._thread is None or self._loop is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._thread = None
+        self._loop = None
+        self._runner = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- addresses ----------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeProviders is not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def openai_base(self) -> str:
+        """``base_url`` for the openai SDK and the api_base of providers openai / openai_compatible."""
+        return f"{self.url}/openai/v1"
+
+    @property
+    def gemini_base(self) -> str:
+        """Gemini's root; litellm wants ``gemini_base + "/v1beta"`` as its api_base."""
+        return f"{self.url}/gemini"
+
+    @property
+    def anthropic_base(self) -> str:
+        """litellm's api_base for anthropic/ models (it appends ``/v1/messages``)."""
+        return f"{self.url}/anthropic"
+
+    # --- scripting ----------------------------------------------------------------------------------
+
+    def script(self, *scripts: ModelScript) -> None:
+        """Replace these models' scripts (and restart their fault sequences)."""
+        for script in scripts:
+            self._state.script(script)
+
+    def reset(self) -> None:
+        """Forget every script and the request log."""
+        self._state.reset()
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of the request log, oldest first."""
+        return self._state.requests()
+
+    def requests_for(self, model: str) -> list[RecordedRequest]:
+        return self._state.requests(model)
