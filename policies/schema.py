@@ -82,7 +82,9 @@ class Policy(_Frozen):
     version: Literal[1] = 1
     ledger: str | None = Field(
         default=None,
-        description="memory://, sqlite:///path or redis://host:port/db; default: SQLite in the user's state dir.",
+        description=(
+            "memory://, sqlite:///path or redis://host:port/db; default: SQLite in the user's state dir."
+        ),
     )
     models: Mapping[str, ModelSpec] = Field(min_length=1)
     routes: Mapping[str, RouteSpec] = Field(default_factory=dict)

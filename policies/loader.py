@@ -1,0 +1,185 @@
+"""Loading a policy file: YAML → plain data → schema → cross-references, with every problem on its line.
+
+A policy is written by hand and read at start-up, so a mistake should stop the program with a message
+that says where and what to do, and should list every mistake at once rather than one per run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from openai import OpenAIError
+from pydantic import ValidationError
+
+from policies._checks import cross_check
+from policies._convert import Converted, convert
+from policies._explain import allowed_keys, explain, unknown_key
+from policies._issue import Issue, describe, dotted
+from policies.schema import Policy
+
+__all__ = [
+    "DEFAULT_POLICY_ENV",
+    "PolicyError",
+    "Problem",
+    "load_default_policy",
+    "load_policy",
+    "parse_policy",
+    "policy_from_dict",
+    "policy_json_schema",
+]
+
+DEFAULT_POLICY_ENV: Final = "ROUTER_POLICY"
+
+# Sections where an empty value (``routes:`` or ``auto:`` with nothing after it) means "all defaults".
+_EMPTY_MEANS_DEFAULT: Final = ("routes", "features")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One mistake in a policy: where (file, 1-based line when known, dotted key) and what to do."""
+
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = self.file + (f":{self.line}" if self.file and self.line is not None else "")
+        return ": ".join(part for part in (where, self.key, self.message) if part)
+
+
+class PolicyError(OpenAIError, ValueError):
+    """The policy could not be loaded. ``problems`` lists every mistake found, in file order.
+
+    An ``openai.OpenAIError`` so that code catching the SDK's errors also catches this one, and a
+    ``ValueError`` because it is, at heart, a bad configuration value.
+    """
+
+    def __init__(self, problems: Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    def __reduce__(self) -> tuple[type[PolicyError], tuple[tuple[Problem, ...]]]:
+        return type(self), (self.problems,)
+
+
+def _fail(file: str, line: int | None, key: str, message: str) -> PolicyError:
+    return PolicyError([Problem(file, line, key, message)])
+
+
+def _sorted(issues: Iterable[Issue], file: str) -> list[Problem]:
+    problems = dict.fromkeys(
+        Problem(file, issue.line, dotted(issue.path), " ".join(issue.message.split())) for issue in issues
+    )
+    return sorted(problems, key=lambda p: (p.line is None, p.line or 0))
+
+
+def _prepare(conv: Converted) -> list[Issue]:
+    """Top-level tidying before the schema sees the data; returns issues it found."""
+    data = conv.data
+    issues: list[Issue] = []
+    reserved = set(Policy.model_fields) - set(allowed_keys(Policy))
+    for name in sorted(reserved & set(data)):
+        # Fields the loader fills (``source``) must not be settable from the file.
+        issues.append(Issue((name,), conv.line((name,), key=True), unknown_key((name,))))
+        conv.settled.add((name,))
+        del data[name]
+    for section in _EMPTY_MEANS_DEFAULT:
+        if section in data and data[section] is None:
+            del data[section]
+        elif isinstance(data.get(section), dict):
+            for name, value in data[section].items():
+                if value is None:
+                    data[section][name] = {}
+    return issues
+
+
+def _build(root: Any, *, source: str, env: Mapping[str, str] | None, root_line: int | None) -> Policy:
+    conv = convert(root, env=env, root_line=root_line)
+    issues = list(conv.issues)
+    if conv.fatal or (issues and not isinstance(conv.data, dict)):
+        raise PolicyError(_sorted(issues, source))
+    if conv.data is None:
+        raise _fail(source, None, "", "the policy is empty — it needs at least a models: section")
+    if not isinstance(conv.data, dict):
+        raise _fail(
+            source,
+            root_line,
+            "",
+            f"the top level must be a mapping with models:, routes:, features: (got {describe(conv.data)})",
+        )
+    issues += _prepare(conv)
+    policy: Policy | None = None
+    try:
+        policy = Policy.model_validate({**conv.data, "source": source})
+    except ValidationError as exc:
+        issues += explain(exc.errors(include_url=False), conv)
+    issues += cross_check(conv)
+    if issues or policy is None:
+        raise PolicyError(_sorted(issues, source))
+    return policy
+
+
+def parse_policy(text: str, *, source: str = "<string>", env: Mapping[str, str] | None = None) -> Policy:
+    """Parse a policy from YAML text; ``${NAME}`` references come from ``env`` (default: os.environ)."""
+    from policies._yaml import YamlFailure, load_yaml
+
+    try:
+        root, root_line = load_yaml(text)
+    except YamlFailure as exc:
+        raise _fail(source, exc.line, "", exc.message) from None
+    if root is None:
+        raise _fail(source, None, "", "the policy is empty — it needs at least a models: section")
+    return _build(root, source=source, env=os.environ if env is None else env, root_line=root_line)
+
+
+def _read(path: str, hint: str = "") -> str:
+    try:
+        with open(path, encoding="utf-8-sig") as fh:
+            return fh.read()
+    except UnicodeDecodeError as exc:
+        raise _fail(path, None, "", f"is not UTF-8 text ({exc.reason}) — save it as UTF-8") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise _fail(path, None, "", f"cannot read the policy file: {reason}{hint} — check the path") from None
+
+
+def load_policy(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Policy:
+    """Read and check a policy file; the result's ``source`` is the path."""
+    name = os.fspath(path)
+    return parse_policy(_read(name), source=name, env=env)
+
+
+def policy_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Policy:
+    """A policy built in code: the same checks as a file, without line numbers or ``${...}`` expansion."""
+    return _build(data, source=source, env=None, root_line=None)
+
+
+def load_default_policy(env: Mapping[str, str] | None = None) -> Policy:
+    """The policy named by ``$ROUTER_POLICY``, for clients created without ``policy=``."""
+    environ = os.environ if env is None else env
+    path = environ.get(DEFAULT_POLICY_ENV)
+    if not path:
+        raise _fail(
+            "",
+            None,
+            "",
+            f"no policy given — pass policy=... to OpenAI() or set {DEFAULT_POLICY_ENV}"
+            " to a policy file path",
+        )
+    return parse_policy(_read(path, f" (named by {DEFAULT_POLICY_ENV})"), source=path, env=environ)
+
+
+def policy_json_schema() -> dict[str, Any]:
+    """JSON Schema of a policy file, for editors and ``router schema``; loader-set fields left out."""
+    schema = Policy.model_json_schema()
+    reserved = set(Policy.model_fields) - set(allowed_keys(Policy))
+    properties = schema.get("properties", {})
+    for name in reserved:
+        properties.pop(name, None)
+    if "required" in schema:
+        schema["required"] = [r for r in schema["required"] if r not in reserved]
+    return schema
