@@ -32,7 +32,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q
 
 docs: $(STAMP)
-	$(BIN)/mkdocs build --strict -q -d site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict -q -d site
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
