@@ -1,20 +1,34 @@
 """Planning: from a policy and one request to the ranked models to try. Pure: no I/O, no clock.
 
-The router calls ``Planner.plan`` once per request; everything that can be worked out ahead
-of time (route tables, per-model catalog entries) is worked out when the Planner is built.
+``Planner.plan`` runs once per request. What depends only on the route and the feature (their
+required capabilities and quality floors) is worked out the first time a pair is seen and
+reused; per request only the request's own needs, its size, provider health and the budget
+are checked, then the survivors are ranked by the route's strategy.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
+from policies.filters import (
+    REQUEST_FILTERS,
+    STATIC_FILTERS,
+    BudgetCheck,
+    NoObservations,
+    Observations,
+    PlanContext,
+)
+from policies.rankings import RANKINGS
 from policies.schema import Policy
+from policies.tokens import PromptSize, has_images
 from providers.catalog import ModelInfo
 
 DEFAULT_FEATURE: Final = "default"
+_NO_HEALTH: Final[Mapping[str, str]] = MappingProxyType({})
+_NO_OBSERVATIONS: Final = NoObservations()
 
 
 class UnknownModelError(LookupError):
@@ -27,7 +41,7 @@ class UnknownModelError(LookupError):
         super().__init__(
             f"The model {requested!r} is not in the policy. Use one of its routes "
             f"({', '.join(routes) or 'none defined'}) or models ({', '.join(models)}), "
-            "or add it under models: in the policy file."
+            "or add it under models: (or aliases:) in the policy file."
         )
 
 
@@ -38,15 +52,48 @@ class RouteRequest:
     model: str
     feature: str = DEFAULT_FEATURE
     stream: bool = False
+    needs: frozenset[str] = frozenset()
+    prompt: PromptSize | None = None
+    max_output_tokens: int | None = None
+
+
+def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: bool) -> RouteRequest:
+    """The capabilities a request needs and its size, from the body as the openai client sends it."""
+    messages = body.get("messages") or ()
+    tools = body.get("tools") or None
+    needs: set[str] = set()
+    if tools:
+        needs.add("tools")
+        if body.get("parallel_tool_calls") is True and len(tools) > 1:
+            needs.add("parallel_tools")
+    if has_images(messages):
+        needs.add("vision")
+    response_format = body.get("response_format")
+    if isinstance(response_format, Mapping) and response_format.get("type") == "json_schema":
+        needs.add("json_schema")
+    if stream:
+        needs.add("streaming")
+    max_output = body.get("max_completion_tokens") or body.get("max_tokens")
+    return RouteRequest(
+        model=model,
+        feature=feature,
+        stream=stream,
+        needs=frozenset(needs),
+        prompt=PromptSize(messages, tools),
+        max_output_tokens=int(max_output) if max_output else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """A model the request may be sent to, in rank order."""
+    """A model the request may be sent to, in rank order, with what it is expected to cost."""
 
     model: str
     provider: str
     expected_cost_usd: float | None = None
+    prompt_tokens: int = 0
+    output_tokens: int = 0
+    fallback: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,11 +108,29 @@ class Plan:
 
 
 @dataclass(frozen=True, slots=True)
-class _Route:
-    name: str
+class _Target:
+    """A resolved ``model=``: the models to consider and how to order them."""
+
+    route: str | None
     strategy: str
     candidates: tuple[str, ...]
     fallbacks: tuple[str, ...]
+    requires: frozenset[str]
+    floors: Mapping[str, float]
+    expected_output_tokens: int
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Static:
+    """A target's verdicts that do not depend on the request: per (target, feature), computed once."""
+
+    target: _Target
+    context_requires: frozenset[str]
+    context_floors: Mapping[str, float]
+    eligible: tuple[tuple[ModelInfo, bool], ...]  # (model, is_fallback), in listed order
+    rejected: Mapping[str, str]
+    rules: tuple[str, ...]
 
 
 class Planner:
@@ -84,47 +149,183 @@ class Planner:
         self.policy = policy
         self.catalog = catalog
         self._unavailable = dict(unavailable or {})
-        all_models = tuple(policy.models)
-        self._routes: dict[str, _Route] = {
-            name: _Route(
-                name=name,
-                strategy=spec.strategy,
-                candidates=spec.candidates if spec.candidates is not None else all_models,
-                fallbacks=spec.fallbacks,
+        self._targets: dict[str, _Target] = {name: self._route_target(name) for name in policy.routes}
+        # Memoized pure results, keyed by (model=, feature); bounded by routes x features in the policy.
+        self._static: dict[tuple[str, str], _Static] = {}
+
+    # ------------------------------------------------------------------ resolution
+
+    def _route_target(self, name: str) -> _Target:
+        spec = self.policy.routes[name]
+        candidates = spec.candidates if spec.candidates is not None else tuple(self.policy.models)
+        fallbacks = tuple(f for f in spec.fallbacks if f not in candidates)
+        rules = [f"route {name}: {spec.strategy} over {', '.join(candidates)}"]
+        if fallbacks:
+            rules.append(f"route {name}: then fallbacks {', '.join(fallbacks)}")
+        if spec.require:
+            rules.append(f"route {name} requires {', '.join(spec.require)}")
+        floors = dict(spec.min_quality or {})
+        if floors:
+            rules.append(f"route {name} min_quality " + ", ".join(f"{b} ≥ {v:g}" for b, v in floors.items()))
+        return _Target(
+            route=name,
+            strategy=spec.strategy,
+            candidates=candidates,
+            fallbacks=fallbacks,
+            requires=frozenset(spec.require),
+            floors=MappingProxyType(floors),
+            expected_output_tokens=spec.expected_output_tokens or self.policy.expected_output_tokens,
+            rules=tuple(rules),
+        )
+
+    def _target(self, requested: str) -> _Target:
+        alias = self.policy.aliases.get(requested)
+        if alias is not None and alias in self._targets:
+            target = self._targets[alias]
+            return replace(target, rules=(f"alias {requested} → route {alias}", *target.rules))
+        if alias is not None and alias in self.catalog:
+            requested = alias
+        route_target = self._targets.get(requested)
+        if route_target is not None:
+            return route_target
+        if requested in self.catalog:
+            fallbacks = tuple(f for f in self.policy.fallbacks if f != requested)
+            rules = [f"model {requested} named directly"]
+            if fallbacks:
+                rules.append(f"then the policy's fallbacks {', '.join(fallbacks)}")
+            return _Target(
+                route=None,
+                strategy="direct",
+                candidates=(requested,),
+                fallbacks=fallbacks,
+                requires=frozenset(),
+                floors=MappingProxyType({}),
+                expected_output_tokens=self.policy.expected_output_tokens,
+                rules=tuple(rules),
             )
-            for name, spec in policy.routes.items()
-        }
+        raise UnknownModelError(requested, tuple(self._targets), tuple(self.catalog))
 
-    def plan(self, request: RouteRequest) -> Plan:
-        route = self._routes.get(request.model)
-        if route is not None:
-            order = _unique(route.candidates + route.fallbacks)
-            rules = (f"route {route.name}: {route.strategy} over {', '.join(order)}",)
-            return self._filter(route.name, route.strategy, order, rules)
-        if request.model in self.catalog:
-            rules = (f"model {request.model} named directly",)
-            return self._filter(None, "direct", (request.model,), rules)
-        raise UnknownModelError(request.model, tuple(self._routes), tuple(self.catalog))
+    def _static_for(self, requested: str, feature: str) -> _Static:
+        key = (requested, feature)
+        static = self._static.get(key)
+        if static is None:
+            static = self._static[key] = self._build_static(self._target(requested), feature)
+        return static
 
-    def _filter(
-        self, route: str | None, strategy: str, order: tuple[str, ...], rules: tuple[str, ...]
-    ) -> Plan:
-        candidates: list[Candidate] = []
+    def _build_static(self, target: _Target, feature_name: str) -> _Static:
+        requires = set(target.requires)
+        floors = dict(target.floors)
+        rules = list(target.rules)
+        feature = self.policy.features.get(feature_name)
+        if feature is not None:
+            if feature.require:
+                requires.update(feature.require)
+                rules.append(f"feature {feature_name} requires {', '.join(feature.require)}")
+            for benchmark, floor in (feature.min_quality or {}).items():
+                floors[benchmark] = max(floor, floors.get(benchmark, floor))
+            if feature.min_quality:
+                rules.append(
+                    f"feature {feature_name} min_quality "
+                    + ", ".join(f"{b} ≥ {v:g}" for b, v in feature.min_quality.items())
+                )
+        context = PlanContext(
+            request=RouteRequest(model=""), requires=frozenset(requires), floors=MappingProxyType(floors)
+        )
+        eligible: list[tuple[ModelInfo, bool]] = []
         rejected: dict[str, str] = {}
-        for name in order:
+        for name, is_fallback in [(n, False) for n in target.candidates] + [
+            (n, True) for n in target.fallbacks
+        ]:
+            model = self.catalog[name]
             reason = self._unavailable.get(name)
-            if reason is not None:
+            for check in STATIC_FILTERS:
+                if reason is not None:
+                    break
+                reason = check(model, context)
+            if reason is None and target.strategy == "cheapest" and not is_fallback and not model.priced:
+                reason = "no known price, so 'cheapest' cannot rank it (set its prices in the policy)"
+            if reason is None:
+                eligible.append((model, is_fallback))
+            else:
                 rejected[name] = reason
+        return _Static(
+            target=target,
+            context_requires=frozenset(requires),
+            context_floors=MappingProxyType(floors),
+            eligible=tuple(eligible),
+            rejected=MappingProxyType(rejected),
+            rules=tuple(rules),
+        )
+
+    # ------------------------------------------------------------------ planning
+
+    def plan(
+        self,
+        request: RouteRequest,
+        *,
+        health: Mapping[str, str] = _NO_HEALTH,
+        budget: BudgetCheck | None = None,
+        observed: Observations = _NO_OBSERVATIONS,
+    ) -> Plan:
+        """Rank the models that may serve ``request``; reject the others with a reason each."""
+        static = self._static_for(request.model, request.feature)
+        target = static.target
+        context = PlanContext(
+            request=request,
+            requires=static.context_requires,
+            floors=static.context_floors,
+            health=health,
+            budget=budget,
+            observed=observed,
+            expected_output_tokens=target.expected_output_tokens,
+        )
+        rejected = dict(static.rejected)
+        ranked: list[Candidate] = []
+        fallbacks: list[Candidate] = []
+        prompt = request.prompt
+        for model, is_fallback in static.eligible:
+            reason = None
+            for check in REQUEST_FILTERS:
+                reason = check(model, context)
+                if reason is not None:
+                    break
+            if reason is not None:
+                rejected[model.name] = reason
                 continue
-            candidates.append(Candidate(model=name, provider=self.catalog[name].provider))
+            candidate = _candidate(model, request, context, prompt, is_fallback)
+            (fallbacks if is_fallback else ranked).append(candidate)
+        ordered = RANKINGS[target.strategy](ranked, context)
+        rules = static.rules
+        if prompt is not None:
+            how = "counted" if prompt.counted else "estimated"
+            rules = (*rules, f"prompt {prompt.best:,} tokens ({how})")
+        if request.needs:
+            rules = (*rules, f"request needs {', '.join(sorted(request.needs))}")
         return Plan(
-            route=route,
-            strategy=strategy,
-            candidates=tuple(candidates),
+            route=target.route,
+            strategy=target.strategy,
+            candidates=(*ordered, *fallbacks),
             rejected=MappingProxyType(rejected),
             rules=rules,
         )
 
 
-def _unique(names: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(names))
+def _candidate(
+    model: ModelInfo, request: RouteRequest, context: PlanContext, prompt: PromptSize | None, fallback: bool
+) -> Candidate:
+    output = request.max_output_tokens
+    if output is None:
+        seen = context.observed.expected_output_tokens(request.feature, model.name)
+        output = round(seen) if seen is not None else context.expected_output_tokens
+    prompt_tokens = prompt.best if prompt is not None else 0
+    cost = None
+    if model.input_cost_per_mtok is not None and model.output_cost_per_mtok is not None:
+        cost = (prompt_tokens * model.input_cost_per_mtok + output * model.output_cost_per_mtok) / 1_000_000
+    return Candidate(
+        model=model.name,
+        provider=model.provider,
+        expected_cost_usd=cost,
+        prompt_tokens=prompt_tokens,
+        output_tokens=output,
+        fallback=fallback,
+    )

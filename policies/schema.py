@@ -60,20 +60,47 @@ class ModelSpec(_Frozen):
         }
 
 
+Strategy = Literal["ordered", "cheapest", "fastest"]
+QualityFloors = Mapping[Benchmark, float]
+
+
 class RouteSpec(_Frozen):
     """A virtual model name (``model="auto"``) and how it chooses among real models."""
 
-    strategy: Literal["ordered"] = Field(default="ordered", description="How candidates are ranked.")
+    strategy: Strategy = Field(
+        default="ordered",
+        description=(
+            "ordered: as listed; cheapest: by the expected cost of each request; "
+            "fastest: by observed latency."
+        ),
+    )
     candidates: tuple[str, ...] | None = Field(
         default=None, description="Models to consider, by policy name; default: all models."
     )
     fallbacks: tuple[str, ...] = Field(
-        default=(), description="Tried after the ranked candidates, in this order."
+        default=(), description="Tried after the ranked candidates, in this order (filters still apply)."
+    )
+    require: tuple[Capability, ...] = Field(
+        default=(), description="Capabilities every model of this route must have."
+    )
+    min_quality: QualityFloors | None = Field(
+        default=None, description="Benchmark floors, e.g. {mmlu: 80}; a model without the score fails."
+    )
+    expected_output_tokens: PositiveInt | None = Field(
+        default=None,
+        description="Completion tokens assumed for ranking before any are observed (no max_tokens given).",
     )
 
 
 class FeatureSpec(_Frozen):
-    """Per-feature settings, selected by ``metadata={"feature": ...}``."""
+    """Per-feature settings, selected by ``metadata={"feature": ...}``; added on top of the route's."""
+
+    require: tuple[Capability, ...] = Field(
+        default=(), description="Capabilities every model serving this feature must have."
+    )
+    min_quality: QualityFloors | None = Field(
+        default=None, description="Benchmark floors for this feature; the stricter of route and feature wins."
+    )
 
 
 class Policy(_Frozen):
@@ -89,4 +116,12 @@ class Policy(_Frozen):
     models: Mapping[str, ModelSpec] = Field(min_length=1)
     routes: Mapping[str, RouteSpec] = Field(default_factory=dict)
     features: Mapping[str, FeatureSpec] = Field(default_factory=dict)
+    aliases: Mapping[str, str] = Field(
+        default_factory=dict,
+        description="model= names taken over by a route, e.g. {gpt-4o-mini: auto}, without code changes.",
+    )
+    fallbacks: tuple[str, ...] = Field(
+        default=(), description="Tried after a model that was named directly in model=, in this order."
+    )
+    expected_output_tokens: PositiveInt = Field(default=256, description="Default for routes that set none.")
     source: str | None = Field(default=None, exclude=True, description="Where the policy was read from.")

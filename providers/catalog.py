@@ -181,6 +181,10 @@ def resolve_model(
     entry = litellm_entry(provider, model_id)
     if entry is not None:
         info = replace(info, **_from_litellm(entry))
+    else:
+        # Unknown to litellm (a self-hosted model, say): every OpenAI-compatible server streams, but
+        # nothing else is assumed: tools, vision and JSON schema must be declared under supports:.
+        info = replace(info, supports=frozenset({"streaming"}))
     shipped = _quality_for(name, model_id)
     quality = {bench: s.score for bench, s in shipped.items()}
     sources = {bench: s.source for bench, s in shipped.items()}

@@ -30,6 +30,7 @@ from providers.litellm_adapter import AsyncLiteLLMAdapter, LiteLLMAdapter
 from providers.openai_compat import AsyncOpenAICompatible, OpenAICompatible
 from router._engine import Engine
 from router._exceptions import ModelNotFoundError, NoCandidateError
+from router._observations import Observations
 from router._pipeline import Request, Session, StreamTracker, normalize, usage_of
 from router._response import RoutedChatCompletion, completion
 from router._streaming import AsyncRoutedStream, RoutedStream
@@ -82,6 +83,7 @@ class _BaseClient:
                 default_headers=headers,
             )
         self._engine = _engine
+        self._observations = Observations()
 
     @property
     def policy(self) -> Policy:
@@ -90,12 +92,12 @@ class _BaseClient:
     def _session(self, kwargs: Mapping[str, Any]) -> Session:
         request: Request = normalize(kwargs, self.timeout)
         try:
-            plan = self._engine.planner.plan(request.route)
+            plan = self._engine.planner.plan(request.route, observed=self._observations)
         except UnknownModelError as exc:
             raise ModelNotFoundError(str(exc)) from None
         if not plan.candidates:
             raise NoCandidateError(request.route.model, plan.rejected, plan.route)
-        return Session(self._engine, request, plan)
+        return Session(self._engine, request, plan, observations=self._observations)
 
     def _model_objects(self) -> list[Model]:
         models = [

@@ -17,11 +17,12 @@ from typing import Any, Final
 
 import openai
 
-from policies.plan import DEFAULT_FEATURE, Plan, RouteRequest
+from policies.plan import DEFAULT_FEATURE, Plan, RouteRequest, describe_request
 from providers.base import JSON, CallOptions, Deployment, Timeout
 from providers.errors import error_class
 from router._engine import Engine
 from router._exceptions import NoCandidateError
+from router._observations import Observations
 from router._routing import Attempt, RoutingRecord, Usage
 
 # Keyword arguments of ``create`` that steer the router or the transport rather than the model.
@@ -83,7 +84,7 @@ def normalize(kwargs: Mapping[str, Any], default_timeout: Timeout) -> Request:
         params["stream_options"] = {**stream_options, "include_usage": True}
     return Request(
         request_id=f"req_{os.urandom(12).hex()}",
-        route=RouteRequest(model=model, feature=feature, stream=stream),
+        route=describe_request(model, feature, params, stream),
         body=params,
         options=options,
         stream=stream,
@@ -114,8 +115,10 @@ class Session:
         request: Request,
         plan: Plan,
         clock: Callable[[], float] = time.perf_counter,
+        observations: Observations | None = None,
     ) -> None:
         self.engine = engine
+        self._observations = observations
         self.request = request
         self.plan = plan
         self._clock = clock
@@ -170,14 +173,18 @@ class Session:
         self._pending = deque(name for name in self._pending if (catalog[name].context_window or 0) > window)
 
     def succeeded(self, deployment: Deployment, usage: Usage | None) -> RoutingRecord:
-        """Record the successful attempt and price it."""
+        """Record the successful attempt, price it, and learn its output size and latency."""
+        latency_ms = self._elapsed_ms(self._attempt_started)
         self._attempts.append(
-            Attempt(
-                model=deployment.name,
-                provider=deployment.provider,
-                latency_ms=self._elapsed_ms(self._attempt_started),
-            )
+            Attempt(model=deployment.name, provider=deployment.provider, latency_ms=latency_ms)
         )
+        if self._observations is not None:
+            self._observations.record(
+                self.request.route.feature,
+                deployment.name,
+                usage.completion_tokens if usage is not None else None,
+                latency_ms,
+            )
         cost = None
         if usage is not None:
             cost = self.engine.catalog[deployment.name].cost_usd(

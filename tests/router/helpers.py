@@ -29,6 +29,7 @@ def two_model_policy(**route: Any) -> Policy:
                     "input_cost_per_mtok": 1,
                     "output_cost_per_mtok": 2,
                     "context_window": window,
+                    "supports": ["tools", "json_schema", "vision", "streaming"],
                 }
                 for name, window in (("a", 8000), ("b", 16000))
             },

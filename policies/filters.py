@@ -1,0 +1,145 @@
+"""Filters: may this model serve this request? Each returns None to pass, or the reason it rejects.
+
+Every filter is a small pure callable ``(model, context) -> str | None`` (tenacity's stop/wait
+style), so each can be tested alone with a hand-made context. The planner applies them in
+order and records the first reason that rejects a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final, Protocol
+
+from providers.catalog import ModelInfo
+
+if TYPE_CHECKING:
+    from policies.plan import RouteRequest
+
+# How a missing capability reads in a reason: "no tool support".
+CAPABILITY_WORDS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "tools": "tool",
+        "parallel_tools": "parallel tool call",
+        "vision": "vision",
+        "json_schema": "json_schema",
+        "streaming": "streaming",
+    }
+)
+
+BudgetCheck = Callable[[ModelInfo, float], "str | None"]
+"""Called with a model and this request's worst-case cost on it; returns a reason to reject, or None."""
+
+
+class Observations(Protocol):
+    """What the client has learnt from earlier calls (read-only for planning)."""
+
+    def expected_output_tokens(self, feature: str, model: str) -> float | None: ...
+
+    def latency_ms(self, model: str) -> float | None: ...
+
+
+class NoObservations:
+    """Nothing observed yet: policy defaults apply."""
+
+    def expected_output_tokens(self, feature: str, model: str) -> float | None:
+        return None
+
+    def latency_ms(self, model: str) -> float | None:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanContext:
+    """Everything a filter or ranking may look at, besides the model itself."""
+
+    request: RouteRequest
+    requires: frozenset[str] = frozenset()
+    floors: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    health: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    budget: BudgetCheck | None = None
+    observed: Observations = field(default_factory=NoObservations)
+    expected_output_tokens: int = 256
+
+
+class Filter(Protocol):
+    def __call__(self, model: ModelInfo, context: PlanContext) -> str | None: ...
+
+
+def _missing(needed: frozenset[str], model: ModelInfo) -> str | None:
+    missing = needed - model.supports
+    if not missing:
+        return None
+    return ", ".join(f"no {CAPABILITY_WORDS.get(c, c)} support" for c in sorted(missing))
+
+
+def healthy(model: ModelInfo, context: PlanContext) -> str | None:
+    """Skip a model the resilience layer has put in cooldown."""
+    return context.health.get(model.name)
+
+
+def has_required_capabilities(model: ModelInfo, context: PlanContext) -> str | None:
+    """The route's and the feature's ``require:``."""
+    reason = _missing(context.requires, model)
+    return f"{reason} (required by the policy)" if reason else None
+
+
+def serves_request(model: ModelInfo, context: PlanContext) -> str | None:
+    """What the request itself needs: tools, parallel tool calls, images, a JSON schema, streaming."""
+    return _missing(context.request.needs, model)
+
+
+def meets_quality(model: ModelInfo, context: PlanContext) -> str | None:
+    """Quality floors; a model with no published score for a named benchmark does not pass."""
+    for benchmark, floor in context.floors.items():
+        score = model.quality.get(benchmark)
+        if score is None:
+            return f"no {benchmark} score (floor {floor:g})"
+        if score < floor:
+            return f"{benchmark} {score:g} < {floor:g}"
+    return None
+
+
+def fits_context(model: ModelInfo, context: PlanContext) -> str | None:
+    """Prompt plus requested output within the context window; requested output within max output.
+
+    Counts exactly only when the estimate is too close to the limit to trust (policies.tokens).
+    A model whose window is unknown passes: the provider's own context error moves the request on.
+    """
+    requested = context.request.max_output_tokens or 0
+    if requested and model.max_output_tokens is not None and requested > model.max_output_tokens:
+        return f"max output {model.max_output_tokens:,} < {requested:,} requested"
+    window = model.context_window
+    prompt = context.request.prompt
+    if window is None or prompt is None:
+        return None
+    needed = prompt.tokens_against(max(window - requested, 1)) + requested
+    if needed > window:
+        return f"context {window:,} < {needed:,} needed"
+    return None
+
+
+def worst_case_cost(model: ModelInfo, context: PlanContext) -> float | None:
+    """This request's most expensive outcome on this model: every output token it may write."""
+    if not model.priced:
+        return None
+    assert model.input_cost_per_mtok is not None and model.output_cost_per_mtok is not None
+    prompt = context.request.prompt.best if context.request.prompt is not None else 0
+    output = context.request.max_output_tokens or model.max_output_tokens or context.expected_output_tokens
+    return (prompt * model.input_cost_per_mtok + output * model.output_cost_per_mtok) / 1_000_000
+
+
+def within_budget(model: ModelInfo, context: PlanContext) -> str | None:
+    """The budget layer's verdict on this request's worst case; no budget, no opinion."""
+    if context.budget is None:
+        return None
+    worst = worst_case_cost(model, context)
+    if worst is None:
+        return "no known price, so its worst-case cost cannot be checked against the budget"
+    return context.budget(model, worst)
+
+
+# Order matters only for which reason is recorded: the cheapest checks first, the budget last.
+STATIC_FILTERS: Final[tuple[Filter, ...]] = (has_required_capabilities, meets_quality)
+REQUEST_FILTERS: Final[tuple[Filter, ...]] = (healthy, serves_request, fits_context, within_budget)
