@@ -3,7 +3,8 @@
 litellm costs about two seconds to import and tries to download its price map unless told
 otherwise, so it is imported on the first request that needs it, after setting
 ``LITELLM_LOCAL_MODEL_COST_MAP``. Its module globals (callbacks, caches, settings) are never
-touched: everything is passed per call, so two clients in one process cannot interfere.
+touched (except ``suppress_debug_info``, see ``import_litellm``): everything is passed per call, so
+two clients in one process cannot interfere.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ def import_litellm() -> ModuleType:
     os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
     import litellm
 
+    # The one module global we touch, deliberately: without it litellm print()s a "Give Feedback"
+    # banner to the application's stdout on every provider error (breaking JSON output, for one).
+    # It changes no behaviour, so clients in one process still cannot interfere with each other.
+    litellm.suppress_debug_info = True
     return litellm
 
 

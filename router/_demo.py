@@ -29,7 +29,6 @@ _BASELINE = resolve_model("gpt-4o", provider="openai")
 
 _QUESTIONS = (
     "What are your opening hours on public holidays?",
-    "How do I reset my password?",
     "Can I change the delivery address after ordering?",
     "Do you ship to Norway?",
     "What payment methods do you accept?",
@@ -37,7 +36,6 @@ _QUESTIONS = (
     "Is there a student discount?",
     "Where can I find my invoice?",
     "Can I pause my subscription for a month?",
-    "How do I delete my account?",
 )
 
 _TOOLS: list[dict[str, Any]] = [
@@ -66,6 +64,11 @@ _TOOLS: list[dict[str, Any]] = [
         },
     },
 ]
+
+_LEGAL = (
+    "Does clause 7.2 of our supplier contract allow termination without notice?",
+    "Is the liability cap in section 12 enforceable for gross negligence?",
+)
 
 _SUPPORT = (
     "Where is my order 4471? It was due on Monday.",
@@ -103,6 +106,13 @@ def workload() -> Iterator[DemoRequest]:
             "auto",
             f"question {i + 1}" + (" (streamed)" if i % 4 == 3 else ""),
             {"messages": [{"role": "user", "content": question}], "stream": i % 4 == 3},
+        )
+    for i, ask in enumerate(_LEGAL):
+        yield DemoRequest(
+            "legal-review",
+            "auto",
+            f"contract question {i + 1}",
+            {"messages": [{"role": "user", "content": ask}]},
         )
     for i, ask in enumerate(_SUPPORT):
         messages: list[dict[str, Any]] = [
@@ -207,7 +217,12 @@ def _why(record: RoutingRecord) -> str:
     if record.route is None:
         return "named directly"
     rank = next((i for i, c in enumerate(record.candidates) if c.model == record.model), 0)
-    return f"{_ordinal(rank + 1)} of {record.route} ({record.strategy})"
+    why = f"{_ordinal(rank + 1)} of {len(record.candidates)} by {record.strategy}"
+    if record.rejected:
+        model, reason = next(iter(record.rejected.items()))
+        more = f" (+{len(record.rejected) - 1})" if len(record.rejected) > 1 else ""
+        why += f"; {model}: {reason}{more}"
+    return why
 
 
 def _ordinal(n: int) -> str:
@@ -232,10 +247,11 @@ def _script_fake_failures(fake: Any) -> None:
     """A few realistic provider failures, so the fallbacks have something to do."""
     from providers.fake.script import ModelScript, status
 
+    # The first request meets a Gemini outage and a GPT-4o mini error: Claude Haiku answers it.
     fake.script(
         ModelScript("gemini-2.5-flash-lite", context_limit=1_048_576, faults=(status(503),)),
-        ModelScript("gpt-4o-mini", context_limit=128_000),
-        ModelScript("claude-haiku-4-5", context_limit=200_000, faults=(status(429, retry_after=1),)),
+        ModelScript("gpt-4o-mini", context_limit=128_000, faults=(status(500),)),
+        ModelScript("claude-haiku-4-5", context_limit=200_000),
     )
 
 

@@ -18,26 +18,28 @@ class Observations:
 
     def __init__(self) -> None:
         self._output: dict[tuple[str, str], float] = {}
+        self._feature_output: dict[str, float] = {}
         self._latency: dict[str, float] = {}
 
     def expected_output_tokens(self, feature: str, model: str) -> float | None:
-        return self._output.get((feature, model))
+        """This model's average for the feature, else the feature's average over all models.
+
+        Falling back to the feature's average (not to the policy default) keeps the ranking fair:
+        a model observed once must not look cheaper only because the others are still assumed
+        to write the default number of tokens.
+        """
+        seen = self._output.get((feature, model))
+        return seen if seen is not None else self._feature_output.get(feature)
 
     def latency_ms(self, model: str) -> float | None:
         return self._latency.get(model)
 
     def record(self, feature: str, model: str, completion_tokens: int | None, latency_ms: float) -> None:
         if completion_tokens is not None:
-            key = (feature, model)
-            previous = self._output.get(key)
-            self._output[key] = (
-                float(completion_tokens)
-                if previous is None
-                else previous + _ALPHA * (completion_tokens - previous)
-            )
-        previous_latency = self._latency.get(model)
-        self._latency[model] = (
-            latency_ms
-            if previous_latency is None
-            else previous_latency + _ALPHA * (latency_ms - previous_latency)
-        )
+            self._output[(feature, model)] = _moving(self._output.get((feature, model)), completion_tokens)
+            self._feature_output[feature] = _moving(self._feature_output.get(feature), completion_tokens)
+        self._latency[model] = _moving(self._latency.get(model), latency_ms)
+
+
+def _moving(previous: float | None, value: float) -> float:
+    return float(value) if previous is None else previous + _ALPHA * (value - previous)
