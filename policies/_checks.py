@@ -1,43 +1,58 @@
-"""Checks that span sections: names a route uses must exist under ``models:``, and so on.
+"""Checks that span sections: names a route or alias uses must exist, names must not collide, and so on.
 
 They run on the plain data even when schema validation failed elsewhere, so that one run of the
 loader reports every problem, and each check tolerates shapes that the schema will reject anyway.
+Nothing here consults the model catalog: what depends on prices, capabilities or scores (which
+change with litellm's price map) is ``policies.validate``'s job, so loading never fails because a
+catalog was updated.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 from policies._convert import Converted
 from policies._explain import closest, listing
-from policies._issue import Issue
+from policies._issue import Issue, Path
 
 
-def _names(route: dict[str, Any], key: str) -> list[tuple[int, str]]:
-    items = route.get(key)
+class Report(Protocol):
+    def __call__(self, path: Path, message: str, *, key: bool = False) -> None: ...
+
+
+def _names(section: Any, key: str) -> list[tuple[int, str]]:
+    items = section.get(key) if isinstance(section, dict) else None
     if not isinstance(items, list):
         return []
     return [(i, name) for i, name in enumerate(items) if isinstance(name, str)]
 
 
-def cross_check(conv: Converted) -> list[Issue]:
-    data = conv.data
-    if not isinstance(data, dict):
-        return []
-    models = data.get("models")
-    known = sorted(models) if isinstance(models, dict) else None
-    routes = data.get("routes")
-    if not isinstance(routes, dict):
-        return []
-    issues: list[Issue] = []
+def _shown(conv: Converted, path: Path, name: str) -> str:
+    """A name as a message may show it: never the value of a secret-looking variable."""
+    return "a name hidden because it came from a secret variable" if path in conv.secret else f"'{name}'"
 
-    def report(path: tuple[str | int, ...], message: str, *, key: bool = False) -> None:
-        if not conv.is_settled(path):
-            issues.append(Issue(path, conv.line(path, key=key), message))
 
+def _unknown_model(
+    conv: Converted, path: Path, name: str, who: str, models: list[str], routes: list[str]
+) -> str:
+    shown = _shown(conv, path, name)
+    if name in routes and path not in conv.secret:
+        return (
+            f"{who} names '{name}', which is a route, not a model — list models here (a route cannot"
+            f" fall back to a route; known models: {listing(models)})"
+        )
+    match = None if path in conv.secret else closest(name, models)
+    hint = f"did you mean '{match}'? " if match else ""
+    return (
+        f"{who} names model {shown}, which is not under models: — add it there or fix the name"
+        f" ({hint}known: {listing(models)})"
+    )
+
+
+def _check_routes(conv: Converted, report: Report, models: list[str] | None, routes: dict[str, Any]) -> None:
     for route_name, route in routes.items():
-        base = ("routes", route_name)
-        if known is not None and route_name in known:
+        base: Path = ("routes", route_name)
+        if models is not None and route_name in models:
             report(
                 base,
                 f"route '{route_name}' has the same name as a model, so model='{route_name}' would be"
@@ -55,20 +70,87 @@ def cross_check(conv: Converted) -> list[Issue]:
         for key in ("candidates", "fallbacks"):
             role = key[:-1]
             for index, name in _names(route, key):
-                path = (*base, key, index)
-                secret = path in conv.secret
-                shown = "a name hidden because it came from a secret variable" if secret else f"'{name}'"
-                if known is not None and name not in known:
-                    match = None if secret else closest(name, known)
-                    hint = f"did you mean '{match}'? " if match else ""
-                    report(
-                        path,
-                        f"route '{route_name}' names model {shown}, which is not under models:"
-                        f" — add it there or fix the name ({hint}known: {listing(known)})",
-                    )
+                path: Path = (*base, key, index)
+                if models is not None and name not in models:
+                    who = f"route '{route_name}'"
+                    report(path, _unknown_model(conv, path, name, who, models, list(routes)))
                 elif name in seen:
                     earlier = seen[name]
                     where = f"a {earlier} and a {role}" if earlier != role else f"{role}s"
-                    report(path, f"{shown} is listed twice (as {where}) — remove one")
+                    report(path, f"{_shown(conv, path, name)} is listed twice (as {where}) — remove one")
                 seen.setdefault(name, role)
+
+
+def _check_fallbacks(conv: Converted, report: Report, models: list[str] | None, routes: list[str]) -> None:
+    """Top-level ``fallbacks:``: models tried after one named directly in ``model=``."""
+    seen: set[str] = set()
+    for index, name in _names(conv.data, "fallbacks"):
+        path: Path = ("fallbacks", index)
+        if models is not None and name not in models:
+            report(path, _unknown_model(conv, path, name, "fallbacks", models, routes))
+        elif name in seen:
+            report(path, f"{_shown(conv, path, name)} is listed twice — remove one")
+        seen.add(name)
+
+
+def _check_aliases(conv: Converted, report: Report, models: list[str] | None, routes: list[str]) -> None:
+    """``aliases:`` hand a ``model=`` name over to a route (or another model) of this policy.
+
+    A target must be a route or a model, not another alias: one level keeps a request's way
+    readable and rules out loops. An alias may share a model's name (that is its point: code naming
+    gpt-4o-mini gets the route) but not a route's, which would leave two meanings for one name.
+    """
+    aliases = conv.data.get("aliases")
+    if not isinstance(aliases, dict):
+        return
+    for name, target in aliases.items():
+        path: Path = ("aliases", name)
+        if name in routes:
+            report(
+                path,
+                f"alias '{name}' has the same name as a route, so model='{name}' would be ambiguous"
+                " — remove the alias or rename the route",
+                key=True,
+            )
+            continue
+        if not isinstance(target, str) or models is None:
+            continue  # the schema reports a target that is not text
+        shown = _shown(conv, path, target)
+        if target == name:
+            report(path, f"alias '{name}' points to itself — point it to a route, or remove it")
+        elif target in aliases and target not in routes and target not in models:
+            report(
+                path,
+                f"alias '{name}' points to {shown}, which is another alias — point it to that alias's"
+                f" target ('{aliases[target]}') directly",
+            )
+        elif target not in routes and target not in models:
+            secret = path in conv.secret
+            match = None if secret else closest(target, routes + models)
+            hint = f"did you mean '{match}'? " if match else ""
+            report(
+                path,
+                f"alias '{name}' points to {shown}, which is neither a route nor a model of the policy"
+                f" — fix the name ({hint}routes: {listing(routes) or 'none'}; models: {listing(models)})",
+            )
+
+
+def cross_check(conv: Converted) -> list[Issue]:
+    data = conv.data
+    if not isinstance(data, dict):
+        return []
+    models_section = data.get("models")
+    models = list(models_section) if isinstance(models_section, dict) else None
+    known = sorted(models) if models is not None else None
+    routes = data.get("routes")
+    routes = routes if isinstance(routes, dict) else {}
+    issues: list[Issue] = []
+
+    def report(path: Path, message: str, *, key: bool = False) -> None:
+        if not conv.is_settled(path):
+            issues.append(Issue(path, conv.line(path, key=key), message))
+
+    _check_routes(conv, report, known, routes)
+    _check_fallbacks(conv, report, known, sorted(routes))
+    _check_aliases(conv, report, known, sorted(routes))
     return issues

@@ -95,8 +95,7 @@ def unknown_key(path: Path) -> str:
     model = schema_at(path[:-1])
     keys = allowed_keys(model) if isinstance(model, type) and issubclass(model, BaseModel) else []
     if not keys:
-        what = "features take" if path[:1] == ("features",) else "this section takes"
-        return f"unknown key '{name}' — {what} no settings yet; leave it empty ({{}})"
+        return f"unknown key '{name}' — this section takes no settings; leave it empty ({{}})"
     return f"unknown key '{name}'{_choices(name, keys, 'allowed keys')}"
 
 

@@ -8,25 +8,30 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Final
 
 from openai import OpenAIError
 from pydantic import ValidationError
 
 from policies._checks import cross_check
-from policies._convert import Converted, convert
+from policies._convert import Converted, Where, convert
 from policies._explain import allowed_keys, explain, unknown_key
-from policies._issue import Issue, describe, dotted
+from policies._issue import Issue, Path, describe, dotted
 from policies.schema import Policy
 
 __all__ = [
     "DEFAULT_POLICY_ENV",
+    "LoadedPolicy",
     "PolicyError",
+    "Positions",
     "Problem",
     "load_default_policy",
     "load_policy",
+    "load_policy_with_positions",
     "parse_policy",
+    "parse_policy_with_positions",
     "policy_from_dict",
     "policy_json_schema",
 ]
@@ -49,6 +54,44 @@ class Problem:
     def __str__(self) -> str:
         where = self.file + (f":{self.line}" if self.file and self.line is not None else "")
         return ": ".join(part for part in (where, self.key, self.message) if part)
+
+
+@dataclass(frozen=True, slots=True)
+class Positions:
+    """Where each key and value of a loaded policy was written.
+
+    Checks that run after loading (``policies.validate``, which consults the catalog) report on the
+    same ``file:line: key`` as the loader's own, so they need the lines the YAML parser saw. Paths are
+    tuples as in the data: ``("routes", "auto", "candidates", 1)``. A policy built from a dict has no
+    lines; every lookup then gives None and problems are still keyed by their dotted path.
+    """
+
+    file: str
+    where: Mapping[Path, Where] = field(default_factory=lambda: MappingProxyType({}))
+
+    def line(self, path: Path, *, key: bool = False) -> int | None:
+        """The 1-based line of the value at ``path`` (or of its key, with ``key=True``); None if unknown.
+
+        A path the file does not spell out (a default, such as a route without ``candidates:``) falls
+        back to its nearest written parent, so a problem about it still points into the right block.
+        """
+        for end in range(len(path), 0, -1):
+            where = self.where.get(path[:end])
+            if where is not None:
+                return where.key_line if key or end < len(path) else where.line
+        return None
+
+    def problem(self, path: Path, message: str, *, key: bool = False) -> Problem:
+        """A Problem at ``path``, in the loader's format."""
+        return Problem(self.file, self.line(path, key=key), dotted(path), " ".join(message.split()))
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPolicy:
+    """A policy together with the positions it was read from."""
+
+    policy: Policy
+    positions: Positions
 
 
 class PolicyError(OpenAIError, ValueError):
@@ -97,7 +140,7 @@ def _prepare(conv: Converted) -> list[Issue]:
     return issues
 
 
-def _build(root: Any, *, source: str, env: Mapping[str, str] | None, root_line: int | None) -> Policy:
+def _build(root: Any, *, source: str, env: Mapping[str, str] | None, root_line: int | None) -> LoadedPolicy:
     conv = convert(root, env=env, root_line=root_line)
     issues = list(conv.issues)
     if conv.fatal or (issues and not isinstance(conv.data, dict)):
@@ -120,11 +163,18 @@ def _build(root: Any, *, source: str, env: Mapping[str, str] | None, root_line: 
     issues += cross_check(conv)
     if issues or policy is None:
         raise PolicyError(_sorted(issues, source))
-    return policy
+    return LoadedPolicy(policy, Positions(source, MappingProxyType(conv.where)))
 
 
 def parse_policy(text: str, *, source: str = "<string>", env: Mapping[str, str] | None = None) -> Policy:
     """Parse a policy from YAML text; ``${NAME}`` references come from ``env`` (default: os.environ)."""
+    return parse_policy_with_positions(text, source=source, env=env).policy
+
+
+def parse_policy_with_positions(
+    text: str, *, source: str = "<string>", env: Mapping[str, str] | None = None
+) -> LoadedPolicy:
+    """``parse_policy``, also returning where each key was written, for checks that run afterwards."""
     from policies._yaml import YamlFailure, load_yaml
 
     try:
@@ -149,13 +199,20 @@ def _read(path: str, hint: str = "") -> str:
 
 def load_policy(path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None) -> Policy:
     """Read and check a policy file; the result's ``source`` is the path."""
+    return load_policy_with_positions(path, env=env).policy
+
+
+def load_policy_with_positions(
+    path: str | os.PathLike[str], *, env: Mapping[str, str] | None = None
+) -> LoadedPolicy:
+    """``load_policy``, also returning where each key was written, for checks that run afterwards."""
     name = os.fspath(path)
-    return parse_policy(_read(name), source=name, env=env)
+    return parse_policy_with_positions(_read(name), source=name, env=env)
 
 
 def policy_from_dict(data: Mapping[str, Any], *, source: str = "<dict>") -> Policy:
     """A policy built in code: the same checks as a file, without line numbers or ``${...}`` expansion."""
-    return _build(data, source=source, env=None, root_line=None)
+    return _build(data, source=source, env=None, root_line=None).policy
 
 
 def load_default_policy(env: Mapping[str, str] | None = None) -> Policy:

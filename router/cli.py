@@ -1,15 +1,25 @@
-"""The ``router`` command: demo, validate, models, schema.
+"""The ``router`` command: demo, validate, explain, models, schema.
 
-typer and rich are imported here only, so ``import router`` never pays for them.
+typer and rich are imported here only, so ``import router`` never pays for them; each command
+imports what it needs when it runs, so ``router schema`` does not pay for the catalog either.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from policies.plan import Plan
+    from policies.schema import Policy
 
 app = typer.Typer(
     name="router",
@@ -20,6 +30,17 @@ app = typer.Typer(
 )
 
 PolicyArg = Annotated[Path, typer.Argument(help="The policy YAML file.", exists=False, dir_okay=False)]
+RequestArg = Annotated[
+    Path,
+    typer.Argument(
+        help='A JSON file holding create()\'s keyword arguments: {"model": "auto", "messages": [...], ...}.',
+        exists=False,
+        dir_okay=False,
+    ),
+]
+
+# What explain puts in every API-key variable unless --check-keys: never sent anywhere.
+_PLACEHOLDER_KEY: Final = "router-explain-placeholder"
 
 
 @app.command()
@@ -40,16 +61,24 @@ def demo(
 
 @app.command()
 def validate(policy: PolicyArg) -> None:
-    """Check a policy file; print file:line: key: message for each problem (exit 1 if any)."""
-    from policies.loader import PolicyError, load_policy
+    """Check a policy file and its models against the catalog; one file:line: key: message per problem.
 
+    Beyond what loading checks, this looks at prices, capabilities and benchmark scores: a model
+    'cheapest' cannot rank, an unknown benchmark, a fallback the route's requirements exclude.
+    Exit 1 if there is any problem.
+    """
+    from policies.loader import PolicyError, load_policy
+    from policies.validate import validate_policy
+
+    problems = validate_policy(policy)
+    if problems:
+        for problem in problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1)
     try:
-        loaded = load_policy(policy)
-    except PolicyError as exc:
+        loaded = load_policy(policy)  # only for the summary: validate_policy has just read it
+    except PolicyError as exc:  # the file changed between the two reads
         typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        typer.echo(f"{policy}: cannot read the file: {exc.strerror}", err=True)
         raise typer.Exit(1) from None
     typer.echo(
         f"{policy}: ok ({len(loaded.models)} models, {len(loaded.routes)} routes, "
@@ -58,13 +87,64 @@ def validate(policy: PolicyArg) -> None:
 
 
 @app.command()
+def explain(
+    policy: PolicyArg,
+    request: RequestArg,
+    feature: Annotated[
+        str | None, typer.Option("--feature", help="Plan for this feature (overrides metadata.feature).")
+    ] = None,
+    check_keys: Annotated[
+        bool,
+        typer.Option(
+            "--check-keys",
+            help="Reject models whose API key is not set in this environment (default: assume every key is).",
+        ),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as one JSON object.")] = False,
+) -> None:
+    """Show how the policy would route a request, without calling any provider.
+
+    Prints the rules that applied, the models in the order they would be tried with each one's
+    expected cost, and every rejected model with the reason.
+    """
+    from policies.loader import PolicyError, load_policy
+    from policies.plan import UnknownModelError
+    from router._engine import Engine
+    from router._pipeline import normalize
+
+    kwargs = _read_request(request, feature)
+    try:
+        loaded = load_policy(policy)
+    except PolicyError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    env: Mapping[str, str] = os.environ if check_keys else _EveryKeySet()
+    engine = Engine(loaded, env=env)
+    try:
+        normalized = normalize(kwargs, None)
+    except (TypeError, ValueError) as exc:
+        typer.echo(f"{request}: not a valid request: {exc}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        plan = engine.planner.plan(normalized.route)
+    except UnknownModelError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    model, feature_name = normalized.route.model, normalized.route.feature
+    if as_json:
+        record = {"policy": str(policy), "request": str(request), "model": model, "feature": feature_name}
+        typer.echo(json.dumps({**record, **_plan_record(plan)}, indent=2))
+        return
+    _print_plan(_console(), plan, model, feature_name, loaded)
+
+
+@app.command()
 def models(policy: PolicyArg) -> None:
     """Show the catalog as the policy sees it: prices, context, capabilities, quality."""
-    from rich.console import Console
     from rich.table import Table
 
     from policies.loader import PolicyError, load_policy
-    from providers.catalog import resolve_model
+    from policies.validate import policy_catalog
 
     try:
         loaded = load_policy(policy)
@@ -86,13 +166,10 @@ def models(policy: PolicyArg) -> None:
         table.add_column(
             column, justify="right" if "$" in column or column in ("context", "max out") else "left"
         )
-    for name, spec in loaded.models.items():
-        info = resolve_model(
-            name, provider=spec.provider, model=spec.model, overrides=spec.catalog_overrides()
-        )
+    for name, info in policy_catalog(loaded).items():
         table.add_row(
             name,
-            spec.provider,
+            info.provider,
             _money(info.input_cost_per_mtok),
             _money(info.cached_input_cost_per_mtok),
             _money(info.output_cost_per_mtok),
@@ -101,7 +178,7 @@ def models(policy: PolicyArg) -> None:
             ", ".join(sorted(info.supports)) or "-",
             ", ".join(f"{k} {v:g}" for k, v in info.quality.items()) or "-",
         )
-    Console().print(table)
+    _console().print(table)
 
 
 @app.command()
@@ -112,8 +189,145 @@ def schema() -> None:
     typer.echo(json.dumps(policy_json_schema(), indent=2))
 
 
+class _EveryKeySet(Mapping[str, str]):
+    """This process's environment, in which every unset (or empty) variable reads as a placeholder.
+
+    ``explain`` is about the policy, not this machine: without it, every model whose key is
+    missing here would show as rejected and hide the decision the policy makes where keys are set.
+    Variables that are set keep their values; iterating yields nothing, so nothing can list or copy
+    the placeholders as if they were real.
+    """
+
+    def __getitem__(self, key: str) -> str:
+        return os.environ.get(key) or _PLACEHOLDER_KEY
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+def _read_request(path: Path, feature: str | None) -> dict[str, Any]:
+    """The create() keyword arguments from a JSON file; any problem exits 1 with a message naming it."""
+
+    def fail(message: str) -> typer.Exit:
+        typer.echo(f"{path}: {message}", err=True)
+        return typer.Exit(1)
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise fail(f"is not UTF-8 text ({exc.reason})") from None
+    except OSError as exc:
+        raise fail(f"cannot read the request file: {exc.strerror or type(exc).__name__}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        typer.echo(f"{path}:{exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})", err=True)
+        raise typer.Exit(1) from None
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else "text" if isinstance(data, str) else json.dumps(data)
+        raise fail(
+            "must be a JSON object of create() keyword arguments, like"
+            f' {{"model": "auto", "messages": [...]}} (got {kind})'
+        )
+    messages = data.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise fail('needs "messages": a list of message objects, as create() takes them')
+    if not isinstance(data.get("model"), str):
+        raise fail('needs "model": a route (such as "auto") or a model of the policy, as text')
+    metadata = data.get("metadata")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise fail('"metadata" must be an object')
+    if feature is not None:
+        data["metadata"] = {**(metadata or {}), "feature": feature}
+    return data
+
+
+def _plan_record(plan: Plan) -> dict[str, Any]:
+    """A plan as plain JSON data; token fields are read with defaults so older planners still work."""
+    return {
+        "route": plan.route,
+        "strategy": plan.strategy,
+        "rules": list(plan.rules),
+        "candidates": [
+            {
+                "rank": rank,
+                "model": c.model,
+                "provider": c.provider,
+                # Rounded only to drop float noise (0.0003051000000004): far below a millionth of a cent.
+                "expected_cost_usd": None if c.expected_cost_usd is None else round(c.expected_cost_usd, 12),
+                "prompt_tokens": getattr(c, "prompt_tokens", None),
+                "output_tokens": getattr(c, "output_tokens", None),
+                "fallback": bool(getattr(c, "fallback", False)),
+            }
+            for rank, c in enumerate(plan.candidates, start=1)
+        ],
+        "rejected": dict(plan.rejected),
+    }
+
+
+def _print_plan(console: Console, plan: Plan, model: str, feature: str, policy: Policy) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+    from rich.text import Text
+
+    target = f"route [bold]{escape(plan.route)}[/]" if plan.route else "[bold]that model directly[/]"
+    console.print(f"model=[bold]{escape(model)}[/] → {target} (strategy [bold]{escape(plan.strategy)}[/])")
+    known = feature in policy.features
+    note = "" if known else " [dim](not in the policy: no feature settings apply)[/]"
+    console.print(f"feature: [bold]{escape(feature)}[/]{note}")
+    for rule in plan.rules:
+        console.print(Text(f"  • {rule}"))
+    record = _plan_record(plan)
+    if record["candidates"]:
+        table = Table(title="Candidates, in the order they would be tried", title_justify="left")
+        for column in ("rank", "model", "provider", "expected cost", "prompt tokens", "output tokens"):
+            right = column in ("rank", "expected cost", "prompt tokens", "output tokens")
+            table.add_column(column, justify="right" if right else "left")
+        for row in record["candidates"]:
+            table.add_row(
+                str(row["rank"]),
+                Text(row["model"] + (" (fallback)" if row["fallback"] else "")),
+                Text(row["provider"]),
+                _usd(row["expected_cost_usd"]),
+                _count(row["prompt_tokens"]),
+                _count(row["output_tokens"]),
+            )
+        console.print(table)
+    else:
+        console.print("[bold red]No model can serve this request[/]: it would fail with NoCandidateError.")
+    if record["rejected"]:
+        table = Table(title="Rejected", title_justify="left")
+        table.add_column("model")
+        table.add_column("reason")
+        for name, reason in record["rejected"].items():
+            table.add_row(Text(name), Text(reason))
+        console.print(table)
+
+
+def _console() -> Console:
+    from rich.console import Console
+
+    # Wide enough that reasons and model names are not folded when the output is piped.
+    return Console(width=max(120, shutil.get_terminal_size((120, 40)).columns))
+
+
 def _money(value: float | None) -> str:
     return "unknown" if value is None else f"{value:g}"
+
+
+def _usd(value: float | None) -> str:
+    if value is None:
+        return "unknown"
+    if value == 0:
+        return "$0"
+    return f"${value:.6f}" if value >= 0.000001 else "<$0.000001"
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
 
 
 def main() -> None:

@@ -327,9 +327,10 @@ def test_upper_case_benchmark_name_is_reported_on_its_key() -> None:
 
 
 def test_unknown_strategy_lists_the_allowed_ones() -> None:
-    problem = only_problem("models: {a: {provider: openai}}\nroutes:\n  auto:\n    strategy: cheapest\n")
+    problem = only_problem("models: {a: {provider: openai}}\nroutes:\n  auto:\n    strategy: cheapset\n")
     assert (problem.line, problem.key) == (4, "routes.auto.strategy")
-    assert "allowed: ordered" in problem.message
+    assert "unknown strategy 'cheapset' — did you mean 'cheapest'?" in problem.message
+    assert "Allowed: ordered, cheapest, fastest" in problem.message
 
 
 def test_version_other_than_1_is_rejected() -> None:
@@ -338,10 +339,10 @@ def test_version_other_than_1_is_rejected() -> None:
     assert "this release reads version: 1" in problem.message
 
 
-def test_features_take_no_settings_yet() -> None:
+def test_unknown_feature_key_lists_the_feature_settings() -> None:
     problem = only_problem("models: {a: {provider: openai}}\nfeatures:\n  bot:\n    budget: 5\n")
     assert (problem.line, problem.key) == (4, "features.bot.budget")
-    assert "features take no settings yet" in problem.message
+    assert "unknown key 'budget' — allowed keys: require, min_quality" in problem.message
 
 
 def test_source_cannot_be_set_from_the_file() -> None:

@@ -1,11 +1,14 @@
-"""The ``router`` command: validate, models, schema and demo, as a user runs them."""
+"""The ``router`` command: validate, explain, models, schema and demo, as a user runs them."""
 
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
+from typing import Any
 
-from typer.testing import CliRunner
+import pytest
+from typer.testing import CliRunner, Result
 
 from router.cli import app
 
@@ -66,6 +69,268 @@ def test_validate_says_when_the_file_cannot_be_read(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 1
     assert "missing.yaml" in result.output
+
+
+# Self-hosted names with explicit figures, so nothing depends on litellm's price map.
+PRICED = """\
+models:
+  small:
+    provider: openai_compatible
+    api_base: http://localhost:8000/v1
+    input_cost_per_mtok: 0.1
+    output_cost_per_mtok: 0.4
+    supports: [tools, streaming]
+  big:
+    provider: openai_compatible
+    api_base: http://localhost:8000/v1
+    input_cost_per_mtok: 2.5
+    output_cost_per_mtok: 10
+    supports: [tools, vision, streaming]
+  mid:
+    provider: openai_compatible
+    api_base: http://localhost:8000/v1
+    input_cost_per_mtok: 0.5
+    output_cost_per_mtok: 1.5
+    quality: {mmlu: 70}
+"""  # 19 lines: what follows starts on line 20
+
+BAD_FILES = [
+    pytest.param(
+        PRICED + "routes:\n  auto:\n    stratgy: cheapest\n",
+        22,
+        "routes.auto.stratgy",
+        "did you mean 'strategy'?",
+        id="typo",
+    ),
+    pytest.param(
+        PRICED + "routes:\n  auto:\n    candidates: [small, bgi]\n",
+        22,
+        "routes.auto.candidates[1]",
+        "did you mean 'big'?",
+        id="unknown-model",
+    ),
+    pytest.param(
+        PRICED.replace("output_cost_per_mtok: 10", "output_cost_per_mtok: -10"),
+        12,
+        "models.big.output_cost_per_mtok",
+        "must be ≥ 0",
+        id="negative-price",
+    ),
+    pytest.param(
+        PRICED + "routes:\n  auto: {candidates: [small]]\n  other: {}\n",
+        21,
+        "",
+        "YAML syntax error",
+        id="yaml-syntax",
+    ),
+    pytest.param(
+        PRICED.replace("    input_cost_per_mtok: 0.5\n", "")
+        + "routes:\n  auto:\n    strategy: cheapest\n    candidates: [small, mid]\n",
+        22,
+        "routes.auto.candidates[1]",
+        "model 'mid' has no known price, so 'cheapest' cannot rank it"
+        " — set input_cost_per_mtok under models.mid",
+        id="unpriced-cheapest",
+    ),
+    pytest.param(
+        PRICED + "routes:\n  auto:\n    min_quality:\n      mmlu: 60\n      gqpa: 40\n",
+        24,
+        "routes.auto.min_quality.gqpa",
+        "unknown benchmark 'gqpa'",
+        id="unknown-benchmark",
+    ),
+    pytest.param(
+        PRICED + "routes:\n  auto:\n    require: [vision]\n    candidates: [big]\n    fallbacks: [small]\n",
+        24,
+        "routes.auto.fallbacks[0]",
+        "fallback 'small' can never be used by route 'auto': no vision support",
+        id="unreachable-fallback",
+    ),
+    pytest.param(
+        PRICED + "routes:\n  auto: {}\naliases:\n  gpt-4o-mini: atuo\n",
+        23,
+        "aliases.gpt-4o-mini",
+        "did you mean 'auto'?",
+        id="bad-alias-target",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "line", "key", "message"), BAD_FILES)
+def test_validate_reports_each_kind_of_mistake_on_its_line(
+    tmp_path: Path, text: str, line: int, key: str, message: str
+) -> None:
+    path = _write(tmp_path, text)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.stdout == ""  # problems go to stderr
+    problems = result.stderr.strip().splitlines()
+    assert len(problems) == 1, problems
+    prefix = f"{path}:{line}: {key}: " if key else f"{path}:{line}: "
+    assert problems[0].startswith(prefix), problems
+    assert message in problems[0]
+
+
+def test_validate_accepts_the_new_keys(tmp_path: Path) -> None:
+    text = PRICED + textwrap.dedent(
+        """\
+        routes:
+          auto:
+            strategy: cheapest
+            require: [tools]
+            fallbacks: [mid]
+            expected_output_tokens: 400
+        features:
+          vision-bot: {require: [vision]}
+        aliases: {gpt-4o-mini: auto}
+        fallbacks: [small]
+        expected_output_tokens: 300
+        """
+    )
+    result = runner.invoke(app, ["validate", str(_write(tmp_path, text))])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"{tmp_path / 'policy.yaml'}: ok (3 models, 1 routes, 1 features)"
+
+
+# --- explain --------------------------------------------------------------------------------------
+
+EXPLAIN_POLICY = PRICED + textwrap.dedent(
+    """\
+    routes:
+      auto:
+        strategy: ordered
+        candidates: [big, small, mid]
+      cheap:
+        strategy: cheapest
+        candidates: [big, mid, small]
+    features:
+      vision-bot: {require: [vision]}
+    """
+)
+TOOLS = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+
+
+def _explain(tmp_path: Path, request: object, *args: str, policy: str = EXPLAIN_POLICY) -> Result:
+    policy_path = _write(tmp_path, policy)
+    request_path = tmp_path / "request.json"
+    request_path.write_text(json.dumps(request) if not isinstance(request, str) else request)
+    return runner.invoke(app, ["explain", str(policy_path), str(request_path), *args], env={"COLUMNS": "200"})
+
+
+def _request(model: str = "auto", **more: object) -> dict[str, object]:
+    return {"model": model, "messages": [{"role": "user", "content": "Where is my order?"}], **more}
+
+
+def _json_plan(result: Result) -> dict[str, Any]:
+    assert result.exit_code == 0, result.output
+    plan: dict[str, Any] = json.loads(result.stdout)
+    return plan
+
+
+def test_explain_shows_the_candidates_in_order_and_why_the_others_were_rejected(tmp_path: Path) -> None:
+    result = _explain(tmp_path, _request(tools=TOOLS, max_tokens=500))
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "route auto" in out and "ordered" in out
+    assert out.index("big") < out.index("small") < out.index("Rejected")
+    rejected = out[out.index("Rejected") :]
+    assert "mid" in rejected and "no tool support" in rejected
+
+
+def test_explain_json_lists_rank_order_costs_tokens_and_rejections(tmp_path: Path) -> None:
+    plan = _json_plan(_explain(tmp_path, _request(tools=TOOLS, max_tokens=500), "--json"))
+    assert (plan["model"], plan["route"], plan["strategy"], plan["feature"]) == (
+        "auto",
+        "auto",
+        "ordered",
+        "default",
+    )
+    assert [c["model"] for c in plan["candidates"]] == ["big", "small"]
+    assert [c["rank"] for c in plan["candidates"]] == [1, 2]
+    assert set(plan["rejected"]) == {"mid"}
+    assert "no tool support" in plan["rejected"]["mid"]
+    assert all(c["provider"] == "openai_compatible" for c in plan["candidates"])
+    assert plan["rules"]
+
+
+def test_explain_feature_option_adds_the_features_requirements(tmp_path: Path) -> None:
+    plan = _json_plan(_explain(tmp_path, _request(), "--feature", "vision-bot", "--json"))
+    assert plan["feature"] == "vision-bot"
+    assert [c["model"] for c in plan["candidates"]] == ["big"]
+    assert {"small", "mid"} == set(plan["rejected"])
+    assert all("no vision support" in reason for reason in plan["rejected"].values())
+
+
+def test_explain_feature_option_overrides_the_requests_metadata(tmp_path: Path) -> None:
+    request = _request(metadata={"feature": "other", "user": "u1"})
+    plan = _json_plan(_explain(tmp_path, request, "--feature", "vision-bot", "--json"))
+    assert plan["feature"] == "vision-bot"
+
+
+def test_explain_assumes_api_keys_are_set_unless_asked_to_check(tmp_path: Path) -> None:
+    policy = PRICED.replace(
+        "    quality: {mmlu: 70}\n", "    quality: {mmlu: 70}\n    api_key_env: ROUTER_TEST_UNSET_KEY\n"
+    )
+    policy += "routes:\n  auto: {candidates: [small, mid]}\n"
+    assumed = _json_plan(_explain(tmp_path, _request(), "--json", policy=policy))
+    assert [c["model"] for c in assumed["candidates"]] == ["small", "mid"]
+    checked = _json_plan(_explain(tmp_path, _request(), "--json", "--check-keys", policy=policy))
+    assert [c["model"] for c in checked["candidates"]] == ["small"]
+    assert "ROUTER_TEST_UNSET_KEY" in checked["rejected"]["mid"]
+
+
+def test_explain_cheapest_route_puts_the_cheapest_model_first(tmp_path: Path) -> None:
+    # Needs the planner's cost ranking (policies.rankings.cheapest).
+    plan = _json_plan(_explain(tmp_path, _request("cheap", max_tokens=1000), "--json"))
+    assert plan["strategy"] == "cheapest"
+    assert [c["model"] for c in plan["candidates"]] == ["small", "mid", "big"]
+
+
+def test_explain_prices_a_direct_request_from_the_real_catalog(tmp_path: Path) -> None:
+    policy = "models:\n  gpt-4o-mini: {provider: openai}\n"
+    plan = _json_plan(_explain(tmp_path, _request("gpt-4o-mini", max_tokens=1000), "--json", policy=policy))
+    assert plan["route"] is None
+    [candidate] = plan["candidates"]
+    assert (candidate["model"], candidate["provider"]) == ("gpt-4o-mini", "openai")
+    prompt = candidate.get("prompt_tokens") or 0
+    assert candidate["expected_cost_usd"] == pytest.approx((prompt * 0.15 + 1000 * 0.60) / 1e6)
+
+
+def test_explain_of_an_unknown_model_says_what_the_policy_offers(tmp_path: Path) -> None:
+    result = _explain(tmp_path, _request("gpt-5"))
+    assert result.exit_code == 1
+    assert "'gpt-5' is not in the policy" in result.stderr and "auto" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"model": "auto",\n "messages": [}', "request.json:2: not valid JSON"),
+        ("[1, 2]", "request.json: must be a JSON object of create() keyword arguments"),
+        ('{"model": "auto"}', 'request.json: needs "messages"'),
+        ('{"messages": []}', 'request.json: needs "model"'),
+        ('{"model": "auto", "messages": [], "metadata": 3}', 'request.json: "metadata" must be an object'),
+    ],
+    ids=["syntax", "not-an-object", "no-messages", "no-model", "bad-metadata"],
+)
+def test_explain_rejects_an_invalid_request_file_naming_it(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    result = _explain(tmp_path, content)
+    assert result.exit_code == 1
+    assert message in result.stderr
+
+
+def test_explain_says_when_the_request_file_is_missing(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["explain", str(_write(tmp_path, GOOD)), str(tmp_path / "nope.json")])
+    assert result.exit_code == 1
+    assert "nope.json: cannot read the request file" in result.stderr
+
+
+def test_explain_reports_an_invalid_policy_like_validate(tmp_path: Path) -> None:
+    result = _explain(tmp_path, _request(), policy=BAD)
+    assert result.exit_code == 1
+    assert ":8: routes.auto.stratgy" in result.stderr
 
 
 def test_models_shows_prices_and_marks_unknown_prices(tmp_path: Path) -> None:
