@@ -17,9 +17,13 @@ from policies.filters import (
     REQUEST_FILTERS,
     STATIC_FILTERS,
     BudgetCheck,
+    Filter,
     NoObservations,
     Observations,
     PlanContext,
+    healthy,
+    serves_request,
+    within_budget,
 )
 from policies.rankings import RANKINGS
 from policies.schema import Policy
@@ -283,16 +287,18 @@ class Planner:
         ranked: list[Candidate] = []
         fallbacks: list[Candidate] = []
         prompt = request.prompt
+        prompt_tokens = prompt.best if prompt is not None else 0
+        checks = _active_filters(request, health, budget)
         for model, is_fallback in static.eligible:
             reason = None
-            for check in REQUEST_FILTERS:
+            for check in checks:
                 reason = check(model, context)
                 if reason is not None:
                     break
             if reason is not None:
                 rejected[model.name] = reason
                 continue
-            candidate = _candidate(model, request, context, prompt, is_fallback)
+            candidate = _candidate(model, request, context, prompt_tokens, is_fallback)
             (fallbacks if is_fallback else ranked).append(candidate)
         ordered = RANKINGS[target.strategy](ranked, context)
         rules = static.rules
@@ -310,22 +316,33 @@ class Planner:
         )
 
 
+def _active_filters(
+    request: RouteRequest, health: Mapping[str, str], budget: BudgetCheck | None
+) -> tuple[Filter, ...]:
+    """The request filters that can reject anything for this request, in REQUEST_FILTERS order.
+
+    Skipping the ones with nothing to check (no cooldowns, no special needs, no budget) keeps
+    planning within its microsecond budget; the verdicts are the same.
+    """
+    return tuple(
+        check
+        for check in REQUEST_FILTERS
+        if (check is not healthy or health)
+        and (check is not serves_request or request.needs)
+        and (check is not within_budget or budget is not None)
+    )
+
+
 def _candidate(
-    model: ModelInfo, request: RouteRequest, context: PlanContext, prompt: PromptSize | None, fallback: bool
+    model: ModelInfo, request: RouteRequest, context: PlanContext, prompt_tokens: int, fallback: bool
 ) -> Candidate:
     output = request.max_output_tokens
     if output is None:
         seen = context.observed.expected_output_tokens(request.feature, model.name)
         output = round(seen) if seen is not None else context.expected_output_tokens
-    prompt_tokens = prompt.best if prompt is not None else 0
+    price_in = model.input_cost_per_mtok
+    price_out = model.output_cost_per_mtok
     cost = None
-    if model.input_cost_per_mtok is not None and model.output_cost_per_mtok is not None:
-        cost = (prompt_tokens * model.input_cost_per_mtok + output * model.output_cost_per_mtok) / 1_000_000
-    return Candidate(
-        model=model.name,
-        provider=model.provider,
-        expected_cost_usd=cost,
-        prompt_tokens=prompt_tokens,
-        output_tokens=output,
-        fallback=fallback,
-    )
+    if price_in is not None and price_out is not None:
+        cost = (prompt_tokens * price_in + output * price_out) / 1_000_000
+    return Candidate(model.name, model.provider, cost, prompt_tokens, output, fallback)

@@ -112,11 +112,15 @@ def has_images(messages: Sequence[Mapping[str, Any]]) -> bool:
 def estimate_prompt_tokens(messages: Sequence[Mapping[str, Any]], tools: Sequence[Any] | None = None) -> int:
     """A cheap estimate: no tokenizer, one pass over the texts' lengths."""
     total_bytes = 0
-    fixed = REPLY_PRIMING_TOKENS
+    fixed = REPLY_PRIMING_TOKENS + PER_MESSAGE_TOKENS * len(messages)
     for message in messages:
+        content = message.get("content")
+        if isinstance(content, str) and not message.get("tool_calls"):
+            total_bytes += _utf8_len(content)  # the common case, without building lists
+            continue
         texts, images = _message_texts(message)
         total_bytes += sum(_utf8_len(t) for t in texts)
-        fixed += PER_MESSAGE_TOKENS + images
+        fixed += images
     if tools:
         total_bytes += len(json.dumps(tools, separators=(",", ":")))
     return fixed + math.ceil(total_bytes / BYTES_PER_TOKEN)

@@ -31,9 +31,12 @@ _TRANSPORT: Final = frozenset({"extra_headers", "extra_query", "extra_body", "ti
 _FATAL: Final = frozenset({"bad_request"})
 
 
+_SENTINELS: Final = (openai.NotGiven, openai.Omit)
+
+
 def _given(value: object) -> bool:
     # openai's NOT_GIVEN / omit sentinels are falsy singletons of their own classes.
-    return not isinstance(value, openai.NotGiven | openai.Omit)
+    return not isinstance(value, _SENTINELS)
 
 
 @dataclass(frozen=True, slots=True)
