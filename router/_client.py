@@ -99,6 +99,25 @@ class _BaseClient:
             raise NoCandidateError(request.route.model, plan.rejected, plan.route)
         return Session(self._engine, request, plan, observations=self._observations)
 
+    def _model_object(self, model: str) -> Model:
+        for item in self._model_objects():
+            if item.id == model:
+                return item
+        raise ModelNotFoundError(f"The model {model!r} is not in the policy.")
+
+    def _bind(self) -> None:
+        """Attach the resources (``chat``, ``models``) that point back at this client."""
+        raise NotImplementedError
+
+    def _copy(self, timeout: Timeout | openai.NotGiven) -> Any:
+        # A shallow copy shares the engine, adapters and connections; only defaults differ.
+        clone = type(self).__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        if not isinstance(timeout, openai.NotGiven):
+            clone.timeout = timeout
+        clone._bind()
+        return clone
+
     def _model_objects(self) -> list[Model]:
         models = [
             Model(id=name, object="model", created=0, owned_by=spec.provider)
@@ -178,10 +197,7 @@ class Models:
         return SyncPage[Model](data=self._client._model_objects(), object="list")
 
     def retrieve(self, model: str) -> Model:
-        for item in self._client._model_objects():
-            if item.id == model:
-                return item
-        raise ModelNotFoundError(f"The model {model!r} is not in the policy.")
+        return self._client._model_object(model)
 
 
 class OpenAI(_BaseClient):
@@ -195,20 +211,17 @@ class OpenAI(_BaseClient):
         **kwargs: Any,
     ) -> None:
         super().__init__(policy=policy, **kwargs)
-        self._http_client = http_client
         fast = OpenAICompatible(http_client)
         self._adapters: dict[str, SyncAdapter] = {"openai": fast, "azure": fast, "litellm": LiteLLMAdapter()}
+        self._bind()
+
+    def _bind(self) -> None:
         self.chat = Chat(self)
         self.models = Models(self)
 
     def with_options(self, *, timeout: Timeout | openai.NotGiven = openai.NOT_GIVEN) -> OpenAI:
         """A copy with other defaults, sharing the policy and connections."""
-        clone = OpenAI.__new__(OpenAI)
-        clone.__dict__.update(self.__dict__)
-        if not isinstance(timeout, openai.NotGiven):
-            clone.timeout = timeout
-        clone.chat = Chat(clone)
-        clone.models = Models(clone)
+        clone: OpenAI = self._copy(timeout)
         return clone
 
     def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | RoutedStream:
@@ -325,10 +338,7 @@ class AsyncModels:
         return _AsyncModelList(self._client._model_objects())
 
     async def retrieve(self, model: str) -> Model:
-        for item in self._client._model_objects():
-            if item.id == model:
-                return item
-        raise ModelNotFoundError(f"The model {model!r} is not in the policy.")
+        return self._client._model_object(model)
 
 
 class AsyncOpenAI(_BaseClient):
@@ -348,16 +358,15 @@ class AsyncOpenAI(_BaseClient):
             "azure": fast,
             "litellm": AsyncLiteLLMAdapter(),
         }
+        self._bind()
+
+    def _bind(self) -> None:
         self.chat = AsyncChat(self)
         self.models = AsyncModels(self)
 
     def with_options(self, *, timeout: Timeout | openai.NotGiven = openai.NOT_GIVEN) -> AsyncOpenAI:
-        clone = AsyncOpenAI.__new__(AsyncOpenAI)
-        clone.__dict__.update(self.__dict__)
-        if not isinstance(timeout, openai.NotGiven):
-            clone.timeout = timeout
-        clone.chat = AsyncChat(clone)
-        clone.models = AsyncModels(clone)
+        """A copy with other defaults, sharing the policy and connections."""
+        clone: AsyncOpenAI = self._copy(timeout)
         return clone
 
     async def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream:

@@ -158,3 +158,16 @@ def test_parse_returns_the_pydantic_object_and_the_record() -> None:
     import json
 
     assert json.loads(route.calls.last.request.content)["response_format"]["type"] == "json_schema"
+
+
+@respx.mock
+def test_with_options_changes_the_default_timeout_and_shares_the_policy() -> None:
+    route = respx.post(A).mock(return_value=httpx.Response(200, json=OK_BODY))
+    client = OpenAI(policy=two_model_policy())
+    quick = client.with_options(timeout=2.0)
+    quick.chat.completions.create(model="a", messages=MESSAGES)
+    assert route.calls.last.request.extensions["timeout"]["read"] == 2.0
+    assert quick.policy is client.policy and client.timeout != 2.0
+    assert quick.models.retrieve("auto").owned_by == "router"
+    with pytest.raises(ModelNotFoundError):
+        client.models.retrieve("nope")
