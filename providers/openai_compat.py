@@ -26,19 +26,22 @@ class _OpenAICompatibleBase:
     """Everything that does no I/O: URLs, headers, body encoding, response and SSE decoding."""
 
     def __init__(self) -> None:
-        # Per-deployment URL and headers, built on first use; deployments are frozen so this never goes stale.
-        self._prepared: dict[str, tuple[str, dict[str, str]]] = {}
+        # Per-deployment URL and headers, parsed once: httpx re-parses strings and dicts on every
+        # Request (about 17 us a call). Deployments are frozen, so this never goes stale.
+        self._prepared: dict[str, tuple[httpx.URL, httpx.Headers]] = {}
 
-    def _prepare(self, deployment: Deployment) -> tuple[str, dict[str, str]]:
+    def _prepare(self, deployment: Deployment) -> tuple[httpx.URL, httpx.Headers]:
         prepared = self._prepared.get(deployment.name)
         if prepared is None:
-            prepared = self._prepared[deployment.name] = _url_and_headers(deployment)
+            url, headers = _url_and_headers(deployment)
+            prepared = self._prepared[deployment.name] = (httpx.URL(url), httpx.Headers(headers))
         return prepared
 
     def _build(self, deployment: Deployment, body: JSON, options: CallOptions) -> httpx.Request:
         url, headers = self._prepare(deployment)
         if options.extra_headers:
-            headers = {**headers, **options.extra_headers}
+            headers = headers.copy()
+            headers.update(options.extra_headers)
         payload = {**body, "model": deployment.model}
         content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         timeout = options.timeout if options.timeout is not None else DEFAULT_TIMEOUT
