@@ -1,0 +1,86 @@
+"""Planning alone: ``Planner.plan`` per call, no I/O, for 10/100/1,000-model policies and two prompts.
+
+Each call gets a fresh request (normalized from ``create`` arguments, outside the timed region) whose
+prompt differs from the previous one, so a planner that caches by request or by text is still measured
+as on real traffic. The prompt travels on the request once ``RouteRequest`` carries messages.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Final
+
+from benchmarks._options import Options
+from benchmarks._results import PlanningCell, Results
+from benchmarks._worker import run_worker
+
+SIZES: Final = (10, 100, 1000)
+PROMPTS: Final = ("short", "100k")
+_MIN_CALLS: Final = 50
+_MAX_CALLS: Final = 200_000
+_TEXT: Final = "route the request to the cheapest model that fits its context and budget today"
+
+
+def long_text(tokens: int = 100_000) -> str:
+    """English-like text of about ``tokens`` tokens (4 characters per token)."""
+    unit = _TEXT + " "
+    return (unit * (tokens * 4 // len(unit) + 1))[: tokens * 4]
+
+
+def run(options: Options, results: Results) -> None:
+    out = run_worker("benchmarks.planning:measure", {"budget_s": options.planning_budget_s})
+    results.planning += [PlanningCell(**cell) for cell in out["cells"]]
+
+
+def _time_cell(planner: Any, text: str, budget_s: float) -> tuple[list[int], Any]:
+    from router._pipeline import normalize
+
+    clock = time.perf_counter_ns
+    samples: list[int] = []
+    spent, budget_ns = 0, int(budget_s * 1e9)
+    plan = None
+    while (spent < budget_ns or len(samples) < _MIN_CALLS) and len(samples) < _MAX_CALLS:
+        messages = [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": f"{len(samples)} {text}"},
+        ]
+        route = normalize({"model": "auto", "messages": messages}, None).route
+        start = clock()
+        plan = planner.plan(route)
+        elapsed = clock() - start
+        samples.append(elapsed)
+        spent += elapsed
+    return samples, plan
+
+
+def measure(args: dict[str, Any]) -> dict[str, Any]:
+    """Worker: every (size, prompt) cell, a short warm-up then timed calls for about ``budget_s`` each."""
+    import os
+
+    from benchmarks._configs import planning_policy
+    from benchmarks._stats import summarize_ns
+    from router._engine import Engine
+
+    texts = {"short": "Say hello in one word.", "100k": long_text()}
+    cells = []
+    for size in SIZES:
+        policy, strategy = planning_policy(size)
+        planner = Engine(policy, env=os.environ).planner
+        for prompt in PROMPTS:
+            _time_cell(planner, texts[prompt], 0)  # warm-up: the minimum number of calls
+            samples, plan = _time_cell(planner, texts[prompt], args["budget_s"])
+            s = summarize_ns(samples)
+            cells.append(
+                {
+                    "models": size,
+                    "prompt": prompt,
+                    "strategy": strategy,
+                    "prompt_tokens": (len(texts[prompt]) + len("Be brief.")) // 4 + 8,
+                    "iterations": s.n,
+                    "median_us": s.p50_us,
+                    "p99_us": s.p99_us,
+                    "candidates": len(plan.candidates),
+                    "rejected": len(plan.rejected),
+                }
+            )
+    return {"cells": cells}

@@ -1,0 +1,87 @@
+"""Async throughput: requests per second at a fixed concurrency over a fixed number of requests.
+
+Each round runs each client in a fresh process (the order rotates between rounds); the table shows the
+median over rounds. The client process's CPU time per request is reported too: with one core for the
+fake server and one for the client, the server can become the limit, and CPU per request still shows
+what each client costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Final
+
+from benchmarks._options import Options
+from benchmarks._results import Results, ThroughputLine
+from benchmarks._server import Server
+from benchmarks._worker import run_worker
+
+KEYS: Final = ("openai", "router_full", "litellm_router")
+
+
+def run(server: Server, options: Options, workdir: Path, results: Results) -> None:
+    rounds: dict[str, list[dict[str, Any]]] = {key: [] for key in KEYS}
+    for r in range(options.async_rounds):
+        for key in KEYS[r % len(KEYS) :] + KEYS[: r % len(KEYS)]:
+            args = {
+                "url": server.url,
+                "key": key,
+                "requests": options.async_requests,
+                "concurrency": options.concurrency,
+                "workdir": str(workdir),
+            }
+            out = run_worker("benchmarks.throughput:measure", args)
+            rounds[key].append(out)
+            if out.get("features"):
+                results.note_features(out["features"])
+    for key in KEYS:
+        rps = tuple(o["rps"] for o in rounds[key])
+        results.throughput.append(
+            ThroughputLine(
+                key=key,
+                requests=options.async_requests,
+                concurrency=options.concurrency,
+                rps=statistics.median(rps),
+                rps_rounds=rps,
+                cpu_us_per_request=statistics.median(o["cpu_us_per_request"] for o in rounds[key]),
+            )
+        )
+
+
+async def drive(call: Callable[[], Awaitable[Any]], requests: int, concurrency: int) -> None:
+    """``requests`` calls, ``concurrency`` at a time: that many tasks each call until none are left."""
+    remaining = requests
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await call()
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+async def _measure(args: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks._clients import async_line
+
+    line = async_line(args["key"], Server(args["url"]), Path(args["workdir"]))
+    requests, concurrency = args["requests"], args["concurrency"]
+    warmup = min(requests, concurrency * 4)
+    try:
+        await drive(line.call, warmup, concurrency)
+        cpu, start = time.process_time(), time.perf_counter()
+        await drive(line.call, requests, concurrency)
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        features = line.full.verify(warmup + requests) if line.full else None
+    finally:
+        await line.close()
+    return {"rps": requests / elapsed, "cpu_us_per_request": cpu / requests * 1e6, "features": features}
+
+
+def measure(args: dict[str, Any]) -> dict[str, Any]:
+    """Worker: one client, warmed up, then the timed requests."""
+    return asyncio.run(_measure(args))

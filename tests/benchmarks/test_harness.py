@@ -1,0 +1,221 @@
+"""The benchmark harness's pure parts: statistics, parsing, target evaluation, rendering. No timings."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from benchmarks._everything_on import generous, logging_setting, schema_at, values_for
+from benchmarks._machine import cpu_model
+from benchmarks._options import QUICK, Options
+from benchmarks._report import render, table
+from benchmarks._results import (
+    Feature,
+    ImportLine,
+    LatencyLine,
+    MemoryResult,
+    PlanningCell,
+    Results,
+    ThroughputLine,
+)
+from benchmarks._server import parse_ready_line
+from benchmarks._stats import percentile, ratio, scaling_exponent, summarize_ns
+from benchmarks._targets import TIMES, evaluate
+from benchmarks.imports import parse_output
+from benchmarks.memory import status_mb
+from benchmarks.planning import long_text
+
+MACHINE = {"date": "2026-01-01 00:00 UTC", "cpu": "Test CPU"}
+
+
+def _latency(key: str, p50: float) -> LatencyLine:
+    return LatencyLine(key=key, calls=100, p50_us=p50, p99_us=p50 * 2, mean_us=p50)
+
+
+def _planning(models: int, prompt: str, median: float) -> PlanningCell:
+    return PlanningCell(models, prompt, "ordered", 10, 100, median, median * 2, models, 0)
+
+
+def good_results() -> Results:
+    """A run in which every target holds."""
+    return Results(
+        latency=[_latency("openai", 1000), _latency("router_full", 600), _latency("litellm_router", 4500)],
+        throughput=[
+            ThroughputLine("openai", 640, 64, 1000.0, (1000.0,), 900.0),
+            ThroughputLine("router_full", 640, 64, 990.0, (990.0,), 800.0),
+        ],
+        imports=[ImportLine("openai", 450.0, (450.0,)), ImportLine("router", 500.0, (500.0,))],
+        planning=[
+            _planning(n, prompt, t)
+            for prompt in ("short", "100k")
+            for n, t in ((10, 5.0), (100, 40.0), (1000, 400.0))
+        ],
+        memory=MemoryResult(50_000, 5_000, 70.0, 70.5, 70.6, 71.0, ((5_000, 70.0), (50_000, 70.5))),
+        features=[Feature("routing", True, "3 models"), Feature("budget + SQLite ledger", False, "not yet")],
+    )
+
+
+def _status(results: Results) -> dict[str, str]:
+    return {t.name: t.status for t in evaluate(results)}
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_percentile_interpolates_between_closest_ranks() -> None:
+    assert percentile([1, 2, 3, 4], 50) == 2.5
+    assert percentile([4, 1, 3, 2], 0) == 1
+    assert percentile(list(range(1, 101)), 99) == pytest.approx(99.01)
+    assert percentile([7], 99) == 7
+
+
+def test_percentile_rejects_no_values_and_out_of_range_q() -> None:
+    with pytest.raises(ValueError):
+        percentile([], 50)
+    with pytest.raises(ValueError):
+        percentile([1], 101)
+
+
+def test_summaries_are_in_microseconds() -> None:
+    s = summarize_ns([1000, 2000, 3000])
+    assert (s.n, s.p50_us, s.mean_us) == (3, 2.0, 2.0)
+
+
+def test_ratio_is_none_without_a_baseline() -> None:
+    assert ratio(2.0, 4.0) == 0.5
+    assert ratio(None, 4.0) is None
+    assert ratio(2.0, 0.0) is None
+
+
+def test_scaling_exponent_is_one_for_linear_and_two_for_quadratic_growth() -> None:
+    assert scaling_exponent(1.0, 10.0, 100, 1000) == pytest.approx(1.0)
+    assert scaling_exponent(1.0, 100.0, 100, 1000) == pytest.approx(2.0)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def test_every_target_passes_on_a_good_run() -> None:
+    assert set(_status(good_results()).values()) == {"PASS"}
+
+
+def test_a_router_slower_than_the_sdk_fails_its_latency_target() -> None:
+    results = good_results()
+    results.latency[1] = _latency("router_full", 1100)
+    assert _status(results)["router everything-on p50 / openai SDK p50"] == "FAIL"
+
+
+def test_quadratic_planning_fails_the_linearity_target() -> None:
+    results = good_results()
+    results.planning = [c for c in results.planning if c.models != 1000] + [_planning(1000, "100k", 4000.0)]
+    statuses = _status(results)
+    assert statuses["planning scaling exponent k (t ∝ models^k, 100 → 1,000, worst prompt)"] == "FAIL"
+
+
+def test_rss_growth_beyond_a_few_mb_fails() -> None:
+    results = good_results()
+    assert results.memory is not None
+    results.memory = dataclasses.replace(results.memory, rss_end_mb=90.0)
+    assert _status(results)["RSS growth after warm-up, router.OpenAI"] == "FAIL"
+
+
+def test_targets_without_figures_are_not_applicable() -> None:
+    assert set(_status(Results()).values()) == {"n/a"}
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def test_table_right_aligns_all_but_the_first_column() -> None:
+    assert table(["a", "b"], [["x", "1"]]).splitlines() == ["| a | b |", "| --- | ---: |", "| x | 1 |"]
+
+
+def test_report_shows_ratios_features_and_targets() -> None:
+    report = render(good_results(), MACHINE)
+    assert "- cpu: Test CPU" in report
+    assert f"| router.OpenAI, everything on | 100 | 600 µs | 1,200 µs | 0.60{TIMES} | 0.60{TIMES} |" in report
+    assert "**budget + SQLite ledger**: off — not yet" in report
+    assert "**FAIL**" not in report
+    assert report.count("**PASS**") == 7
+
+
+def test_a_quick_report_says_its_figures_are_not_stable() -> None:
+    results = good_results()
+    results.quick = True
+    assert "not stable" in render(results, MACHINE)
+
+
+def test_errors_are_listed_in_the_report() -> None:
+    results = Results(errors={"latency": "WorkerError: boom"})
+    assert "- latency: WorkerError: boom" in render(results, MACHINE)
+
+
+# --------------------------------------------------------------------------- parsing and helpers
+
+
+def test_the_server_url_comes_from_its_listening_line() -> None:
+    assert parse_ready_line("fake providers listening on http://127.0.0.1:4000\n") == "http://127.0.0.1:4000"
+    assert parse_ready_line("something else") is None
+
+
+def test_import_time_is_read_from_the_marked_line_only() -> None:
+    assert parse_output("noise\nIMPORT-TIME 0.5 False\n") == (0.5, False)
+    with pytest.raises(ValueError):
+        parse_output("no mark")
+
+
+def test_rss_fields_are_read_in_mb() -> None:
+    status = "Name:\tpython\nVmHWM:\t  204800 kB\nVmRSS:\t  102400 kB\n"
+    assert status_mb("VmRSS", status) == 100.0
+    assert status_mb("VmHWM", status) == 200.0
+
+
+def test_cpu_model_is_the_first_model_name() -> None:
+    assert cpu_model("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nmodel name\t: other\n") == "AMD EPYC 7B13"
+
+
+def test_the_long_prompt_is_about_100k_tokens() -> None:
+    assert len(long_text(100_000)) == 400_000
+
+
+def test_quick_options_do_less_of_everything() -> None:
+    full = Options()
+    assert QUICK.quick and not full.quick
+    assert QUICK.calls < full.calls and QUICK.rss_requests < full.rss_requests
+
+
+# --------------------------------------------------------------------------- switch-on detection
+
+
+BUDGET_SCHEMA = {
+    "$defs": {
+        "Budget": {
+            "type": "object",
+            "properties": {"usd": {"type": "number", "minimum": 0}, "period": {"enum": ["day", "month"]}},
+            "required": ["usd", "period"],
+        },
+        "Feature": {
+            "type": "object",
+            "properties": {"budget": {"anyOf": [{"$ref": "#/$defs/Budget"}, {"type": "null"}]}},
+        },
+    },
+    "properties": {"features": {"type": "object", "additionalProperties": {"$ref": "#/$defs/Feature"}}},
+}
+
+
+def test_a_feature_budget_is_found_through_refs_and_optionals() -> None:
+    budget = schema_at(BUDGET_SCHEMA, "features", "*", "budget")
+    assert budget is not None
+    assert values_for(budget) == [{"usd": 1_000_000, "period": "day"}, {"usd": 1, "period": "day"}]
+    assert schema_at(BUDGET_SCHEMA, "features", "*", "logging") is None
+
+
+def test_generous_raises_numbers_and_keeps_the_rest() -> None:
+    assert generous({"a": 1, "b": [2.5, True, "x"]}) == {"a": 1_000_000, "b": [1_000_000.0, True, "x"]}
+
+
+def test_a_logging_setting_gets_json_info_and_our_file() -> None:
+    filled = logging_setting({"format": "text", "level": "DEBUG", "file": "x", "other": 1}, Path("/tmp/log"))
+    assert filled == {"format": "json", "level": "INFO", "file": "/tmp/log", "other": 1}
