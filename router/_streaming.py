@@ -37,9 +37,9 @@ class _StreamBase:
         """The decision record; complete (usage, cost) once the stream is exhausted."""
         return self._routing or self._session.record(self._deployment)
 
-    def _emit(self, data: JSON, observed: bool) -> ChatCompletionChunk | None:
-        usage_only = self._tracker.observe(data) if not observed else not data.get("choices")
-        if usage_only and not self._session.request.caller_wants_usage:
+    def _emit(self, data: JSON) -> ChatCompletionChunk | None:
+        """The caller's chunk for an already observed provider chunk; None for a usage chunk not asked for."""
+        if not data.get("choices") and not self._session.request.caller_wants_usage:
             return None
         return chunk(data, self._deployment.name)
 
@@ -74,13 +74,14 @@ class RoutedStream(_StreamBase):
 
     def _chunks(self) -> Iterator[ChatCompletionChunk]:
         for data in self._buffered:
-            out = self._emit(data, observed=True)
+            out = self._emit(data)
             if out is not None:
                 yield out
         self._buffered = []
         try:
             for data in self._rest:
-                out = self._emit(data, observed=False)
+                self._tracker.observe(data)
+                out = self._emit(data)
                 if out is not None:
                     yield out
         except openai.APIError as exc:
@@ -122,13 +123,14 @@ class AsyncRoutedStream(_StreamBase):
 
     async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
         for data in self._buffered:
-            out = self._emit(data, observed=True)
+            out = self._emit(data)
             if out is not None:
                 yield out
         self._buffered = []
         try:
             async for data in self._rest:
-                out = self._emit(data, observed=False)
+                self._tracker.observe(data)
+                out = self._emit(data)
                 if out is not None:
                     yield out
         except openai.APIError as exc:
