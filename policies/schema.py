@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
 
 from providers.catalog import Capability
 
@@ -64,6 +64,67 @@ Strategy = Literal["ordered", "cheapest", "fastest"]
 QualityFloors = Mapping[Benchmark, float]
 
 
+class RetrySpec(_Frozen):
+    """Retries of the same model before falling through to the next candidate."""
+
+    attempts: PositiveInt = Field(
+        default=2, description="Calls per model, the first included (1 = no retry on the same model)."
+    )
+    backoff_initial_s: NonNegativeFloat = Field(default=0.5, description="Upper bound of the first wait.")
+    backoff_max_s: NonNegativeFloat = Field(default=8.0, description="No wait between retries is longer.")
+    jitter: bool = Field(
+        default=True, description="Full jitter: each wait is uniform in [0, bound]; false waits the bound."
+    )
+
+
+class CooldownSpec(_Frozen):
+    """The circuit breaker per deployment: skip a model that keeps failing, then try it once."""
+
+    failures: PositiveInt = Field(default=3, description="Failures within window_s that open the breaker.")
+    window_s: PositiveFloat = Field(default=60.0, description="How far back failures are counted.")
+    cooldown_s: PositiveFloat = Field(
+        default=30.0, description="How long the model is skipped before one trial request."
+    )
+
+
+Window = Literal["hour", "day", "week", "month", "total"]
+
+
+class BudgetSpec(_Frozen):
+    """A spending cap for one window (calendar windows in UTC)."""
+
+    limit_usd: PositiveFloat = Field(description="Most that may be spent within one window.")
+    window: Window = Field(default="day", description="hour | day | week | month | total (UTC calendar).")
+    on_exceed: Literal["reject", "downgrade"] = Field(
+        default="reject",
+        description=(
+            "reject: raise BudgetExceededError; downgrade: serve with the models whose worst case still fits."
+        ),
+    )
+    warn_at: tuple[float, ...] = Field(
+        default=(), description="Fractions of the limit that log a warning once per window, e.g. [0.5, 0.8]."
+    )
+
+    @field_validator("warn_at")
+    @classmethod
+    def _fractions(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        for fraction in value:
+            if not 0 < fraction <= 1:
+                raise ValueError(f"warn_at fractions must be in (0, 1], got {fraction}")
+        return tuple(sorted(set(value)))
+
+
+class LoggingSpec(_Frozen):
+    """What ``router.logging.configure`` is called with when a client loads this policy."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    json_lines: bool = Field(default=True, alias="json", description="JSON lines; false: readable console.")
+    file: str | None = Field(default=None, description="Append events to this file; default: stderr.")
+    log_content: bool = Field(
+        default=False, description="Include message content in events (off: never logged)."
+    )
+
+
 class RouteSpec(_Frozen):
     """A virtual model name (``model="auto"``) and how it chooses among real models."""
 
@@ -90,6 +151,16 @@ class RouteSpec(_Frozen):
         default=None,
         description="Completion tokens assumed for ranking before any are observed (no max_tokens given).",
     )
+    retry: RetrySpec | None = Field(default=None, description="Overrides the top-level retry.")
+    timeout_s: PositiveFloat | None = Field(default=None, description="Overrides the top-level timeout_s.")
+    max_attempts: PositiveInt | None = Field(default=None, description="Overrides the top-level max_attempts.")
+    max_retry_after_s: NonNegativeFloat | None = Field(
+        default=None, description="Overrides the top-level max_retry_after_s."
+    )
+    stream_idle_timeout_s: PositiveFloat | None = Field(
+        default=None, description="Overrides the top-level stream_idle_timeout_s."
+    )
+    cooldown: CooldownSpec | None = Field(default=None, description="Overrides the top-level cooldown.")
 
 
 class FeatureSpec(_Frozen):
@@ -101,6 +172,7 @@ class FeatureSpec(_Frozen):
     min_quality: QualityFloors | None = Field(
         default=None, description="Benchmark floors for this feature; the stricter of route and feature wins."
     )
+    budget: BudgetSpec | None = Field(default=None, description="This feature's spending cap.")
 
 
 class Policy(_Frozen):
@@ -124,4 +196,22 @@ class Policy(_Frozen):
         default=(), description="Tried after a model that was named directly in model=, in this order."
     )
     expected_output_tokens: PositiveInt = Field(default=256, description="Default for routes that set none.")
+    budget: BudgetSpec | None = Field(
+        default=None, description="A cap over every feature together, checked besides each feature's own."
+    )
+    retry: RetrySpec = Field(default_factory=RetrySpec, description="Same-model retries (routes may override).")
+    timeout_s: PositiveFloat = Field(
+        default=600.0, description="Deadline per request across all attempts (routes may override)."
+    )
+    max_attempts: PositiveInt = Field(default=6, description="Calls per request, retries included.")
+    max_retry_after_s: NonNegativeFloat = Field(
+        default=10.0, description="Longest Retry-After honoured; longer skips and cools down the model."
+    )
+    stream_idle_timeout_s: PositiveFloat = Field(
+        default=60.0, description="Longest silence between stream chunks before the stream is cut."
+    )
+    cooldown: CooldownSpec = Field(default_factory=CooldownSpec, description="Circuit breaker per model.")
+    logging: LoggingSpec | None = Field(
+        default=None, description="Configure router.logging when a client loads this policy."
+    )
     source: str | None = Field(default=None, exclude=True, description="Where the policy was read from.")

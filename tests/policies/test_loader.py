@@ -340,9 +340,17 @@ def test_version_other_than_1_is_rejected() -> None:
 
 
 def test_unknown_feature_key_lists_the_feature_settings() -> None:
+    problem = only_problem("models: {a: {provider: openai}}\nfeatures:\n  bot:\n    budgte: {}\n")
+    assert (problem.line, problem.key) == (4, "features.bot.budgte")
+    assert "unknown key 'budgte' — did you mean 'budget'? Allowed keys: require, min_quality, budget" in (
+        problem.message
+    )
+
+
+def test_a_budget_that_is_a_number_says_it_must_be_a_mapping() -> None:
     problem = only_problem("models: {a: {provider: openai}}\nfeatures:\n  bot:\n    budget: 5\n")
     assert (problem.line, problem.key) == (4, "features.bot.budget")
-    assert "unknown key 'budget' — allowed keys: require, min_quality" in problem.message
+    assert "must be a mapping" in problem.message
 
 
 def test_source_cannot_be_set_from_the_file() -> None:
