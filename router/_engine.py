@@ -7,6 +7,7 @@ Environment variables (API keys) are read here, once, like the openai client rea
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -30,6 +31,8 @@ class Engine:
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.policy = policy
+        # Names the policy in every route.decided event, so a log line can be tied to the file that decided it.
+        self.policy_hash = hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:12]
         catalog: dict[str, ModelInfo] = {}
         deployments: dict[str, Deployment] = {}
         unavailable: dict[str, str] = {}

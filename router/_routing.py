@@ -29,6 +29,25 @@ class Attempt:
     message: str | None = None
     latency_ms: float = 0.0
     wait_s: float = 0.0
+    # Wall-clock start (Unix seconds), for logs and trace spans.
+    started_at: float = 0.0
+    # Streams only: from the start of the call to its first content chunk.
+    ttft_ms: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetEvent:
+    """A budget threshold crossed, a cap that refused the request, or a model skipped to stay under it."""
+
+    kind: str  # "warning" | "exceeded" | "downgraded"
+    scope: str  # the feature, or "*" for the policy-wide budget
+    window: str  # hour | day | week | month | total
+    limit_usd: float
+    spent_usd: float
+    reserved_usd: float = 0.0
+    threshold: float | None = None  # warnings: the warn_at fraction crossed
+    model: str | None = None  # downgraded: the model that no longer fits
+    resets_at: float | None = None  # Unix seconds; None for the total window
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +68,9 @@ class RoutingRecord:
     usage: Usage | None = None
     cost_usd: float | None = None
     latency_ms: float = 0.0
+    started_at: float = 0.0
+    stream: bool = False
+    budget_events: tuple[BudgetEvent, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, for logs and the CLI."""
@@ -67,4 +89,7 @@ class RoutingRecord:
             "usage": asdict(self.usage) if self.usage else None,
             "cost_usd": self.cost_usd,
             "latency_ms": self.latency_ms,
+            "started_at": self.started_at,
+            "stream": self.stream,
+            "budget_events": [asdict(e) for e in self.budget_events],
         }
