@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeFloat, PositiveFloat, PositiveInt, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+)
 
 from providers.catalog import Capability
 
@@ -153,7 +161,9 @@ class RouteSpec(_Frozen):
     )
     retry: RetrySpec | None = Field(default=None, description="Overrides the top-level retry.")
     timeout_s: PositiveFloat | None = Field(default=None, description="Overrides the top-level timeout_s.")
-    max_attempts: PositiveInt | None = Field(default=None, description="Overrides the top-level max_attempts.")
+    max_attempts: PositiveInt | None = Field(
+        default=None, description="Overrides the top-level max_attempts."
+    )
     max_retry_after_s: NonNegativeFloat | None = Field(
         default=None, description="Overrides the top-level max_retry_after_s."
     )
@@ -199,7 +209,9 @@ class Policy(_Frozen):
     budget: BudgetSpec | None = Field(
         default=None, description="A cap over every feature together, checked besides each feature's own."
     )
-    retry: RetrySpec = Field(default_factory=RetrySpec, description="Same-model retries (routes may override).")
+    retry: RetrySpec = Field(
+        default_factory=RetrySpec, description="Same-model retries (routes may override)."
+    )
     timeout_s: PositiveFloat = Field(
         default=600.0, description="Deadline per request across all attempts (routes may override)."
     )

@@ -8,7 +8,9 @@ mapped here, most specific first, and re-raised ``from`` the original.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import json
+import re
 from collections.abc import Mapping
 from typing import Any, Final, Literal
 
@@ -162,5 +164,86 @@ def _litellm_headers(exc: BaseException) -> dict[str, str]:
     if isinstance(extra, Mapping | httpx.Headers):
         headers.update({str(k): str(v) for k, v in extra.items()})
     # Keep only what the router reads; litellm adds its own diagnostics headers.
-    keep = ("retry-after", "retry-after-ms", "x-ratelimit-", "x-request-id", "request-id")
+    keep = (
+        "retry-after",
+        "retry-after-ms",
+        "x-ratelimit-",
+        "anthropic-ratelimit-",
+        "x-request-id",
+        "request-id",
+    )
     return {k.lower(): v for k, v in headers.items() if k.lower().startswith(keep)}
+
+
+# OpenAI's x-ratelimit-reset-* durations: "1s", "6m0s", "20ms", "1h2m3.5s".
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S: Final[Mapping[str, float]] = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+# Gemini puts its delay in the body: {"@type": "...RetryInfo", "retryDelay": "2s"}.
+_RETRY_DELAY: Final = re.compile(r"retryDelay['\"]?\s*[:=]\s*['\"]?(\d+(?:\.\d+)?)s")
+
+
+def parse_duration(text: str) -> float | None:
+    """Seconds in a Go-style duration ("6m0s", "20ms"), or None when it is not one."""
+    text = text.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
+
+
+def _header_seconds(name: str, value: str, now: float) -> float | None:
+    value = value.strip()
+    if name == "retry-after-ms":
+        with contextlib.suppress(ValueError):
+            return float(value) / 1000.0
+        return None
+    with contextlib.suppress(ValueError):
+        return float(value)
+    duration = parse_duration(value)
+    if duration is not None:
+        return duration
+    # An HTTP date (Retry-After) or an RFC 3339 time (anthropic-ratelimit-*-reset).
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        return email.utils.parsedate_to_datetime(value).timestamp() - now
+    with contextlib.suppress(ValueError):
+        from datetime import datetime
+
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - now
+    return None
+
+
+def _is_reset_header(name: str) -> bool:
+    return name.startswith("x-ratelimit-reset") or (
+        name.startswith("anthropic-ratelimit-") and name.endswith("-reset")
+    )
+
+
+def retry_after_s(exc: BaseException, now: float) -> float | None:
+    """How long the provider asked us to wait before calling again, or None when it did not say.
+
+    Precedence follows the providers' docs: ``retry-after-ms`` (most precise), ``retry-after``
+    (seconds or an HTTP date), then the rate-limit reset headers (the longest of them, since
+    every exhausted limit must reset), then Gemini's ``retryDelay`` in the body. ``now`` is Unix
+    time, for the date forms.
+    """
+    response = getattr(exc, "response", None)
+    headers = response.headers if isinstance(response, httpx.Response) else httpx.Headers()
+    for name in ("retry-after-ms", "retry-after"):
+        value = headers.get(name)
+        if value is not None:
+            seconds = _header_seconds(name, value, now)
+            if seconds is not None:
+                return max(seconds, 0.0)
+    resets = [
+        seconds
+        for name, value in headers.items()
+        if _is_reset_header(name)
+        if (seconds := _header_seconds(name, value, now)) is not None
+    ]
+    if resets:
+        return max(max(resets), 0.0)
+    body = getattr(exc, "body", None)
+    match = _RETRY_DELAY.search(json.dumps(body) if isinstance(body, Mapping | list) else str(body or ""))
+    if match is None:
+        match = _RETRY_DELAY.search(str(getattr(exc, "message", "")))
+    return float(match.group(1)) if match else None

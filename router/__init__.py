@@ -7,7 +7,13 @@ response.routing  # which model answered, why, and what it cost
 """
 
 from router._client import AsyncOpenAI, OpenAI
-from router._exceptions import ModelNotFoundError, NoCandidateError, RouterError, StreamInterruptedError
+from router._exceptions import (
+    BudgetExceededError,
+    ModelNotFoundError,
+    NoCandidateError,
+    RouterError,
+    StreamInterruptedError,
+)
 from router._response import RoutedChatCompletion
 from router._routing import Attempt, RoutingRecord, Usage
 from router._streaming import AsyncRoutedStream, RoutedStream
@@ -18,6 +24,7 @@ __all__ = [
     "AsyncOpenAI",
     "AsyncRoutedStream",
     "Attempt",
+    "BudgetExceededError",
     "ModelNotFoundError",
     "NoCandidateError",
     "OpenAI",

@@ -6,8 +6,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, overload
@@ -30,8 +33,9 @@ from providers.litellm_adapter import AsyncLiteLLMAdapter, LiteLLMAdapter
 from providers.openai_compat import AsyncOpenAICompatible, OpenAICompatible
 from router._engine import Engine
 from router._exceptions import ModelNotFoundError, NoCandidateError
+from router._health import Breakers
 from router._observations import Observations
-from router._pipeline import Request, Session, StreamTracker, normalize, usage_of
+from router._pipeline import Request, Session, StreamTracker, content_filtered, normalize, usage_of
 from router._response import RoutedChatCompletion, completion
 from router._streaming import AsyncRoutedStream, RoutedStream
 
@@ -63,12 +67,18 @@ class _BaseClient:
         project: str | None = None,
         base_url: str | httpx.URL | None = None,
         timeout: Timeout | openai.NotGiven = openai.NOT_GIVEN,
-        max_retries: int = openai.DEFAULT_MAX_RETRIES,
+        max_retries: int | openai.NotGiven = openai.NOT_GIVEN,
         default_headers: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
         _engine: Engine | None = None,
     ) -> None:
         self.timeout: Timeout = DEFAULT_TIMEOUT if isinstance(timeout, openai.NotGiven) else timeout
-        self.max_retries = max_retries
+        # Given explicitly, openai's max_retries caps same-model retries (max_retries=0: none), as
+        # code written for openai expects; otherwise the policy's retry.attempts decides.
+        self._retry_attempts = None if isinstance(max_retries, openai.NotGiven) else max_retries + 1
+        self.max_retries = (
+            openai.DEFAULT_MAX_RETRIES if isinstance(max_retries, openai.NotGiven) else max_retries
+        )
         if _engine is None:
             headers = dict(default_headers or {})
             if organization:
@@ -84,6 +94,9 @@ class _BaseClient:
             )
         self._engine = _engine
         self._observations = Observations()
+        # Injected so tests (and simulations) drive deadlines, backoff and cooldowns without sleeping.
+        self._clock = clock
+        self._breakers = Breakers(clock)
 
     @property
     def policy(self) -> Policy:
@@ -92,12 +105,22 @@ class _BaseClient:
     def _session(self, kwargs: Mapping[str, Any]) -> Session:
         request: Request = normalize(kwargs, self.timeout)
         try:
-            plan = self._engine.planner.plan(request.route, observed=self._observations)
+            plan = self._engine.planner.plan(
+                request.route, health=self._breakers.snapshot(), observed=self._observations
+            )
         except UnknownModelError as exc:
             raise ModelNotFoundError(str(exc)) from None
         if not plan.candidates:
             raise NoCandidateError(request.route.model, plan.rejected, plan.route)
-        return Session(self._engine, request, plan, observations=self._observations)
+        return Session(
+            self._engine,
+            request,
+            plan,
+            clock=self._clock,
+            observations=self._observations,
+            breakers=self._breakers,
+            retry_attempts=self._retry_attempts,
+        )
 
     def _model_object(self, model: str) -> Model:
         for item in self._model_objects():
@@ -109,12 +132,15 @@ class _BaseClient:
         """Attach the resources (``chat``, ``models``) that point back at this client."""
         raise NotImplementedError
 
-    def _copy(self, timeout: Timeout | openai.NotGiven) -> Any:
-        # A shallow copy shares the engine, adapters and connections; only defaults differ.
+    def _copy(self, timeout: Timeout | openai.NotGiven, max_retries: int | openai.NotGiven) -> Any:
+        # A shallow copy shares the engine, adapters, connections and breakers; only defaults differ.
         clone = type(self).__new__(type(self))
         clone.__dict__.update(self.__dict__)
         if not isinstance(timeout, openai.NotGiven):
             clone.timeout = timeout
+        if not isinstance(max_retries, openai.NotGiven):
+            clone.max_retries = max_retries
+            clone._retry_attempts = max_retries + 1
         clone._bind()
         return clone
 
@@ -208,9 +234,11 @@ class OpenAI(_BaseClient):
         *,
         policy: PolicySource = None,
         http_client: httpx.Client | None = None,
+        sleep: Callable[[float], None] = time.sleep,
         **kwargs: Any,
     ) -> None:
         super().__init__(policy=policy, **kwargs)
+        self._sleep = sleep
         fast = OpenAICompatible(http_client)
         self._adapters: dict[str, SyncAdapter] = {"openai": fast, "azure": fast, "litellm": LiteLLMAdapter()}
         self._bind()
@@ -219,9 +247,14 @@ class OpenAI(_BaseClient):
         self.chat = Chat(self)
         self.models = Models(self)
 
-    def with_options(self, *, timeout: Timeout | openai.NotGiven = openai.NOT_GIVEN) -> OpenAI:
-        """A copy with other defaults, sharing the policy and connections."""
-        clone: OpenAI = self._copy(timeout)
+    def with_options(
+        self,
+        *,
+        timeout: Timeout | openai.NotGiven = openai.NOT_GIVEN,
+        max_retries: int | openai.NotGiven = openai.NOT_GIVEN,
+    ) -> OpenAI:
+        """A copy with other defaults, sharing the policy, connections and breaker state."""
+        clone: OpenAI = self._copy(timeout, max_retries)
         return clone
 
     def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | RoutedStream:
@@ -229,24 +262,40 @@ class OpenAI(_BaseClient):
         request = session.request
         if request.stream:
             return self._open_stream(session)
-        while (deployment := session.next_deployment()) is not None:
+        while (step := session.next_step()) is not None:
+            if step.wait_s:
+                self._sleep(step.wait_s)
+            session.begin(step)
+            deployment = step.deployment
             try:
-                data = self._adapters[deployment.adapter].complete(deployment, request.body, request.options)
+                data = self._adapters[deployment.adapter].complete(deployment, request.body, step.options)
             except openai.APIError as exc:
                 session.failed(deployment, exc)
                 continue
-            routing = session.succeeded(deployment, usage_of(data.get("usage")))
+            usage = usage_of(data.get("usage"))
+            if content_filtered(data):
+                session.content_filtered(deployment, data, usage)
+                continue
+            return completion(data, deployment.name, session.succeeded(deployment, usage))
+        kept = session.kept_answer()
+        if kept is not None:
+            deployment, data, routing = kept
             return completion(data, deployment.name, routing)
         raise session.exhausted()
 
     def _open_stream(self, session: Session) -> RoutedStream:
+        """Read each candidate's stream up to its first content; fall back unseen until then."""
         request = session.request
-        while (deployment := session.next_deployment()) is not None:
+        while (step := session.next_step()) is not None:
+            if step.wait_s:
+                self._sleep(step.wait_s)
+            session.begin(step)
+            deployment = step.deployment
             tracker = StreamTracker()
             buffered: list[dict[str, Any]] = []
             try:
                 chunks: Iterator[dict[str, Any]] = self._adapters[deployment.adapter].stream(
-                    deployment, request.body, request.options
+                    deployment, request.body, step.options
                 )
                 for data in chunks:
                     tracker.observe(data)
@@ -256,7 +305,17 @@ class OpenAI(_BaseClient):
             except openai.APIError as exc:
                 session.failed(deployment, exc)
                 continue
-            return RoutedStream(session, deployment, buffered, tracker, chunks)
+            stream = RoutedStream(
+                session, deployment, buffered, tracker, chunks, session.attempt_elapsed_ms()
+            )
+            if tracker.content_filtered:
+                session.content_filtered(deployment, stream, tracker.usage)
+                continue
+            return stream
+        kept = session.kept_answer()
+        if kept is not None:
+            kept_stream: RoutedStream = kept[1]
+            return kept_stream
         raise session.exhausted()
 
     def close(self) -> None:
@@ -273,6 +332,17 @@ class OpenAI(_BaseClient):
 
 
 # --------------------------------------------------------------------------- async
+
+
+def _deadline_timeout() -> openai.APITimeoutError:
+    return openai.APITimeoutError(request=httpx.Request("POST", "router://chat/completions"))
+
+
+async def _close_quietly(chunks: AsyncIterator[dict[str, Any]]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
 
 
 class AsyncCompletions:
@@ -349,9 +419,11 @@ class AsyncOpenAI(_BaseClient):
         *,
         policy: PolicySource = None,
         http_client: httpx.AsyncClient | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         **kwargs: Any,
     ) -> None:
         super().__init__(policy=policy, **kwargs)
+        self._sleep = sleep
         fast = AsyncOpenAICompatible(http_client)
         self._adapters: dict[str, AsyncAdapter] = {
             "openai": fast,
@@ -364,9 +436,14 @@ class AsyncOpenAI(_BaseClient):
         self.chat = AsyncChat(self)
         self.models = AsyncModels(self)
 
-    def with_options(self, *, timeout: Timeout | openai.NotGiven = openai.NOT_GIVEN) -> AsyncOpenAI:
-        """A copy with other defaults, sharing the policy and connections."""
-        clone: AsyncOpenAI = self._copy(timeout)
+    def with_options(
+        self,
+        *,
+        timeout: Timeout | openai.NotGiven = openai.NOT_GIVEN,
+        max_retries: int | openai.NotGiven = openai.NOT_GIVEN,
+    ) -> AsyncOpenAI:
+        """A copy with other defaults, sharing the policy, connections and breaker state."""
+        clone: AsyncOpenAI = self._copy(timeout, max_retries)
         return clone
 
     async def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream:
@@ -374,36 +451,73 @@ class AsyncOpenAI(_BaseClient):
         request = session.request
         if request.stream:
             return await self._open_stream(session)
-        while (deployment := session.next_deployment()) is not None:
+        while (step := session.next_step()) is not None:
+            if step.wait_s:
+                await self._sleep(step.wait_s)
+            session.begin(step)
+            deployment = step.deployment
             try:
-                data = await self._adapters[deployment.adapter].complete(
-                    deployment, request.body, request.options
-                )
+                # The deadline as a hard stop too: a server that trickles bytes never trips a read timeout.
+                async with asyncio.timeout(session.remaining_s()):
+                    data = await self._adapters[deployment.adapter].complete(
+                        deployment, request.body, step.options
+                    )
             except openai.APIError as exc:
                 session.failed(deployment, exc)
                 continue
-            routing = session.succeeded(deployment, usage_of(data.get("usage")))
+            except TimeoutError:
+                session.failed(deployment, _deadline_timeout())
+                continue
+            usage = usage_of(data.get("usage"))
+            if content_filtered(data):
+                session.content_filtered(deployment, data, usage)
+                continue
+            return completion(data, deployment.name, session.succeeded(deployment, usage))
+        kept = session.kept_answer()
+        if kept is not None:
+            deployment, data, routing = kept
             return completion(data, deployment.name, routing)
         raise session.exhausted()
 
     async def _open_stream(self, session: Session) -> AsyncRoutedStream:
+        """Read each candidate's stream up to its first content; fall back unseen until then."""
         request = session.request
-        while (deployment := session.next_deployment()) is not None:
+        while (step := session.next_step()) is not None:
+            if step.wait_s:
+                await self._sleep(step.wait_s)
+            session.begin(step)
+            deployment = step.deployment
             tracker = StreamTracker()
             buffered: list[dict[str, Any]] = []
+            chunks: AsyncIterator[dict[str, Any]] = self._adapters[deployment.adapter].stream(
+                deployment, request.body, step.options
+            )
             try:
-                chunks: AsyncIterator[dict[str, Any]] = self._adapters[deployment.adapter].stream(
-                    deployment, request.body, request.options
-                )
-                async for data in chunks:
-                    tracker.observe(data)
-                    buffered.append(data)
-                    if tracker.committed:
-                        break
+                idle = min(session.resilience.stream_idle_timeout_s, session.remaining_s())
+                async with asyncio.timeout(idle):
+                    async for data in chunks:
+                        tracker.observe(data)
+                        buffered.append(data)
+                        if tracker.committed:
+                            break
             except openai.APIError as exc:
                 session.failed(deployment, exc)
                 continue
-            return AsyncRoutedStream(session, deployment, buffered, tracker, chunks)
+            except TimeoutError:
+                await _close_quietly(chunks)
+                session.failed(deployment, _deadline_timeout())
+                continue
+            stream = AsyncRoutedStream(
+                session, deployment, buffered, tracker, chunks, session.attempt_elapsed_ms()
+            )
+            if tracker.content_filtered:
+                session.content_filtered(deployment, stream, tracker.usage)
+                continue
+            return stream
+        kept = session.kept_answer()
+        if kept is not None:
+            kept_stream: AsyncRoutedStream = kept[1]
+            return kept_stream
         raise session.exhausted()
 
     async def close(self) -> None:

@@ -247,10 +247,11 @@ def _script_fake_failures(fake: Any) -> None:
     """A few realistic provider failures, so the fallbacks have something to do."""
     from providers.fake.script import ModelScript, status
 
-    # The first request meets a Gemini outage and a GPT-4o mini error: Claude Haiku answers it.
+    # The first request meets a Gemini outage and GPT-4o mini errors: each is retried once (the
+    # policy's retry.attempts: 2) and fails again, so Claude Haiku answers it.
     fake.script(
-        ModelScript("gemini-2.5-flash-lite", context_limit=1_048_576, faults=(status(503),)),
-        ModelScript("gpt-4o-mini", context_limit=128_000, faults=(status(500),)),
+        ModelScript("gemini-2.5-flash-lite", context_limit=1_048_576, faults=(status(503), status(503))),
+        ModelScript("gpt-4o-mini", context_limit=128_000, faults=(status(500), status(500))),
         ModelScript("claude-haiku-4-5", context_limit=200_000),
     )
 

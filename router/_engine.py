@@ -16,6 +16,7 @@ from policies.schema import ModelSpec, Policy
 from providers.base import Deployment
 from providers.catalog import ModelInfo, resolve_model
 from providers.registry import provider_spec
+from router._resilience import Resilience, resilience_for
 
 
 class Engine:
@@ -31,7 +32,7 @@ class Engine:
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
         self.policy = policy
-        # Names the policy in every route.decided event, so a log line can be tied to the file that decided it.
+        # Names the policy in every route.decided event: a log line ties to the file that decided it.
         self.policy_hash = hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:12]
         catalog: dict[str, ModelInfo] = {}
         deployments: dict[str, Deployment] = {}
@@ -50,6 +51,13 @@ class Engine:
         self.deployments: Mapping[str, Deployment] = MappingProxyType(deployments)
         self.unavailable: Mapping[str, str] = MappingProxyType(unavailable)
         self.planner = Planner(policy, self.catalog, self.unavailable)
+        # Retry/deadline/breaker settings per route, merged once (None: a model named directly).
+        self._resilience = {None: resilience_for(policy, None)} | {
+            route: resilience_for(policy, route) for route in policy.routes
+        }
+
+    def resilience_for(self, route: str | None) -> Resilience:
+        return self._resilience.get(route) or self._resilience[None]
 
 
 def _deployment(

@@ -14,8 +14,16 @@ import openai
 
 if TYPE_CHECKING:
     from router._routing import RoutingRecord
+    from router.ledger import Refusal
 
-__all__ = ["ModelNotFoundError", "NoCandidateError", "RouterError", "StreamInterruptedError"]
+__all__ = [
+    "BudgetExceededError",
+    "DeadlineExceededError",
+    "ModelNotFoundError",
+    "NoCandidateError",
+    "RouterError",
+    "StreamInterruptedError",
+]
 
 _ROUTER_URL = "router://chat/completions"
 
@@ -67,5 +75,64 @@ class StreamInterruptedError(openai.APIConnectionError, RouterError):
             f"{reason}. The answer is incomplete; retry the request."
         )
         super().__init__(message=message, request=httpx.Request("POST", _ROUTER_URL))
+
+    routing: RoutingRecord | None = None
+
+
+class DeadlineExceededError(openai.APITimeoutError, RouterError):
+    """The request's ``timeout_s`` deadline passed before any model answered."""
+
+    def __init__(self, *, timeout_s: float, attempts: int, last_error: BaseException | None) -> None:
+        self.timeout_s = timeout_s
+        self.attempts = attempts
+        last = f" The last failure: {type(last_error).__name__}." if last_error is not None else ""
+        self.message_text = (
+            f"No model answered within the request deadline of {timeout_s:g}s ({attempts} attempts).{last} "
+            "Raise timeout_s in the policy (top level or the route), or add faster fallbacks."
+        )
+        super().__init__(request=httpx.Request("POST", _ROUTER_URL))
+        self.message = self.message_text
+        self.args = (self.message_text,)
+
+    routing: RoutingRecord | None = None
+
+
+class BudgetExceededError(openai.RateLimitError, RouterError):
+    """A budget cap refused the request; nothing was sent to any provider for it.
+
+    OpenAI answers an exhausted quota with 429 ``insufficient_quota``, so this is that: existing
+    ``except openai.RateLimitError`` handlers catch it, and ``.code`` reads the same.
+    """
+
+    def __init__(self, feature: str, refusal: Refusal) -> None:
+        from router._budgets import exceeded_message
+
+        line = refusal.line
+        self.feature = feature
+        self.scope = line.scope  # the feature, or "*" when the policy-wide budget refused
+        self.window = line.window
+        self.limit_usd = line.limit_usd
+        self.spent_usd = refusal.spent_usd
+        self.reserved_usd = refusal.reserved_usd
+        self.amount_usd = refusal.amount_usd
+        self.resets_at = line.resets_at  # Unix seconds; None for a total budget
+        message = exceeded_message(
+            feature=feature,
+            line=line,
+            spent_usd=refusal.spent_usd,
+            reserved_usd=refusal.reserved_usd,
+            amount_usd=refusal.amount_usd,
+        )
+        error = {
+            "message": message,
+            "type": "insufficient_quota",
+            "param": None,
+            "code": "insufficient_quota",
+        }
+        response = httpx.Response(
+            429, json={"error": error}, request=httpx.Request("POST", "https://router.invalid/budget")
+        )
+        # The inner object, as openai's own _make_status_error passes it: .code and .type come from it.
+        super().__init__(message, response=response, body=error)
 
     routing: RoutingRecord | None = None

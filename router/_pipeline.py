@@ -13,16 +13,20 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Final
 
+import httpx
 import openai
 
 from policies.plan import DEFAULT_FEATURE, Plan, RouteRequest, describe_request
 from providers.base import JSON, CallOptions, Deployment, Timeout
-from providers.errors import error_class
+from providers.errors import error_class, retry_after_s
 from router._engine import Engine
-from router._exceptions import NoCandidateError
+from router._exceptions import DeadlineExceededError, NoCandidateError
+from router._health import Breakers
 from router._observations import Observations
+from router._resilience import RETRYABLE, Resilience
 from router._routing import Attempt, RoutingRecord, Usage
 
 # Keyword arguments of ``create`` that steer the router or the transport rather than the model.
@@ -109,49 +113,149 @@ def usage_of(data: Mapping[str, Any] | None) -> Usage | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What the driver does next: wait ``wait_s`` (injected sleep), then call ``deployment``."""
+
+    deployment: Deployment
+    wait_s: float
+    options: CallOptions
+
+
 class Session:
-    """The state of one request: the models still to try and every attempt so far."""
+    """The state of one request: the models still to try, retries, the deadline, every attempt.
+
+    Drivers loop ``next_step`` → sleep → ``begin`` → call → ``failed``/``succeeded``; every
+    decision (retry the same model or move on, how long to wait, when to give up) is made here.
+    """
 
     def __init__(
         self,
         engine: Engine,
         request: Request,
         plan: Plan,
-        clock: Callable[[], float] = time.perf_counter,
+        *,
+        clock: Callable[[], float] = time.monotonic,
         observations: Observations | None = None,
+        breakers: Breakers | None = None,
+        resilience: Resilience | None = None,
+        retry_attempts: int | None = None,
     ) -> None:
         self.engine = engine
         self._observations = observations
+        self._breakers = breakers
+        self.resilience = resilience or engine.resilience_for(plan.route)
+        self._retry_attempts = retry_attempts or self.resilience.retry.attempts
         self.request = request
         self.plan = plan
         self._clock = clock
         self._started = clock()
+        self._started_at = time.time()
+        self._deadline = self._started + self.resilience.timeout_s
         self._pending: deque[str] = deque(c.model for c in plan.candidates)
         self._attempts: list[Attempt] = []
+        self._skipped: dict[str, str] = {}
         self._last_error: BaseException | None = None
-        self._attempt_started = 0.0
+        self._current: Deployment | None = None
+        self._tries_on_current = 0
+        self._retry_wait: float | None = None
+        self._wait_s = 0.0
+        self._attempt_started = self._started
+        self._attempt_started_at = self._started_at
+        self._deadline_passed = False
+        self._kept: tuple[Deployment, Any, Usage | None] | None = None
 
-    def next_deployment(self) -> Deployment | None:
-        """The next model to call, or None when the plan is exhausted."""
-        if not self._pending:
+    # ----------------------------------------------------------------- what to do next
+
+    def next_step(self) -> Step | None:
+        """The next call to make (same model again after a wait, or the next candidate), or None."""
+        resilience = self.resilience
+        if len(self._attempts) >= resilience.max_attempts:
             return None
+        remaining = self._deadline - self._clock()
+        if remaining <= 0:
+            self._deadline_passed = self._last_error is not None or bool(self._attempts)
+            return None
+        wait = self._retry_wait
+        self._retry_wait = None
+        if wait is not None and self._current is not None:
+            if wait < remaining:
+                return Step(self._current, wait, self._options(remaining - wait))
+            self._skipped.setdefault(self._current.name, f"retry wait {wait:.1f}s would pass the deadline")
+        while self._pending:
+            name = self._pending.popleft()
+            if self._breakers is not None:
+                reason = self._breakers.admit(name)
+                if reason is not None:
+                    self._skipped[name] = reason
+                    continue
+            self._current = self.engine.deployments[name]
+            self._tries_on_current = 0
+            return Step(self._current, 0.0, self._options(remaining))
+        return None
+
+    def _options(self, remaining: float) -> CallOptions:
+        """The caller's per-call options with every timeout capped by the deadline (and, for streams,
+        the read timeout set to the idle timeout: the longest wait for the next chunk)."""
+        options = self.request.options
+        idle = self.resilience.stream_idle_timeout_s if self.request.stream else None
+        timeout = capped_timeout(options.timeout, remaining, idle)
+        if timeout is options.timeout:
+            return options
+        return CallOptions(
+            timeout=timeout, extra_headers=options.extra_headers, extra_query=options.extra_query
+        )
+
+    def begin(self, step: Step) -> None:
+        """The driver is about to call ``step.deployment`` (after sleeping ``step.wait_s``)."""
+        self._wait_s = step.wait_s
+        self._tries_on_current += 1
         self._attempt_started = self._clock()
-        return self.engine.deployments[self._pending.popleft()]
+        self._attempt_started_at = time.time()
+
+    def remaining_s(self) -> float:
+        return max(self._deadline - self._clock(), 0.0)
+
+    def attempt_elapsed_ms(self) -> float:
+        """Time since the current attempt began (time to first token, for streams)."""
+        return self._elapsed_ms(self._attempt_started)
+
+    # ----------------------------------------------------------------- outcomes
 
     def _elapsed_ms(self, since: float) -> float:
         return round((self._clock() - since) * 1000.0, 3)
 
     def failed(self, deployment: Deployment, exc: BaseException) -> None:
-        """Record a failed attempt; re-raise at once when no other model could do better."""
+        """Record a failed attempt and decide: raise now, retry this model, or move on."""
         kind = self.failed_quietly(deployment, exc)
         if kind in _FATAL:
             self._attach(exc)
             raise exc
         if kind == "context_window":
             self._keep_larger_windows(deployment)
+            return
+        resilience = self.resilience
+        if kind not in RETRYABLE or self._tries_on_current >= self._retry_attempts:
+            return
+        if kind == "rate_limited":
+            retry_after = retry_after_s(exc, time.time())
+            if retry_after is not None:
+                if retry_after > resilience.max_retry_after_s:
+                    # Waiting that long would hold the request hostage: skip the model until then.
+                    if self._breakers is not None:
+                        self._breakers.open_for(
+                            deployment.name,
+                            retry_after,
+                            f"a 429 asking to wait {retry_after:g}s (max_retry_after_s "
+                            f"{resilience.max_retry_after_s:g})",
+                        )
+                    return
+                self._retry_wait = retry_after
+                return
+        self._retry_wait = resilience.backoff_s(self._tries_on_current)
 
     def failed_quietly(self, deployment: Deployment, exc: BaseException) -> str:
-        """Record a failed attempt and return its error class, deciding nothing."""
+        """Record a failed attempt (and tell the breaker) without deciding what comes next."""
         kind = error_class(exc)
         status = getattr(exc, "status_code", None)
         self._attempts.append(
@@ -162,10 +266,42 @@ class Session:
                 status=status if isinstance(status, int) else None,
                 message=type(exc).__name__,
                 latency_ms=self._elapsed_ms(self._attempt_started),
+                wait_s=self._wait_s,
+                started_at=self._attempt_started_at,
             )
         )
         self._last_error = exc
+        if self._breakers is not None:
+            self._breakers.failed(deployment.name, kind, self.resilience.cooldown)
         return kind
+
+    def content_filtered(self, deployment: Deployment, answer: Any, usage: Usage | None) -> None:
+        """The provider's filter emptied this answer: record it, keep the first such answer, move on.
+
+        Another model may answer; if none does, the kept answer is what the caller gets (it is what
+        the provider itself returned), priced, with every attempt in its record.
+        """
+        self._attempts.append(
+            Attempt(
+                model=deployment.name,
+                provider=deployment.provider,
+                error="content_filter",
+                status=200,
+                message="finish_reason=content_filter",
+                latency_ms=self._elapsed_ms(self._attempt_started),
+                wait_s=self._wait_s,
+                started_at=self._attempt_started_at,
+            )
+        )
+        if self._kept is None:
+            self._kept = (deployment, answer, usage)
+
+    def kept_answer(self) -> tuple[Deployment, Any, RoutingRecord] | None:
+        """The content-filtered answer to return when no model did better, with its record."""
+        if self._kept is None:
+            return None
+        deployment, answer, usage = self._kept
+        return deployment, answer, self.record(deployment, usage, self.cost_of(deployment, usage))
 
     def _keep_larger_windows(self, deployment: Deployment) -> None:
         """After a context-length error, only models with a larger window are worth a try."""
@@ -175,12 +311,23 @@ class Session:
         catalog = self.engine.catalog
         self._pending = deque(name for name in self._pending if (catalog[name].context_window or 0) > window)
 
-    def succeeded(self, deployment: Deployment, usage: Usage | None) -> RoutingRecord:
+    def succeeded(
+        self, deployment: Deployment, usage: Usage | None, *, ttft_ms: float | None = None
+    ) -> RoutingRecord:
         """Record the successful attempt, price it, and learn its output size and latency."""
         latency_ms = self._elapsed_ms(self._attempt_started)
         self._attempts.append(
-            Attempt(model=deployment.name, provider=deployment.provider, latency_ms=latency_ms)
+            Attempt(
+                model=deployment.name,
+                provider=deployment.provider,
+                latency_ms=latency_ms,
+                wait_s=self._wait_s,
+                started_at=self._attempt_started_at,
+                ttft_ms=ttft_ms,
+            )
         )
+        if self._breakers is not None:
+            self._breakers.succeeded(deployment.name)
         if self._observations is not None:
             self._observations.record(
                 self.request.route.feature,
@@ -188,16 +335,21 @@ class Session:
                 usage.completion_tokens if usage is not None else None,
                 latency_ms,
             )
-        cost = None
-        if usage is not None:
-            cost = self.engine.catalog[deployment.name].cost_usd(
-                usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
-            )
-        return self.record(deployment, usage, cost)
+        return self.record(deployment, usage, self.cost_of(deployment, usage))
+
+    def cost_of(self, deployment: Deployment, usage: Usage | None) -> float | None:
+        if usage is None:
+            return None
+        return self.engine.catalog[deployment.name].cost_usd(
+            usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
+        )
 
     def record(
         self, deployment: Deployment | None, usage: Usage | None = None, cost: float | None = None
     ) -> RoutingRecord:
+        rejected = self.plan.rejected
+        if self._skipped:
+            rejected = MappingProxyType({**rejected, **self._skipped})
         return RoutingRecord(
             request_id=self.request.request_id,
             model=deployment.name if deployment else None,
@@ -207,20 +359,38 @@ class Session:
             strategy=self.plan.strategy,
             requested=self.request.route.model,
             candidates=self.plan.candidates,
-            rejected=self.plan.rejected,
+            rejected=rejected,
             rules=self.plan.rules,
             attempts=tuple(self._attempts),
             usage=usage,
             cost_usd=cost,
             latency_ms=self._elapsed_ms(self._started),
+            started_at=self._started_at,
+            stream=self.request.stream,
         )
 
     def exhausted(self) -> BaseException:
-        """The error to raise when every candidate failed: the last provider error, with the record."""
-        if self._last_error is None:
-            return NoCandidateError(self.request.route.model, self.plan.rejected, self.plan.route)
-        self._attach(self._last_error)
-        return self._last_error
+        """The error to raise when no model answered.
+
+        The deadline's own error when it passed; else the last provider error (so ``except
+        openai.RateLimitError`` still works); NoCandidateError when nothing could be tried at all.
+        Every one carries the routing record.
+        """
+        error: BaseException
+        if self._deadline_passed:
+            error = DeadlineExceededError(
+                timeout_s=self.resilience.timeout_s, attempts=len(self._attempts), last_error=self._last_error
+            )
+            if self._last_error is not None:
+                error.__cause__ = self._last_error
+        elif self._last_error is not None:
+            error = self._last_error
+        else:
+            error = NoCandidateError(
+                self.request.route.model, {**self.plan.rejected, **self._skipped}, self.plan.route
+            )
+        self._attach(error)
+        return error
 
     def _attach(self, exc: BaseException) -> None:
         # Callers who catch the error can still see every attempt.
@@ -228,21 +398,48 @@ class Session:
             exc.routing = self.record(None)  # type: ignore[attr-defined]
 
 
+def capped_timeout(timeout: Timeout, remaining: float, idle: float | None) -> Timeout:
+    """``timeout`` with no phase longer than the time left, and reads bounded by ``idle``.
+
+    Returns ``timeout`` itself when nothing needs capping (the common case: no allocation).
+    """
+    if isinstance(timeout, httpx.Timeout):
+        phases = (timeout.connect, timeout.read, timeout.write, timeout.pool)
+    else:
+        phases = (timeout, timeout, timeout, timeout)
+    read_cap = remaining if idle is None else min(idle, remaining)
+    if all(p is not None and p <= remaining for p in phases) and (phases[1] or 0) <= read_cap:
+        return timeout
+
+    def cap(value: float | None, limit: float) -> float:
+        return limit if value is None else min(value, limit)
+
+    return httpx.Timeout(
+        connect=cap(phases[0], remaining),
+        read=cap(phases[1], read_cap),
+        write=cap(phases[2], remaining),
+        pool=cap(phases[3], remaining),
+    )
+
+
 class StreamTracker:
     """What a stream has delivered so far, and whether it has committed to its model.
 
-    A stream commits at its first chunk that carries content (text, a tool call, a finish
-    reason or usage): before that a failure can still move to the next model unseen by the
-    caller; after it, a failure can only be reported.
+    A stream commits at its first chunk that carries content (text, a tool call, or usage):
+    before that a failure can still move to the next model unseen by the caller; after it, a
+    failure can only be reported. A finish reason alone does not commit: an answer that ends
+    before saying anything is not worth keeping if the stream then fails.
     """
 
-    __slots__ = ("characters", "chunks", "committed", "finished", "usage")
+    __slots__ = ("characters", "chunks", "committed", "finish_reason", "finished", "tool_calls", "usage")
 
     def __init__(self) -> None:
         self.chunks = 0
         self.characters = 0
         self.committed = False
         self.finished = False
+        self.finish_reason: str | None = None
+        self.tool_calls = False
         self.usage: Usage | None = None
 
     def observe(self, data: Mapping[str, Any]) -> bool:
@@ -259,10 +456,31 @@ class StreamTracker:
                 self.characters += len(content)
                 self.committed = True
             if delta.get("tool_calls") or delta.get("function_call"):
+                self.tool_calls = True
                 self.committed = True
-            if choice.get("finish_reason"):
-                self.committed = True
+            finish_reason = choice.get("finish_reason")
+            if finish_reason:
                 self.finished = True
+                self.finish_reason = finish_reason
         if choices:
             self.chunks += 1
         return not choices
+
+    @property
+    def content_filtered(self) -> bool:
+        """The provider's filter ended the answer before it said anything."""
+        return self.finish_reason == "content_filter" and not self.characters and not self.tool_calls
+
+
+def content_filtered(data: Mapping[str, Any]) -> bool:
+    """A completion the provider's content filter emptied (finish_reason content_filter, no content)."""
+    choices = data.get("choices") or ()
+    if not choices:
+        return False
+    choice = choices[0]
+    message = choice.get("message") or {}
+    return (
+        choice.get("finish_reason") == "content_filter"
+        and not message.get("content")
+        and not message.get("tool_calls")
+    )

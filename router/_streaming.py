@@ -6,10 +6,12 @@ it is exhausted, ``.routing`` holds the full record with usage and cost.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
-from typing import Any
+from typing import Any, Final
 
+import httpx
 import openai
 from openai.types.chat import ChatCompletionChunk
 
@@ -19,17 +21,25 @@ from router._pipeline import Session, StreamTracker
 from router._response import chunk
 from router._routing import RoutingRecord
 
+_ROUTER_URL: Final = "router://chat/completions"
+
 
 class _StreamBase:
     """What the sync and async streams share: turning provider chunks into the caller's chunks."""
 
     def __init__(
-        self, session: Session, deployment: Deployment, buffered: list[JSON], tracker: StreamTracker
+        self,
+        session: Session,
+        deployment: Deployment,
+        buffered: list[JSON],
+        tracker: StreamTracker,
+        ttft_ms: float | None = None,
     ) -> None:
         self._session = session
         self._deployment = deployment
         self._buffered = buffered
         self._tracker = tracker
+        self._ttft_ms = ttft_ms
         self._routing: RoutingRecord | None = None
 
     @property
@@ -44,8 +54,15 @@ class _StreamBase:
         return chunk(data, self._deployment.name)
 
     def _finish(self) -> None:
+        """The provider's stream ended: complete only if it said how the answer ended."""
+        if not self._tracker.finished:
+            # Every OpenAI-shaped stream closes its choice with a finish_reason; without one the
+            # answer was cut, however politely the connection closed.
+            raise self._interrupted(_cut())
         if self._routing is None:
-            self._routing = self._session.succeeded(self._deployment, self._tracker.usage)
+            self._routing = self._session.succeeded(
+                self._deployment, self._tracker.usage, ttft_ms=self._ttft_ms
+            )
 
     def _interrupted(self, exc: BaseException) -> StreamInterruptedError:
         self._session.failed_quietly(self._deployment, exc)
@@ -59,6 +76,18 @@ class _StreamBase:
         return error
 
 
+def _cut() -> openai.APIConnectionError:
+    return openai.APIConnectionError(
+        message="the stream ended without a finish reason", request=httpx.Request("POST", _ROUTER_URL)
+    )
+
+
+def _idle(seconds: float) -> openai.APITimeoutError:
+    error = openai.APITimeoutError(request=httpx.Request("POST", _ROUTER_URL))
+    error.message = f"no chunk for {seconds:g}s (stream_idle_timeout_s)"
+    return error
+
+
 class RoutedStream(_StreamBase):
     def __init__(
         self,
@@ -67,8 +96,9 @@ class RoutedStream(_StreamBase):
         buffered: list[JSON],
         tracker: StreamTracker,
         rest: Iterator[JSON],
+        ttft_ms: float | None = None,
     ) -> None:
-        super().__init__(session, deployment, buffered, tracker)
+        super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
         self._iterator = self._chunks()
 
@@ -116,8 +146,9 @@ class AsyncRoutedStream(_StreamBase):
         buffered: list[JSON],
         tracker: StreamTracker,
         rest: AsyncIterator[JSON],
+        ttft_ms: float | None = None,
     ) -> None:
-        super().__init__(session, deployment, buffered, tracker)
+        super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
         self._iterator = self._chunks()
 
@@ -127,8 +158,20 @@ class AsyncRoutedStream(_StreamBase):
             if out is not None:
                 yield out
         self._buffered = []
+        idle = self._session.resilience.stream_idle_timeout_s
+        rest = self._rest
         try:
-            async for data in self._rest:
+            while True:
+                # The idle timeout as a hard stop: httpx enforces it per read on the fast path,
+                # but litellm's streams do their own reading.
+                try:
+                    async with asyncio.timeout(idle):
+                        data = await anext(rest)
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    await self.close()
+                    raise _idle(idle) from None
                 self._tracker.observe(data)
                 out = self._emit(data)
                 if out is not None:

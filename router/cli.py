@@ -1,4 +1,4 @@
-"""The ``router`` command: demo, validate, explain, models, schema.
+"""The ``router`` command: demo, validate, explain, models, spend, schema.
 
 typer and rich are imported here only, so ``import router`` never pays for them; each command
 imports what it needs when it runs, so ``router schema`` does not pay for the catalog either.
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from policies.plan import Plan
     from policies.schema import Policy
+    from router._spend import SpendRow
 
 app = typer.Typer(
     name="router",
@@ -182,6 +183,72 @@ def models(policy: PolicyArg) -> None:
 
 
 @app.command()
+def spend(
+    policy: Annotated[
+        Path | None,
+        typer.Option(
+            "--policy", envvar="ROUTER_POLICY", dir_okay=False, help="The policy whose budgets to show."
+        ),
+    ] = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            help="Ledger URL (memory://, sqlite:///path, redis://host:port/db); overrides the policy's.",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    at: Annotated[
+        float | None, typer.Option("--at", hidden=True, help="Report as of these Unix seconds (tests).")
+    ] = None,
+) -> None:
+    """Show each budget's spend in its current window: spent, reserved, limit, percent, reset time.
+
+    Periods the ledger holds beyond the current ones (earlier windows, budgets since removed from
+    the policy) follow. Exit 2 if the ledger cannot be read.
+    """
+    import time
+
+    from policies.loader import PolicyError, load_policy
+    from router._budgets import BudgetBook
+    from router._spend import spend_rows
+    from router.ledger import iso_utc, open_ledger, parse_ledger_url
+
+    now = time.time() if at is None else at
+    loaded = None
+    if policy is not None:
+        try:
+            loaded = load_policy(policy)
+        except PolicyError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from None
+    book = BudgetBook(loaded) if loaded is not None else None
+    url = ledger if ledger is not None else (loaded.ledger if loaded is not None else None)
+    try:
+        where = parse_ledger_url(url).describe()
+        opened = open_ledger(url)
+        try:
+            current = opened.totals(book.current_lines(now), now=now) if book is not None else {}
+            report = opened.report(now=now)
+        finally:
+            opened.close()
+    except Exception as exc:  # any backend's failure (file, server, missing extra) is the same to the user
+        typer.echo(f"router spend: cannot read the ledger {url or '(default)'}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    rows = spend_rows(book, current, report, now)
+    if as_json:
+        record = {
+            "ledger": where,
+            "policy": None if policy is None else str(policy),
+            "at": iso_utc(now),
+            "budgets": [row.to_dict() for row in rows],
+        }
+        typer.echo(json.dumps(record, indent=2))
+        return
+    _print_spend(_console(), rows, where, now)
+
+
+@app.command()
 def schema() -> None:
     """Print the policy file's JSON Schema (for editor completion and validation)."""
     from policies.loader import policy_json_schema
@@ -305,6 +372,42 @@ def _print_plan(console: Console, plan: Plan, model: str, feature: str, policy: 
         for name, reason in record["rejected"].items():
             table.add_row(Text(name), Text(reason))
         console.print(table)
+
+
+def _print_spend(console: Console, rows: list[SpendRow], where: str, now: float) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
+    from router._budgets import format_usd
+    from router.ledger import iso_utc
+
+    console.print(Text(f"ledger: {where} (as of {iso_utc(now)})"))
+    if not rows:
+        console.print("No budgets in the policy and no spend in the ledger.")
+        return
+    table = Table()
+    for column in ("feature", "window", "period (UTC)", "spent", "reserved", "limit", "used", "resets (UTC)"):
+        right = column in ("spent", "reserved", "limit", "used")
+        table.add_column(column, justify="right" if right else "left")
+    for row in rows:
+        percent = row.percent
+        table.add_row(
+            Text("* (all features)" if row.scope == "*" else row.scope),
+            row.window + ("" if row.current else " (past)"),
+            "-" if row.window == "total" else _minute(row.period_start),
+            format_usd(row.spent_usd),
+            format_usd(row.reserved_usd),
+            "-" if row.limit_usd is None else format_usd(row.limit_usd),
+            "-" if percent is None else f"{percent:.1f}%",
+            "never" if row.resets_at is None else _minute(row.resets_at),
+        )
+    console.print(table)
+
+
+def _minute(seconds: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M")
 
 
 def _console() -> Console:

@@ -8,6 +8,9 @@ import pytest
 
 from providers.fake import FakeProviders
 
+# redis_server / redis_url: a real redis-server started for the session (tests/redis_server.py).
+pytest_plugins = ["tests.redis_server"]
+
 
 @pytest.fixture(scope="session")
 def fake_providers() -> Iterator[FakeProviders]:

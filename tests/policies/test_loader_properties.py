@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
@@ -209,3 +210,9 @@ def test_a_policy_value_without_dollars_is_read_back_unchanged(value: str) -> No
         dump({"ledger": value, "models": {"a": {"provider": "openai"}}}, flow=False), env={}
     )
     assert policy.ledger == value
+
+
+def test_a_tagged_value_ruamel_cannot_convert_is_a_policy_error() -> None:
+    # Found by hypothesis: ruamel raises a bare ValueError for ``!!float .``.
+    with pytest.raises(PolicyError, match="could not be read"):
+        parse_policy("models: !!float .\n", source="p.yaml")

@@ -18,9 +18,14 @@ OK_BODY: dict[str, Any] = {
 
 
 def two_model_policy(**route: Any) -> Policy:
-    """Models a and b on two OpenAI-compatible hosts, priced $1/$2 per M, in an ordered route."""
+    """Models a and b on two OpenAI-compatible hosts, priced $1/$2 per M, in an ordered route.
+
+    No same-model retries: these tests are about falling back (tests/router/test_resilience*.py
+    cover retries).
+    """
     return Policy.model_validate(
         {
+            "retry": {"attempts": 1},
             "models": {
                 name: {
                     "provider": "openai_compatible",

@@ -55,6 +55,7 @@ def _policy(fake: FakeProviders) -> Policy:
     bases = {"openai": fake.openai_base, "gemini": fake.gemini_base, "anthropic": fake.anthropic_base}
     return Policy.model_validate(
         {
+            "retry": {"attempts": 1},  # fallbacks, not retries, are under test here
             "models": {
                 name: {"provider": provider, "api_base": bases[provider], "api_key_env": KEY_ENV}
                 for name, provider in PROVIDERS.items()

@@ -4,6 +4,7 @@ import httpx
 import openai
 import pytest
 
+from providers.base import Deployment
 from router._engine import Engine
 from router._exceptions import NoCandidateError
 from router._pipeline import Session, StreamTracker, normalize, usage_of
@@ -106,6 +107,15 @@ def _session(**route: object) -> Session:
     return Session(engine, request, engine.planner.plan(request.route), clock=iter(range(100)).__next__)
 
 
+def _next(session: Session) -> Deployment | None:
+    """What a driver does: take the next step and begin it (no sleeping here)."""
+    step = session.next_step()
+    if step is None:
+        return None
+    session.begin(step)
+    return step.deployment
+
+
 def _error(status: int, body: object) -> openai.APIStatusError:
     request = httpx.Request("POST", "http://x.test")
     response = httpx.Response(status, json=body, request=request)
@@ -116,10 +126,10 @@ def _error(status: int, body: object) -> openai.APIStatusError:
 
 def test_a_server_error_moves_on_to_the_next_candidate_and_is_recorded() -> None:
     session = _session()
-    first = session.next_deployment()
+    first = _next(session)
     assert first is not None and first.name == "a"
     session.failed(first, _error(500, {"error": {"message": "boom"}}))
-    second = session.next_deployment()
+    second = _next(session)
     assert second is not None and second.name == "b"
     record = session.succeeded(second, usage_of({"prompt_tokens": 1_000_000, "completion_tokens": 0}))
     assert [(a.model, a.error, a.status) for a in record.attempts] == [
@@ -131,27 +141,27 @@ def test_a_server_error_moves_on_to_the_next_candidate_and_is_recorded() -> None
 
 def test_a_bad_request_is_raised_at_once_with_the_record_attached() -> None:
     session = _session()
-    first = session.next_deployment()
+    first = _next(session)
     assert first is not None
     error = _error(400, {"error": {"message": "messages must not be empty"}})
     with pytest.raises(openai.BadRequestError) as caught:
         session.failed(first, error)
     assert caught.value.routing.attempts[0].error == "bad_request"  # type: ignore[attr-defined]
-    assert session.next_deployment() is not None  # the driver never asks: raising ends the request
+    assert _next(session) is not None  # the driver never asks: raising ends the request
 
 
 def test_a_context_window_error_keeps_only_models_with_a_larger_window() -> None:
     session = _session()
-    first = session.next_deployment()
+    first = _next(session)
     assert first is not None
     session.failed(first, _error(400, {"error": {"message": "too long", "code": "context_length_exceeded"}}))
-    nxt = session.next_deployment()
+    nxt = _next(session)
     assert nxt is not None and nxt.name == "b"  # 16k > 8k: still worth a try
 
 
 def test_when_every_candidate_fails_the_last_provider_error_is_raised() -> None:
     session = _session()
-    while (deployment := session.next_deployment()) is not None:
+    while (deployment := _next(session)) is not None:
         session.failed(deployment, _error(429, {"error": {"message": "slow"}}))
     exc = session.exhausted()
     assert isinstance(exc, openai.RateLimitError)

@@ -1,0 +1,85 @@
+"""The formatter behind ``router.logging.configure``: structlog's ``ProcessorFormatter``, a short chain.
+
+Kept apart from ``router.logging`` so that importing that module (or exporting ``configure`` from
+``router``) does not import structlog, which costs tens of milliseconds; it is loaded on the
+first ``configure``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Final, cast
+
+from structlog.dev import ConsoleRenderer
+from structlog.processors import format_exc_info
+from structlog.stdlib import ProcessorFormatter
+from structlog.typing import EventDict, WrappedLogger
+
+from router._events import CONTENT_FIELDS, LOGGER_NAME, Event
+
+_logger: Final = logging.getLogger(LOGGER_NAME)
+
+
+def formatter(*, json_lines: bool = True, log_content: bool = True) -> logging.Formatter:
+    processors: list[Callable[[WrappedLogger, str, EventDict], Any]] = [_header, format_exc_info]
+    if not log_content:
+        processors.append(_drop_content)
+    processors.append(_render_json if json_lines else ConsoleRenderer(colors=False, sort_keys=False))
+    return _Formatter(processors=processors)
+
+
+class _Formatter(ProcessorFormatter):
+    """``ProcessorFormatter`` without its per-record copy for the router's own events.
+
+    The copy protects the record from processors that change it; ours only read the record, and
+    an event's dict is copied anyway. It halves the cost of a line. Other records take the
+    ordinary way.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.msg
+        if type(msg) is not Event:
+            return super().format(record)
+        event_dict: Any = dict(msg)
+        event_dict["_record"] = record
+        event_dict["_from_structlog"] = True
+        method = record.__dict__.get("_name", "info")
+        for processor in self.processors:
+            event_dict = processor(_logger, method, event_dict)
+        return cast(str, event_dict)
+
+
+def _header(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Timestamp, level and logger first, then the event: read from the record, not the clock now."""
+    record: logging.LogRecord = event_dict.pop("_record")
+    event_dict.pop("_from_structlog", None)
+    header: EventDict = {
+        "timestamp": timestamp(record.created),
+        "level": record.levelname.lower(),
+        "logger": record.name,
+    }
+    header.update(event_dict)
+    return header
+
+
+def timestamp(created: float) -> str:
+    """ISO 8601 in UTC, to the microsecond."""
+    seconds, micros = divmod(round(created * 1_000_000), 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+
+
+def _drop_content(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    for key in CONTENT_FIELDS & event_dict.keys():
+        del event_dict[key]
+    return event_dict
+
+
+# One encoder, built once: json.dumps with a `default=` would build a new one for every line.
+_ENCODER: Final = json.JSONEncoder(default=repr, ensure_ascii=False, separators=(",", ":"))
+
+
+def _render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
+    return _ENCODER.encode(event_dict)

@@ -1,0 +1,75 @@
+"""Retry, deadline and breaker settings in force for one route, and the backoff they imply.
+
+The policy gives top-level defaults and per-route overrides; ``resilience_for`` merges them once
+per route when the client is built, so a request only reads a frozen object.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Final
+
+import tenacity
+
+from policies.schema import CooldownSpec, Policy, RetrySpec
+
+# Failures a second call to the same model may cure. The rest either cannot improve by waiting
+# (the request is at fault, or too long) or are about the deployment (auth, unknown model).
+RETRYABLE: Final = frozenset({"rate_limited", "server", "timeout", "connection"})
+
+
+@dataclass(frozen=True, slots=True)
+class Resilience:
+    """The effective settings for one route (or for models named directly)."""
+
+    retry: RetrySpec
+    timeout_s: float
+    max_attempts: int
+    max_retry_after_s: float
+    stream_idle_timeout_s: float
+    cooldown: CooldownSpec
+
+    def backoff_s(self, failures: int) -> float:
+        """The wait before the next call to a model that has failed ``failures`` times in a row.
+
+        tenacity's strategies, so the curve is the well-known one: exponential from
+        ``backoff_initial_s``, capped at ``backoff_max_s``; with jitter, uniform in [0, that]
+        ("full jitter"), which spreads a fleet's retries instead of synchronising them.
+        """
+        retry = self.retry
+        if retry.backoff_initial_s <= 0 or retry.backoff_max_s <= 0:
+            return 0.0
+        strategy: tenacity.wait.wait_base
+        if retry.jitter:
+            strategy = tenacity.wait_random_exponential(
+                multiplier=retry.backoff_initial_s, max=retry.backoff_max_s
+            )
+        else:
+            strategy = tenacity.wait_exponential(multiplier=retry.backoff_initial_s, max=retry.backoff_max_s)
+        state = tenacity.RetryCallState(retry_object=_NO_RETRYING, fn=None, args=(), kwargs={})
+        state.attempt_number = max(failures, 1)
+        wait = strategy(state)
+        return wait if math.isfinite(wait) else retry.backoff_max_s
+
+
+# tenacity's wait strategies only read ``attempt_number`` from the call state.
+_NO_RETRYING: Final = tenacity.Retrying()
+
+
+def resilience_for(policy: Policy, route: str | None) -> Resilience:
+    """Top-level settings with the route's overrides on top."""
+    spec = policy.routes.get(route) if route is not None else None
+
+    def pick(name: str) -> object:
+        value = getattr(spec, name, None) if spec is not None else None
+        return value if value is not None else getattr(policy, name)
+
+    return Resilience(
+        retry=pick("retry"),  # type: ignore[arg-type]
+        timeout_s=float(pick("timeout_s")),  # type: ignore[arg-type]
+        max_attempts=int(pick("max_attempts")),  # type: ignore[call-overload]
+        max_retry_after_s=float(pick("max_retry_after_s")),  # type: ignore[arg-type]
+        stream_idle_timeout_s=float(pick("stream_idle_timeout_s")),  # type: ignore[arg-type]
+        cooldown=pick("cooldown"),  # type: ignore[arg-type]
+    )

@@ -1,0 +1,164 @@
+"""What every ledger speaks: budget lines, holds, refusals, totals, and the two protocols.
+
+Money crosses this boundary as float dollars and is stored as integer nano-dollars, so that a
+million settles of $0.0001851 add up to exactly $185.10 in every backend (floats drift; Redis's
+Lua numbers are doubles, exact for integers up to 2**53 nano-dollars, about $9 million).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+NANOS_PER_USD: Final = 1_000_000_000
+# A thousandth of a nano-dollar: float noise such as 0.3 * 1e9 == 300000000.00000006 is not a unit.
+_NOISE: Final = 1e-3
+
+
+def to_nanos(usd: float) -> int:
+    """An exact cost, to the nearest nano-dollar."""
+    return round(usd * NANOS_PER_USD)
+
+
+def to_nanos_up(usd: float) -> int:
+    """A reservation: never less than the worst case it stands for."""
+    return math.ceil(usd * NANOS_PER_USD - _NOISE)
+
+
+def to_nanos_down(usd: float) -> int:
+    """A limit: never more than the policy allows."""
+    return math.floor(usd * NANOS_PER_USD + _NOISE)
+
+
+def to_usd(nanos: int) -> float:
+    return nanos / NANOS_PER_USD
+
+
+def new_hold_id() -> str:
+    """96 random bits: unique across processes and machines without coordination."""
+    return os.urandom(12).hex()
+
+
+class LedgerError(Exception):
+    """The ledger could not be opened: a missing directory, an unreadable file, the redis extra absent.
+
+    Failures later on (Redis unreachable mid-request) are the backend's own errors: the caller
+    decides whether a request may go on without its budget check.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One cap a request counts against, in its current window."""
+
+    scope: str  # the feature name, or "*" for the policy-wide budget
+    window: str  # "hour" | "day" | "week" | "month" | "total"
+    # Unix seconds of the window's start (UTC calendar; weeks start Monday); 0.0 for total
+    period_start: float
+    resets_at: float | None  # Unix seconds of the next window's start; None for total
+    limit_usd: float
+
+    @property
+    def key(self) -> str:
+        """Names the (scope, window, period); not the limit, so raising a limit keeps what was spent."""
+        return f"{self.scope}|{self.window}|{int(self.period_start)}"
+
+
+def parse_key(key: str) -> tuple[str, str, float]:
+    """``Line.key`` back into (scope, window, period_start); a scope may itself contain ``|``."""
+    scope, window, start = key.rsplit("|", 2)
+    return scope, window, float(start)
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    spent_usd: float
+    reserved_usd: float  # live (unexpired) reservations only
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A reservation: ``amount_usd`` set aside on every line until settled, released or expired."""
+
+    id: str
+    lines: tuple[Line, ...]
+    amount_usd: float
+    expires_at: float  # Unix seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a reservation did not fit: the first line that refused it, with its figures at that moment."""
+
+    line: Line
+    spent_usd: float
+    reserved_usd: float
+    amount_usd: float
+
+    @property
+    def blocked_by_reservations(self) -> bool:
+        """Settled spend leaves room: waiting for in-flight reservations to settle may help."""
+        return to_nanos(self.spent_usd) + to_nanos_up(self.amount_usd) <= to_nanos_down(self.line.limit_usd)
+
+
+Report = list[tuple[str, str, float, Totals]]
+
+
+class Ledger(Protocol):
+    """Spend and reservations per budget line; every method is atomic, across processes too."""
+
+    def reserve(
+        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+    ) -> Hold | Refusal:
+        """Set ``amount_usd`` aside on every line, or on none: refused when spent + live reserved +
+        amount would pass a line's limit. Expired reservations no longer count."""
+        ...
+
+    def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]:
+        """Drop the reservation (if it has not expired) and add the exact cost to every line of it.
+        Returns the totals afterwards, keyed by ``Line.key``."""
+        ...
+
+    def release(self, hold: Hold) -> None:
+        """Drop the reservation and spend nothing (the call failed)."""
+        ...
+
+    def totals(self, lines: Sequence[Line], *, now: float) -> dict[str, Totals]: ...
+
+    def first_warning(self, line: Line, threshold: float) -> bool:
+        """True exactly once per (line.key, threshold), whichever process asks first."""
+        ...
+
+    def report(self, *, now: float) -> Report:
+        """(scope, window, period_start, totals) of every period with spend or live reservations."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class AsyncLedger(Protocol):
+    """``Ledger`` for asyncio code: the same methods and meaning, awaited."""
+
+    async def reserve(
+        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+    ) -> Hold | Refusal: ...
+
+    async def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]: ...
+
+    async def release(self, hold: Hold) -> None: ...
+
+    async def totals(self, lines: Sequence[Line], *, now: float) -> dict[str, Totals]: ...
+
+    async def first_warning(self, line: Line, threshold: float) -> bool: ...
+
+    async def report(self, *, now: float) -> Report: ...
+
+    async def close(self) -> None: ...
+
+
+def check_amount(name: str, usd: float) -> None:
+    if not math.isfinite(usd) or usd < 0:
+        raise ValueError(f"{name} must be a finite, non-negative number of dollars, got {usd!r}")

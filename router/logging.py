@@ -1,0 +1,96 @@
+"""Send the router's events somewhere: JSON lines or readable console lines, for apps that want it.
+
+The library itself configures nothing: its events go to the stdlib logger ``"router"``, which has
+only a ``NullHandler`` of its own. ``configure`` attaches one handler there (and replaces it when
+called again), rendered by structlog's ``ProcessorFormatter``; it touches neither the root logger
+nor structlog's global configuration, and leaves ``propagate`` as it is.
+"""
+
+from __future__ import annotations
+
+import logging  # absolute: the stdlib's, not this module
+import os
+import sys
+from typing import TYPE_CHECKING, Final, TextIO
+
+from router._events import LOGGER_NAME
+
+if TYPE_CHECKING:
+    from policies.schema import LoggingSpec
+
+__all__ = ["configure", "configure_from_spec", "formatter"]
+
+# Marks the handler ``configure`` attached, so that a second call replaces it instead of stacking.
+HANDLER_NAME: Final = "router.logging"
+_logger: Final = logging.getLogger(LOGGER_NAME)
+_LEVELS: Final = {
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+}
+
+
+def configure(
+    *,
+    json: bool = True,
+    level: str | int = "INFO",
+    stream: TextIO | None = None,
+    file: str | os.PathLike[str] | None = None,
+    log_content: bool | None = None,
+) -> logging.Handler:
+    """Write the ``router`` logger's events to ``stream`` (default: stderr) or append them to ``file``.
+
+    ``json``: one JSON object per line (timestamp in ISO 8601 UTC, level, logger, event, the
+    fields); false: aligned ``key=value`` console lines without colors. ``level`` is set on the
+    ``router`` logger, so events below it cost nothing. ``log_content=False`` strips message
+    content from what this handler writes even when a client's policy opted in to logging it;
+    None or True writes what each client's policy (``logging.log_content``) allows.
+
+    Returns the handler, already attached.
+    """
+    if stream is not None and file is not None:
+        raise ValueError("configure() takes a stream or a file, not both")
+    numeric = _level(level)
+    handler: logging.Handler
+    if file is not None:
+        handler = logging.FileHandler(os.fspath(file), mode="a", encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.set_name(HANDLER_NAME)
+    handler.setFormatter(formatter(json=json, log_content=log_content is not False))
+    for old in [h for h in _logger.handlers if h.get_name() == HANDLER_NAME]:
+        _logger.removeHandler(old)
+        old.close()
+    _logger.addHandler(handler)
+    _logger.setLevel(numeric)
+    return handler
+
+
+def configure_from_spec(spec: LoggingSpec) -> None:
+    """``configure`` with a policy's ``logging:`` section.
+
+    Content is left to each client: the client built from this policy logs it only when the
+    section says ``log_content: true``, and another client's choice is not overridden.
+    """
+    configure(json=spec.json_lines, level=spec.level, file=spec.file)
+
+
+def formatter(*, json: bool = True, log_content: bool = True) -> logging.Formatter:
+    """The formatter ``configure`` uses, for apps that attach it to a handler of their own.
+
+    Records that do not come from the router's events (plain ``logging`` calls) are rendered too,
+    with their message as the event. ``log_content=False`` drops content fields.
+    """
+    from router._formatting import formatter as make
+
+    return make(json_lines=json, log_content=log_content)
+
+
+def _level(level: str | int) -> int:
+    if isinstance(level, int):
+        return level
+    try:
+        return _LEVELS[level.upper()]
+    except KeyError:
+        raise ValueError(f"unknown log level {level!r}; use one of {', '.join(_LEVELS)}") from None

@@ -1,0 +1,308 @@
+"""``router.logging.configure``: JSON lines or console lines on the router logger, one handler, redacted."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import router.logging as router_logging
+from policies.schema import LoggingSpec
+from router._events import Events
+from tests.router.event_helpers import (
+    ANSWER,
+    API_KEY,
+    MESSAGES,
+    PROMPT,
+    WARNING,
+    failed_record,
+    fallback_record,
+    rate_limit_error,
+    router_logger_fixture,  # noqa: F401 - the fixture router_logger
+    stream_record,
+)
+
+EVENTS = Events(policy_hash="0123456789ab")
+
+
+def run(events: Events) -> None:
+    """A workload's events: a fallback with a budget warning, a streamed request, a failure."""
+    record = fallback_record()
+    events.decided(record, messages=MESSAGES)
+    for number, attempt in enumerate(record.attempts, 1):
+        events.attempt(record.request_id, record.feature, attempt, number)
+    events.budget(record.request_id, record.feature, WARNING)
+    events.completed(record, content=ANSWER)
+    streamed = stream_record()
+    events.decided(streamed, messages=MESSAGES)
+    events.attempt(streamed.request_id, streamed.feature, streamed.attempts[0], 1)
+    events.completed(streamed, content=ANSWER)
+    failed = failed_record()
+    events.decided(failed, messages=MESSAGES)
+    events.failed(failed, rate_limit_error())
+
+
+def lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_lines_of_a_run_parse_and_carry_every_field(router_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    router_logging.configure(json=True, stream=stream)
+    run(EVENTS)
+    parsed = lines(stream)
+    assert [(p["event"], p["level"], p["request_id"]) for p in parsed] == [
+        ("route.decided", "info", "req_fallback"),
+        ("route.attempt", "warning", "req_fallback"),
+        ("route.attempt", "info", "req_fallback"),
+        ("budget.warning", "warning", "req_fallback"),
+        ("route.completed", "info", "req_fallback"),
+        ("route.decided", "info", "req_stream"),
+        ("route.attempt", "info", "req_stream"),
+        ("route.completed", "info", "req_stream"),
+        ("route.decided", "info", "req_failed"),
+        ("route.failed", "error", "req_failed"),
+    ]
+    for line in parsed:
+        assert list(line)[:4] == ["timestamp", "level", "logger", "event"]
+        assert line["logger"] == "router" and line["feature"] == "support-bot"
+        assert datetime.fromisoformat(line["timestamp"]).utcoffset() == UTC.utcoffset(None)
+    decided, failed_attempt, answered, budget, completed = parsed[:5]
+    assert decided["candidates"][1] == {
+        "model": "gpt-4o",
+        "provider": "openai",
+        "expected_cost_usd": 0.005,
+        "fallback": True,
+    }
+    assert decided["rejected"] == {"phi-4": "context 16,384 < 20,000 needed"}
+    assert decided["policy_hash"] == "0123456789ab" and decided["strategy"] == "cheapest"
+    assert (failed_attempt["outcome"], failed_attempt["error_class"], failed_attempt["status"]) == (
+        "error",
+        "server",
+        500,
+    )
+    assert (answered["attempt"], answered["wait_s"], answered["latency_ms"]) == (2, 0.5, 30.0)
+    assert budget == {
+        **{k: budget[k] for k in ("timestamp", "level", "logger", "event", "request_id", "feature")},
+        "scope": "support-bot",
+        "window": "day",
+        "limit_usd": 10.0,
+        "spent_usd": 8.25,
+        "reserved_usd": 0.5,
+        "threshold": 0.8,
+        "model": None,
+        "resets_at": 1_700_006_400.0,
+    }
+    assert {k: completed[k] for k in ("model", "prompt_tokens", "completion_tokens", "cached_tokens")} == {
+        "model": "gpt-4o",
+        "prompt_tokens": 900,
+        "completion_tokens": 120,
+        "cached_tokens": 100,
+    }
+    assert (completed["reasoning_tokens"], completed["cost_usd"], completed["latency_ms"]) == (
+        7,
+        0.00345,
+        543.0,
+    )
+    assert (completed["attempts"], completed["fallback"], completed["stream"]) == (2, True, False)
+    assert parsed[6]["ttft_ms"] == 21.5
+    assert (parsed[7]["stream"], parsed[7]["fallback"]) == (True, False)
+    assert (parsed[9]["error_type"], parsed[9]["error_class"], parsed[9]["status"]) == (
+        "RateLimitError",
+        "rate_limited",
+        429,
+    )
+
+
+@pytest.mark.parametrize("json_lines", [True, False])
+def test_neither_the_prompt_nor_the_key_nor_the_error_text_is_written(
+    router_logger: logging.Logger, json_lines: bool
+) -> None:
+    stream = io.StringIO()
+    router_logging.configure(json=json_lines, stream=stream, level="DEBUG")
+    run(EVENTS)
+    written = stream.getvalue()
+    assert written.count("\n") == 10
+    for secret in (PROMPT, ANSWER, API_KEY, "Rate limited"):
+        assert secret not in written
+
+
+def test_log_content_writes_the_messages_and_the_answer_but_still_not_the_key(
+    router_logger: logging.Logger,
+) -> None:
+    stream = io.StringIO()
+    router_logging.configure(stream=stream)
+    run(Events(policy_hash="x", log_content=True))
+    parsed = lines(stream)
+    assert parsed[0]["messages"] == MESSAGES and parsed[4]["content"] == ANSWER
+    assert API_KEY not in stream.getvalue()
+
+
+def test_a_handler_configured_without_content_strips_it_whatever_the_policy(
+    router_logger: logging.Logger,
+) -> None:
+    stream = io.StringIO()
+    router_logging.configure(stream=stream, log_content=False)
+    run(Events(policy_hash="x", log_content=True))
+    assert PROMPT not in stream.getvalue() and ANSWER not in stream.getvalue()
+    assert len(lines(stream)) == 10
+
+
+def test_console_lines_are_readable_key_value_lines(router_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    router_logging.configure(json=False, stream=stream)
+    EVENTS.completed(fallback_record())
+    (line,) = stream.getvalue().splitlines()
+    expected = (
+        "Z [info     ] route.completed                [router] request_id=req_fallback "
+        "feature=support-bot route=auto model=gpt-4o provider=openai prompt_tokens=900 "
+        "completion_tokens=120 cached_tokens=100 reasoning_tokens=7 cost_usd=0.00345 "
+        "latency_ms=543.0 attempts=2 fallback=True stream=False"
+    )
+    assert line.endswith(expected)
+    assert "\x1b[" not in line
+
+
+def test_configuring_twice_replaces_the_handler_instead_of_stacking(
+    router_logger: logging.Logger, tmp_path: Path
+) -> None:
+    mine = logging.NullHandler()
+    router_logger.addHandler(mine)
+    first = router_logging.configure(file=tmp_path / "first.log")
+    stream = io.StringIO()
+    second = router_logging.configure(stream=stream)
+    ours = [h for h in router_logger.handlers if h.get_name() == router_logging.HANDLER_NAME]
+    assert ours == [second] and first not in router_logger.handlers
+    assert mine in router_logger.handlers
+    assert isinstance(first, logging.FileHandler) and first.stream is None  # closed
+    EVENTS.completed(fallback_record())
+    assert len(stream.getvalue().splitlines()) == 1
+
+
+def test_configure_sets_the_router_logger_level_and_leaves_propagation_alone(
+    router_logger: logging.Logger,
+) -> None:
+    router_logger.propagate = False
+    stream = io.StringIO()
+    router_logging.configure(stream=stream, level="warning")
+    assert router_logger.level == logging.WARNING and router_logger.propagate is False
+    run(EVENTS)
+    assert [line["event"] for line in lines(stream)] == [
+        "route.attempt",
+        "budget.warning",
+        "route.failed",
+    ]
+    router_logging.configure(stream=stream, level=logging.DEBUG)
+    assert router_logger.level == logging.DEBUG
+
+
+def test_configure_touches_neither_the_root_logger_nor_structlog(router_logger: logging.Logger) -> None:
+    import structlog
+
+    root = logging.getLogger()
+    before = (root.level, list(root.handlers), structlog.get_config())
+    router_logging.configure(stream=io.StringIO(), level="DEBUG")
+    assert (root.level, list(root.handlers), structlog.get_config()) == before
+
+
+def test_an_unknown_level_is_refused_before_anything_is_attached(router_logger: logging.Logger) -> None:
+    handlers = list(router_logger.handlers)
+    with pytest.raises(ValueError, match="unknown log level 'LOUD'"):
+        router_logging.configure(stream=io.StringIO(), level="LOUD")
+    assert router_logger.handlers == handlers
+
+
+def test_a_stream_and_a_file_together_are_refused(router_logger: logging.Logger, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="not both"):
+        router_logging.configure(stream=io.StringIO(), file=tmp_path / "x.log")
+
+
+def test_a_file_is_appended_to(router_logger: logging.Logger, tmp_path: Path) -> None:
+    path = tmp_path / "router.log"
+    path.write_text('{"earlier": true}\n')
+    router_logging.configure(file=path)
+    EVENTS.completed(fallback_record())
+    earlier, line = path.read_text().splitlines()
+    assert json.loads(earlier) == {"earlier": True}
+    assert json.loads(line)["event"] == "route.completed"
+
+
+def test_a_policy_logging_section_configures_format_level_and_file(
+    router_logger: logging.Logger, tmp_path: Path
+) -> None:
+    path = tmp_path / "events.log"
+    spec = LoggingSpec.model_validate({"level": "WARNING", "json": False, "file": str(path)})
+    router_logging.configure_from_spec(spec)
+    assert router_logger.level == logging.WARNING
+    run(Events(policy_hash="x", log_content=True))
+    written = path.read_text().splitlines()
+    assert len(written) == 3
+    for line, event in zip(written, ["route.attempt", "budget.warning", "route.failed"], strict=True):
+        assert f"] {event} " in line and not line.startswith("{")
+
+
+def test_plain_logging_calls_on_router_loggers_are_rendered_too(router_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    router_logging.configure(stream=stream)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger("router.ledger").warning("ledger %s is slow", "sqlite", exc_info=True)
+    (line,) = lines(stream)
+    assert {k: line[k] for k in ("level", "logger", "event")} == {
+        "level": "warning",
+        "logger": "router.ledger",
+        "event": "ledger sqlite is slow",
+    }
+    assert "RuntimeError: boom" in line["exception"]
+
+
+def test_every_handler_sees_the_event_whichever_formats_it_first(router_logger: logging.Logger) -> None:
+    plain = io.StringIO()
+    handler = logging.StreamHandler(plain)
+    router_logger.addHandler(handler)
+    structured = io.StringIO()
+    router_logging.configure(stream=structured)
+    plain_again = io.StringIO()
+    router_logger.addHandler(logging.StreamHandler(plain_again))
+    EVENTS.completed(fallback_record())
+    assert lines(structured)[0]["event"] == "route.completed"
+    assert plain.getvalue() == plain_again.getvalue()
+    assert plain.getvalue().startswith("route.completed request_id=req_fallback ")
+
+
+def test_the_formatter_can_be_used_on_a_handler_of_ones_own(router_logger: logging.Logger) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(router_logging.formatter(json=True))
+    router_logger.addHandler(handler)
+    router_logger.setLevel(logging.INFO)
+    EVENTS.completed(fallback_record())
+    assert lines(stream)[0]["model"] == "gpt-4o"
+
+
+def test_values_json_cannot_encode_are_written_as_their_repr(router_logger: logging.Logger) -> None:
+    class Message:
+        def __repr__(self) -> str:
+            return "Message(role='user')"
+
+    stream = io.StringIO()
+    router_logging.configure(stream=stream)
+    Events(policy_hash="x", log_content=True).decided(fallback_record(), messages=[Message()])
+    assert lines(stream)[0]["messages"] == ["Message(role='user')"]
+
+
+def test_importing_router_logging_does_not_import_structlog() -> None:
+    # structlog costs tens of milliseconds to import; it is loaded by the first configure().
+    code = (
+        "import sys, router; before = 'structlog' in sys.modules; import router.logging; "
+        "assert before or 'structlog' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
