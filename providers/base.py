@@ -37,6 +37,9 @@ class Deployment:
     api_version: str | None = None
     headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     litellm_model: str | None = None
+    # Quirks of the provider's streams through litellm (providers.registry.ProviderSpec).
+    stream_ends_with_usage: bool = False
+    stream_ignores_timeout: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -126,29 +126,54 @@ def _mentions(exc: openai.APIStatusError, phrases: tuple[str, ...]) -> bool:
 def from_litellm(exc: BaseException) -> BaseException:
     """Translate a litellm exception into the plain openai class with the provider's headers.
 
-    litellm's own classes already subclass openai's, but carry a synthetic response; we rebuild
-    one that keeps the provider's status and ``retry-after`` headers, so the rest of the router
-    sees one shape whatever the adapter.
+    litellm's own classes already subclass openai's, but carry a synthetic status: a Gemini 503
+    arrives as 500, an Anthropic 529 as 500, a Gemini 403 as a BadRequestError, a connection reset
+    as an InternalServerError, an unreadable body as a 422. The truth is further down the chain of
+    causes litellm keeps (``__cause__``/``__context__``), so it is read there, most specific first:
+    the provider's own HTTP response (its status and ``retry-after`` headers), then a transport
+    timeout, a transport failure, a body that was not JSON; only then litellm's own status.
     """
-    status = getattr(exc, "status_code", None)
     request = httpx.Request("POST", str(getattr(exc, "api_base", None) or "https://litellm.invalid"))
-    if isinstance(exc, openai.APITimeoutError) or type(exc).__name__ == "Timeout":
-        return openai.APITimeoutError(request=request)
-    if isinstance(exc, openai.APIConnectionError) and not isinstance(status, int):
-        return openai.APIConnectionError(message=_litellm_message(exc), request=request)
+    causes = _causes(exc)
+    provider = next((c.response for c in causes if isinstance(c, httpx.HTTPStatusError)), None)
+    status = provider.status_code if provider is not None else getattr(exc, "status_code", None)
+    if provider is None:
+        if any(isinstance(c, httpx.TimeoutException) for c in causes):
+            return openai.APITimeoutError(request=request)
+        if any(isinstance(c, httpx.TransportError | ConnectionError) for c in causes):
+            return openai.APIConnectionError(message=_litellm_message(exc), request=request)
+        if any(isinstance(c, json.JSONDecodeError) for c in causes):
+            return malformed_response(httpx.Response(200, request=request), _litellm_message(exc))
+        if isinstance(exc, openai.APITimeoutError) or type(exc).__name__ == "Timeout":
+            return openai.APITimeoutError(request=request)
+        if isinstance(exc, openai.APIConnectionError) and not isinstance(status, int):
+            return openai.APIConnectionError(message=_litellm_message(exc), request=request)
     if not isinstance(status, int) or status < 400:
         if isinstance(exc, openai.OpenAIError):
             return exc
         return openai.APIConnectionError(message=_litellm_message(exc), request=request)
     headers = _litellm_headers(exc)
+    if provider is not None:
+        headers.update(_kept_headers(provider.headers))
     message = _litellm_message(exc)
     body: dict[str, Any] = {"message": message, "type": type(exc).__name__}
-    if type(exc).__name__ == "ContextWindowExceededError":
+    names = {type(c).__name__ for c in causes}
+    if "ContextWindowExceededError" in names:
         body["code"] = "context_length_exceeded"
-    elif type(exc).__name__ == "ContentPolicyViolationError":
+    elif "ContentPolicyViolationError" in names:
         body["code"] = "content_filter"
     response = httpx.Response(status, headers=headers, json={"error": body}, request=request)
     return status_error(status, {"error": body}, response)
+
+
+def _causes(exc: BaseException, limit: int = 16) -> list[BaseException]:
+    """``exc`` and what it was raised from (or while handling), outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < limit and all(current is not c for c in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
 
 
 def _litellm_message(exc: BaseException) -> str:
@@ -163,16 +188,22 @@ def _litellm_headers(exc: BaseException) -> dict[str, str]:
     extra = getattr(exc, "litellm_response_headers", None)
     if isinstance(extra, Mapping | httpx.Headers):
         headers.update({str(k): str(v) for k, v in extra.items()})
-    # Keep only what the router reads; litellm adds its own diagnostics headers.
-    keep = (
-        "retry-after",
-        "retry-after-ms",
-        "x-ratelimit-",
-        "anthropic-ratelimit-",
-        "x-request-id",
-        "request-id",
-    )
-    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(keep)}
+    return _kept_headers(headers)
+
+
+# Only what the router reads; litellm adds its own diagnostics headers.
+_KEPT_HEADERS: Final = (
+    "retry-after",
+    "retry-after-ms",
+    "x-ratelimit-",
+    "anthropic-ratelimit-",
+    "x-request-id",
+    "request-id",
+)
+
+
+def _kept_headers(headers: Mapping[str, str] | httpx.Headers) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_KEPT_HEADERS)}
 
 
 # OpenAI's x-ratelimit-reset-* durations: "1s", "6m0s", "20ms", "1h2m3.5s".

@@ -9,13 +9,19 @@ two clients in one process cannot interfere.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import functools
 import os
+import threading
 from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
 from typing import Any
 
-from providers.base import JSON, CallOptions, Deployment
+import httpx
+import openai
+
+from providers.base import JSON, CallOptions, Deployment, Timeout
 from providers.errors import from_litellm
 
 
@@ -63,8 +69,59 @@ def _as_dict(obj: Any) -> JSON:
     return data
 
 
+def _usage_expected(deployment: Deployment, body: JSON) -> bool:
+    """Must this stream end with a usage chunk? Only if asked for, and the wire always sends it."""
+    options = body.get("stream_options")
+    return deployment.stream_ends_with_usage and isinstance(options, dict) and bool(options.get("include_usage"))
+
+
+def _cut_stream(deployment: Deployment) -> openai.APIConnectionError:
+    # litellm swallows an unreadable event and ends the stream with a made-up finish reason; the
+    # missing usage (which this provider's protocol always sends last) is how the cut shows.
+    return openai.APIConnectionError(
+        message="The provider's stream ended before its terminal event (no usage chunk arrived).",
+        request=httpx.Request("POST", deployment.api_base or "https://litellm.invalid"),
+    )
+
+
+def _read_timeout(timeout: Timeout) -> float | None:
+    """The longest wait for one stream chunk that ``timeout`` allows."""
+    if isinstance(timeout, httpx.Timeout):
+        return timeout.read
+    return timeout
+
+
+@functools.cache
+def _timed_handler_class() -> type[Any]:
+    """litellm's HTTPHandler, but applying its own ``timeout`` to calls that pass none.
+
+    Built on first use (it needs litellm imported). litellm's sync Gemini stream posts without a
+    timeout, so handing it one of these, around our connection pool, makes ``timeout`` hold.
+    """
+    from litellm.llms.custom_httpx.http_handler import HTTPHandler
+
+    class TimedHTTPHandler(HTTPHandler):  # type: ignore[misc]
+        def post(self, url: str, *args: Any, timeout: Timeout = None, **kwargs: Any) -> Any:
+            return super().post(url, *args, timeout=timeout if timeout is not None else self.timeout, **kwargs)
+
+    return TimedHTTPHandler
+
+
 class LiteLLMAdapter:
     """Sync driver over ``litellm.completion``."""
+
+    def __init__(self) -> None:
+        self._http: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def _http_client(self) -> httpx.Client:
+        """The pool behind the timed handlers, opened on first need."""
+        with self._lock:
+            if self._http is None:
+                self._http = httpx.Client(
+                    limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+                )
+            return self._http
 
     def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
         litellm = import_litellm()
@@ -75,22 +132,33 @@ class LiteLLMAdapter:
 
     def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> Iterator[JSON]:
         litellm = import_litellm()
+        arguments = _arguments(deployment, body, options, stream=True)
+        if deployment.stream_ignores_timeout and options.timeout is not None:
+            arguments["client"] = _timed_handler_class()(timeout=options.timeout, client=self._http_client())
         try:
-            chunks = litellm.completion(**_arguments(deployment, body, options, stream=True))
+            chunks = litellm.completion(**arguments)
         except Exception as exc:
             raise from_litellm(exc) from exc
-        return self._iterate(chunks)
+        return self._iterate(chunks, deployment, _usage_expected(deployment, body))
 
     @staticmethod
-    def _iterate(chunks: Any) -> Iterator[JSON]:
+    def _iterate(chunks: Any, deployment: Deployment, usage_expected: bool) -> Iterator[JSON]:
+        usage_seen = False
         try:
             for chunk in chunks:
-                yield _as_dict(chunk)
+                data = _as_dict(chunk)
+                usage_seen = usage_seen or bool(data.get("usage"))
+                yield data
         except Exception as exc:
             raise from_litellm(exc) from exc
+        if usage_expected and not usage_seen:
+            raise _cut_stream(deployment)
 
     def close(self) -> None:
-        return None
+        with self._lock:
+            http, self._http = self._http, None
+        if http is not None:
+            http.close()
 
 
 class AsyncLiteLLMAdapter:
@@ -105,12 +173,31 @@ class AsyncLiteLLMAdapter:
 
     async def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> AsyncIterator[JSON]:
         litellm = import_litellm()
+        # Where litellm ignores ``timeout``, each wait for a chunk (the first included) is bounded here.
+        wait = _read_timeout(options.timeout) if deployment.stream_ignores_timeout else None
+        usage_expected = _usage_expected(deployment, body)
+        usage_seen = False
         try:
-            chunks = await litellm.acompletion(**_arguments(deployment, body, options, stream=True))
-            async for chunk in chunks:
-                yield _as_dict(chunk)
+            async with asyncio.timeout(wait):
+                chunks = await litellm.acompletion(**_arguments(deployment, body, options, stream=True))
+            iterator = aiter(chunks)
+            while True:
+                try:
+                    async with asyncio.timeout(wait):
+                        chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    break
+                data = _as_dict(chunk)
+                usage_seen = usage_seen or bool(data.get("usage"))
+                yield data
+        except TimeoutError as exc:
+            raise openai.APITimeoutError(
+                request=httpx.Request("POST", deployment.api_base or "https://litellm.invalid")
+            ) from exc
         except Exception as exc:
             raise from_litellm(exc) from exc
+        if usage_expected and not usage_seen:
+            raise _cut_stream(deployment)
 
     async def close(self) -> None:
         return None

@@ -24,6 +24,13 @@ class ProviderSpec:
     litellm_prefix: str | None = None
     # Path litellm expects after the base URL its users give the provider's own SDK.
     litellm_base_suffix: str = ""
+    # The wire protocol always ends a stream with its usage (Gemini's usageMetadata, Anthropic's
+    # message_delta): a litellm stream that stops without a usage chunk was cut, even when litellm
+    # (which swallows an unreadable event) made up a finish reason for it.
+    stream_ends_with_usage: bool = False
+    # litellm's stream for this provider ignores ``timeout`` (it opens its own HTTP client): the
+    # adapter applies the timeout itself.
+    stream_ignores_timeout: bool = False
 
 
 PROVIDERS: Final[Mapping[str, ProviderSpec]] = MappingProxyType(
@@ -32,9 +39,17 @@ PROVIDERS: Final[Mapping[str, ProviderSpec]] = MappingProxyType(
         "openai_compatible": ProviderSpec("openai"),
         "azure": ProviderSpec("azure", None, "AZURE_API_KEY"),
         "gemini": ProviderSpec(
-            "litellm", None, "GEMINI_API_KEY", litellm_prefix="gemini", litellm_base_suffix="/v1beta"
+            "litellm",
+            None,
+            "GEMINI_API_KEY",
+            litellm_prefix="gemini",
+            litellm_base_suffix="/v1beta",
+            stream_ends_with_usage=True,
+            stream_ignores_timeout=True,
         ),
-        "anthropic": ProviderSpec("litellm", None, "ANTHROPIC_API_KEY", litellm_prefix="anthropic"),
+        "anthropic": ProviderSpec(
+            "litellm", None, "ANTHROPIC_API_KEY", litellm_prefix="anthropic", stream_ends_with_usage=True
+        ),
         "groq": ProviderSpec("openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
         "deepseek": ProviderSpec("openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
         "mistral": ProviderSpec("openai", "https://api.mistral.ai/v1", "MISTRAL_API_KEY"),

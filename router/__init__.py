@@ -9,14 +9,17 @@ response.routing  # which model answered, why, and what it cost
 from router._client import AsyncOpenAI, OpenAI
 from router._exceptions import (
     BudgetExceededError,
+    DeadlineExceededError,
     ModelNotFoundError,
     NoCandidateError,
     RouterError,
     StreamInterruptedError,
 )
 from router._response import RoutedChatCompletion
-from router._routing import Attempt, RoutingRecord, Usage
+from router._routing import Attempt, BudgetEvent, RoutingRecord, Usage
 from router._streaming import AsyncRoutedStream, RoutedStream
+from router.ledger import LedgerError
+from router.logging import configure as configure_logging
 
 __version__ = "0.1.0"
 
@@ -24,7 +27,10 @@ __all__ = [
     "AsyncOpenAI",
     "AsyncRoutedStream",
     "Attempt",
+    "BudgetEvent",
     "BudgetExceededError",
+    "DeadlineExceededError",
+    "LedgerError",
     "ModelNotFoundError",
     "NoCandidateError",
     "OpenAI",
@@ -35,4 +41,5 @@ __all__ = [
     "StreamInterruptedError",
     "Usage",
     "__version__",
+    "configure_logging",
 ]

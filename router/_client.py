@@ -11,9 +11,10 @@ import contextlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import Any, Final, Literal, overload
 
 import httpx
 import openai
@@ -28,16 +29,20 @@ from openai.types.model import Model
 
 from policies.plan import UnknownModelError
 from policies.schema import Policy
-from providers.base import DEFAULT_TIMEOUT, AsyncAdapter, SyncAdapter, Timeout
+from providers.base import DEFAULT_TIMEOUT, AsyncAdapter, Deployment, SyncAdapter, Timeout
+from providers.catalog import ModelInfo
 from providers.litellm_adapter import AsyncLiteLLMAdapter, LiteLLMAdapter
 from providers.openai_compat import AsyncOpenAICompatible, OpenAICompatible
+from router._budgets import BudgetBook
 from router._engine import Engine
-from router._exceptions import ModelNotFoundError, NoCandidateError
+from router._events import Events
+from router._exceptions import ModelNotFoundError
 from router._health import Breakers
 from router._observations import Observations
 from router._pipeline import Request, Session, StreamTracker, content_filtered, normalize, usage_of
 from router._response import RoutedChatCompletion, completion
 from router._streaming import AsyncRoutedStream, RoutedStream
+from router.ledger import AsyncLedger, Hold, Ledger, Line, Refusal, Totals, open_async_ledger, open_ledger
 
 PolicySource = Policy | str | os.PathLike[str] | Mapping[str, Any] | None
 
@@ -70,6 +75,8 @@ class _BaseClient:
         max_retries: int | openai.NotGiven = openai.NOT_GIVEN,
         default_headers: Mapping[str, str] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        ledger: str | None = None,
         _engine: Engine | None = None,
     ) -> None:
         self.timeout: Timeout = DEFAULT_TIMEOUT if isinstance(timeout, openai.NotGiven) else timeout
@@ -96,23 +103,56 @@ class _BaseClient:
         self._observations = Observations()
         # Injected so tests (and simulations) drive deadlines, backoff and cooldowns without sleeping.
         self._clock = clock
+        # Unix time, for budget windows, reservation expiry and Retry-After dates (injectable for tests).
+        self._wall_clock = wall_clock
         self._breakers = Breakers(clock)
+        policy_spec = self._engine.policy
+        self._events = Events(
+            policy_hash=self._engine.policy_hash,
+            log_content=bool(policy_spec.logging and policy_spec.logging.log_content),
+        )
+        if policy_spec.logging is not None:
+            from router.logging import configure_from_spec
+
+            configure_from_spec(policy_spec.logging)
+        self._budgets = BudgetBook(policy_spec) if BudgetBook(policy_spec).has_budgets else None
+        # The client's ledger= wins over the policy's ledger:; opened on the first budgeted request.
+        self._ledger_url = ledger if ledger is not None else policy_spec.ledger
+        self._ledger_handle: Any = None
 
     @property
     def policy(self) -> Policy:
         return self._engine.policy
 
-    def _session(self, kwargs: Mapping[str, Any]) -> Session:
+    def _request(self, kwargs: Mapping[str, Any]) -> tuple[Request, tuple[Line, ...], tuple[Line, ...]]:
+        """The normalized request, its budget lines, and those of them that may downgrade."""
         request: Request = normalize(kwargs, self.timeout)
+        if self._budgets is None:
+            return request, (), ()
+        lines = self._budgets.lines_for(request.route.feature, self._wall_clock())
+        budgets = self._budgets
+        return (
+            request,
+            lines,
+            tuple(line for line in lines if budgets.spec_for(line).on_exceed == "downgrade"),
+        )
+
+    def _session(
+        self,
+        request: Request,
+        lines: tuple[Line, ...] = (),
+        downgrade: tuple[Line, ...] = (),
+        totals: Mapping[str, Totals] | None = None,
+    ) -> Session:
+        """Plan the request; ``totals`` (read from the ledger) let a downgrade budget filter models."""
+        check = _DowngradeCheck(downgrade, totals) if downgrade and totals is not None else None
         try:
             plan = self._engine.planner.plan(
-                request.route, health=self._breakers.snapshot(), observed=self._observations
+                request.route, health=self._breakers.snapshot(), budget=check, observed=self._observations
             )
         except UnknownModelError as exc:
             raise ModelNotFoundError(str(exc)) from None
-        if not plan.candidates:
-            raise NoCandidateError(request.route.model, plan.rejected, plan.route)
-        return Session(
+        session = Session(
             self._engine,
             request,
             plan,
@@ -120,7 +160,19 @@ class _BaseClient:
             observations=self._observations,
             breakers=self._breakers,
             retry_attempts=self._retry_attempts,
+            events=self._events,
+            budgets=self._budgets,
+            budget_lines=lines,
+            wall_clock=self._wall_clock,
         )
+        if check is not None:
+            for model, refusal in check.rejected:
+                session.budget_downgraded(model, refusal)
+        if not plan.candidates:
+            if check is not None and check.refusal is not None:
+                session.budget_refused_before_any(check.refusal)
+            raise session.exhausted()
+        return session
 
     def _model_object(self, model: str) -> Model:
         for item in self._model_objects():
@@ -154,6 +206,34 @@ class _BaseClient:
             for name in self._engine.policy.routes
         ]
         return models
+
+
+class _DowngradeCheck:
+    """The planner's budget filter for ``on_exceed: downgrade`` caps, from figures read before planning.
+
+    Keeps the smallest refusal it saw, so that when no model fits, the error names the best case.
+    """
+
+    __slots__ = ("_lines", "_totals", "refusal", "rejected")
+
+    def __init__(self, lines: tuple[Line, ...], totals: Mapping[str, Totals]) -> None:
+        self._lines = lines
+        self._totals = totals
+        self.refusal: Refusal | None = None
+        self.rejected: list[tuple[str, Refusal]] = []
+
+    def __call__(self, model: ModelInfo, worst_usd: float) -> str | None:
+        refusal = BudgetBook.refusal(self._lines, self._totals, worst_usd)
+        if refusal is None:
+            return None
+        if self.refusal is None or refusal.amount_usd < self.refusal.amount_usd:
+            self.refusal = refusal
+        self.rejected.append((model.name, refusal))
+        return BudgetBook.downgrade_reason(refusal)
+
+
+# Settle at the reserved worst case: the provider sent no usage, so the exact cost is unknown.
+_WORST_CASE: Final = float("nan")
 
 
 def _parse_arguments(response_format: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -258,30 +338,43 @@ class OpenAI(_BaseClient):
         return clone
 
     def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | RoutedStream:
-        session = self._session(kwargs)
-        request = session.request
+        request, lines, downgrade = self._request(kwargs)
+        totals = self._ledger().totals(downgrade, now=self._wall_clock()) if downgrade else None
+        session = self._session(request, lines, downgrade, totals)
         if request.stream:
             return self._open_stream(session)
         while (step := session.next_step()) is not None:
             if step.wait_s:
                 self._sleep(step.wait_s)
-            session.begin(step)
             deployment = step.deployment
+            hold = self._reserve(session, deployment) if lines else None
+            if hold is False:
+                continue
+            session.begin(step)
             try:
                 data = self._adapters[deployment.adapter].complete(deployment, request.body, step.options)
             except openai.APIError as exc:
+                self._settle(session, hold, None)
                 session.failed(deployment, exc)
                 continue
             usage = usage_of(data.get("usage"))
+            self._settle(session, hold, session.cost_of(deployment, usage) if usage else _WORST_CASE)
             if content_filtered(data):
                 session.content_filtered(deployment, data, usage)
                 continue
             return completion(data, deployment.name, session.succeeded(deployment, usage))
+        answer: RoutedChatCompletion = self._give_up(session)
+        return answer
+
+    def _give_up(self, session: Session) -> Any:
+        session.budget_exhausted()
         kept = session.kept_answer()
-        if kept is not None:
-            deployment, data, routing = kept
-            return completion(data, deployment.name, routing)
-        raise session.exhausted()
+        if kept is None:
+            raise session.exhausted()
+        deployment, answer, routing = kept
+        if isinstance(answer, RoutedStream):
+            return answer
+        return completion(answer, deployment.name, routing)
 
     def _open_stream(self, session: Session) -> RoutedStream:
         """Read each candidate's stream up to its first content; fall back unseen until then."""
@@ -289,8 +382,11 @@ class OpenAI(_BaseClient):
         while (step := session.next_step()) is not None:
             if step.wait_s:
                 self._sleep(step.wait_s)
-            session.begin(step)
             deployment = step.deployment
+            hold = self._reserve(session, deployment) if session.budgeted else None
+            if hold is False:
+                continue
+            session.begin(step)
             tracker = StreamTracker()
             buffered: list[dict[str, Any]] = []
             try:
@@ -303,24 +399,64 @@ class OpenAI(_BaseClient):
                     if tracker.committed:
                         break
             except openai.APIError as exc:
+                self._settle(session, hold, None)
                 session.failed(deployment, exc)
                 continue
+            settle = None if hold is None else partial(self._settle, session, hold)
             stream = RoutedStream(
-                session, deployment, buffered, tracker, chunks, session.attempt_elapsed_ms()
+                session, deployment, buffered, tracker, chunks, session.attempt_elapsed_ms(), settle
             )
             if tracker.content_filtered:
+                stream.settle_now()
                 session.content_filtered(deployment, stream, tracker.usage)
                 continue
             return stream
-        kept = session.kept_answer()
-        if kept is not None:
-            kept_stream: RoutedStream = kept[1]
-            return kept_stream
-        raise session.exhausted()
+        return self._give_up(session)  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ budgets: the ledger I/O
+
+    def _ledger(self) -> Ledger:
+        if self._ledger_handle is None:
+            self._ledger_handle = open_ledger(self._ledger_url)
+        ledger: Ledger = self._ledger_handle
+        return ledger
+
+    def _reserve(self, session: Session, deployment: Deployment) -> Hold | Literal[False] | None:
+        """Reserve this call's worst case; False to skip the model (downgrade). May wait, or raise."""
+        ask = session.budget_ask(deployment)
+        if ask is None:
+            return None
+        ledger = self._ledger()
+        while True:
+            outcome = ledger.reserve(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=self._wall_clock())
+            if isinstance(outcome, Hold):
+                session.budget_held()
+                return outcome
+            wait = session.budget_refused(deployment, outcome)
+            if wait is None:
+                return False
+            self._sleep(wait)
+
+    def _settle(self, session: Session, hold: Hold | Literal[False] | None, cost: float | None) -> None:
+        """Settle a hold at the call's cost (``_WORST_CASE``: as reserved), or release it (None)."""
+        if not hold:
+            return
+        ledger = self._ledger()
+        if cost is None:
+            ledger.release(hold)
+            return
+        amount = hold.amount_usd if cost is _WORST_CASE else cost
+        totals = ledger.settle(hold, amount, now=self._wall_clock())
+        for line, threshold in session.budget_settled(hold, totals, amount):
+            if ledger.first_warning(line, threshold):
+                session.budget_warned(line, threshold)
 
     def close(self) -> None:
         for adapter in {id(a): a for a in self._adapters.values()}.values():
             adapter.close()
+        if self._ledger_handle is not None:
+            self._ledger_handle.close()
+            self._ledger_handle = None
 
     def __enter__(self) -> OpenAI:
         return self
@@ -447,37 +583,47 @@ class AsyncOpenAI(_BaseClient):
         return clone
 
     async def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream:
-        session = self._session(kwargs)
-        request = session.request
+        request, lines, downgrade = self._request(kwargs)
+        totals = await self._ledger().totals(downgrade, now=self._wall_clock()) if downgrade else None
+        session = self._session(request, lines, downgrade, totals)
         if request.stream:
             return await self._open_stream(session)
         while (step := session.next_step()) is not None:
             if step.wait_s:
                 await self._sleep(step.wait_s)
-            session.begin(step)
             deployment = step.deployment
+            hold = await self._reserve(session, deployment) if lines else None
+            if hold is False:
+                continue
+            session.begin(step)
             try:
                 # The deadline as a hard stop too: a server that trickles bytes never trips a read timeout.
                 async with asyncio.timeout(session.remaining_s()):
                     data = await self._adapters[deployment.adapter].complete(
                         deployment, request.body, step.options
                     )
-            except openai.APIError as exc:
-                session.failed(deployment, exc)
-                continue
-            except TimeoutError:
-                session.failed(deployment, _deadline_timeout())
+            except (openai.APIError, TimeoutError) as exc:
+                await self._settle(session, hold, None)
+                session.failed(deployment, exc if isinstance(exc, openai.APIError) else _deadline_timeout())
                 continue
             usage = usage_of(data.get("usage"))
+            await self._settle(session, hold, session.cost_of(deployment, usage) if usage else _WORST_CASE)
             if content_filtered(data):
                 session.content_filtered(deployment, data, usage)
                 continue
             return completion(data, deployment.name, session.succeeded(deployment, usage))
+        answer: RoutedChatCompletion = self._give_up(session)
+        return answer
+
+    def _give_up(self, session: Session) -> Any:
+        session.budget_exhausted()
         kept = session.kept_answer()
-        if kept is not None:
-            deployment, data, routing = kept
-            return completion(data, deployment.name, routing)
-        raise session.exhausted()
+        if kept is None:
+            raise session.exhausted()
+        deployment, answer, routing = kept
+        if isinstance(answer, AsyncRoutedStream):
+            return answer
+        return completion(answer, deployment.name, routing)
 
     async def _open_stream(self, session: Session) -> AsyncRoutedStream:
         """Read each candidate's stream up to its first content; fall back unseen until then."""
@@ -485,8 +631,11 @@ class AsyncOpenAI(_BaseClient):
         while (step := session.next_step()) is not None:
             if step.wait_s:
                 await self._sleep(step.wait_s)
-            session.begin(step)
             deployment = step.deployment
+            hold = await self._reserve(session, deployment) if session.budgeted else None
+            if hold is False:
+                continue
+            session.begin(step)
             tracker = StreamTracker()
             buffered: list[dict[str, Any]] = []
             chunks: AsyncIterator[dict[str, Any]] = self._adapters[deployment.adapter].stream(
@@ -500,29 +649,67 @@ class AsyncOpenAI(_BaseClient):
                         buffered.append(data)
                         if tracker.committed:
                             break
-            except openai.APIError as exc:
-                session.failed(deployment, exc)
+            except (openai.APIError, TimeoutError) as exc:
+                if isinstance(exc, TimeoutError):
+                    await _close_quietly(chunks)
+                await self._settle(session, hold, None)
+                session.failed(deployment, exc if isinstance(exc, openai.APIError) else _deadline_timeout())
                 continue
-            except TimeoutError:
-                await _close_quietly(chunks)
-                session.failed(deployment, _deadline_timeout())
-                continue
+            settle = None if hold is None else partial(self._settle, session, hold)
             stream = AsyncRoutedStream(
-                session, deployment, buffered, tracker, chunks, session.attempt_elapsed_ms()
+                session, deployment, buffered, tracker, chunks, session.attempt_elapsed_ms(), settle
             )
             if tracker.content_filtered:
+                await stream.settle_now()
                 session.content_filtered(deployment, stream, tracker.usage)
                 continue
             return stream
-        kept = session.kept_answer()
-        if kept is not None:
-            kept_stream: AsyncRoutedStream = kept[1]
-            return kept_stream
-        raise session.exhausted()
+        return self._give_up(session)  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ budgets: the ledger I/O
+
+    def _ledger(self) -> AsyncLedger:
+        if self._ledger_handle is None:
+            self._ledger_handle = open_async_ledger(self._ledger_url)
+        ledger: AsyncLedger = self._ledger_handle
+        return ledger
+
+    async def _reserve(self, session: Session, deployment: Deployment) -> Hold | Literal[False] | None:
+        """Reserve this call's worst case; False to skip the model (downgrade). May wait, or raise."""
+        ask = session.budget_ask(deployment)
+        if ask is None:
+            return None
+        ledger = self._ledger()
+        while True:
+            outcome = await ledger.reserve(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=self._wall_clock())
+            if isinstance(outcome, Hold):
+                session.budget_held()
+                return outcome
+            wait = session.budget_refused(deployment, outcome)
+            if wait is None:
+                return False
+            await self._sleep(wait)
+
+    async def _settle(self, session: Session, hold: Hold | Literal[False] | None, cost: float | None) -> None:
+        """Settle a hold at the call's cost (``_WORST_CASE``: as reserved), or release it (None)."""
+        if not hold:
+            return
+        ledger = self._ledger()
+        if cost is None:
+            await ledger.release(hold)
+            return
+        amount = hold.amount_usd if cost is _WORST_CASE else cost
+        totals = await ledger.settle(hold, amount, now=self._wall_clock())
+        for line, threshold in session.budget_settled(hold, totals, amount):
+            if await ledger.first_warning(line, threshold):
+                session.budget_warned(line, threshold)
 
     async def close(self) -> None:
         for adapter in {id(a): a for a in self._adapters.values()}.values():
             await adapter.close()
+        if self._ledger_handle is not None:
+            await self._ledger_handle.close()
+            self._ledger_handle = None
 
     async def __aenter__(self) -> AsyncOpenAI:
         return self

@@ -106,5 +106,7 @@ def _deployment(
         api_version=spec.api_version,
         headers=MappingProxyType(headers),
         litellm_model=litellm_model,
+        stream_ends_with_usage=row.stream_ends_with_usage,
+        stream_ignores_timeout=row.stream_ignores_timeout,
     )
     return deployment, problem

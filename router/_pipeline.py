@@ -19,15 +19,19 @@ from typing import Any, Final
 import httpx
 import openai
 
+from policies.filters import PlanContext, worst_case_cost
 from policies.plan import DEFAULT_FEATURE, Plan, RouteRequest, describe_request
 from providers.base import JSON, CallOptions, Deployment, Timeout
 from providers.errors import error_class, retry_after_s
+from router._budgets import BudgetBook
 from router._engine import Engine
-from router._exceptions import DeadlineExceededError, NoCandidateError
+from router._events import Events
+from router._exceptions import BudgetExceededError, DeadlineExceededError, NoCandidateError
 from router._health import Breakers
 from router._observations import Observations
 from router._resilience import RETRYABLE, Resilience
-from router._routing import Attempt, RoutingRecord, Usage
+from router._routing import Attempt, BudgetEvent, RoutingRecord, Usage
+from router.ledger._types import Hold, Line, Refusal, Totals
 
 # Keyword arguments of ``create`` that steer the router or the transport rather than the model.
 _TRANSPORT: Final = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
@@ -122,6 +126,23 @@ class Step:
     options: CallOptions
 
 
+@dataclass(frozen=True, slots=True)
+class BudgetAsk:
+    """What to reserve before calling a model: this request's worst case on every budget line."""
+
+    lines: tuple[Line, ...]
+    amount_usd: float
+    ttl_s: float
+
+
+# While only in-flight reservations stand in the way, wait this long between asks (DESIGN: budgets
+# under a burst), doubling up to the cap; the request's deadline bounds the whole wait.
+_BUDGET_POLL_S: Final = 0.05
+_BUDGET_POLL_MAX_S: Final = 1.0
+# A reservation outlives the call it guards by this much, so only a dead process's ones expire.
+_HOLD_MARGIN_S: Final = 120.0
+
+
 class Session:
     """The state of one request: the models still to try, retries, the deadline, every attempt.
 
@@ -140,6 +161,10 @@ class Session:
         breakers: Breakers | None = None,
         resilience: Resilience | None = None,
         retry_attempts: int | None = None,
+        events: Events | None = None,
+        budgets: BudgetBook | None = None,
+        budget_lines: tuple[Line, ...] = (),
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self._observations = observations
@@ -150,7 +175,8 @@ class Session:
         self.plan = plan
         self._clock = clock
         self._started = clock()
-        self._started_at = time.time()
+        self._wall_clock = wall_clock
+        self._started_at = wall_clock()
         self._deadline = self._started + self.resilience.timeout_s
         self._pending: deque[str] = deque(c.model for c in plan.candidates)
         self._attempts: list[Attempt] = []
@@ -163,6 +189,15 @@ class Session:
         self._attempt_started = self._started
         self._attempt_started_at = self._started_at
         self._deadline_passed = False
+        self._events = events
+        self._budgets = budgets
+        self._lines = budget_lines
+        self._budget_events: list[BudgetEvent] = []
+        self._budget_poll = _BUDGET_POLL_S
+        self._last_refusal: Refusal | None = None
+        self._settled_totals: Mapping[str, Totals] = {}
+        if events is not None:
+            events.decided(self.record(None), messages=request.body.get("messages"))
         self._kept: tuple[Deployment, Any, Usage | None] | None = None
 
     # ----------------------------------------------------------------- what to do next
@@ -211,7 +246,7 @@ class Session:
         self._wait_s = step.wait_s
         self._tries_on_current += 1
         self._attempt_started = self._clock()
-        self._attempt_started_at = time.time()
+        self._attempt_started_at = self._wall_clock()
 
     def remaining_s(self) -> float:
         return max(self._deadline - self._clock(), 0.0)
@@ -224,6 +259,13 @@ class Session:
 
     def _elapsed_ms(self, since: float) -> float:
         return round((self._clock() - since) * 1000.0, 3)
+
+    def _add(self, attempt: Attempt) -> None:
+        self._attempts.append(attempt)
+        if self._events is not None:
+            self._events.attempt(
+                self.request.request_id, self.request.route.feature, attempt, len(self._attempts)
+            )
 
     def failed(self, deployment: Deployment, exc: BaseException) -> None:
         """Record a failed attempt and decide: raise now, retry this model, or move on."""
@@ -238,7 +280,7 @@ class Session:
         if kind not in RETRYABLE or self._tries_on_current >= self._retry_attempts:
             return
         if kind == "rate_limited":
-            retry_after = retry_after_s(exc, time.time())
+            retry_after = retry_after_s(exc, self._wall_clock())
             if retry_after is not None:
                 if retry_after > resilience.max_retry_after_s:
                     # Waiting that long would hold the request hostage: skip the model until then.
@@ -258,7 +300,7 @@ class Session:
         """Record a failed attempt (and tell the breaker) without deciding what comes next."""
         kind = error_class(exc)
         status = getattr(exc, "status_code", None)
-        self._attempts.append(
+        self._add(
             Attempt(
                 model=deployment.name,
                 provider=deployment.provider,
@@ -281,7 +323,7 @@ class Session:
         Another model may answer; if none does, the kept answer is what the caller gets (it is what
         the provider itself returned), priced, with every attempt in its record.
         """
-        self._attempts.append(
+        self._add(
             Attempt(
                 model=deployment.name,
                 provider=deployment.provider,
@@ -301,7 +343,10 @@ class Session:
         if self._kept is None:
             return None
         deployment, answer, usage = self._kept
-        return deployment, answer, self.record(deployment, usage, self.cost_of(deployment, usage))
+        record = self.record(deployment, usage, self.cost_of(deployment, usage))
+        if self._events is not None:
+            self._events.completed(record)
+        return deployment, answer, record
 
     def _keep_larger_windows(self, deployment: Deployment) -> None:
         """After a context-length error, only models with a larger window are worth a try."""
@@ -316,7 +361,7 @@ class Session:
     ) -> RoutingRecord:
         """Record the successful attempt, price it, and learn its output size and latency."""
         latency_ms = self._elapsed_ms(self._attempt_started)
-        self._attempts.append(
+        self._add(
             Attempt(
                 model=deployment.name,
                 provider=deployment.provider,
@@ -335,7 +380,10 @@ class Session:
                 usage.completion_tokens if usage is not None else None,
                 latency_ms,
             )
-        return self.record(deployment, usage, self.cost_of(deployment, usage))
+        record = self.record(deployment, usage, self.cost_of(deployment, usage))
+        if self._events is not None:
+            self._events.completed(record)
+        return record
 
     def cost_of(self, deployment: Deployment, usage: Usage | None) -> float | None:
         if usage is None:
@@ -367,6 +415,7 @@ class Session:
             latency_ms=self._elapsed_ms(self._started),
             started_at=self._started_at,
             stream=self.request.stream,
+            budget_events=tuple(self._budget_events),
         )
 
     def exhausted(self) -> BaseException:
@@ -393,9 +442,149 @@ class Session:
         return error
 
     def _attach(self, exc: BaseException) -> None:
-        # Callers who catch the error can still see every attempt.
+        """Give the error the routing record (callers can still see every attempt) and log the failure."""
+        record = self.record(None)
         with contextlib.suppress(AttributeError):
-            exc.routing = self.record(None)  # type: ignore[attr-defined]
+            exc.routing = record  # type: ignore[attr-defined]
+        if self._events is not None:
+            self._events.failed(record, exc)
+
+    def interrupted(self, deployment: Deployment, exc: BaseException) -> RoutingRecord:
+        """A committed stream broke: the record for its StreamInterruptedError, logged as failed."""
+        self.failed_quietly(deployment, exc)
+        return self.record(deployment)
+
+    def stream_failed(self, error: BaseException, record: RoutingRecord) -> None:
+        if self._events is not None:
+            self._events.failed(record, error)
+
+    # ----------------------------------------------------------------- budgets (decided here, I/O in drivers)
+
+    @property
+    def budgeted(self) -> bool:
+        return bool(self._lines)
+
+    def budget_ask(self, deployment: Deployment) -> BudgetAsk | None:
+        """What to reserve before calling ``deployment``; None when no budget covers this request."""
+        if not self._lines:
+            return None
+        info = self.engine.catalog[deployment.name]
+        route = self.engine.policy.routes.get(self.plan.route or "")
+        expected = (
+            route.expected_output_tokens if route else None
+        ) or self.engine.policy.expected_output_tokens
+        context = PlanContext(request=self.request.route, expected_output_tokens=expected)
+        amount = worst_case_cost(info, context) or 0.0
+        ttl = self.resilience.timeout_s + (
+            self.resilience.stream_idle_timeout_s if self.request.stream else 0.0
+        )
+        return BudgetAsk(self._lines, amount, ttl + _HOLD_MARGIN_S)
+
+    def budget_held(self) -> None:
+        self._budget_poll = _BUDGET_POLL_S
+
+    def budget_refused(self, deployment: Deployment, refusal: Refusal) -> float | None:
+        """A reservation was refused: seconds to wait before asking again, None to skip this model.
+
+        Raises BudgetExceededError when the cap's policy is ``reject`` (or ``downgrade`` found no
+        model that fits, which the driver learns when the plan runs out).
+        """
+        if refusal.blocked_by_reservations:
+            # Settled spend plus this request fits: only requests in flight stand in the way.
+            wait = self._budget_poll
+            if wait < self.remaining_s():
+                self._budget_poll = min(wait * 2, _BUDGET_POLL_MAX_S)
+                return wait
+        line = refusal.line
+        spec = self._budgets.spec_for(line) if self._budgets is not None else None
+        downgrade = spec is not None and spec.on_exceed == "downgrade"
+        event = _budget_event("downgraded" if downgrade else "exceeded", refusal, model=deployment.name)
+        self._budget_event(event)
+        if event.kind == "downgraded":
+            self._skipped[deployment.name] = BudgetBook.downgrade_reason(refusal)
+            self._last_refusal = refusal
+            return None
+        error = BudgetExceededError(self.request.route.feature, refusal)
+        self._attach(error)
+        raise error
+
+    def budget_downgraded(self, model: str, refusal: Refusal) -> None:
+        """Planning skipped ``model``: its worst case no longer fits a downgrade budget."""
+        self._budget_event(_budget_event("downgraded", refusal, model=model))
+
+    def budget_refused_before_any(self, refusal: Refusal) -> None:
+        """Planning left no model whose worst case fits a downgrade budget: refuse the request."""
+        self._last_refusal = refusal
+        self.budget_exhausted()
+
+    def budget_exhausted(self) -> None:
+        """Every model was skipped to stay under a downgrade budget: refuse, as ``reject`` would."""
+        refusal = self._last_refusal
+        if refusal is None or self._attempts or self._kept is not None:
+            return
+        self._budget_event(_budget_event("exceeded", refusal))
+        error = BudgetExceededError(self.request.route.feature, refusal)
+        self._attach(error)
+        raise error
+
+    def partial_cost(self, deployment: Deployment, tracker: StreamTracker) -> float | None:
+        """A cut or abandoned stream's cost: the prompt plus what arrived (about 4 characters a token)."""
+        if tracker.usage is not None:
+            return self.cost_of(deployment, tracker.usage)
+        prompt = self.request.route.prompt.best if self.request.route.prompt is not None else 0
+        return self.engine.catalog[deployment.name].cost_usd(prompt, -(-tracker.characters // 4), 0)
+
+    def budget_settled(
+        self, hold: Hold, totals: Mapping[str, Totals], cost: float
+    ) -> list[tuple[Line, float]]:
+        """The warn_at thresholds this settlement crossed, to be claimed with ``first_warning``."""
+        if self._budgets is None:
+            return []
+        crossed: list[tuple[Line, float]] = []
+        for line in hold.lines:
+            after = totals.get(line.key)
+            if after is None:
+                continue
+            spec = self._budgets.spec_for(line)
+            if spec.warn_at:
+                before = max(after.spent_usd - cost, 0.0)
+                crossed += [(line, t) for t in BudgetBook.crossed_thresholds(line, spec, before, after)]
+        self._settled_totals = totals
+        return crossed
+
+    def budget_warned(self, line: Line, threshold: float) -> None:
+        totals = self._settled_totals.get(line.key, Totals(0.0, 0.0))
+        self._budget_event(
+            BudgetEvent(
+                kind="warning",
+                scope=line.scope,
+                window=line.window,
+                limit_usd=line.limit_usd,
+                spent_usd=totals.spent_usd,
+                reserved_usd=totals.reserved_usd,
+                threshold=threshold,
+                resets_at=line.resets_at,
+            )
+        )
+
+    def _budget_event(self, event: BudgetEvent) -> None:
+        self._budget_events.append(event)
+        if self._events is not None:
+            self._events.budget(self.request.request_id, self.request.route.feature, event)
+
+
+def _budget_event(kind: str, refusal: Refusal, *, model: str | None = None) -> BudgetEvent:
+    line = refusal.line
+    return BudgetEvent(
+        kind=kind,
+        scope=line.scope,
+        window=line.window,
+        limit_usd=line.limit_usd,
+        spent_usd=refusal.spent_usd,
+        reserved_usd=refusal.reserved_usd,
+        model=model,
+        resets_at=line.resets_at,
+    )
 
 
 def capped_timeout(timeout: Timeout, remaining: float, idle: float | None) -> Timeout:

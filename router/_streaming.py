@@ -1,13 +1,19 @@
 """Streams of ``ChatCompletionChunk`` that know which model is speaking and what it cost.
 
 Shaped like openai's ``Stream``: iterate it, use it as a context manager, ``close()`` it. Once
-it is exhausted, ``.routing`` holds the full record with usage and cost.
+it is exhausted, ``.routing`` holds the full record with usage and cost. A stream that ends
+without its finish reason, stalls past ``stream_idle_timeout_s`` or breaks after content reached
+the caller raises ``StreamInterruptedError``: never a silently truncated answer.
+
+A budgeted stream settles its reservation once: at the end (exact cost from usage), when it is
+interrupted or closed early (the prompt plus what arrived), or when it is set aside for a
+content filter.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, Final
 
@@ -16,12 +22,16 @@ import openai
 from openai.types.chat import ChatCompletionChunk
 
 from providers.base import JSON, Deployment
+from providers.errors import error_class
 from router._exceptions import StreamInterruptedError
 from router._pipeline import Session, StreamTracker
 from router._response import chunk
 from router._routing import RoutingRecord
 
 _ROUTER_URL: Final = "router://chat/completions"
+
+# Errors we raise ourselves; their messages hold no provider text, so they may be quoted.
+_OWN_MESSAGE: Final = "router-own-message"
 
 
 class _StreamBase:
@@ -41,6 +51,7 @@ class _StreamBase:
         self._tracker = tracker
         self._ttft_ms = ttft_ms
         self._routing: RoutingRecord | None = None
+        self._settled = False
 
     @property
     def routing(self) -> RoutingRecord:
@@ -53,38 +64,52 @@ class _StreamBase:
             return None
         return chunk(data, self._deployment.name)
 
-    def _finish(self) -> None:
+    def _cost_so_far(self) -> float | None:
+        """What to settle at: the exact cost when usage arrived, else the prompt plus the text so far."""
+        return self._session.partial_cost(self._deployment, self._tracker)
+
+    def _complete(self) -> None:
         """The provider's stream ended: complete only if it said how the answer ended."""
-        if not self._tracker.finished:
-            # Every OpenAI-shaped stream closes its choice with a finish_reason; without one the
-            # answer was cut, however politely the connection closed.
-            raise self._interrupted(_cut())
         if self._routing is None:
             self._routing = self._session.succeeded(
                 self._deployment, self._tracker.usage, ttft_ms=self._ttft_ms
             )
 
     def _interrupted(self, exc: BaseException) -> StreamInterruptedError:
-        self._session.failed_quietly(self._deployment, exc)
+        record = self._session.interrupted(self._deployment, exc)
+        if getattr(exc, _OWN_MESSAGE, False):
+            reason = str(getattr(exc, "message", exc))
+        else:
+            # The provider's own text may quote the prompt: name the failure, not its words.
+            status = getattr(exc, "status_code", None)
+            reason = (
+                f"{error_class(exc)} error ({type(exc).__name__}{f', status {status}' if status else ''})"
+            )
         error = StreamInterruptedError(
             model=self._deployment.name,
             chunks=self._tracker.chunks,
             characters=self._tracker.characters,
-            reason=str(getattr(exc, "message", None) or exc),
+            reason=reason,
         )
-        error.routing = self._routing = self._session.record(self._deployment)
+        error.routing = self._routing = record
+        self._session.stream_failed(error, record)
         return error
 
 
 def _cut() -> openai.APIConnectionError:
-    return openai.APIConnectionError(
+    # Every OpenAI-shaped stream closes its choice with a finish_reason; without one the answer
+    # was cut, however politely the connection closed.
+    error = openai.APIConnectionError(
         message="the stream ended without a finish reason", request=httpx.Request("POST", _ROUTER_URL)
     )
+    setattr(error, _OWN_MESSAGE, True)
+    return error
 
 
 def _idle(seconds: float) -> openai.APITimeoutError:
     error = openai.APITimeoutError(request=httpx.Request("POST", _ROUTER_URL))
     error.message = f"no chunk for {seconds:g}s (stream_idle_timeout_s)"
+    setattr(error, _OWN_MESSAGE, True)
     return error
 
 
@@ -97,10 +122,18 @@ class RoutedStream(_StreamBase):
         tracker: StreamTracker,
         rest: Iterator[JSON],
         ttft_ms: float | None = None,
+        settle: Callable[[float | None], None] | None = None,
     ) -> None:
         super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
+        self._settle = settle
         self._iterator = self._chunks()
+
+    def settle_now(self) -> None:
+        """Settle the reservation at what this stream has cost so far (once)."""
+        if self._settle is not None and not self._settled:
+            self._settled = True
+            self._settle(self._cost_so_far())
 
     def _chunks(self) -> Iterator[ChatCompletionChunk]:
         for data in self._buffered:
@@ -114,9 +147,13 @@ class RoutedStream(_StreamBase):
                 out = self._emit(data)
                 if out is not None:
                     yield out
+            if not self._tracker.finished:
+                raise _cut()
         except openai.APIError as exc:
+            self.settle_now()
             raise self._interrupted(exc) from exc
-        self._finish()
+        self.settle_now()
+        self._complete()
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         return self._iterator
@@ -136,6 +173,8 @@ class RoutedStream(_StreamBase):
         close: Any = getattr(self._rest, "close", None)
         if close is not None:
             close()
+        # Closed before its end: the provider charged for what it sent.
+        self.settle_now()
 
 
 class AsyncRoutedStream(_StreamBase):
@@ -147,10 +186,18 @@ class AsyncRoutedStream(_StreamBase):
         tracker: StreamTracker,
         rest: AsyncIterator[JSON],
         ttft_ms: float | None = None,
+        settle: Callable[[float | None], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
+        self._settle = settle
         self._iterator = self._chunks()
+
+    async def settle_now(self) -> None:
+        """Settle the reservation at what this stream has cost so far (once)."""
+        if self._settle is not None and not self._settled:
+            self._settled = True
+            await self._settle(self._cost_so_far())
 
     async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
         for data in self._buffered:
@@ -170,15 +217,19 @@ class AsyncRoutedStream(_StreamBase):
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    await self.close()
+                    await self._close_rest()
                     raise _idle(idle) from None
                 self._tracker.observe(data)
                 out = self._emit(data)
                 if out is not None:
                     yield out
+            if not self._tracker.finished:
+                raise _cut()
         except openai.APIError as exc:
+            await self.settle_now()
             raise self._interrupted(exc) from exc
-        self._finish()
+        await self.settle_now()
+        self._complete()
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self._iterator
@@ -194,7 +245,12 @@ class AsyncRoutedStream(_StreamBase):
     ) -> None:
         await self.close()
 
-    async def close(self) -> None:
+    async def _close_rest(self) -> None:
         aclose: Any = getattr(self._rest, "aclose", None)
         if aclose is not None:
             await aclose()
+
+    async def close(self) -> None:
+        await self._close_rest()
+        # Closed before its end: the provider charged for what it sent.
+        await self.settle_now()
