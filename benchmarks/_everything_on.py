@@ -1,19 +1,17 @@
-"""The "everything on" configuration: the richest policy the current code accepts.
+"""The "everything on" configuration: routing, a budget on a SQLite ledger, and JSON logging.
 
-Routing is a 3-model ordered route with two fallbacks. Budgets (a SQLite ledger) and JSON logging at INFO
-to a file are switched on at the two marked SWITCH-ON POINTs as soon as the code supports them: support
-is detected at run time from the policy's JSON schema (and ``router.configure_logging``), and verified
-after the run by what reached the disk, so the report says which parts were really on.
+A 3-model ``cheapest`` route with a fallback through litellm, a feature with a quality floor and a
+daily budget (far above what the benchmark spends, so every call reserves and settles but none is
+refused) on a SQLite ledger file, and JSON event logging at INFO to a file. After the run, what
+reached the disk (ledger rows, log lines) is checked, so the report says which parts were really on.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
-import logging
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -104,153 +102,22 @@ class FullConfig:
 
 
 def everything_on(openai_base: str, gemini_base: str, workdir: Path) -> FullConfig:
-    """The richest configuration the current code accepts; see the module docstring."""
-    from policies.loader import policy_from_dict, policy_json_schema
+    """The full configuration, with its own ledger and log file under ``workdir``."""
+    from policies.loader import policy_from_dict
 
     workdir = Path(tempfile.mkdtemp(prefix="everything-on-", dir=workdir))  # one ledger and log per client
-    data = three_model_policy(openai_base, gemini_base)
-    schema = policy_json_schema()
-    config = FullConfig(create_kwargs={"metadata": {"feature": FEATURE}})
-
-    # Routing: the richest the policy schema accepts (cheapest ranking, a feature's quality floor).
-    extras = []
-    for description, extend in ROUTING_EXTRAS:
-        if first_valid(policy_from_dict, [extend(data)]) is not None:
-            data = extend(data)
-            extras.append(description)
-    if extras:
-        config.routing = "; ".join(extras)
-
-    # ---- SWITCH-ON POINT 1: budget + SQLite ledger. As soon as the schema has features.<name>.budget, the
-    # policy gets a ledger file and a feature budget far above what the benchmark spends.
-    if schema_at(schema, "ledger") is not None:
-        config.ledger_path = workdir / "ledger.db"
-        data["ledger"] = f"sqlite:///{config.ledger_path}"
-    budget_schema = schema_at(schema, "features", "*", "budget")
-    if budget_schema is not None:
-        found = first_valid(
-            lambda b: policy_from_dict(_with_budget(data, b)),
-            [*values_for(budget_schema), float(_GENEROUS)],
-        )
-        if found is not None:
-            config.budget = json.dumps(found)
-            data = _with_budget(data, found)
-
-    # ---- SWITCH-ON POINT 2: JSON logging at INFO to a file: a policy logging: section when the schema has
-    # one, else router.configure_logging when it exists, else a stdlib handler on the "router" logger.
-    config.log_path = workdir / "router-log.jsonl"
-    logging_schema = schema_at(schema, "logging")
-    if logging_schema is not None:
-        found = first_valid(
-            lambda v: policy_from_dict({**data, "logging": v}),
-            [logging_setting(v, config.log_path) for v in values_for(logging_schema)],
-        )
-        if found is not None:
-            data["logging"] = found
-            config.logging_how = "policy logging: section"
-    if not config.logging_how:
-        config.logging_how = _configure_logging(config.log_path)
-
+    data = _quality_floor(_cheapest(three_model_policy(openai_base, gemini_base)))
+    config = FullConfig(
+        create_kwargs={"metadata": {"feature": FEATURE}},
+        routing="; ".join(description for description, _ in ROUTING_EXTRAS),
+        ledger_path=workdir / "ledger.db",
+        log_path=workdir / "router-log.jsonl",
+        logging_how="policy logging: section",
+    )
+    budget = {"limit_usd": _GENEROUS, "window": "day", "warn_at": [0.5, 0.8]}
+    config.budget = json.dumps(budget)
+    data["ledger"] = f"sqlite:///{config.ledger_path}"
+    data["features"][FEATURE]["budget"] = budget
+    data["logging"] = {"level": "INFO", "json": True, "file": str(config.log_path)}
     config.policy = policy_from_dict(data)
     return config
-
-
-# --------------------------------------------------------------------------- pure helpers
-
-
-def _with_budget(data: dict[str, Any], budget: Any) -> dict[str, Any]:
-    features = dict(data.get("features") or {})
-    features[FEATURE] = {**features.get(FEATURE, {}), "budget": budget}
-    return {**data, "features": features}
-
-
-def _deref(root: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Follow a local $ref, and take the first non-null option of an anyOf (pydantic's Optional)."""
-    options = node.get("anyOf")
-    if isinstance(options, list):
-        node = next((o for o in options if o.get("type") != "null"), node)
-    ref = node.get("$ref", "")
-    if isinstance(ref, str) and ref.startswith("#/$defs/"):
-        return _deref(root, root["$defs"][ref.removeprefix("#/$defs/")])
-    return node
-
-
-def schema_at(root: Mapping[str, Any], *path: str) -> dict[str, Any] | None:
-    """The JSON schema at a path of property names ("*": a mapping's values), with the root's $defs kept."""
-    node: Any = root
-    for key in path:
-        node = _deref(root, node)
-        node = node.get("additionalProperties") if key == "*" else (node.get("properties") or {}).get(key)
-        if not isinstance(node, Mapping):
-            return None
-    return {"$defs": root.get("$defs", {}), **node}
-
-
-def generous(value: Any) -> Any:
-    """The same value with every number replaced by a cap the benchmark never reaches."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return type(value)(_GENEROUS)
-    if isinstance(value, dict):
-        return {k: generous(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [generous(v) for v in value]
-    return value
-
-
-def values_for(schema: Mapping[str, Any]) -> list[Any]:
-    """Values to try for a setting from its JSON schema: generous numbers first, then the minimal one."""
-    from providers.fake import minimal_instance
-
-    minimal = minimal_instance(schema)
-    return [generous(minimal), minimal]
-
-
-def first_valid(build: Callable[[Any], object], values: list[Any]) -> Any | None:
-    """The first value for which ``build`` does not raise a ValueError (PolicyError and pydantic's are)."""
-    for value in values:
-        try:
-            build(value)
-        except (ValueError, TypeError):
-            continue
-        return value
-    return None
-
-
-def logging_setting(value: Any, path: Path) -> Any:
-    """Fill a logging setting built from its schema: JSON format, INFO level, our file."""
-    if not isinstance(value, dict):
-        return value
-    filled = dict(value)
-    for key in filled:
-        low = key.lower()
-        if "format" in low or "renderer" in low:
-            filled[key] = "json"
-        elif "level" in low:
-            filled[key] = "INFO"
-        elif low in {"file", "path", "sink", "destination", "output", "filename"}:
-            filled[key] = str(path)
-    return filled
-
-
-def _configure_logging(path: Path) -> str:
-    import router
-
-    configure = getattr(router, "configure_logging", None)
-    if callable(configure):
-        wanted = {"format": "json", "renderer": "json", "level": "INFO", "file": str(path), "path": str(path)}
-        accepted = inspect.signature(configure).parameters
-        configure(**{k: v for k, v in wanted.items() if k in accepted})
-        return "router.configure_logging"
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(_JsonLines())
-    logger = logging.getLogger("router")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    return "stdlib JSON handler on the 'router' logger"
-
-
-class _JsonLines(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps({"level": record.levelname, "logger": record.name, "event": record.getMessage()})

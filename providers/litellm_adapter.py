@@ -72,7 +72,8 @@ def _as_dict(obj: Any) -> JSON:
 def _usage_expected(deployment: Deployment, body: JSON) -> bool:
     """Must this stream end with a usage chunk? Only if asked for, and the wire always sends it."""
     options = body.get("stream_options")
-    return deployment.stream_ends_with_usage and isinstance(options, dict) and bool(options.get("include_usage"))
+    asked = isinstance(options, dict) and bool(options.get("include_usage"))
+    return deployment.stream_ends_with_usage and asked
 
 
 def _cut_stream(deployment: Deployment) -> openai.APIConnectionError:
@@ -101,8 +102,11 @@ def _timed_handler_class() -> type[Any]:
     from litellm.llms.custom_httpx.http_handler import HTTPHandler
 
     class TimedHTTPHandler(HTTPHandler):  # type: ignore[misc]
-        def post(self, url: str, *args: Any, timeout: Timeout = None, **kwargs: Any) -> Any:
-            return super().post(url, *args, timeout=timeout if timeout is not None else self.timeout, **kwargs)
+        def post(self, url: str, *args: Any, **kwargs: Any) -> Any:
+            # (data, json, params, headers, stream, timeout): a sixth positional is the timeout.
+            if len(args) < 6 and kwargs.get("timeout") is None:
+                kwargs["timeout"] = self.timeout
+            return super().post(url, *args, **kwargs)
 
     return TimedHTTPHandler
 

@@ -37,7 +37,7 @@ from router._budgets import BudgetBook
 from router._engine import Engine
 from router._events import Events
 from router._exceptions import ModelNotFoundError
-from router._health import Breakers
+from router._health import Breakers, SharedBreakers
 from router._observations import Observations
 from router._pipeline import Request, Session, StreamTracker, content_filtered, normalize, usage_of
 from router._response import RoutedChatCompletion, completion
@@ -105,8 +105,11 @@ class _BaseClient:
         self._clock = clock
         # Unix time, for budget windows, reservation expiry and Retry-After dates (injectable for tests).
         self._wall_clock = wall_clock
-        self._breakers = Breakers(clock)
         policy_spec = self._engine.policy
+        # The client's ledger= wins over the policy's ledger:; opened on the first budgeted request.
+        self._ledger_url = ledger if ledger is not None else policy_spec.ledger
+        self._ledger_handle: Any = None
+        self._breakers = _breakers_for(self._ledger_url, tuple(policy_spec.models), clock, wall_clock)
         self._events = Events(
             policy_hash=self._engine.policy_hash,
             log_content=bool(policy_spec.logging and policy_spec.logging.log_content),
@@ -116,9 +119,6 @@ class _BaseClient:
 
             configure_from_spec(policy_spec.logging)
         self._budgets = BudgetBook(policy_spec) if BudgetBook(policy_spec).has_budgets else None
-        # The client's ledger= wins over the policy's ledger:; opened on the first budgeted request.
-        self._ledger_url = ledger if ledger is not None else policy_spec.ledger
-        self._ledger_handle: Any = None
 
     @property
     def policy(self) -> Policy:
@@ -206,6 +206,18 @@ class _BaseClient:
             for name in self._engine.policy.routes
         ]
         return models
+
+
+def _breakers_for(
+    ledger_url: str | None,
+    models: tuple[str, ...],
+    clock: Callable[[], float],
+    wall_clock: Callable[[], float],
+) -> Breakers:
+    """In-process breakers; shared through Redis when the ledger is Redis, so a fleet learns together."""
+    if ledger_url and ledger_url.startswith(("redis://", "rediss://")):
+        return SharedBreakers(clock, ledger_url, models, wall_clock=wall_clock)
+    return Breakers(clock)
 
 
 class _DowngradeCheck:
@@ -457,6 +469,7 @@ class OpenAI(_BaseClient):
         if self._ledger_handle is not None:
             self._ledger_handle.close()
             self._ledger_handle = None
+        self._breakers.close()
 
     def __enter__(self) -> OpenAI:
         return self
@@ -710,6 +723,7 @@ class AsyncOpenAI(_BaseClient):
         if self._ledger_handle is not None:
             await self._ledger_handle.close()
             self._ledger_handle = None
+        self._breakers.close()
 
     async def __aenter__(self) -> AsyncOpenAI:
         return self

@@ -11,6 +11,7 @@ is injected so tests drive cooldowns without sleeping.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -111,8 +112,109 @@ class Breakers:
         with self._lock:
             self._open(model, now + seconds, reason)
 
+    def close(self) -> None:
+        """Nothing to release in-process; shared breakers close their connection."""
+
     def _open(self, model: str, until: float, reason: str) -> None:
         self._open_until[model] = max(until, self._open_until.get(model, 0.0))
         self._reason[model] = reason
         self._trial.discard(model)
         self._failures.pop(model, None)
+
+
+class SharedBreakers(Breakers):
+    """Breakers whose open state is shared through Redis, so a fleet learns together.
+
+    Each instance counts its own failures (as ``Breakers`` does); when one instance opens a
+    breaker, it publishes the reason with a TTL of the cooldown, and every instance skips the model
+    until the key expires. A success after the cooldown (the half-open trial) deletes the key for
+    all. Remote state is read at most once per ``refresh_s`` per instance (one MGET), so planning
+    stays in microseconds; a Redis outage falls back to the local state rather than failing requests.
+    Times in Redis are wall-clock (Unix) seconds: monotonic clocks differ between machines.
+    """
+
+    _PREFIX: Final = "router:breaker:"
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        url: str,
+        models: tuple[str, ...],
+        *,
+        wall_clock: Callable[[], float],
+        refresh_s: float = 1.0,
+    ) -> None:
+        super().__init__(clock)
+        import redis  # the redis extra; only a redis:// ledger gets here
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._redis_errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._models = models
+        self._keys = [self._PREFIX + model for model in models]
+        self._wall_clock = wall_clock
+        self._refresh_s = refresh_s
+        self._remote: dict[str, tuple[float, str]] = {}
+        self._next_refresh = float("-inf")
+
+    def _refresh(self) -> None:
+        now = self._clock()
+        if now < self._next_refresh:
+            return
+        self._next_refresh = now + self._refresh_s
+        try:
+            values = self._redis.mget(self._keys)
+        except self._redis_errors:
+            return
+        remote: dict[str, tuple[float, str]] = {}
+        for model, value in zip(self._models, values, strict=True):
+            if value:
+                text = value.decode() if isinstance(value, bytes) else str(value)
+                until, _, reason = text.partition("|")
+                remote[model] = (float(until), reason)
+        self._remote = remote
+
+    def _remote_reason(self, model: str) -> str | None:
+        entry = self._remote.get(model)
+        if entry is None:
+            return None
+        until, reason = entry
+        left = until - self._wall_clock()
+        if left <= 0:
+            return None
+        return f"cooling down after {reason} (another instance; {left:.1f}s left)"
+
+    def snapshot(self) -> Mapping[str, str]:
+        self._refresh()
+        local = super().snapshot()
+        if not self._remote:
+            return local
+        merged = dict(local)
+        for model in self._remote:
+            reason = self._remote_reason(model)
+            if reason is not None and model not in merged:
+                merged[model] = reason
+        return merged
+
+    def admit(self, model: str) -> str | None:
+        reason = self._remote_reason(model) if self._remote else None
+        return reason if reason is not None else super().admit(model)
+
+    def succeeded(self, model: str) -> None:
+        was_open = model in self._open_until or model in self._remote
+        super().succeeded(model)
+        if was_open:
+            self._remote.pop(model, None)
+            with contextlib.suppress(*self._redis_errors):
+                self._redis.delete(self._PREFIX + model)
+
+    def _open(self, model: str, until: float, reason: str) -> None:
+        super()._open(model, until, reason)
+        seconds = until - self._clock()
+        if seconds <= 0:
+            return
+        wall_until = self._wall_clock() + seconds
+        with contextlib.suppress(*self._redis_errors):
+            self._redis.set(self._PREFIX + model, f"{wall_until}|{reason}", px=max(int(seconds * 1000), 1))
+
+    def close(self) -> None:
+        self._redis.close()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks._everything_on import generous, logging_setting, schema_at, values_for
+from benchmarks._everything_on import everything_on
 from benchmarks._machine import cpu_model
 from benchmarks._options import QUICK, Options
 from benchmarks._report import render, table
@@ -189,33 +189,10 @@ def test_quick_options_do_less_of_everything() -> None:
 # --------------------------------------------------------------------------- switch-on detection
 
 
-BUDGET_SCHEMA = {
-    "$defs": {
-        "Budget": {
-            "type": "object",
-            "properties": {"usd": {"type": "number", "minimum": 0}, "period": {"enum": ["day", "month"]}},
-            "required": ["usd", "period"],
-        },
-        "Feature": {
-            "type": "object",
-            "properties": {"budget": {"anyOf": [{"$ref": "#/$defs/Budget"}, {"type": "null"}]}},
-        },
-    },
-    "properties": {"features": {"type": "object", "additionalProperties": {"$ref": "#/$defs/Feature"}}},
-}
-
-
-def test_a_feature_budget_is_found_through_refs_and_optionals() -> None:
-    budget = schema_at(BUDGET_SCHEMA, "features", "*", "budget")
-    assert budget is not None
-    assert values_for(budget) == [{"usd": 1_000_000, "period": "day"}, {"usd": 1, "period": "day"}]
-    assert schema_at(BUDGET_SCHEMA, "features", "*", "logging") is None
-
-
-def test_generous_raises_numbers_and_keeps_the_rest() -> None:
-    assert generous({"a": 1, "b": [2.5, True, "x"]}) == {"a": 1_000_000, "b": [1_000_000.0, True, "x"]}
-
-
-def test_a_logging_setting_gets_json_info_and_our_file() -> None:
-    filled = logging_setting({"format": "text", "level": "DEBUG", "file": "x", "other": 1}, Path("/tmp/log"))
-    assert filled == {"format": "json", "level": "INFO", "file": "/tmp/log", "other": 1}
+def test_everything_on_has_a_budget_on_a_sqlite_ledger_and_json_logging_to_a_file(tmp_path: Path) -> None:
+    config = everything_on("http://127.0.0.1:1/v1", "http://127.0.0.1:1/gemini", tmp_path)
+    policy = config.policy
+    assert policy.ledger == f"sqlite:///{config.ledger_path}" and str(config.ledger_path).startswith("/")
+    assert policy.features["bench"].budget is not None
+    assert policy.logging is not None and policy.logging.json_lines and policy.logging.level == "INFO"
+    assert policy.logging.file == str(config.log_path) and not policy.logging.log_content
