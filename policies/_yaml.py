@@ -97,8 +97,9 @@ def load_yaml(text: str) -> tuple[Any, int | None]:
         raise YamlFailure(None, f"YAML error: {_one_line(str(exc))}") from exc
     except RecursionError as exc:
         raise YamlFailure(None, "nested too deeply to read — a policy never needs that") from exc
-    except ValueError as exc:
-        # ruamel's own conversions can fail past its error classes (e.g. ``!!float .``).
+    except (ValueError, AssertionError) as exc:
+        # ruamel can fail past its error classes: a conversion (``!!float .``), or an internal
+        # assertion in its comment handling (a block scalar indicator before a comment: "| #").
         raise YamlFailure(
             None, f"a value could not be read: {_one_line(str(exc))} — quote it or fix it"
         ) from exc

@@ -125,8 +125,13 @@ def worst_case_cost(model: ModelInfo, context: PlanContext) -> float | None:
     if not model.priced:
         return None
     assert model.input_cost_per_mtok is not None and model.output_cost_per_mtok is not None
-    prompt = context.request.prompt.best if context.request.prompt is not None else 0
-    output = context.request.max_output_tokens or model.max_output_tokens or context.expected_output_tokens
+    # Bounds, not estimates: a budget reservation must cover whatever the provider will bill.
+    prompt = context.request.prompt.upper_bound if context.request.prompt is not None else 0
+    output = context.request.max_output_tokens or model.max_output_tokens
+    if output is None and model.context_window is not None:
+        output = max(model.context_window - prompt, 1)  # all the window leaves for the answer
+    if output is None:
+        output = context.expected_output_tokens  # nothing bounds it: the policy's assumption
     return (prompt * model.input_cost_per_mtok + output * model.output_cost_per_mtok) / 1_000_000
 
 

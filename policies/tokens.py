@@ -174,6 +174,14 @@ class PromptSize:
         return self._exact if self._exact is not None else self.estimate
 
     @property
+    def upper_bound(self) -> int:
+        """No fewer tokens than the provider will count: the exact count, or the estimate's trust limit.
+
+        For budget reservations, which must not be exceeded by the real cost.
+        """
+        return self._exact if self._exact is not None else int(self.estimate * TRUST_FACTOR) + 1
+
+    @property
     def counted(self) -> bool:
         return self._exact is not None
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
+import math
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final, Literal
 
 import httpx
@@ -206,11 +208,21 @@ def _kept_headers(headers: Mapping[str, str] | httpx.Headers) -> dict[str, str]:
     return {k.lower(): v for k, v in headers.items() if k.lower().startswith(_KEPT_HEADERS)}
 
 
-# OpenAI's x-ratelimit-reset-* durations: "1s", "6m0s", "20ms", "1h2m3.5s".
-_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT_S: Final[Mapping[str, float]] = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
-# Gemini puts its delay in the body: {"@type": "...RetryInfo", "retryDelay": "2s"}.
-_RETRY_DELAY: Final = re.compile(r"retryDelay['\"]?\s*[:=]\s*['\"]?(\d+(?:\.\d+)?)s")
+# OpenAI's x-ratelimit-reset-* durations, as Go prints them: "1s", "6m0s", "20ms", "1h2m3.5s", "1.5µs".
+_DURATION_PART: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|us|µs|μs|ns|h|m|s)")
+_UNIT_S: Final[Mapping[str, float]] = {
+    "h": 3600.0,
+    "m": 60.0,
+    "s": 1.0,
+    "ms": 1e-3,
+    "us": 1e-6,
+    "µs": 1e-6,  # U+00B5 MICRO SIGN, what Go prints
+    "μs": 1e-6,  # U+03BC GREEK SMALL LETTER MU
+    "ns": 1e-9,
+}
+# Gemini puts its delay in the body: {"@type": "...RetryInfo", "retryDelay": "2s"} (the quotes may
+# arrive JSON-escaped, when the body was quoted inside another error's message).
+_RETRY_DELAY: Final = re.compile(r"retryDelay\\?['\"]?\s*[:=]\s*\\?['\"]?(\d+(?:\.\d+)?)s")
 
 
 def parse_duration(text: str) -> float | None:
@@ -223,7 +235,12 @@ def parse_duration(text: str) -> float | None:
 
 
 def _header_seconds(name: str, value: str, now: float) -> float | None:
-    value = value.strip()
+    """Seconds from now that one header names, or None when it names none (or nonsense: NaN, inf)."""
+    seconds = _header_value(name, value.strip(), now)
+    return seconds if seconds is not None and math.isfinite(seconds) else None
+
+
+def _header_value(name: str, value: str, now: float) -> float | None:
     if name == "retry-after-ms":
         with contextlib.suppress(ValueError):
             return float(value) / 1000.0
@@ -237,25 +254,54 @@ def _header_seconds(name: str, value: str, now: float) -> float | None:
     with contextlib.suppress(TypeError, ValueError, IndexError):
         return email.utils.parsedate_to_datetime(value).timestamp() - now
     with contextlib.suppress(ValueError):
-        from datetime import datetime
-
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() - now
     return None
 
 
-def _is_reset_header(name: str) -> bool:
-    return name.startswith("x-ratelimit-reset") or (
-        name.startswith("anthropic-ratelimit-") and name.endswith("-reset")
-    )
+def _remaining_header(reset: str) -> str | None:
+    """The header that counts what is left of the limit a reset header belongs to."""
+    if reset.startswith("x-ratelimit-reset-"):
+        return "x-ratelimit-remaining-" + reset.removeprefix("x-ratelimit-reset-")
+    if reset.startswith("anthropic-ratelimit-") and reset.endswith("-reset"):
+        return reset.removesuffix("-reset") + "-remaining"
+    return None
+
+
+def _reset_wait(headers: httpx.Headers, now: float) -> float | None:
+    """The wait the rate-limit reset headers imply.
+
+    Providers send a reset for every limit (requests, tokens, ...) on every response, exhausted or
+    not; OpenAI's token window can be minutes while the request window is a second. The longest
+    reset among the limits whose ``remaining`` is 0 is the wait (every exhausted limit must reset);
+    when none says 0 (a request larger than what is left is refused with tokens remaining), the
+    soonest reset: after it, a retry has a chance, and waiting longer could not be justified.
+    """
+    exhausted: list[float] = []
+    other: list[float] = []
+    for name, value in headers.items():
+        remaining_name = _remaining_header(name)
+        if remaining_name is None:
+            continue
+        seconds = _header_seconds(name, value, now)
+        if seconds is None:
+            continue
+        remaining = headers.get(remaining_name)
+        if remaining is not None and remaining.strip() in ("0", "0.0"):
+            exhausted.append(seconds)
+        else:
+            other.append(seconds)
+    if exhausted:
+        return max(exhausted)
+    return min(other) if other else None
 
 
 def retry_after_s(exc: BaseException, now: float) -> float | None:
     """How long the provider asked us to wait before calling again, or None when it did not say.
 
     Precedence follows the providers' docs: ``retry-after-ms`` (most precise), ``retry-after``
-    (seconds or an HTTP date), then the rate-limit reset headers (the longest of them, since
-    every exhausted limit must reset), then Gemini's ``retryDelay`` in the body. ``now`` is Unix
-    time, for the date forms.
+    (seconds or an HTTP date), then the rate-limit reset headers (``x-ratelimit-reset-*``,
+    ``anthropic-ratelimit-*-reset``; see ``_reset_wait``), then Gemini's ``retryDelay`` in the
+    body. ``now`` is Unix time, for the date forms. Never negative: a date in the past means now.
     """
     response = getattr(exc, "response", None)
     headers = response.headers if isinstance(response, httpx.Response) else httpx.Headers()
@@ -265,14 +311,9 @@ def retry_after_s(exc: BaseException, now: float) -> float | None:
             seconds = _header_seconds(name, value, now)
             if seconds is not None:
                 return max(seconds, 0.0)
-    resets = [
-        seconds
-        for name, value in headers.items()
-        if _is_reset_header(name)
-        if (seconds := _header_seconds(name, value, now)) is not None
-    ]
-    if resets:
-        return max(max(resets), 0.0)
+    reset = _reset_wait(headers, now)
+    if reset is not None:
+        return max(reset, 0.0)
     body = getattr(exc, "body", None)
     match = _RETRY_DELAY.search(json.dumps(body) if isinstance(body, Mapping | list) else str(body or ""))
     if match is None:

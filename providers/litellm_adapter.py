@@ -69,6 +69,27 @@ def _as_dict(obj: Any) -> JSON:
     return data
 
 
+def _stream_chunk(obj: Any) -> JSON:
+    """One stream chunk in OpenAI's shape.
+
+    litellm sends the usage in a chunk that also holds an empty choice, after the one with the
+    finish reason; OpenAI's usage chunk has ``choices: []``. Shaped like OpenAI's, the router can
+    hide it from callers who did not ask for usage, as it does on the fast path.
+    """
+    data = _as_dict(obj)
+    choices = data.get("choices")
+    if data.get("usage") and choices and all(_empty_choice(choice) for choice in choices):
+        data["choices"] = []
+    return data
+
+
+def _empty_choice(choice: Any) -> bool:
+    if not isinstance(choice, dict) or choice.get("finish_reason"):
+        return False
+    delta = choice.get("delta") or {}
+    return not any(delta.values()) if isinstance(delta, dict) else False
+
+
 def _usage_expected(deployment: Deployment, body: JSON) -> bool:
     """Must this stream end with a usage chunk? Only if asked for, and the wire always sends it."""
     options = body.get("stream_options")
@@ -150,7 +171,7 @@ class LiteLLMAdapter:
         usage_seen = False
         try:
             for chunk in chunks:
-                data = _as_dict(chunk)
+                data = _stream_chunk(chunk)
                 usage_seen = usage_seen or bool(data.get("usage"))
                 yield data
         except Exception as exc:
@@ -168,15 +189,25 @@ class LiteLLMAdapter:
 class AsyncLiteLLMAdapter:
     """Async driver over ``litellm.acompletion``."""
 
+    def __init__(self) -> None:
+        self._litellm: ModuleType | None = None
+
+    async def _import(self) -> ModuleType:
+        """litellm, imported in a worker thread the first time: two seconds of import on the event
+        loop would stall every request in flight (and eat into their deadlines)."""
+        if self._litellm is None:
+            self._litellm = await asyncio.to_thread(import_litellm)
+        return self._litellm
+
     async def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
-        litellm = import_litellm()
+        litellm = await self._import()
         try:
             return _as_dict(await litellm.acompletion(**_arguments(deployment, body, options, stream=False)))
         except Exception as exc:
             raise from_litellm(exc) from exc
 
     async def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> AsyncIterator[JSON]:
-        litellm = import_litellm()
+        litellm = await self._import()
         # Where litellm ignores ``timeout``, each wait for a chunk (the first included) is bounded here.
         wait = _read_timeout(options.timeout) if deployment.stream_ignores_timeout else None
         usage_expected = _usage_expected(deployment, body)
@@ -191,7 +222,7 @@ class AsyncLiteLLMAdapter:
                         chunk = await anext(iterator)
                 except StopAsyncIteration:
                     break
-                data = _as_dict(chunk)
+                data = _stream_chunk(chunk)
                 usage_seen = usage_seen or bool(data.get("usage"))
                 yield data
         except TimeoutError as exc:

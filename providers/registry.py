@@ -44,11 +44,11 @@ PROVIDERS: Final[Mapping[str, ProviderSpec]] = MappingProxyType(
             "GEMINI_API_KEY",
             litellm_prefix="gemini",
             litellm_base_suffix="/v1beta",
-            stream_ends_with_usage=False,
-            stream_ignores_timeout=False,
+            stream_ends_with_usage=True,
+            stream_ignores_timeout=True,
         ),
         "anthropic": ProviderSpec(
-            "litellm", None, "ANTHROPIC_API_KEY", litellm_prefix="anthropic", stream_ends_with_usage=False
+            "litellm", None, "ANTHROPIC_API_KEY", litellm_prefix="anthropic", stream_ends_with_usage=True
         ),
         "groq": ProviderSpec("openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
         "deepseek": ProviderSpec("openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),

@@ -77,6 +77,7 @@ class _BaseClient:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         ledger: str | None = None,
+        tracer_provider: Any = None,
         _engine: Engine | None = None,
     ) -> None:
         self.timeout: Timeout = DEFAULT_TIMEOUT if isinstance(timeout, openai.NotGiven) else timeout
@@ -113,6 +114,8 @@ class _BaseClient:
         self._events = Events(
             policy_hash=self._engine.policy_hash,
             log_content=bool(policy_spec.logging and policy_spec.logging.log_content),
+            # OpenTelemetry: spans go to this provider, or to the global one when the app set it.
+            tracer_provider=tracer_provider,
         )
         if policy_spec.logging is not None:
             from router.logging import configure_from_spec
@@ -145,7 +148,11 @@ class _BaseClient:
         totals: Mapping[str, Totals] | None = None,
     ) -> Session:
         """Plan the request; ``totals`` (read from the ledger) let a downgrade budget filter models."""
-        check = _DowngradeCheck(downgrade, totals) if downgrade and totals is not None else None
+        # Plan on settled spend only: a model blocked just by reservations in flight may fit once they
+        # settle, and the reservation (which waits for that) decides; planning drops only models
+        # that cannot fit in this window at all.
+        settled = {key: Totals(t.spent_usd, 0.0) for key, t in totals.items()} if totals is not None else None
+        check = _DowngradeCheck(downgrade, settled) if downgrade and settled is not None else None
         try:
             plan = self._engine.planner.plan(
                 request.route, health=self._breakers.snapshot(), budget=check, observed=self._observations
@@ -369,6 +376,9 @@ class OpenAI(_BaseClient):
                 self._settle(session, hold, None)
                 session.failed(deployment, exc)
                 continue
+            except BaseException:
+                self._settle(session, hold, None)  # interrupted (KeyboardInterrupt, ...): spend nothing
+                raise
             usage = usage_of(data.get("usage"))
             self._settle(session, hold, session.cost_of(deployment, usage) if usage else _WORST_CASE)
             if content_filtered(data):
@@ -414,6 +424,9 @@ class OpenAI(_BaseClient):
                 self._settle(session, hold, None)
                 session.failed(deployment, exc)
                 continue
+            except BaseException:
+                self._settle(session, hold, None)
+                raise
             settle = None if hold is None else partial(self._settle, session, hold)
             stream = RoutedStream(
                 session, deployment, buffered, tracker, chunks, session.attempt_elapsed_ms(), settle
@@ -619,6 +632,10 @@ class AsyncOpenAI(_BaseClient):
                 await self._settle(session, hold, None)
                 session.failed(deployment, exc if isinstance(exc, openai.APIError) else _deadline_timeout())
                 continue
+            except BaseException:
+                # Cancelled (the caller's timeout, a shutdown): release now, not when the hold expires.
+                await self._settle(session, hold, None)
+                raise
             usage = usage_of(data.get("usage"))
             await self._settle(session, hold, session.cost_of(deployment, usage) if usage else _WORST_CASE)
             if content_filtered(data):
@@ -668,6 +685,10 @@ class AsyncOpenAI(_BaseClient):
                 await self._settle(session, hold, None)
                 session.failed(deployment, exc if isinstance(exc, openai.APIError) else _deadline_timeout())
                 continue
+            except BaseException:
+                await _close_quietly(chunks)
+                await self._settle(session, hold, None)
+                raise
             settle = None if hold is None else partial(self._settle, session, hold)
             stream = AsyncRoutedStream(
                 session, deployment, buffered, tracker, chunks, session.attempt_elapsed_ms(), settle

@@ -83,6 +83,11 @@ class Events:
         # (provider, its tracer for us): made once per provider, remade if the global one changes.
         self._tracer: tuple[Any, Any] | None = None
 
+    @staticmethod
+    def deciding() -> bool:
+        """Whether ``route.decided`` would be logged: the caller may skip building its record."""
+        return _logger.isEnabledFor(_INFO)
+
     def decided(self, record: RoutingRecord, *, messages: object = None) -> None:
         """``route.decided``: the ranked candidates, the rejected models with reasons, the rules applied."""
         if not _logger.isEnabledFor(_INFO):

@@ -38,7 +38,11 @@ class Breakers:
         self._failures: dict[str, deque[float]] = {}
         self._open_until: dict[str, float] = {}
         self._reason: dict[str, str] = {}
-        self._trial: set[str] = set()
+        # Half-open trials in flight, with when each was claimed and the cooldown then in force: a
+        # trial that never reports back (a stream dropped, a task cancelled) is given up after that
+        # long, so the model is not kept out for ever.
+        self._trial: dict[str, float] = {}
+        self._trial_timeout: dict[str, float] = {}
 
     def snapshot(self) -> Mapping[str, str]:
         """Models to skip now, with the reason; empty (and cheap) when every breaker is closed."""
@@ -50,7 +54,7 @@ class Breakers:
             for model, until in self._open_until.items():
                 if now < until:
                     skip[model] = f"cooling down after {self._reason[model]} ({until - now:.1f}s left)"
-                elif model in self._trial:
+                elif self._trial_live(model, now):
                     skip[model] = f"half-open after {self._reason[model]}: a trial request is in flight"
             return skip
 
@@ -65,9 +69,9 @@ class Breakers:
                 return None
             if now < until:
                 return f"cooling down after {self._reason[model]} ({until - now:.1f}s left)"
-            if model in self._trial:
+            if self._trial_live(model, now):
                 return f"half-open after {self._reason[model]}: a trial request is in flight"
-            self._trial.add(model)
+            self._trial[model] = now
             return None
 
     def succeeded(self, model: str) -> None:
@@ -77,7 +81,7 @@ class Breakers:
             self._failures.pop(model, None)
             self._open_until.pop(model, None)
             self._reason.pop(model, None)
-            self._trial.discard(model)
+            self._trial.pop(model, None)
 
     def failed(self, model: str, kind: str, cooldown: CooldownSpec) -> None:
         """Count a failure; open the breaker when the policy's threshold is reached."""
@@ -88,7 +92,7 @@ class Breakers:
                 return
             if kind not in COUNTED:
                 # The trial told us nothing about health: let the next request try again.
-                self._trial.discard(model)
+                self._trial.pop(model, None)
                 return
             if model in self._trial:
                 self._open(model, now + cooldown.cooldown_s, f"a failed trial ({kind})")
@@ -106,6 +110,10 @@ class Breakers:
                     f"{len(recent)} failures in {cooldown.window_s:g}s (last: {kind})",
                 )
 
+    def _trial_live(self, model: str, now: float) -> bool:
+        claimed = self._trial.get(model)
+        return claimed is not None and now - claimed < self._trial_timeout.get(model, 0.0)
+
     def open_for(self, model: str, seconds: float, reason: str) -> None:
         """Skip ``model`` for ``seconds`` (a Retry-After longer than the policy lets us wait)."""
         now = self._clock()
@@ -118,7 +126,8 @@ class Breakers:
     def _open(self, model: str, until: float, reason: str) -> None:
         self._open_until[model] = max(until, self._open_until.get(model, 0.0))
         self._reason[model] = reason
-        self._trial.discard(model)
+        self._trial.pop(model, None)
+        self._trial_timeout[model] = max(until - self._clock(), 1.0)
         self._failures.pop(model, None)
 
 

@@ -196,7 +196,7 @@ class Session:
         self._budget_poll = _BUDGET_POLL_S
         self._last_refusal: Refusal | None = None
         self._settled_totals: Mapping[str, Totals] = {}
-        if events is not None:
+        if events is not None and events.deciding():
             events.decided(self.record(None), messages=request.body.get("messages"))
         self._kept: tuple[Deployment, Any, Usage | None] | None = None
 
@@ -214,9 +214,16 @@ class Session:
         wait = self._retry_wait
         self._retry_wait = None
         if wait is not None and self._current is not None:
-            if wait < remaining:
+            # A retry asks the breaker too: this very failure may have opened it.
+            refused = self._breakers.admit(self._current.name) if self._breakers is not None else None
+            if refused is not None:
+                self._skipped.setdefault(self._current.name, refused)
+            elif wait < remaining:
                 return Step(self._current, wait, self._options(remaining - wait))
-            self._skipped.setdefault(self._current.name, f"retry wait {wait:.1f}s would pass the deadline")
+            else:
+                self._skipped.setdefault(
+                    self._current.name, f"retry wait {wait:.1f}s would pass the deadline"
+                )
         while self._pending:
             name = self._pending.popleft()
             if self._breakers is not None:
@@ -277,26 +284,26 @@ class Session:
             self._keep_larger_windows(deployment)
             return
         resilience = self.resilience
+        retry_after = retry_after_s(exc, self._wall_clock()) if kind == "rate_limited" else None
+        if retry_after is not None and retry_after > resilience.max_retry_after_s:
+            # Waiting that long would hold requests hostage: skip the model until then (retries or not).
+            if self._breakers is not None:
+                self._breakers.open_for(
+                    deployment.name,
+                    retry_after,
+                    f"a 429 asking to wait {retry_after:g}s "
+                    f"(max_retry_after_s {resilience.max_retry_after_s:g})",
+                )
+            return
         if kind not in RETRYABLE or self._tries_on_current >= self._retry_attempts:
             return
-        if kind == "rate_limited":
-            retry_after = retry_after_s(exc, self._wall_clock())
-            if retry_after is not None:
-                if retry_after > resilience.max_retry_after_s:
-                    # Waiting that long would hold the request hostage: skip the model until then.
-                    if self._breakers is not None:
-                        self._breakers.open_for(
-                            deployment.name,
-                            retry_after,
-                            f"a 429 asking to wait {retry_after:g}s (max_retry_after_s "
-                            f"{resilience.max_retry_after_s:g})",
-                        )
-                    return
-                self._retry_wait = retry_after
-                return
-        self._retry_wait = resilience.backoff_s(self._tries_on_current)
+        self._retry_wait = (
+            retry_after if retry_after is not None else resilience.backoff_s(self._tries_on_current)
+        )
 
-    def failed_quietly(self, deployment: Deployment, exc: BaseException) -> str:
+    def failed_quietly(
+        self, deployment: Deployment, exc: BaseException, *, ttft_ms: float | None = None
+    ) -> str:
         """Record a failed attempt (and tell the breaker) without deciding what comes next."""
         kind = error_class(exc)
         status = getattr(exc, "status_code", None)
@@ -310,6 +317,7 @@ class Session:
                 latency_ms=self._elapsed_ms(self._attempt_started),
                 wait_s=self._wait_s,
                 started_at=self._attempt_started_at,
+                ttft_ms=ttft_ms,
             )
         )
         self._last_error = exc
@@ -449,9 +457,11 @@ class Session:
         if self._events is not None:
             self._events.failed(record, exc)
 
-    def interrupted(self, deployment: Deployment, exc: BaseException) -> RoutingRecord:
+    def interrupted(
+        self, deployment: Deployment, exc: BaseException, ttft_ms: float | None = None
+    ) -> RoutingRecord:
         """A committed stream broke: the record for its StreamInterruptedError, logged as failed."""
-        self.failed_quietly(deployment, exc)
+        self.failed_quietly(deployment, exc, ttft_ms=ttft_ms)
         return self.record(deployment)
 
     def stream_failed(self, error: BaseException, record: RoutingRecord) -> None:

@@ -63,7 +63,13 @@ def resilience_for(policy: Policy, route: str | None) -> Resilience:
 
     def pick(name: str) -> object:
         value = getattr(spec, name, None) if spec is not None else None
-        return value if value is not None else getattr(policy, name)
+        default = getattr(policy, name)
+        if value is None:
+            return default
+        if isinstance(value, RetrySpec | CooldownSpec):
+            # A route's block overrides only the keys it sets; the rest come from the top level.
+            return default.model_copy(update={key: getattr(value, key) for key in value.model_fields_set})
+        return value
 
     return Resilience(
         retry=pick("retry"),  # type: ignore[arg-type]

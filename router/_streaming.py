@@ -76,7 +76,7 @@ class _StreamBase:
             )
 
     def _interrupted(self, exc: BaseException) -> StreamInterruptedError:
-        record = self._session.interrupted(self._deployment, exc)
+        record = self._session.interrupted(self._deployment, exc, self._ttft_ms)
         if getattr(exc, _OWN_MESSAGE, False):
             reason = str(getattr(exc, "message", exc))
         else:
@@ -136,12 +136,12 @@ class RoutedStream(_StreamBase):
             self._settle(self._cost_so_far())
 
     def _chunks(self) -> Iterator[ChatCompletionChunk]:
-        for data in self._buffered:
-            out = self._emit(data)
-            if out is not None:
-                yield out
-        self._buffered = []
         try:
+            for data in self._buffered:
+                out = self._emit(data)
+                if out is not None:
+                    yield out
+            self._buffered = []
             for data in self._rest:
                 self._tracker.observe(data)
                 out = self._emit(data)
@@ -152,7 +152,9 @@ class RoutedStream(_StreamBase):
         except openai.APIError as exc:
             self.settle_now()
             raise self._interrupted(exc) from exc
-        self.settle_now()
+        finally:
+            # Also when the caller stops iterating and drops the stream (GeneratorExit).
+            self.settle_now()
         self._complete()
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
@@ -200,14 +202,14 @@ class AsyncRoutedStream(_StreamBase):
             await self._settle(self._cost_so_far())
 
     async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
-        for data in self._buffered:
-            out = self._emit(data)
-            if out is not None:
-                yield out
-        self._buffered = []
         idle = self._session.resilience.stream_idle_timeout_s
         rest = self._rest
         try:
+            for data in self._buffered:
+                out = self._emit(data)
+                if out is not None:
+                    yield out
+            self._buffered = []
             while True:
                 # The idle timeout as a hard stop: httpx enforces it per read on the fast path,
                 # but litellm's streams do their own reading.
@@ -228,7 +230,9 @@ class AsyncRoutedStream(_StreamBase):
         except openai.APIError as exc:
             await self.settle_now()
             raise self._interrupted(exc) from exc
-        await self.settle_now()
+        finally:
+            # Also when the caller stops iterating and drops the stream (the loop closes the generator).
+            await self.settle_now()
         self._complete()
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:

@@ -43,9 +43,10 @@ def configure(
 
     ``json``: one JSON object per line (timestamp in ISO 8601 UTC, level, logger, event, the
     fields); false: aligned ``key=value`` console lines without colors. ``level`` is set on the
-    ``router`` logger, so events below it cost nothing. ``log_content=False`` strips message
-    content from what this handler writes even when a client's policy opted in to logging it;
-    None or True writes what each client's policy (``logging.log_content``) allows.
+    ``router`` logger, so events below it cost nothing, and on the handler, so it writes nothing
+    below it even while ``router.testing.capture_events`` opens the logger. ``log_content=False``
+    strips message content from what this handler writes even when a client's policy opted in to
+    logging it; None or True writes what each client's policy (``logging.log_content``) allows.
 
     Returns the handler, already attached.
     """
@@ -58,6 +59,7 @@ def configure(
     else:
         handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.set_name(HANDLER_NAME)
+    handler.setLevel(numeric)
     handler.setFormatter(formatter(json=json, log_content=log_content is not False))
     for old in [h for h in _logger.handlers if h.get_name() == HANDLER_NAME]:
         _logger.removeHandler(old)

@@ -216,3 +216,9 @@ def test_a_tagged_value_ruamel_cannot_convert_is_a_policy_error() -> None:
     # Found by hypothesis: ruamel raises a bare ValueError for ``!!float .``.
     with pytest.raises(PolicyError, match="could not be read"):
         parse_policy("models: !!float .\n", source="p.yaml")
+
+
+def test_text_that_trips_an_assertion_inside_ruamel_is_a_policy_error() -> None:
+    # Found by hypothesis: ruamel's scanner asserts on "| #" after blank lines.
+    with pytest.raises(PolicyError, match="could not be read"):
+        parse_policy("\n\n| #", source="p.yaml")

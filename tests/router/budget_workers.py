@@ -15,10 +15,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from openai.types.chat import ChatCompletionMessageParam
+
 import router
 
 KEY_ENV = "ROUTER_BUDGET_E2E_KEY"
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+QUESTION: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the capital of France?"}]
 NANOS_PER_USD = 1_000_000_000
 
 

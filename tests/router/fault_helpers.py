@@ -97,7 +97,8 @@ class SyncCaller:
         self.client = OpenAI(policy=policy, **client)
 
     def create(self, **kwargs: Any) -> RoutedChatCompletion:
-        return self.client.chat.completions.create(**kwargs)
+        response: RoutedChatCompletion = self.client.chat.completions.create(**kwargs)
+        return response
 
     def stream(self, into: list[ChatCompletionChunk], **kwargs: Any) -> RoutingRecord:
         stream = self.client.chat.completions.create(stream=True, **kwargs)
@@ -121,7 +122,8 @@ class AsyncCaller:
         self.client = AsyncOpenAI(policy=policy, **client)
 
     def create(self, **kwargs: Any) -> RoutedChatCompletion:
-        return self._runner.run(self.client.chat.completions.create(**kwargs))
+        response: RoutedChatCompletion = self._runner.run(self.client.chat.completions.create(**kwargs))
+        return response
 
     def stream(self, into: list[ChatCompletionChunk], **kwargs: Any) -> RoutingRecord:
         async def consume() -> RoutingRecord:

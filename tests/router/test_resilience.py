@@ -25,7 +25,7 @@ from providers.fake import (
     stream_cut,
     stream_stall,
 )
-from router import DeadlineExceededError, StreamInterruptedError
+from router import DeadlineExceededError, NoCandidateError, StreamInterruptedError
 
 from .fault_helpers import MODELS, QUESTION, MakeCaller, attempts, build_policy, fallback_of, text_of
 
@@ -266,6 +266,7 @@ EARLY_STREAM_FAULTS: dict[str, tuple[dict[str, Any], str]] = {
     "connection reset": ({"faults": (reset(),), "repeat_faults": True}, "connection"),
     # litellm swallows the unreadable event and makes up a finish reason: the missing usage shows it.
     "malformed event": ({"faults": (malformed(),)}, "*"),
+    "content filter": ({"faults": (content_filter(),)}, "content_filter"),
 }
 
 
@@ -389,3 +390,77 @@ def test_max_retries_n_allows_n_retries_of_the_same_model(
         ("gpt-4o-mini", "server"),
         (MODELS[1], None),
     ]
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_a_streamed_429_with_retry_after_is_retried_after_that_wait_before_any_chunk(
+    make_caller: MakeCaller, fake: FakeProviders, model: str
+) -> None:
+    fake.script(ModelScript(model, faults=(status(429, retry_after=2),)))
+    caller = make_caller(build_policy(fake, retry={"attempts": 2}))
+    received: list[ChatCompletionChunk] = []
+    routing = caller.stream(received, model=f"first-{model}", messages=QUESTION)
+    assert {c.model for c in received} == {model}
+    assert attempts(routing) == [(model, "rate_limited", 429), (model, None, None)]
+    assert caller.clock is not None and caller.clock.sleeps == [2.0]
+
+
+def test_a_model_whose_breaker_opened_is_not_retried_by_the_same_request(
+    make_caller: MakeCaller, fake: FakeProviders
+) -> None:
+    fake.script(ModelScript("gpt-4o-mini", faults=(status(500),)))
+    policy = build_policy(
+        fake, retry={"attempts": 2}, cooldown={"failures": 1, "window_s": 60, "cooldown_s": 30}
+    )
+    caller = make_caller(policy)
+    response = caller.create(model="first-gpt-4o-mini", messages=QUESTION)
+    assert attempts(response.routing) == [("gpt-4o-mini", "server", 500), (MODELS[1], None, None)]
+
+
+def test_a_trial_stream_closed_early_does_not_keep_the_model_out_for_ever(
+    make_caller: MakeCaller, fake: FakeProviders
+) -> None:
+    fake.script(ModelScript("gpt-4o-mini", faults=(status(500),)))
+    policy = build_policy(fake, cooldown={"failures": 1, "window_s": 60, "cooldown_s": 30})
+    caller = make_caller(policy)
+    assert caller.clock is not None
+    caller.create(model="first-gpt-4o-mini", messages=QUESTION)  # opens the breaker
+    caller.clock.advance(31)
+
+    class Enough(Exception):
+        pass
+
+    class FirstChunkOnly(list[ChatCompletionChunk]):
+        def append(self, item: ChatCompletionChunk) -> None:
+            super().append(item)
+            raise Enough  # the caller stops reading: the stream is closed on the way out
+
+    with pytest.raises(Enough):
+        caller.stream(FirstChunkOnly(), model="first-gpt-4o-mini", messages=QUESTION)
+    caller.clock.advance(3600)
+    later = caller.create(model="first-gpt-4o-mini", messages=QUESTION)
+    assert later.model == "gpt-4o-mini", later.routing.rejected
+
+
+def test_a_429_beyond_max_retry_after_skips_the_model_even_with_no_retries_configured(
+    make_caller: MakeCaller, fake: FakeProviders
+) -> None:
+    fake.script(ModelScript("gpt-4o-mini", faults=(status(429, retry_after=30),)))
+    caller = make_caller(build_policy(fake, retry={"attempts": 1}, max_retry_after_s=10))
+    caller.create(model="first-gpt-4o-mini", messages=QUESTION)
+    later = caller.create(model="first-gpt-4o-mini", messages=QUESTION)
+    assert "429" in later.routing.rejected.get("gpt-4o-mini", "")
+    assert len(fake.requests_for("gpt-4o-mini")) == 1
+
+
+def test_when_every_model_is_cooling_down_no_provider_is_called_and_the_reasons_are_listed(
+    make_caller: MakeCaller, fake: FakeProviders
+) -> None:
+    fake.script(ModelScript("gpt-4o-mini", faults=(status(401),)))
+    caller = make_caller(build_policy(fake, routes={"only": {"candidates": ["gpt-4o-mini"]}}))
+    with pytest.raises(openai.AuthenticationError):
+        caller.create(model="only", messages=QUESTION)
+    with pytest.raises(NoCandidateError) as caught:
+        caller.create(model="only", messages=QUESTION)
+    assert "cooling down after an auth error" in caught.value.rejected["gpt-4o-mini"]
+    assert len(fake.requests) == 1
