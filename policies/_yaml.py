@@ -100,9 +100,8 @@ def load_yaml(text: str) -> tuple[Any, int | None]:
     except (ValueError, AssertionError) as exc:
         # ruamel can fail past its error classes: a conversion (``!!float .``), or an internal
         # assertion in its comment handling (a block scalar indicator before a comment: "| #").
-        raise YamlFailure(
-            None, f"a value could not be read: {_one_line(str(exc))} — quote it or fix it"
-        ) from exc
+        detail = _one_line(str(exc)) or "the YAML parser gave up (near a comment or a block scalar)"
+        raise YamlFailure(None, f"a value could not be read: {detail} — quote it or fix it") from exc
     lc = getattr(root, "lc", None)
     line = getattr(lc, "line", None)
     return root, (line + 1 if isinstance(line, int) else None)
