@@ -95,9 +95,17 @@ class FullConfig:
     def _logging(self, calls: int) -> Feature:
         name = "JSON logging at INFO to a file"
         path = self.log_path
-        lines = path.read_text(errors="replace").count("\n") if path and path.exists() else 0
+        text = path.read_text(errors="replace") if path and path.exists() else ""
+        # Logging is process-wide: the one-model client's events reach this file too (the latency lines
+        # run interleaved in one process), so count only this client's requests, by their feature.
+        lines = sum(1 for line in text.splitlines() if f'"feature":"{FEATURE}"' in line)
         if lines:
-            return Feature(name, True, f"{lines / max(calls, 1):.1f} lines per request ({self.logging_how})")
+            return Feature(
+                name,
+                True,
+                f"{lines / max(calls, 1):.1f} lines per request of this client ({self.logging_how}; "
+                "process-wide, so the one-model line logs to it too)",
+            )
         return Feature(name, False, f"the router wrote no log lines ({self.logging_how})")
 
 
