@@ -181,6 +181,18 @@ class _BaseClient:
             raise session.exhausted()
         return session
 
+    def _give_up(self, session: Session) -> Any:
+        """No model answered: a content-filtered answer kept on the way (a completion or a stream), or
+        the session's error."""
+        session.budget_exhausted()
+        kept = session.kept_answer()
+        if kept is None:
+            raise session.exhausted()
+        deployment, answer, routing = kept
+        if isinstance(answer, dict):
+            return completion(answer, deployment.name, routing)
+        return answer
+
     def _model_object(self, model: str) -> Model:
         for item in self._model_objects():
             if item.id == model:
@@ -387,16 +399,6 @@ class OpenAI(_BaseClient):
             return completion(data, deployment.name, session.succeeded(deployment, usage))
         answer: RoutedChatCompletion = self._give_up(session)
         return answer
-
-    def _give_up(self, session: Session) -> Any:
-        session.budget_exhausted()
-        kept = session.kept_answer()
-        if kept is None:
-            raise session.exhausted()
-        deployment, answer, routing = kept
-        if isinstance(answer, RoutedStream):
-            return answer
-        return completion(answer, deployment.name, routing)
 
     def _open_stream(self, session: Session) -> RoutedStream:
         """Read each candidate's stream up to its first content; fall back unseen until then."""
@@ -644,16 +646,6 @@ class AsyncOpenAI(_BaseClient):
             return completion(data, deployment.name, session.succeeded(deployment, usage))
         answer: RoutedChatCompletion = self._give_up(session)
         return answer
-
-    def _give_up(self, session: Session) -> Any:
-        session.budget_exhausted()
-        kept = session.kept_answer()
-        if kept is None:
-            raise session.exhausted()
-        deployment, answer, routing = kept
-        if isinstance(answer, AsyncRoutedStream):
-            return answer
-        return completion(answer, deployment.name, routing)
 
     async def _open_stream(self, session: Session) -> AsyncRoutedStream:
         """Read each candidate's stream up to its first content; fall back unseen until then."""

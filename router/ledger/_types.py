@@ -164,3 +164,37 @@ class AsyncLedger(Protocol):
 def check_amount(name: str, usd: float) -> None:
     if not math.isfinite(usd) or usd < 0:
         raise ValueError(f"{name} must be a finite, non-negative number of dollars, got {usd!r}")
+
+
+class InlineAsyncLedger:
+    """A sync ledger behind the async protocol, called inline on the event loop.
+
+    For backends whose calls take microseconds (memory, a local SQLite file): handing each to a
+    thread (``asyncio.to_thread``) would cost more than the call itself.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.sync = ledger
+
+    async def reserve(
+        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+    ) -> Hold | Refusal:
+        return self.sync.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
+
+    async def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]:
+        return self.sync.settle(hold, cost_usd, now=now)
+
+    async def release(self, hold: Hold) -> None:
+        self.sync.release(hold)
+
+    async def totals(self, lines: Sequence[Line], *, now: float) -> dict[str, Totals]:
+        return self.sync.totals(lines, now=now)
+
+    async def first_warning(self, line: Line, threshold: float) -> bool:
+        return self.sync.first_warning(line, threshold)
+
+    async def report(self, *, now: float) -> Report:
+        return self.sync.report(now=now)
+
+    async def close(self) -> None:
+        self.sync.close()

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from router.ledger._types import (
     Hold,
+    InlineAsyncLedger,
     Line,
     Refusal,
     Report,
@@ -119,31 +120,8 @@ class MemoryLedger:
         """Nothing to close; the figures stay readable until the object is dropped."""
 
 
-class AsyncMemoryLedger:
+class AsyncMemoryLedger(InlineAsyncLedger):
     """``MemoryLedger`` for asyncio code; pass one in to share its figures with sync code."""
 
     def __init__(self, ledger: MemoryLedger | None = None) -> None:
-        self.sync = ledger or MemoryLedger()
-
-    async def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
-    ) -> Hold | Refusal:
-        return self.sync.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
-
-    async def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]:
-        return self.sync.settle(hold, cost_usd, now=now)
-
-    async def release(self, hold: Hold) -> None:
-        self.sync.release(hold)
-
-    async def totals(self, lines: Sequence[Line], *, now: float) -> dict[str, Totals]:
-        return self.sync.totals(lines, now=now)
-
-    async def first_warning(self, line: Line, threshold: float) -> bool:
-        return self.sync.first_warning(line, threshold)
-
-    async def report(self, *, now: float) -> Report:
-        return self.sync.report(now=now)
-
-    async def close(self) -> None:
-        self.sync.close()
+        super().__init__(ledger or MemoryLedger())

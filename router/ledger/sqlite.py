@@ -25,6 +25,7 @@ from typing import Final
 
 from router.ledger._types import (
     Hold,
+    InlineAsyncLedger,
     LedgerError,
     Line,
     Refusal,
@@ -192,7 +193,7 @@ class SqliteLedger:
             self._db.close()
 
 
-class AsyncSqliteLedger:
+class AsyncSqliteLedger(InlineAsyncLedger):
     """``SqliteLedger`` for asyncio code, called inline on the event loop.
 
     A reserve or settle is a transaction of a few tens of microseconds; handing it to a thread
@@ -201,30 +202,7 @@ class AsyncSqliteLedger:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0) -> None:
-        self.sync = SqliteLedger(path, busy_timeout_s=busy_timeout_s)
-
-    async def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
-    ) -> Hold | Refusal:
-        return self.sync.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
-
-    async def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]:
-        return self.sync.settle(hold, cost_usd, now=now)
-
-    async def release(self, hold: Hold) -> None:
-        self.sync.release(hold)
-
-    async def totals(self, lines: Sequence[Line], *, now: float) -> dict[str, Totals]:
-        return self.sync.totals(lines, now=now)
-
-    async def first_warning(self, line: Line, threshold: float) -> bool:
-        return self.sync.first_warning(line, threshold)
-
-    async def report(self, *, now: float) -> Report:
-        return self.sync.report(now=now)
-
-    async def close(self) -> None:
-        self.sync.close()
+        super().__init__(SqliteLedger(path, busy_timeout_s=busy_timeout_s))
 
 
 def _figures(db: sqlite3.Connection, key: str, now: float) -> tuple[int, int]:

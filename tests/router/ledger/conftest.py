@@ -2,52 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from router.ledger import (
     AsyncLedger,
-    Hold,
-    Ledger,
-    Line,
-    Refusal,
-    Report,
-    Totals,
     open_async_ledger,
     open_ledger,
 )
+from router.ledger._types import InlineAsyncLedger
 
 
-class SyncAsAsync:
+class SyncAsAsync(InlineAsyncLedger):
     """A sync ledger seen through the async protocol: the same tests then drive both kinds."""
-
-    def __init__(self, ledger: Ledger) -> None:
-        self.sync = ledger
-
-    async def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
-    ) -> Hold | Refusal:
-        return self.sync.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
-
-    async def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]:
-        return self.sync.settle(hold, cost_usd, now=now)
-
-    async def release(self, hold: Hold) -> None:
-        self.sync.release(hold)
-
-    async def totals(self, lines: Sequence[Line], *, now: float) -> dict[str, Totals]:
-        return self.sync.totals(lines, now=now)
-
-    async def first_warning(self, line: Line, threshold: float) -> bool:
-        return self.sync.first_warning(line, threshold)
-
-    async def report(self, *, now: float) -> Report:
-        return self.sync.report(now=now)
-
-    async def close(self) -> None:
-        self.sync.close()
 
 
 BACKENDS = ["memory", "sqlite", "redis"]
