@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import gc
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -38,7 +37,6 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from queue import Empty
 from typing import Any
 
 import httpx
@@ -52,6 +50,7 @@ import router
 from providers.fake import FakeProviders, ModelScript, hang, status, stream_cut
 from router.cli import app
 from router.ledger import Totals, open_ledger
+from tests.processes import run_released_together
 from tests.router import budget_workers
 from tests.router.budget_workers import KEY_ENV, QUESTION
 
@@ -168,42 +167,11 @@ def burst_policy(fake: FakeProviders) -> dict[str, Any]:
     return policy_for(fake, ["gpt-4o-mini"], {"burst": budget}, **BURST_POLICY_TOP)
 
 
-def _get(queue: Any, workers: list[Any]) -> Any:
-    """The next message; fails at once if a worker died without sending it."""
-    while True:
-        try:
-            return queue.get(timeout=0.5)
-        except Empty:
-            dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
-            assert not dead, f"a worker process failed (exit codes {dead}); its traceback is above"
-
-
 def run_burst(policy: Mapping[str, Any], ledger: str, processes: int, each: int) -> list[dict[str, Any]]:
     """``processes`` processes, each with its own router.AsyncOpenAI and ``each`` concurrent requests,
     all released at once."""
-    context = multiprocessing.get_context("spawn")  # fresh interpreters: nothing inherited
-    ready, go, results = context.Queue(), context.Event(), context.Queue()
-    workers = [
-        context.Process(
-            target=budget_workers.burst,
-            args=(dict(policy), ledger, each, "burst", BURST_MAX_TOKENS, ready, go, results),
-        )
-        for _ in range(processes)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        for _ in workers:
-            _get(ready, workers)
-        go.set()
-        outcomes = [_get(results, workers) for _ in workers]
-    finally:
-        for worker in workers:
-            worker.join(timeout=30)
-            if worker.is_alive():
-                worker.kill()
-    assert all(worker.exitcode == 0 for worker in workers)
-    return outcomes
+    args = (dict(policy), ledger, each, "burst", BURST_MAX_TOKENS)
+    return run_released_together(budget_workers.burst, [args] * processes)
 
 
 def check_burst(ledger: str, outcomes: list[dict[str, Any]], requests: int) -> float:

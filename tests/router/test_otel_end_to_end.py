@@ -307,3 +307,17 @@ def test_no_span_carries_the_prompt_or_the_key(
     )
     assert PROMPT in json.dumps([r.body for r in fake.requests])  # it was sent...
     assert PROMPT not in dumped and API_KEY not in dumped  # ...and is in no span
+
+
+def test_a_client_given_its_own_tracer_provider_sends_its_spans_there_only(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch, exporter: InMemorySpanExporter
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "fake-key")
+    own = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(own))
+    with OpenAI(policy=policy(fake), tracer_provider=provider) as routed:
+        routed.chat.completions.create(model="auto", messages=MESSAGES)
+    names = [span.name for span in own.get_finished_spans()]
+    assert names.count("chat auto") == 1 and len(names) == 2  # the request and its one attempt
+    assert exporter.get_finished_spans() == ()  # nothing reached the global provider

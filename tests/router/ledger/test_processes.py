@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
-from queue import Empty
 from typing import Any
 
 import pytest
 
 from router.ledger import Hold, Totals, open_ledger
+from tests.processes import run_released_together
 from tests.router.ledger.workers import AMOUNT_NANOS, CAP, hammer
 
 REPO = Path(__file__).resolve().parents[3]
@@ -22,36 +21,7 @@ REPO = Path(__file__).resolve().parents[3]
 
 def burst(url: str, processes: int, tasks_per_process: int) -> list[dict[str, Any]]:
     """Start every process, let them all open the ledger, then release them at once."""
-    context = multiprocessing.get_context("spawn")  # no inherited connections or locks
-    ready, go, results = context.Queue(), context.Event(), context.Queue()
-    workers = [
-        context.Process(target=hammer, args=(url, tasks_per_process, seed, ready, go, results))
-        for seed in range(processes)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        for _ in workers:
-            _get(ready, workers)
-        go.set()
-        outcomes = [_get(results, workers) for _ in workers]
-    finally:
-        for worker in workers:
-            worker.join(timeout=30)
-            if worker.is_alive():
-                worker.kill()
-    assert all(worker.exitcode == 0 for worker in workers)
-    return outcomes
-
-
-def _get(queue: Any, workers: list[Any]) -> Any:
-    """The next message; fails at once, rather than waiting, if a worker died without sending it."""
-    while True:
-        try:
-            return queue.get(timeout=0.5)
-        except Empty:
-            dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
-            assert not dead, f"a worker process failed (exit codes {dead}); its traceback is above"
+    return run_released_together(hammer, [(url, tasks_per_process, seed) for seed in range(processes)])
 
 
 def check_burst(url: str, outcomes: list[dict[str, Any]], requests: int) -> None:
