@@ -2,7 +2,9 @@
 
 Callers keep writing ``except openai.RateLimitError``; the router reads ``error_class`` to decide
 whether to retry, fall back or raise. Every foreign error (httpx, litellm, a malformed body) is
-mapped here, most specific first, and re-raised ``from`` the original.
+mapped here, most specific first, and re-raised ``from`` the original, in OpenAI's own error shape
+(``status_code``, ``code``, ``type``, ``param``, ``body``) as ``providers.error_kinds`` tabulates it.
+Every openai error object the router builds itself comes from ``make_error``/``error_response``.
 """
 
 from __future__ import annotations
@@ -14,23 +16,123 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 import openai
 
-ErrorClass = Literal[
-    "rate_limited",
-    "server",
-    "timeout",
-    "connection",
-    "context_window",
-    "content_filter",
-    "auth",
-    "not_found",
-    "bad_request",
-    "unknown",
+from providers.error_kinds import KINDS, ErrorClass, Kind
+
+if TYPE_CHECKING:
+    # For the annotation only: the record is the router's, and nothing here imports it at run time.
+    from router._routing import RoutingRecord
+
+__all__ = [
+    "ROUTER_URL",
+    "ErrorClass",
+    "RouterError",
+    "connection_failed",
+    "error_class",
+    "error_request",
+    "error_response",
+    "from_litellm",
+    "make_error",
+    "retry_after_s",
+    "status_error",
+    "status_error_from_response",
+    "timeout_error",
 ]
+
+
+class RouterError(openai.OpenAIError):
+    """Base of every error the router raises itself (not one a provider sent).
+
+    Defined in the lowest layer so that ``policies.PolicyError`` can subclass it too; ``router``
+    re-exports it. ``routing`` is the request's decision record when there was a request.
+    """
+
+    routing: RoutingRecord | None = None
+
+
+# The URL on the requests of errors no provider answered (the router's own, a transport failure).
+ROUTER_URL: Final = "https://router.invalid/v1/chat/completions"
+
+
+def error_request(url: str | None = None) -> httpx.Request:
+    """The request an openai error object points at: the provider's URL when known, else the router's."""
+    return httpx.Request("POST", url or ROUTER_URL)
+
+
+def error_response(
+    status: int,
+    error: Mapping[str, Any] | None = None,
+    *,
+    headers: Mapping[str, str] | None = None,
+    url: str | None = None,
+) -> httpx.Response:
+    """The HTTP response an openai status error carries: ``{"error": error}`` (no body when None)."""
+    request = error_request(url)
+    if error is None:
+        return httpx.Response(status, headers=headers, request=request)
+    return httpx.Response(status, headers=headers, json={"error": dict(error)}, request=request)
+
+
+_UNSET: Final[Any] = object()
+
+
+def error_body(
+    kind: Kind,
+    message: str,
+    *,
+    code: str | None = _UNSET,
+    type: str | None = _UNSET,
+    param: str | None = _UNSET,
+) -> dict[str, Any]:
+    """OpenAI's error object for ``kind``: its four keys, from the table unless given."""
+    row = KINDS[kind]
+    return {
+        "message": message,
+        "type": row.type if type is _UNSET else type,
+        "param": row.param if param is _UNSET else param,
+        "code": row.code if code is _UNSET else code,
+    }
+
+
+def make_error(
+    kind: Kind,
+    message: str,
+    *,
+    status: int | None = None,
+    code: str | None = _UNSET,
+    type: str | None = _UNSET,
+    param: str | None = _UNSET,
+    headers: Mapping[str, str] | None = None,
+    url: str | None = None,
+) -> openai.APIError:
+    """The exception a caller of the real OpenAI API would get for ``kind``, built as openai builds it."""
+    row = KINDS[kind]
+    status = status if status is not None else row.status
+    if status is None:
+        if issubclass(row.exception, openai.APITimeoutError):
+            return timeout_error(message, url=url)
+        return connection_failed(message, url=url)
+    body = error_body(kind, message, code=code, type=type, param=param)
+    return status_error(status, {"error": body}, error_response(status, body, headers=headers, url=url))
+
+
+def timeout_error(message: str = "", *, url: str | None = None) -> openai.APITimeoutError:
+    """openai's timeout (no response, so no body); ``message`` replaces "Request timed out." when given."""
+    error = openai.APITimeoutError(request=error_request(url))
+    if message:
+        error.message = message
+        error.args = (message,)
+    return error
+
+
+def connection_failed(message: str, *, url: str | None = None) -> openai.APIConnectionError:
+    """openai's connection error: the call failed without a response."""
+    return openai.APIConnectionError(message=message, request=error_request(url))
+
 
 _STATUS_CLASSES: Final[Mapping[int, type[openai.APIStatusError]]] = {
     400: openai.BadRequestError,
@@ -54,13 +156,43 @@ _CONTEXT_PHRASES: Final = (
 
 
 def status_error(status: int, body: object, response: httpx.Response) -> openai.APIStatusError:
-    """Build openai's exception for an HTTP error status, exactly as the openai client would."""
+    """Build openai's exception for an HTTP error status, exactly as the openai client would.
+
+    The message is openai's (``Error code: 429 - {body}``, the body as the provider sent it); the
+    error object (``.body``, hence ``.code``, ``.type``, ``.param``) gets OpenAI's keys where the
+    provider left them out, from the error table, so ``exc.code == "rate_limit_exceeded"`` holds for
+    any OpenAI-compatible provider that answers 429 with a bare message.
+    """
     data = body.get("error", body) if isinstance(body, Mapping) else body
     message = f"Error code: {status} - {body}" if body is not None else f"Error code: {status}"
     cls = _STATUS_CLASSES.get(status)
     if cls is None:
         cls = openai.InternalServerError if status >= 500 else openai.APIStatusError
-    return cls(message, response=response, body=data)
+    return cls(message, response=response, body=_openai_shaped(status, data))
+
+
+def _openai_shaped(status: int, data: object) -> dict[str, Any]:
+    """The provider's error object with OpenAI's four keys (its own values kept where they fit)."""
+    error = dict(data) if isinstance(data, Mapping) else {}
+    text = error.get("message")
+    if not isinstance(text, str):
+        detail = error.get("detail", data if not isinstance(data, Mapping) else None)
+        text = detail if isinstance(detail, str) else json.dumps(detail) if detail else ""
+        text = text or f"Error code: {status}"
+    code = error.get("code")
+    kind = _kind_for(status, code if isinstance(code, str) else None, text)
+    row = KINDS[kind]
+    error["message"] = text
+    if not isinstance(error.get("type"), str):
+        error["type"] = row.type
+    # A code the provider sent (OpenAI's null on a 401 without a key, say) is kept; a missing one, or
+    # a null where OpenAI always sends one (the kinds a code identifies), comes from the table.
+    if not isinstance(code, str) and ("code" not in error or code is not None or kind in _CODED):
+        error["code"] = row.code if status == (row.status or status) else None
+    if not (error.get("param") is None or isinstance(error.get("param"), str)):
+        error["param"] = None
+    error.setdefault("param", None)
+    return error
 
 
 def status_error_from_response(response: httpx.Response) -> openai.APIStatusError:
@@ -92,22 +224,8 @@ def error_class(exc: BaseException) -> ErrorClass:
     if isinstance(exc, openai.APIConnectionError):
         return "connection"
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        if status == 429:
-            return "rate_limited"
-        if status >= 500:
-            return "server"
-        if status in (401, 403):
-            return "auth"
-        if status == 404:
-            return "not_found"
-        if status in (400, 413, 422):
-            if _mentions_context(exc):
-                return "context_window"
-            if _mentions(exc, ("content_filter", "content management policy", "safety")):
-                return "content_filter"
-            return "bad_request"
-        return "unknown"
+        code = getattr(exc, "code", None)
+        return _kind_for(exc.status_code, code if isinstance(code, str) else None, exc.message)
     if isinstance(exc, openai.ContentFilterFinishReasonError):
         return "content_filter"
     if isinstance(exc, openai.APIResponseValidationError):
@@ -115,18 +233,40 @@ def error_class(exc: BaseException) -> ErrorClass:
     return "unknown"
 
 
-def _mentions_context(exc: openai.APIStatusError) -> bool:
-    return _mentions(exc, _CONTEXT_PHRASES)
+# The kinds OpenAI always names with a code: its absence is the provider's dialect, not a meaning.
+_CODED: Final = frozenset({"rate_limited", "context_window", "content_filter"})
+
+_CONTENT_PHRASES: Final = (
+    "content_policy_violation",
+    "content_filter",
+    "content management policy",
+    "safety",
+)
 
 
-def _mentions(exc: openai.APIStatusError, phrases: tuple[str, ...]) -> bool:
-    code = getattr(exc, "code", None)
-    text = f"{code or ''} {exc.message}".lower()
-    return any(phrase in text for phrase in phrases)
+def _kind_for(status: int, code: str | None, message: str) -> ErrorClass:
+    """The error kind of an HTTP error: its status, then (for a 400) its code or wording."""
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "server"
+    if status in (401, 403):
+        return "auth"
+    if status == 404:
+        return "not_found"
+    if status in (400, 413, 422):
+        text = f"{code or ''} {message}".lower()
+        if any(phrase in text for phrase in _CONTEXT_PHRASES):
+            return "context_window"
+        if any(phrase in text for phrase in _CONTENT_PHRASES):
+            return "content_filter"
+        return "bad_request"
+    return "unknown"
 
 
 def from_litellm(exc: BaseException) -> BaseException:
-    """Translate a litellm exception into the plain openai class with the provider's headers.
+    """Translate a litellm exception into the plain openai class, in OpenAI's shape, with the
+    provider's headers and the provider's own message.
 
     litellm's own classes already subclass openai's, but carry a synthetic status: a Gemini 503
     arrives as 500, an Anthropic 529 as 500, a Gemini 403 as a BadRequestError, a connection reset
@@ -134,38 +274,134 @@ def from_litellm(exc: BaseException) -> BaseException:
     causes litellm keeps (``__cause__``/``__context__``), so it is read there, most specific first:
     the provider's own HTTP response (its status and ``retry-after`` headers), then a transport
     timeout, a transport failure, a body that was not JSON; only then litellm's own status.
+
+    Their messages read ``litellm.RateLimitError: litellm.RateLimitError: GeminiException - {raw
+    JSON}``, with ``code`` None and ``type`` litellm's class name; the raw JSON is the provider's
+    error, so its message (and Gemini's ``retryDelay``, as a ``retry-after`` header) is taken from
+    there, and ``code``/``type``/``param`` come from the error table, as OpenAI would send them.
     """
-    request = httpx.Request("POST", str(getattr(exc, "api_base", None) or "https://litellm.invalid"))
+    url = str(getattr(exc, "api_base", None) or "") or None
     causes = _causes(exc)
     provider = next((c.response for c in causes if isinstance(c, httpx.HTTPStatusError)), None)
     status = provider.status_code if provider is not None else getattr(exc, "status_code", None)
+    message = _litellm_message(exc)
     if provider is None:
         if any(isinstance(c, httpx.TimeoutException) for c in causes):
-            return openai.APITimeoutError(request=request)
+            return make_error("timeout", "", url=url)
         if any(isinstance(c, httpx.TransportError | ConnectionError) for c in causes):
-            return openai.APIConnectionError(message=_litellm_message(exc), request=request)
+            return make_error("connection", message, url=url)
         if any(isinstance(c, json.JSONDecodeError) for c in causes):
-            return malformed_response(httpx.Response(200, request=request), _litellm_message(exc))
+            return malformed_response(error_response(200, url=url), message)
         if isinstance(exc, openai.APITimeoutError) or type(exc).__name__ == "Timeout":
-            return openai.APITimeoutError(request=request)
+            return make_error("timeout", "", url=url)
         if isinstance(exc, openai.APIConnectionError) and not isinstance(status, int):
-            return openai.APIConnectionError(message=_litellm_message(exc), request=request)
+            return make_error("connection", message, url=url)
     if not isinstance(status, int) or status < 400:
         if isinstance(exc, openai.OpenAIError):
             return exc
-        return openai.APIConnectionError(message=_litellm_message(exc), request=request)
+        return make_error("connection", message, url=url)
     headers = _litellm_headers(exc)
     if provider is not None:
         headers.update(_kept_headers(provider.headers))
-    message = _litellm_message(exc)
-    body: dict[str, Any] = {"message": message, "type": type(exc).__name__}
+    raw = _provider_error(provider, message)
+    text = _raw_message(raw) or _strip_litellm(message)
     names = {type(c).__name__ for c in causes}
+    kind = _kind_for(status, _raw_code(raw), text)
     if "ContextWindowExceededError" in names:
-        body["code"] = "context_length_exceeded"
+        kind = "context_window"
     elif "ContentPolicyViolationError" in names:
-        body["code"] = "content_filter"
-    response = httpx.Response(status, headers=headers, json={"error": body}, request=request)
-    return status_error(status, {"error": body}, response)
+        kind = "content_filter"
+    elif kind == "bad_request" and _invalid_key(raw):
+        # Gemini answers a wrong API key with 400 API_KEY_INVALID; OpenAI (and the router) call it 401.
+        kind, status = "auth", 401
+    if "retry-after" not in headers and "retry-after-ms" not in headers:
+        delay = _retry_delay(raw)
+        if delay is not None:
+            headers["retry-after"] = str(math.ceil(delay))
+            headers["retry-after-ms"] = str(round(delay * 1000))
+    row = KINDS[kind]
+    code = raw.get("code") if raw is not None else None
+    openai_like = isinstance(code, str) and isinstance(raw, Mapping) and isinstance(raw.get("type"), str)
+    param = raw.get("param") if raw is not None else None
+    return make_error(
+        kind,
+        text,
+        status=status,
+        code=code if openai_like else (row.code if status == row.status else None),
+        type=str(raw["type"]) if openai_like and raw is not None else row.type,
+        param=param if isinstance(param, str) else row.param,
+        headers=headers,
+        url=url,
+    )
+
+
+# litellm's prefixes: "litellm.RateLimitError: ", "GeminiException - ", "AnthropicError - ",
+# "GeminiException BadRequestError - ", "ContextWindowExceededError: "; and its closing advice.
+_LITELLM_PREFIX: Final = re.compile(
+    r"^(?:litellm\.\w+:\s*|\w*(?:Exception|Error)(?:\s+\w+Error)?\s*[-:]\s*)+"
+)
+_LITELLM_SUFFIX: Final = re.compile(r"\.?\s*Handle with `litellm\.\w+`\.?\s*$")
+
+
+def _strip_litellm(message: str) -> str:
+    """A litellm message without litellm's prefixes and advice: the provider's words."""
+    return _LITELLM_SUFFIX.sub("", _LITELLM_PREFIX.sub("", message.strip())).strip() or message
+
+
+def _provider_error(provider: httpx.Response | None, message: str) -> Mapping[str, Any] | None:
+    """The provider's own error object: from its response when litellm kept it, else the JSON that
+    litellm quoted in its message (Gemini's ``{"error": {...}}``, Anthropic's ``{"type": "error",
+    "error": {...}}``)."""
+    documents: list[object] = []
+    if provider is not None:
+        with contextlib.suppress(ValueError, httpx.HTTPError):
+            documents.append(provider.json())
+    decoder = json.JSONDecoder()
+    start = message.find("{")
+    while start != -1 and not documents:
+        with contextlib.suppress(ValueError):
+            documents.append(decoder.raw_decode(message, start)[0])
+        start = message.find("{", start + 1)
+    for document in documents:
+        if isinstance(document, Mapping):
+            inner = document.get("error", document)
+            if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
+                return inner
+    return None
+
+
+def _raw_message(raw: Mapping[str, Any] | None) -> str | None:
+    text = raw.get("message") if raw is not None else None
+    return text.strip() if isinstance(text, str) and text.strip() else None
+
+
+def _raw_code(raw: Mapping[str, Any] | None) -> str | None:
+    """What says the kind in a provider's error object: OpenAI's ``code``, Gemini's ``status``,
+    Anthropic's ``type`` (only the context-window and content-policy wordings are read from it)."""
+    if raw is None:
+        return None
+    words = [raw.get(key) for key in ("code", "status", "type")]
+    return " ".join(word for word in words if isinstance(word, str)) or None
+
+
+def _details(raw: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    details = raw.get("details") if raw is not None else None
+    return [d for d in details if isinstance(d, Mapping)] if isinstance(details, list) else []
+
+
+def _invalid_key(raw: Mapping[str, Any] | None) -> bool:
+    return any(detail.get("reason") == "API_KEY_INVALID" for detail in _details(raw))
+
+
+def _retry_delay(raw: Mapping[str, Any] | None) -> float | None:
+    """Gemini's ``RetryInfo.retryDelay`` ("2s", "0.5s") in seconds."""
+    for detail in _details(raw):
+        delay = detail.get("retryDelay")
+        if isinstance(delay, str):
+            seconds = parse_duration(delay)
+            if seconds is not None and math.isfinite(seconds):
+                return max(seconds, 0.0)
+    return None
 
 
 def _causes(exc: BaseException, limit: int = 16) -> list[BaseException]:

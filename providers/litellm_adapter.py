@@ -22,7 +22,7 @@ import httpx
 import openai
 
 from providers.base import JSON, CallOptions, Deployment, Timeout
-from providers.errors import from_litellm
+from providers.errors import connection_failed, from_litellm, timeout_error
 
 
 def import_litellm() -> ModuleType:
@@ -100,9 +100,9 @@ def _usage_expected(deployment: Deployment, body: JSON) -> bool:
 def _cut_stream(deployment: Deployment) -> openai.APIConnectionError:
     # litellm swallows an unreadable event and ends the stream with a made-up finish reason; the
     # missing usage (which this provider's protocol always sends last) is how the cut shows.
-    return openai.APIConnectionError(
-        message="The provider's stream ended before its terminal event (no usage chunk arrived).",
-        request=httpx.Request("POST", deployment.api_base or "https://litellm.invalid"),
+    return connection_failed(
+        "The provider's stream ended before its terminal event (no usage chunk arrived).",
+        url=deployment.api_base,
     )
 
 
@@ -226,9 +226,7 @@ class AsyncLiteLLMAdapter:
                 usage_seen = usage_seen or bool(data.get("usage"))
                 yield data
         except TimeoutError as exc:
-            raise openai.APITimeoutError(
-                request=httpx.Request("POST", deployment.api_base or "https://litellm.invalid")
-            ) from exc
+            raise timeout_error(url=deployment.api_base) from exc
         except Exception as exc:
             raise from_litellm(exc) from exc
         if usage_expected and not usage_seen:
