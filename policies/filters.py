@@ -145,6 +145,9 @@ def within_budget(model: ModelInfo, context: PlanContext) -> str | None:
     return context.budget(model, worst)
 
 
-# Order matters only for which reason is recorded: the cheapest checks first, the budget last.
+# Order decides which reason is recorded: the cheapest checks first, the budget last. Health comes
+# after what the request needs, so a model rejected for its health is one that could serve the
+# request once it recovers: when only such models are left, the router answers 429/503 with a
+# Retry-After, not a 400 (router._pipeline.Session.exhausted).
 STATIC_FILTERS: Final[tuple[Filter, ...]] = (has_required_capabilities, meets_quality)
-REQUEST_FILTERS: Final[tuple[Filter, ...]] = (healthy, serves_request, fits_context, within_budget)
+REQUEST_FILTERS: Final[tuple[Filter, ...]] = (serves_request, fits_context, healthy, within_budget)

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Final
 
-from openai import OpenAIError
 from pydantic import ValidationError
 
 from policies._checks import cross_check
@@ -20,6 +19,7 @@ from policies._convert import Converted, Where, convert
 from policies._explain import allowed_keys, explain, unknown_key
 from policies._issue import Issue, Path, describe, dotted
 from policies.schema import Policy
+from providers.errors import RouterError
 
 __all__ = [
     "DEFAULT_POLICY_ENV",
@@ -94,11 +94,12 @@ class LoadedPolicy:
     positions: Positions
 
 
-class PolicyError(OpenAIError, ValueError):
+class PolicyError(RouterError, ValueError):
     """The policy could not be loaded. ``problems`` lists every mistake found, in file order.
 
-    An ``openai.OpenAIError`` so that code catching the SDK's errors also catches this one, and a
-    ``ValueError`` because it is, at heart, a bad configuration value.
+    A ``router.RouterError`` (hence an ``openai.OpenAIError``) so that code catching the router's
+    or the SDK's errors also catches this one, and a ``ValueError`` because it is, at heart, a bad
+    configuration value. Exported as ``router.PolicyError``.
     """
 
     def __init__(self, problems: Iterable[Problem]) -> None:

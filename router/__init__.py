@@ -6,14 +6,19 @@ response = client.chat.completions.create(model="auto", messages=[...])
 response.routing  # which model answered, why, and what it cost
 """
 
+from policies.loader import PolicyError
 from router._client import AsyncOpenAI, OpenAI
 from router._exceptions import (
     BudgetExceededError,
+    CoolingDownError,
     DeadlineExceededError,
     ModelNotFoundError,
     NoCandidateError,
+    RateLimitCooldownError,
     RouterError,
+    ServerCooldownError,
     StreamInterruptedError,
+    routing_of,
 )
 from router._response import RoutedChatCompletion
 from router._routing import Attempt, BudgetEvent, RoutingRecord, Usage
@@ -29,17 +34,22 @@ __all__ = [
     "Attempt",
     "BudgetEvent",
     "BudgetExceededError",
+    "CoolingDownError",
     "DeadlineExceededError",
     "LedgerError",
     "ModelNotFoundError",
     "NoCandidateError",
     "OpenAI",
+    "PolicyError",
+    "RateLimitCooldownError",
     "RoutedChatCompletion",
     "RoutedStream",
     "RouterError",
     "RoutingRecord",
+    "ServerCooldownError",
     "StreamInterruptedError",
     "Usage",
     "__version__",
     "configure_logging",
+    "routing_of",
 ]

@@ -31,6 +31,7 @@ from policies.plan import UnknownModelError
 from policies.schema import Policy
 from providers.base import DEFAULT_TIMEOUT, AsyncAdapter, Deployment, SyncAdapter, Timeout
 from providers.catalog import ModelInfo
+from providers.errors import timeout_error
 from providers.litellm_adapter import AsyncLiteLLMAdapter, LiteLLMAdapter
 from providers.openai_compat import AsyncOpenAICompatible, OpenAICompatible
 from router._budgets import BudgetBook
@@ -499,7 +500,7 @@ class OpenAI(_BaseClient):
 
 
 def _deadline_timeout() -> openai.APITimeoutError:
-    return openai.APITimeoutError(request=httpx.Request("POST", "router://chat/completions"))
+    return timeout_error()
 
 
 async def _close_quietly(chunks: AsyncIterator[dict[str, Any]]) -> None:

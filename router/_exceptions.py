@@ -1,41 +1,68 @@
 """The router's own errors, each a subclass of the openai class that existing code already catches.
 
-``except openai.BadRequestError`` keeps catching "no model can serve this request", and
-``except openai.APIConnectionError`` keeps catching a stream that was cut.
+``except openai.BadRequestError`` keeps catching "no model can serve this request", ``except
+openai.RateLimitError`` keeps catching "every model is cooling down after rate limits", and
+``except openai.APIConnectionError`` keeps catching a stream that was cut. Status, ``type`` and
+``code`` of each come from the error table (``providers.error_kinds``); every one is a
+``RouterError`` and carries the request's ``routing`` record.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import openai
 
+from providers.error_kinds import KINDS, Kind
+from providers.errors import RouterError, error_body, error_request, error_response
+from router._routing import RoutingRecord
+
 if TYPE_CHECKING:
-    from router._routing import RoutingRecord
     from router.ledger import Refusal
 
 __all__ = [
     "BudgetExceededError",
+    "CoolingDownError",
     "DeadlineExceededError",
     "ModelNotFoundError",
     "NoCandidateError",
+    "RateLimitCooldownError",
     "RouterError",
+    "ServerCooldownError",
     "StreamInterruptedError",
+    "routing_of",
 ]
 
-_ROUTER_URL = "router://chat/completions"
+
+def routing_of(exc: BaseException) -> RoutingRecord | None:
+    """The routing record an error carries (every attempt, every rejected model), or None.
+
+    Works for any exception: the router's own, a provider's error it raised after trying every
+    model, or one that never went through the router.
+    """
+    record = getattr(exc, "routing", None)
+    return record if isinstance(record, RoutingRecord) else None
 
 
-class RouterError(openai.OpenAIError):
-    """Base of the errors the router raises itself (not ones a provider sent)."""
+def _response(
+    kind: Kind,
+    message: str,
+    extra: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> tuple[httpx.Response, dict[str, Any]]:
+    # The openai classes want a response; ours are decided before (or instead of) a provider call.
+    body = {**error_body(kind, message), **(extra or {})}
+    response = error_response(_status(kind), body, headers=headers)
+    return response, body
 
 
-def _response(status: int, message: str, code: str, extra: Mapping[str, Any] | None = None) -> httpx.Response:
-    # The openai classes want a response; ours are decided before any provider is called.
-    body = {"error": {"message": message, "type": "invalid_request_error", "code": code, **(extra or {})}}
-    return httpx.Response(status, json=body, request=httpx.Request("POST", _ROUTER_URL))
+def _status(kind: Kind) -> int:
+    status = KINDS[kind].status
+    assert status is not None, kind
+    return status
 
 
 class NoCandidateError(openai.BadRequestError, RouterError):
@@ -51,16 +78,16 @@ class NoCandidateError(openai.BadRequestError, RouterError):
             f"{lines or '  (the route has no candidates)'}\n"
             "Relax the route's requirements, add a model that fits, or shorten the request."
         )
-        response = _response(400, message, "no_candidate", {"rejected": self.rejected})
-        super().__init__(message, response=response, body=response.json()["error"])
+        response, body = _response("no_candidate", message, {"rejected": self.rejected})
+        super().__init__(message, response=response, body=body)
 
 
 class ModelNotFoundError(openai.NotFoundError, RouterError):
     """``model=`` names neither a route nor a model of the policy (OpenAI answers 404 here too)."""
 
     def __init__(self, message: str) -> None:
-        response = _response(404, message, "model_not_found")
-        super().__init__(message, response=response, body=response.json()["error"])
+        response, body = _response("model_not_found", message)
+        super().__init__(message, response=response, body=body)
 
 
 class StreamInterruptedError(openai.APIConnectionError, RouterError):
@@ -74,9 +101,7 @@ class StreamInterruptedError(openai.APIConnectionError, RouterError):
             f"The stream from {model} was interrupted after {chunks} chunks ({characters} characters): "
             f"{reason}. The answer is incomplete; retry the request."
         )
-        super().__init__(message=message, request=httpx.Request("POST", _ROUTER_URL))
-
-    routing: RoutingRecord | None = None
+        super().__init__(message=message, request=error_request())
 
 
 class DeadlineExceededError(openai.APITimeoutError, RouterError):
@@ -90,11 +115,9 @@ class DeadlineExceededError(openai.APITimeoutError, RouterError):
             f"No model answered within the request deadline of {timeout_s:g}s ({attempts} attempts).{last} "
             "Raise timeout_s in the policy (top level or the route), or add faster fallbacks."
         )
-        super().__init__(request=httpx.Request("POST", _ROUTER_URL))
+        super().__init__(request=error_request())
         self.message = self.message_text
         self.args = (self.message_text,)
-
-    routing: RoutingRecord | None = None
 
 
 class BudgetExceededError(openai.RateLimitError, RouterError):
@@ -123,16 +146,73 @@ class BudgetExceededError(openai.RateLimitError, RouterError):
             reserved_usd=refusal.reserved_usd,
             amount_usd=refusal.amount_usd,
         )
-        error = {
-            "message": message,
-            "type": "insufficient_quota",
-            "param": None,
-            "code": "insufficient_quota",
-        }
-        response = httpx.Response(
-            429, json={"error": error}, request=httpx.Request("POST", "https://router.invalid/budget")
-        )
+        response, body = _response("budget_exceeded", message)
         # The inner object, as openai's own _make_status_error passes it: .code and .type come from it.
-        super().__init__(message, response=response, body=error)
+        super().__init__(message, response=response, body=body)
 
-    routing: RoutingRecord | None = None
+
+class CoolingDownError(RouterError):
+    """Every model that could serve the request is cooling down (its breaker is open); nothing was sent.
+
+    Not the request's fault: it can be served once a model's cooldown ends, in ``retry_after_s``
+    (also the ``Retry-After`` header, in whole seconds, which openai's own retries and most client
+    libraries honour). ``cooling`` maps each held-back model to the kind of failure that opened its
+    breaker. The concrete classes are openai's: a ``RateLimitCooldownError`` (429) when any of the
+    models is cooling down after rate limits, else a ``ServerCooldownError`` (503).
+    """
+
+    retry_after_s: float
+    cooling: Mapping[str, str]
+
+
+def _cooldown_message(reasons: Mapping[str, str], retry_after_s: float, route: str | None) -> str:
+    target = f"route {route!r}" if route else "this request"
+    lines = "\n".join(f"  - {model}: {reason}" for model, reason in reasons.items())
+    return (
+        f"Every model that can serve {target} is cooling down after failures; nothing was sent to any "
+        f"provider.\n{lines}\nRetry in {retry_after_s:.1f}s (Retry-After), or add fallbacks to the route."
+    )
+
+
+def _retry_headers(retry_after_s: float) -> dict[str, str]:
+    # Whole seconds, rounded up: retrying earlier would only meet the same cooldown.
+    return {
+        "retry-after": str(max(math.ceil(retry_after_s), 1)),
+        "retry-after-ms": str(round(retry_after_s * 1000)),
+    }
+
+
+class RateLimitCooldownError(openai.RateLimitError, CoolingDownError):
+    """429: every candidate is cooling down, at least one after rate limits. A rate limit stays one."""
+
+    def __init__(
+        self,
+        cooling: Mapping[str, str],
+        retry_after_s: float,
+        route: str | None = None,
+        reasons: Mapping[str, str] | None = None,
+    ) -> None:
+        self.cooling = dict(cooling)
+        self.retry_after_s = retry_after_s
+        message = _cooldown_message(reasons or cooling, retry_after_s, route)
+        response, body = _response(
+            "cooling_down_rate_limited", message, headers=_retry_headers(retry_after_s)
+        )
+        super().__init__(message, response=response, body=body)
+
+
+class ServerCooldownError(openai.InternalServerError, CoolingDownError):
+    """503: every candidate is cooling down after server errors, timeouts or connection failures."""
+
+    def __init__(
+        self,
+        cooling: Mapping[str, str],
+        retry_after_s: float,
+        route: str | None = None,
+        reasons: Mapping[str, str] | None = None,
+    ) -> None:
+        self.cooling = dict(cooling)
+        self.retry_after_s = retry_after_s
+        message = _cooldown_message(reasons or cooling, retry_after_s, route)
+        response, body = _response("cooling_down_server", message, headers=_retry_headers(retry_after_s))
+        super().__init__(message, response=response, body=body)

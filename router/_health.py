@@ -19,14 +19,35 @@ from types import MappingProxyType
 from typing import Final
 
 from policies.schema import CooldownSpec
+from providers import error_kinds
 
-# Error classes that say something about the deployment's health. A bad request, a too-long
-# prompt or a content filter says nothing about it.
-COUNTED: Final = frozenset({"rate_limited", "server", "timeout", "connection"})
+# Error classes that say something about the deployment's health (the error table's ``breaker``
+# column). A bad request, a too-long prompt or a content filter says nothing about it.
+COUNTED: Final = error_kinds.COUNTED
 # The deployment itself is unusable as configured: take it out at once.
-MARK_DOWN: Final = frozenset({"auth", "not_found"})
+MARK_DOWN: Final = error_kinds.MARK_DOWN
 
 _NONE: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+class Cooldown(str):
+    """A breaker's reason to skip a model, as ``routing.rejected`` shows it, that also knows what
+    opened the breaker (``kind``, an error kind) and when the model may be tried again (``until``,
+    on the breakers' clock). When every model that could serve a request is held back by one, the
+    router answers 429 or 503 with a Retry-After from these, not a 400 (``Session.exhausted``).
+    """
+
+    kind: str
+    until: float
+
+    def __new__(cls, text: str, kind: str, until: float) -> Cooldown:
+        reason = super().__new__(cls, text)
+        reason.kind = kind
+        reason.until = until
+        return reason
+
+    def __reduce__(self) -> tuple[type[Cooldown], tuple[str, str, float]]:
+        return type(self), (str(self), self.kind, self.until)
 
 
 class Breakers:
@@ -38,6 +59,7 @@ class Breakers:
         self._failures: dict[str, deque[float]] = {}
         self._open_until: dict[str, float] = {}
         self._reason: dict[str, str] = {}
+        self._kind: dict[str, str] = {}  # the error kind that opened each breaker
         # Half-open trials in flight, with when each was claimed and the cooldown then in force: a
         # trial that never reports back (a stream dropped, a task cancelled) is given up after that
         # long, so the model is not kept out for ever.
@@ -51,12 +73,24 @@ class Breakers:
         now = self._clock()
         with self._lock:
             skip: dict[str, str] = {}
-            for model, until in self._open_until.items():
-                if now < until:
-                    skip[model] = f"cooling down after {self._reason[model]} ({until - now:.1f}s left)"
-                elif self._trial_live(model, now):
-                    skip[model] = f"half-open after {self._reason[model]}: a trial request is in flight"
+            for model in self._open_until:
+                reason = self._held(model, now)
+                if reason is not None:
+                    skip[model] = reason
             return skip
+
+    def _held(self, model: str, now: float) -> Cooldown | None:
+        """Why ``model`` is held back now (open, or half-open with a trial in flight), or None."""
+        until = self._open_until[model]
+        kind = self._kind.get(model, "unknown")
+        if now < until:
+            text = f"cooling down after {self._reason[model]} ({until - now:.1f}s left)"
+            return Cooldown(text, kind, until)
+        if self._trial_live(model, now):
+            # The trial's answer is due any moment: the soonest the model may be free again is now.
+            text = f"half-open after {self._reason[model]}: a trial request is in flight"
+            return Cooldown(text, kind, now)
+        return None
 
     def admit(self, model: str) -> str | None:
         """May ``model`` be called now? None if so (claiming the half-open trial), else why not."""
@@ -67,10 +101,9 @@ class Breakers:
             until = self._open_until.get(model)
             if until is None:
                 return None
-            if now < until:
-                return f"cooling down after {self._reason[model]} ({until - now:.1f}s left)"
-            if self._trial_live(model, now):
-                return f"half-open after {self._reason[model]}: a trial request is in flight"
+            reason = self._held(model, now)
+            if reason is not None:
+                return reason
             self._trial[model] = now
             return None
 
@@ -81,6 +114,7 @@ class Breakers:
             self._failures.pop(model, None)
             self._open_until.pop(model, None)
             self._reason.pop(model, None)
+            self._kind.pop(model, None)
             self._trial.pop(model, None)
 
     def failed(self, model: str, kind: str, cooldown: CooldownSpec) -> None:
@@ -88,14 +122,14 @@ class Breakers:
         now = self._clock()
         with self._lock:
             if kind in MARK_DOWN:
-                self._open(model, now + cooldown.cooldown_s, f"an {kind} error")
+                self._open(model, now + cooldown.cooldown_s, f"an {kind} error", kind)
                 return
             if kind not in COUNTED:
                 # The trial told us nothing about health: let the next request try again.
                 self._trial.pop(model, None)
                 return
             if model in self._trial:
-                self._open(model, now + cooldown.cooldown_s, f"a failed trial ({kind})")
+                self._open(model, now + cooldown.cooldown_s, f"a failed trial ({kind})", kind)
                 return
             recent = self._failures.get(model)
             if recent is None:
@@ -108,24 +142,26 @@ class Breakers:
                     model,
                     now + cooldown.cooldown_s,
                     f"{len(recent)} failures in {cooldown.window_s:g}s (last: {kind})",
+                    kind,
                 )
 
     def _trial_live(self, model: str, now: float) -> bool:
         claimed = self._trial.get(model)
         return claimed is not None and now - claimed < self._trial_timeout.get(model, 0.0)
 
-    def open_for(self, model: str, seconds: float, reason: str) -> None:
+    def open_for(self, model: str, seconds: float, reason: str, kind: str = "rate_limited") -> None:
         """Skip ``model`` for ``seconds`` (a Retry-After longer than the policy lets us wait)."""
         now = self._clock()
         with self._lock:
-            self._open(model, now + seconds, reason)
+            self._open(model, now + seconds, reason, kind)
 
     def close(self) -> None:
         """Nothing to release in-process; shared breakers close their connection."""
 
-    def _open(self, model: str, until: float, reason: str) -> None:
+    def _open(self, model: str, until: float, reason: str, kind: str) -> None:
         self._open_until[model] = max(until, self._open_until.get(model, 0.0))
         self._reason[model] = reason
+        self._kind[model] = kind
         self._trial.pop(model, None)
         self._trial_timeout[model] = max(until - self._clock(), 1.0)
         self._failures.pop(model, None)
@@ -162,7 +198,7 @@ class SharedBreakers(Breakers):
         self._keys = [self._PREFIX + model for model in models]
         self._wall_clock = wall_clock
         self._refresh_s = refresh_s
-        self._remote: dict[str, tuple[float, str]] = {}
+        self._remote: dict[str, tuple[float, str, str]] = {}
         self._next_refresh = float("-inf")
 
     def _refresh(self) -> None:
@@ -174,23 +210,27 @@ class SharedBreakers(Breakers):
             values = self._redis.mget(self._keys)
         except self._redis_errors:
             return
-        remote: dict[str, tuple[float, str]] = {}
+        remote: dict[str, tuple[float, str, str]] = {}
         for model, value in zip(self._models, values, strict=True):
             if value:
                 text = value.decode() if isinstance(value, bytes) else str(value)
-                until, _, reason = text.partition("|")
-                remote[model] = (float(until), reason)
+                until, _, rest = text.partition("|")
+                kind, known, reason = rest.partition("|")
+                if not known:  # written before the kind was: "until|reason"
+                    kind, reason = "unknown", rest
+                remote[model] = (float(until), kind, reason)
         self._remote = remote
 
-    def _remote_reason(self, model: str) -> str | None:
+    def _remote_reason(self, model: str) -> Cooldown | None:
         entry = self._remote.get(model)
         if entry is None:
             return None
-        until, reason = entry
+        until, kind, reason = entry
         left = until - self._wall_clock()
         if left <= 0:
             return None
-        return f"cooling down after {reason} (another instance; {left:.1f}s left)"
+        text = f"cooling down after {reason} (another instance; {left:.1f}s left)"
+        return Cooldown(text, kind, self._clock() + left)
 
     def snapshot(self) -> Mapping[str, str]:
         self._refresh()
@@ -216,14 +256,15 @@ class SharedBreakers(Breakers):
             with contextlib.suppress(*self._redis_errors):
                 self._redis.delete(self._PREFIX + model)
 
-    def _open(self, model: str, until: float, reason: str) -> None:
-        super()._open(model, until, reason)
+    def _open(self, model: str, until: float, reason: str, kind: str) -> None:
+        super()._open(model, until, reason, kind)
         seconds = until - self._clock()
         if seconds <= 0:
             return
         wall_until = self._wall_clock() + seconds
         with contextlib.suppress(*self._redis_errors):
-            self._redis.set(self._PREFIX + model, f"{wall_until}|{reason}", px=max(int(seconds * 1000), 1))
+            value = f"{wall_until}|{kind}|{reason}"
+            self._redis.set(self._PREFIX + model, value, px=max(int(seconds * 1000), 1))
 
     def close(self) -> None:
         self._redis.close()

@@ -21,13 +21,21 @@ import openai
 
 from policies.filters import PlanContext, worst_case_cost
 from policies.plan import DEFAULT_FEATURE, Plan, RouteRequest, describe_request
+from providers import error_kinds
 from providers.base import JSON, CallOptions, Deployment, Timeout
 from providers.errors import error_class, retry_after_s
 from router._budgets import BudgetBook
 from router._engine import Engine
 from router._events import Events
-from router._exceptions import BudgetExceededError, DeadlineExceededError, NoCandidateError
-from router._health import Breakers
+from router._exceptions import (
+    BudgetExceededError,
+    CoolingDownError,
+    DeadlineExceededError,
+    NoCandidateError,
+    RateLimitCooldownError,
+    ServerCooldownError,
+)
+from router._health import Breakers, Cooldown
 from router._observations import Observations
 from router._resilience import RETRYABLE, Resilience
 from router._routing import Attempt, BudgetEvent, RoutingRecord, Usage
@@ -36,7 +44,7 @@ from router.ledger._types import Hold, Line, Refusal, Totals
 # Keyword arguments of ``create`` that steer the router or the transport rather than the model.
 _TRANSPORT: Final = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 # Errors after which trying another model cannot help: the request itself is at fault.
-_FATAL: Final = frozenset({"bad_request"})
+_FATAL: Final = error_kinds.FATAL
 
 
 _SENTINELS: Final = (openai.NotGiven, openai.Omit)
@@ -430,16 +438,23 @@ class Session:
         """The error to raise when no model answered.
 
         The deadline's own error when it passed; else the last provider error (so ``except
-        openai.RateLimitError`` still works); NoCandidateError when nothing could be tried at all.
-        Every one carries the routing record.
+        openai.RateLimitError`` still works) when it was a passing failure; else, when models that
+        could serve the request are only cooling down, a 429 (after rate limits) or 503 with a
+        Retry-After; the last provider error when there is one; NoCandidateError (400) only when
+        no model can serve the request itself. Every one carries the routing record.
         """
         error: BaseException
+        cooling = None if self._deadline_passed else self._cooling_down()
         if self._deadline_passed:
             error = DeadlineExceededError(
                 timeout_s=self.resilience.timeout_s, attempts=len(self._attempts), last_error=self._last_error
             )
             if self._last_error is not None:
                 error.__cause__ = self._last_error
+        elif self._last_error is not None and (cooling is None or error_class(self._last_error) in RETRYABLE):
+            error = self._last_error
+        elif cooling is not None:
+            error = cooling
         elif self._last_error is not None:
             error = self._last_error
         else:
@@ -448,6 +463,25 @@ class Session:
             )
         self._attach(error)
         return error
+
+    def _cooling_down(self) -> CoolingDownError | None:
+        """The error for models held back only by their breakers (a rate limit never becomes a 400).
+
+        The planner checks health after what the request needs (policies.filters), so a model whose
+        reason is a breaker's Cooldown could serve this request once it recovers. A 429 when any
+        of them is cooling down after rate limits, else a 503; Retry-After is the soonest recovery.
+        """
+        held = {
+            model: reason
+            for model, reason in {**self.plan.rejected, **self._skipped}.items()
+            if isinstance(reason, Cooldown)
+        }
+        if not held:
+            return None
+        wait = max(min(reason.until for reason in held.values()) - self._clock(), 0.0)
+        kinds = {model: reason.kind for model, reason in held.items()}
+        cls = RateLimitCooldownError if "rate_limited" in kinds.values() else ServerCooldownError
+        return cls(kinds, wait, self.plan.route, held)
 
     def _attach(self, exc: BaseException) -> None:
         """Give the error the routing record (callers can still see every attempt) and log the failure."""

@@ -13,10 +13,12 @@ from typing import Final
 import tenacity
 
 from policies.schema import CooldownSpec, Policy, RetrySpec
+from providers import error_kinds
 
-# Failures a second call to the same model may cure. The rest either cannot improve by waiting
-# (the request is at fault, or too long) or are about the deployment (auth, unknown model).
-RETRYABLE: Final = frozenset({"rate_limited", "server", "timeout", "connection"})
+# Failures a second call to the same model may cure (the error table's ``retry`` column). The rest
+# either cannot improve by waiting (the request is at fault, or too long) or are about the
+# deployment (auth, unknown model).
+RETRYABLE: Final = error_kinds.RETRYABLE
 
 
 @dataclass(frozen=True, slots=True)

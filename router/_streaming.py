@@ -17,18 +17,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, Final
 
-import httpx
 import openai
 from openai.types.chat import ChatCompletionChunk
 
 from providers.base import JSON, Deployment
-from providers.errors import error_class
+from providers.errors import connection_failed, error_class, timeout_error
 from router._exceptions import StreamInterruptedError
 from router._pipeline import Session, StreamTracker
 from router._response import chunk
 from router._routing import RoutingRecord
-
-_ROUTER_URL: Final = "router://chat/completions"
 
 # Errors we raise ourselves; their messages hold no provider text, so they may be quoted.
 _OWN_MESSAGE: Final = "router-own-message"
@@ -99,16 +96,13 @@ class _StreamBase:
 def _cut() -> openai.APIConnectionError:
     # Every OpenAI-shaped stream closes its choice with a finish_reason; without one the answer
     # was cut, however politely the connection closed.
-    error = openai.APIConnectionError(
-        message="the stream ended without a finish reason", request=httpx.Request("POST", _ROUTER_URL)
-    )
+    error = connection_failed("the stream ended without a finish reason")
     setattr(error, _OWN_MESSAGE, True)
     return error
 
 
 def _idle(seconds: float) -> openai.APITimeoutError:
-    error = openai.APITimeoutError(request=httpx.Request("POST", _ROUTER_URL))
-    error.message = f"no chunk for {seconds:g}s (stream_idle_timeout_s)"
+    error = timeout_error(f"no chunk for {seconds:g}s (stream_idle_timeout_s)")
     setattr(error, _OWN_MESSAGE, True)
     return error
 

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
-import openai
+from providers.errors import RouterError
 
 NANOS_PER_USD: Final = 1_000_000_000
 # A thousandth of a nano-dollar: float noise such as 0.3 * 1e9 == 300000000.00000006 is not a unit.
@@ -44,7 +44,7 @@ def new_hold_id() -> str:
     return os.urandom(12).hex()
 
 
-class LedgerError(openai.OpenAIError):
+class LedgerError(RouterError):
     """The ledger could not be opened: a missing directory, an unreadable file, the redis extra absent.
 
     Failures later on (Redis unreachable mid-request) are the backend's own errors: the caller

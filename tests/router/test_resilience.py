@@ -25,7 +25,7 @@ from providers.fake import (
     stream_cut,
     stream_stall,
 )
-from router import DeadlineExceededError, NoCandidateError, StreamInterruptedError
+from router import DeadlineExceededError, ServerCooldownError, StreamInterruptedError, routing_of
 
 from .fault_helpers import MODELS, QUESTION, MakeCaller, attempts, build_policy, fallback_of, text_of
 
@@ -460,7 +460,12 @@ def test_when_every_model_is_cooling_down_no_provider_is_called_and_the_reasons_
     caller = make_caller(build_policy(fake, routes={"only": {"candidates": ["gpt-4o-mini"]}}))
     with pytest.raises(openai.AuthenticationError):
         caller.create(model="only", messages=QUESTION)
-    with pytest.raises(NoCandidateError) as caught:
+    # Not the request's fault: a 503 (openai retries those) naming the reason, not a 400.
+    with pytest.raises(ServerCooldownError) as caught:
         caller.create(model="only", messages=QUESTION)
-    assert "cooling down after an auth error" in caught.value.rejected["gpt-4o-mini"]
+    assert isinstance(caught.value, openai.InternalServerError) and caught.value.status_code == 503
+    assert caught.value.cooling == {"gpt-4o-mini": "auth"}
+    assert "cooling down after an auth error" in caught.value.message
+    record = routing_of(caught.value)
+    assert record is not None and "cooling down after an auth error" in record.rejected["gpt-4o-mini"]
     assert len(fake.requests) == 1
