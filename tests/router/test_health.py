@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from policies.schema import CooldownSpec
-from router._health import COUNTED, MARK_DOWN, Breakers
+from router._health import COUNTED, MARK_DOWN, Breakers, Cooldown
 
 from .fault_helpers import FakeClock
 
@@ -185,3 +185,30 @@ def test_a_half_open_trial_that_never_reports_back_does_not_wedge_the_breaker(
     assert breakers.admit("m") is None  # the trial's request is abandoned: no outcome ever arrives
     clock.advance(3600)
     assert breakers.admit("m") is None
+
+
+@pytest.mark.parametrize(
+    ("kind", "opens"), [("rate_limited", 3), ("server", 3), ("timeout", 3), ("auth", 1), ("not_found", 1)]
+)
+def test_the_reason_knows_the_kind_that_opened_the_breaker_and_until_when(
+    breakers: Breakers, clock: FakeClock, kind: str, opens: int
+) -> None:
+    _fail(breakers, opens, kind)
+    clock.advance(10)
+    reason = breakers.admit("m")
+    assert isinstance(reason, Cooldown) and breakers.snapshot()["m"] == reason
+    assert (reason.kind, reason.until) == (kind, 1000.0 + 30)
+
+
+def test_a_long_retry_after_opens_the_breaker_as_a_rate_limit(breakers: Breakers, clock: FakeClock) -> None:
+    breakers.open_for("m", 120, "a 429 asking to wait 120s")
+    reason = breakers.snapshot()["m"]
+    assert isinstance(reason, Cooldown) and (reason.kind, reason.until) == ("rate_limited", 1120.0)
+
+
+def test_a_model_with_a_trial_in_flight_may_be_free_at_once(breakers: Breakers, clock: FakeClock) -> None:
+    _fail(breakers, 3, "rate_limited")
+    clock.advance(31)
+    assert breakers.admit("m") is None  # this request's trial
+    reason = breakers.admit("m")
+    assert isinstance(reason, Cooldown) and reason.until == clock.now and reason.kind == "rate_limited"

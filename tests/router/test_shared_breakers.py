@@ -7,7 +7,7 @@ import pytest
 import router
 from policies.schema import CooldownSpec
 from providers.fake import FakeProviders, ModelScript, status
-from router._health import SharedBreakers
+from router._health import Cooldown, SharedBreakers
 
 COOLDOWN = CooldownSpec(failures=2, window_s=60, cooldown_s=30)
 
@@ -100,5 +100,19 @@ def test_two_clients_on_one_redis_ledger_share_what_they_learn(
     assert answered.routing.model == "gpt-4o"
     assert "another instance" in answered.routing.rejected["gpt-4o-mini"]
     assert len(fake.requests_for("gpt-4o-mini")) == 2  # the second client never called it
+    first.close()
+    second.close()
+
+
+def test_another_instance_learns_which_kind_of_failure_opened_the_breaker(
+    redis_url: str, clocks: Clocks
+) -> None:
+    first, second = _instance(redis_url, clocks), _instance(redis_url, clocks)
+    first.failed("a", "rate_limited", COOLDOWN)
+    first.failed("a", "rate_limited", COOLDOWN)
+    clocks.now += 10
+    reason = second.snapshot()["a"]
+    assert isinstance(reason, Cooldown) and "another instance" in reason
+    assert reason.kind == "rate_limited" and reason.until == pytest.approx(clocks.now + 20)
     first.close()
     second.close()
