@@ -8,6 +8,7 @@ routing record, which ``router.routing_of`` finds on any exception.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,17 +256,35 @@ def guarded(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeProviders]:
         yield server
 
 
-def test_a_wrong_api_key_is_a_401_invalid_api_key_from_every_provider(guarded: FakeProviders) -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_wrong_api_key_is_a_401_invalid_api_key_from_every_provider(
+    guarded: FakeProviders, mode: str
+) -> None:
     # Gemini answers a wrong key with 400 API_KEY_INVALID: still an auth error, not a bad request.
-    routes = {f"only-{m}": {"candidates": [m]} for m in MODELS}
-    with router.OpenAI(policy=build_policy(guarded, routes=routes)) as client:
-        shapes = set()
-        for model in MODELS:
-            with pytest.raises(openai.AuthenticationError) as caught:
-                client.chat.completions.create(model=f"only-{model}", messages=QUESTION)
-            _no_litellm_in(caught.value)
-            shapes.add(_shape(caught.value))
-    assert shapes == {(openai.AuthenticationError, 401, "invalid_api_key", "invalid_request_error", None)}
+    policy = build_policy(guarded, routes={f"only-{m}": {"candidates": [m]} for m in MODELS})
+    errors: list[BaseException] = []
+    if mode == "sync":
+        with router.OpenAI(policy=policy) as client:
+            for model in MODELS:
+                with pytest.raises(openai.AuthenticationError) as caught:
+                    client.chat.completions.create(model=f"only-{model}", messages=QUESTION)
+                errors.append(caught.value)
+    else:
+
+        async def run() -> None:
+            async with router.AsyncOpenAI(policy=policy) as client:
+                for model in MODELS:
+                    with pytest.raises(openai.AuthenticationError) as caught:
+                        await client.chat.completions.create(model=f"only-{model}", messages=QUESTION)
+                    errors.append(caught.value)
+
+        asyncio.run(run())
+    for error in errors:
+        _no_litellm_in(error)
+    assert {_shape(e) for e in errors} == {
+        (openai.AuthenticationError, 401, "invalid_api_key", "invalid_request_error", None)
+    }
+    assert len(errors) == len(MODELS)
 
 
 # --------------------------------------------------------------------------- one tree, one record
