@@ -170,15 +170,21 @@ def _cooldown_message(reasons: Mapping[str, str], retry_after_s: float, route: s
     lines = "\n".join(f"  - {model}: {reason}" for model, reason in reasons.items())
     return (
         f"Every model that can serve {target} is cooling down after failures; nothing was sent to any "
-        f"provider.\n{lines}\nRetry in {retry_after_s:.1f}s (Retry-After), or add fallbacks to the route."
+        f"provider.\n{lines}\nRetry in {_whole_seconds(retry_after_s)}s (Retry-After), or add fallbacks to "
+        "the route."
     )
 
 
+def _whole_seconds(seconds: float) -> int:
+    # Rounded up, at least 1 (a half-open model's trial is due any moment): earlier meets the cooldown.
+    return max(math.ceil(seconds), 1)
+
+
 def _retry_headers(retry_after_s: float) -> dict[str, str]:
-    # Whole seconds, rounded up: retrying earlier would only meet the same cooldown.
     return {
-        "retry-after": str(max(math.ceil(retry_after_s), 1)),
-        "retry-after-ms": str(round(retry_after_s * 1000)),
+        "retry-after": str(_whole_seconds(retry_after_s)),
+        # openai's client reads this one first; the same floor, or a 0 would mean "use your own backoff".
+        "retry-after-ms": str(max(round(retry_after_s * 1000), 1000)),
     }
 
 

@@ -27,7 +27,7 @@ from router import (
     routing_of,
 )
 
-from .fault_helpers import KEY_ENV, MODELS, QUESTION, Caller, MakeCaller, attempts, build_policy
+from .fault_helpers import KEY_ENV, MODELS, QUESTION, Caller, FakeClock, MakeCaller, attempts, build_policy
 
 COOLDOWN = {"failures": 2, "window_s": 60, "cooldown_s": 30}
 
@@ -97,6 +97,29 @@ def test_a_retry_after_over_max_retry_after_s_makes_the_next_request_a_429_with_
     assert isinstance(second, RateLimitCooldownError) and second.response.headers["retry-after"] == "20"
     caller.clock.advance(20)
     assert caller.create(model="only", messages=QUESTION).routing.model == "claude-haiku-4-5"
+
+
+def test_while_a_half_open_trial_is_in_flight_others_get_a_429_asking_for_one_second(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "fake-key")
+    fake.script(ModelScript("gpt-4o-mini", faults=(status(429), status(429))))
+    clock = FakeClock()
+    policy = build_policy(fake, cooldown=COOLDOWN, **_only("gpt-4o-mini"))
+    with router.OpenAI(policy=policy, clock=clock, sleep=clock.sleep) as client:
+        for _ in range(2):
+            with pytest.raises(openai.RateLimitError):
+                client.chat.completions.create(model="only", messages=QUESTION)
+        clock.advance(31)
+        trial = client.chat.completions.create(model="only", messages=QUESTION, stream=True)
+        with pytest.raises(RateLimitCooldownError) as caught:
+            client.chat.completions.create(model="only", messages=QUESTION)
+        headers = caught.value.response.headers
+        assert (headers["retry-after"], headers["retry-after-ms"]) == ("1", "1000")
+        assert "a trial request is in flight" in caught.value.message
+        with trial:
+            assert "".join(c.choices[0].delta.content or "" for c in trial if c.choices)
+        assert client.chat.completions.create(model="only", messages=QUESTION).routing.model == "gpt-4o-mini"
 
 
 def test_every_candidate_cooling_after_server_errors_is_a_503_with_the_soonest_retry_after(
