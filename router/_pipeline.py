@@ -31,6 +31,7 @@ from router._health import Breakers
 from router._observations import Observations
 from router._resilience import RETRYABLE, Resilience
 from router._routing import Attempt, BudgetEvent, RoutingRecord, Usage
+from router._validation import messages_list, validate_params
 from router.ledger._types import Hold, Line, Refusal, Totals
 
 # Keyword arguments of ``create`` that steer the router or the transport rather than the model.
@@ -69,13 +70,16 @@ def normalize(kwargs: Mapping[str, Any], default_timeout: Timeout) -> Request:
         raise TypeError(
             "create() missing required keyword argument: 'model' (a route such as 'auto', or a model)"
         )
-    model = str(params.pop("model"))
-    stream = bool(params.pop("stream", False))
+    # Validated before anything is reserved or sent (router._validation), as OpenAI's API would.
+    params["messages"] = messages_list(params["messages"])
+    validate_params(params)
+    model: str = params.pop("model")
+    stream: bool = params.pop("stream", False)
     feature = DEFAULT_FEATURE
     metadata = params.pop("metadata", None)
     if metadata:
         metadata = dict(metadata)
-        feature = str(metadata.pop("feature", DEFAULT_FEATURE))
+        feature = metadata.pop("feature", DEFAULT_FEATURE)
         if metadata:
             params["metadata"] = metadata
     timeout = params.pop("timeout", None)
@@ -86,6 +90,7 @@ def normalize(kwargs: Mapping[str, Any], default_timeout: Timeout) -> Request:
     )
     extra_body = params.pop("extra_body", None)
     if extra_body:
+        validate_params(extra_body)  # n, max_tokens... sent this way bound the cost all the same
         params.update(extra_body)
     caller_wants_usage = False
     if stream:
