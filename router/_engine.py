@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from policies.plan import Planner
 from policies.schema import ModelSpec, Policy
-from providers.base import Deployment
+from providers.base import Deployment, split_credentials
 from providers.catalog import ModelInfo, resolve_model
 from providers.registry import provider_spec
 from router._resilience import Resilience, resilience_for
@@ -81,6 +81,10 @@ def _deployment(
     headers = dict(spec.headers or {})
     if is_openai and default_headers:
         headers = {**default_headers, **headers}
+    if api_base:
+        api_base, basic = split_credentials(api_base)
+        if basic is not None and not any(name.lower() == "authorization" for name in headers):
+            headers["authorization"] = basic
     problem: str | None = None
     if key_env and not key:
         problem = f"no API key: set {key_env} (or api_key_env: in the policy)"

@@ -567,8 +567,8 @@ def test_policy_from_dict_runs_the_same_checks_without_lines() -> None:
 
 
 def test_policy_from_dict_does_not_expand_environment_references() -> None:
-    policy = policy_from_dict({"models": {"a": {"provider": "openai", "api_base": "${X}"}}})
-    assert policy.models["a"].api_base == "${X}"
+    policy = policy_from_dict({"models": {"a": {"provider": "openai", "headers": {"x-team": "${X}"}}}})
+    assert policy.models["a"].headers == {"x-team": "${X}"}
 
 
 def test_policy_from_dict_rejects_sets_and_self_references() -> None:

@@ -133,12 +133,12 @@ def test_a_server_error_moves_on_to_the_next_candidate_and_is_recorded() -> None
     session.failed(first, _error(500, {"error": {"message": "boom"}}))
     second = _next(session)
     assert second is not None and second.name == "b"
-    record = session.succeeded(second, usage_of({"prompt_tokens": 1_000_000, "completion_tokens": 0}))
+    record = session.succeeded(second, usage_of({"prompt_tokens": 10_000, "completion_tokens": 0}))
     assert [(a.model, a.error, a.status) for a in record.attempts] == [
         ("a", "server", 500),
         ("b", None, None),
     ]
-    assert record.cost_usd == pytest.approx(1.0)
+    assert record.cost_usd == pytest.approx(0.01)
 
 
 def test_a_bad_request_is_raised_at_once_with_the_record_attached() -> None:
