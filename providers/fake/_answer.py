@@ -69,7 +69,7 @@ class Answer:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
-    reported_usage: Mapping[str, Any] | None = None
+    reported_usage: Any = None
     """The script's usage object, reported verbatim instead of the true figures."""
 
     @property

@@ -85,7 +85,7 @@ class OpenAIWire:
     @staticmethod
     def _usage(answer: Answer) -> Any:
         if answer.reported_usage is not None:
-            return dict(answer.reported_usage)
+            return answer.reported_usage
         return {
             "prompt_tokens": answer.prompt_tokens,
             "completion_tokens": answer.completion_tokens,

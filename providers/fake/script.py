@@ -134,7 +134,7 @@ class ModelScript:
     context_limit: int | None = None
     unknown: bool = False
     # Reported as the usage object verbatim (OpenAI protocol), for tests of what a provider may claim.
-    usage: Mapping[str, Any] | None = None
+    usage: Any = None  # any JSON value
     faults: tuple[Fault, ...] = ()
     repeat_faults: bool = False
     fail_rate: float = 0.0
