@@ -650,7 +650,8 @@ def test_an_api_base_that_is_not_an_http_url_is_rejected_on_its_line(api_base: s
 
 
 def test_a_feature_named_star_is_reserved_for_the_policy_wide_budget() -> None:
-    text = 'models:\n  a: {provider: openai}\nbudget: {limit_usd: 5}\nfeatures:\n  "*":\n    budget: {limit_usd: 1}\n'
+    text = "models:\n  a: {provider: openai}\nbudget: {limit_usd: 5}\n"
+    text += 'features:\n  "*":\n    budget: {limit_usd: 1}\n'
     with pytest.raises(PolicyError) as info:
         parse_policy(text, source="p.yaml", env={})
     (problem,) = info.value.problems
