@@ -212,6 +212,20 @@ def _check_feature_names(conv: Converted, report: Report) -> None:
             )
 
 
+def value_checks(conv: Converted) -> list[Issue]:
+    """The checks of single values (URLs, reserved names), also run on policies built in code."""
+    issues: list[Issue] = []
+
+    def report(path: Path, message: str, *, key: bool = False) -> None:
+        if not conv.is_settled(path):
+            issues.append(Issue(path, conv.line(path, key=key), message))
+
+    _check_ledger(conv, report)
+    _check_api_bases(conv, report)
+    _check_feature_names(conv, report)
+    return issues
+
+
 def cross_check(conv: Converted) -> list[Issue]:
     data = conv.data
     if not isinstance(data, dict):
@@ -230,7 +244,4 @@ def cross_check(conv: Converted) -> list[Issue]:
     _check_routes(conv, report, known, routes)
     _check_fallbacks(conv, report, known, sorted(routes))
     _check_aliases(conv, report, known, sorted(routes))
-    _check_ledger(conv, report)
-    _check_api_bases(conv, report)
-    _check_feature_names(conv, report)
-    return issues
+    return issues + value_checks(conv)

@@ -31,6 +31,11 @@ class Engine:
         base_url: str | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
+        from policies.loader import PolicyError, check_values  # not at `import router`: only for clients
+
+        problems = check_values(policy)  # a file was checked on loading; a Policy built in code was not
+        if problems:
+            raise PolicyError(problems)
         self.policy = policy
         # Names the policy in every route.decided event: a log line ties to the file that decided it.
         self.policy_hash = hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:12]

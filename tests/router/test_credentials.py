@@ -105,3 +105,24 @@ def test_a_log_file_in_a_missing_directory_is_a_policy_error_naming_the_key(tmp_
     (problem,) = info.value.problems
     assert (problem.file, problem.key) == ("policy.yaml", "logging.file")
     assert "create its directory or fix the path" in problem.message
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"ledger": "file:///x"}, "ledger"),
+        ({"features": {"*": {"budget": {"limit_usd": 1}}}, "budget": {"limit_usd": 5}}, "features.*"),
+        (
+            {"models": {"a": {"provider": "openai_compatible", "api_base": "http://[::1"}}},
+            "models.a.api_base",
+        ),
+    ],
+    ids=["ledger", "reserved-feature", "api-base"],
+)
+def test_a_policy_built_in_code_is_held_to_the_loaders_value_checks(
+    change: dict[str, object], key: str
+) -> None:
+    data: dict[str, object] = {"models": {"a": {"provider": "openai_compatible", "api_base": "http://h/v1"}}}
+    with pytest.raises(PolicyError) as info:
+        OpenAI(policy=Policy.model_validate({**data, **change}))
+    assert [p.key for p in info.value.problems] == [key]
