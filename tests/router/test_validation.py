@@ -202,3 +202,16 @@ def test_a_lone_surrogate_is_sent_escaped_not_a_unicode_error(
     # The server decoded exactly what was sent: the lone surrogate, \\u-escaped in JSON.
     assert request.body["messages"][0]["content"] == text
     assert json.dumps(request.body["messages"][0]["content"]).count("\\ud83d") == 1
+
+
+@pytest.mark.parametrize("model", ["gemini-2.5-flash-lite", "claude-haiku-4-5"])
+def test_through_litellm_a_lone_surrogate_becomes_a_replacement_character_not_a_failure(
+    make_caller: MakeCaller, fake: FakeProviders, model: str
+) -> None:
+    caller = make_caller(build_policy(fake))
+    response = caller.create(
+        model=f"first-{model}", messages=[{"role": "user", "content": "half a pair: \ud83d, then more"}]
+    )
+    assert [(a.model, a.error) for a in response.routing.attempts] == [(model, None)]
+    (request,) = fake.requests
+    assert "half a pair: \ufffd, then more" in json.dumps(request.body, ensure_ascii=False)
