@@ -122,9 +122,11 @@ def usage_of(data: object) -> Usage | None:
     prompt_details = data.get("prompt_tokens_details") or {}
     completion_details = data.get("completion_tokens_details") or {}
     if not isinstance(prompt_details, Mapping):
-        prompt_details = {"cached_tokens": prompt_details}
+        problems.append("prompt_tokens_details is not an object")
+        prompt_details = {}
     if not isinstance(completion_details, Mapping):
-        completion_details = {"reasoning_tokens": completion_details}
+        problems.append("completion_tokens_details is not an object")
+        completion_details = {}
     usage = Usage(
         prompt_tokens=_tokens(data, "prompt_tokens", problems),
         completion_tokens=_tokens(data, "completion_tokens", problems),

@@ -302,6 +302,7 @@ BAD_USAGE: list[Any] = [
     {"prompt_tokens": 10, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 11}},
     {"prompt_tokens": 10, "completion_tokens": 3, "completion_tokens_details": {"reasoning_tokens": 400}},
     {"prompt_tokens": True, "completion_tokens": 3},
+    {"prompt_tokens": 10, "completion_tokens": 3, "prompt_tokens_details": 5},
     [1, 2, 3],
     "usage",
 ]
