@@ -394,3 +394,20 @@ def test_n_is_rejected_by_openai_rules_before_any_reservation(
     with pytest.raises(openai.BadRequestError):
         ask(caller, "mini", n=0)
     assert figures(ledger) == {} and fake.requests == []
+
+
+def test_a_stream_of_n_choices_is_reserved_and_settled_for_every_choice(
+    make_caller: MakeCaller, fake: FakeProviders, ledger: str
+) -> None:
+    fake.script(ModelScript("gpt-4o-mini", completion_tokens=40))
+    caller = client(
+        make_caller, make_policy(fake, features={"capped": {"budget": {"limit_usd": 1.0}}}), ledger
+    )
+    chunks: list[Any] = []
+    record = caller.stream(
+        chunks, model="mini", messages=QUESTION, metadata={"feature": "capped"}, max_tokens=50, n=3
+    )
+    assert {choice.index for c in chunks for choice in c.choices} == {0, 1, 2}
+    assert record.usage is not None and record.usage.completion_tokens == 120 and record.usage.suspect is None
+    assert record.cost_usd == pytest.approx((record.usage.prompt_tokens * IN + 120 * OUT) / 1e6)
+    assert figures(ledger) == {"capped": Totals(pytest.approx(record.cost_usd, abs=1e-9), 0.0)}  # type: ignore[arg-type]
