@@ -59,6 +59,12 @@ def _invalid_value(param: str, message: str) -> InvalidRequestError:
     return InvalidRequestError(f"Invalid value for '{param}': {message}", param=param, code="invalid_value")
 
 
+def _missing(param: str) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+    )
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -103,14 +109,12 @@ def _messages(_: str, messages: list[Any]) -> None:
             if not isinstance(role, str):
                 raise _invalid_type(param, "a string", role)
             raise _invalid_value(param, f"'{role}' is not one of {', '.join(sorted(ROLES))}.")
+        if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+            raise _missing(f"messages[{index}].tool_call_id")
         content = message.get("content")
         if content is None or isinstance(content, str):
             if content is None and role in ("user", "system", "developer"):
-                raise InvalidRequestError(
-                    f"Missing required parameter: 'messages[{index}].content'.",
-                    param=f"messages[{index}].content",
-                    code="missing_required_parameter",
-                )
+                raise _missing(f"messages[{index}].content")
             continue
         if not isinstance(content, list | tuple):
             raise _invalid_type(f"messages[{index}].content", "a string or an array of parts", content)

@@ -57,6 +57,7 @@ BAD_INPUTS: list[tuple[dict[str, Any], str]] = [
         {"messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]},
         "messages[0].content[0].text",
     ),
+    ({"messages": [*QUESTION, {"role": "tool", "content": "42"}]}, "messages[1].tool_call_id"),
     ({"metadata": "str"}, "metadata"),
     ({"metadata": {"feature": 7}}, "metadata.feature"),
     ({"metadata": {"feature": "capped", "team": None}}, "metadata.team"),
