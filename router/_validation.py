@@ -3,8 +3,8 @@
 A malformed request must fail the way it fails against OpenAI (``openai.BadRequestError`` with
 ``param`` naming the offending field), not with an ``AttributeError`` deep in planning, a raw
 Python error after a budget reservation, or a provider 400 after money was set aside. Pure and on
-the hot path: a typical request (a few messages, a couple of numbers) costs about a microsecond or
-two, so only what is present is checked, and nested schemas are walked without recursion.
+the hot path: a typical request (a few messages, a couple of numbers) costs a few microseconds,
+so only what is present is checked, and nested schemas are walked without recursion.
 """
 
 from __future__ import annotations
