@@ -27,6 +27,7 @@ __all__ = [
     "BudgetExceededError",
     "CoolingDownError",
     "DeadlineExceededError",
+    "InvalidRequestError",
     "ModelNotFoundError",
     "NoCandidateError",
     "RateLimitCooldownError",
@@ -221,4 +222,15 @@ class ServerCooldownError(openai.InternalServerError, CoolingDownError):
         self.retry_after_s = retry_after_s
         message = _cooldown_message(reasons or cooling, retry_after_s, route)
         response, body = _response("cooling_down_server", message, headers=_retry_headers(retry_after_s))
+        super().__init__(message, response=response, body=body)
+
+
+class InvalidRequestError(openai.BadRequestError, RouterError):
+    """The request is malformed, as OpenAI's API would say (400, ``param`` names the field).
+
+    Raised before anything is reserved, planned or sent.
+    """
+
+    def __init__(self, message: str, *, param: str, code: str = "invalid_value") -> None:
+        response, body = _response("bad_request", message, {"param": param, "code": code})
         super().__init__(message, response=response, body=body)
