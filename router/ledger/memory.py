@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from router.ledger._types import (
+    SETTLED_KEEP_S,
     Hold,
     InlineAsyncLedger,
     Line,
@@ -29,6 +30,7 @@ from router.ledger._types import (
 @dataclass(slots=True)
 class _Period:
     spent: int = 0
+    estimated: int = 0  # the part of spent that was charged as an estimate
     # hold id -> (nano-dollars, expires_at)
     holds: dict[str, tuple[int, float]] = field(default_factory=dict)
 
@@ -47,6 +49,8 @@ class MemoryLedger:
         self._lock = threading.Lock()
         self._periods: dict[str, _Period] = {}
         self._warned: set[tuple[str, float]] = set()
+        # Settled hold ids, with when they may be forgotten: a replayed settle must not count twice.
+        self._settled: dict[str, float] = {}
 
     def _period(self, line: Line) -> _Period:
         period = self._periods.get(line.key)
@@ -71,15 +75,26 @@ class MemoryLedger:
                 period.holds[hold.id] = (amount, hold.expires_at)
         return hold
 
-    def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]:
+    def settle(
+        self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
+    ) -> dict[str, Totals]:
         check_amount("cost_usd", cost_usd)
         cost = to_nanos(cost_usd)
         with self._lock:
-            for line in hold.lines:
-                period = self._period(line)
-                period.holds.pop(hold.id, None)
-                period.spent += cost
+            if hold.id not in self._settled:
+                self._forget_settled(now)
+                self._settled[hold.id] = max(hold.expires_at, now) + SETTLED_KEEP_S
+                for line in hold.lines:
+                    period = self._period(line)
+                    period.holds.pop(hold.id, None)
+                    period.spent += cost
+                    if estimated:
+                        period.estimated += cost
             return self._totals(hold.lines, now)
+
+    def _forget_settled(self, now: float) -> None:
+        if len(self._settled) >= 1024:
+            self._settled = {k: until for k, until in self._settled.items() if until > now}
 
     def release(self, hold: Hold) -> None:
         with self._lock:
@@ -96,7 +111,9 @@ class MemoryLedger:
         result = {}
         for line in lines:
             period = self._periods.get(line.key) or _Period()
-            result[line.key] = Totals(to_usd(period.spent), to_usd(period.reserved(now)))
+            result[line.key] = Totals(
+                to_usd(period.spent), to_usd(period.reserved(now)), to_usd(period.estimated)
+            )
         return result
 
     def first_warning(self, line: Line, threshold: float) -> bool:
@@ -113,7 +130,8 @@ class MemoryLedger:
                 reserved = period.reserved(now)
                 if period.spent or reserved:
                     scope, window, start = parse_key(key)
-                    rows.append((scope, window, start, Totals(to_usd(period.spent), to_usd(reserved))))
+                    figures = Totals(to_usd(period.spent), to_usd(reserved), to_usd(period.estimated))
+                    rows.append((scope, window, start, figures))
             return sorted(rows, key=lambda row: row[:3])
 
     def close(self) -> None:
