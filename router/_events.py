@@ -211,6 +211,8 @@ class Events:
                 threshold=event.threshold,
                 model=event.model,
                 resets_at=event.resets_at,
+                **({} if event.amount_usd is None else {"amount_usd": event.amount_usd}),
+                **({} if event.detail is None else {"detail": event.detail}),
             ),
         )
 

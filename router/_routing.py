@@ -39,7 +39,9 @@ class Attempt:
 class BudgetEvent:
     """A budget threshold crossed, a cap that refused the request, or a model skipped to stay under it."""
 
-    kind: str  # "warning" | "exceeded" | "downgraded"
+    # "warning" | "exceeded" | "downgraded" | "estimated" (charged the worst case: cancelled after
+    # it was sent) | "ledger_error" (the ledger failed before the call) | "journaled" (after it)
+    kind: str
     scope: str  # the feature, or "*" for the policy-wide budget
     window: str  # hour | day | week | month | total
     limit_usd: float
@@ -48,6 +50,8 @@ class BudgetEvent:
     threshold: float | None = None  # warnings: the warn_at fraction crossed
     model: str | None = None  # downgraded: the model that no longer fits
     resets_at: float | None = None  # Unix seconds; None for the total window
+    amount_usd: float | None = None  # estimated / journaled: what this request was charged
+    detail: str | None = None  # ledger_error / journaled: the LedgerError's message
 
 
 @dataclass(frozen=True, slots=True)

@@ -224,32 +224,26 @@ def journal_path(target: LedgerTarget, configured: str | os.PathLike[str] | None
 
 def open_guarded_ledger(url: str | None = None, *, journal: str | os.PathLike[str] | None = None) -> Guarded:
     """``open_ledger`` under the fault contract (``router.ledger._guard``); what the clients use."""
-    from router.ledger._guard import Guarded, translate
+    from router.ledger._guard import Guarded
     from router.ledger._journal import Journal
 
-    target = parse_ledger_url(url)
-    try:
-        backend = open_ledger(url)
-    except (LedgerError, OSError) as exc:
-        raise translate(exc, target.describe(), "open", target.secrets()) from exc
+    target = parse_ledger_url(url)  # a URL it cannot read is a ValueError now, not a fault later
     path = journal_path(target, journal)
-    return Guarded(backend, target.describe(), None if path is None else Journal(path), target.secrets())
+    journal_ = None if path is None else Journal(path)
+    return Guarded(lambda: open_ledger(url), target.describe(), journal_, target.secrets())
 
 
 def open_async_guarded_ledger(
     url: str | None = None, *, journal: str | os.PathLike[str] | None = None
 ) -> AsyncGuarded:
     """``open_async_ledger`` under the fault contract."""
-    from router.ledger._guard import AsyncGuarded, translate
+    from router.ledger._guard import AsyncGuarded
     from router.ledger._journal import Journal
 
-    target = parse_ledger_url(url)
-    try:
-        backend = open_async_ledger(url)
-    except (LedgerError, OSError) as exc:
-        raise translate(exc, target.describe(), "open", target.secrets()) from exc
+    target = parse_ledger_url(url)  # a URL it cannot read is a ValueError now, not a fault later
     path = journal_path(target, journal)
-    return AsyncGuarded(backend, target.describe(), None if path is None else Journal(path), target.secrets())
+    journal_ = None if path is None else Journal(path)
+    return AsyncGuarded(lambda: open_async_ledger(url), target.describe(), journal_, target.secrets())
 
 
 _R = TypeVar("_R")

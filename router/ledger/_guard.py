@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from router.ledger._journal import Charge, Journal, areplay
@@ -136,10 +136,23 @@ class Guarded(_Base):
     """A sync ledger under the fault contract (see the module's docstring)."""
 
     def __init__(
-        self, backend: Ledger, where: str, journal: Journal | None = None, secrets: Sequence[str] = ()
+        self,
+        opener: Callable[[], Ledger],
+        where: str,
+        journal: Journal | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         super().__init__(where, journal, secrets)
-        self.backend = backend
+        self._opener = opener
+        self._backend: Ledger | None = None
+
+    @property
+    def backend(self) -> Ledger:
+        """Opened on first use, and again after a failed open: a ledger that could not be opened
+        (a server down at start) is a fault like any other, journaled and retried."""
+        if self._backend is None:
+            self._backend = self._opener()
+        return self._backend
 
     def _replay(self) -> None:
         if self._replay_due() and self.journal is not None:
@@ -216,8 +229,10 @@ class Guarded(_Base):
             raise
 
     def close(self) -> None:
+        if self._backend is None:
+            return
         try:
-            self.backend.close()
+            self._backend.close()
         except Exception as exc:
             if not is_fault(exc):
                 raise
@@ -227,10 +242,23 @@ class AsyncGuarded(_Base):
     """``Guarded`` for asyncio code. Journal writes run on a thread: an fsync must not stall the loop."""
 
     def __init__(
-        self, backend: AsyncLedger, where: str, journal: Journal | None = None, secrets: Sequence[str] = ()
+        self,
+        opener: Callable[[], AsyncLedger],
+        where: str,
+        journal: Journal | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         super().__init__(where, journal, secrets)
-        self.backend = backend
+        self._opener = opener
+        self._backend: AsyncLedger | None = None
+
+    @property
+    def backend(self) -> AsyncLedger:
+        """Opened on first use, and again after a failed open: a ledger that could not be opened
+        (a server down at start) is a fault like any other, journaled and retried."""
+        if self._backend is None:
+            self._backend = self._opener()
+        return self._backend
 
     async def _replay(self) -> None:
         if self._replay_due() and self.journal is not None:
@@ -308,8 +336,10 @@ class AsyncGuarded(_Base):
             raise
 
     async def close(self) -> None:
+        if self._backend is None:
+            return
         try:
-            await self.backend.close()
+            await self._backend.close()
         except Exception as exc:
             if not is_fault(exc):
                 raise
