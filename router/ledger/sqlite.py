@@ -15,6 +15,7 @@ microseconds per statement, the number of statements is the cost, hence the comb
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
@@ -118,9 +119,13 @@ class SqliteLedger:
         self._lock = threading.Lock()
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            # A file already set up needs no write to open: opening must not wait on another
+            # process's write lock any more than a request does.
+            if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-            with self._write() as db:
+            current = self._db.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION
+            with contextlib.nullcontext(self._db) if current else self._write() as db:
                 if db.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
@@ -318,6 +323,12 @@ def _purge(db: sqlite3.Connection, now: float) -> None:
 def _cannot_open(path: Path, exc: sqlite3.Error | OSError) -> str:
     where = path if path.is_absolute() else f"{path} (relative to {Path.cwd()})"
     hint = ""
+    if "locked" in str(exc) or "busy" in str(exc):
+        hint = (
+            "; another process holds the SQLite write lock longer than the ledger waits"
+            " (busy_timeout_s): find the process with a long write transaction on the file, or wait"
+            " longer with ?busy_timeout_s=N in the ledger URL"
+        )
     if not path.parent.is_dir():
         hint = (
             f"; the directory {path.parent} does not exist — create it, or note that sqlite:///path is"
