@@ -539,6 +539,7 @@ def test_router_spend_reports_what_a_client_run_settled(
         "resets_at": "2026-11-22T00:00:00Z",
         "spent_usd": spent / NANOS,
         "reserved_usd": 0.0,
+        "estimated_usd": 0.0,
         "limit_usd": 1.0,
         "percent": round(100 * spent / NANOS, 4),
         "current": True,
