@@ -72,6 +72,9 @@ def load_policy_source(policy: PolicySource) -> Policy:
 class _BaseClient:
     """Configuration and planning; no I/O."""
 
+    # Whether requests run on an event loop, which must never wait on Redis (shared breakers).
+    _ASYNC: bool = False
+
     def __init__(
         self,
         *,
@@ -119,7 +122,9 @@ class _BaseClient:
         # The client's ledger= wins over the policy's ledger:; opened on the first budgeted request.
         self._ledger_url = ledger if ledger is not None else policy_spec.ledger
         self._ledger_handle: Any = None
-        self._breakers = _breakers_for(self._ledger_url, tuple(policy_spec.models), clock, wall_clock)
+        self._breakers = _breakers_for(
+            self._ledger_url, tuple(policy_spec.models), clock, wall_clock, background=self._ASYNC
+        )
         self._events = Events(
             policy_hash=self._engine.policy_hash,
             log_content=bool(policy_spec.logging and policy_spec.logging.log_content),
@@ -241,10 +246,12 @@ def _breakers_for(
     models: tuple[str, ...],
     clock: Callable[[], float],
     wall_clock: Callable[[], float],
+    *,
+    background: bool = False,
 ) -> Breakers:
     """In-process breakers; shared through Redis when the ledger is Redis, so a fleet learns together."""
     if ledger_url and ledger_url.startswith(("redis://", "rediss://")):
-        return SharedBreakers(clock, ledger_url, models, wall_clock=wall_clock)
+        return SharedBreakers(clock, ledger_url, models, wall_clock=wall_clock, background=background)
     return Breakers(clock)
 
 
@@ -635,6 +642,8 @@ class AsyncModels:
 
 class AsyncOpenAI(_BaseClient):
     """Drop-in for ``openai.AsyncOpenAI``: every chat completion is routed by the policy."""
+
+    _ASYNC = True
 
     def __init__(
         self,

@@ -36,7 +36,7 @@ import pytest
 from typer.testing import CliRunner
 
 import router
-from providers.fake import FakeProviders, ModelScript, hang
+from providers.fake import FakeProviders, ModelScript, hang, status
 from router.cli import app
 from router.ledger import Hold, Totals, open_ledger
 from tests.router.budget_workers import KEY_ENV, QUESTION
@@ -473,6 +473,48 @@ async def test_the_event_loop_keeps_its_heartbeat_while_another_process_holds_th
     assert waited > LOCK_S / 2 and max(gaps) < 0.1, (waited, max(gaps))
     assert all(r.routing.cost_usd for r in responses)
     assert spent_nanos(url, time.time()) == 6 * BILL
+
+
+async def test_the_event_loop_keeps_its_heartbeat_while_the_shared_breakers_redis_is_paused(
+    fake: FakeProviders, tmp_path: Path
+) -> None:
+    # A paused (SIGSTOP) server accepts connections and never answers: each Redis call waits out its
+    # 0.5 s socket timeout. Breakers read it while planning and write it when a breaker opens.
+    server = RedisProcess(tmp_path)
+    server.start()
+    fake.script(ModelScript("gpt-4o-mini", faults=(status(503),) * 3))
+    spec = policy(fake, cooldown={"failures": 2, "window_s": 60, "cooldown_s": 30})
+    assert server.process is not None
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        async with router.AsyncOpenAI(policy=spec, ledger=server.url) as client:
+            beats: list[float] = []
+            done = asyncio.Event()
+
+            async def heartbeat() -> None:
+                while not done.is_set():
+                    beats.append(time.monotonic())
+                    await asyncio.sleep(0.005)
+
+            beating = asyncio.create_task(heartbeat())
+            await asyncio.sleep(0.05)
+            outcomes = []
+            for _ in range(4):  # unbudgeted: only the breakers touch Redis
+                await asyncio.sleep(0.6)  # past refresh_s (1 s) every other request: planning reads Redis
+                try:
+                    response = await client.chat.completions.create(model="auto", messages=QUESTION)
+                    outcomes.append(response.routing.model)
+                except (openai.InternalServerError, router.NoCandidateError) as exc:
+                    outcomes.append(type(exc).__name__)
+            done.set()
+            await beating
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+        server.stop()
+    gaps = [b - a for a, b in itertools.pairwise(beats)]
+    # Two 503s opened the breaker (a publish), every plan asked for a refresh: none of it on the loop.
+    assert outcomes[:2] == ["InternalServerError", "InternalServerError"], outcomes
+    assert max(gaps) < 0.1, (max(gaps), outcomes)
 
 
 # --------------------------------------------------------------------------- 10: no password printed
