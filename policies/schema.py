@@ -198,6 +198,7 @@ class Policy(_Frozen):
     version: Literal[1] = 1
     ledger: str | None = Field(
         default=None,
+        repr=False,  # a redis:// URL may carry a password
         description=(
             "memory://, sqlite:///path or redis://host:port/db; default: SQLite in the user's state dir."
         ),

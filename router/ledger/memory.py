@@ -35,10 +35,11 @@ class _Period:
     holds: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     def reserved(self, now: float) -> int:
-        return sum(amount for amount, expires in self.holds.values() if expires > now)
+        # A copy: a stream's finalizer may settle from inside this loop (see MemoryLedger).
+        return sum(amount for amount, expires in list(self.holds.values()) if expires > now)
 
     def purge(self, now: float) -> None:
-        for hold_id in [h for h, (_, expires) in self.holds.items() if expires <= now]:
+        for hold_id in [h for h, (_, expires) in list(self.holds.items()) if expires <= now]:
             del self.holds[hold_id]
 
 
@@ -46,7 +47,9 @@ class MemoryLedger:
     """The reference implementation of ``Ledger``: the other backends must behave exactly like it."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: a stream collected by the garbage collector while this thread is inside a
+        # method settles from its finalizer, on this thread, and must not deadlock.
+        self._lock = threading.RLock()
         self._periods: dict[str, _Period] = {}
         self._warned: set[tuple[str, float]] = set()
         # Settled hold ids, with when they may be forgotten: a replayed settle must not count twice.

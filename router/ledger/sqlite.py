@@ -116,7 +116,10 @@ class SqliteLedger:
             )
         except sqlite3.Error as exc:
             raise LedgerError(_cannot_open(self.path, exc)) from exc
-        self._lock = threading.Lock()
+        # Re-entrant: a stream collected while this thread is inside a transaction settles from its
+        # finalizer, on this thread. It must not deadlock: _enter refuses the nested transaction
+        # (a LedgerError), and the charge goes to the journal instead.
+        self._lock = threading.RLock()
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             # A file already set up needs no write to open: opening must not wait on another
@@ -143,7 +146,7 @@ class SqliteLedger:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: taken at BEGIN, so no other process can slip in before COMMIT."""
         with self._lock:
-            self._check_file()
+            self._enter()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -156,12 +159,22 @@ class SqliteLedger:
     def _read(self) -> Iterator[sqlite3.Connection]:
         """One snapshot for several SELECTs, so totals of two lines are from the same moment."""
         with self._lock:
-            self._check_file()
+            self._enter()
             self._db.execute("BEGIN")
             try:
                 yield self._db
             finally:
                 self._db.execute("COMMIT")
+
+    def _enter(self) -> None:
+        if self._db.in_transaction:
+            raise LedgerError(
+                f"the SQLite ledger {self.path} was called again from inside one of its own"
+                " transactions (a stream's finalizer run by the garbage collector); the charge is"
+                " journaled and replayed",
+                ledger=f"sqlite:///{self.path}",
+            )
+        self._check_file()
 
     def _check_file(self) -> None:
         identity = self._identity

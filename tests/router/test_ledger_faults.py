@@ -148,6 +148,38 @@ async def test_wait_for_timeouts_charge_every_request_the_provider_saw_and_no_mo
     assert spent >= seen * BILL
 
 
+def test_a_sync_call_cut_by_the_read_timeout_after_sending_is_charged_as_estimated(
+    fake: FakeProviders, ledger: str
+) -> None:
+    hung(fake)
+    with (
+        router.OpenAI(policy=policy(fake, timeout_s=0.5), ledger=ledger) as client,
+        pytest.raises((openai.APITimeoutError, router.DeadlineExceededError)),
+    ):
+        ask(client)
+    assert len(fake.requests_for("gpt-4o-mini")) == 1
+    assert only_row(ledger) == Totals(WORST / 1e9, 0.0, WORST / 1e9)
+
+
+def test_a_connection_refused_before_sending_releases_the_reservation(ledger: str) -> None:
+    spec = {
+        "retry": {"attempts": 1},
+        "models": {
+            "gpt-4o-mini": {
+                "provider": "openai",
+                "api_base": f"http://127.0.0.1:{free_port()}/v1",
+                "api_key_env": KEY_ENV,
+            }
+        },
+        "features": {"faq": {"budget": {"limit_usd": 1, "window": "total"}}},
+    }
+    with router.OpenAI(policy=spec, ledger=ledger) as client, pytest.raises(openai.APIConnectionError):
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=QUESTION, max_tokens=100, metadata=FEATURE
+        )
+    assert figures(ledger, time.time()) == []
+
+
 async def test_our_own_deadline_cutting_a_call_in_flight_charges_it_as_estimated(
     fake: FakeProviders, ledger: str
 ) -> None:
@@ -374,6 +406,26 @@ def test_a_replayed_charge_that_had_already_landed_is_counted_once(tmp_path: Pat
         backend.close()
 
 
+def test_a_settle_from_inside_a_transaction_of_the_same_thread_is_journaled_not_a_deadlock(
+    tmp_path: Path,
+) -> None:
+    # What a stream's finalizer does when the garbage collector runs it in the middle of a reserve.
+    from router.ledger import open_guarded_ledger
+    from router.ledger.sqlite import SqliteLedger
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    guarded = open_guarded_ledger(url)
+    line = router.ledger.Line("faq", "total", 0.0, None, 1.0)
+    hold = guarded.reserve([line], 0.5, ttl_s=60, now=100.0)
+    assert isinstance(hold, Hold) and isinstance(guarded.backend, SqliteLedger)
+    with guarded.backend._write():
+        outcome = guarded.settle(hold, 0.25, now=100.0)
+    assert isinstance(outcome, router.LedgerError) and "journaled" in str(outcome)
+    guarded._next_replay = float("-inf")
+    assert guarded.totals([line], now=100.0)[line.key] == Totals(0.25, 0.0)
+    guarded.close()
+
+
 def test_a_locked_sqlite_ledger_is_a_ledger_error_after_the_bounded_wait_not_a_raw_sqlite_error(
     fake: FakeProviders, tmp_path: Path
 ) -> None:
@@ -538,8 +590,11 @@ def test_router_spend_never_prints_a_redis_password(tmp_path: Path) -> None:
         assert CANARY not in result.output + (result.stderr if result.stderr_bytes else "")
 
 
-def test_ledger_reprs_never_show_the_password(tmp_path: Path) -> None:
+def test_ledger_reprs_never_show_the_password(tmp_path: Path, fake: FakeProviders) -> None:
     url = f"redis://user:{CANARY}@127.0.0.1:{free_port()}/0?socket_timeout=1"
+    client = router.OpenAI(policy={**policy(fake), "ledger": url})
+    assert CANARY not in repr(client.policy) + repr(client._ledger()) + repr(client._breakers)
+    client.close()
     assert CANARY not in repr(router.ledger.parse_ledger_url(url))
     assert CANARY not in repr(open_ledger(url))
     with pytest.raises(ValueError) as raised:
