@@ -23,6 +23,7 @@ import gc
 import itertools
 import json
 import os
+import random
 import signal
 import threading
 import time
@@ -214,6 +215,43 @@ def test_keyboard_interrupts_after_the_provider_got_the_request_are_each_charged
     seen = len(fake.requests_for("gpt-4o-mini"))
     assert seen == 10
     assert only_row(ledger) == Totals(10 * WORST / 1e9, 0.0, 10 * WORST / 1e9)
+
+
+def test_an_interrupt_storm_never_leaves_the_ledger_below_the_providers_bill(
+    fake: FakeProviders, ledger: str
+) -> None:
+    # Ctrl-C at random moments: before sending (released), in flight (worst case), after the answer
+    # (exact cost, or the worst case if it lands mid-settle). Whatever happens, never below the bill.
+    fake.script(ModelScript("gpt-4o-mini", latency_s=0.02))
+    main = threading.main_thread().ident
+    assert main is not None
+    rng = random.Random(12)
+    served = 0
+    with router.OpenAI(policy=policy(fake), ledger=ledger) as client:
+        ask(client)  # warm: openai's response models are built on first use, and must not be interrupted
+        for _ in range(60):
+            timer = threading.Timer(rng.uniform(0, 0.05), signal.pthread_kill, (main, signal.SIGINT))
+            try:
+                try:
+                    timer.start()  # inside: a short timer may fire before start() returns
+                    ask(client)
+                    served += 1
+                finally:
+                    timer.join()
+                    time.sleep(0.001)  # an interrupt after the call lands here, not in the next one
+            except KeyboardInterrupt:
+                pass
+    # A settle interrupted mid-way was journaled; `router spend` (like the next request) replays it.
+    assert CliRunner().invoke(app, ["spend", "--ledger", ledger]).exit_code == 0
+    seen = len(fake.requests_for("gpt-4o-mini")) - 1
+    totals = only_row(ledger)
+    spent, estimated = round(totals.spent_usd * 1e9) - BILL, round(totals.estimated_usd * 1e9)
+    assert 0 < served < 60 and served <= seen
+    assert spent >= seen * BILL and totals.reserved_usd == 0
+    # Exact costs for the answers that arrived (an interrupt may land after the settle but before the
+    # caller gets the answer), the worst case for the calls cut in flight.
+    exact = spent - estimated
+    assert exact % BILL == 0 and served * BILL <= exact and estimated % WORST == 0
 
 
 def test_a_request_refused_by_its_budget_before_sending_charges_nothing(
