@@ -229,6 +229,10 @@ class InlineAsyncLedger:
         self.sync.close()
 
 
+class WouldWait(Exception):
+    """Raised by ``ThreadedAsyncLedger.now`` when a call cannot be done without waiting."""
+
+
 class ThreadedAsyncLedger:
     """A sync ledger behind the async protocol, run on one worker thread of its own.
 
@@ -236,22 +240,39 @@ class ThreadedAsyncLedger:
     the worker, not the loop. One worker keeps the calls in order (the backend serializes them
     anyway). A reservation whose caller was cancelled while it was being made is released once it
     completes, and a settle whose caller was cancelled still completes: the work is the thread's.
+
+    A backend that can tell at once whether a call would wait overrides ``now``: the call then runs
+    inline when it would not (tens of microseconds, less than the hop to a thread), and on the
+    worker only when it would.
     """
 
     def __init__(self, ledger: Ledger) -> None:
         self.sync = ledger
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-ledger")
 
+    def now(self, call: Callable[[], _T]) -> _T:
+        """Run ``call`` inline if it cannot wait on a lock, else raise WouldWait (doing nothing)."""
+        raise WouldWait
+
     async def _run(self, call: Callable[[], _T]) -> _T:
+        try:
+            return self.now(call)
+        except WouldWait:
+            pass
         future = asyncio.get_running_loop().run_in_executor(self._worker, call)
         return await asyncio.shield(future)
 
     async def reserve(
         self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
     ) -> Hold | Refusal:
-        future = asyncio.get_running_loop().run_in_executor(
-            self._worker, lambda: self.sync.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
-        )
+        def call() -> Hold | Refusal:
+            return self.sync.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
+
+        try:
+            return self.now(call)
+        except WouldWait:
+            pass
+        future = asyncio.get_running_loop().run_in_executor(self._worker, call)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -282,7 +303,8 @@ class ThreadedAsyncLedger:
         return await self._run(lambda: self.sync.report(now=now))
 
     async def close(self) -> None:
-        await self._run(self.sync.close)
+        # On the worker, after whatever it still has to do (an orphaned reservation's release).
+        await asyncio.get_running_loop().run_in_executor(self._worker, self.sync.close)
         self._worker.shutdown(wait=False)
 
 
