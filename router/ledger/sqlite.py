@@ -19,10 +19,10 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from router.ledger._types import (
     SETTLED_KEEP_S,
@@ -33,6 +33,7 @@ from router.ledger._types import (
     Report,
     ThreadedAsyncLedger,
     Totals,
+    WouldWait,
     check_amount,
     new_hold_id,
     to_nanos,
@@ -40,6 +41,8 @@ from router.ledger._types import (
     to_nanos_up,
     to_usd,
 )
+
+_T = TypeVar("_T")
 
 _SCHEMA_VERSION: Final = 2
 # Bounded: a process holding the write lock longer than this makes the call fail with a LedgerError
@@ -166,6 +169,27 @@ class SqliteLedger:
             finally:
                 self._db.execute("COMMIT")
 
+    def without_waiting(self, call: Callable[[], _T]) -> _T:
+        """Run ``call`` only if it needs no wait for a lock (this object's, or another process's
+        write lock): SQLite's busy timeout is 0 meanwhile. Else raise WouldWait, having changed
+        nothing (a refused BEGIN IMMEDIATE starts no transaction; a later failure rolls back)."""
+        if not self._lock.acquire(blocking=False):
+            raise WouldWait
+        try:
+            if self._db.in_transaction:  # re-entered from a finalizer: let the call say so
+                return call()
+            self._db.execute("PRAGMA busy_timeout = 0")
+            try:
+                return call()
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise WouldWait from exc
+                raise
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        finally:
+            self._lock.release()
+
     def _enter(self) -> None:
         if self._db.in_transaction:
             raise LedgerError(
@@ -274,13 +298,18 @@ class AsyncSqliteLedger(ThreadedAsyncLedger):
 
     A transaction takes tens of microseconds, but another process may hold the write lock for
     seconds (a long ``BEGIN IMMEDIATE``, a backup): that wait must stall the worker, never the
-    event loop and every other request on it. The hop costs tens of microseconds per call.
+    event loop and every other request on it. So each call is first tried inline with no busy
+    wait at all, and handed to the worker only when the lock is taken.
     """
 
     def __init__(
         self, path: str | os.PathLike[str], *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
     ) -> None:
-        super().__init__(SqliteLedger(path, busy_timeout_s=busy_timeout_s))
+        self._sqlite = SqliteLedger(path, busy_timeout_s=busy_timeout_s)
+        super().__init__(self._sqlite)
+
+    def now(self, call: Callable[[], _T]) -> _T:
+        return self._sqlite.without_waiting(call)
 
 
 def _identity(path: Path) -> tuple[int, int]:
