@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 import httpx
 import openai
@@ -51,7 +51,9 @@ from router.ledger import (
     open_async_guarded_ledger,
     open_guarded_ledger,
 )
-from router.ledger._guard import AsyncGuarded, Guarded
+
+if TYPE_CHECKING:
+    from router.ledger._guard import AsyncGuarded, Guarded
 
 PolicySource = Policy | str | os.PathLike[str] | Mapping[str, Any] | None
 

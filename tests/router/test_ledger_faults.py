@@ -114,17 +114,21 @@ async def test_40_tasks_cancelled_after_the_provider_got_them_are_each_charged_t
     fake: FakeProviders, ledger: str
 ) -> None:
     hung(fake)
-    async with router.AsyncOpenAI(policy=policy(fake), ledger=ledger) as client:
+    cap = {"limit_usd": 40 * WORST / 1e9}  # exactly 40 worst cases: the cancelled calls fill it
+    async with router.AsyncOpenAI(policy=policy(fake, cap), ledger=ledger) as client:
         calls = [asyncio.create_task(aask(client)) for _ in range(40)]
         await until(lambda: len(fake.requests_for("gpt-4o-mini")) == 40)
         for call in calls:
             call.cancel()
         outcomes = await asyncio.gather(*calls, return_exceptions=True)
+        with pytest.raises(router.BudgetExceededError):  # charged, so the cap is full: nothing sent
+            await aask(client)
     assert all(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes)
     seen = len(fake.requests_for("gpt-4o-mini"))
     totals = only_row(ledger)
     assert round(totals.spent_usd * 1e9) == seen * WORST >= seen * BILL  # never below the bill
     assert totals.estimated_usd == totals.spent_usd and totals.reserved_usd == 0
+    assert totals.spent_usd <= cap["limit_usd"] and seen == 40
 
 
 async def test_wait_for_timeouts_charge_every_request_the_provider_saw_and_no_more_than_were_sent(
