@@ -366,6 +366,21 @@ def test_a_wrong_redis_password_is_a_ledger_error_that_never_shows_the_password(
     assert CANARY not in str(raised.value) + repr(raised.value) + caplog.text
 
 
+def test_a_request_goes_on_unchecked_only_if_every_budget_it_counts_against_says_fail_open(
+    fake: FakeProviders, tmp_path: Path
+) -> None:
+    down = f"redis://127.0.0.1:{free_port()}/0"
+    spec = policy(fake, {"on_ledger_error": "fail_open"}, ledger_journal=str(tmp_path / "j"))
+    closed = {**spec, "budget": {"limit_usd": 10}}  # the policy-wide budget fails closed (the default)
+    with router.OpenAI(policy=closed, ledger=down) as client, pytest.raises(router.LedgerError):
+        ask(client)
+    both_open = {**spec, "budget": {"limit_usd": 10, "on_ledger_error": "fail_open"}}
+    with router.OpenAI(policy=both_open, ledger=down) as client:
+        kinds = [event.kind for event in ask(client).routing.budget_events]
+    assert kinds == ["ledger_error", "ledger_error", "journaled", "journaled"]  # one per budget line
+    assert len(fake.requests_for("gpt-4o-mini")) == 1
+
+
 def test_fail_open_serves_while_redis_is_down_and_the_charge_is_replayed_once_it_is_back(
     fake: FakeProviders, tmp_path: Path
 ) -> None:
