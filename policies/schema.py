@@ -122,6 +122,13 @@ class BudgetSpec(_Frozen):
     warn_at: tuple[float, ...] = Field(
         default=(), description="Fractions of the limit that log a warning once per window, e.g. [0.5, 0.8]."
     )
+    on_ledger_error: Literal["fail_closed", "fail_open"] = Field(
+        default="fail_closed",
+        description=(
+            "When the ledger cannot be reached before a call: fail_closed raises LedgerError;"
+            " fail_open serves the request unchecked and journals its charge."
+        ),
+    )
 
     @field_validator("warn_at")
     @classmethod
@@ -201,8 +208,16 @@ class Policy(_Frozen):
     version: Literal[1] = 1
     ledger: str | None = Field(
         default=None,
+        repr=False,  # a redis:// URL may carry a password
         description=(
             "memory://, sqlite:///path or redis://host:port/db; default: SQLite in the user's state dir."
+        ),
+    )
+    ledger_journal: str | None = Field(
+        default=None,
+        description=(
+            "Where charges wait while the ledger is unreachable; default: beside the SQLite file, or"
+            " the user's state dir for Redis."
         ),
     )
     models: Mapping[str, ModelSpec] = Field(min_length=1)

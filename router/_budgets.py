@@ -58,6 +58,11 @@ class BudgetBook:
             return self._overall
         return self._features[line.scope]
 
+    def fail_open(self, lines: Sequence[Line]) -> bool:
+        """Whether a request may go on unchecked when the ledger fails: only if every budget it
+        counts against says ``on_ledger_error: fail_open``."""
+        return bool(lines) and all(self.spec_for(line).on_ledger_error == "fail_open" for line in lines)
+
     @staticmethod
     def crossed_thresholds(
         line: Line, spec: BudgetSpec, before: Totals | float, after: Totals | float

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterat
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Literal, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
 import httpx
 import openai
@@ -43,7 +43,18 @@ from router._observations import Observations
 from router._pipeline import Request, Session, StreamTracker, content_filtered, normalize, usage_of
 from router._response import RoutedChatCompletion, completion
 from router._streaming import AsyncRoutedStream, RoutedStream
-from router.ledger import AsyncLedger, Hold, Ledger, Line, Refusal, Totals, open_async_ledger, open_ledger
+from router.ledger import (
+    Hold,
+    LedgerError,
+    Line,
+    Refusal,
+    Totals,
+    open_async_guarded_ledger,
+    open_guarded_ledger,
+)
+
+if TYPE_CHECKING:
+    from router.ledger._guard import AsyncGuarded, Guarded
 
 PolicySource = Policy | str | os.PathLike[str] | Mapping[str, Any] | None
 
@@ -63,6 +74,9 @@ def load_policy_source(policy: PolicySource) -> Policy:
 
 class _BaseClient:
     """Configuration and planning; no I/O."""
+
+    # Whether requests run on an event loop, which must never wait on Redis (shared breakers).
+    _ASYNC: bool = False
 
     def __init__(
         self,
@@ -111,7 +125,9 @@ class _BaseClient:
         # The client's ledger= wins over the policy's ledger:; opened on the first budgeted request.
         self._ledger_url = ledger if ledger is not None else policy_spec.ledger
         self._ledger_handle: Any = None
-        self._breakers = _breakers_for(self._ledger_url, tuple(policy_spec.models), clock, wall_clock)
+        self._breakers = _breakers_for(
+            self._ledger_url, tuple(policy_spec.models), clock, wall_clock, background=self._ASYNC
+        )
         self._events = Events(
             policy_hash=self._engine.policy_hash,
             log_content=bool(policy_spec.logging and policy_spec.logging.log_content),
@@ -233,10 +249,12 @@ def _breakers_for(
     models: tuple[str, ...],
     clock: Callable[[], float],
     wall_clock: Callable[[], float],
+    *,
+    background: bool = False,
 ) -> Breakers:
     """In-process breakers; shared through Redis when the ledger is Redis, so a fleet learns together."""
     if ledger_url and ledger_url.startswith(("redis://", "rediss://")):
-        return SharedBreakers(clock, ledger_url, models, wall_clock=wall_clock)
+        return SharedBreakers(clock, ledger_url, models, wall_clock=wall_clock, background=background)
     return Breakers(clock)
 
 
@@ -266,6 +284,17 @@ class _DowngradeCheck:
 
 # Settle at the reserved worst case: the provider sent no usage, so the exact cost is unknown.
 _WORST_CASE: Final = float("nan")
+
+
+def _sent(exc: BaseException) -> bool:
+    """Whether a failed call may have reached the provider, which then bills it: a timeout after the
+    connection was made (a read timeout, our deadline). A refused connection, a connect or pool
+    timeout, or an error the provider answered with are not charged."""
+    if isinstance(exc, TimeoutError):
+        return True  # our deadline (asyncio.timeout) cut a call in flight
+    if not isinstance(exc, openai.APITimeoutError):
+        return False
+    return not isinstance(exc.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout)
 
 
 def _parse_arguments(response_format: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -371,7 +400,13 @@ class OpenAI(_BaseClient):
 
     def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | RoutedStream:
         request, lines, downgrade = self._request(kwargs)
-        totals = self._ledger().totals(downgrade, now=self._wall_clock()) if downgrade else None
+        totals = None
+        if downgrade:
+            try:
+                totals = self._ledger().totals(downgrade, now=self._wall_clock())
+            except LedgerError:
+                if self._budgets is None or not self._budgets.fail_open(lines):
+                    raise
         session = self._session(request, lines, downgrade, totals)
         if request.stream:
             return self._open_stream(session)
@@ -386,11 +421,12 @@ class OpenAI(_BaseClient):
             try:
                 data = self._adapters[deployment.adapter].complete(deployment, request.body, step.options)
             except openai.APIError as exc:
-                self._settle(session, hold, None)
+                self._settle(session, hold, None, estimated=_sent(exc))
                 session.failed(deployment, exc)
                 continue
             except BaseException:
-                self._settle(session, hold, None)  # interrupted (KeyboardInterrupt, ...): spend nothing
+                # Interrupted (KeyboardInterrupt, ...) once the call began: the provider may bill it.
+                self._settle(session, hold, None, estimated=True)
                 raise
             usage = usage_of(data.get("usage"))
             self._settle(session, hold, session.cost_of(deployment, usage) if usage else _WORST_CASE)
@@ -424,13 +460,13 @@ class OpenAI(_BaseClient):
                     if tracker.committed:
                         break
             except openai.APIError as exc:
-                self._settle(session, hold, None)
+                self._settle(session, hold, None, estimated=_sent(exc))
                 session.failed(deployment, exc)
                 continue
             except BaseException:
-                self._settle(session, hold, None)
+                self._settle(session, hold, None, estimated=True)
                 raise
-            settle = None if hold is None else partial(self._settle, session, hold)
+            settle = None if not hold else partial(self._settle, session, hold)
             stream = RoutedStream(
                 session, deployment, buffered, tracker, chunks, session.attempt_elapsed_ms(), settle
             )
@@ -443,10 +479,10 @@ class OpenAI(_BaseClient):
 
     # ------------------------------------------------------------------ budgets: the ledger I/O
 
-    def _ledger(self) -> Ledger:
+    def _ledger(self) -> Guarded:
         if self._ledger_handle is None:
-            self._ledger_handle = open_ledger(self._ledger_url)
-        ledger: Ledger = self._ledger_handle
+            self._ledger_handle = open_guarded_ledger(self._ledger_url, journal=self.policy.ledger_journal)
+        ledger: Guarded = self._ledger_handle
         return ledger
 
     def _reserve(self, session: Session, deployment: Deployment) -> Hold | Literal[False] | None:
@@ -456,7 +492,15 @@ class OpenAI(_BaseClient):
             return None
         ledger = self._ledger()
         while True:
-            outcome = ledger.reserve(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=self._wall_clock())
+            now = self._wall_clock()
+            try:
+                outcome = ledger.reserve(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=now)
+            except LedgerError as exc:
+                unchecked = self._budgets is not None and self._budgets.fail_open(ask.lines)
+                session.ledger_failed(exc, ask.lines, unchecked=unchecked)
+                if not unchecked:
+                    raise
+                return ledger.unchecked(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=now)
             if isinstance(outcome, Hold):
                 session.budget_held()
                 return outcome
@@ -465,16 +509,31 @@ class OpenAI(_BaseClient):
                 return False
             self._sleep(wait)
 
-    def _settle(self, session: Session, hold: Hold | Literal[False] | None, cost: float | None) -> None:
-        """Settle a hold at the call's cost (``_WORST_CASE``: as reserved), or release it (None)."""
+    def _settle(
+        self,
+        session: Session,
+        hold: Hold | Literal[False] | None,
+        cost: float | None,
+        estimated: bool = False,
+    ) -> None:
+        """Settle a hold at the call's cost (``_WORST_CASE``: as reserved), or release it (None).
+
+        ``estimated``: cancelled after it was sent, so charged the worst case (or ``cost``, if more).
+        A ledger that fails now costs no answer: the charge is journaled (``Guarded.settle``).
+        """
         if not hold:
             return
         ledger = self._ledger()
-        if cost is None:
+        if cost is None and not estimated:
             ledger.release(hold)
             return
-        amount = hold.amount_usd if cost is _WORST_CASE else cost
-        totals = ledger.settle(hold, amount, now=self._wall_clock())
+        amount = _amount(hold, cost, estimated)
+        totals = ledger.settle(hold, amount, now=self._wall_clock(), estimated=estimated)
+        if isinstance(totals, LedgerError):
+            session.ledger_journaled(totals, hold, amount)
+            return
+        if estimated:
+            session.budget_estimated(hold, amount, totals)
         for line, threshold in session.budget_settled(hold, totals, amount):
             if ledger.first_warning(line, threshold):
                 session.budget_warned(line, threshold)
@@ -497,6 +556,14 @@ class OpenAI(_BaseClient):
 
 
 # --------------------------------------------------------------------------- async
+
+
+def _amount(hold: Hold, cost: float | None, estimated: bool) -> float:
+    """What to charge: the cost; the reserved worst case when it is unknown (``_WORST_CASE``); and,
+    for a call cancelled after it was sent, never less than the worst case."""
+    if cost is None or cost is _WORST_CASE:
+        return hold.amount_usd
+    return max(cost, hold.amount_usd) if estimated else cost
 
 
 def _deadline_timeout() -> openai.APITimeoutError:
@@ -579,6 +646,8 @@ class AsyncModels:
 class AsyncOpenAI(_BaseClient):
     """Drop-in for ``openai.AsyncOpenAI``: every chat completion is routed by the policy."""
 
+    _ASYNC = True
+
     def __init__(
         self,
         *,
@@ -589,6 +658,8 @@ class AsyncOpenAI(_BaseClient):
     ) -> None:
         super().__init__(policy=policy, **kwargs)
         self._sleep = sleep
+        # Settles of streams dropped unread, run in the background (see _spawn).
+        self._background: set[asyncio.Task[None]] = set()
         fast = AsyncOpenAICompatible(http_client)
         self._adapters: dict[str, AsyncAdapter] = {
             "openai": fast,
@@ -613,7 +684,13 @@ class AsyncOpenAI(_BaseClient):
 
     async def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream:
         request, lines, downgrade = self._request(kwargs)
-        totals = await self._ledger().totals(downgrade, now=self._wall_clock()) if downgrade else None
+        totals = None
+        if downgrade:
+            try:
+                totals = await self._ledger().totals(downgrade, now=self._wall_clock())
+            except LedgerError:
+                if self._budgets is None or not self._budgets.fail_open(lines):
+                    raise
         session = self._session(request, lines, downgrade, totals)
         if request.stream:
             return await self._open_stream(session)
@@ -632,12 +709,13 @@ class AsyncOpenAI(_BaseClient):
                         deployment, request.body, step.options
                     )
             except (openai.APIError, TimeoutError) as exc:
-                await self._settle(session, hold, None)
+                await self._settle(session, hold, None, estimated=_sent(exc))
                 session.failed(deployment, exc if isinstance(exc, openai.APIError) else _deadline_timeout())
                 continue
             except BaseException:
-                # Cancelled (the caller's timeout, a shutdown): release now, not when the hold expires.
-                await self._settle(session, hold, None)
+                # Cancelled (the caller's timeout, a shutdown) once the call began: the provider may
+                # bill it, so charge the worst case now (marked estimated), not nothing.
+                await self._settle(session, hold, None, estimated=True)
                 raise
             usage = usage_of(data.get("usage"))
             await self._settle(session, hold, session.cost_of(deployment, usage) if usage else _WORST_CASE)
@@ -675,16 +753,23 @@ class AsyncOpenAI(_BaseClient):
             except (openai.APIError, TimeoutError) as exc:
                 if isinstance(exc, TimeoutError):
                     await _close_quietly(chunks)
-                await self._settle(session, hold, None)
+                await self._settle(session, hold, None, estimated=_sent(exc))
                 session.failed(deployment, exc if isinstance(exc, openai.APIError) else _deadline_timeout())
                 continue
             except BaseException:
                 await _close_quietly(chunks)
-                await self._settle(session, hold, None)
+                await self._settle(session, hold, None, estimated=True)
                 raise
-            settle = None if hold is None else partial(self._settle, session, hold)
+            settle = None if not hold else partial(self._settle, session, hold)
             stream = AsyncRoutedStream(
-                session, deployment, buffered, tracker, chunks, session.attempt_elapsed_ms(), settle
+                session,
+                deployment,
+                buffered,
+                tracker,
+                chunks,
+                session.attempt_elapsed_ms(),
+                settle,
+                spawn=self._spawn,
             )
             if tracker.content_filtered:
                 await stream.settle_now()
@@ -695,11 +780,23 @@ class AsyncOpenAI(_BaseClient):
 
     # ------------------------------------------------------------------ budgets: the ledger I/O
 
-    def _ledger(self) -> AsyncLedger:
+    def _ledger(self) -> AsyncGuarded:
         if self._ledger_handle is None:
-            self._ledger_handle = open_async_ledger(self._ledger_url)
-        ledger: AsyncLedger = self._ledger_handle
+            self._ledger_handle = open_async_guarded_ledger(
+                self._ledger_url, journal=self.policy.ledger_journal
+            )
+        ledger: AsyncGuarded = self._ledger_handle
         return ledger
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        """Run a settle in the background (an abandoned stream's), kept referenced until it ends."""
+
+        async def run() -> None:
+            await work
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _reserve(self, session: Session, deployment: Deployment) -> Hold | Literal[False] | None:
         """Reserve this call's worst case; False to skip the model (downgrade). May wait, or raise."""
@@ -708,7 +805,15 @@ class AsyncOpenAI(_BaseClient):
             return None
         ledger = self._ledger()
         while True:
-            outcome = await ledger.reserve(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=self._wall_clock())
+            now = self._wall_clock()
+            try:
+                outcome = await ledger.reserve(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=now)
+            except LedgerError as exc:
+                unchecked = self._budgets is not None and self._budgets.fail_open(ask.lines)
+                session.ledger_failed(exc, ask.lines, unchecked=unchecked)
+                if not unchecked:
+                    raise
+                return ledger.unchecked(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=now)
             if isinstance(outcome, Hold):
                 session.budget_held()
                 return outcome
@@ -717,21 +822,34 @@ class AsyncOpenAI(_BaseClient):
                 return False
             await self._sleep(wait)
 
-    async def _settle(self, session: Session, hold: Hold | Literal[False] | None, cost: float | None) -> None:
-        """Settle a hold at the call's cost (``_WORST_CASE``: as reserved), or release it (None)."""
+    async def _settle(
+        self,
+        session: Session,
+        hold: Hold | Literal[False] | None,
+        cost: float | None,
+        estimated: bool = False,
+    ) -> None:
+        """``OpenAI._settle``, awaited."""
         if not hold:
             return
         ledger = self._ledger()
-        if cost is None:
+        if cost is None and not estimated:
             await ledger.release(hold)
             return
-        amount = hold.amount_usd if cost is _WORST_CASE else cost
-        totals = await ledger.settle(hold, amount, now=self._wall_clock())
+        amount = _amount(hold, cost, estimated)
+        totals = await ledger.settle(hold, amount, now=self._wall_clock(), estimated=estimated)
+        if isinstance(totals, LedgerError):
+            session.ledger_journaled(totals, hold, amount)
+            return
+        if estimated:
+            session.budget_estimated(hold, amount, totals)
         for line, threshold in session.budget_settled(hold, totals, amount):
             if await ledger.first_warning(line, threshold):
                 session.budget_warned(line, threshold)
 
     async def close(self) -> None:
+        if self._background:  # abandoned streams' settles: let them land before the ledger closes
+            await asyncio.gather(*self._background, return_exceptions=True)
         for adapter in {id(a): a for a in self._adapters.values()}.values():
             await adapter.close()
         if self._ledger_handle is not None:

@@ -199,22 +199,25 @@ class Events:
         level = _BUDGET_LEVEL.get(event.kind, _WARNING)
         if not _logger.isEnabledFor(level):
             return
-        fields = Event(
-            event=f"budget.{event.kind}",
-            request_id=request_id,
-            feature=feature,
-            scope=event.scope,
-            window=event.window,
-            limit_usd=event.limit_usd,
-            spent_usd=event.spent_usd,
-            reserved_usd=event.reserved_usd,
-            threshold=event.threshold,
-            model=event.model,
-            resets_at=event.resets_at,
+        _emit(
+            level,
+            Event(
+                event=f"budget.{event.kind}",
+                request_id=request_id,
+                feature=feature,
+                scope=event.scope,
+                window=event.window,
+                limit_usd=event.limit_usd,
+                spent_usd=event.spent_usd,
+                reserved_usd=event.reserved_usd,
+                threshold=event.threshold,
+                model=event.model,
+                resets_at=event.resets_at,
+                **({} if event.amount_usd is None else {"amount_usd": event.amount_usd}),
+                **({} if event.detail is None else {"detail": event.detail}),
+                **({} if event.overrun_usd is None else {"overrun_usd": event.overrun_usd}),
+            ),
         )
-        if event.overrun_usd is not None:
-            fields["overrun_usd"] = event.overrun_usd
-        _emit(level, fields)
 
     def _trace(self, record: RoutingRecord, error: BaseException | None) -> None:
         # Spans only when the app uses OpenTelemetry: we never import it ourselves, so an app

@@ -15,6 +15,7 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Final
 
@@ -176,6 +177,10 @@ class SharedBreakers(Breakers):
     all. Remote state is read at most once per ``refresh_s`` per instance (one MGET), so planning
     stays in microseconds; a Redis outage falls back to the local state rather than failing requests.
     Times in Redis are wall-clock (Unix) seconds: monotonic clocks differ between machines.
+
+    ``background=True`` (what ``AsyncOpenAI`` uses): every Redis call runs on a worker thread of
+    this object's own, never on the caller's. Planning then uses the remote state of the last
+    refresh and asks for the next one; an event loop never waits on Redis, even a paused one.
     """
 
     _PREFIX: Final = "router:breaker:"
@@ -188,6 +193,7 @@ class SharedBreakers(Breakers):
         *,
         wall_clock: Callable[[], float],
         refresh_s: float = 1.0,
+        background: bool = False,
     ) -> None:
         super().__init__(clock)
         import redis  # the redis extra; only a redis:// ledger gets here
@@ -200,16 +206,40 @@ class SharedBreakers(Breakers):
         self._refresh_s = refresh_s
         self._remote: dict[str, tuple[float, str, str]] = {}
         self._next_refresh = float("-inf")
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="router-breakers") if background else None
+        self._fetching = False
+
+    def _io(self, call: Callable[[], object]) -> None:
+        """One Redis call: inline, or on the worker (background); its failure is ignored either way."""
+        if self._worker is None:
+            with contextlib.suppress(*self._redis_errors):
+                call()
+            return
+        with contextlib.suppress(RuntimeError):  # closed meanwhile
+            self._worker.submit(self._quietly, call)
+
+    def _quietly(self, call: Callable[[], object]) -> None:
+        with contextlib.suppress(*self._redis_errors):
+            call()
 
     def _refresh(self) -> None:
         now = self._clock()
         if now < self._next_refresh:
             return
         self._next_refresh = now + self._refresh_s
+        if self._worker is None:
+            self._fetch()
+        elif not self._fetching:
+            self._fetching = True
+            self._io(self._fetch)
+
+    def _fetch(self) -> None:
         try:
             values = self._redis.mget(self._keys)
         except self._redis_errors:
             return
+        finally:
+            self._fetching = False
         remote: dict[str, tuple[float, str, str]] = {}
         for model, value in zip(self._models, values, strict=True):
             if value:
@@ -253,8 +283,8 @@ class SharedBreakers(Breakers):
         super().succeeded(model)
         if was_open:
             self._remote.pop(model, None)
-            with contextlib.suppress(*self._redis_errors):
-                self._redis.delete(self._PREFIX + model)
+            key = self._PREFIX + model
+            self._io(lambda: self._redis.delete(key))
 
     def _open(self, model: str, until: float, reason: str, kind: str) -> None:
         super()._open(model, until, reason, kind)
@@ -262,9 +292,10 @@ class SharedBreakers(Breakers):
         if seconds <= 0:
             return
         wall_until = self._wall_clock() + seconds
-        with contextlib.suppress(*self._redis_errors):
-            value = f"{wall_until}|{kind}|{reason}"
-            self._redis.set(self._PREFIX + model, value, px=max(int(seconds * 1000), 1))
+        key, value, px = self._PREFIX + model, f"{wall_until}|{kind}|{reason}", max(int(seconds * 1000), 1)
+        self._io(lambda: self._redis.set(key, value, px=px))
 
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.shutdown(wait=False, cancel_futures=True)
         self._redis.close()

@@ -11,7 +11,7 @@ import contextlib
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final
@@ -706,10 +706,46 @@ class Session:
             )
         )
 
+    def budget_estimated(self, hold: Hold, amount: float, totals: Mapping[str, Totals] | None) -> None:
+        """A call cancelled after it was sent was charged its worst case: say so on every line."""
+        for line in hold.lines:
+            figures = (totals or {}).get(line.key, Totals(0.0, 0.0))
+            self._budget_event(_line_event("estimated", line, figures, amount_usd=amount))
+
+    def ledger_failed(self, error: BaseException, lines: Sequence[Line], *, unchecked: bool) -> None:
+        """The ledger failed before the call: logged; the error carries the routing record unless the
+        budget's ``on_ledger_error: fail_open`` lets the request go on unchecked."""
+        for line in lines:
+            self._budget_event(_line_event("ledger_error", line, Totals(0.0, 0.0), detail=str(error)))
+        if not unchecked:
+            self._attach(error)
+
+    def ledger_journaled(self, error: BaseException, hold: Hold, amount: float) -> None:
+        """The ledger failed after the call: the charge went to the journal, the answer is returned."""
+        for line in hold.lines:
+            event = _line_event("journaled", line, Totals(0.0, 0.0), amount_usd=amount, detail=str(error))
+            self._budget_event(event)
+
     def _budget_event(self, event: BudgetEvent) -> None:
         self._budget_events.append(event)
         if self._events is not None:
             self._events.budget(self.request.request_id, self.request.route.feature, event)
+
+
+def _line_event(
+    kind: str, line: Line, totals: Totals, *, amount_usd: float | None = None, detail: str | None = None
+) -> BudgetEvent:
+    return BudgetEvent(
+        kind=kind,
+        scope=line.scope,
+        window=line.window,
+        limit_usd=line.limit_usd,
+        spent_usd=totals.spent_usd,
+        reserved_usd=totals.reserved_usd,
+        resets_at=line.resets_at,
+        amount_usd=amount_usd,
+        detail=detail,
+    )
 
 
 def _budget_event(kind: str, refusal: Refusal, *, model: str | None = None) -> BudgetEvent:

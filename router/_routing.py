@@ -42,7 +42,10 @@ class Attempt:
 class BudgetEvent:
     """A budget threshold crossed, a cap that refused the request, or a model skipped to stay under it."""
 
-    kind: str  # "warning" | "exceeded" | "downgraded" | "overrun"
+    # "warning" | "exceeded" | "downgraded" | "overrun" (the bill passed the reservation) |
+    # "estimated" (charged the worst case: cancelled after it was sent) | "ledger_error" (the ledger
+    # failed before the call) | "journaled" (after it)
+    kind: str
     scope: str  # the feature, or "*" for the policy-wide budget
     window: str  # hour | day | week | month | total
     limit_usd: float
@@ -53,6 +56,8 @@ class BudgetEvent:
     resets_at: float | None = None  # Unix seconds; None for the total window
     # overrun: how much the provider's bill passed this call's reservation (settled and counted in full)
     overrun_usd: float | None = None
+    amount_usd: float | None = None  # estimated / journaled: what this request was charged
+    detail: str | None = None  # ledger_error / journaled: the LedgerError's message
 
 
 @dataclass(frozen=True, slots=True)

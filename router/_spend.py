@@ -23,6 +23,7 @@ class SpendRow:
     reserved_usd: float
     limit_usd: float | None  # None: the policy has no such budget (any more)
     current: bool  # the window that is running now
+    estimated_usd: float = 0.0  # the part of spent_usd charged as an estimate (cancelled after sending)
 
     @property
     def percent(self) -> float | None:
@@ -37,6 +38,7 @@ class SpendRow:
             "resets_at": None if self.resets_at is None else iso_utc(self.resets_at),
             "spent_usd": self.spent_usd,
             "reserved_usd": self.reserved_usd,
+            "estimated_usd": self.estimated_usd,
             "limit_usd": self.limit_usd,
             "percent": None if self.percent is None else round(self.percent, 4),
             "current": self.current,
@@ -63,6 +65,7 @@ def spend_rows(
                 figures.reserved_usd,
                 line.limit_usd,
                 current=True,
+                estimated_usd=figures.estimated_usd,
             )
         )
         seen.add((line.scope, line.window, line.period_start))
@@ -81,6 +84,7 @@ def spend_rows(
                 figures.reserved_usd,
                 limits.get((scope, window)),
                 current=start == window_bounds(window, now)[0],
+                estimated_usd=figures.estimated_usd,
             )
         )
     return rows

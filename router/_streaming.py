@@ -5,15 +5,21 @@ it is exhausted, ``.routing`` holds the full record with usage and cost. A strea
 without its finish reason, stalls past ``stream_idle_timeout_s`` or breaks after content reached
 the caller raises ``StreamInterruptedError``: never a silently truncated answer.
 
-A budgeted stream settles its reservation once: at the end (exact cost from usage), when it is
-interrupted or closed early (the prompt plus what arrived), or when it is set aside for a
-content filter.
+A budgeted stream settles its reservation once: at the end (exact cost from usage); when the
+provider cuts it (the prompt plus what arrived); when it is set aside for a content filter; and
+when the caller stops reading it (closed early, cancelled, dropped unread, garbage-collected) at
+once, not at the reservation's expiry. A stream the caller stops reading was sent and may go on
+being generated and billed, so it is charged as if cancelled: what arrived or the reserved worst
+case, whichever is more, marked estimated.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from functools import partial
 from types import TracebackType
 from typing import Any, Final
 
@@ -29,6 +35,47 @@ from router._routing import RoutingRecord
 
 # Errors we raise ourselves; their messages hold no provider text, so they may be quoted.
 _OWN_MESSAGE: Final = "router-own-message"
+
+
+class _Settlement:
+    """A stream's one settle, shared with its finalizer, which must not hold the stream itself."""
+
+    __slots__ = ("cost", "done", "settle")
+
+    def __init__(self, settle: Callable[..., Any] | None, cost: Callable[[], float | None]) -> None:
+        self.settle = settle
+        self.cost = cost
+        self.done = settle is None
+
+    def take(self) -> bool:
+        """True exactly once: for whoever settles."""
+        if self.done:
+            return False
+        self.done = True
+        return True
+
+
+def _settle_dropped(settlement: _Settlement) -> None:
+    """A sync stream collected before it settled (never iterated, or dropped mid-way)."""
+    if settlement.take() and settlement.settle is not None:
+        with contextlib.suppress(Exception):
+            settlement.settle(settlement.cost(), True)
+
+
+def _settle_dropped_async(
+    loop: asyncio.AbstractEventLoop, spawn: Callable[[Awaitable[None]], None], settlement: _Settlement
+) -> None:
+    """An async stream collected before it settled: settle on its loop (a finalizer cannot await).
+    With the loop already closed, nothing can run: the reservation expires at its TTL."""
+    if loop.is_closed() or not settlement.take() or settlement.settle is None:
+        return
+    settle = settlement.settle
+
+    def start() -> None:
+        spawn(settle(settlement.cost(), True))
+
+    with contextlib.suppress(RuntimeError):  # the loop closed in between
+        loop.call_soon_threadsafe(start)
 
 
 class _StreamBase:
@@ -48,7 +95,6 @@ class _StreamBase:
         self._tracker = tracker
         self._ttft_ms = ttft_ms
         self._routing: RoutingRecord | None = None
-        self._settled = False
 
     @property
     def routing(self) -> RoutingRecord:
@@ -116,18 +162,23 @@ class RoutedStream(_StreamBase):
         tracker: StreamTracker,
         rest: Iterator[JSON],
         ttft_ms: float | None = None,
-        settle: Callable[[float | None], None] | None = None,
+        settle: Callable[[float | None, bool], None] | None = None,
     ) -> None:
         super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
-        self._settle = settle
-        self._iterator = self._chunks()
+        self._settlement = _Settlement(settle, partial(session.partial_cost, deployment, tracker))
+        if settle is not None:
+            weakref.finalize(self, _settle_dropped, self._settlement)
+        # Made on first use: a generator holds its stream, so one made here would keep a stream
+        # dropped unread alive until the cycle collector runs; without it, the finalizer runs at once.
+        self._iterator: Iterator[ChatCompletionChunk] | None = None
 
-    def settle_now(self) -> None:
-        """Settle the reservation at what this stream has cost so far (once)."""
-        if self._settle is not None and not self._settled:
-            self._settled = True
-            self._settle(self._cost_so_far())
+    def settle_now(self, estimated: bool = False) -> None:
+        """Settle the reservation at what this stream has cost so far (once); ``estimated``: the
+        caller stopped reading, so at least the reserved worst case."""
+        settlement = self._settlement
+        if settlement.take() and settlement.settle is not None:
+            settlement.settle(self._cost_so_far(), estimated)
 
     def _chunks(self) -> Iterator[ChatCompletionChunk]:
         try:
@@ -143,19 +194,26 @@ class RoutedStream(_StreamBase):
                     yield out
             if not self._tracker.finished:
                 raise _cut()
-        except openai.APIError as exc:
             self.settle_now()
+        except openai.APIError as exc:
+            # Cut by the provider: what arrived. Stopped by our idle timeout: it may still be billing.
+            self.settle_now(estimated=isinstance(exc, openai.APITimeoutError))
             raise self._interrupted(exc) from exc
         finally:
-            # Also when the caller stops iterating and drops the stream (GeneratorExit).
-            self.settle_now()
+            # The caller stopped reading (GeneratorExit, KeyboardInterrupt): charged as cancelled.
+            self.settle_now(estimated=True)
         self._complete()
 
-    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+    def _chunk_iterator(self) -> Iterator[ChatCompletionChunk]:
+        if self._iterator is None:
+            self._iterator = self._chunks()
         return self._iterator
 
+    def __iter__(self) -> Iterator[ChatCompletionChunk]:
+        return self._chunk_iterator()
+
     def __next__(self) -> ChatCompletionChunk:
-        return next(self._iterator)
+        return next(self._chunk_iterator())
 
     def __enter__(self) -> RoutedStream:
         return self
@@ -169,8 +227,8 @@ class RoutedStream(_StreamBase):
         close: Any = getattr(self._rest, "close", None)
         if close is not None:
             close()
-        # Closed before its end: the provider charged for what it sent.
-        self.settle_now()
+        # Closed before its end (a no-op after it): charged as cancelled.
+        self.settle_now(estimated=True)
 
 
 class AsyncRoutedStream(_StreamBase):
@@ -182,18 +240,22 @@ class AsyncRoutedStream(_StreamBase):
         tracker: StreamTracker,
         rest: AsyncIterator[JSON],
         ttft_ms: float | None = None,
-        settle: Callable[[float | None], Awaitable[None]] | None = None,
+        settle: Callable[[float | None, bool], Awaitable[None]] | None = None,
+        spawn: Callable[[Awaitable[None]], None] | None = None,
     ) -> None:
         super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
-        self._settle = settle
-        self._iterator = self._chunks()
+        self._settlement = _Settlement(settle, partial(session.partial_cost, deployment, tracker))
+        if settle is not None and spawn is not None:
+            loop = asyncio.get_running_loop()
+            weakref.finalize(self, _settle_dropped_async, loop, spawn, self._settlement)
+        self._iterator: AsyncIterator[ChatCompletionChunk] | None = None  # see RoutedStream
 
-    async def settle_now(self) -> None:
-        """Settle the reservation at what this stream has cost so far (once)."""
-        if self._settle is not None and not self._settled:
-            self._settled = True
-            await self._settle(self._cost_so_far())
+    async def settle_now(self, estimated: bool = False) -> None:
+        """Settle the reservation at what this stream has cost so far (once); see ``RoutedStream``."""
+        settlement = self._settlement
+        if settlement.take() and settlement.settle is not None:
+            await settlement.settle(self._cost_so_far(), estimated)
 
     async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
         idle = self._session.resilience.stream_idle_timeout_s
@@ -221,19 +283,25 @@ class AsyncRoutedStream(_StreamBase):
                     yield out
             if not self._tracker.finished:
                 raise _cut()
-        except openai.APIError as exc:
             await self.settle_now()
+        except openai.APIError as exc:
+            await self.settle_now(estimated=isinstance(exc, openai.APITimeoutError))
             raise self._interrupted(exc) from exc
         finally:
-            # Also when the caller stops iterating and drops the stream (the loop closes the generator).
-            await self.settle_now()
+            # The caller stopped reading (cancelled, or dropped it: the loop closes the generator).
+            await self.settle_now(estimated=True)
         self._complete()
 
-    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+    def _chunk_iterator(self) -> AsyncIterator[ChatCompletionChunk]:
+        if self._iterator is None:
+            self._iterator = self._chunks()
         return self._iterator
 
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._chunk_iterator()
+
     async def __anext__(self) -> ChatCompletionChunk:
-        return await self._iterator.__anext__()
+        return await self._chunk_iterator().__anext__()
 
     async def __aenter__(self) -> AsyncRoutedStream:
         return self
@@ -250,5 +318,5 @@ class AsyncRoutedStream(_StreamBase):
 
     async def close(self) -> None:
         await self._close_rest()
-        # Closed before its end: the provider charged for what it sent.
-        await self.settle_now()
+        # Closed before its end (a no-op after it): charged as cancelled.
+        await self.settle_now(estimated=True)

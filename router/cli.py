@@ -213,7 +213,7 @@ def spend(
     from policies.loader import PolicyError, load_policy
     from router._budgets import BudgetBook
     from router._spend import spend_rows
-    from router.ledger import iso_utc, open_ledger, parse_ledger_url
+    from router.ledger import LedgerError, iso_utc, open_guarded_ledger, parse_ledger_url, redact_url
 
     now = time.time() if at is None else at
     loaded = None
@@ -225,16 +225,18 @@ def spend(
             raise typer.Exit(1) from None
     book = BudgetBook(loaded) if loaded is not None else None
     url = ledger if ledger is not None else (loaded.ledger if loaded is not None else None)
+    # Only the redacted URL is ever printed: in the header, --json and every error.
+    shown = redact_url(url) if url else "(default)"
     try:
         where = parse_ledger_url(url).describe()
-        opened = open_ledger(url)
+        opened = open_guarded_ledger(url, journal=loaded.ledger_journal if loaded is not None else None)
         try:
             current = opened.totals(book.current_lines(now), now=now) if book is not None else {}
             report = opened.report(now=now)
         finally:
             opened.close()
-    except Exception as exc:  # any backend's failure (file, server, missing extra) is the same to the user
-        typer.echo(f"router spend: cannot read the ledger {url or '(default)'}: {exc}", err=True)
+    except (LedgerError, ValueError) as exc:
+        typer.echo(f"router spend: cannot read the ledger {shown}: {exc}", err=True)
         raise typer.Exit(2) from None
     rows = spend_rows(book, current, report, now)
     if as_json:

@@ -78,23 +78,35 @@ return {0}
 """
 )
 
-# ARGV: id, cost (nanos), now, then one ttl for the spent key per line (0: keep forever).
-# Returns {spent, reserved} per line, after.
+# KEYS: spent, zset, hash, estimated per line, then the hold's settled mark.
+# ARGV: id, cost (nanos), now, estimated (0 or 1), seconds to keep the settled mark, then one ttl
+# for the spent key per line (0: keep forever).
+# Settles once per hold id: a replayed settle (its first reply lost) finds the mark and adds nothing.
+# Returns {spent, reserved, estimated} per line, after.
 SETTLE: Final = (
     _PURGE
     + """
 local id, now = ARGV[1], ARGV[3]
+local n = (#KEYS - 1) / 4
+local first = redis.call('SET', KEYS[#KEYS], '1', 'NX', 'EX', ARGV[5])
 local out = {}
-for i = 1, #KEYS / 3 do
-  local s, z, h = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+for i = 1, n do
+  local s, z, h, e = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
   purge(z, h, now)
-  drop(z, h, id)
-  redis.call('INCRBY', s, ARGV[2])
-  local ttl = tonumber(ARGV[3 + i])
-  if ttl > 0 then redis.call('EXPIRE', s, ttl) end
+  if first then
+    drop(z, h, id)
+    redis.call('INCRBY', s, ARGV[2])
+    if ARGV[4] == '1' then redis.call('INCRBY', e, ARGV[2]) end
+    local ttl = tonumber(ARGV[5 + i])
+    if ttl > 0 then
+      redis.call('EXPIRE', s, ttl)
+      if ARGV[4] == '1' then redis.call('EXPIRE', e, ttl) end
+    end
+  end
   local spent, reserved = figures(s, h)
   out[#out + 1] = spent
   out[#out + 1] = reserved
+  out[#out + 1] = tonumber(redis.call('GET', e) or '0')
 end
 return out
 """
@@ -111,17 +123,18 @@ return 0
 """
 )
 
-# ARGV: now. Returns {spent, reserved} per line.
+# KEYS: spent, zset, hash, estimated per line. ARGV: now. Returns {spent, reserved, estimated} per line.
 TOTALS: Final = (
     _PURGE
     + """
 local out = {}
-for i = 1, #KEYS / 3 do
-  local s, z, h = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+for i = 1, #KEYS / 4 do
+  local s, z, h, e = KEYS[4 * i - 3], KEYS[4 * i - 2], KEYS[4 * i - 1], KEYS[4 * i]
   purge(z, h, ARGV[1])
   local spent, reserved = figures(s, h)
   out[#out + 1] = spent
   out[#out + 1] = reserved
+  out[#out + 1] = tonumber(redis.call('GET', e) or '0')
 end
 return out
 """

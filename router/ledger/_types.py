@@ -7,17 +7,27 @@ Lua numbers are doubles, exact for integers up to 2**53 nano-dollars, about $9 m
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, Protocol, TypeVar
 
 from providers.errors import RouterError
+
+_T = TypeVar("_T")
 
 NANOS_PER_USD: Final = 1_000_000_000
 # A thousandth of a nano-dollar: float noise such as 0.3 * 1e9 == 300000000.00000006 is not a unit.
 _NOISE: Final = 1e-3
+
+
+# How long a settled hold id is remembered after its reservation would have expired: a journal
+# replayed later than this (a ledger down for a week) could count a charge twice.
+SETTLED_KEEP_S: Final = 7 * 86_400
 
 
 def to_nanos(usd: float) -> int:
@@ -45,11 +55,19 @@ def new_hold_id() -> str:
 
 
 class LedgerError(RouterError):
-    """The ledger could not be opened: a missing directory, an unreadable file, the redis extra absent.
+    """The budget ledger failed: it could not be opened, or a read or write on it failed.
 
-    Failures later on (Redis unreachable mid-request) are the backend's own errors: the caller
-    decides whether a request may go on without its budget check.
+    Every backend error (``sqlite3.*``, ``redis.exceptions.*``, ``OSError``) reaches callers as
+    this, naming the ledger with its credentials redacted (``ledger``) and saying what to do; the
+    backend's own exception is the ``__cause__``. A budgeted request then fails closed or goes on
+    unchecked, as the budget's ``on_ledger_error`` says; a charge that cannot be written is
+    journaled, never dropped (docs/budgets.md, "When the ledger fails").
     """
+
+    def __init__(self, message: str, *, ledger: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.ledger = ledger
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +97,9 @@ def parse_key(key: str) -> tuple[str, str, float]:
 class Totals:
     spent_usd: float
     reserved_usd: float  # live (unexpired) reservations only
+    # The part of spent_usd charged as an estimate (a call cancelled after it was sent): the
+    # conservative worst case, since the provider's own figure never arrived.
+    estimated_usd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,8 +140,12 @@ class Ledger(Protocol):
         amount would pass a line's limit. Expired reservations no longer count."""
         ...
 
-    def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]:
-        """Drop the reservation (if it has not expired) and add the exact cost to every line of it.
+    def settle(
+        self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
+    ) -> dict[str, Totals]:
+        """Drop the reservation (if it has not expired) and add the cost to every line of it, once:
+        settling a hold id a second time (a journal replayed after a reply was lost) adds nothing.
+        ``estimated``: the cost is a conservative estimate, also counted in ``estimated_usd``.
         Returns the totals afterwards, keyed by ``Line.key``."""
         ...
 
@@ -148,7 +173,9 @@ class AsyncLedger(Protocol):
         self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
     ) -> Hold | Refusal: ...
 
-    async def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]: ...
+    async def settle(
+        self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
+    ) -> dict[str, Totals]: ...
 
     async def release(self, hold: Hold) -> None: ...
 
@@ -169,8 +196,8 @@ def check_amount(name: str, usd: float) -> None:
 class InlineAsyncLedger:
     """A sync ledger behind the async protocol, called inline on the event loop.
 
-    For backends whose calls take microseconds (memory, a local SQLite file): handing each to a
-    thread (``asyncio.to_thread``) would cost more than the call itself.
+    Only for a backend that never waits (memory): handing each call to a thread would cost more
+    than the call itself. A backend that may wait on a lock or the network is a ``ThreadedAsyncLedger``.
     """
 
     def __init__(self, ledger: Ledger) -> None:
@@ -181,8 +208,10 @@ class InlineAsyncLedger:
     ) -> Hold | Refusal:
         return self.sync.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
 
-    async def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]:
-        return self.sync.settle(hold, cost_usd, now=now)
+    async def settle(
+        self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
+    ) -> dict[str, Totals]:
+        return self.sync.settle(hold, cost_usd, now=now, estimated=estimated)
 
     async def release(self, hold: Hold) -> None:
         self.sync.release(hold)
@@ -198,3 +227,88 @@ class InlineAsyncLedger:
 
     async def close(self) -> None:
         self.sync.close()
+
+
+class WouldWait(Exception):
+    """Raised by ``ThreadedAsyncLedger.now`` when a call cannot be done without waiting."""
+
+
+class ThreadedAsyncLedger:
+    """A sync ledger behind the async protocol, run on one worker thread of its own.
+
+    The event loop never waits on the backend: another process holding SQLite's write lock stalls
+    the worker, not the loop. One worker keeps the calls in order (the backend serializes them
+    anyway). A reservation whose caller was cancelled while it was being made is released once it
+    completes, and a settle whose caller was cancelled still completes: the work is the thread's.
+
+    A backend that can tell at once whether a call would wait overrides ``now``: the call then runs
+    inline when it would not (tens of microseconds, less than the hop to a thread), and on the
+    worker only when it would.
+    """
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.sync = ledger
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-ledger")
+
+    def now(self, call: Callable[[], _T]) -> _T:
+        """Run ``call`` inline if it cannot wait on a lock, else raise WouldWait (doing nothing)."""
+        raise WouldWait
+
+    async def _run(self, call: Callable[[], _T]) -> _T:
+        try:
+            return self.now(call)
+        except WouldWait:
+            pass
+        future = asyncio.get_running_loop().run_in_executor(self._worker, call)
+        return await asyncio.shield(future)
+
+    async def reserve(
+        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+    ) -> Hold | Refusal:
+        def call() -> Hold | Refusal:
+            return self.sync.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
+
+        try:
+            return self.now(call)
+        except WouldWait:
+            pass
+        future = asyncio.get_running_loop().run_in_executor(self._worker, call)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(self._release_orphan)
+            raise
+
+    def _release_orphan(self, future: asyncio.Future[Hold | Refusal]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            outcome = future.result()
+            if isinstance(outcome, Hold):
+                self._worker.submit(_quietly, self.sync.release, outcome)
+
+    async def settle(
+        self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
+    ) -> dict[str, Totals]:
+        return await self._run(lambda: self.sync.settle(hold, cost_usd, now=now, estimated=estimated))
+
+    async def release(self, hold: Hold) -> None:
+        await self._run(lambda: self.sync.release(hold))
+
+    async def totals(self, lines: Sequence[Line], *, now: float) -> dict[str, Totals]:
+        return await self._run(lambda: self.sync.totals(lines, now=now))
+
+    async def first_warning(self, line: Line, threshold: float) -> bool:
+        return await self._run(lambda: self.sync.first_warning(line, threshold))
+
+    async def report(self, *, now: float) -> Report:
+        return await self._run(lambda: self.sync.report(now=now))
+
+    async def close(self) -> None:
+        # On the worker, after whatever it still has to do (an orphaned reservation's release).
+        await asyncio.get_running_loop().run_in_executor(self._worker, self.sync.close)
+        self._worker.shutdown(wait=False)
+
+
+def _quietly(call: Callable[[Hold], None], hold: Hold) -> None:
+    """Best effort: an orphaned hold that cannot be released expires at its TTL instead."""
+    with contextlib.suppress(Exception):
+        call(hold)

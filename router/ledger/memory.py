@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from router.ledger._types import (
+    SETTLED_KEEP_S,
     Hold,
     InlineAsyncLedger,
     Line,
@@ -29,14 +30,16 @@ from router.ledger._types import (
 @dataclass(slots=True)
 class _Period:
     spent: int = 0
+    estimated: int = 0  # the part of spent that was charged as an estimate
     # hold id -> (nano-dollars, expires_at)
     holds: dict[str, tuple[int, float]] = field(default_factory=dict)
 
     def reserved(self, now: float) -> int:
-        return sum(amount for amount, expires in self.holds.values() if expires > now)
+        # A copy: a stream's finalizer may settle from inside this loop (see MemoryLedger).
+        return sum(amount for amount, expires in list(self.holds.values()) if expires > now)
 
     def purge(self, now: float) -> None:
-        for hold_id in [h for h, (_, expires) in self.holds.items() if expires <= now]:
+        for hold_id in [h for h, (_, expires) in list(self.holds.items()) if expires <= now]:
             del self.holds[hold_id]
 
 
@@ -44,9 +47,13 @@ class MemoryLedger:
     """The reference implementation of ``Ledger``: the other backends must behave exactly like it."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: a stream collected by the garbage collector while this thread is inside a
+        # method settles from its finalizer, on this thread, and must not deadlock.
+        self._lock = threading.RLock()
         self._periods: dict[str, _Period] = {}
         self._warned: set[tuple[str, float]] = set()
+        # Settled hold ids, with when they may be forgotten: a replayed settle must not count twice.
+        self._settled: dict[str, float] = {}
 
     def _period(self, line: Line) -> _Period:
         period = self._periods.get(line.key)
@@ -71,15 +78,26 @@ class MemoryLedger:
                 period.holds[hold.id] = (amount, hold.expires_at)
         return hold
 
-    def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]:
+    def settle(
+        self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
+    ) -> dict[str, Totals]:
         check_amount("cost_usd", cost_usd)
         cost = to_nanos(cost_usd)
         with self._lock:
-            for line in hold.lines:
-                period = self._period(line)
-                period.holds.pop(hold.id, None)
-                period.spent += cost
+            if hold.id not in self._settled:
+                self._forget_settled(now)
+                self._settled[hold.id] = max(hold.expires_at, now) + SETTLED_KEEP_S
+                for line in hold.lines:
+                    period = self._period(line)
+                    period.holds.pop(hold.id, None)
+                    period.spent += cost
+                    if estimated:
+                        period.estimated += cost
             return self._totals(hold.lines, now)
+
+    def _forget_settled(self, now: float) -> None:
+        if len(self._settled) >= 1024:
+            self._settled = {k: until for k, until in self._settled.items() if until > now}
 
     def release(self, hold: Hold) -> None:
         with self._lock:
@@ -96,7 +114,9 @@ class MemoryLedger:
         result = {}
         for line in lines:
             period = self._periods.get(line.key) or _Period()
-            result[line.key] = Totals(to_usd(period.spent), to_usd(period.reserved(now)))
+            result[line.key] = Totals(
+                to_usd(period.spent), to_usd(period.reserved(now)), to_usd(period.estimated)
+            )
         return result
 
     def first_warning(self, line: Line, threshold: float) -> bool:
@@ -113,7 +133,8 @@ class MemoryLedger:
                 reserved = period.reserved(now)
                 if period.spent or reserved:
                     scope, window, start = parse_key(key)
-                    rows.append((scope, window, start, Totals(to_usd(period.spent), to_usd(reserved))))
+                    figures = Totals(to_usd(period.spent), to_usd(reserved), to_usd(period.estimated))
+                    rows.append((scope, window, start, figures))
             return sorted(rows, key=lambda row: row[:3])
 
     def close(self) -> None:

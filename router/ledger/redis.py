@@ -15,8 +15,9 @@ from typing import Any, Final
 import redis
 import redis.asyncio
 
-from router.ledger import _lua
+from router.ledger import _lua, redact_url
 from router.ledger._types import (
+    SETTLED_KEEP_S,
     Hold,
     Line,
     Refusal,
@@ -37,6 +38,10 @@ DEFAULT_PREFIX: Final = "router:{ledger}:"
 # a burst of a thousand concurrent requests must queue, not error. A URL may say ?max_connections=N.
 MAX_CONNECTIONS: Final = 64
 POOL_WAIT_S: Final = 30.0
+# A server that stops answering (paused, a network partition) fails a call after this long
+# instead of hanging the request; a URL may say ?socket_timeout=N.
+SOCKET_TIMEOUT_S: Final = 5.0
+CONNECT_TIMEOUT_S: Final = 2.0
 # Spent keys outlive their window by this much: late settles still land, `router spend` still sees them.
 KEEP_S: Final = 86_400
 
@@ -52,6 +57,13 @@ class _Codec:
 
     def line_keys(self, key: str) -> tuple[str, str, str]:
         return f"{self.prefix}spent:{key}", f"{self.prefix}holds:{key}", f"{self.prefix}amounts:{key}"
+
+    def figure_keys(self, keys: Iterable[str]) -> list[str]:
+        """The keys SETTLE and TOTALS read per line: the three of ``line_keys`` and the estimated one."""
+        return [k for key in keys for k in (*self.line_keys(key), f"{self.prefix}estimated:{key}")]
+
+    def settled_key(self, hold: Hold) -> str:
+        return f"{self.prefix}settled:{hold.id}"
 
     def warning_key(self, line: Line, threshold: float) -> str:
         return f"{self.prefix}warned:{line.key}|{threshold!r}"
@@ -72,8 +84,13 @@ class _Codec:
         limits = [to_nanos_down(line.limit_usd) for line in hold.lines]
         return [hold.id, amount, repr(hold.expires_at), repr(now), KEEP_S, *limits]
 
-    def settle_args(self, hold: Hold, cost: int, now: float) -> list[Any]:
-        return [hold.id, cost, repr(now), *(self.spent_ttl(line, now) for line in hold.lines)]
+    def settle_keys(self, hold: Hold) -> list[str]:
+        return [*self.figure_keys(line.key for line in hold.lines), self.settled_key(hold)]
+
+    def settle_args(self, hold: Hold, cost: int, now: float, estimated: bool) -> list[Any]:
+        keep = math.ceil(max(hold.expires_at - now, 0)) + SETTLED_KEEP_S
+        ttls = (self.spent_ttl(line, now) for line in hold.lines)
+        return [hold.id, cost, repr(now), "1" if estimated else "0", keep, *ttls]
 
     @staticmethod
     def reserve_reply(hold: Hold, reply: list[int]) -> Hold | Refusal:
@@ -85,7 +102,9 @@ class _Codec:
     @staticmethod
     def totals_reply(keys: Sequence[str], reply: list[int]) -> dict[str, Totals]:
         return {
-            key: Totals(to_usd(int(reply[2 * i])), to_usd(int(reply[2 * i + 1])))
+            key: Totals(
+                to_usd(int(reply[3 * i])), to_usd(int(reply[3 * i + 1])), to_usd(int(reply[3 * i + 2]))
+            )
             for i, key in enumerate(keys)
         }
 
@@ -121,10 +140,17 @@ def _new_hold(lines: Sequence[Line], amount_usd: float, ttl_s: float, now: float
 class RedisLedger:
     """A ledger on a Redis server; thread-safe (redis-py pools connections)."""
 
+    def __repr__(self) -> str:
+        return f"RedisLedger({self.url!r})"
+
     def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
-        self.url = url
+        self.url = redact_url(url)  # the password stays in the pool, never in a repr or message
         pool = redis.BlockingConnectionPool.from_url(
-            url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_S,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
         )
         self._redis = redis.Redis.from_pool(pool)
         self._codec = _Codec(prefix)
@@ -143,12 +169,14 @@ class RedisLedger:
         args = self._codec.reserve_args(hold, to_nanos_up(amount_usd), now)
         return self._codec.reserve_reply(hold, self._reserve(keys=self._codec.keys(lines), args=args))
 
-    def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]:
+    def settle(
+        self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
+    ) -> dict[str, Totals]:
         check_amount("cost_usd", cost_usd)
         if not hold.lines:
             return {}
-        args = self._codec.settle_args(hold, to_nanos(cost_usd), now)
-        reply = self._settle(keys=self._codec.keys(hold.lines), args=args)
+        args = self._codec.settle_args(hold, to_nanos(cost_usd), now, estimated)
+        reply = self._settle(keys=self._codec.settle_keys(hold), args=args)
         return self._codec.totals_reply([line.key for line in hold.lines], reply)
 
     def release(self, hold: Hold) -> None:
@@ -161,7 +189,7 @@ class RedisLedger:
     def _totals_of(self, keys: Sequence[str], now: float) -> dict[str, Totals]:
         if not keys:
             return {}
-        redis_keys = [k for key in keys for k in self._codec.line_keys(key)]
+        redis_keys = self._codec.figure_keys(keys)
         return self._codec.totals_reply(keys, self._totals(keys=redis_keys, args=[repr(now)]))
 
     def first_warning(self, line: Line, threshold: float) -> bool:
@@ -180,10 +208,17 @@ class RedisLedger:
 class AsyncRedisLedger:
     """``RedisLedger`` for asyncio code, over ``redis.asyncio``."""
 
+    def __repr__(self) -> str:
+        return f"AsyncRedisLedger({self.url!r})"
+
     def __init__(self, url: str, *, prefix: str = DEFAULT_PREFIX) -> None:
-        self.url = url
+        self.url = redact_url(url)  # the password stays in the pool, never in a repr or message
         pool = redis.asyncio.BlockingConnectionPool.from_url(
-            url, max_connections=MAX_CONNECTIONS, timeout=POOL_WAIT_S
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=POOL_WAIT_S,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
         )
         self._redis = redis.asyncio.Redis.from_pool(pool)
         self._codec = _Codec(prefix)
@@ -202,12 +237,14 @@ class AsyncRedisLedger:
         args = self._codec.reserve_args(hold, to_nanos_up(amount_usd), now)
         return self._codec.reserve_reply(hold, await self._reserve(keys=self._codec.keys(lines), args=args))
 
-    async def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]:
+    async def settle(
+        self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
+    ) -> dict[str, Totals]:
         check_amount("cost_usd", cost_usd)
         if not hold.lines:
             return {}
-        args = self._codec.settle_args(hold, to_nanos(cost_usd), now)
-        reply = await self._settle(keys=self._codec.keys(hold.lines), args=args)
+        args = self._codec.settle_args(hold, to_nanos(cost_usd), now, estimated)
+        reply = await self._settle(keys=self._codec.settle_keys(hold), args=args)
         return self._codec.totals_reply([line.key for line in hold.lines], reply)
 
     async def release(self, hold: Hold) -> None:
@@ -220,7 +257,7 @@ class AsyncRedisLedger:
     async def _totals_of(self, keys: Sequence[str], now: float) -> dict[str, Totals]:
         if not keys:
             return {}
-        redis_keys = [k for key in keys for k in self._codec.line_keys(key)]
+        redis_keys = self._codec.figure_keys(keys)
         return self._codec.totals_reply(keys, await self._totals(keys=redis_keys, args=[repr(now)]))
 
     async def first_warning(self, line: Line, threshold: float) -> bool:

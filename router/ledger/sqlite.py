@@ -15,22 +15,25 @@ microseconds per statement, the number of statements is the cost, hence the comb
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 from router.ledger._types import (
+    SETTLED_KEEP_S,
     Hold,
-    InlineAsyncLedger,
     LedgerError,
     Line,
     Refusal,
     Report,
+    ThreadedAsyncLedger,
     Totals,
+    WouldWait,
     check_amount,
     new_hold_id,
     to_nanos,
@@ -39,7 +42,13 @@ from router.ledger._types import (
     to_usd,
 )
 
-_SCHEMA_VERSION: Final = 1
+_T = TypeVar("_T")
+
+_SCHEMA_VERSION: Final = 2
+# Bounded: a process holding the write lock longer than this makes the call fail with a LedgerError
+# (fail closed or open, as the budget says) rather than hang the request. A URL may set
+# ?busy_timeout_s=N.
+DEFAULT_BUSY_TIMEOUT_S: Final = 5.0
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS spend (
     key            TEXT PRIMARY KEY,
@@ -64,28 +73,45 @@ CREATE TABLE IF NOT EXISTS warnings (
     threshold REAL NOT NULL,
     PRIMARY KEY (key, threshold)
 );
+CREATE TABLE IF NOT EXISTS settled (
+    id         TEXT PRIMARY KEY,
+    forget_at  REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS settled_by_age ON settled (forget_at);
 """
+# Version 2: settles are idempotent by hold id (the settled table) and estimated charges are counted.
+_MIGRATE_2: Final = "ALTER TABLE spend ADD COLUMN estimated_nanos INTEGER NOT NULL DEFAULT 0"
 # spend.reserved_nanos is the sum of the key's rows in reservations; the live part leaves out
 # expired rows not deleted yet (inside a reserve, there are none).
 _LIVE_RESERVED: Final = (
     "reserved_nanos - (SELECT COALESCE(SUM(amount_nanos), 0) FROM reservations r"
     " WHERE r.key = spend.key AND r.expires_at <= ?)"
 )
-_FIGURES: Final = f"SELECT spent_nanos, {_LIVE_RESERVED} FROM spend WHERE key = ?"
+_FIGURES: Final = f"SELECT spent_nanos, {_LIVE_RESERVED}, estimated_nanos FROM spend WHERE key = ?"
 # An upsert (SQLite 3.24+): the period's row is made by whichever change comes first.
 _ADD: Final = (
-    "INSERT INTO spend (key, scope, window, period_start, resets_at, spent_nanos, reserved_nanos)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
+    "INSERT INTO spend (key, scope, window, period_start, resets_at, spent_nanos, reserved_nanos,"
+    " estimated_nanos) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
     " spent_nanos = spent_nanos + excluded.spent_nanos,"
-    " reserved_nanos = reserved_nanos + excluded.reserved_nanos"
+    " reserved_nanos = reserved_nanos + excluded.reserved_nanos,"
+    " estimated_nanos = estimated_nanos + excluded.estimated_nanos"
 )
 
 
 class SqliteLedger:
-    """A ledger in one SQLite file; safe to share between threads (one connection, one lock)."""
+    """A ledger in one SQLite file; safe to share between threads (one connection, one lock).
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0) -> None:
+    The file's identity (device, inode) is taken at open and checked before every transaction:
+    a ledger file deleted or replaced while in use raises LedgerError instead of letting writes go
+    on into an unlinked file that no other process (nor ``router spend``) can see.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
+    ) -> None:
         self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+        self._identity: tuple[int, int] | None = None  # set once open: see _check_file
         try:
             # isolation_level=None: we issue BEGIN ourselves, so IMMEDIATE is what runs.
             self._db = sqlite3.connect(
@@ -93,18 +119,29 @@ class SqliteLedger:
             )
         except sqlite3.Error as exc:
             raise LedgerError(_cannot_open(self.path, exc)) from exc
-        self._lock = threading.Lock()
+        # Re-entrant: a stream collected while this thread is inside a transaction settles from its
+        # finalizer, on this thread. It must not deadlock: _enter refuses the nested transaction
+        # (a LedgerError), and the charge goes to the journal instead.
+        self._lock = threading.RLock()
         try:
             self._db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
+            # A file already set up needs no write to open: opening must not wait on another
+            # process's write lock any more than a request does.
+            if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
-            with self._write() as db:
+            current = self._db.execute("PRAGMA user_version").fetchone()[0] >= _SCHEMA_VERSION
+            with contextlib.nullcontext(self._db) if current else self._write() as db:
                 if db.execute("PRAGMA user_version").fetchone()[0] < _SCHEMA_VERSION:
                     for statement in _SCHEMA.split(";"):
                         if statement.strip():
                             db.execute(statement)
+                    columns = {row[1] for row in db.execute("PRAGMA table_info(spend)")}
+                    if "estimated_nanos" not in columns:
+                        db.execute(_MIGRATE_2)
                     db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        except sqlite3.Error as exc:
+            self._identity = _identity(self.path)
+        except (sqlite3.Error, OSError) as exc:
             self._db.close()
             raise LedgerError(_cannot_open(self.path, exc)) from exc
 
@@ -112,6 +149,7 @@ class SqliteLedger:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: taken at BEGIN, so no other process can slip in before COMMIT."""
         with self._lock:
+            self._enter()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
@@ -124,11 +162,60 @@ class SqliteLedger:
     def _read(self) -> Iterator[sqlite3.Connection]:
         """One snapshot for several SELECTs, so totals of two lines are from the same moment."""
         with self._lock:
+            self._enter()
             self._db.execute("BEGIN")
             try:
                 yield self._db
             finally:
                 self._db.execute("COMMIT")
+
+    def without_waiting(self, call: Callable[[], _T]) -> _T:
+        """Run ``call`` only if it needs no wait for a lock (this object's, or another process's
+        write lock): SQLite's busy timeout is 0 meanwhile. Else raise WouldWait, having changed
+        nothing (a refused BEGIN IMMEDIATE starts no transaction; a later failure rolls back)."""
+        if not self._lock.acquire(blocking=False):
+            raise WouldWait
+        try:
+            if self._db.in_transaction:  # re-entered from a finalizer: let the call say so
+                return call()
+            self._db.execute("PRAGMA busy_timeout = 0")
+            try:
+                return call()
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise WouldWait from exc
+                raise
+            finally:
+                self._db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_s * 1000)}")
+        finally:
+            self._lock.release()
+
+    def _enter(self) -> None:
+        if self._db.in_transaction:
+            raise LedgerError(
+                f"the SQLite ledger {self.path} was called again from inside one of its own"
+                " transactions (a stream's finalizer run by the garbage collector); the charge is"
+                " journaled and replayed",
+                ledger=f"sqlite:///{self.path}",
+            )
+        self._check_file()
+
+    def _check_file(self) -> None:
+        identity = self._identity
+        if identity is None:  # still opening
+            return
+        try:
+            current = _identity(self.path)
+        except OSError:
+            current = None
+        if current != identity:
+            what = "deleted" if current is None else "replaced by another file"
+            raise LedgerError(
+                f"the SQLite ledger {self.path} was {what} while in use: writing on would record"
+                " spend no other process can see, and a new file starts every budget at $0. Restore"
+                " the file (or point the policy's ledger: at the new one) and restart the process.",
+                ledger=f"sqlite:///{self.path}",
+            )
 
     def reserve(
         self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
@@ -141,7 +228,7 @@ class SqliteLedger:
         with self._write() as db:
             _purge(db, now)
             for line in lines:
-                spent, reserved = _figures(db, line.key, now)
+                spent, reserved, _ = _figures(db, line.key, now)
                 if spent + reserved + amount > to_nanos_down(line.limit_usd):
                     return Refusal(line, to_usd(spent), to_usd(reserved), amount_usd)
             db.executemany(
@@ -151,12 +238,25 @@ class SqliteLedger:
             db.executemany(_ADD, [_change(line, 0, amount) for line in lines])
         return hold
 
-    def settle(self, hold: Hold, cost_usd: float, *, now: float) -> dict[str, Totals]:
+    def settle(
+        self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
+    ) -> dict[str, Totals]:
         check_amount("cost_usd", cost_usd)
         cost = to_nanos(cost_usd)
         with self._write() as db:
-            held = _take(db, hold.id)  # empty if it expired and a reserve deleted it meanwhile
-            db.executemany(_ADD, [_change(line, cost, -held.get(line.key, 0)) for line in hold.lines])
+            first = db.execute(
+                "INSERT OR IGNORE INTO settled (id, forget_at) VALUES (?, ?)",
+                (hold.id, max(hold.expires_at, now) + SETTLED_KEEP_S),
+            ).rowcount
+            if first:  # else a replay of a settle that already landed: count it once
+                held = _take(db, hold.id)  # empty if it expired and a reserve deleted it meanwhile
+                db.executemany(
+                    _ADD,
+                    [
+                        _change(line, cost, -held.get(line.key, 0), cost if estimated else 0)
+                        for line in hold.lines
+                    ],
+                )
             return _totals(db, hold.lines, now)
 
     def release(self, hold: Hold) -> None:
@@ -178,13 +278,13 @@ class SqliteLedger:
     def report(self, *, now: float) -> Report:
         with self._read() as db:
             rows = db.execute(
-                f"SELECT scope, window, period_start, spent_nanos, {_LIVE_RESERVED} FROM spend"
-                " ORDER BY scope, window, period_start",
+                f"SELECT scope, window, period_start, spent_nanos, {_LIVE_RESERVED}, estimated_nanos"
+                " FROM spend ORDER BY scope, window, period_start",
                 (now,),
             ).fetchall()
         return [
-            (scope, window, float(start), Totals(to_usd(spent), to_usd(reserved)))
-            for scope, window, start, spent, reserved in rows
+            (scope, window, float(start), Totals(to_usd(spent), to_usd(reserved), to_usd(estimated)))
+            for scope, window, start, spent, reserved, estimated in rows
             if spent or reserved
         ]
 
@@ -193,35 +293,47 @@ class SqliteLedger:
             self._db.close()
 
 
-class AsyncSqliteLedger(InlineAsyncLedger):
-    """``SqliteLedger`` for asyncio code, called inline on the event loop.
+class AsyncSqliteLedger(ThreadedAsyncLedger):
+    """``SqliteLedger`` for asyncio code, on a worker thread of its own.
 
-    A reserve or settle is a transaction of a few tens of microseconds; handing it to a thread
-    (``asyncio.to_thread``) costs more than that in the hop alone. The loop waits only while another
-    process holds the write lock, which is as long as one such transaction.
+    A transaction takes tens of microseconds, but another process may hold the write lock for
+    seconds (a long ``BEGIN IMMEDIATE``, a backup): that wait must stall the worker, never the
+    event loop and every other request on it. So each call is first tried inline with no busy
+    wait at all, and handed to the worker only when the lock is taken.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0) -> None:
-        super().__init__(SqliteLedger(path, busy_timeout_s=busy_timeout_s))
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
+    ) -> None:
+        self._sqlite = SqliteLedger(path, busy_timeout_s=busy_timeout_s)
+        super().__init__(self._sqlite)
+
+    def now(self, call: Callable[[], _T]) -> _T:
+        return self._sqlite.without_waiting(call)
 
 
-def _figures(db: sqlite3.Connection, key: str, now: float) -> tuple[int, int]:
-    """(spent, live reserved) of one period in nano-dollars; zeros for a period never used."""
+def _identity(path: Path) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def _figures(db: sqlite3.Connection, key: str, now: float) -> tuple[int, int, int]:
+    """(spent, live reserved, estimated) of one period in nano-dollars; zeros for a period never used."""
     row = db.execute(_FIGURES, (now, key)).fetchone()
-    return (row[0], row[1]) if row else (0, 0)
+    return (row[0], row[1], row[2]) if row else (0, 0, 0)
 
 
 def _totals(db: sqlite3.Connection, lines: Sequence[Line], now: float) -> dict[str, Totals]:
     result = {}
     for line in lines:
-        spent, reserved = _figures(db, line.key, now)
-        result[line.key] = Totals(to_usd(spent), to_usd(reserved))
+        spent, reserved, estimated = _figures(db, line.key, now)
+        result[line.key] = Totals(to_usd(spent), to_usd(reserved), to_usd(estimated))
     return result
 
 
-def _change(line: Line, spent: int, reserved: int) -> tuple[object, ...]:
+def _change(line: Line, spent: int, reserved: int, estimated: int = 0) -> tuple[object, ...]:
     """The parameters of ``_ADD``: add ``spent`` and ``reserved`` (negative: take off) to the period."""
-    return (line.key, line.scope, line.window, line.period_start, line.resets_at, spent, reserved)
+    return (line.key, line.scope, line.window, line.period_start, line.resets_at, spent, reserved, estimated)
 
 
 def _take(db: sqlite3.Connection, hold_id: str) -> dict[str, int]:
@@ -247,11 +359,18 @@ def _purge(db: sqlite3.Connection, now: float) -> None:
             [(amount, key) for key, amount in freed.items()],
         )
         db.execute("DELETE FROM reservations WHERE expires_at <= ?", (now,))
+    db.execute("DELETE FROM settled WHERE forget_at <= ?", (now,))
 
 
-def _cannot_open(path: Path, exc: sqlite3.Error) -> str:
+def _cannot_open(path: Path, exc: sqlite3.Error | OSError) -> str:
     where = path if path.is_absolute() else f"{path} (relative to {Path.cwd()})"
     hint = ""
+    if "locked" in str(exc) or "busy" in str(exc):
+        hint = (
+            "; another process holds the SQLite write lock longer than the ledger waits"
+            " (busy_timeout_s): find the process with a long write transaction on the file, or wait"
+            " longer with ?busy_timeout_s=N in the ledger URL"
+        )
     if not path.parent.is_dir():
         hint = (
             f"; the directory {path.parent} does not exist — create it, or note that sqlite:///path is"

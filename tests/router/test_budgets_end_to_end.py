@@ -539,6 +539,7 @@ def test_router_spend_reports_what_a_client_run_settled(
         "resets_at": "2026-11-22T00:00:00Z",
         "spent_usd": spent / NANOS,
         "reserved_usd": 0.0,
+        "estimated_usd": 0.0,
         "limit_usd": 1.0,
         "percent": round(100 * spent / NANOS, 4),
         "current": True,
@@ -653,9 +654,10 @@ def test_a_stream_cut_midway_settles_the_prompt_and_what_arrived(fake: FakeProvi
     assert ledger_figures(ledger, NOW) == [("costs", "day", day, Totals(settled / NANOS, 0.0))]
 
 
-def test_a_stream_closed_after_its_first_words_settles_the_prompt_and_what_arrived(
+def test_a_stream_closed_after_its_first_words_is_charged_its_worst_case_marked_estimated(
     fake: FakeProviders, ledger: str
 ) -> None:
+    # The provider may go on generating (and billing) after we stop reading: charged as cancelled.
     with router.OpenAI(policy=exact_policy(fake, ledger), wall_clock=lambda: NOW) as client:
         stream = client.chat.completions.create(
             model="gpt-4o-mini", messages=LONG, max_tokens=250, metadata={"feature": "costs"}, stream=True
@@ -666,10 +668,11 @@ def test_a_stream_closed_after_its_first_words_settles_the_prompt_and_what_arriv
             if received:
                 break
         stream.close()
-    assert received == "[gpt-4o-mini] "  # 14 characters: ceil(14 / 4) = 4 tokens
-    settled = micro(1002 * 0.15 + 4 * 0.60)
+    assert received == "[gpt-4o-mini] "  # 14 characters: what arrived, 1002 * 0.15 + 4 * 0.60, is less
+    worst = micro(2005 * 0.15 + 250 * 0.60)
     day = ts(2026, 11, 21)
-    assert ledger_figures(ledger, NOW) == [("costs", "day", day, Totals(settled / NANOS, 0.0))]
+    figures = Totals(worst / NANOS, 0.0, worst / NANOS)
+    assert ledger_figures(ledger, NOW) == [("costs", "day", day, figures)]
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -734,7 +737,9 @@ def hung_policy(fake: FakeProviders) -> dict[str, Any]:
     return policy_for(fake, ["gpt-4o-mini"], {"faq": {"limit_usd": 1, "window": "total"}}, timeout_s=20)
 
 
-async def test_a_cancelled_async_request_gives_its_reservation_back(fake: FakeProviders, ledger: str) -> None:
+async def test_a_cancelled_async_request_that_reached_the_provider_is_charged_its_worst_case(
+    fake: FakeProviders, ledger: str
+) -> None:
     async with router.AsyncOpenAI(policy=hung_policy(fake), ledger=ledger) as client:
         call = asyncio.create_task(
             client.chat.completions.create(
@@ -749,7 +754,9 @@ async def test_a_cancelled_async_request_gives_its_reservation_back(fake: FakePr
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
-    assert ledger_figures(ledger, time.time()) == []
+    # The provider bills what it received: 29 * 0.15 + 100 * 0.60, the worst case, marked estimated.
+    worst = micro(29 * 0.15 + 100 * 0.60) / NANOS
+    assert [row[3] for row in ledger_figures(ledger, time.time())] == [Totals(worst, 0.0, worst)]
 
 
 def test_a_stream_the_caller_abandons_settles_what_it_delivered(fake: FakeProviders, ledger: str) -> None:
