@@ -578,8 +578,9 @@ async def test_the_event_loop_keeps_its_heartbeat_while_another_process_holds_th
         await beating
         await asyncio.to_thread(locker.wait)
     gaps = [b - a for a, b in itertools.pairwise(beats)]
-    # Compared within this run: the requests waited out most of the lock, the loop did not.
-    assert waited > LOCK_S / 2 and max(gaps) < 0.1, (waited, max(gaps))
+    # Compared within this run: the requests waited out most of the lock, the loop did not (a ledger
+    # on the loop stalls it for the whole lock, ~LOCK_S; a quarter of that leaves room for a busy CI).
+    assert waited > LOCK_S / 2 and max(gaps) < LOCK_S / 4, (waited, max(gaps))
     assert all(r.routing.cost_usd for r in responses)
     assert spent_nanos(url, time.time()) == 6 * BILL
 
@@ -623,7 +624,8 @@ async def test_the_event_loop_keeps_its_heartbeat_while_the_shared_breakers_redi
     gaps = [b - a for a, b in itertools.pairwise(beats)]
     # Two 503s opened the breaker (a publish), every plan asked for a refresh: none of it on the loop.
     assert outcomes[:2] == ["InternalServerError", "InternalServerError"], outcomes
-    assert max(gaps) < 0.1, (max(gaps), outcomes)
+    # A Redis call on the loop would stall it for the whole 0.5 s socket timeout; half that is the bound.
+    assert max(gaps) < 0.25, (max(gaps), outcomes)
 
 
 # --------------------------------------------------------------------------- 10: no password printed
