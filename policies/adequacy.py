@@ -132,7 +132,12 @@ class Adequacy:
         self._coef = coef
         self._intercept = intercept
         self.digest = digest or hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
-        self.suggested_min_success: float | None = data.get("suggested_min_success")
+        suggested = data.get("suggested") or {}
+        self.suggested: dict[str, float] = {
+            key: float(suggested[key])
+            for key in ("min_success", "max_shortfall")
+            if suggested.get(key) is not None
+        }
         self._fingerprints: frozenset[str] | None = None
 
     @classmethod
@@ -215,29 +220,63 @@ class Adequacy:
 
 @dataclass(frozen=True, slots=True)
 class AdequacyGate:
-    """A route's or feature's use of an adequacy file: who passes for one request, and why not."""
+    """A route's or feature's use of an adequacy file: who passes for one request, and why not.
+
+    Two settings, either or both: ``min_success`` rejects a model predicted below an absolute floor;
+    ``max_shortfall`` rejects one predicted more than that far below the likeliest candidate (the
+    better rule in cross-validation: it adapts to how hard the prompt is for every model).
+    """
 
     adequacy: Adequacy
-    min_success: float
+    min_success: float | None = None
+    max_shortfall: float | None = None
     on_inadequate: str = "best"  # "best": keep the most likely model; "fail": reject them all
 
     def describe(self) -> str:
-        return f"adequacy {self.adequacy.short_digest} min_success {self.min_success:g}"
+        settings = [
+            f"{key} {value:g}"
+            for key, value in (("min_success", self.min_success), ("max_shortfall", self.max_shortfall))
+            if value is not None
+        ]
+        return f"adequacy {self.adequacy.short_digest} {' '.join(settings)}"
 
     def verdicts(self, text: str, names: Iterable[str]) -> tuple[dict[str, str], dict[str, float]]:
-        """Rejection reasons for the models of ``names`` this file predicts below the threshold.
+        """Rejection reasons for the models of ``names`` predicted to fall short on this prompt.
 
         Models the file doesn't know are not judged (their static floors apply). When every judged
         model falls short, ``on_inadequate: best`` keeps the one most likely to succeed.
         """
         predicted = self.adequacy.predict(text)
         judged = {name: predicted[name] for name in names if name in predicted}
-        rejected = {
-            name: f"predicted success {p:.2f} < {self.min_success:.2f}"
-            for name, p in judged.items()
-            if p < self.min_success
-        }
-        if judged and len(rejected) == len(judged) and self.on_inadequate == "best":
-            best = max(judged, key=lambda name: judged[name])
-            del rejected[best]
+        if not judged:
+            return {}, judged
+        likeliest = max(judged, key=lambda name: judged[name])
+        top = judged[likeliest]
+        rejected: dict[str, str] = {}
+        for name, p in judged.items():
+            if self.min_success is not None and p < self.min_success:
+                rejected[name] = f"predicted success {p:.2f} < {self.min_success:.2f}"
+            elif self.max_shortfall is not None and p < top - self.max_shortfall:
+                rejected[name] = (
+                    f"predicted success {p:.2f}, {top - p:.2f} below {likeliest}'s {top:.2f} "
+                    f"(max_shortfall {self.max_shortfall:g})"
+                )
+        if len(rejected) == len(judged) and self.on_inadequate == "best":
+            del rejected[likeliest]
         return rejected, judged
+
+
+def choose(
+    predicted: Mapping[str, float],
+    by_cost: Sequence[str],
+    *,
+    min_success: float | None = None,
+    max_shortfall: float | None = None,
+) -> str:
+    """What the gate followed by ``cheapest`` picks (training and tests use it to score thresholds)."""
+    top = max(predicted[m] for m in by_cost)
+    for model in by_cost:
+        p = predicted[model]
+        if (min_success is None or p >= min_success) and (max_shortfall is None or p >= top - max_shortfall):
+            return model
+    return max(by_cost, key=lambda m: predicted[m])

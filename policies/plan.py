@@ -33,6 +33,7 @@ from policies.tokens import PromptSize, has_images
 from providers.catalog import ModelInfo
 
 DEFAULT_FEATURE: Final = "default"
+DEFAULT_MAX_SHORTFALL: Final = 0.05
 _NO_HEALTH: Final[Mapping[str, str]] = MappingProxyType({})
 _NO_OBSERVATIONS: Final = NoObservations()
 
@@ -283,11 +284,16 @@ class Planner:
         if path is None:
             return None
         adequacy = self._adequacy[path]
-        threshold = next((s.min_success for s in specs if s.min_success is not None), None)
-        if threshold is None:
-            threshold = adequacy.suggested_min_success if adequacy.suggested_min_success is not None else 0.5
+        min_success = next((s.min_success for s in specs if s.min_success is not None), None)
+        max_shortfall = next((s.max_shortfall for s in specs if s.max_shortfall is not None), None)
+        if min_success is None and max_shortfall is None:
+            # Neither set: what `router train --target` found on held-out folds, else a 5-point margin.
+            min_success = adequacy.suggested.get("min_success")
+            max_shortfall = adequacy.suggested.get(
+                "max_shortfall", DEFAULT_MAX_SHORTFALL if min_success is None else None
+            )
         on_inadequate = next((s.on_inadequate for s in specs if s.on_inadequate is not None), "best")
-        return AdequacyGate(adequacy, float(threshold), on_inadequate)
+        return AdequacyGate(adequacy, min_success, max_shortfall, on_inadequate)
 
     # ------------------------------------------------------------------ planning
 
@@ -369,9 +375,10 @@ def _gate_candidates(
     rejected.update(reasons)
     shown = ", ".join(f"{name} {p:.2f}" for name, p in predicted.items())
     rule = f"predicted success: {shown or 'no candidate is in the adequacy file'}"
-    kept = [name for name, p in predicted.items() if p < gate.min_success and name not in reasons]
+    floor = gate.min_success
+    kept = [name for name, p in predicted.items() if floor is not None and p < floor and name not in reasons]
     if kept:
-        rule += f" (none reaches {gate.min_success:.2f}: {kept[0]}, the most likely, is kept)"
+        rule += f" (none reaches {floor:.2f}: {kept[0]}, the most likely, is kept)"
     return [c for c in ranked if c.model not in reasons], rule
 
 

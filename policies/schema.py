@@ -182,6 +182,12 @@ class RouteSpec(_Frozen):
         le=1.0,
         description="With adequacy: reject a model whose predicted success for this request is lower.",
     )
+    max_shortfall: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="With adequacy: reject a model predicted more than this below the likeliest candidate.",
+    )
     on_inadequate: Literal["best", "fail"] | None = Field(
         default=None,
         description="When no model reaches min_success: best (default) = the most likely one "
@@ -210,6 +216,12 @@ class FeatureSpec(_Frozen):
         le=1.0,
         description="With adequacy (the feature's or its route's): reject a model whose predicted "
         "success for this request is lower.",
+    )
+    max_shortfall: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="With adequacy: reject a model predicted more than this below the likeliest candidate.",
     )
     on_inadequate: Literal["best", "fail"] | None = Field(
         default=None,

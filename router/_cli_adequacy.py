@@ -54,7 +54,9 @@ def eval_command(
     feature: Annotated[str | None, typer.Option("--feature", help="Plan as this feature.")] = None,
     sweep: Annotated[
         bool,
-        typer.Option("--sweep", help="Also vary the route's min_success from 0 to 1 and report the curve."),
+        typer.Option(
+            "--sweep", help="Also vary the route's max_shortfall (or min_success) and report the curve."
+        ),
     ] = False,
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write the cost/quality picture: FILE.html or FILE.png.")
@@ -65,7 +67,7 @@ def eval_command(
     the zero-router hull and the oracle. No provider is called."""
     from policies.adequacy import Adequacy, AdequacyError
     from policies.validate import policy_catalog
-    from router._eval import evaluate
+    from router._eval import evaluate, sweep_values
     from router._labeled import DataError, load_labeled
 
     loaded = _policy(policy)
@@ -83,7 +85,7 @@ def eval_command(
             if not resolved.is_absolute() and loaded.source:
                 resolved = Path(loaded.source).parent / resolved
             adequacy = Adequacy.load(resolved)
-        thresholds = [i / 20 for i in range(21)] if sweep else []
+        thresholds = sweep_values(loaded, route, feature) if sweep else []
         report = evaluate(
             loaded, catalog, route, labeled, feature=feature, sweep=thresholds, adequacy=adequacy
         )
@@ -143,12 +145,12 @@ def _print_report(report: Report, plot: Path | None) -> None:
         )
     console.print("Where prompts went: " + ", ".join(f"{m} {s:.0%}" for m, s in result.share.items()))
     if report.sweep:
-        sweep = Table(title="min_success swept")
-        for column in ("min_success", "quality", "cost / 1k", "vs hull"):
+        sweep = Table(title=f"{report.swept} swept")
+        for column in (report.swept, "quality", "cost / 1k", "vs hull"):
             sweep.add_column(column, justify="right")
         for r in report.sweep:
             vs = "-" if r.above_hull is None else f"{r.above_hull * 100:+.2f} pt"
-            sweep.add_row(f"{r.min_success:g}", f"{r.point.quality:.3f}", f"${r.point.cost_per_1k:.4f}", vs)
+            sweep.add_row(f"{r.setting:g}", f"{r.point.quality:.3f}", f"${r.point.cost_per_1k:.4f}", vs)
         console.print(sweep)
     if plot is not None:
         console.print(f"Picture written to {plot}")
@@ -165,25 +167,38 @@ def train_command(
         str | None,
         typer.Option(
             "--target",
-            help="Find the min_success reaching this quality at the lowest cost, e.g. '0.95 of gpt-4o'.",
+            help="Find the gate setting reaching this quality at the lowest cost, e.g. '0.95 of gpt-4o'.",
         ),
     ] = None,
     policy: PolicyOption = None,
     folds: Annotated[int, typer.Option("--folds", help="Cross-validation folds.")] = 5,
+    setting: Annotated[
+        str,
+        typer.Option(
+            "--setting", help="The gate setting --target tunes: max_shortfall (default) or min_success."
+        ),
+    ] = "max_shortfall",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
 ) -> None:
     """Learn each model's probability of success per prompt from labeled data; report cross-validated
     calibration and (with --target) the threshold to use; write a portable adequacy file."""
     from router._labeled import DataError, load_labeled
-    from router._train import Settings, Target, TrainError, train, write_artifact
+    from router._train import SETTINGS, Settings, Target, TrainError, train, write_artifact
 
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
     try:
         parsed_target = Target.parse(target) if target else None
         labeled = load_labeled(data, names)
         costs = _training_costs(labeled, _policy(policy) if policy is not None else None)
+        if setting not in SETTINGS:
+            raise TrainError(f"--setting {setting!r}: use max_shortfall or min_success.")
         artifact, report = train(
-            labeled, costs, models=names, target=parsed_target, settings=Settings(folds=folds)
+            labeled,
+            costs,
+            models=names,
+            target=parsed_target,
+            settings=Settings(folds=folds),
+            setting=setting,
         )
     except (DataError, TrainError, ValueError) as exc:
         raise _fail(f"router train: {exc}") from None
@@ -200,13 +215,15 @@ def train_command(
     if report.target is not None:
         if report.threshold is None:
             typer.echo(
-                f"No threshold reaches {report.target_quality:.3f} on held-out folds; the route will use 0.5."
+                f"No {report.setting} reaches {report.target_quality:.3f} on held-out folds; "
+                "routes using this file must set their own."
             )
         else:
             typer.echo(
-                f"min_success {report.threshold:g} reaches {report.target_quality:.3f} "
+                f"{report.setting} {report.threshold:g} reaches {report.target_quality:.3f} "
                 f"({report.target.fraction:g} of {report.target.model}) at the lowest held-out cost; "
-                "written to the file as suggested_min_success."
+                "written to the file as its suggestion (for routes that set neither min_success nor "
+                "max_shortfall)."
             )
     for s in report.sets:
         hull = "-" if s.hull_quality is None else f"{s.hull_quality:.3f}"

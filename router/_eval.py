@@ -38,7 +38,7 @@ class Point:
 class RoutePoint:
     """The route at one threshold: its point and where its prompts went."""
 
-    min_success: float | None
+    setting: float | None  # the swept setting's value (None: as configured)
     point: Point
     share: Mapping[str, float]  # model -> fraction of prompts
     hull_quality: float | None  # the hull at the route's cost (None below the cheapest model)
@@ -59,6 +59,7 @@ class Report:
     best: Point
     result: RoutePoint
     sweep: tuple[RoutePoint, ...] = ()
+    swept: str = "max_shortfall"
     overlap: int = 0
     notes: tuple[str, ...] = field(default=())
 
@@ -73,7 +74,7 @@ class Report:
         def route_point(r: RoutePoint) -> dict[str, Any]:
             above = r.above_hull
             return {
-                "min_success": r.min_success,
+                "setting": r.setting,
                 **point(r.point),
                 "hull_quality": None if r.hull_quality is None else round(r.hull_quality, 6),
                 "above_hull": None if above is None else round(above, 6),
@@ -95,6 +96,7 @@ class Report:
             "singles": [point(p) for p in self.singles],
             "hull": [point(p) for p in self.hull],
             "oracle": point(self.oracle),
+            "swept": self.swept,
             "sweep": [route_point(r) for r in self.sweep],
             "training_overlap_rows": self.overlap,
             "notes": list(self.notes),
@@ -195,15 +197,35 @@ def cost_table(
     return table
 
 
-def _with_threshold(policy: Policy, route: str, feature: str | None, threshold: float) -> Policy:
-    """The policy with the route's (or the feature's, when it sets one) min_success replaced."""
+def swept_setting(policy: Policy, route: str, feature: str | None) -> str:
+    """The gate setting a sweep varies: min_success when the feature or route uses it, else max_shortfall."""
+    specs = [
+        s for s in (policy.features.get(feature) if feature else None, policy.routes[route]) if s is not None
+    ]
+    uses_floor = any(s.min_success is not None for s in specs) and not any(
+        s.max_shortfall is not None for s in specs
+    )
+    return "min_success" if uses_floor else "max_shortfall"
+
+
+def sweep_values(policy: Policy, route: str, feature: str | None) -> list[float]:
+    if swept_setting(policy, route, feature) == "min_success":
+        return [i / 20 for i in range(21)]
+    return [0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0]
+
+
+def _with_setting(policy: Policy, route: str, feature: str | None, value: float) -> Policy:
+    """The policy with the swept gate setting at ``value`` (on the feature when it sets its own)."""
+    key = swept_setting(policy, route, feature)
+    other = "min_success" if key == "max_shortfall" else "max_shortfall"
+    update = {key: value, other: None}
     feature_spec = policy.features.get(feature) if feature else None
-    if feature_spec is not None and feature_spec.min_success is not None:
+    if feature_spec is not None and getattr(feature_spec, key) is not None:
         features = dict(policy.features)
-        features[feature] = feature_spec.model_copy(update={"min_success": threshold})  # type: ignore[index]
+        features[feature] = feature_spec.model_copy(update=update)  # type: ignore[index]
         return policy.model_copy(update={"features": features})
     routes = dict(policy.routes)
-    routes[route] = routes[route].model_copy(update={"min_success": threshold})
+    routes[route] = routes[route].model_copy(update=update)
     return policy.model_copy(update={"routes": routes})
 
 
@@ -220,7 +242,7 @@ def replay(
 ) -> tuple[Point, dict[str, float]]:
     """Route every row through the real planner; score the model each one would go to."""
     if threshold is not None:
-        policy = _with_threshold(policy, route, feature, threshold)
+        policy = _with_setting(policy, route, feature, threshold)
     planner = Planner(policy, catalog)
     quality = cost = 0.0
     counts: dict[str, int] = {}
@@ -303,6 +325,7 @@ def evaluate(
         best=best_single(singles),
         result=result,
         sweep=tuple(curve),
+        swept=swept_setting(policy, route, feature),
         overlap=overlap,
         notes=tuple(notes),
     )

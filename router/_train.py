@@ -24,6 +24,7 @@ from policies.adequacy import (
     FORMAT,
     TOKEN_PATTERN,
     VERSION,
+    choose,
     encode_floats,
     prompt_fingerprint,
 )
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 THRESHOLDS: Final = tuple(round(i / 100, 2) for i in range(101))
+# The gate setting --target searches: max_shortfall beat min_success in cross-validation on every
+# RouterBench set (docs/adequacy.md), so it is the default.
+SETTINGS: Final = ("max_shortfall", "min_success")
 
 
 class TrainError(ValueError):
@@ -87,6 +91,7 @@ class TrainReport:
     folds: int
     calibration: tuple[Calibration, ...]
     threshold: float | None
+    setting: str
     target: Target | None
     target_quality: float | None
     sets: tuple[SetResult, ...] = field(default=())
@@ -103,7 +108,7 @@ class TrainReport:
             "models": list(self.models),
             "rows": self.rows,
             "folds": self.folds,
-            "suggested_min_success": self.threshold,
+            "suggested": None if self.threshold is None else {self.setting: self.threshold},
             "target": None if self.target is None else f"{self.target.fraction:g} of {self.target.model}",
             "target_quality": None if self.target_quality is None else round(self.target_quality, 6),
             "calibration": [
@@ -233,21 +238,6 @@ def _predict(
     return out
 
 
-def route_choices(
-    predicted: Mapping[str, Sequence[float]], order: Sequence[str], threshold: float
-) -> list[str]:
-    """What the planner's adequacy gate does: the cheapest model at or above the threshold, else the
-    likeliest."""
-    rows = len(predicted[order[0]])
-    choices = []
-    for i in range(rows):
-        chosen = next((m for m in order if predicted[m][i] >= threshold), None)
-        if chosen is None:
-            chosen = max(order, key=lambda m: predicted[m][i])
-        choices.append(chosen)
-    return choices
-
-
 def _calibration(model: str, predicted: Sequence[float], observed: Sequence[float | None]) -> Calibration:
     pairs = [(p, o) for p, o in zip(predicted, observed, strict=True) if o is not None]
     bins: list[tuple[float, float, int]] = []
@@ -272,6 +262,7 @@ def train(
     models: Sequence[str] | None = None,
     target: Target | None = None,
     settings: Settings = Settings(),
+    setting: str = "max_shortfall",
 ) -> tuple[dict[str, Any], TrainReport]:
     """Cross-validate, then fit on everything; returns the artifact (a JSON-able dict) and the report."""
     import numpy as np
@@ -313,8 +304,11 @@ def train(
         scored = [i for i in complete if data.outcomes[target.model][i] is not None]
         reference = sum(data.outcomes[target.model][i] or 0.0 for i in scored) / len(scored)
         target_quality = target.fraction * reference
-        threshold = _threshold(held_out, data, costs, scored, by_cost, target_quality)
-    sets = _per_set(held_out, data, costs, complete, by_cost, threshold if threshold is not None else 0.5)
+        threshold = _threshold(held_out, data, costs, scored, by_cost, target_quality, setting)
+    default = 0.5 if setting == "min_success" else 0.05
+    sets = _per_set(
+        held_out, data, costs, complete, by_cost, threshold if threshold is not None else default, setting
+    )
 
     vectorizer, fitted = _fit(texts, data, names, list(range(n)), settings)
     vocabulary = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
@@ -344,7 +338,7 @@ def train(
             }
             for m, (classifier, prior) in fitted.items()
         },
-        "suggested_min_success": threshold,
+        "suggested": None if threshold is None else {setting: threshold},
         "target": None if target is None else f"{target.fraction:g} of {target.model}",
         "training": {
             "files": [Path(s).name for s in data.sources],
@@ -365,6 +359,7 @@ def train(
         folds=settings.folds,
         calibration=calibration,
         threshold=threshold,
+        setting=setting,
         target=target,
         target_quality=target_quality,
         sets=sets,
@@ -386,15 +381,16 @@ def _score(
     rows: Sequence[int],
     by_cost: Sequence[str],
     threshold: float,
+    setting: str,
 ) -> Point:
     """The gate's choices on ``rows``, each among the models that row has an outcome for."""
     quality = cost = 0.0
     for i in rows:
         order = [m for m in by_cost if data.outcomes[m][i] is not None]
-        chosen = route_choices({m: [held_out[m][i]] for m in order}, order, threshold)[0]
+        chosen = choose({m: float(held_out[m][i]) for m in order}, order, **{setting: threshold})
         quality += data.outcomes[chosen][i] or 0.0
         cost += costs[chosen][i]
-    return Point(f"min_success {threshold:g}", quality / len(rows), cost / len(rows) * 1000)
+    return Point(f"{setting} {threshold:g}", quality / len(rows), cost / len(rows) * 1000)
 
 
 def _threshold(
@@ -404,11 +400,12 @@ def _threshold(
     rows: Sequence[int],
     by_cost: Sequence[str],
     target_quality: float,
+    setting: str,
 ) -> float | None:
     """The threshold reaching the target quality on held-out folds at the lowest cost (None: none does)."""
     best: tuple[float, float] | None = None
     for threshold in THRESHOLDS:
-        point = _score(held_out, data, costs, rows, by_cost, threshold)
+        point = _score(held_out, data, costs, rows, by_cost, threshold, setting)
         if point.quality + 1e-12 >= target_quality and (best is None or point.cost_per_1k < best[1]):
             best = (threshold, point.cost_per_1k)
     return None if best is None else best[0]
@@ -421,6 +418,7 @@ def _per_set(
     rows: Sequence[int],
     by_cost: Sequence[str],
     threshold: float,
+    setting: str,
 ) -> tuple[SetResult, ...]:
     results = []
     for index, source in enumerate(data.sources):
@@ -432,7 +430,7 @@ def _per_set(
         outcomes = {m: [float(data.outcomes[m][i] or 0.0) for i in members] for m in present}
         set_costs = {m: [costs[m][i] for i in members] for m in present}
         singles = single_points(outcomes, set_costs)
-        route = _score(held_out, data, costs, members, present, threshold)
+        route = _score(held_out, data, costs, members, present, threshold, setting)
         results.append(
             SetResult(
                 source=Path(source).name,

@@ -146,7 +146,7 @@ def test_a_missing_or_non_json_file_says_how_to_make_one(tmp_path: Path) -> None
 
 def test_the_gate_rejects_models_below_the_threshold_with_the_prediction() -> None:
     pytest.importorskip("numpy")
-    gate = AdequacyGate(Adequacy(hand_artifact()), 0.8)
+    gate = AdequacyGate(Adequacy(hand_artifact()), min_success=0.8)
     rejected, predicted = gate.verdicts("a hard question", ["cheap", "strong", "unknown"])
     assert rejected == {"cheap": "predicted success 0.05 < 0.80"}
     assert set(predicted) == {"cheap", "strong"}  # a model the file doesn't know is not judged
@@ -156,9 +156,11 @@ def test_the_gate_rejects_models_below_the_threshold_with_the_prediction() -> No
 def test_when_no_model_reaches_the_threshold_best_keeps_the_likeliest_and_fail_keeps_none() -> None:
     pytest.importorskip("numpy")
     adequacy = Adequacy(hand_artifact())
-    best, _ = AdequacyGate(adequacy, 0.99).verdicts("hard", ["cheap", "strong"])
+    best, _ = AdequacyGate(adequacy, min_success=0.99).verdicts("hard", ["cheap", "strong"])
     assert set(best) == {"cheap"}  # strong (0.88) is the likeliest: kept
-    fail, _ = AdequacyGate(adequacy, 0.99, "fail").verdicts("hard", ["cheap", "strong"])
+    fail, _ = AdequacyGate(adequacy, min_success=0.99, on_inadequate="fail").verdicts(
+        "hard", ["cheap", "strong"]
+    )
     assert set(fail) == {"cheap", "strong"}
 
 
@@ -174,3 +176,27 @@ def test_prompt_text_joins_every_messages_text_parts() -> None:
     assert prompt_text("plain") == "plain"
     assert prompt_text(None) == ""
     assert prompt_fingerprint("a") == prompt_fingerprint("a") != prompt_fingerprint("b")
+
+
+def test_max_shortfall_rejects_models_predicted_too_far_below_the_likeliest() -> None:
+    pytest.importorskip("numpy")
+    gate = AdequacyGate(Adequacy(hand_artifact()), max_shortfall=0.1)
+    rejected, _ = gate.verdicts("hard", ["cheap", "strong"])
+    assert rejected == {"cheap": "predicted success 0.05, 0.83 below strong's 0.88 (max_shortfall 0.1)"}
+    # easy: cheap 0.95 is the likeliest; strong 0.88 is within 0.1 of it and stays a candidate
+    assert gate.verdicts("easy", ["cheap", "strong"])[0] == {}
+    assert AdequacyGate(Adequacy(hand_artifact()), max_shortfall=0.05).verdicts("easy", ["cheap", "strong"])[
+        0
+    ] == {"strong": "predicted success 0.88, 0.07 below cheap's 0.95 (max_shortfall 0.05)"}
+
+
+def test_choose_is_the_gate_followed_by_cheapest() -> None:
+    from policies.adequacy import choose
+
+    predicted = {"cheap": 0.7, "mid": 0.85, "strong": 0.9}
+    order = ["cheap", "mid", "strong"]
+    assert choose(predicted, order, max_shortfall=0.25) == "cheap"
+    assert choose(predicted, order, max_shortfall=0.1) == "mid"
+    assert choose(predicted, order, max_shortfall=0.0) == "strong"
+    assert choose(predicted, order, min_success=0.8) == "mid"
+    assert choose(predicted, order, min_success=0.95) == "strong"  # none passes: the likeliest
