@@ -17,6 +17,7 @@ import hashlib
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
@@ -127,7 +128,16 @@ class Adequacy:
         if (int(low), int(high)) not in ((1, 1), (1, 2)):
             raise AdequacyError(f"{source}: ngram_range {low}-{high} is not supported (1-1 or 1-2).")
         self._bigrams = int(high) == 2
-        self._index = {term: i for i, term in enumerate(vocabulary)}
+        # Unigrams by text, bigrams by (first, second): counting then runs in C (Counter over the
+        # token list and over pairs of it) and only distinct terms are looked up.
+        self._index: dict[str, int] = {}
+        self._pairs: dict[tuple[str, str], int] = {}
+        for i, term in enumerate(vocabulary):
+            first, _, second = term.partition(" ")
+            if second:
+                self._pairs[(first, second)] = i
+            else:
+                self._index[term] = i
         self._idf = idf
         self._coef = coef
         self._intercept = intercept
@@ -178,17 +188,11 @@ class Adequacy:
         if self._lowercase:
             text = text.lower()
         tokens = self._token.findall(text)
-        index = self._index
-        counts: dict[int, int] = {}
-        for token in tokens:
-            i = index.get(token)
-            if i is not None:
-                counts[i] = counts.get(i, 0) + 1
-        if self._bigrams:
-            for first, second in pairwise(tokens):
-                i = index.get(f"{first} {second}")
-                if i is not None:
-                    counts[i] = counts.get(i, 0) + 1
+        index, pairs = self._index, self._pairs
+        found = [(index[t], n) for t, n in Counter(tokens).items() if t in index]
+        if self._bigrams and pairs:
+            found += [(pairs[p], n) for p, n in Counter(pairwise(tokens)).items() if p in pairs]
+        counts = dict(found)
         if not counts:
             return np.empty(0, dtype=np.intp), np.empty(0)
         idx = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))

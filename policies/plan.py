@@ -163,7 +163,7 @@ class Planner:
         specs: list[RouteSpec | FeatureSpec] = [*policy.routes.values(), *policy.features.values()]
         for spec in specs:
             if spec.adequacy is not None and spec.adequacy not in self._adequacy:
-                self._adequacy[spec.adequacy] = _load_adequacy(spec.adequacy, policy.source)
+                self._adequacy[spec.adequacy] = load_adequacy(spec.adequacy, policy.source)
         self._targets: dict[str, _Target] = {name: self._route_target(name) for name in policy.routes}
         # Memoized pure results, keyed by (model=, feature); bounded by routes x features in the policy.
         self._static: dict[tuple[str, str], _Static] = {}
@@ -353,7 +353,14 @@ class Planner:
         )
 
 
-def _load_adequacy(path: str, source: str | None) -> Adequacy:
+def route_models(policy: Policy, route: str) -> tuple[str, ...]:
+    """Every model a route may send a request to: its candidates (all models if none), then fallbacks."""
+    spec = policy.routes[route]
+    candidates = spec.candidates if spec.candidates is not None else tuple(policy.models)
+    return tuple(dict.fromkeys((*candidates, *spec.fallbacks)))
+
+
+def load_adequacy(path: str, source: str | None) -> Adequacy:
     """An adequacy file named in the policy, relative to the policy file's folder."""
     resolved = Path(path)
     if not resolved.is_absolute() and source is not None and not source.startswith("<"):

@@ -18,7 +18,7 @@ from itertools import pairwise
 from typing import Any
 
 from policies.adequacy import Adequacy
-from policies.plan import Planner, describe_request
+from policies.plan import Planner, describe_request, route_models
 from policies.schema import Policy
 from policies.tokens import estimate_prompt_tokens
 from providers.catalog import ModelInfo
@@ -259,14 +259,6 @@ def replay(
     n = len(rows)
     share = {m: c / n for m, c in sorted(counts.items(), key=lambda kv: -kv[1])}
     return Point(route, quality / n, cost / n * 1000), share
-
-
-def route_models(policy: Policy, route: str) -> tuple[str, ...]:
-    spec = policy.routes.get(route)
-    if spec is None:
-        raise KeyError(route)
-    candidates = spec.candidates if spec.candidates is not None else tuple(policy.models)
-    return tuple(dict.fromkeys((*candidates, *spec.fallbacks)))
 
 
 def evaluate(

@@ -246,3 +246,31 @@ def test_annotated_example_in_the_docs_passes_the_catalog_checks() -> None:
     env = {"ROUTER_FAKE_URL": "http://127.0.0.1:8000", "AZURE_RESOURCE": "example"}
     for block in blocks:
         assert validate_policy_text(block, source="docs", env=env) == []
+
+
+def test_an_adequacy_file_that_cant_be_read_or_knows_no_model_of_the_route_is_reported(
+    tmp_path: Path,
+) -> None:
+    import pytest
+
+    pytest.importorskip("numpy")
+    from tests.adequacy_helpers import write_hand_artifact
+
+    write_hand_artifact(tmp_path / "other.json", cheap="x", strong="y")
+    text = textwrap.dedent(
+        """\
+        models:
+          a: {provider: openai_compatible, api_base: "http://a.test/v1",
+              input_cost_per_mtok: 1, output_cost_per_mtok: 1}
+        routes:
+          missing: {candidates: [a], adequacy: nowhere.json}
+          stranger: {candidates: [a], adequacy: other.json}
+        """
+    )
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    found = [f"{p.line}: {p.message}" for p in validate_policy(path)]
+    assert found[0].startswith("5: ") and "nowhere.json: can't read the adequacy file" in found[0]
+    assert (
+        found[1].startswith("6: ") and "knows none of route 'stranger''s models (it knows x, y)" in found[1]
+    )
