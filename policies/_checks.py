@@ -9,7 +9,8 @@ catalog was updated.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+from urllib.parse import urlsplit
 
 from policies._convert import Converted
 from policies._explain import closest, listing
@@ -135,6 +136,96 @@ def _check_aliases(conv: Converted, report: Report, models: list[str] | None, ro
             )
 
 
+# The scope under which the policy-wide budget keeps its figures (router._budgets.ALL_FEATURES).
+RESERVED_FEATURES: Final = frozenset({"*"})
+LEDGER_FORMS: Final = (
+    "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db, redis://host:port/db"
+    " or rediss://host:port/db"
+)
+
+
+def _url_problem(url: str, schemes: tuple[str, ...]) -> str | None:
+    """What is wrong with ``url`` as an http(s) or redis URL; never quotes it (it may hold a password)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - parsing the port is the check: "host:abc" raises
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme.lower() not in schemes:
+        scheme = f"'{parts.scheme}'" if parts.scheme else "none"
+        return f"has the scheme {scheme}; it must be {' or '.join(s + '://' for s in schemes)}"
+    if not parts.hostname:
+        return "names no host"
+    return None
+
+
+def _check_ledger(conv: Converted, report: Report) -> None:
+    """``ledger:`` must be a URL a ledger backend opens; otherwise every budgeted request would fail."""
+    url = conv.data.get("ledger")
+    if not isinstance(url, str):
+        return  # absent (the default file), or not text: the schema reports that
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    problem: str | None = None
+    if not sep:
+        problem = "is not a URL"
+    elif scheme == "memory":
+        problem = None if not rest else "takes nothing after memory://"
+    elif scheme == "sqlite":
+        if not rest.startswith("/") or len(rest) < 2:
+            problem = "needs a path after sqlite:/// (three slashes, four for an absolute path)"
+        elif "?" in rest:
+            problem = "takes no query parameters"
+    elif scheme in ("redis", "rediss"):
+        problem = _url_problem(url, ("redis", "rediss"))
+    else:
+        problem = f"has the scheme '{scheme}', which is not a ledger's"
+    if problem is not None:
+        report(("ledger",), f"the ledger URL {problem} — use {LEDGER_FORMS}")
+
+
+def _check_api_bases(conv: Converted, report: Report) -> None:
+    """``api_base:`` must be an http(s) URL: ``file:///x`` or ``http://[::1`` would fail only per request."""
+    models = conv.data.get("models")
+    if not isinstance(models, dict):
+        return
+    for name, spec in models.items():
+        url = spec.get("api_base") if isinstance(spec, dict) else None
+        if not isinstance(url, str):
+            continue
+        problem = _url_problem(url, ("http", "https"))
+        if problem is not None:
+            report(("models", name, "api_base"), f"api_base {problem} — give the provider's base URL")
+
+
+def _check_feature_names(conv: Converted, report: Report) -> None:
+    features = conv.data.get("features")
+    if not isinstance(features, dict):
+        return
+    for name in features:
+        if name in RESERVED_FEATURES:
+            report(
+                ("features", name),
+                f"the feature name '{name}' is reserved: the policy-wide budget keeps its figures under it"
+                " — rename the feature",
+                key=True,
+            )
+
+
+def value_checks(conv: Converted) -> list[Issue]:
+    """The checks of single values (URLs, reserved names), also run on policies built in code."""
+    issues: list[Issue] = []
+
+    def report(path: Path, message: str, *, key: bool = False) -> None:
+        if not conv.is_settled(path):
+            issues.append(Issue(path, conv.line(path, key=key), message))
+
+    _check_ledger(conv, report)
+    _check_api_bases(conv, report)
+    _check_feature_names(conv, report)
+    return issues
+
+
 def cross_check(conv: Converted) -> list[Issue]:
     data = conv.data
     if not isinstance(data, dict):
@@ -153,4 +244,4 @@ def cross_check(conv: Converted) -> list[Issue]:
     _check_routes(conv, report, known, routes)
     _check_fallbacks(conv, report, known, sorted(routes))
     _check_aliases(conv, report, known, sorted(routes))
-    return issues
+    return issues + value_checks(conv)

@@ -28,6 +28,12 @@ CAPABILITY_WORDS: Final[Mapping[str, str]] = MappingProxyType(
     }
 )
 
+NO_PRICE: Final = "no price: can't be budgeted — set input_cost_per_mtok/output_cost_per_mtok"
+CATALOG_FREE: Final = (
+    "priced $0 by the catalog, not by the policy: can't be budgeted — set input_cost_per_mtok: 0 and"
+    " output_cost_per_mtok: 0 if it really is free"
+)
+
 BudgetCheck = Callable[[ModelInfo, float], "str | None"]
 """Called with a model and this request's worst-case cost on it; returns a reason to reject, or None."""
 
@@ -61,6 +67,10 @@ class PlanContext:
     budget: BudgetCheck | None = None
     observed: Observations = field(default_factory=NoObservations)
     expected_output_tokens: int = 256
+    # A budget covers this request (the feature's or the policy-wide one), and the models whose
+    # prices the policy itself states (so a $0 there is a declaration, not a gap in the catalog).
+    budgeted: bool = False
+    declared_prices: frozenset[str] = frozenset()
 
 
 class Filter(Protocol):
@@ -101,6 +111,25 @@ def meets_quality(model: ModelInfo, context: PlanContext) -> str | None:
     return None
 
 
+def priced_for_budget(model: ModelInfo, context: PlanContext) -> str | None:
+    """Under a budget, a model must have a known price: an unknown one would reserve and settle $0.
+
+    A free model says so in the policy (``input_cost_per_mtok: 0``); a $0 that only the catalog
+    claims (litellm lists some paid models at $0) is treated as unknown.
+    """
+    if not context.budgeted:
+        return None
+    if not model.priced:
+        return NO_PRICE
+    if (
+        not model.input_cost_per_mtok
+        and not model.output_cost_per_mtok
+        and model.name not in context.declared_prices
+    ):
+        return CATALOG_FREE
+    return None
+
+
 def fits_context(model: ModelInfo, context: PlanContext) -> str | None:
     """Prompt plus requested output within the context window; requested output within max output.
 
@@ -120,19 +149,50 @@ def fits_context(model: ModelInfo, context: PlanContext) -> str | None:
     return None
 
 
+def worst_case_tokens(model: ModelInfo, context: PlanContext) -> tuple[int, int]:
+    """(prompt, output) tokens at most billed for this request on this model; output over all choices.
+
+    The prompt is billed once, the output once per choice (``n``). Each choice writes at most the
+    request's limit (the larger of ``max_tokens`` and ``max_completion_tokens``, which include
+    reasoning tokens), else the model's max output, else what the window leaves after the smallest
+    prompt the request can be (the exact count if one was made, else nothing).
+    """
+    request = context.request
+    prompt = request.prompt
+    output = request.max_output_tokens or model.max_output_tokens
+    if output is None and model.context_window is not None:
+        smallest = prompt.best if prompt is not None and prompt.counted else 0
+        output = max(model.context_window - smallest, 1)
+    if output is None:
+        # Nothing bounds it: the policy's assumption. Under a budget such a model is refused
+        # (bounded_for_budget) unless the request sets max_tokens.
+        output = context.expected_output_tokens
+    return (prompt.upper_bound if prompt is not None else 0), output * request.choices
+
+
 def worst_case_cost(model: ModelInfo, context: PlanContext) -> float | None:
-    """This request's most expensive outcome on this model: every output token it may write."""
+    """This request's most expensive outcome on this model: every token it may be billed for."""
     if not model.priced:
         return None
     assert model.input_cost_per_mtok is not None and model.output_cost_per_mtok is not None
     # Bounds, not estimates: a budget reservation must cover whatever the provider will bill.
-    prompt = context.request.prompt.upper_bound if context.request.prompt is not None else 0
-    output = context.request.max_output_tokens or model.max_output_tokens
-    if output is None and model.context_window is not None:
-        output = max(model.context_window - prompt, 1)  # all the window leaves for the answer
-    if output is None:
-        output = context.expected_output_tokens  # nothing bounds it: the policy's assumption
+    prompt, output = worst_case_tokens(model, context)
     return (prompt * model.input_cost_per_mtok + output * model.output_cost_per_mtok) / 1_000_000
+
+
+def bounded_for_budget(model: ModelInfo, context: PlanContext) -> str | None:
+    """Under a budget, a request's output must be bounded: by max_tokens, or the model's known limits."""
+    if (
+        context.budgeted
+        and context.request.max_output_tokens is None
+        and model.max_output_tokens is None
+        and model.context_window is None
+    ):
+        return (
+            "no output limit: can't be budgeted — set max_output_tokens (or context_window) under"
+            f" models.{model.name}, or send max_tokens"
+        )
+    return None
 
 
 def within_budget(model: ModelInfo, context: PlanContext) -> str | None:
@@ -141,10 +201,16 @@ def within_budget(model: ModelInfo, context: PlanContext) -> str | None:
         return None
     worst = worst_case_cost(model, context)
     if worst is None:
-        return "no known price, so its worst-case cost cannot be checked against the budget"
+        return NO_PRICE
     return context.budget(model, worst)
 
 
 # Order matters only for which reason is recorded: the cheapest checks first, the budget last.
-STATIC_FILTERS: Final[tuple[Filter, ...]] = (has_required_capabilities, meets_quality)
-REQUEST_FILTERS: Final[tuple[Filter, ...]] = (healthy, serves_request, fits_context, within_budget)
+STATIC_FILTERS: Final[tuple[Filter, ...]] = (has_required_capabilities, meets_quality, priced_for_budget)
+REQUEST_FILTERS: Final[tuple[Filter, ...]] = (
+    healthy,
+    serves_request,
+    fits_context,
+    bounded_for_budget,
+    within_budget,
+)

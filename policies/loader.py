@@ -15,7 +15,7 @@ from typing import Any, Final
 from openai import OpenAIError
 from pydantic import ValidationError
 
-from policies._checks import cross_check
+from policies._checks import cross_check, value_checks
 from policies._convert import Converted, Where, convert
 from policies._explain import allowed_keys, explain, unknown_key
 from policies._issue import Issue, Path, describe, dotted
@@ -27,6 +27,7 @@ __all__ = [
     "PolicyError",
     "Positions",
     "Problem",
+    "check_values",
     "load_default_policy",
     "load_policy",
     "load_policy_with_positions",
@@ -228,6 +229,14 @@ def load_default_policy(env: Mapping[str, str] | None = None) -> Policy:
             " to a policy file path",
         )
     return parse_policy(_read(path, f" (named by {DEFAULT_POLICY_ENV})"), source=path, env=environ)
+
+
+def check_values(policy: Policy) -> list[Problem]:
+    """What loading a file would reject in a policy built in code (``Policy.model_validate``): ledger
+    and ``api_base`` URLs no backend or transport can use, a reserved feature name. No lines: the
+    policy has none."""
+    conv = Converted(data=policy.model_dump(exclude={"source"}, by_alias=True))
+    return _sorted(value_checks(conv), policy.source or "<policy>")
 
 
 def policy_json_schema() -> dict[str, Any]:

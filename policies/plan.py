@@ -23,6 +23,7 @@ from policies.filters import (
     NoObservations,
     Observations,
     PlanContext,
+    bounded_for_budget,
     healthy,
     serves_request,
     within_budget,
@@ -61,7 +62,8 @@ class RouteRequest:
     stream: bool = False
     needs: frozenset[str] = frozenset()
     prompt: PromptSize | None = None
-    max_output_tokens: int | None = None
+    max_output_tokens: int | None = None  # per choice
+    choices: int = 1  # OpenAI's n: each choice is billed for its output, the prompt once
 
 
 def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: bool) -> RouteRequest:
@@ -80,14 +82,17 @@ def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: 
         needs.add("json_schema")
     if stream:
         needs.add("streaming")
-    max_output = body.get("max_completion_tokens") or body.get("max_tokens")
+    # Both given: which one a provider honours varies (older servers ignore max_completion_tokens),
+    # so the larger bounds what it may bill.
+    limits = [int(v) for v in (body.get("max_completion_tokens"), body.get("max_tokens")) if v]
     return RouteRequest(
         model=model,
         feature=feature,
         stream=stream,
         needs=frozenset(needs),
         prompt=PromptSize(messages, tools),
-        max_output_tokens=int(max_output) if max_output else None,
+        max_output_tokens=max(limits) if limits else None,
+        choices=int(body.get("n") or 1),
     )
 
 
@@ -139,6 +144,10 @@ class _Static:
     rejected: Mapping[str, str]
     rules: tuple[str, ...]
     gate: AdequacyGate | None = None
+    # A budget covers these requests, and some eligible model has no known output limit: then a
+    # request without max_tokens cannot be bounded on it (policies.filters.bounded_for_budget).
+    budgeted: bool = False
+    unbounded: bool = False
 
 
 class Planner:
@@ -165,6 +174,12 @@ class Planner:
             if spec.adequacy is not None and spec.adequacy not in self._adequacy:
                 self._adequacy[spec.adequacy] = load_adequacy(spec.adequacy, policy.source)
         self._targets: dict[str, _Target] = {name: self._route_target(name) for name in policy.routes}
+        # Models whose prices the policy states itself: there, $0 means free (policies.filters).
+        self._declared_prices = frozenset(
+            name
+            for name, spec in policy.models.items()
+            if spec.input_cost_per_mtok is not None and spec.output_cost_per_mtok is not None
+        )
         # Memoized pure results, keyed by (model=, feature); bounded by routes x features in the policy.
         self._static: dict[tuple[str, str], _Static] = {}
 
@@ -243,8 +258,13 @@ class Planner:
                     f"feature {feature_name} min_quality "
                     + ", ".join(f"{b} ≥ {v:g}" for b, v in feature.min_quality.items())
                 )
+        budgeted = self.policy.budget is not None or (feature is not None and feature.budget is not None)
         context = PlanContext(
-            request=RouteRequest(model=""), requires=frozenset(requires), floors=MappingProxyType(floors)
+            request=RouteRequest(model=""),
+            requires=frozenset(requires),
+            floors=MappingProxyType(floors),
+            budgeted=budgeted,
+            declared_prices=self._declared_prices,
         )
         eligible: list[tuple[ModelInfo, bool]] = []
         rejected: dict[str, str] = {}
@@ -274,6 +294,9 @@ class Planner:
             rejected=MappingProxyType(rejected),
             rules=tuple(rules),
             gate=gate,
+            budgeted=budgeted,
+            unbounded=budgeted
+            and any(m.max_output_tokens is None and m.context_window is None for m, _ in eligible),
         )
 
     def _gate(self, target: _Target, feature: FeatureSpec | None) -> AdequacyGate | None:
@@ -316,13 +339,14 @@ class Planner:
             budget=budget,
             observed=observed,
             expected_output_tokens=target.expected_output_tokens,
+            budgeted=static.budgeted,
         )
         rejected = dict(static.rejected)
         ranked: list[Candidate] = []
         fallbacks: list[Candidate] = []
         prompt = request.prompt
         prompt_tokens = prompt.best if prompt is not None else 0
-        checks = _active_filters(request, health, budget)
+        checks = _active_filters(request, health, budget, static.unbounded)
         for model, is_fallback in static.eligible:
             reason = None
             for check in checks:
@@ -390,7 +414,7 @@ def _gate_candidates(
 
 
 def _active_filters(
-    request: RouteRequest, health: Mapping[str, str], budget: BudgetCheck | None
+    request: RouteRequest, health: Mapping[str, str], budget: BudgetCheck | None, unbounded: bool = False
 ) -> tuple[Filter, ...]:
     """The request filters that can reject anything for this request, in REQUEST_FILTERS order.
 
@@ -403,6 +427,7 @@ def _active_filters(
         if (check is not healthy or health)
         and (check is not serves_request or request.needs)
         and (check is not within_budget or budget is not None)
+        and (check is not bounded_for_budget or (unbounded and request.max_output_tokens is None))
     )
 
 
@@ -417,5 +442,5 @@ def _candidate(
     price_out = model.output_cost_per_mtok
     cost = None
     if price_in is not None and price_out is not None:
-        cost = (prompt_tokens * price_in + output * price_out) / 1_000_000
+        cost = (prompt_tokens * price_in + output * request.choices * price_out) / 1_000_000
     return Candidate(model.name, model.provider, cost, prompt_tokens, output, fallback)

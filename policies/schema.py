@@ -55,6 +55,16 @@ class ModelSpec(_Frozen):
         default=None, description="Benchmark scores by lower-case name, merged over the shipped ones."
     )
 
+    def __repr_args__(self) -> Any:
+        # Header values and URL userinfo are credentials: a repr (a log line, a traceback) shows neither.
+        for name, value in super().__repr_args__():
+            if name == "headers" and value:
+                value = {key: "<redacted>" for key in value}
+            elif name == "api_base" and value and "@" in value:
+                scheme, _, rest = value.partition("://")
+                value = f"{scheme}://<redacted>@{rest.rpartition('@')[2]}"
+            yield name, value
+
     def catalog_overrides(self) -> dict[str, Any]:
         """The fields that override the catalog, for providers.catalog.resolve_model."""
         return {

@@ -69,7 +69,15 @@ def _image_part_tokens(part: Mapping[str, Any]) -> int:
 
 
 def _utf8_len(text: str) -> int:
-    return len(text) if text.isascii() else len(text.encode("utf-8"))
+    # surrogatepass: a lone surrogate (sent \u-escaped) counts as the 3 bytes it would take, not an error.
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _tokens(encoding: Any, text: str) -> int:
+    try:
+        return len(encoding.encode(text, disallowed_special=()))
+    except UnicodeEncodeError:  # a lone surrogate: count it as the replacement character
+        return len(encoding.encode(text.encode("utf-8", "replace").decode("utf-8"), disallowed_special=()))
 
 
 def _content_parts(content: Any) -> tuple[list[str], int]:
@@ -151,9 +159,9 @@ def count_prompt_tokens(messages: Sequence[Mapping[str, Any]], tools: Sequence[A
     for message in messages:
         texts, images = _message_texts(message)
         total += PER_MESSAGE_TOKENS + images
-        total += sum(len(encoding.encode(t, disallowed_special=())) for t in texts if t)
+        total += sum(_tokens(encoding, t) for t in texts if t)
     if tools:
-        total += len(encoding.encode(json.dumps(tools, separators=(",", ":")), disallowed_special=()))
+        total += _tokens(encoding, json.dumps(tools, separators=(",", ":")))
     return total
 
 

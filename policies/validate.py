@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from policies._explain import closest, listing
 from policies._issue import Path
-from policies.filters import STATIC_FILTERS, PlanContext
+from policies.filters import STATIC_FILTERS, PlanContext, priced_for_budget
 from policies.loader import (
     LoadedPolicy,
     PolicyError,
@@ -103,6 +103,8 @@ def check_policy(
         if not unknown:
             problems += _unservable_feature(name, feature.require, feature.min_quality, models, where)
     problems += _adequacy_files(policy, where)
+    problems += _unbudgetable(policy, models, where)
+    problems += _environment(policy, where)
     unique = dict.fromkeys(problems)
     return sorted(unique, key=lambda p: (p.line is None, p.line or 0))
 
@@ -166,6 +168,55 @@ def _unpriced(policy: Policy, route: str, models: Mapping[str, ModelInfo], where
                     path,
                     f"model '{name}' has no known price, so 'cheapest' cannot rank it — set"
                     f" {' and '.join(missing)} under models.{name}",
+                )
+            )
+    return problems
+
+
+def _unbudgetable(policy: Policy, models: Mapping[str, ModelInfo], where: Positions) -> list[Problem]:
+    """Under a budget the planner rejects every model without a known price (policies.filters).
+
+    A feature may use any route, so with any budget in the policy each unpriced model is one that
+    budgeted requests can never use — the reason the planner would give, on the model's own entry.
+    """
+    budgets = (["budget"] if policy.budget is not None else []) + [
+        f"features.{name}.budget" for name, spec in policy.features.items() if spec.budget is not None
+    ]
+    if not budgets:
+        return []
+    declared = frozenset(
+        name
+        for name, spec in policy.models.items()
+        if spec.input_cost_per_mtok is not None and spec.output_cost_per_mtok is not None
+    )
+    context = PlanContext(request=RouteRequest(model=""), budgeted=True, declared_prices=declared)
+    problems = []
+    for name in policy.models:
+        reason = priced_for_budget(models[name], context)
+        if reason is not None:
+            problems.append(
+                where.problem(
+                    ("models", name),
+                    f"model '{name}' can never serve a request under {listing(budgets)}: {reason}"
+                    f" (under models.{name})",
+                    key=True,
+                )
+            )
+    return problems
+
+
+def _environment(policy: Policy, where: Positions) -> list[Problem]:
+    """What depends on this machine rather than on the file: a log file's directory must exist."""
+    problems = []
+    logging = policy.logging
+    if logging is not None and logging.file:
+        folder = os.path.dirname(os.path.abspath(os.path.expanduser(logging.file)))
+        if not os.path.isdir(folder):
+            problems.append(
+                where.problem(
+                    ("logging", "file"),
+                    f"the directory {folder} does not exist, so no client could open this log file"
+                    " — create the directory or fix the path",
                 )
             )
     return problems

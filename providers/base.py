@@ -8,10 +8,12 @@ Errors leave an adapter already translated into openai's classes (providers.erro
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -40,6 +42,38 @@ class Deployment:
     # Quirks of the provider's streams through litellm (providers.registry.ProviderSpec).
     stream_ends_with_usage: bool = False
     stream_ignores_timeout: bool = False
+
+    def __repr__(self) -> str:
+        # Header values are often credentials (a proxy's token, an org key): names only, never values.
+        shown = []
+        for f in fields(self):
+            if f.name == "api_key":
+                continue
+            value = getattr(self, f.name)
+            if f.name == "headers":
+                value = {name: "<redacted>" for name in value}
+            shown.append(f"{f.name}={value!r}")
+        return f"Deployment({', '.join(shown)})"
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """``https://user:pass@host/v1`` → (``https://host/v1``, an ``Authorization: Basic`` value).
+
+    httpx would send userinfo as Basic auth anyway, but it also logs the URL (password included) at
+    INFO; sending the credentials as a header keeps them out of every URL we or httpx print.
+    """
+    if "@" not in url:
+        return url, None
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, None  # not a URL at all: the policy loader reports it
+    if parts.username is None and parts.password is None:
+        return url, None
+    user, password = unquote(parts.username or ""), unquote(parts.password or "")
+    token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+    clean = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
+    return clean, f"Basic {token}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,11 @@ import asyncio
 import copy
 import functools
 import os
+import re
 import threading
 from collections.abc import AsyncIterator, Iterator
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 import httpx
 import openai
@@ -41,7 +42,7 @@ def import_litellm() -> ModuleType:
 def _arguments(deployment: Deployment, body: JSON, options: CallOptions, stream: bool) -> dict[str, Any]:
     arguments: dict[str, Any] = {
         # A deep copy: litellm's Gemini path rewrites tool schemas in place, and the body is the caller's.
-        **copy.deepcopy(body),
+        **_copy(body),
         "model": deployment.litellm_model or deployment.model,
         "stream": stream,
         # We retry and fall back ourselves, by policy; litellm must make exactly one call.
@@ -62,6 +63,31 @@ def _arguments(deployment: Deployment, body: JSON, options: CallOptions, stream:
     if options.timeout is not None:
         arguments["timeout"] = options.timeout
     return arguments
+
+
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
+def _copy(value: Any) -> Any:
+    """A deep copy of a request body in which a lone surrogate becomes U+FFFD.
+
+    litellm encodes bodies as UTF-8 JSON, where a lone surrogate (half of a pair, from text cut
+    inside an emoji) raises UnicodeEncodeError; the fast path sends it ``\\u``-escaped instead, which
+    litellm cannot be asked to do. Replacing the half character beats failing the request.
+    """
+    if isinstance(value, str):
+        if value.isascii():
+            return value
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return _SURROGATE.sub("\ufffd", value)
+        return value
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return copy.deepcopy(value)
 
 
 def _as_dict(obj: Any) -> JSON:

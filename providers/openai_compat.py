@@ -43,7 +43,12 @@ class _OpenAICompatibleBase:
             headers = headers.copy()
             headers.update(options.extra_headers)
         payload = {**body, "model": deployment.model}
-        content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        try:
+            content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            # A lone surrogate (text cut between the halves of a pair) has no UTF-8 form: send the
+            # body \u-escaped instead, which JSON allows and every server decodes to the same string.
+            content = json.dumps(payload, separators=(",", ":")).encode()
         timeout = options.timeout if options.timeout is not None else DEFAULT_TIMEOUT
         extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
         return httpx.Request(

@@ -10,6 +10,7 @@ from router._client import AsyncOpenAI, OpenAI
 from router._exceptions import (
     BudgetExceededError,
     DeadlineExceededError,
+    InvalidRequestError,
     ModelNotFoundError,
     NoCandidateError,
     RouterError,
@@ -30,6 +31,7 @@ __all__ = [
     "BudgetEvent",
     "BudgetExceededError",
     "DeadlineExceededError",
+    "InvalidRequestError",
     "LedgerError",
     "ModelNotFoundError",
     "NoCandidateError",

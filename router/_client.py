@@ -120,7 +120,7 @@ class _BaseClient:
         if policy_spec.logging is not None:
             from router.logging import configure_from_spec
 
-            configure_from_spec(policy_spec.logging)
+            configure_from_spec(policy_spec.logging, source=policy_spec.source)
         self._budgets = BudgetBook(policy_spec) if BudgetBook(policy_spec).has_budgets else None
 
     @property

@@ -13,7 +13,7 @@ from types import MappingProxyType
 
 from policies.plan import Planner
 from policies.schema import ModelSpec, Policy
-from providers.base import Deployment
+from providers.base import Deployment, split_credentials
 from providers.catalog import ModelInfo, resolve_model
 from providers.registry import provider_spec
 from router._resilience import Resilience, resilience_for
@@ -31,6 +31,11 @@ class Engine:
         base_url: str | None = None,
         default_headers: Mapping[str, str] | None = None,
     ) -> None:
+        from policies.loader import PolicyError, check_values  # not at `import router`: only for clients
+
+        problems = check_values(policy)  # a file was checked on loading; a Policy built in code was not
+        if problems:
+            raise PolicyError(problems)
         self.policy = policy
         # Names the policy in every route.decided event: a log line ties to the file that decided it.
         self.policy_hash = hashlib.sha256(policy.model_dump_json().encode()).hexdigest()[:12]
@@ -81,6 +86,10 @@ def _deployment(
     headers = dict(spec.headers or {})
     if is_openai and default_headers:
         headers = {**default_headers, **headers}
+    if api_base:
+        api_base, basic = split_credentials(api_base)
+        if basic is not None and not any(name.lower() == "authorization" for name in headers):
+            headers["authorization"] = basic
     problem: str | None = None
     if key_env and not key:
         problem = f"no API key: set {key_env} (or api_key_env: in the policy)"

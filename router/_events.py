@@ -161,6 +161,8 @@ class Events:
                 fallback=bool(attempts) and record.model != attempts[0].model,
                 stream=record.stream,
             )
+            if usage is not None and usage.suspect is not None:
+                event["usage_suspect"] = usage.suspect  # charged at the worst case instead
             if self._log_content and content is not None:
                 event["content"] = content
             _emit(_INFO, event)
@@ -193,26 +195,26 @@ class Events:
         self._trace(record, error)
 
     def budget(self, request_id: str, feature: str, event: BudgetEvent) -> None:
-        """``budget.warning`` / ``budget.exceeded`` (WARNING), ``budget.downgraded`` (INFO)."""
+        """``budget.warning``/``exceeded``/``overrun`` (WARNING), ``budget.downgraded`` (INFO)."""
         level = _BUDGET_LEVEL.get(event.kind, _WARNING)
         if not _logger.isEnabledFor(level):
             return
-        _emit(
-            level,
-            Event(
-                event=f"budget.{event.kind}",
-                request_id=request_id,
-                feature=feature,
-                scope=event.scope,
-                window=event.window,
-                limit_usd=event.limit_usd,
-                spent_usd=event.spent_usd,
-                reserved_usd=event.reserved_usd,
-                threshold=event.threshold,
-                model=event.model,
-                resets_at=event.resets_at,
-            ),
+        fields = Event(
+            event=f"budget.{event.kind}",
+            request_id=request_id,
+            feature=feature,
+            scope=event.scope,
+            window=event.window,
+            limit_usd=event.limit_usd,
+            spent_usd=event.spent_usd,
+            reserved_usd=event.reserved_usd,
+            threshold=event.threshold,
+            model=event.model,
+            resets_at=event.resets_at,
         )
+        if event.overrun_usd is not None:
+            fields["overrun_usd"] = event.overrun_usd
+        _emit(level, fields)
 
     def _trace(self, record: RoutingRecord, error: BaseException | None) -> None:
         # Spans only when the app uses OpenTelemetry: we never import it ourselves, so an app

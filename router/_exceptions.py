@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BudgetExceededError",
     "DeadlineExceededError",
+    "InvalidRequestError",
     "ModelNotFoundError",
     "NoCandidateError",
     "RouterError",
@@ -136,3 +137,14 @@ class BudgetExceededError(openai.RateLimitError, RouterError):
         super().__init__(message, response=response, body=error)
 
     routing: RoutingRecord | None = None
+
+
+class InvalidRequestError(openai.BadRequestError, RouterError):
+    """The request is malformed, as OpenAI's API would say (400, ``param`` names the field).
+
+    Raised before anything is reserved, planned or sent.
+    """
+
+    def __init__(self, message: str, *, param: str, code: str = "invalid_value") -> None:
+        response = _response(400, message, code, {"param": param})
+        super().__init__(message, response=response, body=response.json()["error"])

@@ -19,7 +19,7 @@ from typing import Any, Final
 import httpx
 import openai
 
-from policies.filters import PlanContext, worst_case_cost
+from policies.filters import PlanContext, worst_case_cost, worst_case_tokens
 from policies.plan import DEFAULT_FEATURE, Plan, RouteRequest, describe_request
 from providers.base import JSON, CallOptions, Deployment, Timeout
 from providers.errors import error_class, retry_after_s
@@ -31,7 +31,8 @@ from router._health import Breakers
 from router._observations import Observations
 from router._resilience import RETRYABLE, Resilience
 from router._routing import Attempt, BudgetEvent, RoutingRecord, Usage
-from router.ledger._types import Hold, Line, Refusal, Totals
+from router._validation import messages_list, validate_params
+from router.ledger._types import Hold, Line, Refusal, Totals, to_nanos, to_nanos_up, to_usd
 
 # Keyword arguments of ``create`` that steer the router or the transport rather than the model.
 _TRANSPORT: Final = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
@@ -69,13 +70,16 @@ def normalize(kwargs: Mapping[str, Any], default_timeout: Timeout) -> Request:
         raise TypeError(
             "create() missing required keyword argument: 'model' (a route such as 'auto', or a model)"
         )
-    model = str(params.pop("model"))
-    stream = bool(params.pop("stream", False))
+    # Validated before anything is reserved or sent (router._validation), as OpenAI's API would.
+    params["messages"] = messages_list(params["messages"])
+    validate_params(params)
+    model: str = params.pop("model")
+    stream: bool = params.pop("stream", False)
     feature = DEFAULT_FEATURE
     metadata = params.pop("metadata", None)
     if metadata:
         metadata = dict(metadata)
-        feature = str(metadata.pop("feature", DEFAULT_FEATURE))
+        feature = metadata.pop("feature", DEFAULT_FEATURE)
         if metadata:
             params["metadata"] = metadata
     timeout = params.pop("timeout", None)
@@ -86,6 +90,7 @@ def normalize(kwargs: Mapping[str, Any], default_timeout: Timeout) -> Request:
     )
     extra_body = params.pop("extra_body", None)
     if extra_body:
+        validate_params(extra_body)  # n, max_tokens... sent this way bound the cost all the same
         params.update(extra_body)
     caller_wants_usage = False
     if stream:
@@ -103,18 +108,50 @@ def normalize(kwargs: Mapping[str, Any], default_timeout: Timeout) -> Request:
     )
 
 
-def usage_of(data: Mapping[str, Any] | None) -> Usage | None:
-    """Read OpenAI-format usage, including cached prompt and reasoning tokens."""
+def usage_of(data: object) -> Usage | None:
+    """Read OpenAI-format usage, including cached prompt and reasoning tokens. Never raises.
+
+    The provider's figures are untrusted input: anything but a non-negative whole number is noted
+    in ``suspect`` (and counted as 0 here; ``Session.vetted`` then charges the worst case).
+    """
     if not data:
         return None
+    if not isinstance(data, Mapping):
+        return Usage(suspect=f"usage is {type(data).__name__}, not an object")
+    problems: list[str] = []
     prompt_details = data.get("prompt_tokens_details") or {}
     completion_details = data.get("completion_tokens_details") or {}
-    return Usage(
-        prompt_tokens=int(data.get("prompt_tokens") or 0),
-        completion_tokens=int(data.get("completion_tokens") or 0),
-        cached_tokens=int(prompt_details.get("cached_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+    if not isinstance(prompt_details, Mapping):
+        problems.append("prompt_tokens_details is not an object")
+        prompt_details = {}
+    if not isinstance(completion_details, Mapping):
+        problems.append("completion_tokens_details is not an object")
+        completion_details = {}
+    usage = Usage(
+        prompt_tokens=_tokens(data, "prompt_tokens", problems),
+        completion_tokens=_tokens(data, "completion_tokens", problems),
+        cached_tokens=_tokens(prompt_details, "cached_tokens", problems),
+        reasoning_tokens=_tokens(completion_details, "reasoning_tokens", problems),
     )
+    if problems:
+        return Usage(suspect="; ".join(problems))
+    return usage
+
+
+def _tokens(data: Mapping[str, Any], key: str, problems: list[str]) -> int:
+    value = data.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    problems.append(f"{key}={str(value)[:40]!r} is not a non-negative whole number")
+    return 0
+
+
+# No model has a window this large: a count above it is a provider bug, not a bill.
+_ABSURD_TOKENS: Final = 100_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,7 +381,7 @@ class Session:
             )
         )
         if self._kept is None:
-            self._kept = (deployment, answer, usage)
+            self._kept = (deployment, answer, self.vetted(deployment, usage))
 
     def kept_answer(self) -> tuple[Deployment, Any, RoutingRecord] | None:
         """The content-filtered answer to return when no model did better, with its record."""
@@ -368,6 +405,7 @@ class Session:
         self, deployment: Deployment, usage: Usage | None, *, ttft_ms: float | None = None
     ) -> RoutingRecord:
         """Record the successful attempt, price it, and learn its output size and latency."""
+        usage = self.vetted(deployment, usage)
         latency_ms = self._elapsed_ms(self._attempt_started)
         self._add(
             Attempt(
@@ -382,10 +420,12 @@ class Session:
         if self._breakers is not None:
             self._breakers.succeeded(deployment.name)
         if self._observations is not None:
+            trusted = usage is not None and usage.suspect is None
             self._observations.record(
                 self.request.route.feature,
                 deployment.name,
-                usage.completion_tokens if usage is not None else None,
+                # Per choice: what one answer of this feature writes on this model.
+                usage.completion_tokens // self.request.route.choices if trusted and usage else None,
                 latency_ms,
             )
         record = self.record(deployment, usage, self.cost_of(deployment, usage))
@@ -394,11 +434,50 @@ class Session:
         return record
 
     def cost_of(self, deployment: Deployment, usage: Usage | None) -> float | None:
+        usage = self.vetted(deployment, usage)
         if usage is None:
             return None
         return self.engine.catalog[deployment.name].cost_usd(
             usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
         )
+
+    def vetted(self, deployment: Deployment, usage: Usage | None) -> Usage | None:
+        """The usage to record and charge: the provider's, or this request's worst case when the
+        provider's figures are impossible (malformed, or beyond the model's limits)."""
+        if usage is None:
+            return None
+        reason = usage.suspect or self._impossible(deployment, usage)
+        if reason is None:
+            return usage
+        prompt, output = worst_case_tokens(self.engine.catalog[deployment.name], self._plan_context())
+        return Usage(prompt_tokens=prompt, completion_tokens=output, suspect=reason)
+
+    def _impossible(self, deployment: Deployment, usage: Usage) -> str | None:
+        info = self.engine.catalog[deployment.name]
+        choices = self.request.route.choices
+        window = info.context_window
+        if usage.prompt_tokens > (window or _ABSURD_TOKENS):
+            return f"prompt_tokens={usage.prompt_tokens:,} is beyond the model's window"
+        output_limit = (info.max_output_tokens or window or _ABSURD_TOKENS) * choices
+        if usage.completion_tokens > output_limit:
+            return f"completion_tokens={usage.completion_tokens:,} is beyond the model's output limit"
+        if usage.cached_tokens > usage.prompt_tokens:
+            return f"cached_tokens={usage.cached_tokens:,} is more than prompt_tokens={usage.prompt_tokens:,}"
+        if usage.reasoning_tokens > usage.completion_tokens:
+            # OpenAI counts reasoning inside completion_tokens; more of it than the total means the
+            # figures are not what we price by, and the bill may be the sum.
+            return (
+                f"reasoning_tokens={usage.reasoning_tokens:,} is more than"
+                f" completion_tokens={usage.completion_tokens:,}"
+            )
+        return None
+
+    def _plan_context(self) -> PlanContext:
+        route = self.engine.policy.routes.get(self.plan.route or "")
+        expected = (
+            route.expected_output_tokens if route else None
+        ) or self.engine.policy.expected_output_tokens
+        return PlanContext(request=self.request.route, expected_output_tokens=expected)
 
     def record(
         self, deployment: Deployment | None, usage: Usage | None = None, cost: float | None = None
@@ -479,12 +558,8 @@ class Session:
         if not self._lines:
             return None
         info = self.engine.catalog[deployment.name]
-        route = self.engine.policy.routes.get(self.plan.route or "")
-        expected = (
-            route.expected_output_tokens if route else None
-        ) or self.engine.policy.expected_output_tokens
-        context = PlanContext(request=self.request.route, expected_output_tokens=expected)
-        amount = worst_case_cost(info, context) or 0.0
+        # Never None here: under a budget the planner rejects unpriced models (priced_for_budget).
+        amount = worst_case_cost(info, self._plan_context()) or 0.0
         ttl = self.resilience.timeout_s + (
             self.resilience.stream_idle_timeout_s if self.request.stream else 0.0
         )
@@ -547,12 +622,32 @@ class Session:
     def budget_settled(
         self, hold: Hold, totals: Mapping[str, Totals], cost: float
     ) -> list[tuple[Line, float]]:
-        """The warn_at thresholds this settlement crossed, to be claimed with ``first_warning``."""
+        """The warn_at thresholds this settlement crossed, to be claimed with ``first_warning``.
+
+        A cost above the reservation (the provider billed more than the worst case we could bound,
+        e.g. a prompt far above its estimate) was settled in full: it is recorded as an overrun.
+        """
         if self._budgets is None:
             return []
+        overrun = to_nanos(cost) - to_nanos_up(hold.amount_usd)
         crossed: list[tuple[Line, float]] = []
         for line in hold.lines:
             after = totals.get(line.key)
+            if overrun > 0:
+                figures = after or Totals(0.0, 0.0)
+                self._budget_event(
+                    BudgetEvent(
+                        kind="overrun",
+                        scope=line.scope,
+                        window=line.window,
+                        limit_usd=line.limit_usd,
+                        spent_usd=figures.spent_usd,
+                        reserved_usd=figures.reserved_usd,
+                        model=self._current.name if self._current is not None else None,
+                        resets_at=line.resets_at,
+                        overrun_usd=to_usd(overrun),
+                    )
+                )
             if after is None:
                 continue
             spec = self._budgets.spec_for(line)

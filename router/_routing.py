@@ -16,6 +16,9 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     reasoning_tokens: int = 0
+    # Why the provider's reported usage was not believed (negative, fractional, beyond the model's
+    # limits); the figures above are then this request's worst case, and that is what was charged.
+    suspect: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +42,7 @@ class Attempt:
 class BudgetEvent:
     """A budget threshold crossed, a cap that refused the request, or a model skipped to stay under it."""
 
-    kind: str  # "warning" | "exceeded" | "downgraded"
+    kind: str  # "warning" | "exceeded" | "downgraded" | "overrun"
     scope: str  # the feature, or "*" for the policy-wide budget
     window: str  # hour | day | week | month | total
     limit_usd: float
@@ -48,6 +51,8 @@ class BudgetEvent:
     threshold: float | None = None  # warnings: the warn_at fraction crossed
     model: str | None = None  # downgraded: the model that no longer fits
     resets_at: float | None = None  # Unix seconds; None for the total window
+    # overrun: how much the provider's bill passed this call's reservation (settled and counted in full)
+    overrun_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

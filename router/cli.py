@@ -113,6 +113,7 @@ def explain(
     from policies.loader import PolicyError, load_policy
     from policies.plan import UnknownModelError
     from router._engine import Engine
+    from router._exceptions import InvalidRequestError
     from router._pipeline import normalize
 
     kwargs = _read_request(request, feature)
@@ -125,7 +126,7 @@ def explain(
     engine = Engine(loaded, env=env)
     try:
         normalized = normalize(kwargs, None)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, InvalidRequestError) as exc:
         typer.echo(f"{request}: not a valid request: {exc}", err=True)
         raise typer.Exit(1) from None
     try:

@@ -69,13 +69,30 @@ def configure(
     return handler
 
 
-def configure_from_spec(spec: LoggingSpec) -> None:
-    """``configure`` with a policy's ``logging:`` section.
+def configure_from_spec(spec: LoggingSpec, *, source: str | None = None) -> None:
+    """``configure`` with a policy's ``logging:`` section (read from ``source``, for errors).
 
     Content is left to each client: the client built from this policy logs it only when the
-    section says ``log_content: true``, and another client's choice is not overridden.
+    section says ``log_content: true``, and another client's choice is not overridden. A log file
+    that cannot be opened is a PolicyError naming ``logging.file``, not a bare OSError.
     """
-    configure(json=spec.json_lines, level=spec.level, file=spec.file)
+    try:
+        configure(json=spec.json_lines, level=spec.level, file=spec.file)
+    except OSError as exc:
+        from policies.loader import PolicyError, Problem
+
+        reason = exc.strerror or type(exc).__name__
+        raise PolicyError(
+            [
+                Problem(
+                    source or "",
+                    None,
+                    "logging.file",
+                    f"cannot open the log file {spec.file}: {reason} — create its directory or fix the path"
+                    " (router validate checks this)",
+                )
+            ]
+        ) from None
 
 
 def formatter(*, json: bool = True, log_content: bool = True) -> logging.Formatter:

@@ -40,6 +40,8 @@ class Conversation:
     json_object: bool = False
     max_tokens: int | None = None
     include_usage: bool = False
+    choices: int = 1
+    """OpenAI's ``n``: that many choices, each billed (the prompt once)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +69,8 @@ class Answer:
     prompt_tokens: int
     completion_tokens: int
     cached_tokens: int
+    reported_usage: Any = None
+    """The script's usage object, reported verbatim instead of the true figures."""
 
     @property
     def total_tokens(self) -> int:
@@ -116,4 +120,5 @@ def decide(conv: Conversation, script: ModelScript, *, content_filtered: bool = 
             finish = "length"
     if script.completion_tokens is not None:
         completion = script.completion_tokens
-    return Answer(text, tool_call, finish, prompt, max(completion, 0), cached)
+    completion = max(completion, 0) * conv.choices
+    return Answer(text, tool_call, finish, prompt, completion, cached, script.usage)

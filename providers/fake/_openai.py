@@ -79,10 +79,13 @@ class OpenAIWire:
             json_object=json_object,
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
             include_usage=isinstance(options, Mapping) and bool(options.get("include_usage")),
+            choices=n if isinstance(n := body.get("n", 1), int) and n > 0 else 1,
         )
 
     @staticmethod
-    def _usage(answer: Answer) -> dict[str, Any]:
+    def _usage(answer: Answer) -> Any:
+        if answer.reported_usage is not None:
+            return answer.reported_usage
         return {
             "prompt_tokens": answer.prompt_tokens,
             "completion_tokens": answer.completion_tokens,
@@ -117,7 +120,10 @@ class OpenAIWire:
             "object": "chat.completion",
             "created": ids.created,
             "model": conv.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": answer.finish}],
+            "choices": [
+                {"index": i, "message": message, "logprobs": None, "finish_reason": answer.finish}
+                for i in range(conv.choices)
+            ],
             "usage": self._usage(answer),
             "service_tier": "default",
             "system_fingerprint": "fp_fake",
@@ -136,8 +142,12 @@ class OpenAIWire:
         tail = {"usage": None} if conv.include_usage else {}
 
         def chunk(delta: Mapping[str, Any], finish: str | None = None) -> bytes:
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            return sse({**base, "choices": [choice], **tail})
+            # With n > 1 every choice says the same, in one chunk (OpenAI sends one chunk per choice).
+            choices = [
+                {"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}
+                for i in range(conv.choices)
+            ]
+            return sse({**base, "choices": choices, **tail})
 
         frames = [Frame(chunk({"role": "assistant", "content": "", "refusal": None}), HEAD)]
         call = answer.tool_call

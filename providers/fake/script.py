@@ -133,6 +133,8 @@ class ModelScript:
     cached_tokens: int = 0
     context_limit: int | None = None
     unknown: bool = False
+    # Reported as the usage object verbatim (OpenAI protocol), for tests of what a provider may claim.
+    usage: Any = None  # any JSON value
     faults: tuple[Fault, ...] = ()
     repeat_faults: bool = False
     fail_rate: float = 0.0

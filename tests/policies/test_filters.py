@@ -3,13 +3,18 @@
 from types import MappingProxyType
 
 from policies.filters import (
+    CATALOG_FREE,
+    NO_PRICE,
+    bounded_for_budget,
     fits_context,
     has_required_capabilities,
     healthy,
     meets_quality,
+    priced_for_budget,
     serves_request,
     within_budget,
     worst_case_cost,
+    worst_case_tokens,
 )
 from policies.tokens import count_prompt_tokens
 from tests.policies.helpers import make_context, make_model, make_request
@@ -118,3 +123,38 @@ def test_without_a_budget_there_is_no_budget_opinion_but_an_unpriced_model_canno
     assert within_budget(make_model(), make_context()) is None
     unpriced = make_model(input_cost_per_mtok=None, output_cost_per_mtok=None)
     assert within_budget(unpriced, make_context(budget=lambda m, w: None)) is not None
+
+
+def test_under_a_budget_a_model_needs_a_price_and_only_the_policy_can_make_it_free() -> None:
+    budgeted = make_context(budgeted=True)
+    assert priced_for_budget(make_model(input_cost_per_mtok=None), budgeted) == NO_PRICE
+    assert priced_for_budget(make_model(output_cost_per_mtok=None), budgeted) == NO_PRICE
+    free = make_model(input_cost_per_mtok=0.0, output_cost_per_mtok=0.0)
+    assert priced_for_budget(free, budgeted) == CATALOG_FREE
+    assert priced_for_budget(free, make_context(budgeted=True, declared_prices=frozenset({"m"}))) is None
+    assert priced_for_budget(make_model(input_cost_per_mtok=None), make_context()) is None  # no budget
+
+
+def test_worst_case_counts_every_choice_and_the_larger_token_limit() -> None:
+    model = make_model()
+    prompt, one = worst_case_tokens(model, make_context(make_request(max_tokens=100)))
+    assert one == 100
+    assert worst_case_tokens(model, make_context(make_request(max_tokens=100, n=8))) == (prompt, 800)
+    both = make_request(max_tokens=100, max_completion_tokens=300)
+    assert worst_case_tokens(model, make_context(both))[1] == 300
+    assert worst_case_tokens(model, make_context(make_request()))[1] == 2_000  # the model's max output
+    # No max output known: the whole window, since the prompt may be smaller than estimated.
+    assert worst_case_tokens(make_model(max_output_tokens=None), make_context(make_request()))[1] == 10_000
+    eight = worst_case_cost(model, make_context(make_request(max_tokens=100, n=8)))
+    single = worst_case_cost(model, make_context(make_request(max_tokens=100)))
+    assert eight is not None and single is not None
+    assert eight - single == 700 * 2.0 / 1_000_000
+
+
+def test_under_a_budget_a_model_without_output_limits_needs_max_tokens() -> None:
+    unbounded = make_model(max_output_tokens=None, context_window=None)
+    reason = bounded_for_budget(unbounded, make_context(budgeted=True))
+    assert reason is not None and reason.startswith("no output limit: can't be budgeted")
+    assert bounded_for_budget(unbounded, make_context(make_request(max_tokens=10), budgeted=True)) is None
+    assert bounded_for_budget(unbounded, make_context()) is None
+    assert bounded_for_budget(make_model(max_output_tokens=None), make_context(budgeted=True)) is None

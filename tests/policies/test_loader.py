@@ -567,8 +567,8 @@ def test_policy_from_dict_runs_the_same_checks_without_lines() -> None:
 
 
 def test_policy_from_dict_does_not_expand_environment_references() -> None:
-    policy = policy_from_dict({"models": {"a": {"provider": "openai", "api_base": "${X}"}}})
-    assert policy.models["a"].api_base == "${X}"
+    policy = policy_from_dict({"models": {"a": {"provider": "openai", "headers": {"x-team": "${X}"}}}})
+    assert policy.models["a"].headers == {"x-team": "${X}"}
 
 
 def test_policy_from_dict_rejects_sets_and_self_references() -> None:
@@ -599,3 +599,63 @@ def test_annotated_example_in_the_docs_loads() -> None:
     env = {"ROUTER_FAKE_URL": "http://127.0.0.1:8000", "AZURE_RESOURCE": "example"}
     for block in blocks:
         assert parse_policy(block, source="docs", env=env).models
+
+
+@pytest.mark.parametrize(
+    ("ledger", "message"),
+    [
+        ("file:///x", "the ledger URL has the scheme 'file', which is not a ledger's"),
+        ("ledger.db", "the ledger URL is not a URL"),
+        ("sqlite://ledger.db", "needs a path after sqlite:///"),
+        ("sqlite:///ledger.db?mode=ro", "takes no query parameters"),
+        ("memory://x", "takes nothing after memory://"),
+        ("redis://:pw@[::1", "the ledger URL is not a valid URL"),
+        ("redis://", "the ledger URL names no host"),
+    ],
+)
+def test_a_ledger_url_no_backend_opens_is_rejected_at_load_time(ledger: str, message: str) -> None:
+    with pytest.raises(PolicyError) as info:
+        parse_policy(f"ledger: {ledger}\nmodels:\n  a: {{provider: openai}}\n", source="p.yaml", env={})
+    (problem,) = info.value.problems
+    assert (problem.line, problem.key) == (1, "ledger")
+    assert message in problem.message and "use memory://, sqlite:///" in problem.message
+    assert "pw" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "ledger",
+    ["memory://", "sqlite:///ledger.db", "sqlite:////tmp/l.db", "redis://h:6379/0", "rediss://:p@h/1"],
+)
+def test_every_ledger_form_the_backends_open_loads(ledger: str) -> None:
+    assert parse_policy(f"ledger: {ledger}\nmodels:\n  a: {{provider: openai}}\n", env={}).ledger == ledger
+
+
+@pytest.mark.parametrize(
+    ("api_base", "message"),
+    [
+        ("file:///etc/passwd", "api_base has the scheme 'file'; it must be http:// or https://"),
+        ("http://[::1", "api_base is not a valid URL (Invalid IPv6 URL)"),
+        ("localhost:8000/v1", "api_base has the scheme 'localhost'"),
+        ("http://host:port/v1", "api_base is not a valid URL"),
+        ("https:///v1", "api_base names no host"),
+    ],
+)
+def test_an_api_base_that_is_not_an_http_url_is_rejected_on_its_line(api_base: str, message: str) -> None:
+    text = f"models:\n  a:\n    provider: openai_compatible\n    api_base: '{api_base}'\n"
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text, source="p.yaml", env={})
+    (problem,) = info.value.problems
+    assert (problem.line, problem.key) == (4, "models.a.api_base")
+    assert message in problem.message
+
+
+def test_a_feature_named_star_is_reserved_for_the_policy_wide_budget() -> None:
+    text = "models:\n  a: {provider: openai}\nbudget: {limit_usd: 5}\n"
+    text += 'features:\n  "*":\n    budget: {limit_usd: 1}\n'
+    with pytest.raises(PolicyError) as info:
+        parse_policy(text, source="p.yaml", env={})
+    (problem,) = info.value.problems
+    assert (problem.line, problem.key) == (5, "features.*")
+    assert "reserved" in problem.message and "rename the feature" in problem.message
+    with pytest.raises(PolicyError):
+        policy_from_dict({"models": {"a": {"provider": "openai"}}, "features": {"*": {}}})

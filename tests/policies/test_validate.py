@@ -274,3 +274,30 @@ def test_an_adequacy_file_that_cant_be_read_or_knows_no_model_of_the_route_is_re
     assert (
         found[1].startswith("6: ") and "knows none of route 'stranger''s models (it knows x, y)" in found[1]
     )
+
+
+def test_a_budget_over_an_unpriced_model_is_reported_on_the_model() -> None:
+    found = problems("budget: {limit_usd: 5}\nfeatures:\n  bot: {budget: {limit_usd: 1}}\n")
+    assert found == [
+        "p.yaml:16: models.unpriced: model 'unpriced' can never serve a request under budget,"
+        " features.bot.budget: no price: can't be budgeted — set input_cost_per_mtok/output_cost_per_mtok"
+        " (under models.unpriced)"
+    ]
+    assert problems("features:\n  bot: {}\n") == []  # no budget: an unpriced model is fine
+
+
+def test_a_model_declared_free_is_fine_under_a_budget() -> None:
+    free = MODELS.replace(
+        "    supports: [tools, vision]\n", "    input_cost_per_mtok: 0\n    output_cost_per_mtok: 0\n"
+    )
+    found = validate_policy_text(free + "budget: {limit_usd: 5}\n", source="p.yaml", env={})
+    assert found == []
+
+
+def test_a_log_file_in_a_missing_directory_is_reported(tmp_path: Path) -> None:
+    missing = tmp_path / "nope" / "router.log"
+    assert problems(f"logging:\n  file: {missing}\n") == [
+        f"p.yaml:22: logging.file: the directory {missing.parent} does not exist, so no client could"
+        " open this log file — create the directory or fix the path"
+    ]
+    assert problems(f"logging:\n  file: {tmp_path / 'router.log'}\n") == []

@@ -153,6 +153,57 @@ BAD_FILES = [
         "did you mean 'auto'?",
         id="bad-alias-target",
     ),
+    pytest.param(
+        PRICED + "ledger: file:///x\n",
+        20,
+        "ledger",
+        "the ledger URL has the scheme 'file', which is not a ledger's — use memory://, sqlite:///",
+        id="ledger-scheme",
+    ),
+    pytest.param(
+        PRICED + "ledger: redis://:hunter2@[::1\n",
+        20,
+        "ledger",
+        "the ledger URL is not a valid URL",
+        id="ledger-syntax",
+    ),
+    pytest.param(
+        PRICED + "logging:\n  file: /nonexistent-router-dir/router.log\n",
+        21,
+        "logging.file",
+        "the directory /nonexistent-router-dir does not exist",
+        id="log-directory",
+    ),
+    pytest.param(
+        PRICED.replace("api_base: http://localhost:8000/v1", "api_base: file:///etc/passwd", 1),
+        4,
+        "models.small.api_base",
+        "api_base has the scheme 'file'; it must be http:// or https://",
+        id="api-base-scheme",
+    ),
+    pytest.param(
+        PRICED.replace("api_base: http://localhost:8000/v1", "api_base: http://[::1", 1),
+        4,
+        "models.small.api_base",
+        "api_base is not a valid URL (Invalid IPv6 URL)",
+        id="api-base-syntax",
+    ),
+    pytest.param(
+        PRICED + 'features:\n  "*": {}\n',
+        21,
+        "features.*",
+        "the feature name '*' is reserved",
+        id="reserved-feature",
+    ),
+    pytest.param(
+        PRICED.replace("    input_cost_per_mtok: 0.5\n", "")
+        + "features:\n  bot:\n    budget: {limit_usd: 5}\n",
+        14,
+        "models.mid",
+        "model 'mid' can never serve a request under features.bot.budget: no price: can't be budgeted"
+        " — set input_cost_per_mtok/output_cost_per_mtok",
+        id="budget-over-unpriced",
+    ),
 ]
 
 
@@ -169,6 +220,7 @@ def test_validate_reports_each_kind_of_mistake_on_its_line(
     prefix = f"{path}:{line}: {key}: " if key else f"{path}:{line}: "
     assert problems[0].startswith(prefix), problems
     assert message in problems[0]
+    assert "hunter2" not in result.output  # a URL's password is never quoted
 
 
 def test_validate_accepts_the_new_keys(tmp_path: Path) -> None:

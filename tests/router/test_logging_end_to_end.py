@@ -94,7 +94,9 @@ def policy(server: FakeProviders, **extra: Any) -> dict[str, Any]:
         "cooldown": {"failures": 100},  # no breaker opens during a workload
         "models": {
             "gpt-4o-mini": openai_model,
-            "gpt-4o": openai_model,
+            # Its answers here run to 60,000 tokens: within its max output (raised for this test), or
+            # the router would take the reported usage as impossible and charge the worst case.
+            "gpt-4o": {**openai_model, "max_output_tokens": 65_536},
             # A context window too small for any prompt here: always rejected, with its reason.
             "small": {**openai_model, "model": "gpt-3.5-turbo", "context_window": 16},
             "claude-haiku-4-5": {
