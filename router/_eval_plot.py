@@ -12,7 +12,8 @@ from pathlib import Path
 
 from router._eval import Point, Report
 
-_W, _H, _PAD = 760, 480, 64
+_W, _H, _PAD = 820, 480, 64
+_RIGHT = 150  # room for the labels of the costliest models
 
 
 def _scale(report: Report) -> tuple[float, float, float, float]:
@@ -31,7 +32,7 @@ def svg(report: Report) -> str:
     low_c, high_c, low_q, high_q = _scale(report)
 
     def x(cost: float) -> float:
-        return _PAD + (math.log10(max(cost, 1e-9)) - low_c) / (high_c - low_c) * (_W - 2 * _PAD)
+        return _PAD + (math.log10(max(cost, 1e-9)) - low_c) / (high_c - low_c) * (_W - _PAD - _RIGHT)
 
     def y(quality: float) -> float:
         return _H - _PAD - (quality - low_q) / (high_q - low_q) * (_H - 2 * _PAD)
@@ -40,7 +41,7 @@ def svg(report: Report) -> str:
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{_W}" height="{_H}" '
         'font-family="sans-serif" font-size="12">',
         f'<rect width="{_W}" height="{_H}" fill="white"/>',
-        f'<line x1="{_PAD}" y1="{_H - _PAD}" x2="{_W - _PAD}" y2="{_H - _PAD}" stroke="#333"/>',
+        f'<line x1="{_PAD}" y1="{_H - _PAD}" x2="{_W - _RIGHT}" y2="{_H - _PAD}" stroke="#333"/>',
         f'<line x1="{_PAD}" y1="{_PAD}" x2="{_PAD}" y2="{_H - _PAD}" stroke="#333"/>',
         f'<text x="{_W / 2}" y="{_H - 20}" text-anchor="middle">'
         "cost per 1,000 prompts (USD, log scale)</text>",
@@ -70,14 +71,14 @@ def svg(report: Report) -> str:
     parts.append(_dot(x(result.cost_per_1k), y(result.quality), "#d62728", f"route {report.route}", 6))
     legend = [
         ("#999", "zero-router hull (single models mixed)"),
-        ("#1f77b4", "route, min_success swept"),
+        ("#1f77b4", f"route, {report.swept} swept"),
         ("#d62728", "route as configured"),
         ("#2ca02c", "oracle (cheapest correct model)"),
     ]
     for i, (color, label) in enumerate(legend):
-        ly = _PAD + 16 * i
-        parts.append(f'<rect x="{_W - _PAD - 250}" y="{ly - 9}" width="10" height="10" fill="{color}"/>')
-        parts.append(f'<text x="{_W - _PAD - 234}" y="{ly}">{html.escape(label)}</text>')
+        ly = _PAD + (_H - 2 * _PAD) * 0.45 + 16 * i
+        parts.append(f'<rect x="{_W - _RIGHT - 250}" y="{ly - 9}" width="10" height="10" fill="{color}"/>')
+        parts.append(f'<text x="{_W - _RIGHT - 234}" y="{ly}">{html.escape(label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -133,7 +134,7 @@ def write_plot(report: Report, path: Path) -> None:
             [r.point.quality for r in curve],
             "-",
             color="#1f77b4",
-            label="route, min_success swept",
+            label=f"route, {report.swept} swept",
         )
     for p in report.singles:
         axes.scatter(p.cost_per_1k, p.quality, color="#555", s=18)
