@@ -16,6 +16,8 @@ LITELLM_SPEEDUP_FLOOR: Final = 3.0  # litellm Router p50 / router everything-on 
 ASYNC_FLOOR: Final = 0.95  # router.AsyncOpenAI req/s / AsyncOpenAI req/s, at least
 IMPORT_LIMIT: Final = 1.2  # import router / import openai, at most
 PLANNING_LIMIT_US: Final = 20.0  # median plan() at 10 models, short prompt
+# DESIGN.md: planning with learned adequacy on, 10 models.
+ADEQUACY_PLANNING_LIMIT_US: Final = 100.0
 LINEAR_EXPONENT_LIMIT: Final = 1.2  # t ∝ models^k from 100 to 1,000 models: "roughly linear"
 RSS_GROWTH_LIMIT_MB: Final = 5.0  # "flat within a few MB"
 
@@ -82,6 +84,7 @@ def evaluate(results: Results) -> list[Target]:
     """One Target per line of DESIGN.md's performance budget (plus the RSS check asked for)."""
     full, sdk, lite_router = (_p50(results, k) for k in ("router_full", "openai", "litellm_router"))
     ten = results.planning_of(10, "short")
+    adequacy = results.planning_of(10, "adequacy, ~2k chars")
     memory = results.memory
     return [
         _at_most("router everything-on p50 / openai SDK p50", SDK_P50_LIMIT, ratio(full, sdk), ".2f", TIMES),
@@ -118,6 +121,13 @@ def evaluate(results: Results) -> list[Target]:
             LINEAR_EXPONENT_LIMIT,
             planning_exponent(results),
             ".2f",
+        ),
+        _at_most(
+            "planning median with learned adequacy, 10 models, ~2k-char prompt",
+            ADEQUACY_PLANNING_LIMIT_US,
+            adequacy.median_us if adequacy else None,
+            ".1f",
+            " µs",
         ),
         _at_most(
             "RSS growth after warm-up, router.OpenAI",

@@ -83,4 +83,71 @@ def measure(args: dict[str, Any]) -> dict[str, Any]:
                     "rejected": len(plan.rejected),
                 }
             )
+    cells += _adequacy_cells(args["budget_s"])
     return {"cells": cells}
+
+
+ADEQUACY_PROMPT: Final = "adequacy, ~2k chars"
+
+
+def _adequacy_cells(budget_s: float) -> list[dict[str, Any]]:
+    """Planning with learned adequacy on: 10 models, a 12,000-term adequacy file, a 2,000-character prompt
+    (RouterBench's median), each call's prompt different. Skipped when numpy isn't installed."""
+    import json
+    import os
+    import random
+    import tempfile
+    from pathlib import Path
+
+    try:
+        import numpy  # noqa: F401
+    except ImportError:
+        return []
+    from benchmarks._configs import planning_models
+    from benchmarks._stats import summarize_ns
+    from policies.adequacy import FORMAT, VERSION, encode_floats
+    from policies.schema import Policy
+    from router._engine import Engine
+
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(6000)]
+    vocabulary = words + [f"{a} {b}" for a, b in zip(words, reversed(words), strict=True)]
+    models = planning_models(10)
+    artifact = {
+        "format": FORMAT,
+        "version": VERSION,
+        "featurizer": {"vocabulary": vocabulary, "idf": encode_floats(rng.uniform(1, 8) for _ in vocabulary)},
+        "models": {
+            name: {"coef": encode_floats(rng.gauss(0, 1) for _ in vocabulary), "intercept": 0.5}
+            for name in models
+        },
+    }
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / "adequacy.json").write_text(json.dumps(artifact))
+        policy = Policy.model_validate(
+            {
+                "models": models,
+                "routes": {
+                    "auto": {"strategy": "cheapest", "adequacy": "adequacy.json", "max_shortfall": 0.05}
+                },
+                "source": str(Path(folder) / "policy.yaml"),
+            }
+        )
+        planner = Engine(policy, env=os.environ).planner
+    text = " ".join(rng.choice(words) for _ in range(400))[:2000]
+    _time_cell(planner, text, 0)
+    samples, plan = _time_cell(planner, text, budget_s)
+    s = summarize_ns(samples)
+    return [
+        {
+            "models": 10,
+            "prompt": ADEQUACY_PROMPT,
+            "strategy": "cheapest + adequacy",
+            "prompt_tokens": len(text) // 4 + 8,
+            "iterations": s.n,
+            "median_us": s.p50_us,
+            "p99_us": s.p99_us,
+            "candidates": len(plan.candidates),
+            "rejected": len(plan.rejected),
+        }
+    ]

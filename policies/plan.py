@@ -8,11 +8,13 @@ are checked, then the survivors are ranked by the route's strategy.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from policies.adequacy import Adequacy, AdequacyError, AdequacyGate, prompt_text
 from policies.filters import (
     REQUEST_FILTERS,
     STATIC_FILTERS,
@@ -27,11 +29,12 @@ from policies.filters import (
     within_budget,
 )
 from policies.rankings import RANKINGS
-from policies.schema import Policy
+from policies.schema import FeatureSpec, Policy, RouteSpec
 from policies.tokens import PromptSize, has_images
 from providers.catalog import ModelInfo
 
 DEFAULT_FEATURE: Final = "default"
+DEFAULT_MAX_SHORTFALL: Final = 0.05
 _NO_HEALTH: Final[Mapping[str, str]] = MappingProxyType({})
 _NO_OBSERVATIONS: Final = NoObservations()
 
@@ -140,6 +143,7 @@ class _Static:
     eligible: tuple[tuple[ModelInfo, bool], ...]  # (model, is_fallback), in listed order
     rejected: Mapping[str, str]
     rules: tuple[str, ...]
+    gate: AdequacyGate | None = None
     # A budget covers these requests, and some eligible model has no known output limit: then a
     # request without max_tokens cannot be bounded on it (policies.filters.bounded_for_budget).
     budgeted: bool = False
@@ -162,6 +166,13 @@ class Planner:
         self.policy = policy
         self.catalog = catalog
         self._unavailable = dict(unavailable or {})
+        # Adequacy files are read here, once, so that a missing or bad one fails the client's
+        # construction (with its path) and planning stays free of I/O.
+        self._adequacy: dict[str, Adequacy] = {}
+        specs: list[RouteSpec | FeatureSpec] = [*policy.routes.values(), *policy.features.values()]
+        for spec in specs:
+            if spec.adequacy is not None and spec.adequacy not in self._adequacy:
+                self._adequacy[spec.adequacy] = load_adequacy(spec.adequacy, policy.source)
         self._targets: dict[str, _Target] = {name: self._route_target(name) for name in policy.routes}
         # Models whose prices the policy states itself: there, $0 means free (policies.filters).
         self._declared_prices = frozenset(
@@ -272,6 +283,9 @@ class Planner:
                 eligible.append((model, is_fallback))
             else:
                 rejected[name] = reason
+        gate = self._gate(target, feature)
+        if gate is not None:
+            rules.append(gate.describe())
         return _Static(
             target=target,
             context_requires=frozenset(requires),
@@ -279,10 +293,30 @@ class Planner:
             eligible=tuple(eligible),
             rejected=MappingProxyType(rejected),
             rules=tuple(rules),
+            gate=gate,
             budgeted=budgeted,
             unbounded=budgeted
             and any(m.max_output_tokens is None and m.context_window is None for m, _ in eligible),
         )
+
+    def _gate(self, target: _Target, feature: FeatureSpec | None) -> AdequacyGate | None:
+        """The adequacy file and threshold for a (route, feature): the feature's settings win."""
+        route = self.policy.routes.get(target.route) if target.route is not None else None
+        specs = [spec for spec in (feature, route) if spec is not None]
+        path = next((s.adequacy for s in specs if s.adequacy is not None), None)
+        if path is None:
+            return None
+        adequacy = self._adequacy[path]
+        min_success = next((s.min_success for s in specs if s.min_success is not None), None)
+        max_shortfall = next((s.max_shortfall for s in specs if s.max_shortfall is not None), None)
+        if min_success is None and max_shortfall is None:
+            # Neither set: what `router train --target` found on held-out folds, else a 5-point margin.
+            min_success = adequacy.suggested.get("min_success")
+            max_shortfall = adequacy.suggested.get(
+                "max_shortfall", DEFAULT_MAX_SHORTFALL if min_success is None else None
+            )
+        on_inadequate = next((s.on_inadequate for s in specs if s.on_inadequate is not None), "best")
+        return AdequacyGate(adequacy, min_success, max_shortfall, on_inadequate)
 
     # ------------------------------------------------------------------ planning
 
@@ -324,8 +358,11 @@ class Planner:
                 continue
             candidate = _candidate(model, request, context, prompt_tokens, is_fallback)
             (fallbacks if is_fallback else ranked).append(candidate)
-        ordered = RANKINGS[target.strategy](ranked, context)
         rules = static.rules
+        if static.gate is not None and ranked and prompt is not None:
+            ranked, rule = _gate_candidates(static.gate, prompt.messages, ranked, rejected)
+            rules = (*rules, rule)
+        ordered = RANKINGS[target.strategy](ranked, context)
         if prompt is not None:
             how = "counted" if prompt.counted else "estimated"
             rules = (*rules, f"prompt {prompt.best:,} tokens ({how})")
@@ -338,6 +375,42 @@ class Planner:
             rejected=MappingProxyType(rejected),
             rules=rules,
         )
+
+
+def route_models(policy: Policy, route: str) -> tuple[str, ...]:
+    """Every model a route may send a request to: its candidates (all models if none), then fallbacks."""
+    spec = policy.routes[route]
+    candidates = spec.candidates if spec.candidates is not None else tuple(policy.models)
+    return tuple(dict.fromkeys((*candidates, *spec.fallbacks)))
+
+
+def load_adequacy(path: str, source: str | None) -> Adequacy:
+    """An adequacy file named in the policy, relative to the policy file's folder."""
+    resolved = Path(path)
+    if not resolved.is_absolute() and source is not None and not source.startswith("<"):
+        resolved = Path(source).parent / resolved
+    try:
+        return Adequacy.load(resolved)
+    except AdequacyError as exc:
+        raise AdequacyError(f"{exc} (named by adequacy: in {source or 'the policy'})") from None
+
+
+def _gate_candidates(
+    gate: AdequacyGate,
+    messages: Sequence[Mapping[str, Any]],
+    ranked: list[Candidate],
+    rejected: dict[str, str],
+) -> tuple[list[Candidate], str]:
+    """Drop the candidates predicted to fail this request; the rule says what was predicted."""
+    reasons, predicted = gate.verdicts(prompt_text(messages), [c.model for c in ranked])
+    rejected.update(reasons)
+    shown = ", ".join(f"{name} {p:.2f}" for name, p in predicted.items())
+    rule = f"predicted success: {shown or 'no candidate is in the adequacy file'}"
+    floor = gate.min_success
+    kept = [name for name, p in predicted.items() if floor is not None and p < floor and name not in reasons]
+    if kept:
+        rule += f" (none reaches {floor:.2f}: {kept[0]}, the most likely, is kept)"
+    return [c for c in ranked if c.model not in reasons], rule
 
 
 def _active_filters(

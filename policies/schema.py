@@ -188,6 +188,28 @@ class RouteSpec(_Frozen):
         default=None, description="Overrides the top-level stream_idle_timeout_s."
     )
     cooldown: CooldownSpec | None = Field(default=None, description="Overrides the top-level cooldown.")
+    adequacy: str | None = Field(
+        default=None,
+        description="An adequacy file from `router train` (path relative to the policy file): "
+        "per-request predicted success of each model.",
+    )
+    min_success: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="With adequacy: reject a model whose predicted success for this request is lower.",
+    )
+    max_shortfall: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="With adequacy: reject a model predicted more than this below the likeliest candidate.",
+    )
+    on_inadequate: Literal["best", "fail"] | None = Field(
+        default=None,
+        description="When no model reaches min_success: best (default) = the most likely one "
+        "answers; fail = refuse the request.",
+    )
 
 
 class FeatureSpec(_Frozen):
@@ -200,6 +222,29 @@ class FeatureSpec(_Frozen):
         default=None, description="Benchmark floors for this feature; the stricter of route and feature wins."
     )
     budget: BudgetSpec | None = Field(default=None, description="This feature's spending cap.")
+    adequacy: str | None = Field(
+        default=None,
+        description="An adequacy file from `router train` (path relative to the policy file): "
+        "per-request predicted success of each model.",
+    )
+    min_success: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="With adequacy (the feature's or its route's): reject a model whose predicted "
+        "success for this request is lower.",
+    )
+    max_shortfall: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="With adequacy: reject a model predicted more than this below the likeliest candidate.",
+    )
+    on_inadequate: Literal["best", "fail"] | None = Field(
+        default=None,
+        description="When no model reaches min_success: best (default) = the most likely one "
+        "answers; fail = refuse the request.",
+    )
 
 
 class Policy(_Frozen):

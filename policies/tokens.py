@@ -177,6 +177,11 @@ class PromptSize:
         self.estimate = estimate_prompt_tokens(messages, tools)
 
     @property
+    def messages(self) -> Sequence[Mapping[str, Any]]:
+        """The request's messages (learned adequacy reads their text)."""
+        return self._messages
+
+    @property
     def best(self) -> int:
         """The exact count if one was made, else the estimate (for expected cost)."""
         return self._exact if self._exact is not None else self.estimate

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import Any, Final
 
 from policies._explain import closest, listing
 from policies._issue import Path
@@ -102,10 +102,43 @@ def check_policy(
         problems += unknown
         if not unknown:
             problems += _unservable_feature(name, feature.require, feature.min_quality, models, where)
+    problems += _adequacy_files(policy, where)
     problems += _unbudgetable(policy, models, where)
     problems += _environment(policy, where)
     unique = dict.fromkeys(problems)
     return sorted(unique, key=lambda p: (p.line is None, p.line or 0))
+
+
+def _adequacy_files(policy: Policy, where: Positions) -> list[Problem]:
+    """An adequacy file that can't be read fails every client built from the policy; one that knows
+    none of a route's models judges nothing."""
+    from policies.adequacy import AdequacyError
+    from policies.plan import load_adequacy, route_models
+
+    problems = []
+    sections: list[tuple[str, str, Any]] = [("routes", n, s) for n, s in policy.routes.items()]
+    sections += [("features", n, s) for n, s in policy.features.items()]
+    for section, name, spec in sections:
+        if spec.adequacy is None:
+            continue
+        path: Path = (section, name, "adequacy")
+        try:
+            adequacy = load_adequacy(spec.adequacy, policy.source)
+        except AdequacyError as exc:
+            problems.append(where.problem(path, str(exc)))
+            continue
+        if section == "routes":
+            known = [m for m in route_models(policy, name) if m in adequacy.models]
+            if not known:
+                problems.append(
+                    where.problem(
+                        path,
+                        f"the adequacy file knows none of route '{name}''s models (it knows "
+                        f"{', '.join(adequacy.models[:6])}{', …' if len(adequacy.models) > 6 else ''}), "
+                        "so it judges nothing — train it on data with columns named as the route's models",
+                    )
+                )
+    return problems
 
 
 def _check_loaded(loaded: LoadedPolicy) -> list[Problem]:

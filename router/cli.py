@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import typer
 
+from router._cli_adequacy import eval_command, train_command
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -434,6 +436,11 @@ def _usd(value: float | None) -> str:
 
 def _count(value: int | None) -> str:
     return "?" if value is None else f"{value:,}"
+
+
+# eval and train live in their own module: the other commands never import the data or training code.
+app.command(name="eval")(eval_command)
+app.command(name="train")(train_command)
 
 
 def main() -> None:

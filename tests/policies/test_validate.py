@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 from policies.loader import parse_policy
+from policies.schema import RouteSpec
 from policies.validate import check_policy, policy_catalog, validate_policy, validate_policy_text
 from providers.catalog import ModelInfo
 
@@ -64,10 +65,10 @@ def test_a_sound_policy_has_no_problems() -> None:
 
 def test_loader_problems_come_first_and_alone() -> None:
     found = problems("routes:\n  auto:\n    stratgy: cheapest\n")
+    allowed = ", ".join(RouteSpec.model_fields)
     assert found == [
         "p.yaml:23: routes.auto.stratgy: unknown key 'stratgy' — did you mean 'strategy'? Allowed keys:"
-        " strategy, candidates, fallbacks, require, min_quality, expected_output_tokens, retry, timeout_s,"
-        " max_attempts, max_retry_after_s, stream_idle_timeout_s, cooldown"
+        f" {allowed}"
     ]
 
 
@@ -245,6 +246,34 @@ def test_annotated_example_in_the_docs_passes_the_catalog_checks() -> None:
     env = {"ROUTER_FAKE_URL": "http://127.0.0.1:8000", "AZURE_RESOURCE": "example"}
     for block in blocks:
         assert validate_policy_text(block, source="docs", env=env) == []
+
+
+def test_an_adequacy_file_that_cant_be_read_or_knows_no_model_of_the_route_is_reported(
+    tmp_path: Path,
+) -> None:
+    import pytest
+
+    pytest.importorskip("numpy")
+    from tests.adequacy_helpers import write_hand_artifact
+
+    write_hand_artifact(tmp_path / "other.json", cheap="x", strong="y")
+    text = textwrap.dedent(
+        """\
+        models:
+          a: {provider: openai_compatible, api_base: "http://a.test/v1",
+              input_cost_per_mtok: 1, output_cost_per_mtok: 1}
+        routes:
+          missing: {candidates: [a], adequacy: nowhere.json}
+          stranger: {candidates: [a], adequacy: other.json}
+        """
+    )
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    found = [f"{p.line}: {p.message}" for p in validate_policy(path)]
+    assert found[0].startswith("5: ") and "nowhere.json: can't read the adequacy file" in found[0]
+    assert (
+        found[1].startswith("6: ") and "knows none of route 'stranger''s models (it knows x, y)" in found[1]
+    )
 
 
 def test_a_budget_over_an_unpriced_model_is_reported_on_the_model() -> None:

@@ -1,0 +1,286 @@
+"""Learned adequacy: each model's probability of answering *this* prompt well, from the prompt alone.
+
+An adequacy file is what ``router train`` writes: a portable, versioned JSON artifact (no pickle)
+holding the featurizer (a TF-IDF vocabulary over word uni- and bigrams, with its IDF weights) and,
+per model, the weights of a logistic regression on those features. Planning reads it once and
+then predicts in tens of microseconds per request; numpy is imported only when a policy uses one.
+
+The featurizer is written here, not taken from scikit-learn, so that routing never imports
+scikit-learn (seconds and a large install): training fits scikit-learn's ``TfidfVectorizer`` and
+stores what this module needs to reproduce its transform exactly (a test pins the equality).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+FORMAT: Final = "router-adequacy"
+VERSION: Final = 1
+# scikit-learn's default token pattern: runs of two or more word characters.
+TOKEN_PATTERN: Final = r"(?u)\b\w\w+\b"
+# Only the end of a long prompt is read: few-shot prompts repeat their examples up front, and what
+# varies (the question) comes last. Bounds the work per request too.
+DEFAULT_MAX_CHARS: Final = 4000
+
+
+class AdequacyError(ValueError):
+    """An adequacy file that can't be used; the message names the file and what to do."""
+
+
+def prompt_text(prompt: str | Sequence[Mapping[str, Any]] | None) -> str:
+    """The text a prompt's adequacy is judged on: every message's text content, in order."""
+    if prompt is None:
+        return ""
+    if isinstance(prompt, str):
+        return prompt
+    parts: list[str] = []
+    for message in prompt:
+        if not isinstance(message, Mapping):
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            parts.append(content)
+        elif isinstance(content, Sequence):
+            for part in content:
+                if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                    parts.append(part["text"])
+    return "\n".join(parts)
+
+
+def encode_floats(values: Iterable[float]) -> str:
+    """float32 little-endian, base64: a third of the size of JSON numbers, and exact on reload."""
+    import numpy as np
+
+    return base64.b64encode(np.asarray(list(values), dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_floats(text: str) -> npt.NDArray[np.float32]:
+    import numpy as np
+
+    return np.frombuffer(base64.b64decode(text), dtype="<f4")
+
+
+def prompt_fingerprint(text: str) -> str:
+    """A short, stable hash of a prompt: how a training set is recorded without its text."""
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    """Each model's predicted probability of success for one request."""
+
+    success: Mapping[str, float]
+
+
+class Adequacy:
+    """A loaded adequacy file: ``predict(text)`` gives each model's probability of success."""
+
+    def __init__(
+        self, data: Mapping[str, Any], *, source: str = "<memory>", digest: str | None = None
+    ) -> None:
+        import numpy as np
+
+        self.source = source
+        self.data = data
+        if data.get("format") != FORMAT:
+            raise AdequacyError(
+                f"{source}: not an adequacy file (format is not {FORMAT!r}); make one with `router train`."
+            )
+        if data.get("version") != VERSION:
+            raise AdequacyError(
+                f"{source}: adequacy file version {data.get('version')!r}; "
+                f"this router reads version {VERSION}. "
+                "Retrain it with this router's `router train`."
+            )
+        try:
+            featurizer = data["featurizer"]
+            vocabulary: list[str] = list(featurizer["vocabulary"])
+            idf = decode_floats(featurizer["idf"]).astype(np.float64)
+            models: Mapping[str, Mapping[str, Any]] = data["models"]
+            self.models: tuple[str, ...] = tuple(models)
+            coef = np.column_stack([decode_floats(models[m]["coef"]).astype(np.float64) for m in self.models])
+            intercept = np.array([float(models[m]["intercept"]) for m in self.models])
+            low, high = featurizer.get("ngram_range", (1, 2))
+            self._max_chars = int(featurizer.get("max_chars", DEFAULT_MAX_CHARS))
+            self._lowercase = bool(featurizer.get("lowercase", True))
+            self._sublinear = bool(featurizer.get("sublinear_tf", True))
+            self._token = re.compile(featurizer.get("token_pattern", TOKEN_PATTERN))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AdequacyError(
+                f"{source}: malformed adequacy file ({exc!r}); retrain it with `router train`."
+            ) from None
+        if len(idf) != len(vocabulary) or coef.shape[0] != len(vocabulary):
+            raise AdequacyError(f"{source}: vocabulary, IDF and weights differ in length; retrain it.")
+        if (int(low), int(high)) not in ((1, 1), (1, 2)):
+            raise AdequacyError(f"{source}: ngram_range {low}-{high} is not supported (1-1 or 1-2).")
+        self._bigrams = int(high) == 2
+        # Unigrams by text, bigrams by (first, second): counting then runs in C (Counter over the
+        # token list and over pairs of it) and only distinct terms are looked up.
+        self._index: dict[str, int] = {}
+        self._pairs: dict[tuple[str, str], int] = {}
+        for i, term in enumerate(vocabulary):
+            first, _, second = term.partition(" ")
+            if second:
+                self._pairs[(first, second)] = i
+            else:
+                self._index[term] = i
+        self._idf = idf
+        self._coef = coef
+        self._intercept = intercept
+        self.digest = digest or hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+        suggested = data.get("suggested") or {}
+        self.suggested: dict[str, float] = {
+            key: float(suggested[key])
+            for key in ("min_success", "max_shortfall")
+            if suggested.get(key) is not None
+        }
+        self._fingerprints: frozenset[str] | None = None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Adequacy:
+        """Read an adequacy file; errors name the file and say how to make a good one."""
+        path = Path(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise AdequacyError(
+                f"{path}: can't read the adequacy file ({exc.strerror}); make one with `router train`."
+            ) from None
+        try:
+            data = json.loads(raw)
+        except ValueError as exc:
+            raise AdequacyError(
+                f"{path}: not JSON ({exc}); make an adequacy file with `router train`."
+            ) from None
+        if not isinstance(data, dict):
+            raise AdequacyError(f"{path}: not an adequacy file; make one with `router train`.")
+        try:
+            import numpy  # noqa: F401
+        except ImportError:
+            raise AdequacyError(
+                f"{path}: learned adequacy needs numpy: pip install 'router-sdk[adequacy]'."
+            ) from None
+        return cls(data, source=str(path), digest=hashlib.sha256(raw).hexdigest())
+
+    @property
+    def short_digest(self) -> str:
+        return f"sha256:{self.digest[:12]}"
+
+    def features(self, text: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """The prompt's TF-IDF vector, sparse: (vocabulary indices, L2-normalized weights)."""
+        import numpy as np
+
+        text = text[-self._max_chars :]
+        if self._lowercase:
+            text = text.lower()
+        tokens = self._token.findall(text)
+        index, pairs = self._index, self._pairs
+        found = [(index[t], n) for t, n in Counter(tokens).items() if t in index]
+        if self._bigrams and pairs:
+            found += [(pairs[p], n) for p, n in Counter(pairwise(tokens)).items() if p in pairs]
+        counts = dict(found)
+        if not counts:
+            return np.empty(0, dtype=np.intp), np.empty(0)
+        idx = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
+        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        if self._sublinear:
+            tf = np.log(tf) + 1.0
+        weights = tf * self._idf[idx]
+        norm = math.sqrt(float(weights @ weights))
+        if norm > 0:
+            weights /= norm
+        return idx, weights
+
+    def predict(self, text: str) -> dict[str, float]:
+        """Each model's probability of success on this prompt."""
+        import numpy as np
+
+        idx, weights = self.features(text)
+        logits = self._intercept + (weights @ self._coef[idx] if len(idx) else 0.0)
+        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        return dict(zip(self.models, (float(p) for p in probabilities), strict=True))
+
+    def trained_on(self, texts: Iterable[str]) -> int:
+        """How many of ``texts`` were in this file's training data (by fingerprint)."""
+        if self._fingerprints is None:
+            recorded = (self.data.get("training") or {}).get("fingerprints") or ""
+            self._fingerprints = frozenset(recorded.split()) if isinstance(recorded, str) else frozenset()
+        return sum(1 for text in texts if prompt_fingerprint(text) in self._fingerprints)
+
+
+@dataclass(frozen=True, slots=True)
+class AdequacyGate:
+    """A route's or feature's use of an adequacy file: who passes for one request, and why not.
+
+    Two settings, either or both: ``min_success`` rejects a model predicted below an absolute floor;
+    ``max_shortfall`` rejects one predicted more than that far below the likeliest candidate (the
+    better rule in cross-validation: it adapts to how hard the prompt is for every model).
+    """
+
+    adequacy: Adequacy
+    min_success: float | None = None
+    max_shortfall: float | None = None
+    on_inadequate: str = "best"  # "best": keep the most likely model; "fail": reject them all
+
+    def describe(self) -> str:
+        settings = [
+            f"{key} {value:g}"
+            for key, value in (("min_success", self.min_success), ("max_shortfall", self.max_shortfall))
+            if value is not None
+        ]
+        return f"adequacy {self.adequacy.short_digest} {' '.join(settings)}"
+
+    def verdicts(self, text: str, names: Iterable[str]) -> tuple[dict[str, str], dict[str, float]]:
+        """Rejection reasons for the models of ``names`` predicted to fall short on this prompt.
+
+        Models the file doesn't know are not judged (their static floors apply). When every judged
+        model falls short, ``on_inadequate: best`` keeps the one most likely to succeed.
+        """
+        predicted = self.adequacy.predict(text)
+        judged = {name: predicted[name] for name in names if name in predicted}
+        if not judged:
+            return {}, judged
+        likeliest = max(judged, key=lambda name: judged[name])
+        top = judged[likeliest]
+        rejected: dict[str, str] = {}
+        for name, p in judged.items():
+            if self.min_success is not None and p < self.min_success:
+                rejected[name] = f"predicted success {p:.2f} < {self.min_success:.2f}"
+            elif self.max_shortfall is not None and p < top - self.max_shortfall:
+                rejected[name] = (
+                    f"predicted success {p:.2f}, {top - p:.2f} below {likeliest}'s {top:.2f} "
+                    f"(max_shortfall {self.max_shortfall:g})"
+                )
+        if len(rejected) == len(judged) and self.on_inadequate == "best":
+            del rejected[likeliest]
+        return rejected, judged
+
+
+def choose(
+    predicted: Mapping[str, float],
+    by_cost: Sequence[str],
+    *,
+    min_success: float | None = None,
+    max_shortfall: float | None = None,
+) -> str:
+    """What the gate followed by ``cheapest`` picks (training and tests use it to score thresholds)."""
+    top = max(predicted[m] for m in by_cost)
+    for model in by_cost:
+        p = predicted[model]
+        if (min_success is None or p >= min_success) and (max_shortfall is None or p >= top - max_shortfall):
+            return model
+    return max(by_cost, key=lambda m: predicted[m])

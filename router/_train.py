@@ -1,0 +1,453 @@
+"""``router train``: learn each model's probability of success per prompt, and prove it on held-out folds.
+
+The method (chosen by cross-validation on RouterBench and RouteLLM training splits; the figures
+are in docs/adequacy.md): TF-IDF over word uni- and bigrams of the prompt's last 4,000 characters,
+and one L2-regularized logistic regression per model. It is fitted with scikit-learn
+(``pip install 'router-sdk[train]'``); routing reads the weights with numpy alone.
+
+Everything reported is measured on folds the model was not fitted on: calibration per model, and
+with ``--target`` the threshold that reaches the target quality at the lowest cost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from policies.adequacy import (
+    DEFAULT_MAX_CHARS,
+    FORMAT,
+    TOKEN_PATTERN,
+    VERSION,
+    choose,
+    encode_floats,
+    prompt_fingerprint,
+)
+from router._eval import Point, best_single, hull, hull_quality, oracle, single_points
+from router._labeled import LabeledData
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+THRESHOLDS: Final = tuple(round(i / 100, 2) for i in range(101))
+# The gate setting --target searches: max_shortfall beat min_success in cross-validation on every
+# RouterBench set (docs/adequacy.md), so it is the default.
+SETTINGS: Final = ("max_shortfall", "min_success")
+
+
+class TrainError(ValueError):
+    """Training can't proceed; the message says what to change."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """``--target "0.95 of gpt-4o"``: a fraction of a reference model's quality."""
+
+    fraction: float
+    model: str
+
+    @classmethod
+    def parse(cls, text: str) -> Target:
+        match = re.fullmatch(r"\s*([0-9.]+)\s*(%?)\s+of\s+(\S+)\s*", text)
+        if match is None:
+            raise TrainError(f"--target {text!r}: write it as '0.95 of gpt-4o' (or '95% of gpt-4o').")
+        fraction = float(match.group(1)) / (100 if match.group(2) else 1)
+        if not 0 < fraction <= 1.0:
+            raise TrainError(f"--target {text!r}: the fraction must be in (0, 1].")
+        return cls(fraction, match.group(3))
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    model: str
+    rows: int
+    brier: float
+    ece: float
+    bins: tuple[tuple[float, float, int], ...]  # (mean predicted, observed, count)
+
+
+@dataclass(frozen=True, slots=True)
+class SetResult:
+    """Cross-validated figures on one source file at the chosen threshold."""
+
+    source: str
+    rows: int
+    route: Point
+    best: Point
+    hull_quality: float | None
+    oracle: Point
+
+
+@dataclass(frozen=True, slots=True)
+class TrainReport:
+    models: tuple[str, ...]
+    rows: int
+    folds: int
+    calibration: tuple[Calibration, ...]
+    threshold: float | None
+    setting: str
+    target: Target | None
+    target_quality: float | None
+    sets: tuple[SetResult, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        def point(p: Point) -> dict[str, Any]:
+            return {
+                "name": p.name,
+                "quality": round(p.quality, 6),
+                "cost_per_1k_usd": round(p.cost_per_1k, 9),
+            }
+
+        return {
+            "models": list(self.models),
+            "rows": self.rows,
+            "folds": self.folds,
+            "suggested": None if self.threshold is None else {self.setting: self.threshold},
+            "target": None if self.target is None else f"{self.target.fraction:g} of {self.target.model}",
+            "target_quality": None if self.target_quality is None else round(self.target_quality, 6),
+            "calibration": [
+                {
+                    "model": c.model,
+                    "rows": c.rows,
+                    "brier": round(c.brier, 6),
+                    "ece": round(c.ece, 6),
+                    "bins": [
+                        {"predicted": round(p, 4), "observed": round(o, 4), "rows": n} for p, o, n in c.bins
+                    ],
+                }
+                for c in self.calibration
+            ],
+            "sets": [
+                {
+                    "source": s.source,
+                    "rows": s.rows,
+                    "route": point(s.route),
+                    "best_single": point(s.best),
+                    "hull_quality_at_route_cost": None
+                    if s.hull_quality is None
+                    else round(s.hull_quality, 6),
+                    "oracle": point(s.oracle),
+                }
+                for s in self.sets
+            ],
+        }
+
+
+def _sklearn() -> Any:
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        raise TrainError("router train needs scikit-learn: pip install 'router-sdk[train]'.") from None
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    return TfidfVectorizer, LogisticRegression
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    max_features: int = 50_000
+    c: float = 1.0
+    max_chars: int = DEFAULT_MAX_CHARS
+    folds: int = 5
+    seed: int = 0
+    min_df: int = 2
+
+
+def _texts(data: LabeledData, settings: Settings) -> list[str]:
+    return [p[-settings.max_chars :] for p in data.prompts]
+
+
+def _vectorizer(settings: Settings) -> Any:
+    import numpy as np
+
+    tfidf, _ = _sklearn()
+    return tfidf(
+        lowercase=True,
+        token_pattern=TOKEN_PATTERN,
+        ngram_range=(1, 2),
+        sublinear_tf=True,
+        norm="l2",
+        min_df=settings.min_df,
+        max_features=settings.max_features,
+        dtype=np.float64,
+    )
+
+
+def _labels(values: Sequence[float | None]) -> tuple[list[int], list[float], list[int]]:
+    """Rows, labels and weights for a logistic fit: a score s counts as s of a success, 1-s of a failure."""
+    rows: list[int] = []
+    labels: list[float] = []
+    weights: list[float] = []
+    for i, value in enumerate(values):
+        if value is None:
+            continue
+        if value in (0.0, 1.0):
+            rows.append(i)
+            labels.append(value)
+            weights.append(1.0)
+        else:
+            rows += [i, i]
+            labels += [1.0, 0.0]
+            weights += [value, 1.0 - value]
+    return rows, labels, weights  # type: ignore[return-value]
+
+
+def _fit(
+    texts: Sequence[str], data: LabeledData, models: Sequence[str], rows: Sequence[int], settings: Settings
+) -> tuple[Any, dict[str, tuple[Any, float]]]:
+    """A vectorizer and one classifier per model, fitted on ``rows``."""
+    import numpy as np
+
+    _, logistic = _sklearn()
+    vectorizer = _vectorizer(settings)
+    matrix = vectorizer.fit_transform([texts[i] for i in rows])
+    fitted: dict[str, tuple[Any, float]] = {}
+    for model in models:
+        values = [data.outcomes[model][i] for i in rows]
+        local, labels, weights = _labels(values)
+        if not local:
+            raise TrainError(f"model {model!r} has no known outcome in the training rows.")
+        prior = float(np.average(labels, weights=weights))
+        if len(set(labels)) < 2 or prior in (0.0, 1.0):
+            fitted[model] = (None, prior)  # always right (or wrong) here: a constant
+            continue
+        classifier = logistic(C=settings.c, max_iter=5000)
+        classifier.fit(matrix[local], labels, sample_weight=weights)
+        fitted[model] = (classifier, prior)
+    return vectorizer, fitted
+
+
+def _predict(
+    vectorizer: Any, fitted: Mapping[str, tuple[Any, float]], texts: Sequence[str]
+) -> dict[str, npt.NDArray[np.float64]]:
+    import numpy as np
+
+    matrix = vectorizer.transform(texts)
+    out: dict[str, npt.NDArray[np.float64]] = {}
+    for model, (classifier, prior) in fitted.items():
+        out[model] = (
+            np.full(len(texts), prior) if classifier is None else classifier.predict_proba(matrix)[:, 1]
+        )
+    return out
+
+
+def _calibration(model: str, predicted: Sequence[float], observed: Sequence[float | None]) -> Calibration:
+    pairs = [(p, o) for p, o in zip(predicted, observed, strict=True) if o is not None]
+    bins: list[tuple[float, float, int]] = []
+    ece = 0.0
+    for b in range(10):
+        low, high = b / 10, (b + 1) / 10
+        members = [(p, o) for p, o in pairs if low <= p < high or (b == 9 and p == 1.0)]
+        if not members:
+            continue
+        mean_p = sum(p for p, _ in members) / len(members)
+        mean_o = sum(o for _, o in members) / len(members)
+        bins.append((mean_p, mean_o, len(members)))
+        ece += len(members) / len(pairs) * abs(mean_p - mean_o)
+    brier = sum((p - o) ** 2 for p, o in pairs) / len(pairs)
+    return Calibration(model, len(pairs), brier, ece, tuple(bins))
+
+
+def train(
+    data: LabeledData,
+    costs: Mapping[str, Sequence[float]],
+    *,
+    models: Sequence[str] | None = None,
+    target: Target | None = None,
+    settings: Settings = Settings(),
+    setting: str = "max_shortfall",
+) -> tuple[dict[str, Any], TrainReport]:
+    """Cross-validate, then fit on everything; returns the artifact (a JSON-able dict) and the report."""
+    import numpy as np
+
+    names = tuple(models or data.models)
+    if target is not None and target.model not in names:
+        raise TrainError(
+            f"--target names {target.model!r}, which is not among the models ({', '.join(names)})."
+        )
+    if settings.folds < 2:
+        raise TrainError("--folds must be at least 2.")
+    texts = _texts(data, settings)
+    n = len(texts)
+    if n < settings.folds * 2:
+        raise TrainError(f"{n} rows are too few for {settings.folds}-fold cross-validation.")
+    # Out-of-fold predictions: every figure below is on rows the classifiers never saw.
+    rng = np.random.default_rng(settings.seed)
+    order = rng.permutation(n)
+    held_out: dict[str, npt.NDArray[np.float64]] = {m: np.zeros(n) for m in names}
+    for fold in range(settings.folds):
+        test = order[fold :: settings.folds]
+        mask = np.ones(n, dtype=bool)
+        mask[test] = False
+        vectorizer, fitted = _fit(texts, data, names, np.flatnonzero(mask).tolist(), settings)
+        predicted = _predict(vectorizer, fitted, [texts[i] for i in test])
+        for m in names:
+            held_out[m][test] = predicted[m]
+    calibration = tuple(_calibration(m, held_out[m].tolist(), data.outcomes[m]) for m in names)
+
+    # Rows with an outcome for at least two models are where a router has a choice to make.
+    complete = [i for i in range(n) if sum(data.outcomes[m][i] is not None for m in names) >= 2]
+    mean_cost = {}
+    for m in names:
+        known = [costs[m][i] for i in range(n) if data.outcomes[m][i] is not None]
+        mean_cost[m] = sum(known) / len(known)
+    by_cost = sorted(names, key=lambda m: mean_cost[m])
+    threshold = target_quality = None
+    if target is not None and complete:
+        scored = [i for i in complete if data.outcomes[target.model][i] is not None]
+        reference = sum(data.outcomes[target.model][i] or 0.0 for i in scored) / len(scored)
+        target_quality = target.fraction * reference
+        threshold = _threshold(held_out, data, costs, scored, by_cost, target_quality, setting)
+    default = 0.5 if setting == "min_success" else 0.05
+    sets = _per_set(
+        held_out, data, costs, complete, by_cost, threshold if threshold is not None else default, setting
+    )
+
+    vectorizer, fitted = _fit(texts, data, names, list(range(n)), settings)
+    vocabulary = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
+    size = len(vocabulary)
+    artifact: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "method": "tfidf-logreg",
+        "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "featurizer": {
+            "kind": "tfidf",
+            "lowercase": True,
+            "token_pattern": TOKEN_PATTERN,
+            "ngram_range": [1, 2],
+            "sublinear_tf": True,
+            "norm": "l2",
+            "max_chars": settings.max_chars,
+            "vocabulary": vocabulary,
+            "idf": encode_floats(vectorizer.idf_),
+        },
+        "models": {
+            m: {
+                "coef": encode_floats(classifier.coef_[0] if classifier is not None else np.zeros(size)),
+                "intercept": float(classifier.intercept_[0]) if classifier is not None else _logit(prior),
+                "prior": prior,
+                "rows": sum(1 for v in data.outcomes[m] if v is not None),
+            }
+            for m, (classifier, prior) in fitted.items()
+        },
+        "suggested": None if threshold is None else {setting: threshold},
+        "target": None if target is None else f"{target.fraction:g} of {target.model}",
+        "training": {
+            "files": [Path(s).name for s in data.sources],
+            "rows": n,
+            "settings": {"C": settings.c, "max_features": settings.max_features, "min_df": settings.min_df},
+            "fingerprints": " ".join(sorted({prompt_fingerprint(p) for p in data.prompts})),
+        },
+        "cross_validation": {
+            "folds": settings.folds,
+            "calibration": {
+                c.model: {"brier": round(c.brier, 6), "ece": round(c.ece, 6)} for c in calibration
+            },
+        },
+    }
+    report = TrainReport(
+        models=names,
+        rows=n,
+        folds=settings.folds,
+        calibration=calibration,
+        threshold=threshold,
+        setting=setting,
+        target=target,
+        target_quality=target_quality,
+        sets=sets,
+    )
+    return artifact, report
+
+
+def _logit(p: float) -> float:
+    import math
+
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def _score(
+    held_out: Mapping[str, Any],
+    data: LabeledData,
+    costs: Mapping[str, Sequence[float]],
+    rows: Sequence[int],
+    by_cost: Sequence[str],
+    threshold: float,
+    setting: str,
+) -> Point:
+    """The gate's choices on ``rows``, each among the models that row has an outcome for."""
+    quality = cost = 0.0
+    for i in rows:
+        order = [m for m in by_cost if data.outcomes[m][i] is not None]
+        chosen = choose({m: float(held_out[m][i]) for m in order}, order, **{setting: threshold})
+        quality += data.outcomes[chosen][i] or 0.0
+        cost += costs[chosen][i]
+    return Point(f"{setting} {threshold:g}", quality / len(rows), cost / len(rows) * 1000)
+
+
+def _threshold(
+    held_out: Mapping[str, Any],
+    data: LabeledData,
+    costs: Mapping[str, Sequence[float]],
+    rows: Sequence[int],
+    by_cost: Sequence[str],
+    target_quality: float,
+    setting: str,
+) -> float | None:
+    """The threshold reaching the target quality on held-out folds at the lowest cost (None: none does)."""
+    best: tuple[float, float] | None = None
+    for threshold in THRESHOLDS:
+        point = _score(held_out, data, costs, rows, by_cost, threshold, setting)
+        if point.quality + 1e-12 >= target_quality and (best is None or point.cost_per_1k < best[1]):
+            best = (threshold, point.cost_per_1k)
+    return None if best is None else best[0]
+
+
+def _per_set(
+    held_out: Mapping[str, Any],
+    data: LabeledData,
+    costs: Mapping[str, Sequence[float]],
+    rows: Sequence[int],
+    by_cost: Sequence[str],
+    threshold: float,
+    setting: str,
+) -> tuple[SetResult, ...]:
+    results = []
+    for index, source in enumerate(data.sources):
+        members = [i for i in rows if data.origin[i] == index]
+        if not members:
+            continue
+        # Only the models this file labels take part in its yardsticks.
+        present = [m for m in by_cost if all(data.outcomes[m][i] is not None for i in members)]
+        outcomes = {m: [float(data.outcomes[m][i] or 0.0) for i in members] for m in present}
+        set_costs = {m: [costs[m][i] for i in members] for m in present}
+        singles = single_points(outcomes, set_costs)
+        route = _score(held_out, data, costs, members, present, threshold, setting)
+        results.append(
+            SetResult(
+                source=Path(source).name,
+                rows=len(members),
+                route=route,
+                best=best_single(singles),
+                hull_quality=hull_quality(hull(singles), route.cost_per_1k),
+                oracle=oracle(outcomes, set_costs),
+            )
+        )
+    return tuple(results)
+
+
+def write_artifact(artifact: Mapping[str, Any], path: str | Path) -> str:
+    """Write the adequacy file; returns its sha256 (what ``route.decided`` records)."""
+    import hashlib
+
+    raw = json.dumps(artifact, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    Path(path).write_bytes(raw)
+    return hashlib.sha256(raw).hexdigest()

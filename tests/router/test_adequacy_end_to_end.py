@@ -1,0 +1,94 @@
+"""A route with learned adequacy, end to end through router.OpenAI/AsyncOpenAI on the fake providers:
+easy prompts go to the cheap model, hard ones to the strong model, with the reason on the record."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from policies.adequacy import AdequacyError
+from providers.fake import FakeProviders
+from router import AsyncOpenAI, NoCandidateError, OpenAI
+from tests.adequacy_helpers import write_hand_artifact
+
+pytest.importorskip("numpy")
+
+
+def policy_file(tmp_path: Path, fake: FakeProviders, route_extra: str = "", min_success: float = 0.8) -> Path:
+    write_hand_artifact(tmp_path / "adequacy.json")
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        f"""
+models:
+  cheap:  {{provider: openai_compatible, api_base: "{fake.openai_base}", input_cost_per_mtok: 0.1,
+            output_cost_per_mtok: 0.4}}
+  strong: {{provider: openai_compatible, api_base: "{fake.openai_base}", input_cost_per_mtok: 2.5,
+            output_cost_per_mtok: 10}}
+routes:
+  auto:
+    strategy: cheapest
+    candidates: [cheap, strong]
+    adequacy: adequacy.json
+    min_success: {min_success}
+{route_extra}
+"""
+    )
+    return path
+
+
+def ask(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+def test_easy_prompts_go_to_the_cheap_model_and_hard_ones_to_the_strong_one(
+    tmp_path: Path, fake: FakeProviders
+) -> None:
+    client = OpenAI(policy=policy_file(tmp_path, fake))
+    easy = client.chat.completions.create(model="auto", messages=ask("An easy question, please."))
+    hard = client.chat.completions.create(model="auto", messages=ask("A hard question, please."))
+    assert easy.model == "cheap" and hard.model == "strong"
+    assert "cheap" not in easy.routing.rejected
+    assert hard.routing.rejected["cheap"] == "predicted success 0.05 < 0.80"
+    assert any(
+        rule.startswith("adequacy sha256:") and "min_success 0.8" in rule for rule in hard.routing.rules
+    )
+    assert any(rule.startswith("predicted success: cheap 0.05, strong 0.88") for rule in hard.routing.rules)
+    assert [r.model for r in fake.requests] == ["cheap", "strong"]
+
+
+def test_the_async_client_routes_the_same_way(tmp_path: Path, fake: FakeProviders) -> None:
+    async def run() -> tuple[str, str]:
+        client = AsyncOpenAI(policy=policy_file(tmp_path, fake))
+        easy = await client.chat.completions.create(model="auto", messages=ask("easy"))
+        hard = await client.chat.completions.create(model="auto", messages=ask("hard"))
+        await client.close()
+        return easy.model, hard.model
+
+    assert asyncio.run(run()) == ("cheap", "strong")
+
+
+def test_on_inadequate_fail_refuses_a_request_no_model_is_predicted_to_answer(
+    tmp_path: Path, fake: FakeProviders
+) -> None:
+    client = OpenAI(policy=policy_file(tmp_path, fake, "    on_inadequate: fail", min_success=0.9))
+    assert client.chat.completions.create(model="auto", messages=ask("easy")).model == "cheap"
+    with pytest.raises(NoCandidateError) as info:
+        client.chat.completions.create(model="auto", messages=ask("hard"))
+    assert info.value.rejected == {
+        "cheap": "predicted success 0.05 < 0.90",
+        "strong": "predicted success 0.88 < 0.90",
+    }
+    assert [r.model for r in fake.requests] == ["cheap"]
+
+
+def test_a_missing_adequacy_file_fails_the_client_naming_the_file_and_the_policy(
+    tmp_path: Path, fake: FakeProviders
+) -> None:
+    path = policy_file(tmp_path, fake)
+    (tmp_path / "adequacy.json").unlink()
+    with pytest.raises(
+        AdequacyError, match=r"adequacy.json: can't read the adequacy file.*router train.*policy.yaml"
+    ):
+        OpenAI(policy=path)
