@@ -51,7 +51,8 @@ def good_results() -> Results:
             _planning(n, prompt, t)
             for prompt in ("short", "100k")
             for n, t in ((10, 5.0), (100, 40.0), (1000, 400.0))
-        ],
+        ]
+        + [_planning(10, "adequacy, ~2k chars", 60.0)],
         memory=MemoryResult(50_000, 5_000, 70.0, 70.5, 70.6, 71.0, ((5_000, 70.0), (50_000, 70.5))),
         features=[Feature("routing", True, "3 models"), Feature("budget + SQLite ledger", False, "not yet")],
     )
@@ -114,6 +115,14 @@ def test_quadratic_planning_fails_the_linearity_target() -> None:
     assert statuses["planning scaling exponent k (t ∝ models^k, 100 → 1,000, worst prompt)"] == "FAIL"
 
 
+def test_slow_learned_adequacy_fails_its_planning_target() -> None:
+    results = good_results()
+    results.planning = [c for c in results.planning if c.prompt != "adequacy, ~2k chars"]
+    results.planning.append(_planning(10, "adequacy, ~2k chars", 250.0))
+    statuses = _status(results)
+    assert statuses["planning median with learned adequacy, 10 models, ~2k-char prompt"] == "FAIL"
+
+
 def test_rss_growth_beyond_a_few_mb_fails() -> None:
     results = good_results()
     assert results.memory is not None
@@ -138,7 +147,7 @@ def test_report_shows_ratios_features_and_targets() -> None:
     assert f"| router.OpenAI, everything on | 100 | 600 µs | 1,200 µs | 0.60{TIMES} | 0.60{TIMES} |" in report
     assert "**budget + SQLite ledger**: off — not yet" in report
     assert "**FAIL**" not in report
-    assert report.count("**PASS**") == 7
+    assert report.count("**PASS**") == len(evaluate(good_results()))
 
 
 def test_a_quick_report_says_its_figures_are_not_stable() -> None:
