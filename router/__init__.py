@@ -7,7 +7,6 @@ response.routing  # which model answered, why, and what it cost
 """
 
 from policies.loader import PolicyError
-from router._client import AsyncOpenAI, OpenAI
 from router._exceptions import (
     BudgetExceededError,
     CoolingDownError,
@@ -21,6 +20,7 @@ from router._exceptions import (
     StreamInterruptedError,
     routing_of,
 )
+from router._openai import AsyncOpenAI, OpenAI
 from router._response import RoutedChatCompletion
 from router._routing import Attempt, BudgetEvent, RoutingRecord, Usage
 from router._streaming import AsyncRoutedStream, RoutedStream

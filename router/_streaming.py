@@ -18,16 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from functools import partial
 from types import TracebackType
 from typing import Any, Final
 
+import httpx
 import openai
 from openai.types.chat import ChatCompletionChunk
 
 from providers.base import JSON, Deployment
-from providers.errors import connection_failed, error_class, timeout_error
+from providers.errors import ROUTER_URL, connection_failed, error_class, timeout_error
 from router._exceptions import StreamInterruptedError
 from router._pipeline import Session, StreamTracker
 from router._response import chunk
@@ -78,6 +79,52 @@ def _settle_dropped_async(
         loop.call_soon_threadsafe(start)
 
 
+class _ChunkBytes(httpx.SyncByteStream):
+    """The body of a routed stream's ``.response``: its chunks as server-sent events.
+
+    Closing the response closes the stream, as openai's stream helpers (``chat.completions.stream``)
+    do when they are done with it.
+    """
+
+    def __init__(self, stream: RoutedStream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        for item in self._stream:
+            yield b"data: " + item.model_dump_json(exclude_unset=True).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _AsyncChunkBytes(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncRoutedStream) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for item in self._stream:
+            yield b"data: " + item.model_dump_json(exclude_unset=True).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    async def aclose(self) -> None:
+        await self._stream.close()
+
+
+def _response(stream: _StreamBase, body: httpx.SyncByteStream | httpx.AsyncByteStream) -> httpx.Response:
+    headers = {
+        "content-type": "text/event-stream",
+        "x-request-id": stream._session.request.request_id,
+        "x-router-model": stream._deployment.name,
+    }
+    return httpx.Response(200, headers=headers, stream=body, request=httpx.Request("POST", ROUTER_URL))
+
+
+async def _nothing() -> AsyncGenerator[ChatCompletionChunk, None]:
+    return
+    yield  # an async generator that ends at once
+
+
 class _StreamBase:
     """What the sync and async streams share: turning provider chunks into the caller's chunks."""
 
@@ -95,6 +142,8 @@ class _StreamBase:
         self._tracker = tracker
         self._ttft_ms = ttft_ms
         self._routing: RoutingRecord | None = None
+        self._http_response: httpx.Response | None = None
+        self._closed = False
 
     @property
     def routing(self) -> RoutingRecord:
@@ -153,7 +202,9 @@ def _idle(seconds: float) -> openai.APITimeoutError:
     return error
 
 
-class RoutedStream(_StreamBase):
+class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
+    """An openai ``Stream`` of chunks (isinstance holds); its ``response`` is made on first use."""
+
     def __init__(
         self,
         session: Session,
@@ -171,7 +222,18 @@ class RoutedStream(_StreamBase):
             weakref.finalize(self, _settle_dropped, self._settlement)
         # Made on first use: a generator holds its stream, so one made here would keep a stream
         # dropped unread alive until the cycle collector runs; without it, the finalizer runs at once.
-        self._iterator: Iterator[ChatCompletionChunk] | None = None
+        self._chunk_gen: Generator[ChatCompletionChunk, None, None] | None = None
+
+    @property
+    def response(self) -> httpx.Response:
+        """Like openai's: headers (``x-request-id``, ``x-router-model``); closing it closes the stream."""
+        if self._http_response is None:
+            self._http_response = _response(self, _ChunkBytes(self))
+        return self._http_response
+
+    @response.setter
+    def response(self, value: httpx.Response) -> None:
+        self._http_response = value
 
     def settle_now(self, estimated: bool = False) -> None:
         """Settle the reservation at what this stream has cost so far (once); ``estimated``: the
@@ -180,7 +242,7 @@ class RoutedStream(_StreamBase):
         if settlement.take() and settlement.settle is not None:
             settlement.settle(self._cost_so_far(), estimated)
 
-    def _chunks(self) -> Iterator[ChatCompletionChunk]:
+    def _chunks(self) -> Generator[ChatCompletionChunk, None, None]:
         try:
             for data in self._buffered:
                 out = self._emit(data)
@@ -205,9 +267,11 @@ class RoutedStream(_StreamBase):
         self._complete()
 
     def _chunk_iterator(self) -> Iterator[ChatCompletionChunk]:
-        if self._iterator is None:
-            self._iterator = self._chunks()
-        return self._iterator
+        if self._chunk_gen is None:
+            self._chunk_gen = self._chunks()
+            if self._closed:  # closed before it was read: nothing more comes
+                self._chunk_gen.close()
+        return self._chunk_gen
 
     def __iter__(self) -> Iterator[ChatCompletionChunk]:
         return self._chunk_iterator()
@@ -227,11 +291,20 @@ class RoutedStream(_StreamBase):
         close: Any = getattr(self._rest, "close", None)
         if close is not None:
             close()
+        # Like openai's Stream: once closed, iterating ends (and the response reads as closed).
+        self._closed = True
+        if self._chunk_gen is not None:
+            with contextlib.suppress(ValueError):  # closed from inside its own iteration
+                self._chunk_gen.close()
+        if self._http_response is not None:
+            self._http_response.is_closed = True
         # Closed before its end (a no-op after it): charged as cancelled.
         self.settle_now(estimated=True)
 
 
-class AsyncRoutedStream(_StreamBase):
+class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
+    """An openai ``AsyncStream`` of chunks (isinstance holds); its ``response`` is made on first use."""
+
     def __init__(
         self,
         session: Session,
@@ -249,7 +322,18 @@ class AsyncRoutedStream(_StreamBase):
         if settle is not None and spawn is not None:
             loop = asyncio.get_running_loop()
             weakref.finalize(self, _settle_dropped_async, loop, spawn, self._settlement)
-        self._iterator: AsyncIterator[ChatCompletionChunk] | None = None  # see RoutedStream
+        self._chunk_gen: AsyncGenerator[ChatCompletionChunk, None] | None = None  # see RoutedStream
+
+    @property
+    def response(self) -> httpx.Response:
+        """Like openai's: headers (``x-request-id``, ``x-router-model``); closing it closes the stream."""
+        if self._http_response is None:
+            self._http_response = _response(self, _AsyncChunkBytes(self))
+        return self._http_response
+
+    @response.setter
+    def response(self, value: httpx.Response) -> None:
+        self._http_response = value
 
     async def settle_now(self, estimated: bool = False) -> None:
         """Settle the reservation at what this stream has cost so far (once); see ``RoutedStream``."""
@@ -257,7 +341,7 @@ class AsyncRoutedStream(_StreamBase):
         if settlement.take() and settlement.settle is not None:
             await settlement.settle(self._cost_so_far(), estimated)
 
-    async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+    async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         idle = self._session.resilience.stream_idle_timeout_s
         rest = self._rest
         try:
@@ -293,9 +377,11 @@ class AsyncRoutedStream(_StreamBase):
         self._complete()
 
     def _chunk_iterator(self) -> AsyncIterator[ChatCompletionChunk]:
-        if self._iterator is None:
-            self._iterator = self._chunks()
-        return self._iterator
+        if self._closed and self._chunk_gen is None:
+            return _nothing()  # closed before it was read: nothing more comes
+        if self._chunk_gen is None:
+            self._chunk_gen = self._chunks()
+        return self._chunk_gen
 
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self._chunk_iterator()
@@ -318,5 +404,12 @@ class AsyncRoutedStream(_StreamBase):
 
     async def close(self) -> None:
         await self._close_rest()
+        # Like openai's AsyncStream: once closed, iterating ends (and the response reads as closed).
+        self._closed = True
+        if self._chunk_gen is not None:
+            with contextlib.suppress(RuntimeError):  # closed while another task awaits its next chunk
+                await self._chunk_gen.aclose()
+        if self._http_response is not None:
+            self._http_response.is_closed = True
         # Closed before its end (a no-op after it): charged as cancelled.
         await self.settle_now(estimated=True)
