@@ -338,7 +338,7 @@ def test_a_redis_ledger_that_is_down_fails_a_budgeted_request_closed_with_a_ledg
             ask(client)
         # Unbudgeted requests never touch the ledger.
         client.chat.completions.create(model="auto", messages=QUESTION, max_tokens=100)
-        shown = repr(client._ledger())
+        shown = repr(client._router._ledger())
     error = raised.value
     assert isinstance(error, openai.OpenAIError) and isinstance(error.__cause__, Exception)
     assert "redis://:***@127.0.0.1" in str(error) and "running and reachable" in str(error)
@@ -394,7 +394,7 @@ def test_fail_open_serves_while_redis_is_down_and_the_charge_is_replayed_once_it
             assert kinds == ["ledger_error", "journaled"] and response.choices[0].message.content
             assert len(journal.read_text().splitlines()) == 1
             server.start()
-            client._ledger()._next_replay = float("-inf")  # the next call looks at the journal now
+            client._router._ledger()._next_replay = float("-inf")  # the next call looks at the journal now
             ask(client)
         assert journal.read_text() == ""
         assert (
@@ -428,7 +428,7 @@ async def test_redis_killed_mid_flight_loses_no_answer_and_no_charge_once_restar
             assert all([e.kind for e in r.routing.budget_events] == ["journaled"] for r in responses)
             assert len(journal.read_text().splitlines()) == 50
             server.start()
-            client._ledger()._next_replay = float("-inf")
+            client._router._ledger()._next_replay = float("-inf")
             await one()
         billed = len(fake.requests_for("gpt-4o-mini")) * BILL
         assert spent_nanos(server.url, time.time()) == billed == 51 * BILL
@@ -524,7 +524,7 @@ def test_a_sqlite_lock_at_settle_time_journals_the_charge_and_returns_the_answer
         lockers[0].wait()
         assert [e.kind for e in response.routing.budget_events] == ["journaled"]
         assert Path(f"{path}.router-journal").read_text().count("\n") == 1
-        client._ledger()._next_replay = float("-inf")
+        client._router._ledger()._next_replay = float("-inf")
         ask(client)
     assert spent_nanos(url, time.time()) == 2 * BILL == len(fake.requests_for("gpt-4o-mini")) * BILL
 
@@ -652,7 +652,7 @@ def test_router_spend_never_prints_a_redis_password(tmp_path: Path) -> None:
 def test_ledger_reprs_never_show_the_password(tmp_path: Path, fake: FakeProviders) -> None:
     url = f"redis://user:{CANARY}@127.0.0.1:{free_port()}/0?socket_timeout=1"
     client = router.OpenAI(policy={**policy(fake), "ledger": url})
-    assert CANARY not in repr(client.policy) + repr(client._ledger()) + repr(client._breakers)
+    assert CANARY not in repr(client.policy) + repr(client._router._ledger()) + repr(client._router._breakers)
     client.close()
     assert CANARY not in repr(router.ledger.parse_ledger_url(url))
     assert CANARY not in repr(open_ledger(url))
