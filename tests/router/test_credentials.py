@@ -85,7 +85,7 @@ def test_reprs_of_deployments_and_the_policy_never_show_keys_header_values_or_us
     policy = _policy(fake, headers={"x-proxy-token": CANARY}, api_key_env="ROUTER_TEST_KEY")
     client = OpenAI(policy=policy)
     try:
-        engine = client._engine
+        engine = client._router._engine
         deployment = engine.deployments["mini"]
         assert deployment.api_key == f"sk-{CANARY}"  # the key is there, only never shown
         for text in (repr(engine.deployments), str(deployment), repr(engine.policy), str(engine.policy)):
