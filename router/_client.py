@@ -41,7 +41,9 @@ from router._health import Breakers, SharedBreakers
 from router._observations import Observations
 from router._pipeline import Request, Session, StreamTracker, content_filtered, normalize, usage_of
 from router._response import RoutedChatCompletion, completion
+from router._responses_api import AsyncResponses, Responses
 from router._streaming import AsyncRoutedStream, RoutedStream
+from router._turns import open_turns
 from router.ledger import AsyncLedger, Hold, Ledger, Line, Refusal, Totals, open_async_ledger, open_ledger
 
 PolicySource = Policy | str | os.PathLike[str] | Mapping[str, Any] | None
@@ -110,6 +112,8 @@ class _BaseClient:
         # The client's ledger= wins over the policy's ledger:; opened on the first budgeted request.
         self._ledger_url = ledger if ledger is not None else policy_spec.ledger
         self._ledger_handle: Any = None
+        # The turns previous_response_id continues: in the named ledger's store, else in memory.
+        self._turns = open_turns(self._ledger_url)
         self._breakers = _breakers_for(self._ledger_url, tuple(policy_spec.models), clock, wall_clock)
         self._events = Events(
             policy_hash=self._engine.policy_hash,
@@ -357,6 +361,7 @@ class OpenAI(_BaseClient):
     def _bind(self) -> None:
         self.chat = Chat(self)
         self.models = Models(self)
+        self.responses = Responses(self, self._turns)
 
     def with_options(
         self,
@@ -484,6 +489,7 @@ class OpenAI(_BaseClient):
         if self._ledger_handle is not None:
             self._ledger_handle.close()
             self._ledger_handle = None
+        self._turns.close()
         self._breakers.close()
 
     def __enter__(self) -> OpenAI:
@@ -599,6 +605,7 @@ class AsyncOpenAI(_BaseClient):
     def _bind(self) -> None:
         self.chat = AsyncChat(self)
         self.models = AsyncModels(self)
+        self.responses = AsyncResponses(self, self._turns)
 
     def with_options(
         self,
@@ -736,6 +743,7 @@ class AsyncOpenAI(_BaseClient):
         if self._ledger_handle is not None:
             await self._ledger_handle.close()
             self._ledger_handle = None
+        await self._turns.aclose()
         self._breakers.close()
 
     async def __aenter__(self) -> AsyncOpenAI:
