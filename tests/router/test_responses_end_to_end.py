@@ -25,8 +25,9 @@ from providers.fake import (
     minimal_instance,
     reply_text,
     status,
+    stream_cut,
 )
-from router import AsyncOpenAI, OpenAI
+from router import AsyncOpenAI, OpenAI, StreamInterruptedError
 from router._responses_api import RoutedResponse
 from router.ledger import open_ledger
 from router.testing import capture_events
@@ -103,6 +104,39 @@ class Api:
             stream = await client.responses.create(stream=True, **params)
             assert isinstance(stream, openai.AsyncStream)
             return [event async for event in stream], stream
+
+        return self._run(read())  # type: ignore[no-any-return]
+
+    def read_some(self, count: int, **params: Any) -> tuple[list[Any], BaseException | None]:
+        """Read up to ``count`` events of ``create(stream=True)``, then close the stream; and the error
+        that ended it early, if any."""
+        events: list[Any] = []
+        if isinstance(self.client, OpenAI):
+            stream = self.client.responses.create(stream=True, **params)
+            try:
+                for event in stream:
+                    events.append(event)
+                    if len(events) == count:
+                        break
+            except openai.APIError as exc:
+                return events, exc
+            finally:
+                stream.close()
+            return events, None
+        client = self.client
+
+        async def read() -> tuple[list[Any], BaseException | None]:
+            stream = await client.responses.create(stream=True, **params)
+            try:
+                async for event in stream:
+                    events.append(event)
+                    if len(events) == count:
+                        break
+            except openai.APIError as exc:
+                return events, exc
+            finally:
+                await stream.close()
+            return events, None
 
         return self._run(read())  # type: ignore[no-any-return]
 
@@ -395,6 +429,36 @@ def test_events_are_emitted_for_the_routed_responses_call(api: Api, fake: FakePr
     (done,) = completed
     assert done["feature"] == "faq" and done["model"] == response.model
     assert done["request_id"] == response.routing.request_id
+
+
+def test_a_stream_cut_after_content_raises_stream_interrupted_and_keeps_no_turn(
+    api: Api, fake: FakeProviders
+) -> None:
+    fake.script(ModelScript("gemini-2.5-flash-lite", faults=(stream_cut(after_chunks=3),)))
+    events, error = api.read_some(1000, model="first-gemini-2.5-flash-lite", input=QUESTION)
+    assert isinstance(error, StreamInterruptedError)
+    assert events[0].type == "response.created" and events[-1].type == "response.output_text.delta"
+    assert not any(e.type == "response.completed" for e in events)
+    with pytest.raises(openai.BadRequestError, match="not found"):
+        api.create(model="gpt-4o-mini", input="Again", previous_response_id=events[0].response.id)
+
+
+def test_closing_a_stream_early_settles_its_budget_at_what_arrived(
+    make_api: Any, fake: FakeProviders, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'budget.db'}"
+    policy = build_policy(
+        fake, features={"faq": {"budget": {"limit_usd": 1.0, "window": "total"}}}, ledger=url
+    )
+    api = make_api(policy)
+    events, error = api.read_some(5, model="claude-haiku-4-5", input=QUESTION, metadata={"feature": "faq"})
+    assert error is None and events[-1].type == "response.output_text.delta"
+    ledger = open_ledger(url)
+    try:
+        ((_scope, _window, _start, totals),) = ledger.report(now=api.client._wall_clock())
+    finally:
+        ledger.close()
+    assert totals.reserved_usd == 0 and totals.spent_usd > 0
 
 
 def test_hosted_tools_are_refused_before_any_provider_is_called(api: Api, fake: FakeProviders) -> None:
