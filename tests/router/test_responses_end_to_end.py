@@ -255,6 +255,18 @@ def test_a_function_tool_is_called_and_its_output_answered(api: Api, model: str)
     assert second.output_text == reply_text(model, QUESTION, after_tool_result=True)
 
 
+def test_output_items_fed_back_as_input_continue_a_tool_loop(api: Api, fake: FakeProviders) -> None:
+    model = "gemini-2.5-flash-lite"
+    history: list[Any] = [{"role": "user", "content": QUESTION}]
+    first = api.create(model=model, input=history, tools=[TOOL])
+    (call,) = first.output
+    assert call.type == "function_call"
+    # openai's documented loop: the typed output objects go back as input, then the tool's output.
+    history += [*first.output, {"type": "function_call_output", "call_id": call.call_id, "output": "shipped"}]
+    second = api.create(model=model, input=history, tools=[TOOL])
+    assert second.output_text == reply_text(model, QUESTION, after_tool_result=True)
+
+
 @pytest.mark.parametrize("model", MODELS)
 def test_a_json_schema_text_format_gives_json_and_parse_gives_the_pydantic_object(
     api: Api, model: str
