@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast, overload
 
 import httpx
 import openai
@@ -280,6 +280,14 @@ class Responses:
         self._client = client
         self._turns = turns
 
+    @overload
+    def create(self, *, stream: Literal[True], **params: Any) -> ResponseEventStream: ...
+
+    @overload
+    def create(
+        self, *, stream: Literal[False] | openai.NotGiven | openai.Omit | None = ..., **params: Any
+    ) -> RoutedResponse: ...
+
     def create(self, **params: Any) -> RoutedResponse | ResponseEventStream:
         """Route a Responses API call; same arguments and return types as openai's ``create``."""
         previous = _previous_id(params)
@@ -441,6 +449,14 @@ class AsyncResponses:
     def __init__(self, client: AsyncOpenAI, turns: TurnStore) -> None:
         self._client = client
         self._turns = turns
+
+    @overload
+    async def create(self, *, stream: Literal[True], **params: Any) -> AsyncResponseEventStream: ...
+
+    @overload
+    async def create(
+        self, *, stream: Literal[False] | openai.NotGiven | openai.Omit | None = ..., **params: Any
+    ) -> RoutedResponse: ...
 
     async def create(self, **params: Any) -> RoutedResponse | AsyncResponseEventStream:
         """Route a Responses API call; same arguments and return types as openai's async ``create``."""
