@@ -185,17 +185,35 @@ def _request() -> httpx.Request:
 # --------------------------------------------------------------------------- sync
 
 
-class _SyncUpstream(httpx.SyncByteStream):
-    """The body of the event stream's ``.response``: closing it closes the routed chat stream."""
+def _sse(event: ResponseStreamEvent) -> bytes:
+    return f"event: {event.type}\ndata: {event.model_dump_json(exclude_unset=True)}\n\n".encode()
 
-    def __init__(self, chat: RoutedStream) -> None:
-        self._chat = chat
+
+def _http_response(
+    routing: RoutingRecord, body: httpx.SyncByteStream | httpx.AsyncByteStream
+) -> httpx.Response:
+    """The stream's ``.response``, as openai's: headers, and the events as server-sent events."""
+    headers = {
+        "content-type": "text/event-stream",
+        "x-request-id": routing.request_id,
+        "x-router-model": routing.model or "",
+    }
+    return httpx.Response(200, headers=headers, stream=body, request=_request())
+
+
+class _EventBytes(httpx.SyncByteStream):
+    """The body of the event stream's ``.response``: reading it reads the stream; closing it closes
+    the routed chat stream (as openai's ``ResponseStream.close()`` does)."""
+
+    def __init__(self, stream: ResponseEventStream) -> None:
+        self._stream = stream
 
     def __iter__(self) -> Iterator[bytes]:
-        return iter(())
+        for event in self._stream:
+            yield _sse(event)
 
     def close(self) -> None:
-        self._chat.close()
+        self._stream._chat.close()
 
 
 class ResponseEventStream(openai.Stream[ResponseStreamEvent]):
@@ -205,7 +223,7 @@ class ResponseEventStream(openai.Stream[ResponseStreamEvent]):
         self, chat: RoutedStream, translator: EventTranslator, keep: Callable[[list[JSON]], None]
     ) -> None:
         # Not openai's __init__: there is no SSE body to decode, the events are made here.
-        self.response = httpx.Response(200, stream=_SyncUpstream(chat), request=_request())
+        self.response = _http_response(chat.routing, _EventBytes(self))
         self._cast_to = cast(Any, ResponseStreamEvent)
         self._options = None
         self._chat = chat
@@ -354,16 +372,16 @@ class Responses:
 # --------------------------------------------------------------------------- async
 
 
-class _AsyncUpstream(httpx.AsyncByteStream):
-    def __init__(self, chat: AsyncRoutedStream) -> None:
-        self._chat = chat
+class _AsyncEventBytes(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncResponseEventStream) -> None:
+        self._stream = stream
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        return
-        yield b""
+        async for event in self._stream:
+            yield _sse(event)
 
     async def aclose(self) -> None:
-        await self._chat.close()
+        await self._stream._chat.close()
 
 
 class AsyncResponseEventStream(openai.AsyncStream[ResponseStreamEvent]):
@@ -375,7 +393,7 @@ class AsyncResponseEventStream(openai.AsyncStream[ResponseStreamEvent]):
         translator: EventTranslator,
         keep: Callable[[list[JSON]], Awaitable[None]],
     ) -> None:
-        self.response = httpx.Response(200, stream=_AsyncUpstream(chat), request=_request())
+        self.response = _http_response(chat.routing, _AsyncEventBytes(self))
         self._cast_to = cast(Any, ResponseStreamEvent)
         self._options = None
         self._chat = chat

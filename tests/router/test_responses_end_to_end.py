@@ -316,6 +316,21 @@ def test_a_streamed_response_yields_openais_typed_events_and_a_priced_final_resp
     assert final.usage is not None and final.usage.output_tokens > 0
     assert final.routing is stream.routing or final.routing == stream.routing
     assert _cost(final) == _cost(stream)
+    # Like openai's stream: an HTTP response with the request id (the router's) and who answered.
+    assert stream.response.headers["x-request-id"] == stream.routing.request_id
+    assert stream.response.headers["x-router-model"] == model
+
+
+def test_a_streams_http_body_is_the_events_as_server_sent_events(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "fake-key")
+    with OpenAI(policy=build_policy(fake)) as client:
+        stream = client.responses.create(model="gpt-4o-mini", input=QUESTION, stream=True)
+        lines = [line for line in stream.response.iter_lines() if line]
+    assert lines[0] == "event: response.created" and lines[-2] == "event: response.completed"
+    final = json.loads(lines[-1].removeprefix("data: "))["response"]
+    assert final["model"] == "gpt-4o-mini" and final["status"] == "completed"
 
 
 @pytest.mark.parametrize("model", MODELS)
