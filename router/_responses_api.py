@@ -95,6 +95,8 @@ def _usage(record: RoutingRecord) -> JSON | None:
 def _routed(data: JSON, routing: RoutingRecord) -> RoutedResponse:
     response = build(RoutedResponse, data)
     response._routing = routing
+    # As openai's client sets it from the x-request-id header: the id in the router's logs.
+    response._request_id = routing.request_id
     return response
 
 
@@ -168,6 +170,7 @@ def _parsed(response: RoutedResponse, text_format: Any, tools: list[Any] | None)
     )
     # Not a pydantic field: it must not appear in model_dump().
     object.__setattr__(parsed, "routing", response.routing)
+    parsed._request_id = response._request_id
     return parsed
 
 

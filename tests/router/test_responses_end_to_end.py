@@ -211,6 +211,7 @@ def test_text_input_is_answered_as_an_openai_response_with_usage_and_routing(api
     record = response.routing
     assert record.usage is not None and record.usage.prompt_tokens == response.usage.input_tokens
     assert [(a.model, a.error) for a in record.attempts] == [(model, None)]
+    assert response._request_id == record.request_id  # as openai's, from the id in the router's logs
     _cost(response)
 
 
