@@ -1,5 +1,10 @@
 """``client.responses``: the Responses API, routed by the policy like chat completions.
 
+The resources subclass openai's, so everything the router does not route (``retrieve``,
+``delete``, ``cancel``, ``input_items``, ...) is openai's, sent to OpenAI's API; ``create``,
+``parse`` and ``stream`` are the router's, also behind openai's ``with_raw_response`` and
+``with_streaming_response``. Imported on first use of ``client.responses``.
+
 Each call is translated (``router._responses``) into a chat call that goes through the client's
 routed chat pipeline (plan, budgets, fallbacks, events), and its answer back into openai's
 ``Response`` (with ``.routing``) or openai's Responses stream events. ``stream()`` returns
@@ -25,9 +30,12 @@ from openai.lib.streaming.responses import (
     ResponseStream,
     ResponseStreamManager,
 )
+from openai.resources.responses import AsyncResponses as _AsyncResponses
+from openai.resources.responses import Responses as _Responses
 from openai.types.responses import ParsedResponse, Response, ResponseStreamEvent
 from pydantic import PrivateAttr
 
+from router._raw import raw_mode, wrap
 from router._response import build
 from router._responses import (
     JSON,
@@ -46,7 +54,8 @@ from router._streaming import AsyncRoutedStream, RoutedStream
 from router._turns import TurnStore
 
 if TYPE_CHECKING:
-    from router._client import AsyncOpenAI, OpenAI
+    from router._client import AsyncRouter, SyncRouter
+    from router._openai import AsyncOpenAI, OpenAI
     from router._response import RoutedChatCompletion
 
 _ROUTER_URL: Final = "router://responses"
@@ -294,14 +303,15 @@ class RoutedResponseStreamManager(ResponseStreamManager[_T]):
             self._stream.close()
 
 
-class Responses:
-    """``client.responses`` of ``router.OpenAI``."""
+class Responses(_Responses):
+    """openai's ``client.responses``; ``create``, ``parse`` and ``stream`` are routed by the policy."""
 
-    def __init__(self, client: OpenAI, turns: TurnStore) -> None:
-        self._client = client
-        self._turns = turns
+    def __init__(self, client: OpenAI) -> None:
+        super().__init__(client)
+        self._router: SyncRouter = client._router
+        self._turns: TurnStore = client._router._turns
 
-    @overload
+    @overload  # type: ignore[override]
     def create(self, *, stream: Literal[True], **params: Any) -> ResponseEventStream: ...
 
     @overload
@@ -311,12 +321,21 @@ class Responses:
 
     def create(self, **params: Any) -> RoutedResponse | ResponseEventStream:
         """Route a Responses API call; same arguments and return types as openai's ``create``."""
+        mode = raw_mode(params)
+        value = self._route(params)
+        return (
+            value
+            if mode is None
+            else cast(RoutedResponse, wrap(mode, value, self._client, asynchronous=False))
+        )
+
+    def _route(self, params: Mapping[str, Any]) -> RoutedResponse | ResponseEventStream:
         previous = _previous_id(params)
         history = self._turns.get(previous) if previous else []
         if history is None:
             raise _not_held(cast(str, previous), self._turns)
         call = chat_request(params, history)
-        client = self._client
+        client = self._router
         if not params.get("stream"):
             completion = cast("RoutedChatCompletion", client._create(call.kwargs))
             response, turn = _answer(call, completion, client._wall_clock())
@@ -338,18 +357,26 @@ class Responses:
 
         return ResponseEventStream(chat, translator, keep)
 
-    def parse(
+    def parse(  # type: ignore[override]
         self, *, text_format: Any = openai.omit, tools: Any = openai.omit, **params: Any
     ) -> ParsedResponse[Any]:
         """Like openai's ``parse``: a pydantic ``text_format`` (or pydantic function tools) in,
         ``.output_parsed`` out."""
+        mode = raw_mode(params)
         params.pop("stream", None)
         parse_tools = _parse_tools(tools)
-        response = self.create(**params, text=_text_with_format(params, text_format), tools=parse_tools)
+        response = self._route(
+            {**params, "text": _text_with_format(params, text_format), "tools": parse_tools}
+        )
         assert isinstance(response, RoutedResponse)
-        return _parsed(response, text_format, parse_tools)
+        parsed = _parsed(response, text_format, parse_tools)
+        return (
+            parsed
+            if mode is None
+            else cast(ParsedResponse[Any], wrap(mode, parsed, self._client, asynchronous=False))
+        )
 
-    def stream(
+    def stream(  # type: ignore[override]
         self,
         *,
         text_format: Any = openai.omit,
@@ -464,14 +491,15 @@ class AsyncRoutedResponseStreamManager(AsyncResponseStreamManager[_T]):
             await self._stream.close()
 
 
-class AsyncResponses:
-    """``client.responses`` of ``router.AsyncOpenAI``."""
+class AsyncResponses(_AsyncResponses):
+    """openai's async ``client.responses``; ``create``, ``parse`` and ``stream`` are routed."""
 
-    def __init__(self, client: AsyncOpenAI, turns: TurnStore) -> None:
-        self._client = client
-        self._turns = turns
+    def __init__(self, client: AsyncOpenAI) -> None:
+        super().__init__(client)
+        self._router: AsyncRouter = client._router
+        self._turns: TurnStore = client._router._turns
 
-    @overload
+    @overload  # type: ignore[override]
     async def create(self, *, stream: Literal[True], **params: Any) -> AsyncResponseEventStream: ...
 
     @overload
@@ -481,12 +509,21 @@ class AsyncResponses:
 
     async def create(self, **params: Any) -> RoutedResponse | AsyncResponseEventStream:
         """Route a Responses API call; same arguments and return types as openai's async ``create``."""
+        mode = raw_mode(params)
+        value = await self._route(params)
+        return (
+            value
+            if mode is None
+            else cast(RoutedResponse, wrap(mode, value, self._client, asynchronous=True))
+        )
+
+    async def _route(self, params: Mapping[str, Any]) -> RoutedResponse | AsyncResponseEventStream:
         previous = _previous_id(params)
         history = await self._turns.aget(previous) if previous else []
         if history is None:
             raise _not_held(cast(str, previous), self._turns)
         call = chat_request(params, history)
-        client = self._client
+        client = self._router
         if not params.get("stream"):
             completion = cast("RoutedChatCompletion", await client._create(call.kwargs))
             response, turn = _answer(call, completion, client._wall_clock())
@@ -510,16 +547,24 @@ class AsyncResponses:
 
         return AsyncResponseEventStream(chat, translator, keep)
 
-    async def parse(
+    async def parse(  # type: ignore[override]
         self, *, text_format: Any = openai.omit, tools: Any = openai.omit, **params: Any
     ) -> ParsedResponse[Any]:
+        mode = raw_mode(params)
         params.pop("stream", None)
         parse_tools = _parse_tools(tools)
-        response = await self.create(**params, text=_text_with_format(params, text_format), tools=parse_tools)
+        response = await self._route(
+            {**params, "text": _text_with_format(params, text_format), "tools": parse_tools}
+        )
         assert isinstance(response, RoutedResponse)
-        return _parsed(response, text_format, parse_tools)
+        parsed = _parsed(response, text_format, parse_tools)
+        return (
+            parsed
+            if mode is None
+            else cast(ParsedResponse[Any], wrap(mode, parsed, self._client, asynchronous=True))
+        )
 
-    def stream(
+    def stream(  # type: ignore[override]
         self,
         *,
         text_format: Any = openai.omit,

@@ -430,7 +430,7 @@ def test_a_budgeted_feature_is_charged_the_responses_cost_and_refused_past_its_c
     _, stream = api.events(model="claude-haiku-4-5", input=QUESTION, metadata={"feature": "faq"})
     ledger = open_ledger(url)
     try:
-        ((scope, window, _start, totals),) = ledger.report(now=api.client._wall_clock())
+        ((scope, window, _start, totals),) = ledger.report(now=api.client._router._wall_clock())
     finally:
         ledger.close()
     assert (scope, window) == ("faq", "total")
@@ -483,7 +483,7 @@ def test_closing_a_stream_early_settles_its_budget_at_what_arrived(
     assert error is None and events[-1].type == "response.output_text.delta"
     ledger = open_ledger(url)
     try:
-        ((_scope, _window, _start, totals),) = ledger.report(now=api.client._wall_clock())
+        ((_scope, _window, _start, totals),) = ledger.report(now=api.client._router._wall_clock())
     finally:
         ledger.close()
     assert totals.reserved_usd == 0 and totals.spent_usd > 0
