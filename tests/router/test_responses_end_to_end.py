@@ -494,3 +494,60 @@ def test_hosted_tools_are_refused_before_any_provider_is_called(api: Api, fake: 
         api.create(model="gpt-4o-mini", input=QUESTION, tools=[{"type": "web_search"}])
     assert caught.value.param == "tools" and "function tools" in caught.value.message
     assert fake.requests == []
+
+
+def test_the_resource_is_openais_and_its_raw_response_wrappers_route(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "fake-key")
+    with OpenAI(policy=build_policy(fake)) as client:
+        assert isinstance(client.responses, openai.resources.responses.Responses)
+        raw = client.responses.with_raw_response.create(model="claude-haiku-4-5", input=QUESTION)
+        assert raw.headers["x-router-model"] == "claude-haiku-4-5"
+        response = raw.parse()
+        assert (
+            isinstance(response, RoutedResponse)
+            and raw.headers["x-request-id"] == response.routing.request_id
+        )
+        parsed = client.responses.with_raw_response.parse(
+            model="gpt-4o-mini", input=QUESTION, text_format=City
+        )
+        assert isinstance(parsed.parse().output_parsed, City)
+        # openai-agents reads streams this way: with_streaming_response.create(stream=True).parse()
+        with client.responses.with_streaming_response.create(
+            model="gemini-2.5-flash-lite", input=QUESTION, stream=True
+        ) as streamed:
+            assert streamed.headers["x-router-model"] == "gemini-2.5-flash-lite"
+            events = list(streamed.parse())
+        assert events[-1].type == "response.completed"
+        assert events[-1].response.output_text == reply_text("gemini-2.5-flash-lite", QUESTION)
+
+
+async def test_the_async_resource_routes_behind_openais_streaming_response_wrapper(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "fake-key")
+    async with AsyncOpenAI(policy=build_policy(fake)) as client:
+        assert isinstance(client.responses, openai.resources.responses.AsyncResponses)
+        async with client.responses.with_streaming_response.create(
+            model="claude-haiku-4-5", input=QUESTION, stream=True
+        ) as streamed:
+            stream = await streamed.parse()
+            events = [event async for event in stream]
+        assert events[-1].response.model == "claude-haiku-4-5"
+        raw = await client.responses.with_raw_response.create(model="gpt-4o-mini", input=QUESTION)
+        assert raw.parse().output_text == reply_text(
+            "gpt-4o-mini", QUESTION
+        )  # legacy: sync parse(), as openai
+
+
+def test_a_copy_of_the_client_continues_the_conversations_of_the_original(api: Api) -> None:
+    first = api.create(model="gpt-4o-mini", input="My name is Ada.")
+    copy = api.client.with_options(timeout=30.0)
+    params = {"model": "gpt-4o-mini", "input": "Who?", "previous_response_id": first.id}
+    later = (
+        copy.responses.create(**params)
+        if isinstance(copy, OpenAI)
+        else api._run(copy.responses.create(**params))
+    )
+    assert later.previous_response_id == first.id
