@@ -48,8 +48,19 @@ _SAME: Final = (
 )
 # Accepted, and without effect on a chat call: what they ask for has no chat equivalent and
 # changes nothing in the answer (``include`` asks for extra output data; ``store`` is ours to keep;
-# ``stream_options`` of the Responses API only toggles obfuscation padding).
-_IGNORED: Final = frozenset({"include", "store", "stream_options", "stream", "previous_response_id"})
+# ``stream_options`` of the Responses API only toggles obfuscation padding;
+# ``prompt_cache_retention``/``prompt_cache_options`` tune OpenAI's prompt cache, not the answer.)
+_IGNORED: Final = frozenset(
+    {
+        "include",
+        "store",
+        "stream_options",
+        "stream",
+        "previous_response_id",
+        "prompt_cache_retention",
+        "prompt_cache_options",
+    }
+)
 # The response echoes these request fields, as OpenAI's does.
 _ECHOED: Final = (
     "instructions",
@@ -111,6 +122,8 @@ def chat_request(params: Mapping[str, Any], history: Sequence[JSON] = ()) -> Cha
     """Translate ``responses.create(**params)`` into a chat call; ``history``: the earlier turns'
     messages, when ``previous_response_id`` names a turn the router holds."""
     params = {k: v for k, v in params.items() if _given(v)}
+    if params.get("background") is False:  # the default, spelled out (as some libraries do)
+        del params["background"]
     unsupported = sorted(k for k in params if k not in _SAME and k not in _IGNORED and k not in _TRANSLATED)
     if unsupported:
         name = unsupported[0]
@@ -164,6 +177,8 @@ def chat_request(params: Mapping[str, Any], history: Sequence[JSON] = ()) -> Cha
         verbosity = _get(text, "verbosity")
         if verbosity:
             kwargs["verbosity"] = verbosity
+    if params.get("verbosity"):  # parse() also takes it at the top level
+        kwargs["verbosity"] = params["verbosity"]
     echo: JSON = {k: params[k] for k in _ECHOED if k in params}
     echo["model"] = params["model"]
     echo["tools"] = [_echo_tool(tool) for tool in tools or ()]
@@ -180,6 +195,7 @@ def chat_request(params: Mapping[str, Any], history: Sequence[JSON] = ()) -> Cha
 
 _TRANSLATED: Final = frozenset(
     {
+        "verbosity",
         "input",
         "instructions",
         "max_output_tokens",

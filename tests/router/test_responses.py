@@ -211,6 +211,20 @@ def test_omitted_arguments_are_ignored_like_openai_does() -> None:
     assert set(call.kwargs) == {"model", "messages"}
 
 
+def test_defaults_spelled_out_and_cache_hints_are_accepted_and_not_sent() -> None:
+    call = chat_request(
+        {
+            "model": "auto",
+            "input": "Hi",
+            "background": False,
+            "truncation": "disabled",
+            "prompt_cache_retention": "24h",
+            "stream_options": {"include_obfuscation": False},
+        }
+    )
+    assert set(call.kwargs) == {"model", "messages"}
+
+
 def test_a_chat_message_with_text_and_tool_calls_becomes_a_message_and_function_call_items() -> None:
     message = {
         "role": "assistant",
