@@ -371,6 +371,21 @@ def test_previous_response_id_continues_the_conversation_the_router_answered(
     assert "Be brief." not in sent  # instructions are not carried over, as in OpenAI's API
 
 
+@pytest.mark.parametrize("model", MODELS)
+def test_a_tool_loop_continues_with_previous_response_id_and_only_the_tool_output(
+    api: Api, model: str
+) -> None:
+    first = api.create(model=model, input=QUESTION, tools=[TOOL])
+    (call,) = first.output
+    second = api.create(
+        model=model,
+        tools=[TOOL],
+        previous_response_id=first.id,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "shipped"}],
+    )
+    assert second.output_text == reply_text(model, QUESTION, after_tool_result=True)
+
+
 def test_previous_response_id_the_router_does_not_hold_is_a_bad_request_saying_why(api: Api) -> None:
     unknown = api.create(model="gpt-4o-mini", input="Hi", store=False)
     for response_id in (unknown.id, "resp_from_elsewhere"):
