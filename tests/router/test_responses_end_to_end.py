@@ -291,6 +291,19 @@ def test_parse_with_a_pydantic_function_tool_gives_parsed_arguments(api: Api) ->
 
 
 @pytest.mark.parametrize("model", MODELS)
+def test_max_output_tokens_bounds_the_plan_and_a_cut_answer_is_incomplete(api: Api, model: str) -> None:
+    essay = "Write a long essay about the history of France, please, with every king in it."
+    response = api.create(model=model, input=essay, max_output_tokens=3)
+    assert response.status == "incomplete" and response.max_output_tokens == 3
+    assert (
+        response.incomplete_details is not None and response.incomplete_details.reason == "max_output_tokens"
+    )
+    assert response.routing.candidates[0].output_tokens == 3  # the worst case the budget reserves
+    events, _ = api.events(model=model, input=essay, max_output_tokens=3)
+    assert events[-1].type == "response.incomplete"
+
+
+@pytest.mark.parametrize("model", MODELS)
 def test_a_streamed_response_yields_openais_typed_events_and_a_priced_final_response(
     api: Api, model: str
 ) -> None:
