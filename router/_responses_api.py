@@ -10,6 +10,11 @@ routed chat pipeline (plan, budgets, fallbacks, events), and its answer back int
 ``Response`` (with ``.routing``) or openai's Responses stream events. ``stream()`` returns
 openai's stream manager machinery, so ``get_final_response()`` and the typed events work as in
 openai. A turn the router answered is kept (``router._turns``) for ``previous_response_id``.
+
+openai's private parts used here (``construct_type`` for typed events, ``parse_response`` and
+``type_to_text_format_param`` for ``parse``, the pydantic tool classes of ``openai.lib._tools``)
+are pinned by tests/router/test_responses_end_to_end.py (typed events, ``output_parsed``,
+``parsed_arguments``).
 """
 
 from __future__ import annotations
