@@ -53,6 +53,7 @@ from router._responses import (
     output_items,
     response_body,
     responses_usage,
+    token_logprobs,
 )
 from router._routing import RoutingRecord, Usage
 from router._streaming import AsyncRoutedStream, RoutedStream
@@ -119,7 +120,9 @@ def _answer(
 ) -> tuple[RoutedResponse, list[JSON]]:
     """The Response for a routed chat completion, and the turn to keep."""
     choice = completion.choices[0] if completion.choices else None
-    output = output_items(choice.message) if choice is not None else []
+    output = (
+        output_items(choice.message, logprobs=token_logprobs(choice.logprobs)) if choice is not None else []
+    )
     body = response_body(
         response_id=new_id("resp"),
         created_at=wall_clock,
