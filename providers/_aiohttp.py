@@ -125,7 +125,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             return (0, 0)
         connector: Any = session.connector
         acquired = len(connector._acquired)
-        idle = sum(len(conns) for conns in connector._conns.values())
+        idle = sum(proto.is_connected() for conns in connector._conns.values() for proto, _ in conns)
         return (acquired, idle)
 
     async def aclose(self) -> None:
