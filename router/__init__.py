@@ -6,6 +6,7 @@ response = client.chat.completions.create(model="auto", messages=[...])
 response.routing  # which model answered, why, and what it cost
 """
 
+from providers._aiohttp import TransportLimits
 from router._client import AsyncOpenAI, OpenAI
 from router._exceptions import (
     BudgetExceededError,
@@ -39,6 +40,7 @@ __all__ = [
     "RouterError",
     "RoutingRecord",
     "StreamInterruptedError",
+    "TransportLimits",
     "Usage",
     "__version__",
     "configure_logging",

@@ -29,6 +29,7 @@ from openai.types.model import Model
 
 from policies.plan import UnknownModelError
 from policies.schema import Policy
+from providers._aiohttp import TransportLimits
 from providers.base import DEFAULT_TIMEOUT, AsyncAdapter, Deployment, SyncAdapter, Timeout
 from providers.catalog import ModelInfo
 from providers.litellm_adapter import AsyncLiteLLMAdapter, LiteLLMAdapter
@@ -583,12 +584,14 @@ class AsyncOpenAI(_BaseClient):
         *,
         policy: PolicySource = None,
         http_client: httpx.AsyncClient | None = None,
+        connection_limits: TransportLimits | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         **kwargs: Any,
     ) -> None:
         super().__init__(policy=policy, **kwargs)
         self._sleep = sleep
-        fast = AsyncOpenAICompatible(http_client)
+        # Without http_client, the fast path runs on aiohttp (docs/transport.md), sized by connection_limits.
+        fast = AsyncOpenAICompatible(http_client, limits=connection_limits)
         self._adapters: dict[str, AsyncAdapter] = {
             "openai": fast,
             "azure": fast,

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -406,7 +407,9 @@ async def test_many_requests_cancelled_at_once_leave_the_pool_clean(server: Serv
     try:
         outcomes = await asyncio.gather(*(_create(client) for _ in range(60)), return_exceptions=True)
         timeouts = sum(isinstance(o, openai.APITimeoutError) for o in outcomes)
-        assert timeouts == 30 and len(outcomes) - timeouts == 30
+        answered = sum(not isinstance(o, BaseException) for o in outcomes)
+        # Every hang times out; on a busy machine an answer may miss the deadline too.
+        assert timeouts >= 30 and timeouts + answered == 60
         await assert_clean(client, port)
         assert transport(client).connections()[1] <= 30
     finally:
@@ -414,18 +417,30 @@ async def test_many_requests_cancelled_at_once_leave_the_pool_clean(server: Serv
     assert sockets_to(port) == 0
 
 
-async def test_the_pool_honours_its_connection_limit(server: Server, fake: Control) -> None:
+async def test_connection_limits_cap_the_pool(server: Server, fake: Control) -> None:
     port = _port(server.url)
     fake.script(ModelScript(MODEL))
-    client = AsyncOpenAI(policy=policy(server.openai_base))
-    client._adapters["openai"]._client = AiohttpTransport(TransportLimits(max_connections=4))  # type: ignore[attr-defined]
+    limits = TransportLimits(max_connections=4)
+    client = AsyncOpenAI(policy=policy(server.openai_base), connection_limits=limits)
     try:
         await asyncio.gather(*(_create(client) for _ in range(40)))
-        assert sockets_to(port) <= 4
+        assert 1 <= sockets_to(port) <= 4
         await assert_clean(client, port)
     finally:
         await client.close()
     assert sockets_to(port) == 0
+
+
+async def test_a_given_httpx_client_carries_the_calls_and_stays_open(server: Server, fake: Control) -> None:
+    fake.script(ModelScript(MODEL))
+    async with httpx.AsyncClient() as http:
+        client = AsyncOpenAI(policy=policy(server.openai_base), http_client=http)
+        response = await _create(client)
+        assert response.choices[0].message.content
+        assert not isinstance(client._adapters["openai"]._client, AiohttpTransport)  # type: ignore[attr-defined]
+        await client.close()
+        assert not http.is_closed  # the caller's client, the caller's to close
+        assert "aiohttp" not in repr(http._transport)
 
 
 def test_limits_reject_impossible_values() -> None:
