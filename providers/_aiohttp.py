@@ -69,6 +69,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if session is None or session.closed or self._loop is not loop:
             # A session belongs to the loop that made it; a client reused under a new loop (one
             # asyncio.run after another) gets a new pool rather than a broken one.
+            import urllib.request
+
             import aiohttp
 
             limits = self._limits
@@ -84,6 +86,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 auto_decompress=False,
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
                 timeout=aiohttp.ClientTimeout(total=None),
+                # HTTP(S)_PROXY and NO_PROXY, as httpx and openai honour them; aiohttp looks them up per
+                # request, so only when some are set.
+                trust_env=bool(urllib.request.getproxies()),
             )
             self._loop = loop
         return session
