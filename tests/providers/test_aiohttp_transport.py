@@ -107,6 +107,11 @@ def policy(api_base: str, **settings: Any) -> Policy:
     )
 
 
+def _deadline(how: str) -> dict[str, float]:
+    """The policy's deadline for a "deadline" case; none for a "cancelled" one (only the cancel ends it)."""
+    return {"timeout_s": DEADLINE_S} if how == "deadline" else {}
+
+
 def transport(client: AsyncOpenAI) -> AiohttpTransport:
     pool = client._adapters["openai"]._client  # type: ignore[attr-defined]
     assert isinstance(pool, AiohttpTransport)
@@ -191,7 +196,7 @@ async def test_a_request_ended_while_connecting_leaves_no_socket(how: str) -> No
     with unaccepting_listener() as (port, fillers):
         base = sockets_to(port)
         assert base == len(fillers)
-        client = AsyncOpenAI(policy=policy(f"http://127.0.0.1:{port}/v1", timeout_s=DEADLINE_S))
+        client = AsyncOpenAI(policy=policy(f"http://127.0.0.1:{port}/v1", **_deadline(how)))
         try:
             if how == "deadline":
                 with pytest.raises(openai.APITimeoutError):
@@ -214,7 +219,7 @@ async def test_a_request_ended_while_waiting_for_headers_leaves_no_busy_connecti
 ) -> None:
     port = _port(server.url)
     fake.script(ModelScript(MODEL, faults=(hang(NEVER),)))
-    client = AsyncOpenAI(policy=policy(server.openai_base, timeout_s=DEADLINE_S))
+    client = AsyncOpenAI(policy=policy(server.openai_base, **_deadline(how)))
     try:
         if how == "deadline":
             with pytest.raises(openai.APITimeoutError):
@@ -277,7 +282,7 @@ def half_body_server() -> Iterator[tuple[int, threading.Event]]:
 @pytest.mark.parametrize("how", ["deadline", "cancelled"])
 async def test_a_request_ended_while_reading_the_body_closes_its_connection(how: str) -> None:
     with half_body_server() as (port, sent):
-        client = AsyncOpenAI(policy=policy(f"http://127.0.0.1:{port}/v1", timeout_s=DEADLINE_S))
+        client = AsyncOpenAI(policy=policy(f"http://127.0.0.1:{port}/v1", **_deadline(how)))
         try:
             if how == "deadline":
                 with pytest.raises(openai.APITimeoutError):
@@ -314,7 +319,7 @@ async def test_a_stream_ended_before_its_first_content_leaves_no_busy_connection
 ) -> None:
     port = _port(server.url)
     fake.script(ModelScript(MODEL, faults=(stream_stall(0, NEVER),)))
-    client = AsyncOpenAI(policy=policy(server.openai_base, timeout_s=DEADLINE_S))
+    client = AsyncOpenAI(policy=policy(server.openai_base, **_deadline(how)))
     try:
         if how == "deadline":
             with pytest.raises(openai.APITimeoutError):
@@ -343,7 +348,8 @@ async def test_a_stream_ended_mid_way_leaves_no_busy_connection(
 ) -> None:
     port = _port(server.url)
     fake.script(ModelScript(MODEL, reply="one two three four", faults=(stream_stall(2, NEVER),)))
-    client = AsyncOpenAI(policy=policy(server.openai_base, stream_idle_timeout_s=DEADLINE_S))
+    idle = {"stream_idle_timeout_s": 1.0} if how == "idle_timeout" else {}
+    client = AsyncOpenAI(policy=policy(server.openai_base, **idle))
     try:
         stream, iterator = await _first_chunk(client)
         if how == "idle_timeout":
