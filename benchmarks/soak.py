@@ -143,7 +143,11 @@ async def _measure(args: dict[str, Any]) -> dict[str, Any]:
                 *(_one(client, i % STREAM_SHARE == 0) for i in range(args["requests"]))
             )
             seconds = time.perf_counter() - start
-            for _ in range(5):  # closed transports release their sockets on the loop's next turns
+            # Closed transports release their sockets on the loop's next turns, and async generators
+            # dropped mid-way are closed by finalizer tasks: give both a bounded number of turns.
+            for _ in range(200):
+                if not asyncio.all_tasks() - {me} and pool.connections()[0] == 0:
+                    break
                 await asyncio.sleep(0)
             in_use, idle = pool.connections()
             fds, sockets = _fds()
