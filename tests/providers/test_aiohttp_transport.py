@@ -16,6 +16,8 @@ import asyncio
 import contextlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -451,3 +453,13 @@ async def test_a_given_httpx_client_carries_the_calls_and_stays_open(server: Ser
 def test_limits_reject_impossible_values() -> None:
     with pytest.raises(ValueError, match="max_connections"):
         TransportLimits(max_connections=0)
+
+
+def test_import_router_does_not_import_aiohttp() -> None:
+    code = (
+        "import sys, router; client = router.AsyncOpenAI(policy={'models': {'gpt-4o-mini': "
+        "{'provider': 'openai', 'api_base': 'http://127.0.0.1:9/v1'}}}); "
+        "print(any(m == 'aiohttp' or m.startswith('aiohttp.') for m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"  # neither the import nor building a client loads it
