@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
-from benchmarks import imports, latency, memory, planning, throughput
+from benchmarks import imports, latency, memory, planning, soak, throughput
 from benchmarks._machine import describe
 from benchmarks._options import QUICK, Options
 from benchmarks._report import render
@@ -20,8 +20,8 @@ from benchmarks._results import Results
 from benchmarks._server import Server, fake_providers
 from benchmarks._worker import ROOT
 
-SECTIONS: Final = ("latency", "throughput", "imports", "planning", "memory")
-_NEEDS_SERVER: Final = frozenset({"latency", "throughput", "memory"})
+SECTIONS: Final = ("latency", "throughput", "soak", "imports", "planning", "memory")
+_NEEDS_SERVER: Final = frozenset({"latency", "throughput", "soak", "memory"})
 LATEST: Final = ROOT / "benchmarks" / "results" / "latest.md"
 
 
@@ -35,6 +35,8 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--litellm-calls", type=int, help="sync calls per litellm line (default 3,000)")
     parser.add_argument("--async-requests", type=int, help="requests per throughput round (default 3,200)")
     parser.add_argument("--rss-requests", type=int, help="requests in the memory run (default 50,000)")
+    parser.add_argument("--soak-rounds", type=int, help="rounds of the fault soak (default 40)")
+    parser.add_argument("--soak-requests", type=int, help="concurrent requests per soak round (default 500)")
     parser.add_argument(
         "--output",
         type=Path,
@@ -51,6 +53,8 @@ def _options(args: argparse.Namespace) -> Options:
         "litellm_calls": args.litellm_calls,
         "async_requests": args.async_requests,
         "rss_requests": args.rss_requests,
+        "soak_rounds": args.soak_rounds,
+        "soak_requests": args.soak_requests,
     }
     options = dataclasses.replace(options, **{k: v for k, v in overrides.items() if v is not None})
     if options.rss_warmup >= options.rss_requests:
@@ -81,6 +85,7 @@ def run(sections: Sequence[str], options: Options) -> Results:
         steps: dict[str, Callable[[], None]] = {
             "latency": lambda: latency.run(server, options, workdir, results),  # type: ignore[arg-type]
             "throughput": lambda: throughput.run(server, options, workdir, results),  # type: ignore[arg-type]
+            "soak": lambda: soak.run(server, options, workdir, results),  # type: ignore[arg-type]
             "imports": lambda: imports.run(options, workdir, results),
             "planning": lambda: planning.run(options, results),
             "memory": lambda: memory.run(server, options, workdir, results),  # type: ignore[arg-type]

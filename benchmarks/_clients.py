@@ -137,7 +137,32 @@ def async_line(key: str, server: Server, workdir: Path) -> AsyncLine:
             full.close,
             config,
         )
+    if key == "aiohttp":
+        return _bare_aiohttp(server)
     if key == "litellm_router":
         lite_router = _litellm_router(server)
         return AsyncLine(lambda: lite_router.acompletion(**request()), _nothing)
     raise ValueError(f"unknown throughput line {key!r}")
+
+
+def _bare_aiohttp(server: Server) -> AsyncLine:
+    """The floor: one aiohttp session, POST the body, read the JSON; no client logic at all."""
+    import aiohttp
+
+    url = f"{server.openai_base}/chat/completions"
+    headers = {"content-type": "application/json", "authorization": f"Bearer {os.environ[OPENAI_KEY_ENV]}"}
+    session: aiohttp.ClientSession | None = None
+
+    async def post() -> Any:
+        nonlocal session
+        if session is None:  # inside the running loop
+            session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
+        async with session.post(url, data=json.dumps(request()).encode(), headers=headers) as response:
+            response.raise_for_status()
+            return await response.json()
+
+    async def close() -> None:
+        if session is not None:
+            await session.close()
+
+    return AsyncLine(post, close)

@@ -47,6 +47,18 @@ def _git_commit(root: Path) -> str:
     return f"{head} (with uncommitted changes)" if dirty else head
 
 
+def _load() -> str:
+    """The load average when the report is written: other work on the machine moves every figure."""
+    try:
+        one, five, fifteen = os.getloadavg()
+    except OSError:
+        return "unknown"
+    return (
+        f"load average {one:.1f} / {five:.1f} / {fifteen:.1f} (1, 5, 15 min) at the end of the run; "
+        "when it is above the core count, other work shared the machine: compare ratios within this run only"
+    )
+
+
 def describe(root: Path) -> dict[str, str]:
     """Ordered facts about this machine and run."""
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -54,6 +66,7 @@ def describe(root: Path) -> dict[str, str]:
         "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu_model(),
         "cores": f"{os.cpu_count()} ({usable} usable by this process)",
+        "load": _load(),
         "os": platform.platform(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "packages": ", ".join(f"{p} {_version(p)}" for p in PACKAGES),

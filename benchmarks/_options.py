@@ -15,8 +15,11 @@ class Options:
     rounds: int = 10
     # Async throughput: total requests per round at this concurrency, each round a fresh process per client.
     async_requests: int = 3_200
-    concurrency: int = 64
+    concurrency: tuple[int, ...] = (64, 512)
     async_rounds: int = 3
+    # Fault soak: rounds of concurrent requests through router.AsyncOpenAI (benchmarks/soak.py).
+    soak_rounds: int = 40
+    soak_requests: int = 500
     # Cold import: fresh processes per module.
     import_runs: int = 5
     # Planning: seconds of timed calls per cell (at least 50 calls).
@@ -35,6 +38,8 @@ QUICK = Options(
     rounds=3,
     async_requests=640,
     async_rounds=1,
+    soak_rounds=4,
+    soak_requests=200,
     import_runs=3,
     planning_budget_s=0.05,
     rss_requests=3_000,

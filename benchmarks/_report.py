@@ -43,28 +43,34 @@ def _latency(results: Results) -> str:
 
 
 def _throughput(results: Results) -> str:
-    base = results.throughput_of("openai")
-    rows = [
-        [
-            line.label,
-            f"{line.requests:,} {TIMES} {len(line.rps_rounds)}",
-            f"{line.rps:,.0f}",
-            ", ".join(f"{r:,.0f}" for r in line.rps_rounds),
-            fmt_us(line.cpu_us_per_request),
-            fmt_ratio(ratio(line.rps, base.rps if base else None)),
+    sections = []
+    for concurrency in dict.fromkeys(line.concurrency for line in results.throughput):
+        base = results.throughput_of("openai", concurrency)
+        floor = results.throughput_of("aiohttp", concurrency)
+        rows = [
+            [
+                line.label,
+                f"{line.requests:,} {TIMES} {len(line.rps_rounds)}",
+                f"{line.rps:,.0f}",
+                ", ".join(f"{r:,.0f}" for r in line.rps_rounds),
+                fmt_us(line.cpu_us_per_request),
+                fmt_ratio(ratio(line.rps, base.rps if base else None)),
+                fmt_ratio(ratio(floor.rps if floor else None, line.rps)),
+            ]
+            for line in results.throughput
+            if line.concurrency == concurrency
         ]
-        for line in results.throughput
-    ]
-    concurrency = results.throughput[0].concurrency if results.throughput else 0
-    header = [
-        "client",
-        f"requests {TIMES} rounds",
-        "req/s (median)",
-        "req/s per round",
-        "client CPU / request",
-        "req/s / AsyncOpenAI",
-    ]
-    return f"## Async throughput: {concurrency} concurrent requests\n\n" + table(header, rows)
+        header = [
+            "client",
+            f"requests {TIMES} rounds",
+            "req/s (median)",
+            "req/s per round",
+            "client CPU / request",
+            "req/s / AsyncOpenAI",
+            "bare aiohttp / this",
+        ]
+        sections.append(f"## Async throughput: {concurrency} concurrent requests\n\n" + table(header, rows))
+    return "\n\n".join(sections)
 
 
 def _imports(results: Results) -> str:
@@ -153,6 +159,59 @@ def _memory(results: Results) -> str:
     )
 
 
+def _soak(results: Results) -> str:
+    from benchmarks.soak import verdict
+
+    s = results.soak
+    if s is None or not s.rounds:
+        return ""
+    rows = [
+        [
+            str(r.round),
+            f"{r.success:.1%}",
+            f"{r.p50_ms:,.0f} ms",
+            f"{r.p99_ms:,.0f} ms",
+            str(r.late),
+            str(r.in_use),
+            str(r.idle),
+            str(r.fds),
+            str(r.sockets),
+            str(r.tasks),
+            f"{r.rss_mb:.1f} MB",
+        ]
+        for r in s.rounds
+    ]
+    header = [
+        "round",
+        "success",
+        "p50",
+        "p99",
+        "past deadline + 1 s",
+        "connections in use",
+        "idle connections",
+        "open fds",
+        "sockets",
+        "tasks left",
+        "RSS",
+    ]
+    checks = verdict(s)
+    flat = all(held for _, held, _ in checks)
+    lines = "\n".join(
+        f"- {'holds' if held else '**fails**'}: {what} ({detail})" for what, held, detail in checks
+    )
+    return (
+        f"## Fault soak: router.AsyncOpenAI, {len(s.rounds)} rounds {TIMES} {s.requests} "
+        "concurrent requests\n\n"
+        f"Random 500s, resets, hangs past the {s.deadline_s:g} s deadline and cut streams "
+        "(benchmarks/soak.py); figures taken after each round ended. File descriptors before the first "
+        "round, less idle pooled "
+        f"sockets: {s.fds_baseline}.\n\n"
+        + table(header, rows)
+        + f"\n\n**Verdict: {'flat' if flat else 'not flat'}.**\n\n"
+        + lines
+    )
+
+
 def _features(results: Results) -> str:
     if not results.features:
         return ""
@@ -182,6 +241,7 @@ def render(results: Results, machine: Mapping[str, str]) -> str:
         _imports(results) if results.imports else "",
         _planning(results) if results.planning else "",
         _memory(results),
+        _soak(results),
         _features(results),
         _targets(evaluate(results), results.quick),
     ]

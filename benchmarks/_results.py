@@ -17,6 +17,7 @@ LATENCY_LABELS: Final = {
 THROUGHPUT_LABELS: Final = {
     "openai": "openai.AsyncOpenAI",
     "router_full": "router.AsyncOpenAI, everything on",
+    "aiohttp": "bare aiohttp loop (the floor)",
     "litellm_router": "litellm Router.acompletion",
 }
 IMPORT_MODULES: Final = ("openai", "router", "litellm")
@@ -96,6 +97,30 @@ class Feature:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class SoakRound:
+    round: int
+    success: float  # share of requests answered
+    p50_ms: float
+    p99_ms: float
+    late: int  # requests that ran past their deadline + 1 s
+    seconds: float
+    in_use: int  # pool connections still checked out after the round
+    idle: int  # pooled idle connections (each holds one socket)
+    fds: int
+    sockets: int
+    tasks: int  # asyncio tasks left besides the driver
+    rss_mb: float
+
+
+@dataclass(frozen=True, slots=True)
+class SoakResult:
+    requests: int
+    deadline_s: float
+    fds_baseline: int  # open fds before the first round, less the pool's idle sockets
+    rounds: tuple[SoakRound, ...]
+
+
 @dataclass
 class Results:
     quick: bool = False
@@ -104,14 +129,19 @@ class Results:
     imports: list[ImportLine] = field(default_factory=list)
     planning: list[PlanningCell] = field(default_factory=list)
     memory: MemoryResult | None = None
+    soak: SoakResult | None = None
     features: list[Feature] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
 
     def latency_of(self, key: str) -> LatencyLine | None:
         return next((line for line in self.latency if line.key == key), None)
 
-    def throughput_of(self, key: str) -> ThroughputLine | None:
-        return next((line for line in self.throughput if line.key == key), None)
+    def throughput_of(self, key: str, concurrency: int | None = None) -> ThroughputLine | None:
+        """The line of ``key`` (at ``concurrency``; default: the first measured)."""
+        return next(
+            (line for line in self.throughput if line.key == key and concurrency in (None, line.concurrency)),
+            None,
+        )
 
     def import_of(self, module: str) -> ImportLine | None:
         return next((line for line in self.imports if line.module == module), None)

@@ -8,6 +8,7 @@ import queue
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -51,29 +52,38 @@ def _drain(stream: IO[str], lines: queue.Queue[str]) -> None:
 
 @contextlib.contextmanager
 def fake_providers(log_limit: int = 100) -> Iterator[Server]:
-    """Start ``python -m providers.fake --port 0``, wait for its "listening" line, stop it on exit."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "providers.fake", "--port", "0", "--log-limit", str(log_limit)],
-        stdout=subprocess.PIPE,
-        text=True,
-        preexec_fn=_die_with_parent if sys.platform == "linux" else None,
-    )
-    try:
-        assert process.stdout is not None
-        lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=_drain, args=(process.stdout, lines), daemon=True).start()
+    """Start ``python -m providers.fake --port 0``, wait for its "listening" line, stop it on exit.
+
+    The server's stderr goes to a temporary file, shown only if it fails to start: under the fault soak it
+    logs every client that hangs up mid-answer, which is routine there."""
+    with tempfile.TemporaryFile(mode="w+") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "providers.fake", "--port", "0", "--log-limit", str(log_limit)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+        )
         try:
-            line = lines.get(timeout=START_TIMEOUT_S)
-        except queue.Empty:
-            line = ""
-        url = parse_ready_line(line)
-        if url is None:
-            raise RuntimeError(f"the fake providers did not start (exit {process.poll()}): {line!r}")
-        yield Server(url)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            assert process.stdout is not None
+            lines: queue.Queue[str] = queue.Queue()
+            threading.Thread(target=_drain, args=(process.stdout, lines), daemon=True).start()
+            try:
+                line = lines.get(timeout=START_TIMEOUT_S)
+            except queue.Empty:
+                line = ""
+            url = parse_ready_line(line)
+            if url is None:
+                errors.seek(0)
+                tail = "".join(errors.readlines()[-15:])
+                raise RuntimeError(
+                    f"the fake providers did not start (exit {process.poll()}): {line!r}\n{tail}"
+                )
+            yield Server(url)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

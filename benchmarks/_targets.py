@@ -13,7 +13,9 @@ TIMES: Final = "\N{MULTIPLICATION SIGN}"
 
 SDK_P50_LIMIT: Final = 1.05  # router everything-on p50 / openai SDK p50, at most
 LITELLM_SPEEDUP_FLOOR: Final = 3.0  # litellm Router p50 / router everything-on p50, at least
-ASYNC_FLOOR: Final = 0.95  # router.AsyncOpenAI req/s / AsyncOpenAI req/s, at least
+ASYNC_FLOOR: Final = 2.0  # router.AsyncOpenAI req/s / AsyncOpenAI req/s at 64 in flight, at least
+AIOHTTP_LIMIT: Final = 2.0  # bare aiohttp loop req/s / router.AsyncOpenAI req/s at 64 in flight, at most
+SDK_P99_LIMIT: Final = 1.2  # router everything-on p99 / openai SDK p99, at most
 IMPORT_LIMIT: Final = 1.2  # import router / import openai, at most
 PLANNING_LIMIT_US: Final = 20.0  # median plan() at 10 models, short prompt
 # DESIGN.md: planning with learned adequacy on, 10 models.
@@ -60,9 +62,32 @@ def _p50(results: Results, key: str) -> float | None:
     return line.p50_us if line else None
 
 
-def _rps(results: Results, key: str) -> float | None:
-    line = results.throughput_of(key)
+def _rps(results: Results, key: str, concurrency: int | None = None) -> float | None:
+    line = results.throughput_of(key, concurrency)
     return line.rps if line else None
+
+
+def _p99(results: Results, key: str) -> float | None:
+    line = results.latency_of(key)
+    return line.p99_us if line else None
+
+
+def _soak(results: Results) -> list[Target]:
+    from benchmarks.soak import verdict
+
+    if results.soak is None or not results.soak.rounds:
+        return [Target("fault soak flat (benchmarks/soak.py)", "all checks hold", "not measured", "n/a")]
+    checks = verdict(results.soak)
+    failed = [what for what, held, _ in checks if not held]
+    return [
+        Target(
+            "fault soak flat (benchmarks/soak.py)",
+            "all checks hold",
+            f"{len(checks) - len(failed)} of {len(checks)} hold",
+            "FAIL" if failed else "PASS",
+            "; ".join(failed),
+        )
+    ]
 
 
 def _import_ms(results: Results, module: str) -> float | None:
@@ -95,10 +120,24 @@ def evaluate(results: Results) -> list[Target]:
             ".2f",
             TIMES,
         ),
+        _at_most(
+            "router everything-on p99 / openai SDK p99",
+            SDK_P99_LIMIT,
+            ratio(_p99(results, "router_full"), _p99(results, "openai")),
+            ".2f",
+            TIMES,
+        ),
         _at_least(
-            "router.AsyncOpenAI / AsyncOpenAI throughput",
+            "router.AsyncOpenAI / AsyncOpenAI throughput, 64 in flight",
             ASYNC_FLOOR,
-            ratio(_rps(results, "router_full"), _rps(results, "openai")),
+            ratio(_rps(results, "router_full", 64), _rps(results, "openai", 64)),
+            ".2f",
+            TIMES,
+        ),
+        _at_most(
+            "bare aiohttp loop / router.AsyncOpenAI throughput, 64 in flight",
+            AIOHTTP_LIMIT,
+            ratio(_rps(results, "aiohttp", 64), _rps(results, "router_full", 64)),
             ".2f",
             TIMES,
         ),
@@ -136,4 +175,5 @@ def evaluate(results: Results) -> list[Target]:
             ".1f",
             " MB",
         ),
+        *_soak(results),
     ]

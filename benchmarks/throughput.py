@@ -1,9 +1,10 @@
-"""Async throughput: requests per second at a fixed concurrency over a fixed number of requests.
+"""Async throughput: requests per second at fixed concurrencies (64 and 512 in flight).
 
 Each round runs each client in a fresh process (the order rotates between rounds); the table shows the
 median over rounds. The client process's CPU time per request is reported too: with one core for the
 fake server and one for the client, the server can become the limit, and CPU per request still shows
-what each client costs.
+what each client costs. A bare aiohttp loop (POST, read the JSON) is the floor no client can beat;
+litellm's Router runs at the first concurrency only (it is the slowest line by far).
 """
 
 from __future__ import annotations
@@ -20,36 +21,39 @@ from benchmarks._results import Results, ThroughputLine
 from benchmarks._server import Server
 from benchmarks._worker import run_worker
 
-KEYS: Final = ("openai", "router_full", "litellm_router")
+KEYS: Final = ("openai", "router_full", "aiohttp", "litellm_router")
+FIRST_CONCURRENCY_ONLY: Final = frozenset({"litellm_router"})
 
 
 def run(server: Server, options: Options, workdir: Path, results: Results) -> None:
-    rounds: dict[str, list[dict[str, Any]]] = {key: [] for key in KEYS}
-    for r in range(options.async_rounds):
-        for key in KEYS[r % len(KEYS) :] + KEYS[: r % len(KEYS)]:
-            args = {
-                "url": server.url,
-                "key": key,
-                "requests": options.async_requests,
-                "concurrency": options.concurrency,
-                "workdir": str(workdir),
-            }
-            out = run_worker("benchmarks.throughput:measure", args)
-            rounds[key].append(out)
-            if out.get("features"):
-                results.note_features(out["features"])
-    for key in KEYS:
-        rps = tuple(o["rps"] for o in rounds[key])
-        results.throughput.append(
-            ThroughputLine(
-                key=key,
-                requests=options.async_requests,
-                concurrency=options.concurrency,
-                rps=statistics.median(rps),
-                rps_rounds=rps,
-                cpu_us_per_request=statistics.median(o["cpu_us_per_request"] for o in rounds[key]),
+    for n, concurrency in enumerate(options.concurrency):
+        keys = tuple(k for k in KEYS if n == 0 or k not in FIRST_CONCURRENCY_ONLY)
+        rounds: dict[str, list[dict[str, Any]]] = {key: [] for key in keys}
+        for r in range(options.async_rounds):
+            for key in keys[r % len(keys) :] + keys[: r % len(keys)]:
+                args = {
+                    "url": server.url,
+                    "key": key,
+                    "requests": options.async_requests,
+                    "concurrency": concurrency,
+                    "workdir": str(workdir),
+                }
+                out = run_worker("benchmarks.throughput:measure", args)
+                rounds[key].append(out)
+                if out.get("features"):
+                    results.note_features(out["features"])
+        for key in keys:
+            rps = tuple(o["rps"] for o in rounds[key])
+            results.throughput.append(
+                ThroughputLine(
+                    key=key,
+                    requests=options.async_requests,
+                    concurrency=concurrency,
+                    rps=statistics.median(rps),
+                    rps_rounds=rps,
+                    cpu_us_per_request=statistics.median(o["cpu_us_per_request"] for o in rounds[key]),
+                )
             )
-        )
 
 
 async def drive(call: Callable[[], Awaitable[Any]], requests: int, concurrency: int) -> None:

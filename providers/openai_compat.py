@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import openai
 
+from providers._aiohttp import AiohttpTransport, TransportLimits, send
 from providers.base import DEFAULT_TIMEOUT, JSON, CallOptions, Deployment
 from providers.errors import connection_error, malformed_response, status_error_from_response
 
@@ -192,15 +193,18 @@ class OpenAICompatible(_OpenAICompatibleBase):
 class AsyncOpenAICompatible(_OpenAICompatibleBase):
     """Async driver."""
 
-    def __init__(self, http_client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, http_client: httpx.AsyncClient | None = None, *, limits: TransportLimits | None = None
+    ) -> None:
         super().__init__()
         self._owns_client = http_client is None
-        self._client = http_client or default_async_http_client()
+        # Default: aiohttp (providers/_aiohttp.py), which survives cancellation; a given httpx client as is.
+        self._client: httpx.AsyncClient | AiohttpTransport = http_client or AiohttpTransport(limits)
 
     async def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
         request = self._build(deployment, body, options)
         try:
-            response = await self._client.send(request)
+            response = await send(self._client, request, stream=False)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
         return self._read(response)
@@ -208,7 +212,7 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
     async def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> AsyncIterator[JSON]:
         request = self._build(deployment, body, options)
         try:
-            response = await self._client.send(request, stream=True)
+            response = await send(self._client, request, stream=True)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
         try:

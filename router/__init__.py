@@ -7,6 +7,7 @@ response.routing  # which model answered, why, and what it cost
 """
 
 from policies.loader import PolicyError
+from providers._aiohttp import TransportLimits
 from router._exceptions import (
     BudgetExceededError,
     CoolingDownError,
@@ -50,6 +51,7 @@ __all__ = [
     "RoutingRecord",
     "ServerCooldownError",
     "StreamInterruptedError",
+    "TransportLimits",
     "Usage",
     "__version__",
     "configure_logging",

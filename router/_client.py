@@ -21,6 +21,7 @@ from openai.types.model import Model
 
 from policies.plan import UnknownModelError
 from policies.schema import Policy
+from providers._aiohttp import TransportLimits
 from providers.base import AsyncAdapter, Deployment, SyncAdapter, Timeout
 from providers.catalog import ModelInfo
 from providers.errors import timeout_error
@@ -478,13 +479,15 @@ class AsyncRouter(_BaseClient):
         *,
         http_client: httpx.AsyncClient | None,
         sleep: Callable[[float], Awaitable[None]],
+        connection_limits: TransportLimits | None = None,
         **config: Any,
     ) -> None:
         super().__init__(**config)
         self._sleep = sleep
         # Settles of streams dropped unread, run in the background (see _spawn).
         self._background: set[asyncio.Task[None]] = set()
-        fast = AsyncOpenAICompatible(http_client)
+        # Without http_client, the fast path runs on aiohttp (docs/transport.md), sized by connection_limits.
+        fast = AsyncOpenAICompatible(http_client, limits=connection_limits)
         self._adapters: dict[str, AsyncAdapter] = {
             "openai": fast,
             "azure": fast,

@@ -25,6 +25,7 @@ import httpx
 import openai
 
 from policies.schema import Policy
+from providers._aiohttp import TransportLimits
 from router._client import AsyncRouter, PolicySource, SyncRouter
 from router._engine import Engine
 
@@ -343,6 +344,7 @@ class AsyncOpenAI(openai.AsyncOpenAI):
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        connection_limits: TransportLimits | None = None,
         tracer_provider: Any = None,
         _strict_response_validation: bool = False,
         _enforce_credentials: bool = True,
@@ -393,6 +395,7 @@ class AsyncOpenAI(openai.AsyncOpenAI):
                 tracer_provider=tracer_provider,
                 http_client=_fast_path_client(http_client, httpx.AsyncClient),
                 sleep=sleep,
+                connection_limits=connection_limits,
             )
         else:
             changed = self._endpoint != _shared.endpoint

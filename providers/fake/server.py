@@ -247,7 +247,9 @@ async def start_site(app: web.Application, sock: socket.socket) -> web.AppRunner
     """Serve ``app`` on a bound socket; handlers of vanished clients are cancelled (no hung sleeps)."""
     runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=0.1)
     await runner.setup()
-    await web.SockSite(runner, sock).start()
+    # aiohttp listens with a backlog of 128 by default: 500 clients connecting at once overflow it, and
+    # the dropped SYNs are retried a second later, which reads as a slow provider rather than a busy one.
+    await web.SockSite(runner, sock, backlog=1024).start()
     return runner
 
 

@@ -18,6 +18,8 @@ from benchmarks._results import (
     MemoryResult,
     PlanningCell,
     Results,
+    SoakResult,
+    SoakRound,
     ThroughputLine,
 )
 from benchmarks._server import parse_ready_line
@@ -38,13 +40,26 @@ def _planning(models: int, prompt: str, median: float) -> PlanningCell:
     return PlanningCell(models, prompt, "ordered", 10, 100, median, median * 2, models, 0)
 
 
+def _round(n: int, success: float = 0.97, **changes: float) -> SoakRound:
+    figures = {"in_use": 0, "idle": 40, "fds": 52, "sockets": 40, "tasks": 0, "late": 0, "rss_mb": 80.0}
+    figures.update(changes)
+    return SoakRound(n, success, 200.0, 900.0, seconds=1.0, **figures)  # type: ignore[arg-type]
+
+
+def good_soak(rounds: int = 40) -> SoakResult:
+    return SoakResult(500, 1.0, 12, tuple(_round(n) for n in range(1, rounds + 1)))
+
+
 def good_results() -> Results:
     """A run in which every target holds."""
     return Results(
         latency=[_latency("openai", 1000), _latency("router_full", 600), _latency("litellm_router", 4500)],
         throughput=[
             ThroughputLine("openai", 640, 64, 1000.0, (1000.0,), 900.0),
-            ThroughputLine("router_full", 640, 64, 990.0, (990.0,), 800.0),
+            ThroughputLine("router_full", 640, 64, 2100.0, (2100.0,), 400.0),
+            ThroughputLine("aiohttp", 640, 64, 3000.0, (3000.0,), 300.0),
+            ThroughputLine("openai", 640, 512, 800.0, (800.0,), 950.0),
+            ThroughputLine("router_full", 640, 512, 1900.0, (1900.0,), 420.0),
         ],
         imports=[ImportLine("openai", 450.0, (450.0,)), ImportLine("router", 500.0, (500.0,))],
         planning=[
@@ -54,6 +69,7 @@ def good_results() -> Results:
         ]
         + [_planning(10, "adequacy, ~2k chars", 60.0)],
         memory=MemoryResult(50_000, 5_000, 70.0, 70.5, 70.6, 71.0, ((5_000, 70.0), (50_000, 70.5))),
+        soak=good_soak(),
         features=[Feature("routing", True, "3 models"), Feature("budget + SQLite ledger", False, "not yet")],
     )
 
@@ -130,6 +146,41 @@ def test_rss_growth_beyond_a_few_mb_fails() -> None:
     assert _status(results)["RSS growth after warm-up, router.OpenAI"] == "FAIL"
 
 
+def test_a_router_at_the_sdks_async_throughput_fails_the_two_times_target() -> None:
+    results = good_results()
+    results.throughput[1] = dataclasses.replace(results.throughput[1], rps=1100.0)
+    statuses = _status(results)
+    assert statuses["router.AsyncOpenAI / AsyncOpenAI throughput, 64 in flight"] == "FAIL"
+    assert statuses["bare aiohttp loop / router.AsyncOpenAI throughput, 64 in flight"] == "FAIL"
+
+
+def test_a_p99_tail_over_the_sdks_fails() -> None:
+    results = good_results()
+    results.latency[1] = dataclasses.replace(results.latency[1], p99_us=2600.0)
+    assert _status(results)["router everything-on p99 / openai SDK p99"] == "FAIL"
+
+
+@pytest.mark.parametrize(
+    ("change", "failed"),
+    [
+        ({"in_use": 3}, "no connection in use after any round"),
+        ({"fds": 60}, "file descriptors back to the baseline"),
+        ({"late": 1}, "no request alive past its deadline"),
+        ({"tasks": 2}, "no task left after any round"),
+        ({"success": 0.90}, "round 40 success within 2 points"),
+        ({"rss_mb": 90.0}, "RSS flat"),
+    ],
+)
+def test_a_soak_that_leaks_or_decays_is_not_flat(change: dict[str, float], failed: str) -> None:
+    soak = good_soak()
+    last = dataclasses.replace(soak.rounds[-1], **change)  # type: ignore[arg-type]
+    results = good_results()
+    results.soak = dataclasses.replace(soak, rounds=(*soak.rounds[:-1], last))
+    target = next(t for t in evaluate(results) if t.name.startswith("fault soak"))
+    assert target.status == "FAIL" and failed in target.margin
+    assert "**Verdict: not flat.**" in render(results, MACHINE)
+
+
 def test_targets_without_figures_are_not_applicable() -> None:
     assert set(_status(Results()).values()) == {"n/a"}
 
@@ -148,6 +199,9 @@ def test_report_shows_ratios_features_and_targets() -> None:
     assert "**budget + SQLite ledger**: off — not yet" in report
     assert "**FAIL**" not in report
     assert report.count("**PASS**") == len(evaluate(good_results()))
+    assert "## Async throughput: 512 concurrent requests" in report
+    assert f"| bare aiohttp loop (the floor) | 640 {TIMES} 1 | 3,000 |" in report
+    assert "**Verdict: flat.**" in report
 
 
 def test_a_quick_report_says_its_figures_are_not_stable() -> None:

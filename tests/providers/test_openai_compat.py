@@ -117,11 +117,11 @@ def test_an_error_event_inside_a_stream_raises() -> None:
 
 
 @respx.mock
-async def test_async_driver_sends_the_same_request_and_reads_the_stream() -> None:
+async def test_async_driver_over_a_given_httpx_client_sends_the_same_request_and_reads_the_stream() -> None:
     route = respx.post(URL).mock(
         return_value=httpx.Response(200, content=_sse('{"choices":[{"delta":{"content":"a"}}]}', "[DONE]"))
     )
-    adapter = AsyncOpenAICompatible()
+    adapter = AsyncOpenAICompatible(httpx.AsyncClient())
     chunks = [c async for c in adapter.stream(DEPLOYMENT, {**BODY, "stream": True}, CallOptions())]
     assert len(chunks) == 1
     assert json.loads(route.calls.last.request.content)["model"] == "served-id"

@@ -122,7 +122,8 @@ def test_models_list_shows_models_and_routes() -> None:
 async def test_async_client_falls_back_the_same_way() -> None:
     respx.post(A).mock(return_value=httpx.Response(503, json={"error": {"message": "busy"}}))
     respx.post(B).mock(return_value=httpx.Response(200, json=OK_BODY))
-    async with AsyncOpenAI(policy=two_model_policy()) as client:
+    # respx answers httpx clients: a given http_client carries the async calls, as with openai.
+    async with AsyncOpenAI(policy=two_model_policy(), http_client=httpx.AsyncClient()) as client:
         response = await client.chat.completions.create(model="auto", messages=MESSAGES)
         assert response.model == "b"
         assert [a.error for a in response.routing.attempts] == ["server", None]

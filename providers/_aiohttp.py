@@ -1,0 +1,221 @@
+"""The async fast path's default transport: aiohttp behind httpx's transport interface.
+
+Why aiohttp: under cancellation (a deadline firing with ``asyncio.timeout`` around a call) httpcore 1.0.x
+leaves pool connections marked busy with their sockets open, until the pool starves; and its pool caps
+async throughput near the openai SDK's. aiohttp returns every connection on cancellation and carries
+several times the load (the measurements are in docs/benchmarks.md, the script in
+benchmarks/transports.py).
+
+``AiohttpTransport`` is an ``httpx.AsyncBaseTransport``: the adapter builds ``httpx.Request`` objects and
+reads ``httpx.Response`` objects exactly as with httpx, and openai's error classes (which carry httpx
+requests and responses) keep working. aiohttp's exceptions are translated here, in one place, to the
+httpx exceptions the error table already knows. aiohttp is imported on first use, never at
+``import router``; the session is created inside the running event loop.
+
+Cancellation discipline: whatever is cancelled (connecting, waiting for headers, reading a body or a
+stream), the aiohttp response is closed, which drops its connection (a half-read connection is never
+pooled); a connection whose response was read to the end goes back to the pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+if TYPE_CHECKING:
+    import aiohttp
+
+__all__ = ["AiohttpTransport", "TransportLimits", "send"]
+
+
+@dataclass(frozen=True, slots=True)
+class TransportLimits:
+    """Connection pool settings of the default async transport.
+
+    ``max_connections``: open connections in all (requests beyond wait for one, bounded by the call's
+    deadline); ``max_connections_per_host``: 0 for no per-host cap; ``keepalive_expiry``: seconds an idle
+    connection stays pooled before it is closed.
+    """
+
+    max_connections: int = 1000
+    max_connections_per_host: int = 0
+    keepalive_expiry: float = 15.0
+
+    def __post_init__(self) -> None:
+        if self.max_connections < 1 or self.max_connections_per_host < 0 or self.keepalive_expiry < 0:
+            raise ValueError(
+                "max_connections must be at least 1, max_connections_per_host and keepalive_expiry "
+                f"not negative; got {self.max_connections}, {self.max_connections_per_host}, "
+                f"{self.keepalive_expiry}"
+            )
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    """An httpx async transport over one aiohttp session (one connection pool), opened lazily."""
+
+    def __init__(self, limits: TransportLimits | None = None) -> None:
+        self._limits = limits or TransportLimits()
+        self._session: aiohttp.ClientSession | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is None or session.closed or self._loop is not loop:
+            # A session belongs to the loop that made it; a client reused under a new loop (one
+            # asyncio.run after another) gets a new pool rather than a broken one.
+            import urllib.request
+
+            import aiohttp
+
+            limits = self._limits
+            connector = aiohttp.TCPConnector(
+                limit=limits.max_connections,
+                limit_per_host=limits.max_connections_per_host,
+                keepalive_timeout=limits.keepalive_expiry,
+            )
+            session = self._session = aiohttp.ClientSession(
+                connector=connector,
+                # A byte pipe like httpcore: httpx decodes what the request asked for, and aiohttp adds
+                # no headers of its own.
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                timeout=aiohttp.ClientTimeout(total=None),
+                # HTTP(S)_PROXY and NO_PROXY, as httpx and openai honour them; aiohttp looks them up per
+                # request, so only when some are set.
+                trust_env=bool(urllib.request.getproxies()),
+            )
+            self._loop = loop
+        return session
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._open()
+        timeout = _client_timeout(request.extensions.get("timeout"))
+        body = request.content if request.stream is None else await request.aread()
+        with _mapped(request):
+            response = await session.request(
+                request.method,
+                str(request.url),
+                headers=request.headers.multi_items(),
+                data=body,
+                timeout=timeout,
+                allow_redirects=False,
+                compress=None,
+            )
+        # From here on the response owns a connection: every path out either hands it to the
+        # httpx.Response (closed by its aclose) or closes it.
+        try:
+            return httpx.Response(
+                response.status,
+                headers=response.raw_headers,
+                stream=_Body(response, request),
+                request=request,
+                extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode()}
+                if response.reason
+                else {"http_version": b"HTTP/1.1"},
+            )
+        except BaseException:
+            response.close()
+            raise
+
+    def connections(self) -> tuple[int, int]:
+        """(in use, idle) connections of the pool: for the tests and the soak benchmark."""
+        session = self._session
+        if session is None or session.closed:
+            return (0, 0)
+        connector: Any = session.connector
+        acquired = len(connector._acquired)
+        idle = sum(proto.is_connected() for conns in connector._conns.values() for proto, _ in conns)
+        return (acquired, idle)
+
+    async def aclose(self) -> None:
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            with contextlib.suppress(RuntimeError):  # the loop that owned it is gone: nothing to close
+                await session.close()
+
+
+async def send(
+    client: httpx.AsyncClient | AiohttpTransport, request: httpx.Request, *, stream: bool
+) -> httpx.Response:
+    """``client.send(request, stream=...)`` for either: a caller's httpx client, or the transport alone
+    (no httpx client machinery per call). Without ``stream`` the body is read, or the connection closed."""
+    if isinstance(client, httpx.AsyncClient):
+        return await client.send(request, stream=stream)
+    response = await client.handle_async_request(request)
+    if not stream:
+        try:
+            await response.aread()
+        except BaseException:
+            await response.aclose()
+            raise
+    return response
+
+
+class _Body(httpx.AsyncByteStream):
+    """The response body as httpx reads it; closing before the end drops the connection."""
+
+    def __init__(self, response: aiohttp.ClientResponse, request: httpx.Request) -> None:
+        self._response = response
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            with _mapped(self._request):
+                async for chunk in self._response.content.iter_any():
+                    yield chunk
+        except BaseException:
+            self._response.close()
+            raise
+
+    async def aclose(self) -> None:
+        # release() pools the connection when the body was read to its end and closes it otherwise.
+        self._response.release()
+
+
+def _client_timeout(timeout: dict[str, float | None] | None) -> aiohttp.ClientTimeout:
+    import aiohttp
+
+    if not timeout:
+        return aiohttp.ClientTimeout(total=None)
+    pool, connect = timeout.get("pool"), timeout.get("connect")
+    # aiohttp's ``connect`` covers waiting for a pooled connection and opening one; ``sock_read`` is
+    # httpx's read timeout: the longest silence between two reads, headers and body alike.
+    acquire = None if pool is None or connect is None else pool + connect
+    return aiohttp.ClientTimeout(
+        total=None, connect=acquire, sock_connect=connect, sock_read=timeout.get("read")
+    )
+
+
+@contextlib.contextmanager
+def _mapped(request: httpx.Request) -> Iterator[None]:
+    """aiohttp's failures as the httpx exceptions they correspond to, most specific first."""
+    import aiohttp
+
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as exc:
+        raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
+    except aiohttp.SocketTimeoutError as exc:
+        raise httpx.ReadTimeout(str(exc) or "read timed out", request=request) from exc
+    except aiohttp.ServerTimeoutError as exc:
+        raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise httpx.ConnectError(str(exc), request=request) from exc
+    except aiohttp.ServerDisconnectedError as exc:
+        raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request) from exc
+    except aiohttp.ClientOSError as exc:
+        raise httpx.ReadError(str(exc), request=request) from exc
+    except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
+        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+    except aiohttp.InvalidURL as exc:
+        raise httpx.UnsupportedProtocol(str(exc), request=request) from exc
+    except aiohttp.ClientError as exc:
+        raise httpx.TransportError(str(exc), request=request) from exc
+    except TimeoutError as exc:  # aiohttp's own (a pool wait past ``connect``); never the caller's
+        raise httpx.PoolTimeout(str(exc) or "timed out waiting for a connection", request=request) from exc
