@@ -115,7 +115,7 @@ def _deadline(how: str) -> dict[str, float]:
 
 
 def transport(client: AsyncOpenAI) -> AiohttpTransport:
-    pool = client._adapters["openai"]._client  # type: ignore[attr-defined]
+    pool = client._router._adapters["openai"]._client  # type: ignore[attr-defined]
     assert isinstance(pool, AiohttpTransport)
     return pool
 
@@ -444,9 +444,9 @@ async def test_a_given_httpx_client_carries_the_calls_and_stays_open(server: Ser
         client = AsyncOpenAI(policy=policy(server.openai_base), http_client=http)
         response = await _create(client)
         assert response.choices[0].message.content
-        assert not isinstance(client._adapters["openai"]._client, AiohttpTransport)  # type: ignore[attr-defined]
+        assert not isinstance(client._router._adapters["openai"]._client, AiohttpTransport)  # type: ignore[attr-defined]
         await client.close()
-        assert not http.is_closed  # the caller's client, the caller's to close
+        assert http.is_closed  # as openai.AsyncOpenAI.close() closes the http_client it was given
         assert "aiohttp" not in repr(http._transport)
 
 
