@@ -304,7 +304,7 @@ def train(
         scored = [i for i in complete if data.outcomes[target.model][i] is not None]
         reference = sum(data.outcomes[target.model][i] or 0.0 for i in scored) / len(scored)
         target_quality = target.fraction * reference
-        threshold = _threshold(held_out, data, costs, scored, by_cost, target_quality, setting)
+        threshold = _threshold(held_out, data, costs, scored, by_cost, target, setting)
     default = 0.5 if setting == "min_success" else 0.05
     sets = _per_set(
         held_out, data, costs, complete, by_cost, threshold if threshold is not None else default, setting
@@ -399,15 +399,29 @@ def _threshold(
     costs: Mapping[str, Sequence[float]],
     rows: Sequence[int],
     by_cost: Sequence[str],
-    target_quality: float,
+    target: Target,
     setting: str,
 ) -> float | None:
-    """The threshold reaching the target quality on held-out folds at the lowest cost (None: none does)."""
+    """The setting that reaches the target on held-out folds at the lowest cost (None: none does).
+
+    With several input files the target holds for each of them (its own reference quality), so
+    that a task the cheap models are good at cannot buy the quality another one loses.
+    """
+    groups: dict[int, list[int]] = {}
+    for i in rows:
+        groups.setdefault(data.origin[i], []).append(i)
+    goals = {
+        source: target.fraction * sum(data.outcomes[target.model][i] or 0.0 for i in members) / len(members)
+        for source, members in groups.items()
+    }
     best: tuple[float, float] | None = None
     for threshold in THRESHOLDS:
-        point = _score(held_out, data, costs, rows, by_cost, threshold, setting)
-        if point.quality + 1e-12 >= target_quality and (best is None or point.cost_per_1k < best[1]):
-            best = (threshold, point.cost_per_1k)
+        points = {s: _score(held_out, data, costs, m, by_cost, threshold, setting) for s, m in groups.items()}
+        if any(points[s].quality + 1e-12 < goals[s] for s in groups):
+            continue
+        cost = sum(points[s].cost_per_1k * len(groups[s]) for s in groups) / len(rows)
+        if best is None or cost < best[1]:
+            best = (threshold, cost)
     return None if best is None else best[0]
 
 
