@@ -26,6 +26,7 @@ ErrorClass = Literal[
     "connection",
     "context_window",
     "content_filter",
+    "content_policy",
     "auth",
     "not_found",
     "bad_request",
@@ -50,6 +51,16 @@ _CONTEXT_PHRASES: Final = (
     "exceeds the maximum number of tokens",
     "context window",
     "too many tokens",
+)
+
+# Phrases of a request refused for its content: OpenAI's content_policy_violation, Azure's
+# content_filter 400 ("...content management policy..."), safety-system wording.
+_CONTENT_POLICY_PHRASES: Final = (
+    "content_policy_violation",
+    "content_filter",
+    "content management policy",
+    "safety system",
+    "safety",
 )
 
 
@@ -104,8 +115,9 @@ def error_class(exc: BaseException) -> ErrorClass:
         if status in (400, 413, 422):
             if _mentions_context(exc):
                 return "context_window"
-            if _mentions(exc, ("content_filter", "content management policy", "safety")):
-                return "content_filter"
+            if _mentions(exc, _CONTENT_POLICY_PHRASES):
+                # The request itself was refused for its content (the answer was never written).
+                return "content_policy"
             return "bad_request"
         return "unknown"
     if isinstance(exc, openai.ContentFilterFinishReasonError):

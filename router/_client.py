@@ -351,7 +351,10 @@ class OpenAI(_BaseClient):
         super().__init__(policy=policy, **kwargs)
         self._sleep = sleep
         fast = OpenAICompatible(http_client)
-        self._adapters: dict[str, SyncAdapter] = {"openai": fast, "azure": fast, "litellm": LiteLLMAdapter()}
+        slow = LiteLLMAdapter()
+        self._adapters: dict[str, SyncAdapter] = {"openai": fast, "azure": fast, "litellm": slow}
+        if self._engine.uses_litellm:
+            slow.warm()  # off the request path; a call still waits for it within its deadline
         self._bind()
 
     def _bind(self) -> None:
@@ -422,6 +425,11 @@ class OpenAI(_BaseClient):
                     buffered.append(data)
                     if tracker.committed:
                         break
+                    # Reads are bounded one by one; chunks without content must not add up past the limit.
+                    late = session.first_content_overdue()
+                    if late is not None:
+                        _close_sync(chunks)
+                        raise late
             except openai.APIError as exc:
                 self._settle(session, hold, None)
                 session.failed(deployment, exc)
@@ -500,6 +508,12 @@ class OpenAI(_BaseClient):
 
 def _deadline_timeout() -> openai.APITimeoutError:
     return openai.APITimeoutError(request=httpx.Request("POST", "router://chat/completions"))
+
+
+def _close_sync(chunks: Iterator[dict[str, Any]]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
 
 
 async def _close_quietly(chunks: AsyncIterator[dict[str, Any]]) -> None:
@@ -589,11 +603,10 @@ class AsyncOpenAI(_BaseClient):
         super().__init__(policy=policy, **kwargs)
         self._sleep = sleep
         fast = AsyncOpenAICompatible(http_client)
-        self._adapters: dict[str, AsyncAdapter] = {
-            "openai": fast,
-            "azure": fast,
-            "litellm": AsyncLiteLLMAdapter(),
-        }
+        slow = AsyncLiteLLMAdapter()
+        self._adapters: dict[str, AsyncAdapter] = {"openai": fast, "azure": fast, "litellm": slow}
+        if self._engine.uses_litellm:
+            slow.warm()  # off the event loop and the request path
         self._bind()
 
     def _bind(self) -> None:
@@ -664,8 +677,7 @@ class AsyncOpenAI(_BaseClient):
                 deployment, request.body, step.options
             )
             try:
-                idle = min(session.resilience.stream_idle_timeout_s, session.remaining_s())
-                async with asyncio.timeout(idle):
+                async with asyncio.timeout(session.first_content_wait_s()):
                     async for data in chunks:
                         tracker.observe(data)
                         buffered.append(data)
@@ -675,7 +687,8 @@ class AsyncOpenAI(_BaseClient):
                 if isinstance(exc, TimeoutError):
                     await _close_quietly(chunks)
                 await self._settle(session, hold, None)
-                session.failed(deployment, exc if isinstance(exc, openai.APIError) else _deadline_timeout())
+                late = session.first_content_overdue() or _deadline_timeout()
+                session.failed(deployment, exc if isinstance(exc, openai.APIError) else late)
                 continue
             except BaseException:
                 await _close_quietly(chunks)

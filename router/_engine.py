@@ -51,6 +51,10 @@ class Engine:
         self.deployments: Mapping[str, Deployment] = MappingProxyType(deployments)
         self.unavailable: Mapping[str, str] = MappingProxyType(unavailable)
         self.planner = Planner(policy, self.catalog, self.unavailable)
+        # A callable model served through litellm: clients import it in the background when built.
+        self.uses_litellm = any(
+            d.adapter == "litellm" and name not in unavailable for name, d in deployments.items()
+        )
         # Retry/deadline/breaker settings per route, merged once (None: a model named directly).
         self._resilience = {None: resilience_for(policy, None)} | {
             route: resilience_for(policy, route) for route in policy.routes

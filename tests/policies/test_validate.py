@@ -67,7 +67,8 @@ def test_loader_problems_come_first_and_alone() -> None:
     assert found == [
         "p.yaml:23: routes.auto.stratgy: unknown key 'stratgy' — did you mean 'strategy'? Allowed keys:"
         " strategy, candidates, fallbacks, require, min_quality, expected_output_tokens, retry, timeout_s,"
-        " max_attempts, max_retry_after_s, stream_idle_timeout_s, cooldown"
+        " max_attempts, max_retry_after_s, stream_idle_timeout_s, cooldown, first_token_timeout_s,"
+        " retry_on_timeout, on_content_policy"
     ]
 
 

@@ -20,7 +20,6 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from policies.schema import Policy
 from providers.fake import FakeProviders, ModelScript, hang
-from providers.litellm_adapter import import_litellm
 from router import AsyncOpenAI, DeadlineExceededError, RoutedChatCompletion, RoutingRecord
 
 KEY_ENV = "ROUTER_CHAOS_FAKE_KEY"
@@ -82,12 +81,6 @@ def _record(outcome: Any) -> RoutingRecord:
     record = getattr(outcome, "routing", None)
     assert isinstance(record, RoutingRecord), f"{type(outcome).__name__} without a routing record: {outcome}"
     return record
-
-
-@pytest.fixture
-def litellm_imported() -> None:
-    """litellm imported before the burst: its two-second import is not what this test is about."""
-    import_litellm()
 
 
 @pytest.mark.usefixtures("litellm_imported")
