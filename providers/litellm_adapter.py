@@ -158,6 +158,10 @@ def _empty_choice(choice: Any) -> bool:
     return not any(delta.values()) if isinstance(delta, dict) else False
 
 
+def _finished(data: JSON) -> bool:
+    return any(isinstance(c, dict) and c.get("finish_reason") for c in data.get("choices") or ())
+
+
 def _usage_expected(deployment: Deployment, body: JSON) -> bool:
     """Must this stream end with a usage chunk? Only if asked for, and the wire always sends it."""
     options = body.get("stream_options")
@@ -241,13 +245,16 @@ class LiteLLMAdapter:
 
     @staticmethod
     def _iterate(chunks: Any, deployment: Deployment, usage_expected: bool) -> Iterator[JSON]:
-        usage_seen = False
+        usage_seen = finished = False
         try:
             for chunk in chunks:
                 data = _stream_chunk(chunk)
                 usage_seen = usage_seen or bool(data.get("usage"))
+                finished = finished or _finished(data)
                 yield data
         except Exception as exc:
+            if finished and (usage_seen or not usage_expected):
+                return  # the answer was whole; only the connection's goodbye was lost
             raise from_litellm(exc) from exc
         if usage_expected and not usage_seen:
             raise _cut_stream(deployment)
@@ -290,7 +297,7 @@ class AsyncLiteLLMAdapter:
         # Where litellm ignores ``timeout``, each wait for a chunk (the first included) is bounded here.
         wait = _read_timeout(options.timeout) if deployment.stream_ignores_timeout else None
         usage_expected = _usage_expected(deployment, body)
-        usage_seen = False
+        usage_seen = finished = False
         try:
             async with asyncio.timeout(wait):
                 chunks = await litellm.acompletion(**_arguments(deployment, body, options, stream=True))
@@ -303,12 +310,15 @@ class AsyncLiteLLMAdapter:
                     break
                 data = _stream_chunk(chunk)
                 usage_seen = usage_seen or bool(data.get("usage"))
+                finished = finished or _finished(data)
                 yield data
         except TimeoutError as exc:
             raise openai.APITimeoutError(
                 request=httpx.Request("POST", deployment.api_base or "https://litellm.invalid")
             ) from exc
         except Exception as exc:
+            if finished and (usage_seen or not usage_expected):
+                return
             raise from_litellm(exc) from exc
         if usage_expected and not usage_seen:
             raise _cut_stream(deployment)
