@@ -15,7 +15,7 @@ import functools
 import os
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -49,7 +49,8 @@ class LiteLLMImport:
     interpreter's, so a second one costs nothing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, importer: Callable[[], ModuleType] = import_litellm) -> None:
+        self._importer = importer
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
@@ -60,22 +61,16 @@ class LiteLLMImport:
         with self._lock:
             if self._thread is not None or self._module is not None:
                 return
-            if "litellm" in sys.modules and not self._importing_elsewhere():
-                self._module = import_litellm()
+            if self._importer is import_litellm and _imported("litellm"):
+                self._module = import_litellm()  # already done by someone else: no thread, no wait
                 self._done.set()
                 return
             self._thread = threading.Thread(target=self._run, name="router-litellm-import", daemon=True)
             self._thread.start()
 
-    @staticmethod
-    def _importing_elsewhere() -> bool:
-        # A module in sys.modules may still be executing in another thread (its spec says so).
-        spec = getattr(sys.modules.get("litellm"), "__spec__", None)
-        return bool(getattr(spec, "_initializing", False))
-
     def _run(self) -> None:
         try:
-            self._module = import_litellm()
+            self._module = self._importer()
         except BaseException as exc:  # handed to the first call that needs litellm
             self._error = exc
         finally:
@@ -95,6 +90,14 @@ class LiteLLMImport:
             raise self._error
         assert self._module is not None
         return self._module
+
+
+def _imported(name: str) -> bool:
+    """``name`` is in sys.modules and done executing (a module still importing in another thread
+    is in sys.modules too; its spec says it is initializing)."""
+    module = sys.modules.get(name)
+    spec = getattr(module, "__spec__", None)
+    return module is not None and not getattr(spec, "_initializing", False)
 
 
 def _longest_phase(timeout: Timeout) -> float | None:

@@ -9,6 +9,10 @@ must fire are real but short; nothing asserts how long real time took.
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -407,3 +411,53 @@ def test_after_a_503_the_answer_model_usage_and_cost_are_the_fallbacks(
         500,
     )
     assert routing.cost_usd == pytest.approx((1000 * 1.0 + 500 * 2.0) / 1e6)
+
+
+# --------------------------------------------------------------------------- litellm's import
+
+_FIRST_LITELLM_CALL = """
+import asyncio, json, os, sys
+from providers.fake import FakeProviders
+from policies.schema import Policy
+import router
+
+with FakeProviders() as fake:
+    os.environ["CONDUCT_KEY"] = "k"
+    policy = Policy.model_validate({
+        "timeout_s": 0.5,
+        "models": {"gemini-2.5-flash-lite": {
+            "provider": "gemini", "api_base": fake.gemini_base, "api_key_env": "CONDUCT_KEY"}},
+    })
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    try:
+        if sys.argv[1] == "sync":
+            with router.OpenAI(policy=policy) as client:
+                outcome = client.chat.completions.create(model="gemini-2.5-flash-lite", messages=question)
+        else:
+            async def call():
+                async with router.AsyncOpenAI(policy=policy) as client:
+                    return await client.chat.completions.create(
+                        model="gemini-2.5-flash-lite", messages=question)
+            outcome = asyncio.run(call())
+        print(json.dumps({"answered": outcome.model}))
+    except router.DeadlineExceededError as exc:
+        print(json.dumps({"error": type(exc).__name__, "attempts": [a.error for a in exc.routing.attempts]}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client", ["sync", "async"])
+def test_the_first_litellm_call_of_a_process_counts_its_import_against_timeout_s(client: str) -> None:
+    # A fresh interpreter: litellm's import (seconds) cannot fit in a 0.5 s deadline, so the request
+    # must end with DeadlineExceededError, not wait for the import and report a success.
+    done = subprocess.run(
+        [sys.executable, "-c", _FIRST_LITELLM_CALL, client],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+        timeout=300,
+    )
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["error"] == "DeadlineExceededError", outcome
+    assert outcome["attempts"] == ["timeout"], outcome
