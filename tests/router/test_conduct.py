@@ -40,7 +40,9 @@ from .fault_helpers import MODELS, QUESTION, MakeCaller, attempts, build_policy,
 # The policy's own defaults for retries (build_policy turns same-model retries off unless told).
 DEFAULTS: dict[str, Any] = {"retry": {}}
 NEVER = 30.0
-SHORT = 0.3
+# A limit that must fire on a silent model, but also bounds the healthy calls that follow: short,
+# yet long enough for a busy machine to serve a healthy call within it.
+SHORT = 1.0
 OPENAI, GEMINI, ANTHROPIC = MODELS
 
 
