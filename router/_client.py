@@ -63,6 +63,8 @@ def load_policy_source(policy: PolicySource) -> Policy:
 class _BaseClient:
     """Configuration and planning; no I/O."""
 
+    _litellm: LiteLLMAdapter | AsyncLiteLLMAdapter
+
     def __init__(
         self,
         *,
@@ -122,6 +124,7 @@ class _BaseClient:
 
             configure_from_spec(policy_spec.logging)
         self._budgets = BudgetBook(policy_spec) if BudgetBook(policy_spec).has_budgets else None
+        self._litellm_warming = False
 
     @property
     def policy(self) -> Policy:
@@ -159,6 +162,8 @@ class _BaseClient:
             )
         except UnknownModelError as exc:
             raise ModelNotFoundError(str(exc)) from None
+        if not self._litellm_warming and self._engine.litellm_models:
+            self._warm_litellm(plan)
         session = Session(
             self._engine,
             request,
@@ -180,6 +185,14 @@ class _BaseClient:
                 session.budget_refused_before_any(check.refusal)
             raise session.exhausted()
         return session
+
+    def _warm_litellm(self, plan: Any) -> None:
+        """A plan that may reach a litellm model starts litellm's import in a background thread, while
+        the earlier candidates are tried; a call that needs it waits for it within its deadline."""
+        litellm_models = self._engine.litellm_models
+        if any(candidate.model in litellm_models for candidate in plan.candidates):
+            self._litellm_warming = True
+            self._litellm.warm()
 
     def _give_up(self, session: Session) -> Any:
         """No model answered: a content-filtered answer kept on the way (a completion or a stream), or
@@ -351,10 +364,8 @@ class OpenAI(_BaseClient):
         super().__init__(policy=policy, **kwargs)
         self._sleep = sleep
         fast = OpenAICompatible(http_client)
-        slow = LiteLLMAdapter()
+        self._litellm = slow = LiteLLMAdapter()
         self._adapters: dict[str, SyncAdapter] = {"openai": fast, "azure": fast, "litellm": slow}
-        if self._engine.uses_litellm:
-            slow.warm()  # off the request path; a call still waits for it within its deadline
         self._bind()
 
     def _bind(self) -> None:
@@ -603,10 +614,8 @@ class AsyncOpenAI(_BaseClient):
         super().__init__(policy=policy, **kwargs)
         self._sleep = sleep
         fast = AsyncOpenAICompatible(http_client)
-        slow = AsyncLiteLLMAdapter()
+        self._litellm = slow = AsyncLiteLLMAdapter()
         self._adapters: dict[str, AsyncAdapter] = {"openai": fast, "azure": fast, "litellm": slow}
-        if self._engine.uses_litellm:
-            slow.warm()  # off the event loop and the request path
         self._bind()
 
     def _bind(self) -> None:

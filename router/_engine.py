@@ -51,9 +51,10 @@ class Engine:
         self.deployments: Mapping[str, Deployment] = MappingProxyType(deployments)
         self.unavailable: Mapping[str, str] = MappingProxyType(unavailable)
         self.planner = Planner(policy, self.catalog, self.unavailable)
-        # A callable model served through litellm: clients import it in the background when built.
-        self.uses_litellm = any(
-            d.adapter == "litellm" and name not in unavailable for name, d in deployments.items()
+        # Models served through litellm: a client starts importing it (in the background) on the
+        # first request whose plan includes one, so processes that never route there never pay.
+        self.litellm_models = frozenset(
+            name for name, d in deployments.items() if d.adapter == "litellm" and name not in unavailable
         )
         # Retry/deadline/breaker settings per route, merged once (None: a model named directly).
         self._resilience = {None: resilience_for(policy, None)} | {
