@@ -27,8 +27,9 @@ def fake(fake_providers: FakeProviders) -> FakeProviders:
     return fake_providers
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def litellm_imported() -> None:
-    """litellm imported before the test: a client counts its first import against the request's
-    deadline (tests/router/test_conduct.py tests that), which is not what most tests are about."""
+    """litellm imported before any test: a client counts its first import against the request's
+    deadline (tests/router/test_conduct.py tests that, in fresh interpreters), which is not what
+    the other tests are about, whichever of them happens to run first."""
     import_litellm()
