@@ -79,6 +79,7 @@ class ModelSpec(_Frozen):
 
 
 Strategy = Literal["ordered", "cheapest", "fastest"]
+ContentPolicyConduct = Literal["raise", "fallback"]
 QualityFloors = Mapping[Benchmark, float]
 
 
@@ -188,6 +189,15 @@ class RouteSpec(_Frozen):
         default=None, description="Overrides the top-level stream_idle_timeout_s."
     )
     cooldown: CooldownSpec | None = Field(default=None, description="Overrides the top-level cooldown.")
+    first_token_timeout_s: PositiveFloat | None = Field(
+        default=None, description="Overrides the top-level first_token_timeout_s."
+    )
+    retry_on_timeout: bool | None = Field(
+        default=None, description="Overrides the top-level retry_on_timeout."
+    )
+    on_content_policy: ContentPolicyConduct | None = Field(
+        default=None, description="Overrides the top-level on_content_policy."
+    )
     adequacy: str | None = Field(
         default=None,
         description="An adequacy file from `router train` (path relative to the policy file): "
@@ -293,6 +303,21 @@ class Policy(_Frozen):
         default=60.0, description="Longest silence between stream chunks before the stream is cut."
     )
     cooldown: CooldownSpec = Field(default_factory=CooldownSpec, description="Circuit breaker per model.")
+    first_token_timeout_s: PositiveFloat | None = Field(
+        default=None,
+        description=(
+            "Longest wait for a stream's first content chunk before failing over; default: "
+            "stream_idle_timeout_s."
+        ),
+    )
+    retry_on_timeout: bool = Field(
+        default=False,
+        description="Retry a model that did not answer in time; false: fail over to the next one at once.",
+    )
+    on_content_policy: ContentPolicyConduct = Field(
+        default="raise",
+        description="A request the provider rejects for its content: raise it, or try the next model.",
+    )
     logging: LoggingSpec | None = Field(
         default=None, description="Configure router.logging when a client loads this policy."
     )

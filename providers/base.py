@@ -24,6 +24,10 @@ Timeout = float | httpx.Timeout | None
 
 DEFAULT_TIMEOUT = httpx.Timeout(timeout=600.0, connect=5.0)
 
+# The key of the chunk an adapter yields in place of a stream event it could not read: the event is
+# skipped and counted, and the stream is judged by how it ends (its finish reason), not by that event.
+MALFORMED_EVENT = "router.malformed_event"
+
 
 @dataclass(frozen=True, slots=True)
 class Deployment:

@@ -25,6 +25,7 @@ ErrorClass = Literal[
     "connection",
     "context_window",
     "content_filter",
+    "content_policy",
     "auth",
     "not_found",
     "bad_request",
@@ -76,7 +77,14 @@ KINDS: Final[Mapping[Kind, ErrorKind]] = MappingProxyType(
         "context_window": ErrorKind(
             openai.BadRequestError, 400, "invalid_request_error", "context_length_exceeded", "messages"
         ),
+        # An answer the provider's filter emptied (finish_reason content_filter): the next model may answer.
         "content_filter": ErrorKind(
+            openai.BadRequestError, 400, "invalid_request_error", "content_policy_violation"
+        ),
+        # The request refused for its content: raised at once unless on_content_policy: fallback
+        # (router._pipeline decides; the same input is refused anywhere, and routing around a
+        # provider's moderation is not what most teams want).
+        "content_policy": ErrorKind(
             openai.BadRequestError, 400, "invalid_request_error", "content_policy_violation"
         ),
         # 401; a 403 keeps its status (openai.PermissionDeniedError) and has no code.

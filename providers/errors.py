@@ -234,8 +234,10 @@ def error_class(exc: BaseException) -> ErrorClass:
 
 
 # The kinds OpenAI always names with a code: its absence is the provider's dialect, not a meaning.
-_CODED: Final = frozenset({"rate_limited", "context_window", "content_filter"})
+_CODED: Final = frozenset({"rate_limited", "context_window", "content_filter", "content_policy"})
 
+# A request refused for its content: OpenAI's content_policy_violation, Azure's content_filter 400
+# ("...content management policy..."), safety-system wording.
 _CONTENT_PHRASES: Final = (
     "content_policy_violation",
     "content_filter",
@@ -259,7 +261,8 @@ def _kind_for(status: int, code: str | None, message: str) -> ErrorClass:
         if any(phrase in text for phrase in _CONTEXT_PHRASES):
             return "context_window"
         if any(phrase in text for phrase in _CONTENT_PHRASES):
-            return "content_filter"
+            # The request itself was refused for its content (the answer was never written).
+            return "content_policy"
         return "bad_request"
     return "unknown"
 

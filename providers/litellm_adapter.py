@@ -14,8 +14,9 @@ import copy
 import functools
 import os
 import re
+import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from types import ModuleType
 from typing import Any, Final
 
@@ -37,6 +38,76 @@ def import_litellm() -> ModuleType:
     # It changes no behaviour, so clients in one process still cannot interfere with each other.
     litellm.suppress_debug_info = True
     return litellm
+
+
+class LiteLLMImport:
+    """litellm, imported off the request path and waited for no longer than a call may take.
+
+    ``start`` (a client whose policy names a litellm provider calls it when it is built) imports it
+    in a background thread; a call then waits for that import within its own time limit, so the
+    two seconds (or far more on a busy machine) of the first import count against the request's
+    deadline instead of silently extending it. One per adapter: the import itself is the
+    interpreter's, so a second one costs nothing.
+    """
+
+    def __init__(self, importer: Callable[[], ModuleType] = import_litellm) -> None:
+        self._importer = importer
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._module: ModuleType | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None or self._module is not None:
+                return
+            if self._importer is import_litellm and _imported("litellm"):
+                self._module = import_litellm()  # already done by someone else: no thread, no wait
+                self._done.set()
+                return
+            self._thread = threading.Thread(target=self._run, name="router-litellm-import", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._module = self._importer()
+        except BaseException as exc:  # handed to the first call that needs litellm
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def get(self, wait_s: float | None) -> ModuleType:
+        """litellm, once imported; a timeout error (fail over) if that takes longer than ``wait_s``."""
+        module = self._module
+        if module is not None:
+            return module
+        self.start()
+        if not self._done.wait(wait_s):
+            error = openai.APITimeoutError(request=httpx.Request("POST", "https://litellm.invalid"))
+            error.message = f"litellm was still being imported after {wait_s:g}s (counted against timeout_s)"
+            raise error
+        if self._error is not None:
+            raise self._error
+        assert self._module is not None
+        return self._module
+
+
+def _imported(name: str) -> bool:
+    """``name`` is in sys.modules and done executing (a module still importing in another thread
+    is in sys.modules too; its spec says it is initializing)."""
+    module = sys.modules.get(name)
+    spec = getattr(module, "__spec__", None)
+    return module is not None and not getattr(spec, "_initializing", False)
+
+
+def _longest_phase(timeout: Timeout) -> float | None:
+    """The most time a call with ``timeout`` may take in any one phase (the router caps each by the
+    time left of the request's deadline): how long the call may wait for litellm's import."""
+    if isinstance(timeout, httpx.Timeout):
+        phases = [p for p in (timeout.connect, timeout.read, timeout.write, timeout.pool) if p is not None]
+        return max(phases) if len(phases) == 4 else None
+    return timeout
 
 
 def _arguments(deployment: Deployment, body: JSON, options: CallOptions, stream: bool) -> dict[str, Any]:
@@ -116,6 +187,10 @@ def _empty_choice(choice: Any) -> bool:
     return not any(delta.values()) if isinstance(delta, dict) else False
 
 
+def _finished(data: JSON) -> bool:
+    return any(isinstance(c, dict) and c.get("finish_reason") for c in data.get("choices") or ())
+
+
 def _usage_expected(deployment: Deployment, body: JSON) -> bool:
     """Must this stream end with a usage chunk? Only if asked for, and the wire always sends it."""
     options = body.get("stream_options")
@@ -164,6 +239,11 @@ class LiteLLMAdapter:
     def __init__(self) -> None:
         self._http: httpx.Client | None = None
         self._lock = threading.Lock()
+        self._litellm = LiteLLMImport()
+
+    def warm(self) -> None:
+        """Start importing litellm in the background (a policy names a provider it serves)."""
+        self._litellm.start()
 
     def _http_client(self) -> httpx.Client:
         """The pool behind the timed handlers, opened on first need."""
@@ -175,14 +255,14 @@ class LiteLLMAdapter:
             return self._http
 
     def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
-        litellm = import_litellm()
+        litellm = self._litellm.get(_longest_phase(options.timeout))
         try:
             return _as_dict(litellm.completion(**_arguments(deployment, body, options, stream=False)))
         except Exception as exc:
             raise from_litellm(exc) from exc
 
     def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> Iterator[JSON]:
-        litellm = import_litellm()
+        litellm = self._litellm.get(_longest_phase(options.timeout))
         arguments = _arguments(deployment, body, options, stream=True)
         if deployment.stream_ignores_timeout and options.timeout is not None:
             arguments["client"] = _timed_handler_class()(timeout=options.timeout, client=self._http_client())
@@ -194,13 +274,16 @@ class LiteLLMAdapter:
 
     @staticmethod
     def _iterate(chunks: Any, deployment: Deployment, usage_expected: bool) -> Iterator[JSON]:
-        usage_seen = False
+        usage_seen = finished = False
         try:
             for chunk in chunks:
                 data = _stream_chunk(chunk)
                 usage_seen = usage_seen or bool(data.get("usage"))
+                finished = finished or _finished(data)
                 yield data
         except Exception as exc:
+            if finished and (usage_seen or not usage_expected):
+                return  # the answer was whole; only the connection's goodbye was lost
             raise from_litellm(exc) from exc
         if usage_expected and not usage_seen:
             raise _cut_stream(deployment)
@@ -216,14 +299,20 @@ class AsyncLiteLLMAdapter:
     """Async driver over ``litellm.acompletion``."""
 
     def __init__(self) -> None:
-        self._litellm: ModuleType | None = None
+        self._litellm = LiteLLMImport()
+
+    def warm(self) -> None:
+        """Start importing litellm in the background (a policy names a provider it serves)."""
+        self._litellm.start()
 
     async def _import(self) -> ModuleType:
         """litellm, imported in a worker thread the first time: two seconds of import on the event
-        loop would stall every request in flight (and eat into their deadlines)."""
-        if self._litellm is None:
-            self._litellm = await asyncio.to_thread(import_litellm)
-        return self._litellm
+        loop would stall every request in flight. The caller's deadline (its ``asyncio.timeout``)
+        bounds the wait."""
+        try:
+            return self._litellm.get(0)
+        except openai.APITimeoutError:
+            return await asyncio.to_thread(self._litellm.get, None)
 
     async def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
         litellm = await self._import()
@@ -237,7 +326,7 @@ class AsyncLiteLLMAdapter:
         # Where litellm ignores ``timeout``, each wait for a chunk (the first included) is bounded here.
         wait = _read_timeout(options.timeout) if deployment.stream_ignores_timeout else None
         usage_expected = _usage_expected(deployment, body)
-        usage_seen = False
+        usage_seen = finished = False
         try:
             async with asyncio.timeout(wait):
                 chunks = await litellm.acompletion(**_arguments(deployment, body, options, stream=True))
@@ -250,10 +339,13 @@ class AsyncLiteLLMAdapter:
                     break
                 data = _stream_chunk(chunk)
                 usage_seen = usage_seen or bool(data.get("usage"))
+                finished = finished or _finished(data)
                 yield data
         except TimeoutError as exc:
             raise timeout_error(url=deployment.api_base) from exc
         except Exception as exc:
+            if finished and (usage_seen or not usage_expected):
+                return
             raise from_litellm(exc) from exc
         if usage_expected and not usage_seen:
             raise _cut_stream(deployment)

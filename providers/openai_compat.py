@@ -17,7 +17,7 @@ import httpx
 import openai
 
 from providers._aiohttp import AiohttpTransport, TransportLimits, send
-from providers.base import DEFAULT_TIMEOUT, JSON, CallOptions, Deployment
+from providers.base import DEFAULT_TIMEOUT, JSON, MALFORMED_EVENT, CallOptions, Deployment
 from providers.errors import connection_error, malformed_response, status_error_from_response
 
 _DONE = "[DONE]"
@@ -77,7 +77,11 @@ class _OpenAICompatibleBase:
 
     @staticmethod
     def _event(line: str, response: httpx.Response) -> JSON | None:
-        """One SSE line → a chunk dict, or None for comments, blank lines and other fields."""
+        """One SSE line → a chunk dict, or None for comments, blank lines and other fields.
+
+        An event that is not a JSON object is not fatal by itself: it becomes a ``MALFORMED_EVENT``
+        marker (skipped and counted by the router), and the stream is judged by how it ends.
+        """
         if not line.startswith("data:"):
             return None
         data = line[5:].strip()
@@ -85,13 +89,41 @@ class _OpenAICompatibleBase:
             raise _StreamDone
         try:
             chunk = json.loads(data)
-        except ValueError as exc:
-            raise malformed_response(response, "a stream event is not JSON") from exc
+        except ValueError:
+            return {MALFORMED_EVENT: True}
         if not isinstance(chunk, dict):
-            raise malformed_response(response, "a stream event is not an object")
+            return {MALFORMED_EVENT: True}
         if "error" in chunk and "choices" not in chunk:
             raise _stream_error(chunk, response)
         return chunk
+
+
+class _Ending:
+    """How far a stream got towards its end.
+
+    ``[DONE]`` is a courtesy, not the proof: a stream whose choice ended (``finish_reason``) and
+    whose usage arrived (when it was asked for) is complete even if the connection closes before
+    ``[DONE]``. Without them, the end of the connection is a cut.
+    """
+
+    __slots__ = ("finished", "usage", "usage_expected")
+
+    def __init__(self, body: JSON) -> None:
+        options = body.get("stream_options")
+        self.usage_expected = isinstance(options, dict) and bool(options.get("include_usage"))
+        self.finished = False
+        self.usage = False
+
+    def see(self, chunk: JSON) -> None:
+        if chunk.get("usage"):
+            self.usage = True
+        for choice in chunk.get("choices") or ():
+            if isinstance(choice, dict) and choice.get("finish_reason"):
+                self.finished = True
+
+    @property
+    def complete(self) -> bool:
+        return self.finished and (self.usage or not self.usage_expected)
 
 
 class _StreamDone(Exception):
@@ -166,9 +198,9 @@ class OpenAICompatible(_OpenAICompatibleBase):
             response = self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
-        return self._iterate(response)
+        return self._iterate(response, _Ending(body))
 
-    def _iterate(self, response: httpx.Response) -> Iterator[JSON]:
+    def _iterate(self, response: httpx.Response, ending: _Ending) -> Iterator[JSON]:
         try:
             if response.status_code >= 400:
                 response.read()
@@ -176,11 +208,15 @@ class OpenAICompatible(_OpenAICompatibleBase):
             for line in response.iter_lines():
                 chunk = self._event(line, response)
                 if chunk is not None:
+                    ending.see(chunk)
                     yield chunk
-            raise _interrupted(response)
+            if not ending.complete:
+                raise _interrupted(response)
         except _StreamDone:
             return
         except httpx.HTTPError as exc:
+            if ending.complete:
+                return  # the answer was whole; only the connection's goodbye was lost
             raise connection_error(exc, response.request) from exc
         finally:
             response.close()
@@ -215,6 +251,7 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
             response = await send(self._client, request, stream=True)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
+        ending = _Ending(body)
         try:
             if response.status_code >= 400:
                 await response.aread()
@@ -222,11 +259,15 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
             async for line in response.aiter_lines():
                 chunk = self._event(line, response)
                 if chunk is not None:
+                    ending.see(chunk)
                     yield chunk
-            raise _interrupted(response)
+            if not ending.complete:
+                raise _interrupted(response)
         except _StreamDone:
             return
         except httpx.HTTPError as exc:
+            if ending.complete:
+                return  # the answer was whole; only the connection's goodbye was lost
             raise connection_error(exc, response.request) from exc
         finally:
             await response.aclose()

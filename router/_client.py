@@ -71,6 +71,7 @@ class _BaseClient:
 
     # Whether requests run on an event loop, which must never wait on Redis (shared breakers).
     _ASYNC: bool = False
+    _litellm: LiteLLMAdapter | AsyncLiteLLMAdapter
 
     def __init__(
         self,
@@ -125,6 +126,7 @@ class _BaseClient:
 
             configure_from_spec(policy_spec.logging, source=policy_spec.source)
         self._budgets = BudgetBook(policy_spec) if BudgetBook(policy_spec).has_budgets else None
+        self._litellm_warming = False
 
     @property
     def policy(self) -> Policy:
@@ -162,6 +164,8 @@ class _BaseClient:
             )
         except UnknownModelError as exc:
             raise ModelNotFoundError(str(exc)) from None
+        if not self._litellm_warming and self._engine.litellm_models:
+            self._warm_litellm(plan)
         session = Session(
             self._engine,
             request,
@@ -183,6 +187,14 @@ class _BaseClient:
                 session.budget_refused_before_any(check.refusal)
             raise session.exhausted()
         return session
+
+    def _warm_litellm(self, plan: Any) -> None:
+        """A plan that may reach a litellm model starts litellm's import in a background thread, while
+        the earlier candidates are tried; a call that needs it waits for it within its deadline."""
+        litellm_models = self._engine.litellm_models
+        if any(candidate.model in litellm_models for candidate in plan.candidates):
+            self._litellm_warming = True
+            self._litellm.warm()
 
     def _give_up(self, session: Session) -> Any:
         """No model answered: a content-filtered answer kept on the way (a completion or a stream), or
@@ -295,7 +307,8 @@ class SyncRouter(_BaseClient):
         super().__init__(**config)
         self._sleep = sleep
         fast = OpenAICompatible(http_client)
-        self._adapters: dict[str, SyncAdapter] = {"openai": fast, "azure": fast, "litellm": LiteLLMAdapter()}
+        self._litellm = slow = LiteLLMAdapter()
+        self._adapters: dict[str, SyncAdapter] = {"openai": fast, "azure": fast, "litellm": slow}
 
     def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | RoutedStream:
         request, lines, downgrade = self._request(kwargs)
@@ -358,6 +371,11 @@ class SyncRouter(_BaseClient):
                     buffered.append(data)
                     if tracker.committed:
                         break
+                    # Reads are bounded one by one; chunks without content must not add up past the limit.
+                    late = session.first_content_overdue()
+                    if late is not None:
+                        _close_sync(chunks)
+                        raise late
             except openai.APIError as exc:
                 self._settle(session, hold, None, estimated=_sent(exc))
                 session.failed(deployment, exc)
@@ -462,6 +480,12 @@ def _deadline_timeout() -> openai.APITimeoutError:
     return timeout_error()
 
 
+def _close_sync(chunks: Iterator[dict[str, Any]]) -> None:
+    close = getattr(chunks, "close", None)
+    if close is not None:
+        close()
+
+
 async def _close_quietly(chunks: AsyncIterator[dict[str, Any]]) -> None:
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
@@ -488,11 +512,8 @@ class AsyncRouter(_BaseClient):
         self._background: set[asyncio.Task[None]] = set()
         # Without http_client, the fast path runs on aiohttp (docs/transport.md), sized by connection_limits.
         fast = AsyncOpenAICompatible(http_client, limits=connection_limits)
-        self._adapters: dict[str, AsyncAdapter] = {
-            "openai": fast,
-            "azure": fast,
-            "litellm": AsyncLiteLLMAdapter(),
-        }
+        self._litellm = slow = AsyncLiteLLMAdapter()
+        self._adapters: dict[str, AsyncAdapter] = {"openai": fast, "azure": fast, "litellm": slow}
 
     async def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream:
         request, lines, downgrade = self._request(kwargs)
@@ -555,8 +576,7 @@ class AsyncRouter(_BaseClient):
                 deployment, request.body, step.options
             )
             try:
-                idle = min(session.resilience.stream_idle_timeout_s, session.remaining_s())
-                async with asyncio.timeout(idle):
+                async with asyncio.timeout(session.first_content_wait_s()):
                     async for data in chunks:
                         tracker.observe(data)
                         buffered.append(data)
@@ -566,7 +586,8 @@ class AsyncRouter(_BaseClient):
                 if isinstance(exc, TimeoutError):
                     await _close_quietly(chunks)
                 await self._settle(session, hold, None, estimated=_sent(exc))
-                session.failed(deployment, exc if isinstance(exc, openai.APIError) else _deadline_timeout())
+                late = session.first_content_overdue() or _deadline_timeout()
+                session.failed(deployment, exc if isinstance(exc, openai.APIError) else late)
                 continue
             except BaseException:
                 await _close_quietly(chunks)

@@ -56,6 +56,11 @@ class Engine:
         self.deployments: Mapping[str, Deployment] = MappingProxyType(deployments)
         self.unavailable: Mapping[str, str] = MappingProxyType(unavailable)
         self.planner = Planner(policy, self.catalog, self.unavailable)
+        # Models served through litellm: a client starts importing it (in the background) on the
+        # first request whose plan includes one, so processes that never route there never pay.
+        self.litellm_models = frozenset(
+            name for name, d in deployments.items() if d.adapter == "litellm" and name not in unavailable
+        )
         # Retry/deadline/breaker settings per route, merged once (None: a model named directly).
         self._resilience = {None: resilience_for(policy, None)} | {
             route: resilience_for(policy, route) for route in policy.routes

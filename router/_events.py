@@ -121,23 +121,23 @@ class Events:
         level = _INFO if attempt.error is None else _WARNING
         if not _logger.isEnabledFor(level):
             return
-        _emit(
-            level,
-            Event(
-                event="route.attempt",
-                request_id=record_request_id,
-                feature=feature,
-                model=attempt.model,
-                provider=attempt.provider,
-                attempt=number,
-                outcome="ok" if attempt.error is None else "error",
-                error_class=attempt.error,
-                status=attempt.status,
-                wait_s=attempt.wait_s,
-                latency_ms=attempt.latency_ms,
-                ttft_ms=attempt.ttft_ms,
-            ),
+        event = Event(
+            event="route.attempt",
+            request_id=record_request_id,
+            feature=feature,
+            model=attempt.model,
+            provider=attempt.provider,
+            attempt=number,
+            outcome="ok" if attempt.error is None else "error",
+            error_class=attempt.error,
+            status=attempt.status,
+            wait_s=attempt.wait_s,
+            latency_ms=attempt.latency_ms,
+            ttft_ms=attempt.ttft_ms,
         )
+        if attempt.malformed_events:
+            event["malformed_events"] = attempt.malformed_events
+        _emit(level, event)
 
     def completed(self, record: RoutingRecord, *, content: str | None = None) -> None:
         """``route.completed``: who answered, the tokens, the cost (failed attempts included), the latency."""

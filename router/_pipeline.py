@@ -22,7 +22,7 @@ import openai
 from policies.filters import PlanContext, worst_case_cost, worst_case_tokens
 from policies.plan import DEFAULT_FEATURE, Plan, RouteRequest, describe_request
 from providers import error_kinds
-from providers.base import JSON, CallOptions, Deployment, Timeout
+from providers.base import JSON, MALFORMED_EVENT, CallOptions, Deployment, Timeout
 from providers.errors import error_class, retry_after_s
 from router._budgets import BudgetBook
 from router._engine import Engine
@@ -37,7 +37,7 @@ from router._exceptions import (
 )
 from router._health import Breakers, Cooldown
 from router._observations import Observations
-from router._resilience import RETRYABLE, Resilience
+from router._resilience import Resilience
 from router._routing import Attempt, BudgetEvent, RoutingRecord, Usage
 from router._validation import messages_list, validate_params
 from router.ledger._types import Hold, Line, Refusal, Totals, to_nanos, to_nanos_up, to_usd
@@ -283,9 +283,11 @@ class Session:
 
     def _options(self, remaining: float) -> CallOptions:
         """The caller's per-call options with every timeout capped by the deadline (and, for streams,
-        the read timeout set to the idle timeout: the longest wait for the next chunk)."""
+        each read bounded by the first-content limit: ``stream_idle_timeout_s``, or
+        ``first_token_timeout_s`` when shorter). A read timeout is the one bound a blocking (sync)
+        client can put on a silent provider, so both clients get the same one."""
         options = self.request.options
-        idle = self.resilience.stream_idle_timeout_s if self.request.stream else None
+        idle = self.resilience.first_content_s if self.request.stream else None
         timeout = capped_timeout(options.timeout, remaining, idle)
         if timeout is options.timeout:
             return options
@@ -302,6 +304,21 @@ class Session:
 
     def remaining_s(self) -> float:
         return max(self._deadline - self._clock(), 0.0)
+
+    def first_content_wait_s(self) -> float:
+        """How much longer this stream attempt may wait for its first content chunk."""
+        limit = self._attempt_started + self.resilience.first_content_s
+        return max(min(limit, self._deadline) - self._clock(), 0.0)
+
+    def first_content_overdue(self) -> openai.APITimeoutError | None:
+        """The timeout to fail this stream attempt with when its first content is late, else None.
+
+        The sync driver asks between chunks (a role chunk or keep-alive resets its read timeout
+        without bringing content); the async one also puts a hard stop at ``first_content_wait_s``.
+        """
+        if self.first_content_wait_s() > 0:
+            return None
+        return first_content_timeout(self.resilience.first_content_s)
 
     def attempt_elapsed_ms(self) -> float:
         """Time since the current attempt began (time to first token, for streams)."""
@@ -322,7 +339,9 @@ class Session:
     def failed(self, deployment: Deployment, exc: BaseException) -> None:
         """Record a failed attempt and decide: raise now, retry this model, or move on."""
         kind = self.failed_quietly(deployment, exc)
-        if kind in _FATAL:
+        if kind in _FATAL or (kind == "content_policy" and self.resilience.on_content_policy == "raise"):
+            # The request is at fault (or refused for its content, which any model would refuse too
+            # and routing around a provider's moderation is not a default): raise the provider's error.
             self._attach(exc)
             raise exc
         if kind == "context_window":
@@ -340,14 +359,19 @@ class Session:
                     f"(max_retry_after_s {resilience.max_retry_after_s:g})",
                 )
             return
-        if kind not in RETRYABLE or self._tries_on_current >= self._retry_attempts:
+        if not resilience.retries(kind) or self._tries_on_current >= self._retry_attempts:
             return
         self._retry_wait = (
             retry_after if retry_after is not None else resilience.backoff_s(self._tries_on_current)
         )
 
     def failed_quietly(
-        self, deployment: Deployment, exc: BaseException, *, ttft_ms: float | None = None
+        self,
+        deployment: Deployment,
+        exc: BaseException,
+        *,
+        ttft_ms: float | None = None,
+        malformed_events: int = 0,
     ) -> str:
         """Record a failed attempt (and tell the breaker) without deciding what comes next."""
         kind = error_class(exc)
@@ -363,6 +387,7 @@ class Session:
                 wait_s=self._wait_s,
                 started_at=self._attempt_started_at,
                 ttft_ms=ttft_ms,
+                malformed_events=malformed_events,
             )
         )
         self._last_error = exc
@@ -410,7 +435,12 @@ class Session:
         self._pending = deque(name for name in self._pending if (catalog[name].context_window or 0) > window)
 
     def succeeded(
-        self, deployment: Deployment, usage: Usage | None, *, ttft_ms: float | None = None
+        self,
+        deployment: Deployment,
+        usage: Usage | None,
+        *,
+        ttft_ms: float | None = None,
+        malformed_events: int = 0,
     ) -> RoutingRecord:
         """Record the successful attempt, price it, and learn its output size and latency."""
         usage = self.vetted(deployment, usage)
@@ -423,6 +453,7 @@ class Session:
                 wait_s=self._wait_s,
                 started_at=self._attempt_started_at,
                 ttft_ms=ttft_ms,
+                malformed_events=malformed_events,
             )
         )
         if self._breakers is not None:
@@ -530,7 +561,9 @@ class Session:
             )
             if self._last_error is not None:
                 error.__cause__ = self._last_error
-        elif self._last_error is not None and (cooling is None or error_class(self._last_error) in RETRYABLE):
+        elif self._last_error is not None and (
+            cooling is None or error_class(self._last_error) in error_kinds.RETRYABLE
+        ):
             error = self._last_error
         elif cooling is not None:
             error = cooling
@@ -571,10 +604,14 @@ class Session:
             self._events.failed(record, exc)
 
     def interrupted(
-        self, deployment: Deployment, exc: BaseException, ttft_ms: float | None = None
+        self,
+        deployment: Deployment,
+        exc: BaseException,
+        ttft_ms: float | None = None,
+        malformed_events: int = 0,
     ) -> RoutingRecord:
         """A committed stream broke: the record for its StreamInterruptedError, logged as failed."""
-        self.failed_quietly(deployment, exc, ttft_ms=ttft_ms)
+        self.failed_quietly(deployment, exc, ttft_ms=ttft_ms, malformed_events=malformed_events)
         return self.record(deployment)
 
     def stream_failed(self, error: BaseException, record: RoutingRecord) -> None:
@@ -795,10 +832,21 @@ class StreamTracker:
     before saying anything is not worth keeping if the stream then fails.
     """
 
-    __slots__ = ("characters", "chunks", "committed", "finish_reason", "finished", "tool_calls", "usage")
+    __slots__ = (
+        "characters",
+        "chunks",
+        "committed",
+        "finish_reason",
+        "finished",
+        "malformed",
+        "tool_calls",
+        "usage",
+    )
 
     def __init__(self) -> None:
         self.chunks = 0
+        # Unreadable events the adapter skipped; the stream still has to end properly to count.
+        self.malformed = 0
         self.characters = 0
         self.committed = False
         self.finished = False
@@ -808,6 +856,9 @@ class StreamTracker:
 
     def observe(self, data: Mapping[str, Any]) -> bool:
         """Account for one chunk; True when it is a usage-only chunk (no choices)."""
+        if MALFORMED_EVENT in data:
+            self.malformed += 1
+            return False
         usage = data.get("usage")
         if usage:
             self.usage = usage_of(usage)
@@ -848,3 +899,10 @@ def content_filtered(data: Mapping[str, Any]) -> bool:
         and not message.get("content")
         and not message.get("tool_calls")
     )
+
+
+def first_content_timeout(seconds: float) -> openai.APITimeoutError:
+    """A stream attempt whose first content did not come in time (classed ``timeout``: fail over)."""
+    error = openai.APITimeoutError(request=httpx.Request("POST", "router://chat/completions"))
+    error.message = f"no content within {seconds:g}s (first_token_timeout_s / stream_idle_timeout_s)"
+    return error

@@ -12,7 +12,7 @@ from typing import Final
 
 import tenacity
 
-from policies.schema import CooldownSpec, Policy, RetrySpec
+from policies.schema import ContentPolicyConduct, CooldownSpec, Policy, RetrySpec
 from providers import error_kinds
 
 # Failures a second call to the same model may cure (the error table's ``retry`` column). The rest
@@ -31,6 +31,22 @@ class Resilience:
     max_retry_after_s: float
     stream_idle_timeout_s: float
     cooldown: CooldownSpec
+    # None: a stream's first content may take as long as stream_idle_timeout_s.
+    first_token_timeout_s: float | None = None
+    # A model that did not answer in time rarely answers the retry: fail over at once by default.
+    retry_on_timeout: bool = False
+    on_content_policy: ContentPolicyConduct = "raise"
+
+    @property
+    def first_content_s(self) -> float:
+        """The longest wait for a stream's first content chunk (and for any read of a stream)."""
+        first = self.first_token_timeout_s
+        idle = self.stream_idle_timeout_s
+        return idle if first is None else min(first, idle)
+
+    def retries(self, kind: str) -> bool:
+        """Whether a failure of class ``kind`` is worth a second call to the same model."""
+        return kind in RETRYABLE and (kind != "timeout" or self.retry_on_timeout)
 
     def backoff_s(self, failures: int) -> float:
         """The wait before the next call to a model that has failed ``failures`` times in a row.
@@ -80,4 +96,11 @@ def resilience_for(policy: Policy, route: str | None) -> Resilience:
         max_retry_after_s=float(pick("max_retry_after_s")),  # type: ignore[arg-type]
         stream_idle_timeout_s=float(pick("stream_idle_timeout_s")),  # type: ignore[arg-type]
         cooldown=pick("cooldown"),  # type: ignore[arg-type]
+        first_token_timeout_s=_seconds(pick("first_token_timeout_s")),
+        retry_on_timeout=bool(pick("retry_on_timeout")),
+        on_content_policy=pick("on_content_policy"),  # type: ignore[arg-type]
     )
+
+
+def _seconds(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]

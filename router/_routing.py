@@ -36,6 +36,8 @@ class Attempt:
     started_at: float = 0.0
     # Streams only: from the start of the call to its first content chunk.
     ttft_ms: float | None = None
+    # Streams only: unreadable events skipped (the stream still ended properly, or this attempt failed).
+    malformed_events: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ import httpx
 import openai
 from openai.types.chat import ChatCompletionChunk
 
-from providers.base import JSON, Deployment
+from providers.base import JSON, MALFORMED_EVENT, Deployment
 from providers.errors import ROUTER_URL, connection_failed, error_class, timeout_error
 from router._exceptions import StreamInterruptedError
 from router._pipeline import Session, StreamTracker
@@ -152,7 +152,9 @@ class _StreamBase:
 
     def _emit(self, data: JSON) -> ChatCompletionChunk | None:
         """The caller's chunk for an already observed provider chunk; None for a usage chunk not asked for."""
-        if not data.get("choices") and not self._session.request.caller_wants_usage:
+        if not data.get("choices") and (
+            not self._session.request.caller_wants_usage or MALFORMED_EVENT in data
+        ):
             return None
         return chunk(data, self._deployment.name)
 
@@ -164,11 +166,14 @@ class _StreamBase:
         """The provider's stream ended: complete only if it said how the answer ended."""
         if self._routing is None:
             self._routing = self._session.succeeded(
-                self._deployment, self._tracker.usage, ttft_ms=self._ttft_ms
+                self._deployment,
+                self._tracker.usage,
+                ttft_ms=self._ttft_ms,
+                malformed_events=self._tracker.malformed,
             )
 
     def _interrupted(self, exc: BaseException) -> StreamInterruptedError:
-        record = self._session.interrupted(self._deployment, exc, self._ttft_ms)
+        record = self._session.interrupted(self._deployment, exc, self._ttft_ms, self._tracker.malformed)
         if getattr(exc, _OWN_MESSAGE, False):
             reason = str(getattr(exc, "message", exc))
         else:

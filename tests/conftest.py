@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from providers.fake import FakeProviders
+from providers.litellm_adapter import import_litellm
 
 # redis_server / redis_url: a real redis-server started for the session (tests/redis_server.py).
 pytest_plugins = ["tests.redis_server"]
@@ -24,3 +25,11 @@ def fake(fake_providers: FakeProviders) -> FakeProviders:
     """The session's fake providers with no scripts and an empty request log."""
     fake_providers.reset()
     return fake_providers
+
+
+@pytest.fixture(scope="session", autouse=True)
+def litellm_imported() -> None:
+    """litellm imported before any test: a client counts its first import against the request's
+    deadline (tests/router/test_conduct.py tests that, in fresh interpreters), which is not what
+    the other tests are about, whichever of them happens to run first."""
+    import_litellm()

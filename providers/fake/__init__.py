@@ -12,12 +12,15 @@ from .script import (
     ModelScript,
     RecordedRequest,
     content_filter,
+    content_policy,
     hang,
     malformed,
+    malformed_event,
     reset,
     status,
     stream_cut,
     stream_stall,
+    unterminated,
 )
 from .server import FakeProviders
 from .tokens import count_openai_prompt_tokens, image_tokens, reply_text, text_tokens, tool_call_tokens
@@ -30,10 +33,12 @@ __all__ = [
     "ModelScript",
     "RecordedRequest",
     "content_filter",
+    "content_policy",
     "count_openai_prompt_tokens",
     "hang",
     "image_tokens",
     "malformed",
+    "malformed_event",
     "minimal_instance",
     "reply_text",
     "reset",
@@ -42,4 +47,5 @@ __all__ = [
     "stream_stall",
     "text_tokens",
     "tool_call_tokens",
+    "unterminated",
 ]

@@ -17,17 +17,42 @@ __all__ = [
     "ModelScript",
     "RecordedRequest",
     "content_filter",
+    "content_policy",
     "hang",
     "malformed",
+    "malformed_event",
     "reset",
     "status",
     "stream_cut",
     "stream_stall",
+    "unterminated",
 ]
 
-FaultKind = Literal["status", "hang", "reset", "malformed", "stream_cut", "stream_stall", "content_filter"]
+FaultKind = Literal[
+    "status",
+    "hang",
+    "reset",
+    "malformed",
+    "stream_cut",
+    "stream_stall",
+    "content_filter",
+    "content_policy",
+    "malformed_event",
+    "unterminated",
+]
 _FAULT_KINDS: frozenset[str] = frozenset(
-    ("status", "hang", "reset", "malformed", "stream_cut", "stream_stall", "content_filter")
+    (
+        "status",
+        "hang",
+        "reset",
+        "malformed",
+        "stream_cut",
+        "stream_stall",
+        "content_filter",
+        "content_policy",
+        "malformed_event",
+        "unterminated",
+    )
 )
 
 
@@ -114,6 +139,22 @@ def stream_stall(after_chunks: int, seconds: float) -> Fault:
 def content_filter() -> Fault:
     """Answer as if the provider's safety filter stopped the output."""
     return Fault("content_filter")
+
+
+def content_policy(message: str | None = None) -> Fault:
+    """Refuse the request for its content with the provider's 400 (OpenAI: ``content_policy_violation``)."""
+    return Fault("content_policy", message=message)
+
+
+def malformed_event(after_chunks: int) -> Fault:
+    """On a stream, send one unreadable event after ``after_chunks`` content chunks, then the rest."""
+    return Fault("malformed_event", after_chunks=after_chunks)
+
+
+def unterminated() -> Fault:
+    """On a stream, send the whole answer (finish reason, usage) but close before the protocol's terminal
+    event (OpenAI's ``[DONE]``, Anthropic's ``message_stop``; Gemini has none)."""
+    return Fault("unterminated")
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,23 @@ DEFAULT_OPENAI_MODELS = ("gpt-4o-mini", "gpt-4o", "gpt-3.5-turbo")
 """Listed by ``GET /openai/v1/models`` besides the scripted models (any name is served anyway)."""
 
 _MALFORMED = b'{"id": "fake-malformed", "choices": [{"index": 0, "message": {"content": "unterminated'
+# One unreadable SSE event in the middle of a stream (the SSE framing itself is intact).
+_MALFORMED_EVENT = b'data: {"id": "fake-malformed", "choices": [{"index": 0, "delta": {"content": "unter\n\n'
+# The protocols' terminal events: OpenAI's [DONE], Anthropic's message_stop.
+_TERMINAL = (b"data: [DONE]", b'{"type":"message_stop"}')
+_CONTENT_POLICY = (
+    "Your request was rejected as a result of our safety system. Your prompt may contain text that is "
+    "not allowed by our safety system."
+)
+
+
+def _content_policy(wire: Wire, message: str | None) -> ErrorReply:
+    """The provider's 400 for a request refused for its content (OpenAI names it content_policy_violation)."""
+    reply = wire.bad_request(message or _CONTENT_POLICY)
+    if wire.name != "openai":
+        return reply
+    error = {**reply.body["error"], "code": "content_policy_violation"}
+    return ErrorReply(400, {"error": error})
 
 
 def _json(
@@ -180,6 +197,8 @@ class _Handlers:
             if fault.retry_after_ms is not None:
                 headers["retry-after-ms"] = str(fault.retry_after_ms)
             return _json(reply.body, reply.status, headers)
+        if fault.kind == "content_policy":
+            return self._error(_content_policy(wire, fault.message))
         if fault.kind == "hang":
             await asyncio.sleep(fault.seconds)
         elif fault.kind == "reset":
@@ -214,15 +233,25 @@ class _Handlers:
         await response.prepare(request)
         fault = turn.fault
         stop_at = (
-            fault.after_chunks if fault is not None and fault.kind in ("stream_cut", "stream_stall") else -1
+            fault.after_chunks
+            if fault is not None and fault.kind in ("stream_cut", "stream_stall", "malformed_event")
+            else -1
         )
+        if fault is not None and fault.kind == "unterminated" and frames[-1].data.strip().endswith(_TERMINAL):
+            # Everything but the terminal event, then the connection closes mid-body.
+            for frame in frames[:-1]:
+                await response.write(frame.data)
+            return _drop(request, hard=False)
         sent = 0
         for frame in frames:
             if sent == stop_at and frame.kind != HEAD and fault is not None:
                 stop_at = -1
                 if fault.kind == "stream_cut":
                     return _drop(request, hard=False)
-                await asyncio.sleep(fault.seconds)
+                if fault.kind == "malformed_event":
+                    await response.write(_MALFORMED_EVENT)
+                else:
+                    await asyncio.sleep(fault.seconds)
             await response.write(frame.data)
             sent += frame.kind == CONTENT
         await response.write_eof()

@@ -78,3 +78,25 @@ def test_litellm_context_window_error_is_classified_as_context_window() -> None:
 
     original = ContextWindowExceededError("prompt too big", response=_response(400, {}), body=None)
     assert error_class(from_litellm(original)) == "context_window"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        # OpenAI: the request was refused by its safety system.
+        {
+            "message": "Your request was rejected as a result of our safety system.",
+            "code": "content_policy_violation",
+        },
+        # Azure OpenAI: the prompt tripped the content filter (a 400, not a filtered answer).
+        {
+            "message": "The response was filtered due to the prompt triggering Azure OpenAI's "
+            "content management policy. Please modify your prompt and retry.",
+            "code": "content_filter",
+        },
+    ],
+)
+def test_a_request_refused_for_its_content_is_classified_as_content_policy(error: dict[str, str]) -> None:
+    exc = status_error_from_response(_response(400, {"error": {**error, "type": "invalid_request_error"}}))
+    assert isinstance(exc, openai.BadRequestError)
+    assert error_class(exc) == "content_policy"

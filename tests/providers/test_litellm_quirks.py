@@ -12,20 +12,26 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+import types
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
 from providers.base import CallOptions, Deployment
 from providers.errors import error_class, retry_after_s
 from providers.fake import FakeProviders, ModelScript, hang, malformed, reset, status, stream_stall
-from providers.litellm_adapter import AsyncLiteLLMAdapter, LiteLLMAdapter
+from providers.litellm_adapter import AsyncLiteLLMAdapter, LiteLLMAdapter, LiteLLMImport, _longest_phase
 from providers.registry import provider_spec
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS", "True")
+
+# Calls wait for litellm's import within their own timeout: imported first, it is not what these test.
+pytestmark = pytest.mark.usefixtures("litellm_imported")
 
 MODELS = {"gemini": "gemini-2.5-flash-lite", "anthropic": "claude-haiku-4-5"}
 BODY: dict[str, Any] = {"messages": [{"role": "user", "content": "What is the capital of France?"}]}
@@ -208,3 +214,50 @@ def test_the_callers_body_is_not_changed(adapter: LiteLLMAdapter, deployment: De
     before = repr(body)
     list(adapter.stream(deployment, body, SHORT))
     assert repr(body) == before
+
+
+# --------------------------------------------------------------------------- the import, off the request path
+
+
+def test_a_call_waits_for_litellms_import_no_longer_than_it_may_take_then_fails_over() -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    def slow_import() -> types.ModuleType:
+        started.set()
+        release.wait()
+        return types.ModuleType("litellm")
+
+    loader = LiteLLMImport(slow_import)
+    loader.start()
+    assert started.wait(10)
+    with pytest.raises(openai.APITimeoutError) as caught:
+        loader.get(0.01)
+    assert "still being imported" in caught.value.message
+    release.set()
+    assert loader.get(10).__name__ == "litellm"
+    assert loader.get(0).__name__ == "litellm"  # once imported, no wait at all
+
+
+def test_a_failed_import_is_raised_to_the_call_that_needed_litellm() -> None:
+    def broken() -> types.ModuleType:
+        raise ImportError("No module named 'litellm'")
+
+    loader = LiteLLMImport(broken)
+    with pytest.raises(ImportError, match="litellm"):
+        loader.get(10)
+
+
+@pytest.mark.parametrize(
+    ("timeout", "longest"),
+    [
+        (2.5, 2.5),
+        (None, None),
+        (httpx.Timeout(3.0, connect=1.0), 3.0),
+        (httpx.Timeout(None, connect=1.0), None),
+    ],
+)
+def test_the_import_wait_is_the_longest_phase_of_the_calls_timeout(
+    timeout: Any, longest: float | None
+) -> None:
+    assert _longest_phase(timeout) == longest

@@ -7,7 +7,7 @@ import openai
 import pytest
 import respx
 
-from providers.base import CallOptions, Deployment
+from providers.base import MALFORMED_EVENT, CallOptions, Deployment
 from providers.openai_compat import AsyncOpenAICompatible, OpenAICompatible
 
 URL = "http://local.test/v1/chat/completions"
@@ -129,3 +129,51 @@ async def test_async_driver_over_a_given_httpx_client_sends_the_same_request_and
     with pytest.raises(openai.InternalServerError):
         await adapter.complete(DEPLOYMENT, BODY, CallOptions())
     await adapter.close()
+
+
+_FINISH = '{"choices":[{"delta":{},"finish_reason":"stop"}]}'
+_USAGE = '{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}'
+_WITH_USAGE = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
+
+
+@respx.mock
+def test_a_stream_whose_finish_reason_and_usage_arrived_is_complete_without_done() -> None:
+    respx.post(URL).mock(
+        return_value=httpx.Response(
+            200, content=_sse('{"choices":[{"delta":{"content":"a"}}]}', _FINISH, _USAGE)
+        )
+    )
+    chunks = list(OpenAICompatible().stream(DEPLOYMENT, _WITH_USAGE, CallOptions()))
+    assert [bool(c.get("usage")) for c in chunks] == [False, False, True]
+
+
+@respx.mock
+def test_a_stream_that_asked_for_usage_and_ends_before_it_is_cut() -> None:
+    respx.post(URL).mock(
+        return_value=httpx.Response(200, content=_sse('{"choices":[{"delta":{"content":"a"}}]}', _FINISH))
+    )
+    with pytest.raises(openai.APIConnectionError):
+        list(OpenAICompatible().stream(DEPLOYMENT, _WITH_USAGE, CallOptions()))
+
+
+@respx.mock
+async def test_an_unreadable_event_becomes_a_marker_and_the_stream_goes_on() -> None:
+    events = [
+        '{"choices":[{"delta":{"content":"a"}}]}',
+        '{"choices": [{"delta": {"content": "un',
+        "[1, 2]",
+        _FINISH,
+    ]
+    respx.post(URL).mock(return_value=httpx.Response(200, content=_sse(*events, "[DONE]")))
+    chunks = [
+        c async for c in AsyncOpenAICompatible().stream(DEPLOYMENT, {**BODY, "stream": True}, CallOptions())
+    ]
+    assert [MALFORMED_EVENT in c for c in chunks] == [False, True, True, False]
+
+
+@respx.mock
+def test_an_unreadable_event_in_a_stream_that_never_finishes_is_still_a_cut() -> None:
+    events = ['{"choices":[{"delta":{"content":"a"}}]}', "{not json"]
+    respx.post(URL).mock(return_value=httpx.Response(200, content=_sse(*events)))
+    with pytest.raises(openai.APIConnectionError):
+        list(OpenAICompatible().stream(DEPLOYMENT, {**BODY, "stream": True}, CallOptions()))

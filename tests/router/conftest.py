@@ -16,7 +16,10 @@ from .fault_helpers import KEY_ENV, AsyncCaller, Caller, FakeClock, MakeCaller, 
 
 @pytest.fixture(params=["sync", "async"])
 def make_caller(
-    request: pytest.FixtureRequest, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest,
+    fake: FakeProviders,
+    monkeypatch: pytest.MonkeyPatch,
+    litellm_imported: None,
 ) -> Iterator[MakeCaller]:
     """Build a router client over ``policy`` with a FakeClock (``real_clock=True``: the real one).
 

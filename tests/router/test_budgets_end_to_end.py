@@ -195,6 +195,7 @@ def check_burst(ledger: str, outcomes: list[dict[str, Any]], requests: int) -> f
     return spent / cap
 
 
+@pytest.mark.slow
 def test_500_concurrent_requests_over_4_processes_on_one_sqlite_file_fill_the_cap_but_never_pass_it(
     fake: FakeProviders, ledger: str
 ) -> None:
@@ -205,6 +206,7 @@ def test_500_concurrent_requests_over_4_processes_on_one_sqlite_file_fill_the_ca
     assert len(fake.requests_for("gpt-4o-mini")) == sum(len(o["costs_nanos"]) for o in outcomes)
 
 
+@pytest.mark.slow
 def test_500_concurrent_requests_over_2_processes_on_one_redis_fill_the_cap_but_never_pass_it(
     fake: FakeProviders, redis_url: str
 ) -> None:
@@ -268,6 +270,7 @@ def killed_mid_call(fake: FakeProviders, ledger: str, tmp_path: Path) -> Iterato
     yield policy, ledger
 
 
+@pytest.mark.slow
 def test_a_process_killed_mid_call_holds_its_reservation_only_until_the_expiry(
     killed_mid_call: tuple[dict[str, Any], str],
 ) -> None:

@@ -169,3 +169,41 @@ def test_the_example_in_the_resilience_docs_loads_with_its_route_overrides() -> 
     assert (batch.timeout_s, batch.max_attempts, batch.retry.backoff_max_s) == (300.0, 10, 30.0)
     assert batch.cooldown == CooldownSpec(failures=5, window_s=120, cooldown_s=60)
     assert chat.cooldown == top.cooldown
+
+
+def test_conduct_defaults_fail_over_on_a_timeout_and_raise_a_content_policy_rejection() -> None:
+    settings = resilience_for(_policy(), None)
+    assert (settings.retry_on_timeout, settings.on_content_policy, settings.first_token_timeout_s) == (
+        False,
+        "raise",
+        None,
+    )
+    assert settings.first_content_s == 60.0  # the idle timeout, when no first-token limit is set
+    assert not settings.retries("timeout") and settings.retries("server") and settings.retries("connection")
+
+
+def test_a_route_sets_its_own_first_token_limit_timeout_retries_and_content_policy_conduct() -> None:
+    policy = _policy(
+        first_token_timeout_s=20,
+        routes={
+            "chat": {
+                "candidates": ["a"],
+                "first_token_timeout_s": 8,
+                "retry_on_timeout": True,
+                "on_content_policy": "fallback",
+            }
+        },
+    )
+    chat, plain = resilience_for(policy, "chat"), resilience_for(policy, "plain")
+    assert (chat.first_token_timeout_s, chat.first_content_s) == (8.0, 8.0)
+    assert chat.retries("timeout") and chat.on_content_policy == "fallback"
+    assert (plain.first_token_timeout_s, plain.retries("timeout"), plain.on_content_policy) == (
+        20.0,
+        False,
+        "raise",
+    )
+
+
+def test_a_first_token_limit_longer_than_the_idle_timeout_changes_nothing() -> None:
+    settings = resilience_for(_policy(first_token_timeout_s=90, stream_idle_timeout_s=30), None)
+    assert settings.first_content_s == 30.0

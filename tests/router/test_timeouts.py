@@ -131,3 +131,43 @@ def test_no_step_is_offered_once_the_deadline_has_passed() -> None:
 @pytest.mark.parametrize("timeout", [None, 1e9])
 def test_a_huge_or_missing_caller_timeout_becomes_the_deadline(timeout: float | None) -> None:
     assert _phases(capped_timeout(timeout, 12.5, None)) == (12.5, 12.5, 12.5, 12.5)
+
+
+# --------------------------------------------------------------------------- the first content of a stream
+
+
+def test_a_streams_reads_wait_no_longer_than_first_token_timeout_when_it_is_shorter() -> None:
+    engine = Engine(
+        two_model_policy(timeout_s=100, stream_idle_timeout_s=15, first_token_timeout_s=4), env={}
+    )
+    request = normalize(
+        {"model": "auto", "messages": [{"role": "user", "content": "hi"}], "stream": True}, 600.0
+    )
+    step = Session(engine, request, engine.planner.plan(request.route), clock=FakeClock()).next_step()
+    assert step is not None and _phases(step.options.timeout)[1] == 4.0
+
+
+def test_chunks_without_content_do_not_add_up_past_the_first_content_limit() -> None:
+    # What the sync driver asks between chunks: each read was short, but together they are late.
+    clock = FakeClock()
+    session = _session(clock, timeout_s=100, stream=True)  # stream_idle_timeout_s 15
+    step = session.next_step()
+    assert step is not None
+    session.begin(step)
+    clock.advance(14.9)
+    assert session.first_content_overdue() is None
+    assert session.first_content_wait_s() == pytest.approx(0.1)
+    clock.advance(0.1)
+    late = session.first_content_overdue()
+    assert isinstance(late, openai.APITimeoutError) and "no content within 15s" in late.message
+
+
+def test_the_first_content_limit_never_outlasts_the_deadline() -> None:
+    clock = FakeClock()
+    session = _session(clock, timeout_s=10, stream=True)
+    step = session.next_step()
+    assert step is not None
+    session.begin(step)
+    assert session.first_content_wait_s() == 10.0
+    clock.advance(10)
+    assert session.first_content_overdue() is not None

@@ -113,8 +113,9 @@ def test_stream_stall_pauses_after_n_content_events_then_finishes(fake: FakeProv
             content.append(at)
         last = line
     assert len(content) == 6
-    assert content[2] - content[1] >= 0.25
-    assert content[1] < 0.25
+    # The third content event was written only after the pause: it cannot have been read sooner.
+    # (Only this lower bound holds on a busy machine; any upper bound on a gap would be a benchmark.)
+    assert content[2] >= 0.3 - 0.01
     assert is_terminal(protocol, last)
 
 

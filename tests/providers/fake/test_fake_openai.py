@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import openai
@@ -256,9 +255,9 @@ async def test_hang_does_not_block_other_requests(fake: FakeProviders) -> None:
     async with openai.AsyncOpenAI(base_url=fake.openai_base, api_key="x", max_retries=0) as client:
         hung = asyncio.ensure_future(client.chat.completions.create(model="slow", messages=QUESTION))
         await asyncio.sleep(0.05)
-        started = time.perf_counter()
         response = await client.chat.completions.create(model=MODEL, messages=QUESTION)
-        assert time.perf_counter() - started < 1.0 and response.choices
+        # Answered while the hung request is still waiting: the hang blocks no one else.
+        assert response.choices and not hung.done()
         hung.cancel()
 
 

@@ -42,12 +42,14 @@ def check_burst(url: str, outcomes: list[dict[str, Any]], requests: int) -> None
     assert sum(outcome["warned"] for outcome in outcomes) == 1  # one warning, across all processes
 
 
+@pytest.mark.slow
 def test_four_processes_on_one_sqlite_file_never_overspend_and_fill_the_cap(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     open_ledger(url).close()  # create the schema once, so the burst measures only reserve/settle
     check_burst(url, burst(url, processes=4, tasks_per_process=125), requests=500)
 
 
+@pytest.mark.slow
 def test_two_processes_on_one_redis_never_overspend_and_fill_the_cap(redis_url: str) -> None:
     check_burst(redis_url, burst(redis_url, processes=2, tasks_per_process=250), requests=500)
 
@@ -70,6 +72,7 @@ def crash_while_holding(url: str, now: float) -> None:
     assert process.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_a_process_killed_mid_call_leaks_no_reservation_once_it_expires(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest
