@@ -1,0 +1,60 @@
+"""The SQLite ledger checkpoints its WAL on a thread of its own, never inside a request's COMMIT
+(the automatic checkpoint, two fsyncs in one request in fifty, was the everything-on p99 tail)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from router.ledger import Hold, Line
+from router.ledger.sqlite import SqliteLedger
+
+LINE = Line("support", "total", 0.0, None, 1.0)
+
+
+def test_a_request_commit_never_checkpoints(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    try:
+        assert ledger._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    finally:
+        ledger.close()
+
+
+def test_the_background_thread_copies_the_wal_into_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    ledger = SqliteLedger(path)
+    try:
+        before = path.stat().st_size
+        for _ in range(300):
+            hold = ledger.reserve((LINE,), 0.000001, ttl_s=60, now=1.0)
+            assert isinstance(hold, Hold)
+            ledger.settle(hold, 0.000001, now=1.0)
+        # The requests wrote only the WAL; the checkpointer (about once a second) moves the pages
+        # into the database file. Polled: a count of rounds, not a time bound on the machine.
+        for _ in range(300):
+            if path.stat().st_size > before:
+                break
+            time.sleep(0.05)
+        assert path.stat().st_size > before
+    finally:
+        ledger.close()
+
+
+def test_closing_the_ledger_stops_its_checkpointer_and_keeps_every_charge(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    ledger = SqliteLedger(path)
+    thread = ledger._checkpointer._thread
+    assert thread.name == "router-ledger-checkpoint" and thread.is_alive()
+    assert thread in threading.enumerate()
+    hold = ledger.reserve((LINE,), 0.25, ttl_s=60, now=1.0)
+    assert isinstance(hold, Hold)
+    ledger.settle(hold, 0.125, now=1.0)
+    ledger.close()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    again = SqliteLedger(path)
+    try:
+        assert again.totals((LINE,), now=1.0)[LINE.key].spent_usd == 0.125
+    finally:
+        again.close()
