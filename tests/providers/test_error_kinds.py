@@ -29,7 +29,12 @@ def test_the_table_has_one_row_per_kind() -> None:
     assert set(KINDS) == set(get_args(ErrorClass)) | set(get_args(RouterKind))
 
 
-@pytest.mark.parametrize("kind", get_args(ErrorClass))
+# An answer emptied by the provider's output filter never arrives as an HTTP error (finish_reason
+# content_filter on a 200); a 400 about content is the request refused for it: content_policy.
+HTTP_KINDS = tuple(kind for kind in get_args(ErrorClass) if kind != "content_filter")
+
+
+@pytest.mark.parametrize("kind", HTTP_KINDS)
 def test_what_the_factory_raises_for_a_kind_is_classified_as_that_kind(kind: ErrorClass) -> None:
     status = 418 if kind == "unknown" else None
     error = make_error(kind, "something went wrong", status=status)
@@ -40,6 +45,11 @@ def test_what_the_factory_raises_for_a_kind_is_classified_as_that_kind(kind: Err
         assert isinstance(error, openai.APIStatusError) and error.status_code == row.status
         assert (error.code, error.type, error.param) == (row.code, row.type, row.param)
         assert error.message == f"Error code: {row.status} - {{'error': {error.body}}}"
+
+
+def test_a_400_about_content_is_a_content_policy_refusal_and_an_emptied_answer_a_content_filter() -> None:
+    assert error_class(make_error("content_filter", "flagged")) == "content_policy"
+    assert error_class(openai.ContentFilterFinishReasonError()) == "content_filter"
 
 
 @pytest.mark.parametrize("kind", get_args(RouterKind))

@@ -166,7 +166,10 @@ async def test_an_unreadable_event_becomes_a_marker_and_the_stream_goes_on() -> 
     ]
     respx.post(URL).mock(return_value=httpx.Response(200, content=_sse(*events, "[DONE]")))
     chunks = [
-        c async for c in AsyncOpenAICompatible().stream(DEPLOYMENT, {**BODY, "stream": True}, CallOptions())
+        c
+        async for c in AsyncOpenAICompatible(httpx.AsyncClient()).stream(
+            DEPLOYMENT, {**BODY, "stream": True}, CallOptions()
+        )
     ]
     assert [MALFORMED_EVENT in c for c in chunks] == [False, True, True, False]
 
