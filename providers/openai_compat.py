@@ -27,15 +27,17 @@ class _OpenAICompatibleBase:
 
     def __init__(self) -> None:
         # Per-deployment URL and headers, parsed once: httpx re-parses strings and dicts on every
-        # Request (about 17 us a call). Deployments are frozen, so this never goes stale.
-        self._prepared: dict[str, tuple[httpx.URL, httpx.Headers]] = {}
+        # Request (about 17 us a call). Deployments are frozen, so this never goes stale. Keyed by
+        # the deployment object (kept alive here, so its id is not reused): client copies with
+        # another key share this adapter with deployments of the same name.
+        self._prepared: dict[int, tuple[Deployment, httpx.URL, httpx.Headers]] = {}
 
     def _prepare(self, deployment: Deployment) -> tuple[httpx.URL, httpx.Headers]:
-        prepared = self._prepared.get(deployment.name)
+        prepared = self._prepared.get(id(deployment))
         if prepared is None:
             url, headers = _url_and_headers(deployment)
-            prepared = self._prepared[deployment.name] = (httpx.URL(url), httpx.Headers(headers))
-        return prepared
+            prepared = self._prepared[id(deployment)] = (deployment, httpx.URL(url), httpx.Headers(headers))
+        return prepared[1], prepared[2]
 
     def _build(self, deployment: Deployment, body: JSON, options: CallOptions) -> httpx.Request:
         url, headers = self._prepare(deployment)

@@ -6,7 +6,6 @@ response = client.chat.completions.create(model="auto", messages=[...])
 response.routing  # which model answered, why, and what it cost
 """
 
-from router._client import AsyncOpenAI, OpenAI
 from router._exceptions import (
     BudgetExceededError,
     DeadlineExceededError,
@@ -15,6 +14,7 @@ from router._exceptions import (
     RouterError,
     StreamInterruptedError,
 )
+from router._openai import AsyncOpenAI, OpenAI
 from router._response import RoutedChatCompletion
 from router._routing import Attempt, BudgetEvent, RoutingRecord, Usage
 from router._streaming import AsyncRoutedStream, RoutedStream

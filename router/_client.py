@@ -1,7 +1,8 @@
-"""``router.OpenAI`` and ``router.AsyncOpenAI``: the openai client's surface over a routing policy.
+"""The routers behind ``router.OpenAI`` and ``router.AsyncOpenAI`` (``router._openai``).
 
 ``_BaseClient`` holds everything that does no I/O (policy, engine, planning, error mapping);
-``OpenAI`` and ``AsyncOpenAI`` only drive the session: call, await, report back.
+``SyncRouter`` and ``AsyncRouter`` only drive the session: call, await, report back. They never
+go through openai's request machinery: the public clients are openai's, these are their hot path.
 """
 
 from __future__ import annotations
@@ -9,27 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Final, Literal, overload
+from typing import Any, Final, Literal
 
 import httpx
 import openai
-from openai.lib._parsing._completions import (
-    parse_chat_completion,
-    type_to_response_format_param,
-    validate_input_tools,
-)
-from openai.pagination import SyncPage
-from openai.types.chat import ChatCompletionMessageParam, ParsedChatCompletion
 from openai.types.model import Model
 
 from policies.plan import UnknownModelError
 from policies.schema import Policy
-from providers.base import DEFAULT_TIMEOUT, AsyncAdapter, Deployment, SyncAdapter, Timeout
+from providers.base import AsyncAdapter, Deployment, SyncAdapter, Timeout
 from providers.catalog import ModelInfo
 from providers.litellm_adapter import AsyncLiteLLMAdapter, LiteLLMAdapter
 from providers.openai_compat import AsyncOpenAICompatible, OpenAICompatible
@@ -66,39 +58,29 @@ class _BaseClient:
     def __init__(
         self,
         *,
-        policy: PolicySource = None,
-        api_key: str | None = None,
-        organization: str | None = None,
-        project: str | None = None,
-        base_url: str | httpx.URL | None = None,
-        timeout: Timeout | openai.NotGiven = openai.NOT_GIVEN,
-        max_retries: int | openai.NotGiven = openai.NOT_GIVEN,
-        default_headers: Mapping[str, str] | None = None,
-        clock: Callable[[], float] = time.monotonic,
-        wall_clock: Callable[[], float] = time.time,
-        ledger: str | None = None,
-        tracer_provider: Any = None,
+        policy: PolicySource,
+        api_key: str | None,
+        base_url: str | None,
+        default_headers: Mapping[str, str],
+        timeout: Timeout,
+        retry_attempts: int | None,
+        clock: Callable[[], float],
+        wall_clock: Callable[[], float],
+        ledger: str | None,
+        tracer_provider: Any,
         _engine: Engine | None = None,
     ) -> None:
-        self.timeout: Timeout = DEFAULT_TIMEOUT if isinstance(timeout, openai.NotGiven) else timeout
-        # Given explicitly, openai's max_retries caps same-model retries (max_retries=0: none), as
-        # code written for openai expects; otherwise the policy's retry.attempts decides.
-        self._retry_attempts = None if isinstance(max_retries, openai.NotGiven) else max_retries + 1
-        self.max_retries = (
-            openai.DEFAULT_MAX_RETRIES if isinstance(max_retries, openai.NotGiven) else max_retries
-        )
+        self.timeout = timeout
+        # From an explicit max_retries (openai's: the retries after the first call), else None: the
+        # policy's retry.attempts decides.
+        self._retry_attempts = retry_attempts
         if _engine is None:
-            headers = dict(default_headers or {})
-            if organization:
-                headers["OpenAI-Organization"] = organization
-            if project:
-                headers["OpenAI-Project"] = project
             _engine = Engine(
                 load_policy_source(policy),
                 env=os.environ,
                 api_key=api_key,
-                base_url=str(base_url) if base_url is not None else None,
-                default_headers=headers,
+                base_url=base_url,
+                default_headers=default_headers,
             )
         self._engine = _engine
         self._observations = Observations()
@@ -199,21 +181,21 @@ class _BaseClient:
                 return item
         raise ModelNotFoundError(f"The model {model!r} is not in the policy.")
 
-    def _bind(self) -> None:
-        """Attach the resources (``chat``, ``models``) that point back at this client."""
-        raise NotImplementedError
-
-    def _copy(self, timeout: Timeout | openai.NotGiven, max_retries: int | openai.NotGiven) -> Any:
-        # A shallow copy shares the engine, adapters, connections and breakers; only defaults differ.
+    def _copy(self, timeout: Timeout, retry_attempts: int | None, engine: Engine | None) -> Any:
+        """A router for a client's copy: it shares the breakers, adapters (connections), ledger and,
+        unless the OpenAI credentials changed (``engine``), the engine; only defaults differ."""
+        if self._budgets is not None:
+            self._ledger()  # opened now, so that every copy settles in the same ledger
         clone = type(self).__new__(type(self))
         clone.__dict__.update(self.__dict__)
-        if not isinstance(timeout, openai.NotGiven):
-            clone.timeout = timeout
-        if not isinstance(max_retries, openai.NotGiven):
-            clone.max_retries = max_retries
-            clone._retry_attempts = max_retries + 1
-        clone._bind()
+        clone.timeout = timeout
+        clone._retry_attempts = retry_attempts
+        if engine is not None:
+            clone._engine = engine
         return clone
+
+    def _ledger(self) -> Any:
+        raise NotImplementedError
 
     def _model_objects(self) -> list[Model]:
         models = [
@@ -267,106 +249,19 @@ class _DowngradeCheck:
 _WORST_CASE: Final = float("nan")
 
 
-def _parse_arguments(response_format: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
-    validate_input_tools(kwargs.get("tools", openai.omit))
-    return {**kwargs, "response_format": type_to_response_format_param(response_format)}
-
-
-def _parsed(response_format: Any, kwargs: Mapping[str, Any], response: RoutedChatCompletion) -> Any:
-    parsed = parse_chat_completion(
-        response_format=response_format,
-        input_tools=kwargs.get("tools", openai.omit),
-        chat_completion=response,
-    )
-    # Not a pydantic field: it must not appear in model_dump().
-    object.__setattr__(parsed, "routing", response.routing)
-    return parsed
-
-
 # --------------------------------------------------------------------------- sync
 
 
-class Completions:
-    def __init__(self, client: OpenAI) -> None:
-        self._client = client
-
-    @overload
-    def create(
-        self,
-        *,
-        messages: Iterable[ChatCompletionMessageParam],
-        model: str,
-        stream: Literal[True],
-        **kwargs: Any,
-    ) -> RoutedStream: ...
-
-    @overload
-    def create(
-        self,
-        *,
-        messages: Iterable[ChatCompletionMessageParam],
-        model: str,
-        stream: Literal[False] | openai.NotGiven | openai.Omit | None = ...,
-        **kwargs: Any,
-    ) -> RoutedChatCompletion: ...
-
-    def create(self, **kwargs: Any) -> RoutedChatCompletion | RoutedStream:
-        """Route a chat completion; same arguments and return types as openai's ``create``."""
-        return self._client._create(kwargs)
-
-    def parse(self, *, response_format: Any, **kwargs: Any) -> ParsedChatCompletion[Any]:
-        """Like openai's ``parse``: a pydantic ``response_format`` in, ``.parsed`` objects out."""
-        response = self.create(**_parse_arguments(response_format, kwargs))
-        return _parsed(response_format, kwargs, response)  # type: ignore[no-any-return]
-
-
-class Chat:
-    def __init__(self, client: OpenAI) -> None:
-        self.completions = Completions(client)
-
-
-class Models:
-    def __init__(self, client: OpenAI) -> None:
-        self._client = client
-
-    def list(self) -> SyncPage[Model]:
-        """The policy's models and routes, as openai's model list."""
-        return SyncPage[Model](data=self._client._model_objects(), object="list")
-
-    def retrieve(self, model: str) -> Model:
-        return self._client._model_object(model)
-
-
-class OpenAI(_BaseClient):
-    """Drop-in for ``openai.OpenAI``: every chat completion is routed by the policy."""
+class SyncRouter(_BaseClient):
+    """The sync driver behind ``router.OpenAI``: performs what the session decides."""
 
     def __init__(
-        self,
-        *,
-        policy: PolicySource = None,
-        http_client: httpx.Client | None = None,
-        sleep: Callable[[float], None] = time.sleep,
-        **kwargs: Any,
+        self, *, http_client: httpx.Client | None, sleep: Callable[[float], None], **config: Any
     ) -> None:
-        super().__init__(policy=policy, **kwargs)
+        super().__init__(**config)
         self._sleep = sleep
         fast = OpenAICompatible(http_client)
         self._adapters: dict[str, SyncAdapter] = {"openai": fast, "azure": fast, "litellm": LiteLLMAdapter()}
-        self._bind()
-
-    def _bind(self) -> None:
-        self.chat = Chat(self)
-        self.models = Models(self)
-
-    def with_options(
-        self,
-        *,
-        timeout: Timeout | openai.NotGiven = openai.NOT_GIVEN,
-        max_retries: int | openai.NotGiven = openai.NOT_GIVEN,
-    ) -> OpenAI:
-        """A copy with other defaults, sharing the policy, connections and breaker state."""
-        clone: OpenAI = self._copy(timeout, max_retries)
-        return clone
 
     def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | RoutedStream:
         request, lines, downgrade = self._request(kwargs)
@@ -486,14 +381,6 @@ class OpenAI(_BaseClient):
             self._ledger_handle = None
         self._breakers.close()
 
-    def __enter__(self) -> OpenAI:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
 
 # --------------------------------------------------------------------------- async
 
@@ -509,84 +396,17 @@ async def _close_quietly(chunks: AsyncIterator[dict[str, Any]]) -> None:
             await aclose()
 
 
-class AsyncCompletions:
-    def __init__(self, client: AsyncOpenAI) -> None:
-        self._client = client
-
-    @overload
-    async def create(
-        self,
-        *,
-        messages: Iterable[ChatCompletionMessageParam],
-        model: str,
-        stream: Literal[True],
-        **kwargs: Any,
-    ) -> AsyncRoutedStream: ...
-
-    @overload
-    async def create(
-        self,
-        *,
-        messages: Iterable[ChatCompletionMessageParam],
-        model: str,
-        stream: Literal[False] | openai.NotGiven | openai.Omit | None = ...,
-        **kwargs: Any,
-    ) -> RoutedChatCompletion: ...
-
-    async def create(self, **kwargs: Any) -> RoutedChatCompletion | AsyncRoutedStream:
-        """Route a chat completion; same arguments and return types as openai's async ``create``."""
-        return await self._client._create(kwargs)
-
-    async def parse(self, *, response_format: Any, **kwargs: Any) -> ParsedChatCompletion[Any]:
-        response = await self.create(**_parse_arguments(response_format, kwargs))
-        return _parsed(response_format, kwargs, response)  # type: ignore[no-any-return]
-
-
-class AsyncChat:
-    def __init__(self, client: AsyncOpenAI) -> None:
-        self.completions = AsyncCompletions(client)
-
-
-class _AsyncModelList:
-    """Awaitable and async-iterable, like openai's AsyncPaginator."""
-
-    def __init__(self, models: list[Model]) -> None:
-        self._page = SyncPage[Model](data=models, object="list")
-
-    def __await__(self) -> Any:
-        async def page() -> SyncPage[Model]:
-            return self._page
-
-        return page().__await__()
-
-    async def __aiter__(self) -> AsyncIterator[Model]:
-        for model in self._page.data:
-            yield model
-
-
-class AsyncModels:
-    def __init__(self, client: AsyncOpenAI) -> None:
-        self._client = client
-
-    def list(self) -> _AsyncModelList:
-        return _AsyncModelList(self._client._model_objects())
-
-    async def retrieve(self, model: str) -> Model:
-        return self._client._model_object(model)
-
-
-class AsyncOpenAI(_BaseClient):
-    """Drop-in for ``openai.AsyncOpenAI``: every chat completion is routed by the policy."""
+class AsyncRouter(_BaseClient):
+    """The async driver behind ``router.AsyncOpenAI``: performs what the session decides."""
 
     def __init__(
         self,
         *,
-        policy: PolicySource = None,
-        http_client: httpx.AsyncClient | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        **kwargs: Any,
+        http_client: httpx.AsyncClient | None,
+        sleep: Callable[[float], Awaitable[None]],
+        **config: Any,
     ) -> None:
-        super().__init__(policy=policy, **kwargs)
+        super().__init__(**config)
         self._sleep = sleep
         fast = AsyncOpenAICompatible(http_client)
         self._adapters: dict[str, AsyncAdapter] = {
@@ -594,21 +414,6 @@ class AsyncOpenAI(_BaseClient):
             "azure": fast,
             "litellm": AsyncLiteLLMAdapter(),
         }
-        self._bind()
-
-    def _bind(self) -> None:
-        self.chat = AsyncChat(self)
-        self.models = AsyncModels(self)
-
-    def with_options(
-        self,
-        *,
-        timeout: Timeout | openai.NotGiven = openai.NOT_GIVEN,
-        max_retries: int | openai.NotGiven = openai.NOT_GIVEN,
-    ) -> AsyncOpenAI:
-        """A copy with other defaults, sharing the policy, connections and breaker state."""
-        clone: AsyncOpenAI = self._copy(timeout, max_retries)
-        return clone
 
     async def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream:
         request, lines, downgrade = self._request(kwargs)
@@ -737,11 +542,3 @@ class AsyncOpenAI(_BaseClient):
             await self._ledger_handle.close()
             self._ledger_handle = None
         self._breakers.close()
-
-    async def __aenter__(self) -> AsyncOpenAI:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.close()

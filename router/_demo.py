@@ -21,7 +21,7 @@ import openai
 
 from policies.loader import load_policy
 from providers.catalog import resolve_model
-from router._client import OpenAI
+from router._openai import OpenAI
 from router._routing import RoutingRecord
 
 _LIVE_KEYS = ("OPENAI_API_KEY", "GEMINI_API_KEY", "ANTHROPIC_API_KEY")

@@ -42,6 +42,8 @@ def completion(data: dict[str, Any], model_name: str, routing: RoutingRecord) ->
     data["model"] = model_name
     response = build(RoutedChatCompletion, data)
     response._routing = routing
+    # As openai's client sets it from the x-request-id header: the id in the router's logs.
+    response._request_id = routing.request_id
     return response
 
 

@@ -34,6 +34,47 @@ _ROUTER_URL: Final = "router://chat/completions"
 _OWN_MESSAGE: Final = "router-own-message"
 
 
+class _ChunkBytes(httpx.SyncByteStream):
+    """The body of a routed stream's ``.response``: its chunks as server-sent events.
+
+    Closing the response closes the stream, as openai's stream helpers (``chat.completions.stream``)
+    do when they are done with it.
+    """
+
+    def __init__(self, stream: RoutedStream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        for item in self._stream:
+            yield b"data: " + item.model_dump_json(exclude_unset=True).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    def close(self) -> None:
+        self._stream.close()
+
+
+class _AsyncChunkBytes(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncRoutedStream) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for item in self._stream:
+            yield b"data: " + item.model_dump_json(exclude_unset=True).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    async def aclose(self) -> None:
+        await self._stream.close()
+
+
+def _response(stream: _StreamBase, body: httpx.SyncByteStream | httpx.AsyncByteStream) -> httpx.Response:
+    headers = {
+        "content-type": "text/event-stream",
+        "x-request-id": stream._session.request.request_id,
+        "x-router-model": stream._deployment.name,
+    }
+    return httpx.Response(200, headers=headers, stream=body, request=httpx.Request("POST", _ROUTER_URL))
+
+
 class _StreamBase:
     """What the sync and async streams share: turning provider chunks into the caller's chunks."""
 
@@ -52,6 +93,7 @@ class _StreamBase:
         self._ttft_ms = ttft_ms
         self._routing: RoutingRecord | None = None
         self._settled = False
+        self._http_response: httpx.Response | None = None
 
     @property
     def routing(self) -> RoutingRecord:
@@ -113,7 +155,9 @@ def _idle(seconds: float) -> openai.APITimeoutError:
     return error
 
 
-class RoutedStream(_StreamBase):
+class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
+    """An openai ``Stream`` of chunks (isinstance holds); its ``response`` is made on first use."""
+
     def __init__(
         self,
         session: Session,
@@ -128,6 +172,17 @@ class RoutedStream(_StreamBase):
         self._rest = rest
         self._settle = settle
         self._iterator = self._chunks()
+
+    @property
+    def response(self) -> httpx.Response:
+        """Like openai's: headers (``x-request-id``, ``x-router-model``); closing it closes the stream."""
+        if self._http_response is None:
+            self._http_response = _response(self, _ChunkBytes(self))
+        return self._http_response
+
+    @response.setter
+    def response(self, value: httpx.Response) -> None:
+        self._http_response = value
 
     def settle_now(self) -> None:
         """Settle the reservation at what this stream has cost so far (once)."""
@@ -179,7 +234,9 @@ class RoutedStream(_StreamBase):
         self.settle_now()
 
 
-class AsyncRoutedStream(_StreamBase):
+class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
+    """An openai ``AsyncStream`` of chunks (isinstance holds); its ``response`` is made on first use."""
+
     def __init__(
         self,
         session: Session,
@@ -194,6 +251,17 @@ class AsyncRoutedStream(_StreamBase):
         self._rest = rest
         self._settle = settle
         self._iterator = self._chunks()
+
+    @property
+    def response(self) -> httpx.Response:
+        """Like openai's: headers (``x-request-id``, ``x-router-model``); closing it closes the stream."""
+        if self._http_response is None:
+            self._http_response = _response(self, _AsyncChunkBytes(self))
+        return self._http_response
+
+    @response.setter
+    def response(self, value: httpx.Response) -> None:
+        self._http_response = value
 
     async def settle_now(self) -> None:
         """Settle the reservation at what this stream has cost so far (once)."""

@@ -1,0 +1,266 @@
+"""The routed resources: openai's ``chat.completions``, ``beta.chat`` and ``models``, subclassed.
+
+Subclassing keeps every attribute openai's resource has (``stream``, ``with_raw_response``,
+``with_streaming_response``, ``messages``, stored-completion ``retrieve``/``list``/...); only
+``create`` and ``parse`` are the router's. openai's ``stream()`` and raw-response wrappers call
+them, so they route too. Imported on first use of ``client.chat``, not at ``import router``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal, cast, overload
+
+import httpx
+import openai
+from openai.lib._parsing._completions import (
+    parse_chat_completion,
+    type_to_response_format_param,
+    validate_input_tools,
+)
+from openai.pagination import SyncPage
+from openai.resources.beta import AsyncBeta as _AsyncBeta
+from openai.resources.beta import Beta as _Beta
+from openai.resources.chat import AsyncChat as _AsyncChat
+from openai.resources.chat import Chat as _Chat
+from openai.resources.chat.completions import AsyncCompletions as _AsyncCompletions
+from openai.resources.chat.completions import Completions as _Completions
+from openai.resources.models import AsyncModels as _AsyncModels
+from openai.resources.models import Models as _Models
+from openai.types.chat import ChatCompletionMessageParam, ParsedChatCompletion
+from openai.types.model import Model
+
+from router._raw import raw_mode, wrap
+from router._response import RoutedChatCompletion
+from router._streaming import AsyncRoutedStream, RoutedStream
+
+if TYPE_CHECKING:
+    from router._client import AsyncRouter, SyncRouter
+    from router._openai import AsyncOpenAI, OpenAI
+
+    cached_property = property
+else:
+    from functools import cached_property
+
+_Headers = Mapping[str, str | openai.Omit] | None
+_Query = Mapping[str, object] | None
+_Body = object | None
+_Timeout = float | httpx.Timeout | None | openai.NotGiven
+
+
+def _parse_arguments(response_format: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    validate_input_tools(kwargs.get("tools", openai.omit))
+    kwargs.pop("stream", None)
+    return {**kwargs, "response_format": type_to_response_format_param(response_format)}
+
+
+def _parsed(response_format: Any, kwargs: Mapping[str, Any], response: RoutedChatCompletion) -> Any:
+    """``.parsed`` content and tool arguments, as openai's ``parse``; the routing record kept."""
+    parsed = parse_chat_completion(
+        response_format=response_format,
+        input_tools=kwargs.get("tools", openai.omit),
+        chat_completion=response,
+    )
+    # Not a pydantic field: it must not appear in model_dump().
+    object.__setattr__(parsed, "routing", response.routing)
+    parsed._request_id = response._request_id
+    return parsed
+
+
+# --------------------------------------------------------------------------- sync
+
+
+class Completions(_Completions):
+    """openai's ``chat.completions``; ``create`` and ``parse`` are routed by the policy."""
+
+    def __init__(self, client: OpenAI) -> None:
+        super().__init__(client)
+        self._router: SyncRouter = client._router
+
+    @overload  # type: ignore[override]
+    def create(
+        self,
+        *,
+        messages: Iterable[ChatCompletionMessageParam],
+        model: str,
+        stream: Literal[True],
+        **kwargs: Any,
+    ) -> RoutedStream: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        messages: Iterable[ChatCompletionMessageParam],
+        model: str,
+        stream: Literal[False] | openai.NotGiven | openai.Omit | None = ...,
+        **kwargs: Any,
+    ) -> RoutedChatCompletion: ...
+
+    def create(self, **kwargs: Any) -> RoutedChatCompletion | RoutedStream:
+        """Route a chat completion; same arguments and return types as openai's ``create``."""
+        mode = raw_mode(kwargs)
+        if mode is None:
+            return self._router._create(kwargs)
+        return cast(
+            RoutedChatCompletion, wrap(mode, self._router._create(kwargs), self._client, asynchronous=False)
+        )
+
+    def parse(self, *, response_format: Any = openai.omit, **kwargs: Any) -> ParsedChatCompletion[Any]:
+        """Like openai's ``parse``: a pydantic ``response_format`` in, ``.parsed`` objects out;
+        ``openai.pydantic_function_tool`` tools come back with ``parsed_arguments``."""
+        mode = raw_mode(kwargs)
+        response = self._router._create(_parse_arguments(response_format, kwargs))
+        parsed = _parsed(response_format, kwargs, response)  # type: ignore[arg-type]
+        return cast(
+            ParsedChatCompletion[Any],
+            wrap(mode, parsed, self._client, asynchronous=False) if mode else parsed,
+        )
+
+
+class Chat(_Chat):
+    @cached_property
+    def completions(self) -> Completions:
+        return Completions(self._client)  # type: ignore[arg-type]
+
+
+class Beta(_Beta):
+    """openai's ``beta``; its ``chat`` is the client's routed one (``beta.chat.completions.parse``)."""
+
+    @cached_property
+    def chat(self) -> Chat:
+        return self._client.chat  # type: ignore[return-value]
+
+
+class Models(_Models):
+    """The policy's models and routes, as openai's model objects (``owned_by``: provider or "router")."""
+
+    def __init__(self, client: OpenAI) -> None:
+        super().__init__(client)
+        self._router: SyncRouter = client._router
+
+    def list(
+        self,
+        *,
+        extra_headers: _Headers = None,
+        extra_query: _Query = None,
+        extra_body: _Body = None,
+        timeout: _Timeout = openai.NOT_GIVEN,
+    ) -> SyncPage[Model]:
+        return SyncPage[Model](data=self._router._model_objects(), object="list")
+
+    def retrieve(
+        self,
+        model: str,
+        *,
+        extra_headers: _Headers = None,
+        extra_query: _Query = None,
+        extra_body: _Body = None,
+        timeout: _Timeout = openai.NOT_GIVEN,
+    ) -> Model:
+        return self._router._model_object(model)
+
+
+# --------------------------------------------------------------------------- async
+
+
+class AsyncCompletions(_AsyncCompletions):
+    """openai's async ``chat.completions``; ``create`` and ``parse`` are routed by the policy."""
+
+    def __init__(self, client: AsyncOpenAI) -> None:
+        super().__init__(client)
+        self._router: AsyncRouter = client._router
+
+    @overload  # type: ignore[override]
+    async def create(
+        self,
+        *,
+        messages: Iterable[ChatCompletionMessageParam],
+        model: str,
+        stream: Literal[True],
+        **kwargs: Any,
+    ) -> AsyncRoutedStream: ...
+
+    @overload
+    async def create(
+        self,
+        *,
+        messages: Iterable[ChatCompletionMessageParam],
+        model: str,
+        stream: Literal[False] | openai.NotGiven | openai.Omit | None = ...,
+        **kwargs: Any,
+    ) -> RoutedChatCompletion: ...
+
+    async def create(self, **kwargs: Any) -> RoutedChatCompletion | AsyncRoutedStream:
+        """Route a chat completion; same arguments and return types as openai's async ``create``."""
+        mode = raw_mode(kwargs)
+        if mode is None:
+            return await self._router._create(kwargs)
+        answer = await self._router._create(kwargs)
+        return cast(RoutedChatCompletion, wrap(mode, answer, self._client, asynchronous=True))
+
+    async def parse(self, *, response_format: Any = openai.omit, **kwargs: Any) -> ParsedChatCompletion[Any]:
+        mode = raw_mode(kwargs)
+        response = await self._router._create(_parse_arguments(response_format, kwargs))
+        parsed = _parsed(response_format, kwargs, response)  # type: ignore[arg-type]
+        return cast(
+            ParsedChatCompletion[Any], wrap(mode, parsed, self._client, asynchronous=True) if mode else parsed
+        )
+
+
+class AsyncChat(_AsyncChat):
+    @cached_property
+    def completions(self) -> AsyncCompletions:
+        return AsyncCompletions(self._client)  # type: ignore[arg-type]
+
+
+class AsyncBeta(_AsyncBeta):
+    @cached_property
+    def chat(self) -> AsyncChat:
+        return self._client.chat  # type: ignore[return-value]
+
+
+class _AsyncModelList:
+    """Awaitable and async-iterable, like openai's AsyncPaginator."""
+
+    def __init__(self, models: list[Model]) -> None:
+        self._page = SyncPage[Model](data=models, object="list")
+
+    def __await__(self) -> Any:
+        async def page() -> SyncPage[Model]:
+            return self._page
+
+        return page().__await__()
+
+    async def __aiter__(self) -> AsyncIterator[Model]:
+        for model in self._page.data:
+            yield model
+
+
+class AsyncModels(_AsyncModels):
+    """The policy's models and routes, as openai's model objects."""
+
+    def __init__(self, client: AsyncOpenAI) -> None:
+        super().__init__(client)
+        self._router: AsyncRouter = client._router
+
+    def list(  # type: ignore[override]
+        self,
+        *,
+        extra_headers: _Headers = None,
+        extra_query: _Query = None,
+        extra_body: _Body = None,
+        timeout: _Timeout = openai.NOT_GIVEN,
+    ) -> _AsyncModelList:
+        return _AsyncModelList(self._router._model_objects())
+
+    async def retrieve(
+        self,
+        model: str,
+        *,
+        extra_headers: _Headers = None,
+        extra_query: _Query = None,
+        extra_body: _Body = None,
+        timeout: _Timeout = openai.NOT_GIVEN,
+    ) -> Model:
+        return self._router._model_object(model)

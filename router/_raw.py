@@ -1,0 +1,151 @@
+"""``with_raw_response`` / ``with_streaming_response`` for routed calls.
+
+openai's wrappers (``to_raw_response_wrapper``, ``to_streamed_response_wrapper``) call the wrapped
+method with a private header, ``X-Stainless-Raw-Response: true`` (raw) or ``stream`` (streamed),
+and expect a response object back instead of the parsed value. A routed call has no HTTP response
+of its own, so we build one: status 200, ``x-request-id`` (the routing record's id) and
+``x-router-model`` (the model that answered), and a body with the answer (JSON, or the stream's
+server-sent events). ``.parse()`` returns the routed value itself, with its ``.routing``.
+
+The private parts of openai used here (the header's name, the response classes and their
+constructor) are pinned by tests/router/test_raw_response.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from typing import Any, Final, Literal, TypeVar, overload
+
+import httpx
+import openai
+from openai._constants import RAW_RESPONSE_HEADER
+from openai._legacy_response import LegacyAPIResponse
+from openai._models import FinalRequestOptions
+from openai._response import APIResponse, AsyncAPIResponse
+
+from router._routing import RoutingRecord
+
+_R = TypeVar("_R")
+_T = TypeVar("_T")
+
+Mode = Literal["true", "stream"]
+
+_ROUTER_URL: Final = "router://chat/completions"
+_OPTIONS: Final = FinalRequestOptions.construct(method="post", url="/chat/completions")
+
+
+def raw_mode(kwargs: MutableMapping[str, Any]) -> Mode | None:
+    """Take openai's raw-response marker out of ``extra_headers`` (it must not reach a provider)."""
+    headers: Mapping[str, str] | None = kwargs.get("extra_headers")
+    if not headers or RAW_RESPONSE_HEADER not in headers:
+        return None
+    rest = dict(headers)
+    mode = rest.pop(RAW_RESPONSE_HEADER)
+    kwargs["extra_headers"] = rest or None
+    return "stream" if mode == "stream" else "true"
+
+
+def _http_response(value: Any) -> httpx.Response:
+    stream_response = getattr(value, "response", None)
+    if isinstance(stream_response, httpx.Response):  # a routed stream carries its own
+        return stream_response
+    routing: RoutingRecord = value.routing
+    headers = {
+        "content-type": "application/json",
+        "x-request-id": routing.request_id,
+        "x-router-model": routing.model or "",
+    }
+    return httpx.Response(
+        200,
+        headers=headers,
+        content=value.model_dump_json(exclude_unset=True, warnings=False).encode(),
+        request=httpx.Request("POST", _ROUTER_URL),
+    )
+
+
+def _retries(value: Any) -> int:
+    attempts = len(value.routing.attempts)
+    return max(attempts - 1, 0)
+
+
+class RawResponse(LegacyAPIResponse[_R]):
+    """openai's raw response (``with_raw_response``) around a routed answer."""
+
+    def __init__(self, value: _R, client: Any) -> None:
+        super().__init__(
+            raw=_http_response(value),
+            cast_to=type(value),
+            client=client,
+            stream=isinstance(value, openai.Stream | openai.AsyncStream),
+            stream_cls=None,
+            options=_OPTIONS,
+            retries_taken=_retries(value),
+        )
+        self._value = value
+
+    @overload
+    def parse(self, *, to: type[_T]) -> _T: ...
+
+    @overload
+    def parse(self) -> _R: ...
+
+    def parse(self, *, to: type[_T] | None = None) -> _R | _T:
+        return self._value if to is None else super().parse(to=to)
+
+
+class StreamedResponse(APIResponse[_R]):
+    """openai's streamed response (``with_streaming_response``) around a routed answer."""
+
+    def __init__(self, value: _R, client: Any) -> None:
+        super().__init__(
+            raw=_http_response(value),
+            cast_to=type(value),
+            client=client,
+            stream=isinstance(value, openai.Stream),
+            stream_cls=None,
+            options=_OPTIONS,
+            retries_taken=_retries(value),
+        )
+        self._value = value
+
+    @overload
+    def parse(self, *, to: type[_T]) -> _T: ...
+
+    @overload
+    def parse(self) -> _R: ...
+
+    def parse(self, *, to: type[_T] | None = None) -> _R | _T:
+        return self._value if to is None else super().parse(to=to)
+
+
+class AsyncStreamedResponse(AsyncAPIResponse[_R]):
+    """openai's async streamed response (``with_streaming_response``) around a routed answer."""
+
+    def __init__(self, value: _R, client: Any) -> None:
+        super().__init__(
+            raw=_http_response(value),
+            cast_to=type(value),
+            client=client,
+            stream=isinstance(value, openai.AsyncStream),
+            stream_cls=None,
+            options=_OPTIONS,
+            retries_taken=_retries(value),
+        )
+        self._value = value
+
+    @overload
+    async def parse(self, *, to: type[_T]) -> _T: ...
+
+    @overload
+    async def parse(self) -> _R: ...
+
+    async def parse(self, *, to: type[_T] | None = None) -> _R | _T:
+        return self._value if to is None else await super().parse(to=to)
+
+
+def wrap(mode: Mode, value: Any, client: Any, *, asynchronous: bool) -> Any:
+    if mode == "true":
+        return RawResponse(value, client)
+    if asynchronous:
+        return AsyncStreamedResponse(value, client)
+    return StreamedResponse(value, client)

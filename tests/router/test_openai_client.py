@@ -1,0 +1,255 @@
+"""``router.OpenAI`` / ``router.AsyncOpenAI`` are openai's clients: construction, what passes through
+to OpenAI as openai's client would send it, and copies that share the router."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import openai
+import pytest
+import respx
+
+import router
+from policies.schema import Policy
+from providers.fake import FakeProviders
+from tests.router.helpers import OK_BODY, two_model_policy
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+API = "http://openai.test/v1"
+A = "http://a.test/v1/chat/completions"
+
+
+def gemini_only(fake: FakeProviders) -> Policy:
+    return Policy.model_validate(
+        {
+            "models": {"gemini-2.5-flash-lite": {"provider": "gemini", "api_base": fake.gemini_base}},
+            "routes": {"auto": {"candidates": ["gemini-2.5-flash-lite"]}},
+        }
+    )
+
+
+@pytest.fixture
+def no_openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_ADMIN_KEY", "OPENAI_BASE_URL", "OPENAI_CUSTOM_HEADERS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_the_clients_are_openais_clients() -> None:
+    policy = two_model_policy()
+    assert isinstance(router.OpenAI(policy=policy, api_key="sk-x"), openai.OpenAI)
+    assert isinstance(router.AsyncOpenAI(policy=policy, api_key="sk-x"), openai.AsyncOpenAI)
+
+
+def test_without_an_openai_key_routed_calls_work_and_openai_calls_raise_openais_missing_key_error(
+    fake: FakeProviders, no_openai_key: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "fake")
+    with pytest.raises(openai.OpenAIError):
+        openai.OpenAI()  # what openai itself does: refuse at construction
+    client = router.OpenAI(policy=gemini_only(fake))
+    response = client.chat.completions.create(model="auto", messages=MESSAGES)
+    assert response.model == "gemini-2.5-flash-lite"
+    with respx.mock(assert_all_called=False) as mock:
+        embeddings = mock.post(url__regex=r".*/embeddings").mock(return_value=httpx.Response(200, json={}))
+        with pytest.raises(openai.OpenAIError, match="OPENAI_API_KEY") as caught:
+            client.embeddings.create(model="text-embedding-3-small", input="hi")
+    assert not isinstance(caught.value, openai.APIError)  # raised before any request
+    assert embeddings.call_count == 0
+
+
+async def test_async_without_an_openai_key_routed_calls_work_and_openai_calls_raise(
+    fake: FakeProviders, no_openai_key: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GEMINI_API_KEY", "fake")
+    client = router.AsyncOpenAI(policy=gemini_only(fake))
+    response = await client.chat.completions.create(model="auto", messages=MESSAGES)
+    assert response.model == "gemini-2.5-flash-lite"
+    with pytest.raises(openai.OpenAIError, match="OPENAI_API_KEY"):
+        await client.files.list()
+    await client.close()
+
+
+def test_enforce_credentials_false_keeps_openais_own_behaviour(no_openai_key: None) -> None:
+    client = router.OpenAI(policy=two_model_policy(), _enforce_credentials=False)
+    assert client.api_key == ""
+
+
+EMBEDDING = {
+    "object": "list",
+    "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2]}],
+    "model": "text-embedding-3-small",
+    "usage": {"prompt_tokens": 1, "total_tokens": 1},
+}
+FILES = {"object": "list", "data": [], "has_more": False}
+BATCH = {
+    "id": "batch_1",
+    "object": "batch",
+    "endpoint": "/v1/chat/completions",
+    "input_file_id": "file_1",
+    "completion_window": "24h",
+    "status": "validating",
+    "created_at": 1,
+}
+MODERATION = {"id": "modr-1", "model": "omni-moderation-latest", "results": []}
+
+
+def _mock_openai(mock: respx.MockRouter, base: str = API) -> dict[str, respx.Route]:
+    return {
+        "embeddings": mock.post(f"{base}/embeddings").mock(return_value=httpx.Response(200, json=EMBEDDING)),
+        "files": mock.get(f"{base}/files").mock(return_value=httpx.Response(200, json=FILES)),
+        "batches": mock.get(f"{base}/batches/batch_1").mock(return_value=httpx.Response(200, json=BATCH)),
+        "moderations": mock.post(f"{base}/moderations").mock(
+            return_value=httpx.Response(200, json=MODERATION)
+        ),
+    }
+
+
+def test_what_is_not_routed_goes_to_openai_as_openais_client_sends_it(no_openai_key: None) -> None:
+    client = router.OpenAI(
+        policy=two_model_policy(),
+        api_key="sk-passthrough",
+        base_url=API,
+        organization="org-1",
+        default_headers={"X-App": "shop"},
+        max_retries=0,
+    )
+    with respx.mock(assert_all_called=True) as mock:
+        routes = _mock_openai(mock)
+        vector = client.embeddings.create(model="text-embedding-3-small", input="hi")
+        assert vector.data[0].embedding == [0.1, 0.2]
+        assert client.files.list().data == []
+        assert client.batches.retrieve("batch_1").status == "validating"
+        assert client.moderations.create(input="hi").id == "modr-1"
+    for route in routes.values():
+        sent = route.calls.last.request
+        assert sent.headers["authorization"] == "Bearer sk-passthrough"
+        assert sent.headers["openai-organization"] == "org-1" and sent.headers["x-app"] == "shop"
+    assert json.loads(routes["embeddings"].calls.last.request.content)["model"] == "text-embedding-3-small"
+
+
+async def test_async_what_is_not_routed_goes_to_openai(no_openai_key: None) -> None:
+    client = router.AsyncOpenAI(policy=two_model_policy(), api_key="sk-passthrough", base_url=API)
+    with respx.mock(assert_all_called=True) as mock:
+        routes = _mock_openai(mock)
+        vector = await client.embeddings.create(model="text-embedding-3-small", input="hi")
+        assert vector.data[0].embedding == [0.1, 0.2]
+        assert (await client.files.list()).data == []
+        assert (await client.batches.retrieve("batch_1")).status == "validating"
+        assert (await client.moderations.create(input="hi")).id == "modr-1"
+    assert routes["files"].calls.last.request.headers["authorization"] == "Bearer sk-passthrough"
+    await client.close()
+
+
+def test_the_environment_names_the_openai_endpoint_and_key_as_for_openai(
+    no_openai_key: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://env.test/v1")
+    client = router.OpenAI(policy=two_model_policy())
+    assert client.api_key == "sk-env" and str(client.base_url) == "http://env.test/v1/"
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post("http://env.test/v1/embeddings").mock(
+            return_value=httpx.Response(200, json=EMBEDDING)
+        )
+        client.embeddings.create(model="text-embedding-3-small", input="hi")
+    assert route.calls.last.request.headers["authorization"] == "Bearer sk-env"
+
+
+@respx.mock
+def test_routed_openai_models_use_the_clients_key_base_url_and_headers(no_openai_key: None) -> None:
+    route = respx.post(f"{API}/chat/completions").mock(return_value=httpx.Response(200, json=OK_BODY))
+    policy = Policy.model_validate({"models": {"gpt-4o-mini": {"provider": "openai"}}})
+    client = router.OpenAI(
+        policy=policy, api_key="sk-routed", base_url=API, default_headers={"X-App": "shop"}
+    )
+    response = client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert response.model == "gpt-4o-mini"
+    sent = route.calls.last.request
+    assert sent.headers["authorization"] == "Bearer sk-routed" and sent.headers["x-app"] == "shop"
+
+
+def test_openais_options_read_as_in_openai() -> None:
+    client = router.OpenAI(
+        policy=two_model_policy(), api_key="sk-x", base_url=API, timeout=12.5, max_retries=4
+    )
+    assert client.api_key == "sk-x" and str(client.base_url) == API + "/"
+    assert client.timeout == 12.5 and client.max_retries == 4
+    assert router.OpenAI(policy=two_model_policy(), api_key="sk-x").max_retries == openai.DEFAULT_MAX_RETRIES
+
+
+def test_an_option_the_installed_openai_lacks_is_refused_only_when_given() -> None:
+    # data_residency= is openai 3's; with openai 2 it must say so rather than vanish silently.
+    import inspect
+
+    if "data_residency" in inspect.signature(openai.OpenAI).parameters:
+        pytest.skip("the installed openai has data_residency")
+    with pytest.raises(TypeError, match="data_residency= needs a newer openai"):
+        router.OpenAI(policy=two_model_policy(), api_key="sk-x", data_residency="eu")
+
+
+@respx.mock
+def test_copies_share_the_router_and_take_openais_options() -> None:
+    route = respx.post(A).mock(return_value=httpx.Response(200, json=OK_BODY))
+    embeddings = respx.post(f"{API}/embeddings").mock(return_value=httpx.Response(200, json=EMBEDDING))
+    client = router.OpenAI(policy=two_model_policy(), api_key="sk-x", base_url=API)
+    copy = client.with_options(timeout=2.0, default_headers={"X-Tenant": "t1"}, max_retries=0)
+    assert isinstance(copy, router.OpenAI) and copy is not client
+    assert copy.timeout == 2.0 and client.timeout != 2.0 and copy.max_retries == 0
+    assert copy.policy is client.policy
+    # New headers reach routed OpenAI models too: a new engine, the same breakers and connections.
+    assert copy._router._engine is not client._router._engine
+    assert client.with_options(timeout=1.0)._router._engine is client._router._engine
+    assert copy._router._breakers is client._router._breakers
+    assert copy._router._adapters is client._router._adapters
+    assert copy._router._retry_attempts == 1 and client._router._retry_attempts is None
+    copy.chat.completions.create(model="a", messages=MESSAGES)
+    assert route.calls.last.request.extensions["timeout"]["read"] == 2.0
+    copy.embeddings.create(model="text-embedding-3-small", input="hi")
+    assert embeddings.calls.last.request.headers["x-tenant"] == "t1"
+    assert client.copy(api_key="sk-other").api_key == "sk-other"
+
+
+def test_a_copy_keeps_the_retry_setting_unless_it_sets_one() -> None:
+    client = router.OpenAI(policy=two_model_policy(), api_key="sk-x", max_retries=3)
+    assert client.with_options(timeout=1.0)._router._retry_attempts == 4
+    assert router.OpenAI(policy=two_model_policy(), api_key="sk-x").copy()._router._retry_attempts is None
+
+
+@respx.mock
+def test_a_copy_with_another_openai_key_routes_openai_models_with_it_and_shares_the_breakers(
+    no_openai_key: None,
+) -> None:
+    route = respx.post(f"{API}/chat/completions").mock(return_value=httpx.Response(200, json=OK_BODY))
+    policy = Policy.model_validate({"models": {"gpt-4o-mini": {"provider": "openai"}}})
+    client = router.OpenAI(policy=policy, api_key="sk-one", base_url=API)
+    other = client.with_options(api_key="sk-two")
+    assert other._router._engine is not client._router._engine
+    assert other._router._breakers is client._router._breakers
+    other.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert route.calls.last.request.headers["authorization"] == "Bearer sk-two"
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert route.calls.last.request.headers["authorization"] == "Bearer sk-one"
+
+
+async def test_async_copies_share_the_router() -> None:
+    client = router.AsyncOpenAI(policy=two_model_policy(), api_key="sk-x")
+    copy = client.with_options(timeout=3.0)
+    assert isinstance(copy, router.AsyncOpenAI) and copy.timeout == 3.0
+    assert copy._router._engine is client._router._engine
+    assert copy._router._breakers is client._router._breakers
+    await client.close()
+
+
+def test_the_clients_close_as_context_managers() -> None:
+    with router.OpenAI(policy=two_model_policy(), api_key="sk-x") as client:
+        assert isinstance(client, router.OpenAI)
+    assert client.is_closed()
+
+
+async def test_the_async_client_closes_as_an_async_context_manager() -> None:
+    async with router.AsyncOpenAI(policy=two_model_policy(), api_key="sk-x") as client:
+        assert isinstance(client, router.AsyncOpenAI)
+    assert client.is_closed()
+    asyncio.get_running_loop()  # closed inside the loop that used it
