@@ -25,6 +25,7 @@ import httpx
 import openai
 
 from policies.schema import Policy
+from providers.base import as_timeout
 from router._client import AsyncRouter, PolicySource, SyncRouter
 from router._engine import Engine
 
@@ -241,7 +242,7 @@ class OpenAI(openai.OpenAI):
                 api_key=self._endpoint.api_key,
                 base_url=self._endpoint.base_url,
                 default_headers=dict(self._endpoint.headers),
-                timeout=self.timeout,
+                timeout=as_timeout(self.timeout),
                 retry_attempts=_retry_attempts(max_retries),
                 clock=clock,
                 wall_clock=wall_clock,
@@ -253,7 +254,7 @@ class OpenAI(openai.OpenAI):
         else:
             changed = self._endpoint != _shared.endpoint
             engine = self._endpoint.engine(_shared.router.policy) if changed else None
-            self._router = _shared.router._copy(self.timeout, _shared.retry_attempts, engine)
+            self._router = _shared.router._copy(as_timeout(self.timeout), _shared.retry_attempts, engine)
 
     @property
     def policy(self) -> Policy:
@@ -371,7 +372,7 @@ class AsyncOpenAI(openai.AsyncOpenAI):
                 api_key=self._endpoint.api_key,
                 base_url=self._endpoint.base_url,
                 default_headers=dict(self._endpoint.headers),
-                timeout=self.timeout,
+                timeout=as_timeout(self.timeout),
                 retry_attempts=_retry_attempts(max_retries),
                 clock=clock,
                 wall_clock=wall_clock,
@@ -383,7 +384,7 @@ class AsyncOpenAI(openai.AsyncOpenAI):
         else:
             changed = self._endpoint != _shared.endpoint
             engine = self._endpoint.engine(_shared.router.policy) if changed else None
-            self._router = _shared.router._copy(self.timeout, _shared.retry_attempts, engine)
+            self._router = _shared.router._copy(as_timeout(self.timeout), _shared.retry_attempts, engine)
 
     @property
     def policy(self) -> Policy:
