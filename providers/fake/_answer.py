@@ -77,7 +77,11 @@ class Answer:
 
 
 def _chosen_tool(conv: Conversation) -> Tool | None:
-    if not conv.tools or conv.after_tool_result or conv.tool_choice == "none":
+    if not conv.tools or conv.tool_choice == "none":
+        return None
+    # After a tool result the model answers in text, unless the caller forces a tool: a forced choice
+    # ("required" or a name) holds on every turn, as with the real APIs (structured-output retries).
+    if conv.after_tool_result and conv.tool_choice == "auto":
         return None
     for tool in conv.tools:
         if tool.name == conv.tool_choice:
