@@ -9,7 +9,7 @@ them, so they route too. Imported on first use of ``client.chat``, not at ``impo
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal, cast, overload
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 import httpx
 import openai
@@ -46,6 +46,7 @@ _Headers = Mapping[str, str | openai.Omit] | None
 _Query = Mapping[str, object] | None
 _Body = object | None
 _Timeout = float | httpx.Timeout | None | openai.NotGiven
+_V = TypeVar("_V")
 
 
 def _parse_arguments(response_format: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +66,12 @@ def _parsed(response_format: Any, kwargs: Mapping[str, Any], response: RoutedCha
     object.__setattr__(parsed, "routing", response.routing)
     parsed._request_id = response._request_id
     return parsed
+
+
+def _maybe_raw(extra_headers: _Headers, value: _V, client: Any, *, asynchronous: bool) -> _V:
+    """The value, or (through ``with_raw_response`` / ``with_streaming_response``) its raw response."""
+    mode = raw_mode({"extra_headers": extra_headers}) if extra_headers else None
+    return value if mode is None else cast(_V, wrap(mode, value, client, asynchronous=asynchronous))
 
 
 # --------------------------------------------------------------------------- sync
@@ -147,7 +154,8 @@ class Models(_Models):
         extra_body: _Body = None,
         timeout: _Timeout = openai.NOT_GIVEN,
     ) -> SyncPage[Model]:
-        return SyncPage[Model](data=self._router._model_objects(), object="list")
+        page = SyncPage[Model](data=self._router._model_objects(), object="list")
+        return _maybe_raw(extra_headers, page, self._client, asynchronous=False)
 
     def retrieve(
         self,
@@ -158,7 +166,7 @@ class Models(_Models):
         extra_body: _Body = None,
         timeout: _Timeout = openai.NOT_GIVEN,
     ) -> Model:
-        return self._router._model_object(model)
+        return _maybe_raw(extra_headers, self._router._model_object(model), self._client, asynchronous=False)
 
 
 # --------------------------------------------------------------------------- async
@@ -223,12 +231,13 @@ class AsyncBeta(_AsyncBeta):
 class _AsyncModelList:
     """Awaitable and async-iterable, like openai's AsyncPaginator."""
 
-    def __init__(self, models: list[Model]) -> None:
+    def __init__(self, models: list[Model], extra_headers: _Headers, client: Any) -> None:
         self._page = SyncPage[Model](data=models, object="list")
+        self._raw = _maybe_raw(extra_headers, self._page, client, asynchronous=True)
 
     def __await__(self) -> Any:
-        async def page() -> SyncPage[Model]:
-            return self._page
+        async def page() -> Any:
+            return self._raw
 
         return page().__await__()
 
@@ -252,7 +261,7 @@ class AsyncModels(_AsyncModels):
         extra_body: _Body = None,
         timeout: _Timeout = openai.NOT_GIVEN,
     ) -> _AsyncModelList:
-        return _AsyncModelList(self._router._model_objects())
+        return _AsyncModelList(self._router._model_objects(), extra_headers, self._client)
 
     async def retrieve(
         self,
@@ -263,4 +272,4 @@ class AsyncModels(_AsyncModels):
         extra_body: _Body = None,
         timeout: _Timeout = openai.NOT_GIVEN,
     ) -> Model:
-        return self._router._model_object(model)
+        return _maybe_raw(extra_headers, self._router._model_object(model), self._client, asynchronous=True)

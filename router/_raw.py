@@ -49,12 +49,11 @@ def _http_response(value: Any) -> httpx.Response:
     stream_response = getattr(value, "response", None)
     if isinstance(stream_response, httpx.Response):  # a routed stream carries its own
         return stream_response
-    routing: RoutingRecord = value.routing
-    headers = {
-        "content-type": "application/json",
-        "x-request-id": routing.request_id,
-        "x-router-model": routing.model or "",
-    }
+    headers = {"content-type": "application/json"}
+    routing: RoutingRecord | None = getattr(value, "routing", None)
+    if routing is not None:  # a completion (model lists have no record)
+        headers["x-request-id"] = routing.request_id
+        headers["x-router-model"] = routing.model or ""
     return httpx.Response(
         200,
         headers=headers,
@@ -64,8 +63,8 @@ def _http_response(value: Any) -> httpx.Response:
 
 
 def _retries(value: Any) -> int:
-    attempts = len(value.routing.attempts)
-    return max(attempts - 1, 0)
+    routing: RoutingRecord | None = getattr(value, "routing", None)
+    return max(len(routing.attempts) - 1, 0) if routing is not None else 0
 
 
 class RawResponse(LegacyAPIResponse[_R]):

@@ -13,7 +13,8 @@ content filter.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import contextlib
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from types import TracebackType
 from typing import Any, Final
 
@@ -171,7 +172,8 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
         super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
         self._settle = settle
-        self._iterator = self._chunks()
+        self._generator = self._chunks()
+        self._iterator = self._generator
 
     @property
     def response(self) -> httpx.Response:
@@ -190,7 +192,7 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
             self._settled = True
             self._settle(self._cost_so_far())
 
-    def _chunks(self) -> Iterator[ChatCompletionChunk]:
+    def _chunks(self) -> Generator[ChatCompletionChunk, None, None]:
         try:
             for data in self._buffered:
                 out = self._emit(data)
@@ -230,6 +232,11 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
         close: Any = getattr(self._rest, "close", None)
         if close is not None:
             close()
+        # Like openai's Stream: once closed, iterating ends (and the response reads as closed).
+        with contextlib.suppress(ValueError):  # closed from inside its own iteration
+            self._generator.close()
+        if self._http_response is not None:
+            self._http_response.is_closed = True
         # Closed before its end: the provider charged for what it sent.
         self.settle_now()
 
@@ -250,7 +257,8 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
         super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
         self._settle = settle
-        self._iterator = self._chunks()
+        self._agenerator = self._chunks()
+        self._iterator = self._agenerator
 
     @property
     def response(self) -> httpx.Response:
@@ -269,7 +277,7 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
             self._settled = True
             await self._settle(self._cost_so_far())
 
-    async def _chunks(self) -> AsyncIterator[ChatCompletionChunk]:
+    async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         idle = self._session.resilience.stream_idle_timeout_s
         rest = self._rest
         try:
@@ -324,5 +332,10 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
 
     async def close(self) -> None:
         await self._close_rest()
+        # Like openai's AsyncStream: once closed, iterating ends (and the response reads as closed).
+        with contextlib.suppress(RuntimeError):  # closed while another task awaits its next chunk
+            await self._agenerator.aclose()
+        if self._http_response is not None:
+            self._http_response.is_closed = True
         # Closed before its end: the provider charged for what it sent.
         await self.settle_now()

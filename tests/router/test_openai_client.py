@@ -253,3 +253,22 @@ async def test_the_async_client_closes_as_an_async_context_manager() -> None:
         assert isinstance(client, router.AsyncOpenAI)
     assert client.is_closed()
     asyncio.get_running_loop()  # closed inside the loop that used it
+
+
+def test_a_copy_keeps_the_routers_settings_and_refuses_to_change_them() -> None:
+    client = router.OpenAI(policy=two_model_policy(), api_key="sk-x")
+    with pytest.raises(TypeError, match="policy"):
+        client.with_options(policy=two_model_policy())  # type: ignore[call-arg]
+
+
+def test_a_misspelt_option_is_a_type_error_at_run_time_too() -> None:
+    with pytest.raises(TypeError, match="api_kee"):
+        router.OpenAI(policy=two_model_policy(), api_kee="sk-x")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="max_retrys"):
+        router.AsyncOpenAI(policy=two_model_policy(), max_retrys=1)  # type: ignore[call-arg]
+
+
+def test_the_responses_resource_is_openais_until_it_is_routed(no_openai_key: None) -> None:
+    client = router.OpenAI(policy=two_model_policy(), api_key="sk-x", base_url=API)
+    assert type(client.responses) is openai.resources.responses.Responses
+    assert client.responses is client.responses  # one instance per client, like openai's
