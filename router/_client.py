@@ -34,6 +34,7 @@ from router._observations import Observations
 from router._pipeline import Request, Session, StreamTracker, content_filtered, normalize, usage_of
 from router._response import RoutedChatCompletion, completion
 from router._streaming import AsyncRoutedStream, RoutedStream
+from router._turns import open_turns
 from router.ledger import AsyncLedger, Hold, Ledger, Line, Refusal, Totals, open_async_ledger, open_ledger
 
 PolicySource = Policy | str | os.PathLike[str] | Mapping[str, Any] | None
@@ -92,6 +93,8 @@ class _BaseClient:
         # The client's ledger= wins over the policy's ledger:; opened on the first budgeted request.
         self._ledger_url = ledger if ledger is not None else policy_spec.ledger
         self._ledger_handle: Any = None
+        # The turns previous_response_id continues: in the named ledger's store, else in memory.
+        self._turns = open_turns(self._ledger_url)
         self._breakers = _breakers_for(self._ledger_url, tuple(policy_spec.models), clock, wall_clock)
         self._events = Events(
             policy_hash=self._engine.policy_hash,
@@ -379,6 +382,7 @@ class SyncRouter(_BaseClient):
         if self._ledger_handle is not None:
             self._ledger_handle.close()
             self._ledger_handle = None
+        self._turns.close()
         self._breakers.close()
 
 
@@ -541,4 +545,5 @@ class AsyncRouter(_BaseClient):
         if self._ledger_handle is not None:
             await self._ledger_handle.close()
             self._ledger_handle = None
+        await self._turns.aclose()
         self._breakers.close()

@@ -1,0 +1,595 @@
+"""``client.responses``: the Responses API, routed by the policy like chat completions.
+
+The resources subclass openai's, so everything the router does not route (``retrieve``,
+``delete``, ``cancel``, ``input_items``, ...) is openai's, sent to OpenAI's API; ``create``,
+``parse`` and ``stream`` are the router's, also behind openai's ``with_raw_response`` and
+``with_streaming_response``. Imported on first use of ``client.responses``.
+
+Each call is translated (``router._responses``) into a chat call that goes through the client's
+routed chat pipeline (plan, budgets, fallbacks, events), and its answer back into openai's
+``Response`` (with ``.routing``) or openai's Responses stream events. ``stream()`` returns
+openai's stream manager machinery, so ``get_final_response()`` and the typed events work as in
+openai. A turn the router answered is kept (``router._turns``) for ``previous_response_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from functools import partial
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast, overload
+
+import httpx
+import openai
+from openai._models import construct_type
+from openai.lib._parsing._responses import parse_response, type_to_text_format_param
+from openai.lib._tools import PydanticFunctionTool, ResponsesPydanticFunctionTool
+from openai.lib.streaming.responses import (
+    AsyncResponseStream,
+    AsyncResponseStreamManager,
+    ResponseStream,
+    ResponseStreamManager,
+)
+from openai.resources.responses import AsyncResponses as _AsyncResponses
+from openai.resources.responses import Responses as _Responses
+from openai.types.responses import ParsedResponse, Response, ResponseStreamEvent
+from pydantic import PrivateAttr
+
+from router._raw import raw_mode, wrap
+from router._response import build
+from router._responses import (
+    JSON,
+    ChatCall,
+    EventTranslator,
+    ResponsesRequestError,
+    assistant_message,
+    chat_request,
+    new_id,
+    output_items,
+    response_body,
+    responses_usage,
+)
+from router._routing import RoutingRecord, Usage
+from router._streaming import AsyncRoutedStream, RoutedStream
+from router._turns import TurnStore
+
+if TYPE_CHECKING:
+    from router._client import AsyncRouter, SyncRouter
+    from router._openai import AsyncOpenAI, OpenAI
+    from router._response import RoutedChatCompletion
+
+_ROUTER_URL: Final = "router://responses"
+_T = TypeVar("_T")
+
+
+class RoutedResponse(Response):
+    """A ``Response`` with ``.routing``: which model answered, why, what it cost."""
+
+    _routing: RoutingRecord | None = PrivateAttr(default=None)
+
+    @property
+    def routing(self) -> RoutingRecord:
+        assert self._routing is not None
+        return self._routing
+
+
+# --------------------------------------------------------------------------- decisions (no I/O)
+
+
+def _previous_id(params: Mapping[str, Any]) -> str | None:
+    value = params.get("previous_response_id")
+    return value if isinstance(value, str) and value else None
+
+
+def _not_held(response_id: str, store: TurnStore) -> ResponsesRequestError:
+    return ResponsesRequestError(
+        f"Previous response with id {response_id!r} not found: the router continues only the turns it "
+        f"answered and kept (in {store.describe()}), and this one is unknown, expired, was created with "
+        "store=False, or came from another client. Send the earlier messages as input instead, or name a "
+        "shared ledger (ledger='sqlite:///…' or 'redis://…') so every client keeps its turns there.",
+        param="previous_response_id",
+        code="previous_response_not_found",
+    )
+
+
+def _usage(record: RoutingRecord) -> JSON | None:
+    usage: Usage | None = record.usage
+    if usage is None:
+        return None
+    return responses_usage(
+        usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens, usage.reasoning_tokens
+    )
+
+
+def _routed(data: JSON, routing: RoutingRecord) -> RoutedResponse:
+    response = build(RoutedResponse, data)
+    response._routing = routing
+    # As openai's client sets it from the x-request-id header: the id in the router's logs.
+    response._request_id = routing.request_id
+    return response
+
+
+def _answer(
+    call: ChatCall, completion: RoutedChatCompletion, wall_clock: float
+) -> tuple[RoutedResponse, list[JSON]]:
+    """The Response for a routed chat completion, and the turn to keep."""
+    choice = completion.choices[0] if completion.choices else None
+    output = output_items(choice.message) if choice is not None else []
+    body = response_body(
+        response_id=new_id("resp"),
+        created_at=wall_clock,
+        model=completion.model,
+        echo=call.echo,
+        output=output,
+        finish_reason=choice.finish_reason if choice is not None else None,
+        usage=_usage(completion.routing),
+    )
+    return _routed(body, completion.routing), [*call.conversation, assistant_message(output)]
+
+
+def _event(data: JSON, routing: Callable[[], RoutingRecord]) -> ResponseStreamEvent:
+    """A typed event, built as openai's own stream builds them; the final response carries ``.routing``."""
+    event = cast(ResponseStreamEvent, construct_type(type_=ResponseStreamEvent, value=data))
+    if data["type"] in ("response.completed", "response.incomplete"):
+        event.response = _routed(data["response"], routing())  # type: ignore[union-attr]
+    return event
+
+
+def _text_with_format(params: Mapping[str, Any], text_format: Any) -> Any:
+    text = params.get("text")
+    if isinstance(text_format, openai.Omit | openai.NotGiven) or text_format is None:
+        return text
+    text = dict(text or {})
+    if "format" in text:
+        raise TypeError("Cannot mix and match text.format with text_format")
+    text["format"] = type_to_text_format_param(text_format)
+    return text
+
+
+def _parse_tools(tools: Any) -> list[Any] | None:
+    """Tools as ``parse_response`` reads them: pydantic function tools in the Responses shape."""
+    if tools is None or isinstance(tools, openai.Omit | openai.NotGiven):
+        return None
+    converted: list[Any] = []
+    for tool in tools:
+        function = tool.get("function") if tool.get("type") == "function" else None
+        if isinstance(function, PydanticFunctionTool):
+            converted.append(
+                ResponsesPydanticFunctionTool(
+                    {
+                        "type": "function",
+                        "name": function["name"],
+                        "description": function.get("description"),
+                        "parameters": function["parameters"],
+                        "strict": function.get("strict") or False,
+                    },
+                    function.model,
+                )
+            )
+        else:
+            converted.append(tool)
+    return converted
+
+
+def _parsed(response: RoutedResponse, text_format: Any, tools: list[Any] | None) -> ParsedResponse[Any]:
+    parsed: ParsedResponse[Any] = parse_response(
+        text_format=text_format if text_format is not None else openai.omit,
+        input_tools=tools if tools is not None else openai.omit,
+        response=response,
+    )
+    # Not a pydantic field: it must not appear in model_dump().
+    object.__setattr__(parsed, "routing", response.routing)
+    parsed._request_id = response._request_id
+    return parsed
+
+
+def _unsupported_resume() -> ResponsesRequestError:
+    return ResponsesRequestError(
+        "Resuming a stream by response_id needs OpenAI's servers; the router streams new responses only.",
+        param="response_id",
+    )
+
+
+def _request() -> httpx.Request:
+    return httpx.Request("POST", _ROUTER_URL)
+
+
+# --------------------------------------------------------------------------- sync
+
+
+def _sse(event: ResponseStreamEvent) -> bytes:
+    return f"event: {event.type}\ndata: {event.model_dump_json(exclude_unset=True)}\n\n".encode()
+
+
+def _http_response(
+    routing: RoutingRecord, body: httpx.SyncByteStream | httpx.AsyncByteStream
+) -> httpx.Response:
+    """The stream's ``.response``, as openai's: headers, and the events as server-sent events."""
+    headers = {
+        "content-type": "text/event-stream",
+        "x-request-id": routing.request_id,
+        "x-router-model": routing.model or "",
+    }
+    return httpx.Response(200, headers=headers, stream=body, request=_request())
+
+
+class _EventBytes(httpx.SyncByteStream):
+    """The body of the event stream's ``.response``: reading it reads the stream; closing it closes
+    the routed chat stream (as openai's ``ResponseStream.close()`` does)."""
+
+    def __init__(self, stream: ResponseEventStream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        for event in self._stream:
+            yield _sse(event)
+
+    def close(self) -> None:
+        self._stream._chat.close()
+
+
+class ResponseEventStream(openai.Stream[ResponseStreamEvent]):
+    """openai's ``Stream`` of Responses events, made from a routed chat stream."""
+
+    def __init__(
+        self, chat: RoutedStream, translator: EventTranslator, keep: Callable[[list[JSON]], None]
+    ) -> None:
+        # Not openai's __init__: there is no SSE body to decode, the events are made here.
+        self.response = _http_response(chat.routing, _EventBytes(self))
+        self._cast_to = cast(Any, ResponseStreamEvent)
+        self._options = None
+        self._chat = chat
+        self._translator = translator
+        self._keep = keep
+        self._iterator = self._events()
+
+    @property
+    def routing(self) -> RoutingRecord:
+        """The decision record; complete (usage, cost) once the stream is exhausted."""
+        return self._chat.routing
+
+    def _events(self) -> Iterator[ResponseStreamEvent]:
+        translator = self._translator
+        routing = partial(getattr, self._chat, "routing")
+        for data in translator.start():
+            yield _event(data, routing)
+        for chunk in self._chat:
+            for data in translator.feed(chunk):
+                yield _event(data, routing)
+        closing = translator.finish(_usage(self._chat.routing))
+        self._keep(translator.output)
+        for data in closing:
+            yield _event(data, routing)
+
+
+class RoutedResponseStream(ResponseStream[_T]):
+    """openai's ``ResponseStream`` whose final response carries ``.routing``."""
+
+    @property
+    def routing(self) -> RoutingRecord:
+        return cast(ResponseEventStream, self._raw_stream).routing
+
+    def get_final_response(self) -> ParsedResponse[_T]:
+        response = super().get_final_response()
+        object.__setattr__(response, "routing", self.routing)
+        return response
+
+
+class RoutedResponseStreamManager(ResponseStreamManager[_T]):
+    """openai's stream manager over a routed request."""
+
+    def __init__(
+        self, api_request: Callable[[], ResponseEventStream], *, text_format: Any, input_tools: Any
+    ) -> None:
+        super().__init__(api_request, text_format=text_format, input_tools=input_tools, starting_after=None)
+        self._request = api_request
+        self._text_format = text_format
+        self._input_tools = input_tools
+        self._stream: RoutedResponseStream[_T] | None = None
+
+    def __enter__(self) -> RoutedResponseStream[_T]:
+        self._stream = RoutedResponseStream(
+            raw_stream=self._request(),
+            text_format=self._text_format,
+            input_tools=self._input_tools,
+            starting_after=None,
+        )
+        return self._stream
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+
+class Responses(_Responses):
+    """openai's ``client.responses``; ``create``, ``parse`` and ``stream`` are routed by the policy."""
+
+    def __init__(self, client: OpenAI) -> None:
+        super().__init__(client)
+        self._router: SyncRouter = client._router
+        self._turns: TurnStore = client._router._turns
+
+    @overload  # type: ignore[override]
+    def create(self, *, stream: Literal[True], **params: Any) -> ResponseEventStream: ...
+
+    @overload
+    def create(
+        self, *, stream: Literal[False] | openai.NotGiven | openai.Omit | None = ..., **params: Any
+    ) -> RoutedResponse: ...
+
+    def create(self, **params: Any) -> RoutedResponse | ResponseEventStream:
+        """Route a Responses API call; same arguments and return types as openai's ``create``."""
+        mode = raw_mode(params)
+        value = self._route(params)
+        return (
+            value
+            if mode is None
+            else cast(RoutedResponse, wrap(mode, value, self._client, asynchronous=False))
+        )
+
+    def _route(self, params: Mapping[str, Any]) -> RoutedResponse | ResponseEventStream:
+        previous = _previous_id(params)
+        history = self._turns.get(previous) if previous else []
+        if history is None:
+            raise _not_held(cast(str, previous), self._turns)
+        call = chat_request(params, history)
+        client = self._router
+        if not params.get("stream"):
+            completion = cast("RoutedChatCompletion", client._create(call.kwargs))
+            response, turn = _answer(call, completion, client._wall_clock())
+            if call.store:
+                self._turns.put(response.id, turn)
+            return response
+        chat = client._create({**call.kwargs, "stream": True})
+        assert isinstance(chat, RoutedStream)
+        translator = EventTranslator(
+            response_id=new_id("resp"),
+            created_at=client._wall_clock(),
+            model=chat.routing.model or str(params["model"]),
+            echo=call.echo,
+        )
+
+        def keep(output: list[JSON]) -> None:
+            if call.store:
+                self._turns.put(translator.response_id, [*call.conversation, assistant_message(output)])
+
+        return ResponseEventStream(chat, translator, keep)
+
+    def parse(  # type: ignore[override]
+        self, *, text_format: Any = openai.omit, tools: Any = openai.omit, **params: Any
+    ) -> ParsedResponse[Any]:
+        """Like openai's ``parse``: a pydantic ``text_format`` (or pydantic function tools) in,
+        ``.output_parsed`` out."""
+        mode = raw_mode(params)
+        params.pop("stream", None)
+        parse_tools = _parse_tools(tools)
+        response = self._route(
+            {**params, "text": _text_with_format(params, text_format), "tools": parse_tools}
+        )
+        assert isinstance(response, RoutedResponse)
+        parsed = _parsed(response, text_format, parse_tools)
+        return (
+            parsed
+            if mode is None
+            else cast(ParsedResponse[Any], wrap(mode, parsed, self._client, asynchronous=False))
+        )
+
+    def stream(  # type: ignore[override]
+        self,
+        *,
+        text_format: Any = openai.omit,
+        tools: Any = openai.omit,
+        response_id: Any = openai.omit,
+        starting_after: Any = openai.omit,
+        **params: Any,
+    ) -> RoutedResponseStreamManager[Any]:
+        """Like openai's ``stream``: a context manager over typed events, with ``get_final_response()``."""
+        if isinstance(response_id, str) or isinstance(starting_after, int):
+            raise _unsupported_resume()
+        parse_tools = _parse_tools(tools)
+        request = partial(
+            self.create, **params, text=_text_with_format(params, text_format), tools=parse_tools, stream=True
+        )
+        return RoutedResponseStreamManager(
+            cast(Callable[[], ResponseEventStream], request),
+            text_format=text_format,
+            input_tools=parse_tools if parse_tools is not None else openai.omit,
+        )
+
+
+# --------------------------------------------------------------------------- async
+
+
+class _AsyncEventBytes(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncResponseEventStream) -> None:
+        self._stream = stream
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for event in self._stream:
+            yield _sse(event)
+
+    async def aclose(self) -> None:
+        await self._stream._chat.close()
+
+
+class AsyncResponseEventStream(openai.AsyncStream[ResponseStreamEvent]):
+    """openai's ``AsyncStream`` of Responses events, made from a routed chat stream."""
+
+    def __init__(
+        self,
+        chat: AsyncRoutedStream,
+        translator: EventTranslator,
+        keep: Callable[[list[JSON]], Awaitable[None]],
+    ) -> None:
+        self.response = _http_response(chat.routing, _AsyncEventBytes(self))
+        self._cast_to = cast(Any, ResponseStreamEvent)
+        self._options = None
+        self._chat = chat
+        self._translator = translator
+        self._keep = keep
+        self._iterator = self._events()
+
+    @property
+    def routing(self) -> RoutingRecord:
+        return self._chat.routing
+
+    async def _events(self) -> AsyncIterator[ResponseStreamEvent]:
+        translator = self._translator
+        routing = partial(getattr, self._chat, "routing")
+        for data in translator.start():
+            yield _event(data, routing)
+        async for chunk in self._chat:
+            for data in translator.feed(chunk):
+                yield _event(data, routing)
+        closing = translator.finish(_usage(self._chat.routing))
+        await self._keep(translator.output)
+        for data in closing:
+            yield _event(data, routing)
+
+
+class AsyncRoutedResponseStream(AsyncResponseStream[_T]):
+    @property
+    def routing(self) -> RoutingRecord:
+        return cast(AsyncResponseEventStream, self._raw_stream).routing
+
+    async def get_final_response(self) -> ParsedResponse[_T]:
+        response = await super().get_final_response()
+        object.__setattr__(response, "routing", self.routing)
+        return response
+
+
+class AsyncRoutedResponseStreamManager(AsyncResponseStreamManager[_T]):
+    def __init__(
+        self,
+        api_request: Callable[[], Awaitable[AsyncResponseEventStream]],
+        *,
+        text_format: Any,
+        input_tools: Any,
+    ) -> None:
+        # The request is made on entry (openai's manager takes a coroutine made up front, which
+        # warns "never awaited" when the manager is dropped unused).
+        self._request = api_request
+        self._text_format = text_format
+        self._input_tools = input_tools
+        self._stream: AsyncRoutedResponseStream[_T] | None = None
+
+    async def __aenter__(self) -> AsyncRoutedResponseStream[_T]:
+        self._stream = AsyncRoutedResponseStream(
+            raw_stream=await self._request(),
+            text_format=self._text_format,
+            input_tools=self._input_tools,
+            starting_after=None,
+        )
+        return self._stream
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._stream is not None:
+            await self._stream.close()
+
+
+class AsyncResponses(_AsyncResponses):
+    """openai's async ``client.responses``; ``create``, ``parse`` and ``stream`` are routed."""
+
+    def __init__(self, client: AsyncOpenAI) -> None:
+        super().__init__(client)
+        self._router: AsyncRouter = client._router
+        self._turns: TurnStore = client._router._turns
+
+    @overload  # type: ignore[override]
+    async def create(self, *, stream: Literal[True], **params: Any) -> AsyncResponseEventStream: ...
+
+    @overload
+    async def create(
+        self, *, stream: Literal[False] | openai.NotGiven | openai.Omit | None = ..., **params: Any
+    ) -> RoutedResponse: ...
+
+    async def create(self, **params: Any) -> RoutedResponse | AsyncResponseEventStream:
+        """Route a Responses API call; same arguments and return types as openai's async ``create``."""
+        mode = raw_mode(params)
+        value = await self._route(params)
+        return (
+            value
+            if mode is None
+            else cast(RoutedResponse, wrap(mode, value, self._client, asynchronous=True))
+        )
+
+    async def _route(self, params: Mapping[str, Any]) -> RoutedResponse | AsyncResponseEventStream:
+        previous = _previous_id(params)
+        history = await self._turns.aget(previous) if previous else []
+        if history is None:
+            raise _not_held(cast(str, previous), self._turns)
+        call = chat_request(params, history)
+        client = self._router
+        if not params.get("stream"):
+            completion = cast("RoutedChatCompletion", await client._create(call.kwargs))
+            response, turn = _answer(call, completion, client._wall_clock())
+            if call.store:
+                await self._turns.aput(response.id, turn)
+            return response
+        chat = await client._create({**call.kwargs, "stream": True})
+        assert isinstance(chat, AsyncRoutedStream)
+        translator = EventTranslator(
+            response_id=new_id("resp"),
+            created_at=client._wall_clock(),
+            model=chat.routing.model or str(params["model"]),
+            echo=call.echo,
+        )
+
+        async def keep(output: list[JSON]) -> None:
+            if call.store:
+                await self._turns.aput(
+                    translator.response_id, [*call.conversation, assistant_message(output)]
+                )
+
+        return AsyncResponseEventStream(chat, translator, keep)
+
+    async def parse(  # type: ignore[override]
+        self, *, text_format: Any = openai.omit, tools: Any = openai.omit, **params: Any
+    ) -> ParsedResponse[Any]:
+        mode = raw_mode(params)
+        params.pop("stream", None)
+        parse_tools = _parse_tools(tools)
+        response = await self._route(
+            {**params, "text": _text_with_format(params, text_format), "tools": parse_tools}
+        )
+        assert isinstance(response, RoutedResponse)
+        parsed = _parsed(response, text_format, parse_tools)
+        return (
+            parsed
+            if mode is None
+            else cast(ParsedResponse[Any], wrap(mode, parsed, self._client, asynchronous=True))
+        )
+
+    def stream(  # type: ignore[override]
+        self,
+        *,
+        text_format: Any = openai.omit,
+        tools: Any = openai.omit,
+        response_id: Any = openai.omit,
+        starting_after: Any = openai.omit,
+        **params: Any,
+    ) -> AsyncRoutedResponseStreamManager[Any]:
+        if isinstance(response_id, str) or isinstance(starting_after, int):
+            raise _unsupported_resume()
+        parse_tools = _parse_tools(tools)
+        request = partial(
+            self.create, **params, text=_text_with_format(params, text_format), tools=parse_tools, stream=True
+        )
+        return AsyncRoutedResponseStreamManager(
+            cast(Callable[[], Awaitable[AsyncResponseEventStream]], request),
+            text_format=text_format,
+            input_tools=parse_tools if parse_tools is not None else openai.omit,
+        )
+
+
+__all__ = [
+    "AsyncResponseEventStream",
+    "AsyncResponses",
+    "ResponseEventStream",
+    "Responses",
+    "RoutedResponse",
+]
