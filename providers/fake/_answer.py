@@ -86,6 +86,11 @@ def _chosen_tool(conv: Conversation) -> Tool | None:
     for tool in conv.tools:
         if tool.name == conv.tool_choice:
             return tool
+    if conv.after_tool_result:
+        # "required" after a tool result: the last tool listed, as agent frameworks list the user's
+        # tools first and their own answer tool (pydantic-ai's final_result) last; the first tool again
+        # would loop forever.
+        return conv.tools[-1]
     return conv.tools[0]
 
 
