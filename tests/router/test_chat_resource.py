@@ -380,3 +380,12 @@ def test_openais_helpers_give_the_same_results_on_openai_and_on_router(
     with_router = _helpers_app(router.OpenAI(policy=policy, max_retries=0))
     assert with_router == with_openai
     assert isinstance(with_router["arguments"], LookupOrder) and "content.done" in with_router["events"]
+
+
+async def test_closing_an_async_routed_stream_early_ends_it(aclient: router.AsyncOpenAI) -> None:
+    stream = await aclient.chat.completions.create(model="gpt-4o-mini", messages=QUESTION, stream=True)
+    await stream.__anext__()
+    await stream.response.aclose()  # how openai's async helpers close a stream
+    with pytest.raises(StopAsyncIteration):
+        await stream.__anext__()
+    assert stream.response.is_closed

@@ -272,3 +272,51 @@ def test_the_responses_resource_is_openais_until_it_is_routed(no_openai_key: Non
     client = router.OpenAI(policy=two_model_policy(), api_key="sk-x", base_url=API)
     assert type(client.responses) is openai.resources.responses.Responses
     assert client.responses is client.responses  # one instance per client, like openai's
+
+
+def test_with_options_takes_every_openai_option_and_passed_through_calls_use_them(
+    no_openai_key: None,
+) -> None:
+    client = router.OpenAI(policy=two_model_policy(), api_key="sk-x", base_url="http://first.test/v1")
+    copy = client.with_options(
+        api_key="sk-copy",
+        organization="org-2",
+        project="proj-2",
+        webhook_secret="whsec",
+        websocket_base_url="ws://ws.test/v1",
+        base_url=API,
+        timeout=7.0,
+        max_retries=1,
+        default_headers={"X-A": "1"},
+        default_query={"q": "1"},
+    )
+    assert (copy.webhook_secret, str(copy.websocket_base_url), copy.max_retries) == (
+        "whsec",
+        "ws://ws.test/v1",
+        1,
+    )
+    assert copy.with_options(set_default_headers={"X-B": "2"}).default_headers.get("X-A") is None
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.post(f"{API}/embeddings").mock(return_value=httpx.Response(200, json=EMBEDDING))
+        copy.embeddings.create(model="text-embedding-3-small", input="hi")
+    sent = route.calls.last.request
+    assert sent.url.params["q"] == "1" and sent.extensions["timeout"]["read"] == 7.0
+    assert sent.headers["authorization"] == "Bearer sk-copy"
+    assert (sent.headers["openai-organization"], sent.headers["openai-project"]) == ("org-2", "proj-2")
+    assert sent.headers["x-a"] == "1"
+
+
+@respx.mock
+def test_a_copy_made_before_any_request_spends_from_the_same_budget_ledger() -> None:
+    respx.post(A).mock(return_value=httpx.Response(200, json=OK_BODY))  # costs $0.002
+    policy = Policy.model_validate(
+        {
+            **two_model_policy().model_dump(exclude_unset=True),
+            "budget": {"limit_usd": 0.001, "window": "total"},
+        }
+    )
+    client = router.OpenAI(policy=policy, api_key="sk-x", ledger="memory://")
+    copy = client.with_options(timeout=5.0)
+    client.chat.completions.create(model="a", messages=MESSAGES, max_tokens=10)
+    with pytest.raises(router.BudgetExceededError):
+        copy.chat.completions.create(model="a", messages=MESSAGES, max_tokens=10)
