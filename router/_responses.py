@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import httpx
@@ -423,14 +423,38 @@ def response_body(
     }
 
 
-def output_items(message: Any, new: Callable[[str], str] = new_id) -> list[JSON]:
-    """A chat ``message`` (dict or openai object) as Responses output items."""
+def token_logprobs(choice_logprobs: Any) -> list[JSON]:
+    """A chat choice's ``logprobs.content`` as Responses ``logprobs`` (the same fields)."""
+    content = _get(choice_logprobs, "content") if choice_logprobs is not None else None
+    return [
+        {
+            "token": _get(entry, "token"),
+            "logprob": _get(entry, "logprob"),
+            "bytes": _get(entry, "bytes") or [],
+            "top_logprobs": [
+                {
+                    "token": _get(top, "token"),
+                    "logprob": _get(top, "logprob"),
+                    "bytes": _get(top, "bytes") or [],
+                }
+                for top in _get(entry, "top_logprobs") or ()
+            ],
+        }
+        for entry in content or ()
+    ]
+
+
+def output_items(
+    message: Any, new: Callable[[str], str] = new_id, logprobs: list[JSON] | None = None
+) -> list[JSON]:
+    """A chat ``message`` (dict or openai object) as Responses output items; ``logprobs`` from
+    ``token_logprobs`` of its choice."""
     items: list[JSON] = []
     content = _get(message, "content")
     refusal = _get(message, "refusal")
     if content or refusal:
         part = (
-            {"type": "output_text", "text": content, "annotations": [], "logprobs": []}
+            {"type": "output_text", "text": content, "annotations": [], "logprobs": logprobs or []}
             if content
             else {"type": "refusal", "refusal": refusal}
         )
@@ -492,6 +516,7 @@ class _Text:
     item_id: str
     kind: str  # "output_text" or "refusal"
     text: str = ""
+    logprobs: list[JSON] = field(default_factory=list)
 
 
 @dataclass
@@ -564,7 +589,9 @@ class EventTranslator:
             if delta is not None:
                 content = _get(delta, "content")
                 if content:
-                    events += self._text_delta("output_text", content)
+                    events += self._text_delta(
+                        "output_text", content, token_logprobs(_get(choice, "logprobs"))
+                    )
                 refusal = _get(delta, "refusal")
                 if refusal:
                     events += self._text_delta("refusal", refusal)
@@ -575,7 +602,7 @@ class EventTranslator:
                 self._finish_reason = reason
         return events
 
-    def _text_delta(self, kind: str, delta: str) -> list[JSON]:
+    def _text_delta(self, kind: str, delta: str, logprobs: list[JSON] | None = None) -> list[JSON]:
         events: list[JSON] = []
         text = self._text
         if text is None:
@@ -598,6 +625,7 @@ class EventTranslator:
                 )
             )
         text.text += delta
+        text.logprobs += logprobs or []
         common = {
             "item_id": text.item_id,
             "output_index": text.output_index,
@@ -607,14 +635,14 @@ class EventTranslator:
         if text.kind == "refusal":
             events.append(self._event("response.refusal.delta", **common))
         else:
-            events.append(self._event("response.output_text.delta", **common, logprobs=[]))
+            events.append(self._event("response.output_text.delta", **common, logprobs=logprobs or []))
         return events
 
     @staticmethod
-    def _part(text: _Text, value: str) -> JSON:
+    def _part(text: _Text, value: str, logprobs: list[JSON] | None = None) -> JSON:
         if text.kind == "refusal":
             return {"type": "refusal", "refusal": value}
-        return {"type": "output_text", "text": value, "annotations": [], "logprobs": []}
+        return {"type": "output_text", "text": value, "annotations": [], "logprobs": logprobs or []}
 
     def _call_delta(self, delta: Any) -> list[JSON]:
         events: list[JSON] = []
@@ -655,12 +683,14 @@ class EventTranslator:
         done: dict[int, JSON] = {}
         text = self._text
         if text is not None:
-            part = self._part(text, text.text)
+            part = self._part(text, text.text, text.logprobs)
             common = {"item_id": text.item_id, "output_index": text.output_index, "content_index": 0}
             if text.kind == "refusal":
                 events.append(self._event("response.refusal.done", **common, refusal=text.text))
             else:
-                events.append(self._event("response.output_text.done", **common, text=text.text, logprobs=[]))
+                events.append(
+                    self._event("response.output_text.done", **common, text=text.text, logprobs=text.logprobs)
+                )
             events.append(self._event("response.content_part.done", **common, part=part))
             item = _message_item(text.item_id, [part], "completed")
             events.append(self._event("response.output_item.done", output_index=text.output_index, item=item))

@@ -10,6 +10,11 @@ routed chat pipeline (plan, budgets, fallbacks, events), and its answer back int
 ``Response`` (with ``.routing``) or openai's Responses stream events. ``stream()`` returns
 openai's stream manager machinery, so ``get_final_response()`` and the typed events work as in
 openai. A turn the router answered is kept (``router._turns``) for ``previous_response_id``.
+
+openai's private parts used here (``construct_type`` for typed events, ``parse_response`` and
+``type_to_text_format_param`` for ``parse``, the pydantic tool classes of ``openai.lib._tools``)
+are pinned by tests/router/test_responses_end_to_end.py (typed events, ``output_parsed``,
+``parsed_arguments``).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from router._responses import (
     output_items,
     response_body,
     responses_usage,
+    token_logprobs,
 )
 from router._routing import RoutingRecord, Usage
 from router._streaming import AsyncRoutedStream, RoutedStream
@@ -114,7 +120,9 @@ def _answer(
 ) -> tuple[RoutedResponse, list[JSON]]:
     """The Response for a routed chat completion, and the turn to keep."""
     choice = completion.choices[0] if completion.choices else None
-    output = output_items(choice.message) if choice is not None else []
+    output = (
+        output_items(choice.message, logprobs=token_logprobs(choice.logprobs)) if choice is not None else []
+    )
     body = response_body(
         response_id=new_id("resp"),
         created_at=wall_clock,

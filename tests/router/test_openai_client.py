@@ -268,9 +268,11 @@ def test_a_misspelt_option_is_a_type_error_at_run_time_too() -> None:
         router.AsyncOpenAI(policy=two_model_policy(), max_retrys=1)  # type: ignore[call-arg]
 
 
-def test_the_responses_resource_is_openais_until_it_is_routed(no_openai_key: None) -> None:
+def test_the_responses_resource_is_a_routed_subclass_of_openais(no_openai_key: None) -> None:
     client = router.OpenAI(policy=two_model_policy(), api_key="sk-x", base_url=API)
-    assert type(client.responses) is openai.resources.responses.Responses
+    # Routed (tests/router/test_responses_end_to_end.py); retrieve, delete, ... stay openai's.
+    assert isinstance(client.responses, openai.resources.responses.Responses)
+    assert type(client.responses) is not openai.resources.responses.Responses
     assert client.responses is client.responses  # one instance per client, like openai's
 
 

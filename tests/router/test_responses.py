@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 from openai._models import construct_type
-from openai.types.chat import ChatCompletionChunk
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
 from router._responses import (
@@ -20,6 +20,7 @@ from router._responses import (
     output_items,
     response_body,
     responses_usage,
+    token_logprobs,
 )
 
 FUNCTION_TOOL = {
@@ -330,3 +331,80 @@ def test_a_stream_cut_by_the_token_limit_ends_with_response_incomplete() -> None
     last = translator.finish(None)[-1]
     assert last["type"] == "response.incomplete"
     assert last["response"]["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+LOGPROBS = {
+    "content": [
+        {
+            "token": "Hel",
+            "logprob": -0.1,
+            "bytes": [72, 101, 108],
+            "top_logprobs": [{"token": "Hel", "logprob": -0.1, "bytes": None}],
+        },
+        {"token": "lo", "logprob": -0.2, "bytes": None, "top_logprobs": []},
+    ]
+}
+
+
+def test_chat_logprobs_come_back_on_the_output_text_part() -> None:
+    logprobs = token_logprobs(
+        ChatCompletion.model_validate(
+            {
+                "id": "c",
+                "object": "chat.completion",
+                "created": 1,
+                "model": "m",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": "Hello"},
+                        "finish_reason": "stop",
+                        "logprobs": LOGPROBS,
+                    }
+                ],
+            }
+        )
+        .choices[0]
+        .logprobs
+    )
+    (item,) = output_items({"content": "Hello"}, _ids(), logprobs)
+    assert item["content"][0]["logprobs"] == [
+        {
+            "token": "Hel",
+            "logprob": -0.1,
+            "bytes": [72, 101, 108],
+            "top_logprobs": [{"token": "Hel", "logprob": -0.1, "bytes": []}],
+        },
+        {"token": "lo", "logprob": -0.2, "bytes": [], "top_logprobs": []},
+    ]
+    Response.model_validate(
+        response_body(
+            response_id="r",
+            created_at=1.0,
+            model="m",
+            echo={"tools": [], "tool_choice": "auto", "parallel_tool_calls": True},
+            output=[item],
+            finish_reason="stop",
+            usage=None,
+        )
+    )
+
+
+def test_streamed_logprobs_arrive_on_each_delta_and_on_the_done_event() -> None:
+    translator = EventTranslator(response_id="resp_1", created_at=1.0, model="m", echo={}, new=_ids())
+    translator.start()
+    chunk = ChatCompletionChunk.model_validate(
+        {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [
+                {"index": 0, "delta": {"content": "Hello"}, "finish_reason": "stop", "logprobs": LOGPROBS}
+            ],
+        }
+    )
+    deltas = [e for e in translator.feed(chunk) if e["type"] == "response.output_text.delta"]
+    assert [entry["token"] for entry in deltas[0]["logprobs"]] == ["Hel", "lo"]
+    (done,) = [e for e in translator.finish(None) if e["type"] == "response.output_text.done"]
+    assert [entry["token"] for entry in done["logprobs"]] == ["Hel", "lo"]

@@ -291,6 +291,19 @@ def test_parse_with_a_pydantic_function_tool_gives_parsed_arguments(api: Api) ->
 
 
 @pytest.mark.parametrize("model", MODELS)
+def test_max_output_tokens_bounds_the_plan_and_a_cut_answer_is_incomplete(api: Api, model: str) -> None:
+    essay = "Write a long essay about the history of France, please, with every king in it."
+    response = api.create(model=model, input=essay, max_output_tokens=3)
+    assert response.status == "incomplete" and response.max_output_tokens == 3
+    assert (
+        response.incomplete_details is not None and response.incomplete_details.reason == "max_output_tokens"
+    )
+    assert response.routing.candidates[0].output_tokens == 3  # the worst case the budget reserves
+    events, _ = api.events(model=model, input=essay, max_output_tokens=3)
+    assert events[-1].type == "response.incomplete"
+
+
+@pytest.mark.parametrize("model", MODELS)
 def test_a_streamed_response_yields_openais_typed_events_and_a_priced_final_response(
     api: Api, model: str
 ) -> None:
@@ -433,16 +446,17 @@ def test_a_500_falls_back_to_the_next_model_streamed_and_not(
     assert [a.error for a in stream.routing.attempts] == ["server", None]
 
 
+@pytest.mark.parametrize("model", MODELS)
 def test_a_budgeted_feature_is_charged_the_responses_cost_and_refused_past_its_cap(
-    make_api: Any, fake: FakeProviders, tmp_path: Path
+    make_api: Any, fake: FakeProviders, tmp_path: Path, model: str
 ) -> None:
     url = f"sqlite:///{tmp_path / 'budget.db'}"
     policy = build_policy(
         fake, features={"faq": {"budget": {"limit_usd": 1.0, "window": "total"}}}, ledger=url
     )
     api = make_api(policy)
-    plain = api.create(model="gpt-4o-mini", input=QUESTION, metadata={"feature": "faq"})
-    _, stream = api.events(model="claude-haiku-4-5", input=QUESTION, metadata={"feature": "faq"})
+    plain = api.create(model=model, input=QUESTION, metadata={"feature": "faq"})
+    _, stream = api.events(model=model, input=QUESTION, metadata={"feature": "faq"})
     ledger = open_ledger(url)
     try:
         ((scope, window, _start, totals),) = ledger.report(now=api.client._router._wall_clock())
@@ -455,23 +469,30 @@ def test_a_budgeted_feature_is_charged_the_responses_cost_and_refused_past_its_c
         fake, features={"faq": {"budget": {"limit_usd": 1e-9, "window": "total"}}}, ledger=url
     )
     with pytest.raises(openai.RateLimitError) as caught:
-        make_api(tight).create(model="gpt-4o-mini", input=QUESTION, metadata={"feature": "faq"})
+        make_api(tight).create(model=model, input=QUESTION, metadata={"feature": "faq"})
     assert caught.value.code == "insufficient_quota"
+    assert len(fake.requests) == 2  # refused before any provider call
 
 
-def test_events_are_emitted_for_the_routed_responses_call(api: Api, fake: FakeProviders) -> None:
-    fake.script(ModelScript("gpt-4o-mini", faults=(status(500),)))
+@pytest.mark.parametrize("model", MODELS)
+def test_events_are_emitted_for_the_routed_responses_call_streamed_and_not(
+    api: Api, fake: FakeProviders, model: str
+) -> None:
+    fake.script(ModelScript(model, faults=(status(500),)))
     with capture_events() as events:
-        response = api.create(model="first-gpt-4o-mini", input=QUESTION, metadata={"feature": "faq"})
-    attempts = [e for e in events if e["event"] == "route.attempt"]
+        response = api.create(model=f"first-{model}", input=QUESTION, metadata={"feature": "faq"})
+        fake.script(ModelScript(model, faults=(status(500),)))
+        _, stream = api.events(model=f"first-{model}", input=QUESTION, metadata={"feature": "faq"})
+    attempts = [(e["model"], e["error_class"]) for e in events if e["event"] == "route.attempt"]
+    second = fallback_of(model)
+    assert attempts == [(model, "server"), (second, None)] * 2
     completed = [e for e in events if e["event"] == "route.completed"]
-    assert [(e["model"], e["error_class"]) for e in attempts] == [
-        ("gpt-4o-mini", "server"),
-        (response.model, None),
+    assert [(e["feature"], e["model"], e["stream"], e["fallback"]) for e in completed] == [
+        ("faq", second, False, True),
+        ("faq", second, True, True),
     ]
-    (done,) = completed
-    assert done["feature"] == "faq" and done["model"] == response.model
-    assert done["request_id"] == response.routing.request_id
+    assert [e["request_id"] for e in completed] == [response.routing.request_id, stream.routing.request_id]
+    assert completed[1]["cost_usd"] == stream.routing.cost_usd
 
 
 def test_a_stream_cut_after_content_raises_stream_interrupted_and_keeps_no_turn(
