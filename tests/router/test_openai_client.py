@@ -4,6 +4,7 @@ to OpenAI as openai's client would send it, and copies that share the router."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 
 import httpx
@@ -72,6 +73,11 @@ async def test_async_without_an_openai_key_routed_calls_work_and_openai_calls_ra
 
 
 def test_enforce_credentials_false_keeps_openais_own_behaviour(no_openai_key: None) -> None:
+    if "_enforce_credentials" not in inspect.signature(openai.OpenAI).parameters:
+        # Older openai (2.20) has no such option: refused as any option the installed openai lacks.
+        with pytest.raises(TypeError, match="needs a newer openai package"):
+            router.OpenAI(policy=two_model_policy(), _enforce_credentials=False)
+        return
     client = router.OpenAI(policy=two_model_policy(), _enforce_credentials=False)
     assert client.api_key == ""
 
