@@ -25,7 +25,6 @@ import httpx
 import openai
 
 from policies.schema import Policy
-from providers.base import as_timeout
 from router._client import AsyncRouter, PolicySource, SyncRouter
 from router._engine import Engine
 
@@ -34,9 +33,9 @@ if TYPE_CHECKING:
 
     from openai._provider import _Provider
     from openai.auth import WorkloadIdentity
+    from openai.resources.responses import AsyncResponses, Responses
 
     from router._chat import AsyncBeta, AsyncChat, AsyncModels, Beta, Chat, Models
-    from router._responses_api import AsyncResponses, Responses
 
     # openai's resources are cached properties that mypy sees as properties (as openai declares them).
     cached_property = property
@@ -142,6 +141,20 @@ def _endpoint(
     )
 
 
+def _router_timeout(timeout: object) -> float | httpx.Timeout | None:
+    """openai's resolved timeout as the router's fast path (httpx) takes it: openai 3's own
+    ``Timeout`` class (httpx2) becomes an ``httpx.Timeout`` with the same phases."""
+    if timeout is None or isinstance(timeout, float | int | httpx.Timeout):
+        return timeout
+    phases = {name: getattr(timeout, name) for name in ("connect", "read", "write", "pool")}
+    return httpx.Timeout(**phases)
+
+
+def _fast_path_client(http_client: object, kind: type[httpx.Client] | type[httpx.AsyncClient]) -> Any:
+    """The caller's HTTP client for routed calls when it is an httpx one (openai 3 takes httpx2's)."""
+    return http_client if isinstance(http_client, kind) else None
+
+
 @dataclass(frozen=True, slots=True)
 class _Shared:
     """What ``copy()`` / ``with_options()`` hand to the new client: the router to share and the
@@ -242,19 +255,19 @@ class OpenAI(openai.OpenAI):
                 api_key=self._endpoint.api_key,
                 base_url=self._endpoint.base_url,
                 default_headers=dict(self._endpoint.headers),
-                timeout=as_timeout(self.timeout),
+                timeout=_router_timeout(self.timeout),
                 retry_attempts=_retry_attempts(max_retries),
                 clock=clock,
                 wall_clock=wall_clock,
                 ledger=ledger,
                 tracer_provider=tracer_provider,
-                http_client=http_client,
+                http_client=_fast_path_client(http_client, httpx.Client),
                 sleep=sleep,
             )
         else:
             changed = self._endpoint != _shared.endpoint
             engine = self._endpoint.engine(_shared.router.policy) if changed else None
-            self._router = _shared.router._copy(as_timeout(self.timeout), _shared.retry_attempts, engine)
+            self._router = _shared.router._copy(_router_timeout(self.timeout), _shared.retry_attempts, engine)
 
     @property
     def policy(self) -> Policy:
@@ -280,8 +293,8 @@ class OpenAI(openai.OpenAI):
 
     @cached_property
     def responses(self) -> Responses:
-        """The Responses API, routed by the policy (``router._responses_api``)."""
-        from router._responses_api import Responses
+        """openai's Responses resource, passed through: the one place a routed one plugs in."""
+        from openai.resources.responses import Responses
 
         return Responses(self)
 
@@ -372,19 +385,19 @@ class AsyncOpenAI(openai.AsyncOpenAI):
                 api_key=self._endpoint.api_key,
                 base_url=self._endpoint.base_url,
                 default_headers=dict(self._endpoint.headers),
-                timeout=as_timeout(self.timeout),
+                timeout=_router_timeout(self.timeout),
                 retry_attempts=_retry_attempts(max_retries),
                 clock=clock,
                 wall_clock=wall_clock,
                 ledger=ledger,
                 tracer_provider=tracer_provider,
-                http_client=http_client,
+                http_client=_fast_path_client(http_client, httpx.AsyncClient),
                 sleep=sleep,
             )
         else:
             changed = self._endpoint != _shared.endpoint
             engine = self._endpoint.engine(_shared.router.policy) if changed else None
-            self._router = _shared.router._copy(as_timeout(self.timeout), _shared.retry_attempts, engine)
+            self._router = _shared.router._copy(_router_timeout(self.timeout), _shared.retry_attempts, engine)
 
     @property
     def policy(self) -> Policy:
@@ -410,8 +423,8 @@ class AsyncOpenAI(openai.AsyncOpenAI):
 
     @cached_property
     def responses(self) -> AsyncResponses:
-        """The Responses API, routed by the policy (``router._responses_api``)."""
-        from router._responses_api import AsyncResponses
+        """openai's Responses resource, passed through: the one place a routed one plugs in."""
+        from openai.resources.responses import AsyncResponses
 
         return AsyncResponses(self)
 
