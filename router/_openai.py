@@ -33,9 +33,9 @@ if TYPE_CHECKING:
 
     from openai._provider import _Provider
     from openai.auth import WorkloadIdentity
-    from openai.resources.responses import AsyncResponses, Responses
 
     from router._chat import AsyncBeta, AsyncChat, AsyncModels, Beta, Chat, Models
+    from router._responses_api import AsyncResponses, Responses
 
     # openai's resources are cached properties that mypy sees as properties (as openai declares them).
     cached_property = property
@@ -293,8 +293,8 @@ class OpenAI(openai.OpenAI):
 
     @cached_property
     def responses(self) -> Responses:
-        """openai's Responses resource, passed through: the one place a routed one plugs in."""
-        from openai.resources.responses import Responses
+        """The Responses API, routed by the policy (``router._responses_api``)."""
+        from router._responses_api import Responses
 
         return Responses(self)
 
@@ -423,8 +423,8 @@ class AsyncOpenAI(openai.AsyncOpenAI):
 
     @cached_property
     def responses(self) -> AsyncResponses:
-        """openai's Responses resource, passed through: the one place a routed one plugs in."""
-        from openai.resources.responses import AsyncResponses
+        """The Responses API, routed by the policy (``router._responses_api``)."""
+        from router._responses_api import AsyncResponses
 
         return AsyncResponses(self)
 

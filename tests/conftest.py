@@ -9,7 +9,7 @@ import pytest
 from providers.fake import FakeProviders
 
 # redis_server / redis_url: a real redis-server started for the session (tests/redis_server.py).
-pytest_plugins = ["tests.redis_server", "tests.respx_httpx2"]
+pytest_plugins = ["tests.redis_server"]
 
 
 @pytest.fixture(scope="session")
