@@ -233,6 +233,7 @@ class _EventBytes(httpx.SyncByteStream):
             yield _sse(event)
 
     def close(self) -> None:
+        self._stream._closed = True
         self._stream._chat.close()
 
 
@@ -249,6 +250,7 @@ class ResponseEventStream(openai.Stream[ResponseStreamEvent]):
         self._chat = chat
         self._translator = translator
         self._keep = keep
+        self._closed = False
         self._iterator = self._events()
 
     @property
@@ -262,8 +264,12 @@ class ResponseEventStream(openai.Stream[ResponseStreamEvent]):
         for data in translator.start():
             yield _event(data, routing)
         for chunk in self._chat:
+            if self._closed:
+                return
             for data in translator.feed(chunk):
                 yield _event(data, routing)
+        if self._closed:  # closed early: it ends, never "completed" with a cut answer
+            return
         closing = translator.finish(_usage(self._chat.routing))
         self._keep(translator.output)
         for data in closing:
@@ -419,6 +425,7 @@ class _AsyncEventBytes(httpx.AsyncByteStream):
             yield _sse(event)
 
     async def aclose(self) -> None:
+        self._stream._closed = True
         await self._stream._chat.close()
 
 
@@ -437,6 +444,7 @@ class AsyncResponseEventStream(openai.AsyncStream[ResponseStreamEvent]):
         self._chat = chat
         self._translator = translator
         self._keep = keep
+        self._closed = False
         self._iterator = self._events()
 
     @property
@@ -449,8 +457,12 @@ class AsyncResponseEventStream(openai.AsyncStream[ResponseStreamEvent]):
         for data in translator.start():
             yield _event(data, routing)
         async for chunk in self._chat:
+            if self._closed:
+                return
             for data in translator.feed(chunk):
                 yield _event(data, routing)
+        if self._closed:
+            return
         closing = translator.finish(_usage(self._chat.routing))
         await self._keep(translator.output)
         for data in closing:

@@ -140,6 +140,23 @@ class Api:
 
         return self._run(read())  # type: ignore[no-any-return]
 
+    def close_then_read(self, count: int, **params: Any) -> tuple[list[Any], list[Any]]:
+        """Read ``count`` events of ``create(stream=True)``, close the stream, then read on."""
+        if isinstance(self.client, OpenAI):
+            stream = self.client.responses.create(stream=True, **params)
+            first = [next(stream) for _ in range(count)]
+            stream.close()
+            return first, list(stream)
+        client = self.client
+
+        async def read() -> tuple[list[Any], list[Any]]:
+            stream = await client.responses.create(stream=True, **params)
+            first = [await stream.__anext__() for _ in range(count)]
+            await stream.close()
+            return first, [event async for event in stream]
+
+        return self._run(read())  # type: ignore[no-any-return]
+
     def stream_final(self, **params: Any) -> tuple[list[Any], ParsedResponse[Any]]:
         """``responses.stream(...)``: the events and ``get_final_response()``."""
         if isinstance(self.client, OpenAI):
@@ -523,6 +540,13 @@ def test_closing_a_stream_early_settles_its_budget_at_what_arrived(
     finally:
         ledger.close()
     assert totals.reserved_usd == 0 and totals.spent_usd > 0
+
+
+def test_a_stream_closed_early_ends_without_claiming_completion_and_keeps_no_turn(api: Api) -> None:
+    first, rest = api.close_then_read(5, model="gpt-4o-mini", input=QUESTION)
+    assert first[-1].type == "response.output_text.delta" and rest == []
+    with pytest.raises(openai.BadRequestError, match="not found"):
+        api.create(model="gpt-4o-mini", input="Again", previous_response_id=first[0].response.id)
 
 
 def test_hosted_tools_are_refused_before_any_provider_is_called(api: Api, fake: FakeProviders) -> None:
