@@ -29,6 +29,22 @@ DEFAULT_TIMEOUT = httpx.Timeout(timeout=600.0, connect=5.0)
 MALFORMED_EVENT = "router.malformed_event"
 
 
+def as_timeout(value: object) -> Timeout:
+    """``value`` as a timeout httpx reads.
+
+    openai 3.x speaks HTTP through httpx2, so its clients' ``timeout`` (and what libraries pass on per
+    call) is an ``httpx2.Timeout``, which httpx cannot read: its four phases are carried over.
+    """
+    if value is None or isinstance(value, httpx.Timeout | float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    as_dict = getattr(value, "as_dict", None)
+    if callable(as_dict):
+        return httpx.Timeout(**as_dict())
+    raise TypeError(f"timeout must be a number of seconds, an httpx.Timeout or None, not {value!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Deployment:
     """One model at one provider endpoint, with its resolved credentials."""

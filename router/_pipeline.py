@@ -22,7 +22,7 @@ import openai
 from policies.filters import PlanContext, worst_case_cost, worst_case_tokens
 from policies.plan import DEFAULT_FEATURE, Plan, RouteRequest, describe_request
 from providers import error_kinds
-from providers.base import JSON, MALFORMED_EVENT, CallOptions, Deployment, Timeout
+from providers.base import JSON, MALFORMED_EVENT, CallOptions, Deployment, Timeout, as_timeout
 from providers.errors import error_class, retry_after_s
 from router._budgets import BudgetBook
 from router._engine import Engine
@@ -92,7 +92,7 @@ def normalize(kwargs: Mapping[str, Any], default_timeout: Timeout) -> Request:
             params["metadata"] = metadata
     timeout = params.pop("timeout", None)
     options = CallOptions(
-        timeout=timeout if timeout is not None else default_timeout,
+        timeout=as_timeout(timeout) if timeout is not None else default_timeout,
         extra_headers=params.pop("extra_headers", None),
         extra_query=params.pop("extra_query", None),
     )

@@ -81,16 +81,35 @@ class Answer:
 
 
 def _chosen_tool(conv: Conversation) -> Tool | None:
-    if not conv.tools or conv.after_tool_result or conv.tool_choice == "none":
+    if not conv.tools or conv.tool_choice == "none":
+        return None
+    # After a tool result the model answers in text, unless the caller forces a tool: a forced choice
+    # ("required" or a name) holds on every turn, as with the real APIs (structured-output retries).
+    if conv.after_tool_result and conv.tool_choice == "auto":
         return None
     for tool in conv.tools:
         if tool.name == conv.tool_choice:
             return tool
+    if conv.after_tool_result:
+        # "required" after a tool result: the last tool listed, as agent frameworks list the user's
+        # tools first and their own answer tool (pydantic-ai's final_result) last; the first tool again
+        # would loop forever.
+        return conv.tools[-1]
     return conv.tools[0]
 
 
-def decide(conv: Conversation, script: ModelScript, *, content_filtered: bool = False) -> Answer:
-    """The answer to ``conv`` under ``script``: pure, so every protocol agrees on it."""
+def decide(
+    conv: Conversation,
+    script: ModelScript,
+    *,
+    content_filtered: bool = False,
+    scripted_reply: str | None = None,
+) -> Answer:
+    """The answer to ``conv`` under ``script``: pure, so every protocol agrees on it.
+
+    ``scripted_reply`` (the turn's entry of ``script.replies``) replaces the text or the tool call's
+    arguments.
+    """
     prompt = script.prompt_tokens if script.prompt_tokens is not None else conv.prompt_tokens
     cached = min(script.cached_tokens, prompt)
     finish: Finish = "stop"
@@ -100,12 +119,16 @@ def decide(conv: Conversation, script: ModelScript, *, content_filtered: bool = 
         finish = "content_filter"
         completion = 0
     elif (tool := _chosen_tool(conv)) is not None:
-        arguments = json.dumps(minimal_instance(tool.parameters))
+        arguments = (
+            scripted_reply if scripted_reply is not None else json.dumps(minimal_instance(tool.parameters))
+        )
         tool_call = ToolCall(tool.name, arguments)
         finish = "tool_calls"
         completion = tool_call_tokens(tool.name, arguments)
     else:
-        if script.reply is not None:
+        if scripted_reply is not None:
+            text = scripted_reply
+        elif script.reply is not None:
             text = script.reply
         elif conv.json_schema is not None:
             text = json.dumps(minimal_instance(conv.json_schema))

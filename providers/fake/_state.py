@@ -25,20 +25,30 @@ def redact(headers: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Turn:
-    """What one request gets: the model's script, the fault it consumed (if any) and its number."""
+    """What one request gets: the model's script, the fault it consumed (if any), its number, and the
+    scripted reply it consumed (if any)."""
 
     script: ModelScript
     fault: Fault | None
     number: int
+    reply: str | None = None
 
 
 class _ModelState:
-    __slots__ = ("cursor", "rng", "script")
+    __slots__ = ("cursor", "replied", "rng", "script")
 
     def __init__(self, script: ModelScript) -> None:
         self.script = script
         self.cursor = 0
+        self.replied = 0
         self.rng = random.Random(script.seed)
+
+    def next_reply(self) -> str | None:
+        replies = self.script.replies
+        if self.replied >= len(replies):
+            return None
+        self.replied += 1
+        return replies[self.replied - 1]
 
     def next_fault(self) -> Fault | None:
         script = self.script
@@ -86,5 +96,8 @@ class State:
             state = self._models.get(model)
             if state is None:
                 return Turn(ModelScript(model), None, number)
-            fault = None if state.script.unknown else state.next_fault()
-            return Turn(state.script, fault, number)
+            if state.script.unknown:
+                return Turn(state.script, None, number)
+            fault = state.next_fault()
+            reply = state.next_reply() if fault is None else None
+            return Turn(state.script, fault, number, reply)

@@ -164,11 +164,17 @@ class ModelScript:
     Faults are consumed one per request, in order; then the model behaves normally, or starts over
     when ``repeat_faults`` is set. Past the scripted faults, ``fail_rate`` fails a seeded-random share
     of requests with ``fail_status`` so that random failure is still reproducible.
+
+    ``replies`` script a conversation: each answered request (one that meets no fault) takes the next
+    one, in order, as its message text or, when it gets a tool call, as the call's arguments (JSON
+    text). Past them, ``reply`` or the usual answer. This is how a test makes a model answer wrongly
+    once and then rightly (a structured-output library's validation retry).
     """
 
     model: str
     latency_s: float = 0.0
     reply: str | None = None
+    replies: tuple[str, ...] = ()
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     cached_tokens: int = 0
@@ -191,6 +197,7 @@ class ModelScript:
             raise ValueError("latency_s and cached_tokens must not be negative")
         # Accept any iterable of faults (a list from JSON) but store a tuple: frozen means frozen.
         object.__setattr__(self, "faults", tuple(self.faults))
+        object.__setattr__(self, "replies", tuple(self.replies))
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form accepted by ``POST /_fake/script``: only the fields that differ from the defaults."""
@@ -200,6 +207,9 @@ class ModelScript:
             if f.name == "faults":
                 if value:
                     out["faults"] = [fault.to_json() for fault in value]
+            elif f.name == "replies":
+                if value:
+                    out["replies"] = list(value)
             elif f.name != "model" and value != f.default:
                 out[f.name] = value
         return out

@@ -176,7 +176,10 @@ class _Handlers:
         if limit is not None and conv.prompt_tokens > limit:
             return self._error(wire.context_error(limit, conv.prompt_tokens))
         answer = decide(
-            conv, turn.script, content_filtered=fault is not None and fault.kind == "content_filter"
+            conv,
+            turn.script,
+            content_filtered=fault is not None and fault.kind == "content_filter",
+            scripted_reply=turn.reply,
         )
         ids = Ids(turn.number, int(time.time()))
         if not stream:

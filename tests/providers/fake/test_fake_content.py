@@ -124,8 +124,10 @@ def test_script_round_trips_through_json() -> None:
         faults=(status(429, retry_after=1.5), hang(2), stream_stall(1, 0.1)),
         fail_rate=0.25,
         seed=4,
+        replies=("wrong", '{"ok": true}'),
     )
     assert ModelScript.from_json(script.to_json()) == script
+    assert script.to_json()["replies"] == ["wrong", '{"ok": true}']
     assert script.to_json()["faults"][0] == {"kind": "status", "status": 429, "retry_after": 1.5}
 
 

@@ -188,6 +188,28 @@ def test_scripted_reply_usage_and_cached_tokens_are_reported(
     assert response.usage.prompt_tokens_details.cached_tokens == 600
 
 
+def test_scripted_replies_answer_in_order_as_text_or_tool_arguments_then_the_usual_answer(
+    fake: FakeProviders, client: openai.OpenAI
+) -> None:
+    fake.script(ModelScript(MODEL, faults=(status(500),), replies=("first", '{"city": "Oslo"}', "third")))
+    with pytest.raises(openai.InternalServerError):  # a faulted request takes no reply
+        client.chat.completions.create(model=MODEL, messages=QUESTION)
+    first = client.chat.completions.create(model=MODEL, messages=QUESTION)
+    call = client.chat.completions.create(model=MODEL, messages=QUESTION, tools=[WEATHER_TOOL])
+    third = client.chat.completions.create(model=MODEL, messages=QUESTION)
+    usual = client.chat.completions.create(model=MODEL, messages=QUESTION, tools=[WEATHER_TOOL])
+    assert first.choices[0].message.content == "first"
+    tool_calls = call.choices[0].message.tool_calls
+    assert tool_calls is not None and tool_calls[0].function.arguments == '{"city": "Oslo"}'
+    assert third.choices[0].message.content == "third"
+    assert usual.choices[0].message.tool_calls is not None
+    assert json.loads(usual.choices[0].message.tool_calls[0].function.arguments) == {
+        "city": "example",
+        "unit": "celsius",
+        "days": 3,
+    }
+
+
 def test_429_raises_rate_limit_error_with_retry_after_headers(
     fake: FakeProviders, client: openai.OpenAI
 ) -> None:
