@@ -151,6 +151,32 @@ class LoggingSpec(_Frozen):
     )
 
 
+# Learned adequacy (docs/adequacy.md), the same keys on a route and on a feature (the feature's win).
+AdequacyFile = Annotated[
+    str | None,
+    Field(
+        description="An adequacy file from `router train` (path relative to the policy file): "
+        "per-request predicted success of each model."
+    ),
+]
+MinSuccess = Annotated[
+    float | None,
+    Field(ge=0.0, le=1.0, description="With adequacy: reject a model predicted to succeed less often."),
+]
+MaxShortfall = Annotated[
+    float | None,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="With adequacy: reject a model predicted more than this below the likeliest candidate.",
+    ),
+]
+OnInadequate = Annotated[
+    Literal["best", "fail"] | None,
+    Field(description="When no model passes: best (default) = the most likely one answers; fail = refuse."),
+]
+
+
 class RouteSpec(_Frozen):
     """A virtual model name (``model="auto"``) and how it chooses among real models."""
 
@@ -198,28 +224,10 @@ class RouteSpec(_Frozen):
     on_content_policy: ContentPolicyConduct | None = Field(
         default=None, description="Overrides the top-level on_content_policy."
     )
-    adequacy: str | None = Field(
-        default=None,
-        description="An adequacy file from `router train` (path relative to the policy file): "
-        "per-request predicted success of each model.",
-    )
-    min_success: float | None = Field(
-        default=None,
-        ge=0.0,
-        le=1.0,
-        description="With adequacy: reject a model whose predicted success for this request is lower.",
-    )
-    max_shortfall: float | None = Field(
-        default=None,
-        ge=0.0,
-        le=1.0,
-        description="With adequacy: reject a model predicted more than this below the likeliest candidate.",
-    )
-    on_inadequate: Literal["best", "fail"] | None = Field(
-        default=None,
-        description="When no model reaches min_success: best (default) = the most likely one "
-        "answers; fail = refuse the request.",
-    )
+    adequacy: AdequacyFile = None
+    min_success: MinSuccess = None
+    max_shortfall: MaxShortfall = None
+    on_inadequate: OnInadequate = None
 
 
 class FeatureSpec(_Frozen):
@@ -232,29 +240,10 @@ class FeatureSpec(_Frozen):
         default=None, description="Benchmark floors for this feature; the stricter of route and feature wins."
     )
     budget: BudgetSpec | None = Field(default=None, description="This feature's spending cap.")
-    adequacy: str | None = Field(
-        default=None,
-        description="An adequacy file from `router train` (path relative to the policy file): "
-        "per-request predicted success of each model.",
-    )
-    min_success: float | None = Field(
-        default=None,
-        ge=0.0,
-        le=1.0,
-        description="With adequacy (the feature's or its route's): reject a model whose predicted "
-        "success for this request is lower.",
-    )
-    max_shortfall: float | None = Field(
-        default=None,
-        ge=0.0,
-        le=1.0,
-        description="With adequacy: reject a model predicted more than this below the likeliest candidate.",
-    )
-    on_inadequate: Literal["best", "fail"] | None = Field(
-        default=None,
-        description="When no model reaches min_success: best (default) = the most likely one "
-        "answers; fail = refuse the request.",
-    )
+    adequacy: AdequacyFile = None
+    min_success: MinSuccess = None
+    max_shortfall: MaxShortfall = None
+    on_inadequate: OnInadequate = None
 
 
 class Policy(_Frozen):
