@@ -17,10 +17,9 @@ import hashlib
 import json
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import chain, pairwise, repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -32,6 +31,7 @@ FORMAT: Final = "router-adequacy"
 VERSION: Final = 1
 # scikit-learn's default token pattern: runs of two or more word characters.
 TOKEN_PATTERN: Final = r"(?u)\b\w\w+\b"
+_FAST_TOKEN: Final = r"\w\w+"
 # Only the end of a long prompt is read: few-shot prompts repeat their examples up front, and what
 # varies (the question) comes last. Bounds the work per request too.
 DEFAULT_MAX_CHARS: Final = 4000
@@ -118,7 +118,10 @@ class Adequacy:
             self._max_chars = int(featurizer.get("max_chars", DEFAULT_MAX_CHARS))
             self._lowercase = bool(featurizer.get("lowercase", True))
             self._sublinear = bool(featurizer.get("sublinear_tf", True))
-            self._token = re.compile(featurizer.get("token_pattern", TOKEN_PATTERN))
+            pattern = featurizer.get("token_pattern", TOKEN_PATTERN)
+            # The same tokens without the word-boundary checks, which cost a third of the time:
+            # findall takes maximal runs of word characters either way (tests pin the equality).
+            self._token = re.compile(_FAST_TOKEN if pattern == TOKEN_PATTERN else pattern)
         except (KeyError, TypeError, ValueError) as exc:
             raise AdequacyError(
                 f"{source}: malformed adequacy file ({exc!r}); retrain it with `router train`."
@@ -188,15 +191,16 @@ class Adequacy:
         if self._lowercase:
             text = text.lower()
         tokens = self._token.findall(text)
-        index, pairs = self._index, self._pairs
-        found = [(index[t], n) for t, n in Counter(tokens).items() if t in index]
-        if self._bigrams and pairs:
-            found += [(pairs[p], n) for p, n in Counter(pairwise(tokens)).items() if p in pairs]
-        counts = dict(found)
-        if not counts:
+        # Vocabulary ids of every unigram and bigram (-1: not in the vocabulary), looked up by
+        # map() in C rather than a Python loop: this is most of the time a prediction takes.
+        missing = repeat(-1)
+        ids = chain(map(self._index.get, tokens, missing), map(self._pairs.get, pairwise(tokens), missing))
+        found = np.fromiter(ids, dtype=np.intp)
+        found = found[found >= 0]
+        if not len(found):
             return np.empty(0, dtype=np.intp), np.empty(0)
-        idx = np.fromiter(counts.keys(), dtype=np.intp, count=len(counts))
-        tf = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        idx, counts = np.unique(found, return_counts=True)
+        tf = counts.astype(np.float64)
         if self._sublinear:
             tf = np.log(tf) + 1.0
         weights = tf * self._idf[idx]

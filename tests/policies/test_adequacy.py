@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policies.adequacy import (
     Adequacy,
@@ -200,3 +202,12 @@ def test_choose_is_the_gate_followed_by_cheapest() -> None:
     assert choose(predicted, order, max_shortfall=0.0) == "strong"
     assert choose(predicted, order, min_success=0.8) == "mid"
     assert choose(predicted, order, min_success=0.95) == "strong"  # none passes: the likeliest
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8"), max_size=200))
+def test_the_fast_token_pattern_finds_exactly_scikit_learns_tokens(text: str) -> None:
+    import re
+
+    from policies.adequacy import _FAST_TOKEN, TOKEN_PATTERN
+
+    assert re.findall(_FAST_TOKEN, text) == re.findall(TOKEN_PATTERN, text)
