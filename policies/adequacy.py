@@ -79,13 +79,6 @@ def prompt_fingerprint(text: str) -> str:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """Each model's predicted probability of success for one request."""
-
-    success: Mapping[str, float]
-
-
 class Adequacy:
     """A loaded adequacy file: ``predict(text)`` gives each model's probability of success."""
 

@@ -169,10 +169,6 @@ def best_single(singles: Sequence[Point]) -> Point:
 # --------------------------------------------------------------------------- replay through the planner
 
 
-def estimated_cost(model: ModelInfo, prompt_tokens: int, output_tokens: int) -> float | None:
-    return model.cost_usd(prompt_tokens, output_tokens, 0)
-
-
 def cost_table(
     data: LabeledData, models: Sequence[str], catalog: Mapping[str, ModelInfo], output_tokens: int
 ) -> dict[str, list[float]]:
@@ -186,7 +182,7 @@ def cost_table(
             value = recorded[i] if i < len(recorded) else None
             if value is None:
                 info = catalog.get(model)
-                value = estimated_cost(info, prompt_tokens[i], output_tokens) if info is not None else None
+                value = info.cost_usd(prompt_tokens[i], output_tokens, 0) if info is not None else None
                 if value is None:
                     raise ValueError(
                         f"model {model!r} has no cost column ({model}|total_cost) and no known price: "
