@@ -31,6 +31,7 @@ from policies.filters import (
 from policies.rankings import RANKINGS
 from policies.schema import FeatureSpec, Policy, RouteSpec
 from policies.tokens import PromptSize, has_images
+from providers.base import NATIVE_RESPONSES, NativeResponses
 from providers.catalog import ModelInfo
 
 DEFAULT_FEATURE: Final = "default"
@@ -82,6 +83,9 @@ def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: 
         needs.add("json_schema")
     if stream:
         needs.add("streaming")
+    native = body.get(NATIVE_RESPONSES)
+    if isinstance(native, NativeResponses) and native.required:
+        needs.add("responses")  # a Responses API call only a native Responses server can serve
     # Both given: which one a provider honours varies (older servers ignore max_completion_tokens),
     # so the larger bounds what it may bill.
     limits = [int(v) for v in (body.get("max_completion_tokens"), body.get("max_tokens")) if v]

@@ -62,6 +62,9 @@ class Deployment:
     # Quirks of the provider's streams through litellm (providers.registry.ProviderSpec).
     stream_ends_with_usage: bool = False
     stream_ignores_timeout: bool = False
+    # The endpoint speaks OpenAI's Responses API (``/responses``): a routed ``responses.create``
+    # goes there natively instead of through chat (the catalog capability ``responses``).
+    responses: bool = False
 
     def __repr__(self) -> str:
         # Header values are often credentials (a proxy's token, an org key): names only, never values.
@@ -119,3 +122,28 @@ class AsyncAdapter(Protocol):
     def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> AsyncIterator[JSON]: ...
 
     async def close(self) -> None: ...
+
+
+# The request-body key under which a Responses API call rides through the chat pipeline: the
+# router's responses layer puts a ``NativeResponses`` there, the OpenAI-compatible adapter sends it
+# to ``/responses`` for a deployment that speaks the Responses API (``Deployment.responses``), and
+# every adapter drops it from a chat call. Never sent to a provider as is.
+NATIVE_RESPONSES = "router.native_responses"
+
+
+@dataclass(frozen=True, slots=True)
+class NativeResponses:
+    """A ``responses.create`` call as the Responses API itself takes it (without ``model``/``stream``).
+
+    ``required``: the request uses what only a Responses server can do (hosted tools, a
+    ``previous_response_id`` the router does not hold, ...), so only such models may serve it; the
+    planner reads it as the capability ``responses``. ``previous_base``: the API base of the server
+    that created ``params["previous_response_id"]``; another server gets ``expanded_input`` (the held
+    conversation as input items) instead of the id.
+    """
+
+    params: Mapping[str, Any]
+    required: bool = False
+    reason: str | None = None
+    previous_base: str | None = None
+    expanded_input: tuple[Mapping[str, Any], ...] | None = None

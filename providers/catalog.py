@@ -17,9 +17,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-Capability = Literal["tools", "parallel_tools", "vision", "json_schema", "streaming"]
+Capability = Literal["tools", "parallel_tools", "vision", "json_schema", "streaming", "responses"]
 CAPABILITIES: Final[frozenset[str]] = frozenset(
-    {"tools", "parallel_tools", "vision", "json_schema", "streaming"}
+    {"tools", "parallel_tools", "vision", "json_schema", "streaming", "responses"}
 )
 
 # litellm's names for the capabilities we route on.
@@ -185,6 +185,10 @@ def resolve_model(
         # Unknown to litellm (a self-hosted model, say): every OpenAI-compatible server streams, but
         # nothing else is assumed: tools, vision and JSON schema must be declared under supports:.
         info = replace(info, supports=frozenset({"streaming"}))
+    if provider == "openai":
+        # OpenAI's own API speaks the Responses API for every chat model; an OpenAI-compatible server
+        # says so in the policy (supports: [..., responses]).
+        info = replace(info, supports=info.supports | {"responses"})
     shipped = _quality_for(name, model_id)
     quality = {bench: s.score for bench, s in shipped.items()}
     sources = {bench: s.source for bench, s in shipped.items()}

@@ -23,7 +23,7 @@ from typing import Any, Final
 import httpx
 import openai
 
-from providers.base import JSON, CallOptions, Deployment, Timeout
+from providers.base import JSON, NATIVE_RESPONSES, CallOptions, Deployment, Timeout
 from providers.errors import connection_failed, from_litellm, timeout_error
 
 
@@ -111,6 +111,8 @@ def _longest_phase(timeout: Timeout) -> float | None:
 
 
 def _arguments(deployment: Deployment, body: JSON, options: CallOptions, stream: bool) -> dict[str, Any]:
+    if NATIVE_RESPONSES in body:  # a routed responses.create: litellm gets its chat translation
+        body = {k: v for k, v in body.items() if k != NATIVE_RESPONSES}
     arguments: dict[str, Any] = {
         # A deep copy: litellm's Gemini path rewrites tool schemas in place, and the body is the caller's.
         **_copy(body),

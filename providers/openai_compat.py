@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import openai
 
+from providers import _responses_wire as responses_wire
 from providers._aiohttp import AiohttpTransport, TransportLimits, send
-from providers.base import DEFAULT_TIMEOUT, JSON, MALFORMED_EVENT, CallOptions, Deployment
+from providers.base import DEFAULT_TIMEOUT, JSON, MALFORMED_EVENT, NATIVE_RESPONSES, CallOptions, Deployment
 from providers.errors import connection_error, malformed_response, status_error_from_response
 
 _DONE = "[DONE]"
@@ -45,7 +46,18 @@ class _OpenAICompatibleBase:
         if options.extra_headers:
             headers = headers.copy()
             headers.update(options.extra_headers)
-        payload = {**body, "model": deployment.model}
+        if NATIVE_RESPONSES in body:
+            # A routed responses.create: natively to /responses where the deployment speaks it,
+            # else the chat call it was translated to (providers._responses_wire).
+            if deployment.responses:
+                url = responses_wire.responses_url(url)
+                native = body[NATIVE_RESPONSES]
+                payload = responses_wire.request_payload(native, deployment, stream=bool(body.get("stream")))
+            else:
+                payload = {k: v for k, v in body.items() if k != NATIVE_RESPONSES}
+                payload["model"] = deployment.model
+        else:
+            payload = {**body, "model": deployment.model}
         try:
             content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         except UnicodeEncodeError:
@@ -64,13 +76,18 @@ class _OpenAICompatibleBase:
         )
 
     @staticmethod
-    def _read(response: httpx.Response) -> JSON:
+    def _read(response: httpx.Response, native: bool = False) -> JSON:
         if response.status_code >= 400:
             raise status_error_from_response(response)
         try:
             data = json.loads(response.content)
         except ValueError as exc:
             raise malformed_response(response, "the body is not JSON") from exc
+        if native:
+            view = responses_wire.read_response(data)
+            if isinstance(view, str):
+                raise malformed_response(response, view)
+            return view
         if not isinstance(data, dict) or "choices" not in data:
             raise malformed_response(response, "no 'choices' in the body")
         return data
@@ -144,6 +161,11 @@ def _interrupted(response: httpx.Response) -> openai.APIConnectionError:
     )
 
 
+def _native(deployment: Deployment, body: JSON) -> bool:
+    """Whether this call goes to the deployment's ``/responses`` (see ``_build``)."""
+    return deployment.responses and NATIVE_RESPONSES in body
+
+
 def _url_and_headers(deployment: Deployment) -> tuple[str, dict[str, str]]:
     base = (deployment.api_base or "").rstrip("/")
     headers = {"content-type": "application/json", "accept": "application/json"}
@@ -190,7 +212,7 @@ class OpenAICompatible(_OpenAICompatibleBase):
             response = self._client.send(request)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
-        return self._read(response)
+        return self._read(response, _native(deployment, body))
 
     def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> Iterator[JSON]:
         request = self._build(deployment, body, options)
@@ -198,7 +220,28 @@ class OpenAICompatible(_OpenAICompatibleBase):
             response = self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
+        if _native(deployment, body):
+            return self._iterate_native(response)
         return self._iterate(response, _Ending(body))
+
+    def _iterate_native(self, response: httpx.Response) -> Iterator[JSON]:
+        reader = responses_wire.EventReader(response.request)
+        try:
+            if response.status_code >= 400:
+                response.read()
+                raise status_error_from_response(response)
+            for line in response.iter_lines():
+                chunk = reader.chunk(line)
+                if chunk is not None:
+                    yield chunk
+            if not reader.ended:
+                raise responses_wire.interrupted(response.request)
+        except httpx.HTTPError as exc:
+            if reader.ended:
+                return
+            raise connection_error(exc, response.request) from exc
+        finally:
+            response.close()
 
     def _iterate(self, response: httpx.Response, ending: _Ending) -> Iterator[JSON]:
         try:
@@ -243,7 +286,7 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
             response = await send(self._client, request, stream=False)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
-        return self._read(response)
+        return self._read(response, _native(deployment, body))
 
     async def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> AsyncIterator[JSON]:
         request = self._build(deployment, body, options)
@@ -251,6 +294,24 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
             response = await send(self._client, request, stream=True)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
+        if _native(deployment, body):
+            reader = responses_wire.EventReader(response.request)
+            try:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise status_error_from_response(response)
+                async for line in response.aiter_lines():
+                    chunk = reader.chunk(line)
+                    if chunk is not None:
+                        yield chunk
+                if not reader.ended:
+                    raise responses_wire.interrupted(response.request)
+            except httpx.HTTPError as exc:
+                if not reader.ended:
+                    raise connection_error(exc, response.request) from exc
+            finally:
+                await response.aclose()
+            return
         ending = _Ending(body)
         try:
             if response.status_code >= 400:

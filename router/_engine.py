@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import replace
 from types import MappingProxyType
 
 from policies.plan import Planner
@@ -49,6 +50,13 @@ class Engine:
             deployment, problem = _deployment(
                 name, spec, env=env, api_key=api_key, base_url=base_url, default_headers=default_headers
             )
+            if "responses" in catalog[name].supports:
+                # Only the OpenAI-compatible fast path speaks /responses (not Azure's URL shape, not
+                # litellm): elsewhere the capability would promise what no adapter does.
+                if deployment.adapter == "openai":
+                    deployment = replace(deployment, responses=True)
+                else:
+                    catalog[name] = replace(catalog[name], supports=catalog[name].supports - {"responses"})
             deployments[name] = deployment
             if problem is not None:
                 unavailable[name] = problem

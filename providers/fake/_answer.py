@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .instance import minimal_instance
@@ -42,6 +42,8 @@ class Conversation:
     include_usage: bool = False
     choices: int = 1
     """OpenAI's ``n``: that many choices, each billed (the prompt once)."""
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    """What one protocol keeps for its own rendering (the Responses API: the body, stored items)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from ._answer import decide
 from ._anthropic import AnthropicWire
 from ._gemini import GeminiWire
 from ._openai import OpenAIWire
+from ._openai_responses import OpenAIResponsesWire, ResponsesStore
 from ._state import State, Turn, redact
 from ._wire import CONTENT, HEAD, BadRequest, ErrorReply, Frame, Ids, Wire
 from .script import Fault, ModelScript, RecordedRequest
@@ -78,6 +79,7 @@ class _Handlers:
         self.state = state
         self.api_keys = dict(api_keys)
         self.openai = OpenAIWire()
+        self.openai_responses = OpenAIResponsesWire(ResponsesStore())
         self.gemini = GeminiWire()
         self.anthropic = AnthropicWire()
 
@@ -89,6 +91,29 @@ class _Handlers:
         stream = body is not None and body.get("stream") is True
         key = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or None
         return await self._serve(request, self.openai, model, stream, body, key)
+
+    async def openai_responses_create(self, request: web.Request) -> web.StreamResponse:
+        body = await self._body(request)
+        model = str(body.get("model", "")) if body is not None else ""
+        stream = body is not None and body.get("stream") is True
+        key = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or None
+        return await self._serve(request, self.openai_responses, model, stream, body, key)
+
+    async def openai_responses_stored(self, request: web.Request) -> web.StreamResponse:
+        """GET/DELETE /responses/{id}, GET /responses/{id}/input_items: the stored responses."""
+        wire = self.openai_responses
+        expected = self.api_keys.get("openai")
+        key = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or None
+        if expected is not None and key != expected:
+            return self._error(wire.auth_error(key))
+        response_id = request.match_info["response_id"]
+        if request.match_info.get("tail") == "input_items":
+            reply = wire.input_items(response_id)
+        elif request.method == "DELETE":
+            reply = wire.delete(response_id)
+        else:
+            reply = wire.retrieve(response_id)
+        return _json(reply.body, reply.status)
 
     async def openai_models(self, request: web.Request) -> web.StreamResponse:
         names = list(dict.fromkeys([*DEFAULT_OPENAI_MODELS, *self.state.scripted_models()]))
@@ -124,6 +149,7 @@ class _Handlers:
 
     async def control_reset(self, request: web.Request) -> web.StreamResponse:
         self.state.reset()
+        self.openai_responses.store.clear()
         return _json({"reset": True})
 
     async def control_requests(self, request: web.Request) -> web.StreamResponse:
@@ -267,6 +293,12 @@ def build_app(state: State, api_keys: Mapping[str, str] | None = None) -> web.Ap
     app = web.Application(client_max_size=64 * 1024**2)
     app.router.add_post("/openai/v1/chat/completions", handlers.openai_chat)
     app.router.add_get("/openai/v1/models", handlers.openai_models)
+    app.router.add_post("/openai/v1/responses", handlers.openai_responses_create)
+    app.router.add_get("/openai/v1/responses/{response_id}", handlers.openai_responses_stored)
+    app.router.add_delete("/openai/v1/responses/{response_id}", handlers.openai_responses_stored)
+    app.router.add_get(
+        "/openai/v1/responses/{response_id}/{tail:input_items}", handlers.openai_responses_stored
+    )
     app.router.add_post("/gemini/{version}/models/{target}", handlers.gemini_generate)
     app.router.add_post("/anthropic/v1/messages", handlers.anthropic_messages)
     app.router.add_post("/_fake/script", handlers.control_script)
