@@ -314,8 +314,8 @@ def _chat_tool(tool: Any) -> JSON:
     kind = _get(tool, "type")
     if kind != "function":
         raise ResponsesRequestError(
-            f"Tool type {kind!r} runs on OpenAI's servers; the router routes function tools only. "
-            "Call openai.OpenAI directly for hosted tools.",
+            f"Tool type {kind!r} is hosted by the Responses API server: a model reached through a chat "
+            "protocol runs function tools only.",
             param="tools",
         )
     function = _get(tool, "function")
@@ -349,7 +349,7 @@ def _chat_tool_choice(choice: Any) -> Any:
     if _get(choice, "type") == "function":
         return {"type": "function", "function": {"name": _get(choice, "name")}}
     raise ResponsesRequestError(
-        f"tool_choice {_plain(choice)!r} names a hosted tool; the router routes function tools only.",
+        f"tool_choice {_plain(choice)!r} names a hosted tool; a chat protocol runs function tools only.",
         param="tool_choice",
     )
 

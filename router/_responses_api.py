@@ -40,6 +40,8 @@ from openai.resources.responses import Responses as _Responses
 from openai.types.responses import ParsedResponse, Response, ResponseStreamEvent
 from pydantic import PrivateAttr
 
+from providers._responses_wire import NATIVE_EVENT, NATIVE_RESPONSE
+from router._exceptions import NoCandidateError
 from router._raw import raw_mode, wrap
 from router._response import build
 from router._responses import (
@@ -48,13 +50,13 @@ from router._responses import (
     EventTranslator,
     ResponsesRequestError,
     assistant_message,
-    chat_request,
     new_id,
     output_items,
     response_body,
     responses_usage,
     token_logprobs,
 )
+from router._responses_native import Prepared, none_native, origin_key, prepare
 from router._routing import RoutingRecord, Usage
 from router._streaming import AsyncRoutedStream, RoutedStream
 from router._turns import TurnStore
@@ -133,6 +135,83 @@ def _answer(
         usage=_usage(completion.routing),
     )
     return _routed(body, completion.routing), [*call.conversation, assistant_message(output)]
+
+
+def _native_answer(
+    call: ChatCall, completion: RoutedChatCompletion
+) -> tuple[RoutedResponse, list[JSON]] | None:
+    """The provider's own Response when a Responses server answered (None: a chat answer), and the
+    turn to keep. Its ``model`` is the policy's name, as for every routed answer."""
+    raw = (completion.model_extra or {}).get(NATIVE_RESPONSE)
+    if not isinstance(raw, dict):
+        return None
+    response = _routed({**raw, "model": completion.model}, completion.routing)
+    return response, [*call.conversation, assistant_message(_message_items(raw.get("output")))]
+
+
+def _message_items(output: Any) -> list[JSON]:
+    """The output items a chat conversation can carry on (hosted tool and reasoning items cannot)."""
+    return [
+        item
+        for item in output or ()
+        if isinstance(item, dict) and item.get("type") in ("message", "function_call")
+    ]
+
+
+def _origin(found: list[JSON] | None) -> str | None:
+    """The API base a native response was made at, from its turn-store record."""
+    if not found or not isinstance(found[0], dict):
+        return None
+    base = found[0].get("api_base")
+    return base if isinstance(base, str) else None
+
+
+class _Routed:
+    """What the sync and async resources share: preparing a call and what to keep of its answer."""
+
+    _router: SyncRouter | AsyncRouter
+    _turns: TurnStore
+
+    def _prepared(
+        self,
+        params: Mapping[str, Any],
+        previous: str | None,
+        history: list[JSON] | None,
+        found: list[JSON] | None,
+    ) -> Prepared:
+        not_held = _not_held(previous, self._turns) if previous and history is None else None
+        return prepare(params, history, _origin(found), not_held)
+
+    def _native(self, model: str | None) -> bool:
+        deployment = self._router._engine.deployments.get(model or "")
+        return deployment is not None and deployment.responses
+
+    def _keeps(
+        self, prepared: Prepared, response_id: str, turn: list[JSON], native_model: str | None
+    ) -> list[tuple[str, list[JSON]]]:
+        """The turn-store writes for an answer: the turn (when the router could translate the whole
+        conversation), and for a native answer where it was made (``retrieve`` and a later
+        ``previous_response_id`` go there)."""
+        if not prepared.call.store:
+            return []
+        keeps: list[tuple[str, list[JSON]]] = []
+        if prepared.refusal is None:
+            keeps.append((response_id, turn))
+        if native_model is not None:
+            deployment = self._router._engine.deployments[native_model]
+            keeps.append(
+                (origin_key(response_id), [{"api_base": deployment.api_base, "model": native_model}])
+            )
+        return keeps
+
+
+def _native_event(event: JSON, model: str, routing: Callable[[], RoutingRecord]) -> ResponseStreamEvent:
+    if isinstance(event.get("response"), dict):
+        event = {**event, "response": {**event["response"], "model": model}}
+    return _event(event, routing)
+
+
+_TERMINAL: Final = ("response.completed", "response.incomplete")
 
 
 def _event(data: JSON, routing: Callable[[], RoutingRecord]) -> ResponseStreamEvent:
@@ -241,7 +320,11 @@ class ResponseEventStream(openai.Stream[ResponseStreamEvent]):
     """openai's ``Stream`` of Responses events, made from a routed chat stream."""
 
     def __init__(
-        self, chat: RoutedStream, translator: EventTranslator, keep: Callable[[list[JSON]], None]
+        self,
+        chat: RoutedStream,
+        translator: EventTranslator,
+        keep: Callable[[str, list[JSON]], None],
+        native: bool = False,
     ) -> None:
         # Not openai's __init__: there is no SSE body to decode, the events are made here.
         self.response = _http_response(chat.routing, _EventBytes(self))
@@ -251,7 +334,7 @@ class ResponseEventStream(openai.Stream[ResponseStreamEvent]):
         self._translator = translator
         self._keep = keep
         self._closed = False
-        self._iterator = self._events()
+        self._iterator = self._native_events() if native else self._events()
 
     @property
     def routing(self) -> RoutingRecord:
@@ -271,9 +354,31 @@ class ResponseEventStream(openai.Stream[ResponseStreamEvent]):
         if self._closed:  # closed early: it ends, never "completed" with a cut answer
             return
         closing = translator.finish(_usage(self._chat.routing))
-        self._keep(translator.output)
+        self._keep(translator.response_id, translator.output)
         for data in closing:
             yield _event(data, routing)
+
+    def _native_events(self) -> Iterator[ResponseStreamEvent]:
+        """The provider's own events; the terminal one waits for the end of the stream, when the
+        routing record (usage, cost) is complete."""
+        routing = partial(getattr, self._chat, "routing")
+        model = self._chat.routing.model or ""
+        terminal: JSON | None = None
+        for chunk in self._chat:
+            if self._closed:
+                return
+            event = (chunk.model_extra or {}).get(NATIVE_EVENT)
+            if not isinstance(event, dict):
+                continue
+            if event.get("type") in _TERMINAL:
+                terminal = event
+                continue
+            yield _native_event(event, model, routing)
+        if self._closed or terminal is None:
+            return
+        final = terminal.get("response") or {}
+        self._keep(str(final.get("id") or ""), _message_items(final.get("output")))
+        yield _native_event(terminal, model, routing)
 
 
 class RoutedResponseStream(ResponseStream[_T]):
@@ -317,7 +422,7 @@ class RoutedResponseStreamManager(ResponseStreamManager[_T]):
             self._stream.close()
 
 
-class Responses(_Responses):
+class Responses(_Routed, _Responses):
     """openai's ``client.responses``; ``create``, ``parse`` and ``stream`` are routed by the policy."""
 
     def __init__(self, client: OpenAI) -> None:
@@ -346,18 +451,29 @@ class Responses(_Responses):
     def _route(self, params: Mapping[str, Any]) -> RoutedResponse | ResponseEventStream:
         previous = _previous_id(params)
         history = self._turns.get(previous) if previous else []
-        if history is None:
-            raise _not_held(cast(str, previous), self._turns)
-        call = chat_request(params, history)
+        found = self._turns.get(origin_key(previous)) if previous and history is not None else None
+        prepared = self._prepared(params, previous, history, found)
+        call = prepared.call
         client = self._router
-        if not params.get("stream"):
-            completion = cast("RoutedChatCompletion", client._create(call.kwargs))
-            response, turn = _answer(call, completion, client._wall_clock())
-            if call.store:
-                self._turns.put(response.id, turn)
+        stream = bool(params.get("stream"))
+        try:
+            result = client._create({**call.kwargs, "stream": True} if stream else call.kwargs)
+        except NoCandidateError as exc:
+            replacement = none_native(exc, prepared)
+            if replacement is None:
+                raise
+            raise replacement from exc
+        if not stream:
+            completion = cast("RoutedChatCompletion", result)
+            native = _native_answer(call, completion)
+            response, turn = native or _answer(call, completion, client._wall_clock())
+            model = completion.routing.model if native is not None else None
+            for key, value in self._keeps(prepared, response.id, turn, model):
+                self._turns.put(key, value)
             return response
-        chat = client._create({**call.kwargs, "stream": True})
+        chat = result
         assert isinstance(chat, RoutedStream)
+        native_model = chat.routing.model if self._native(chat.routing.model) else None
         translator = EventTranslator(
             response_id=new_id("resp"),
             created_at=client._wall_clock(),
@@ -365,11 +481,12 @@ class Responses(_Responses):
             echo=call.echo,
         )
 
-        def keep(output: list[JSON]) -> None:
-            if call.store:
-                self._turns.put(translator.response_id, [*call.conversation, assistant_message(output)])
+        def keep(response_id: str, output: list[JSON]) -> None:
+            turn = [*call.conversation, assistant_message(output)]
+            for key, value in self._keeps(prepared, response_id, turn, native_model):
+                self._turns.put(key, value)
 
-        return ResponseEventStream(chat, translator, keep)
+        return ResponseEventStream(chat, translator, keep, native=native_model is not None)
 
     def parse(  # type: ignore[override]
         self, *, text_format: Any = openai.omit, tools: Any = openai.omit, **params: Any
@@ -436,7 +553,8 @@ class AsyncResponseEventStream(openai.AsyncStream[ResponseStreamEvent]):
         self,
         chat: AsyncRoutedStream,
         translator: EventTranslator,
-        keep: Callable[[list[JSON]], Awaitable[None]],
+        keep: Callable[[str, list[JSON]], Awaitable[None]],
+        native: bool = False,
     ) -> None:
         self.response = _http_response(chat.routing, _AsyncEventBytes(self))
         self._cast_to = cast(Any, ResponseStreamEvent)
@@ -445,7 +563,7 @@ class AsyncResponseEventStream(openai.AsyncStream[ResponseStreamEvent]):
         self._translator = translator
         self._keep = keep
         self._closed = False
-        self._iterator = self._events()
+        self._iterator = self._native_events() if native else self._events()
 
     @property
     def routing(self) -> RoutingRecord:
@@ -464,9 +582,29 @@ class AsyncResponseEventStream(openai.AsyncStream[ResponseStreamEvent]):
         if self._closed:
             return
         closing = translator.finish(_usage(self._chat.routing))
-        await self._keep(translator.output)
+        await self._keep(translator.response_id, translator.output)
         for data in closing:
             yield _event(data, routing)
+
+    async def _native_events(self) -> AsyncIterator[ResponseStreamEvent]:
+        routing = partial(getattr, self._chat, "routing")
+        model = self._chat.routing.model or ""
+        terminal: JSON | None = None
+        async for chunk in self._chat:
+            if self._closed:
+                return
+            event = (chunk.model_extra or {}).get(NATIVE_EVENT)
+            if not isinstance(event, dict):
+                continue
+            if event.get("type") in _TERMINAL:
+                terminal = event
+                continue
+            yield _native_event(event, model, routing)
+        if self._closed or terminal is None:
+            return
+        final = terminal.get("response") or {}
+        await self._keep(str(final.get("id") or ""), _message_items(final.get("output")))
+        yield _native_event(terminal, model, routing)
 
 
 class AsyncRoutedResponseStream(AsyncResponseStream[_T]):
@@ -511,7 +649,7 @@ class AsyncRoutedResponseStreamManager(AsyncResponseStreamManager[_T]):
             await self._stream.close()
 
 
-class AsyncResponses(_AsyncResponses):
+class AsyncResponses(_Routed, _AsyncResponses):
     """openai's async ``client.responses``; ``create``, ``parse`` and ``stream`` are routed."""
 
     def __init__(self, client: AsyncOpenAI) -> None:
@@ -540,18 +678,29 @@ class AsyncResponses(_AsyncResponses):
     async def _route(self, params: Mapping[str, Any]) -> RoutedResponse | AsyncResponseEventStream:
         previous = _previous_id(params)
         history = await self._turns.aget(previous) if previous else []
-        if history is None:
-            raise _not_held(cast(str, previous), self._turns)
-        call = chat_request(params, history)
+        found = await self._turns.aget(origin_key(previous)) if previous and history is not None else None
+        prepared = self._prepared(params, previous, history, found)
+        call = prepared.call
         client = self._router
-        if not params.get("stream"):
-            completion = cast("RoutedChatCompletion", await client._create(call.kwargs))
-            response, turn = _answer(call, completion, client._wall_clock())
-            if call.store:
-                await self._turns.aput(response.id, turn)
+        stream = bool(params.get("stream"))
+        try:
+            result = await client._create({**call.kwargs, "stream": True} if stream else call.kwargs)
+        except NoCandidateError as exc:
+            replacement = none_native(exc, prepared)
+            if replacement is None:
+                raise
+            raise replacement from exc
+        if not stream:
+            completion = cast("RoutedChatCompletion", result)
+            native = _native_answer(call, completion)
+            response, turn = native or _answer(call, completion, client._wall_clock())
+            model = completion.routing.model if native is not None else None
+            for key, value in self._keeps(prepared, response.id, turn, model):
+                await self._turns.aput(key, value)
             return response
-        chat = await client._create({**call.kwargs, "stream": True})
+        chat = result
         assert isinstance(chat, AsyncRoutedStream)
+        native_model = chat.routing.model if self._native(chat.routing.model) else None
         translator = EventTranslator(
             response_id=new_id("resp"),
             created_at=client._wall_clock(),
@@ -559,13 +708,12 @@ class AsyncResponses(_AsyncResponses):
             echo=call.echo,
         )
 
-        async def keep(output: list[JSON]) -> None:
-            if call.store:
-                await self._turns.aput(
-                    translator.response_id, [*call.conversation, assistant_message(output)]
-                )
+        async def keep(response_id: str, output: list[JSON]) -> None:
+            turn = [*call.conversation, assistant_message(output)]
+            for key, value in self._keeps(prepared, response_id, turn, native_model):
+                await self._turns.aput(key, value)
 
-        return AsyncResponseEventStream(chat, translator, keep)
+        return AsyncResponseEventStream(chat, translator, keep, native=native_model is not None)
 
     async def parse(  # type: ignore[override]
         self, *, text_format: Any = openai.omit, tools: Any = openai.omit, **params: Any

@@ -194,7 +194,7 @@ class OpenAIResponsesWire(OpenAIWire):
         output = answer.completion_tokens + reasoning
         return {
             "input_tokens": answer.prompt_tokens,
-            "input_tokens_details": {"cached_tokens": answer.cached_tokens},
+            "input_tokens_details": {"cached_tokens": answer.cached_tokens, "cache_write_tokens": 0},
             "output_tokens": output,
             "output_tokens_details": {"reasoning_tokens": reasoning},
             "total_tokens": answer.prompt_tokens + output,

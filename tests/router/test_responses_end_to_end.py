@@ -1,7 +1,8 @@
 """``client.responses`` through ``router.OpenAI`` and ``router.AsyncOpenAI`` against the fake providers.
 
 Every test runs sync and async (the ``api`` fixture) and, where it names a model, once per wire
-protocol: OpenAI (our httpx fast path), Gemini and Anthropic (litellm's translation).
+protocol: OpenAI (natively, to the fake's ``/responses``, over our httpx fast path), Gemini and
+Anthropic (translated to their chat protocols, through litellm).
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from router.testing import capture_events
 from .fault_helpers import KEY_ENV, MODELS, build_policy, fallback_of
 
 QUESTION = "What is the capital of France?"
+# The models whose Responses calls are translated to their chat protocol (gpt-4o-mini's go natively
+# to OpenAI's /responses: tests/router/test_responses_native.py).
+TRANSLATED = ("gemini-2.5-flash-lite", "claude-haiku-4-5")
 TOOL = {
     "type": "function",
     "name": "lookup_order",
@@ -384,7 +388,7 @@ def test_responses_stream_manager_gives_the_final_response_with_parsed_output(ap
     assert final.model == model and final.routing.model == model  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("model", TRANSLATED)
 def test_previous_response_id_continues_the_conversation_the_router_answered(
     api: Api, fake: FakeProviders, model: str
 ) -> None:
@@ -416,13 +420,19 @@ def test_a_tool_loop_continues_with_previous_response_id_and_only_the_tool_outpu
     assert second.output_text == reply_text(model, QUESTION, after_tool_result=True)
 
 
-def test_previous_response_id_the_router_does_not_hold_is_a_bad_request_saying_why(api: Api) -> None:
-    unknown = api.create(model="gpt-4o-mini", input="Hi", store=False)
+def test_previous_response_id_the_router_does_not_hold_is_a_bad_request_saying_why(
+    api: Api, fake: FakeProviders
+) -> None:
+    unknown = api.create(model="gemini-2.5-flash-lite", input="Hi", store=False)
+    sent = len(fake.requests)
     for response_id in (unknown.id, "resp_from_elsewhere"):
         with pytest.raises(openai.BadRequestError) as caught:
-            api.create(model="gpt-4o-mini", input="Again", previous_response_id=response_id)
+            api.create(model="gemini-2.5-flash-lite", input="Again", previous_response_id=response_id)
         assert caught.value.code == "previous_response_not_found"
         assert "Send the earlier messages as input" in caught.value.message
+        # Only a Responses API server might know it, and this request has none to go to.
+        assert "native Responses API" in caught.value.message
+    assert len(fake.requests) == sent
 
 
 def test_turns_kept_in_a_sqlite_ledger_continue_in_another_client(
@@ -543,16 +553,19 @@ def test_closing_a_stream_early_settles_its_budget_at_what_arrived(
 
 
 def test_a_stream_closed_early_ends_without_claiming_completion_and_keeps_no_turn(api: Api) -> None:
-    first, rest = api.close_then_read(5, model="gpt-4o-mini", input=QUESTION)
+    first, rest = api.close_then_read(5, model="claude-haiku-4-5", input=QUESTION)
     assert first[-1].type == "response.output_text.delta" and rest == []
     with pytest.raises(openai.BadRequestError, match="not found"):
-        api.create(model="gpt-4o-mini", input="Again", previous_response_id=first[0].response.id)
+        api.create(model="claude-haiku-4-5", input="Again", previous_response_id=first[0].response.id)
 
 
-def test_hosted_tools_are_refused_before_any_provider_is_called(api: Api, fake: FakeProviders) -> None:
+def test_hosted_tools_for_a_chat_protocol_model_are_refused_before_any_provider_is_called(
+    api: Api, fake: FakeProviders
+) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        api.create(model="gpt-4o-mini", input=QUESTION, tools=[{"type": "web_search"}])
+        api.create(model="gemini-2.5-flash-lite", input=QUESTION, tools=[{"type": "web_search"}])
     assert caught.value.param == "tools" and "function tools" in caught.value.message
+    assert "no native Responses API support" in caught.value.message
     assert fake.requests == []
 
 
