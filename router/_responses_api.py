@@ -20,7 +20,7 @@ are pinned by tests/router/test_responses_end_to_end.py (typed events, ``output_
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from functools import partial
+from functools import cached_property, partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast, overload
 
@@ -37,6 +37,7 @@ from openai.lib.streaming.responses import (
 )
 from openai.resources.responses import AsyncResponses as _AsyncResponses
 from openai.resources.responses import Responses as _Responses
+from openai.resources.responses.input_items import AsyncInputItems, InputItems
 from openai.types.responses import ParsedResponse, Response, ResponseStreamEvent
 from pydantic import PrivateAttr
 
@@ -181,6 +182,24 @@ class _Routed:
     ) -> Prepared:
         not_held = _not_held(previous, self._turns) if previous and history is None else None
         return prepare(params, history, _origin(found), not_held)
+
+    def _direct(self, found: list[JSON] | None, asynchronous: bool) -> Any:
+        """An openai client for the server that created a native response (its base URL, key and
+        headers; the client's own HTTP connections), or None when the router made none."""
+        name = found[0].get("model") if found and isinstance(found[0], dict) else None
+        deployment = self._router._engine.deployments.get(name) if isinstance(name, str) else None
+        if deployment is None or not deployment.api_base:
+            return None
+        owner: Any = self._client  # type: ignore[attr-defined]
+        kind = openai.AsyncOpenAI if asynchronous else openai.OpenAI
+        return kind(
+            api_key=deployment.api_key or "unused",
+            base_url=deployment.api_base,
+            default_headers=dict(deployment.headers),
+            http_client=owner._client,
+            max_retries=owner.max_retries,
+            timeout=owner.timeout,
+        )
 
     def _native(self, model: str | None) -> bool:
         deployment = self._router._engine.deployments.get(model or "")
@@ -422,6 +441,55 @@ class RoutedResponseStreamManager(ResponseStreamManager[_T]):
             self._stream.close()
 
 
+class _InputItems(InputItems):
+    """``responses.input_items``: of a native response, from the server that made it."""
+
+    def __init__(self, responses: Responses) -> None:
+        super().__init__(responses._client)
+        self._responses = responses
+
+    def list(self, response_id: str, **params: Any) -> Any:  # type: ignore[override]
+        direct = self._responses._stored(response_id)
+        if direct is None:
+            return super().list(response_id, **params)
+        return direct.responses.input_items.list(response_id, **params)
+
+
+class _AsyncInputItems(AsyncInputItems):
+    def __init__(self, responses: AsyncResponses) -> None:
+        super().__init__(responses._client)
+        self._responses = responses
+
+    def list(self, response_id: str, **params: Any) -> Any:  # type: ignore[override]
+        # openai's returns an awaitable, async-iterable paginator at once; so does this.
+        return _AsyncPage(self, response_id, params)
+
+
+class _AsyncPage:
+    """``await`` it for the first page or ``async for`` over every item, as openai's paginator."""
+
+    def __init__(self, items: _AsyncInputItems, response_id: str, params: Mapping[str, Any]) -> None:
+        self._items = items
+        self._response_id = response_id
+        self._params = params
+
+    async def _paginator(self) -> Any:
+        direct = await self._items._responses._stored(self._response_id)
+        if direct is None:
+            return AsyncInputItems.list(self._items, self._response_id, **self._params)
+        return direct.responses.input_items.list(self._response_id, **self._params)
+
+    def __await__(self) -> Any:
+        async def first() -> Any:
+            return await (await self._paginator())
+
+        return first().__await__()
+
+    async def __aiter__(self) -> AsyncIterator[Any]:
+        async for item in await self._paginator():
+            yield item
+
+
 class Responses(_Routed, _Responses):
     """openai's ``client.responses``; ``create``, ``parse`` and ``stream`` are routed by the policy."""
 
@@ -429,6 +497,28 @@ class Responses(_Routed, _Responses):
         super().__init__(client)
         self._router: SyncRouter = client._router
         self._turns: TurnStore = client._router._turns
+
+    # Stored responses: one the router had made natively is at the server that made it; any other
+    # id goes to OpenAI's API with the client's key, as with openai's client.
+
+    def _stored(self, response_id: str) -> Any:
+        return self._direct(self._turns.get(origin_key(response_id)), asynchronous=False)
+
+    def retrieve(self, response_id: str, **params: Any) -> Any:  # type: ignore[override]
+        direct = self._stored(response_id)
+        if direct is None:
+            return super().retrieve(response_id, **params)
+        return direct.responses.retrieve(response_id, **params)
+
+    def delete(self, response_id: str, **params: Any) -> Any:  # type: ignore[override]
+        direct = self._stored(response_id)
+        if direct is None:
+            return super().delete(response_id, **params)
+        return direct.responses.delete(response_id, **params)
+
+    @cached_property
+    def input_items(self) -> InputItems:
+        return _InputItems(self)
 
     @overload  # type: ignore[override]
     def create(self, *, stream: Literal[True], **params: Any) -> ResponseEventStream: ...
@@ -656,6 +746,25 @@ class AsyncResponses(_Routed, _AsyncResponses):
         super().__init__(client)
         self._router: AsyncRouter = client._router
         self._turns: TurnStore = client._router._turns
+
+    async def _stored(self, response_id: str) -> Any:
+        return self._direct(await self._turns.aget(origin_key(response_id)), asynchronous=True)
+
+    async def retrieve(self, response_id: str, **params: Any) -> Any:  # type: ignore[override]
+        direct = await self._stored(response_id)
+        if direct is None:
+            return await super().retrieve(response_id, **params)
+        return await direct.responses.retrieve(response_id, **params)
+
+    async def delete(self, response_id: str, **params: Any) -> Any:  # type: ignore[override]
+        direct = await self._stored(response_id)
+        if direct is None:
+            return await super().delete(response_id, **params)
+        return await direct.responses.delete(response_id, **params)
+
+    @cached_property
+    def input_items(self) -> AsyncInputItems:
+        return _AsyncInputItems(self)
 
     @overload  # type: ignore[override]
     async def create(self, *, stream: Literal[True], **params: Any) -> AsyncResponseEventStream: ...
