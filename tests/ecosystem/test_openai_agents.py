@@ -136,3 +136,28 @@ async def test_bad_request_reaches_the_runner_as_openais_error(
     with pytest.raises(openai.BadRequestError) as caught:
         await agents.Runner.run(agent, QUESTION, run_config=NO_TRACING)
     assert caught.value.status_code == 400
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["run", "run_streamed"])
+async def test_responses_model_runs_natively_against_openais_responses_endpoint(
+    aclient: AsyncOpenAI, fake: FakeProviders, asked: list[str], streamed: bool
+) -> None:
+    agent = agents.Agent(
+        name="weather",
+        model=agents.OpenAIResponsesModel(model=SOLO, openai_client=aclient),
+        tools=[weather_tool(asked)],
+    )
+    if streamed:
+        result: Any = agents.Runner.run_streamed(agent, QUESTION, run_config=NO_TRACING)
+        kinds = [event.type async for event in result.stream_events()]
+        assert "raw_response_event" in kinds
+    else:
+        result = await agents.Runner.run(agent, QUESTION, run_config=NO_TRACING)
+    assert asked == ["example"] and "gpt-4o-mini" in result.final_output
+    # Both turns went to /responses as the SDK wrote them: the tool call, then its output handed back.
+    requests = fake.requests_for("gpt-4o-mini")
+    assert [request.path for request in requests] == ["/openai/v1/responses"] * 2
+    assert all(request.stream is streamed for request in requests)
+    handed_back = [item.get("type") for item in requests[1].body["input"]]
+    assert "function_call" in handed_back and "function_call_output" in handed_back
+    assert requests[0].body["tools"][0]["name"] == "get_weather"
