@@ -93,10 +93,8 @@ def expanded_input(messages: Sequence[Mapping[str, Any]]) -> list[JSON]:
 def _input_part(part: Mapping[str, Any]) -> JSON:
     if part.get("type") == "image_url":
         image = part.get("image_url") or {}
-        item: JSON = {"type": "input_image", "image_url": image.get("url")}
-        if image.get("detail"):
-            item["detail"] = image["detail"]
-        return item
+        # ``detail`` is required by the Responses API; chat's default is "auto".
+        return {"type": "input_image", "image_url": image.get("url"), "detail": image.get("detail") or "auto"}
     return {"type": "input_text", "text": part.get("text") or ""}
 
 

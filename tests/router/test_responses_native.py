@@ -382,3 +382,70 @@ def test_a_budgeted_native_call_is_charged_what_its_usage_cost(
         ledger.close()
     assert totals.spent_usd == pytest.approx(plain.routing.cost_usd + stream.routing.cost_usd)
     assert totals.reserved_usd == 0
+
+
+# --------------------------------------------------------------------------- the decision, pure
+
+
+def test_a_hosted_tool_makes_the_call_native_only_and_the_plan_needs_the_responses_capability() -> None:
+    from policies.plan import describe_request
+    from providers.base import NATIVE_RESPONSES
+    from router._responses_native import prepare
+
+    prepared = prepare(
+        {"model": "auto", "input": QUESTION, "tools": [{"type": "web_search"}, TOOL]}, history=[], origin=None
+    )
+    native = prepared.native
+    assert native.required and native.reason is not None and "hosted" in native.reason
+    assert native.params["tools"] == [{"type": "web_search"}, TOOL]
+    body = {k: v for k, v in prepared.call.kwargs.items() if k != "model"}
+    assert body[NATIVE_RESPONSES] is native
+    # Planned with what chat would cost: the input's size, and its function tool asks for tool support.
+    assert describe_request("auto", "default", body, stream=False).needs == {"responses", "tools"}
+    plain = prepare({"model": "auto", "input": QUESTION, "tools": [TOOL]}, history=[], origin=None)
+    assert not plain.native.required and plain.refusal is None
+    assert describe_request("auto", "default", dict(plain.call.kwargs), stream=False).needs == {"tools"}
+
+
+def test_a_held_turn_goes_to_responses_servers_as_input_items_unless_one_of_them_made_it() -> None:
+    from router._responses_native import prepare
+
+    history = [
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": "u"}}],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
+        {"role": "tool", "tool_call_id": "c1", "content": "done"},
+        {"role": "assistant", "content": "Seen."},
+    ]
+    params = {
+        "model": "auto",
+        "input": "Next?",
+        "previous_response_id": "resp_1",
+        "metadata": {"feature": "x"},
+    }
+    expanded = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "input_text", "text": "Look"},
+                {"type": "input_image", "image_url": "u", "detail": "auto"},
+            ],
+        },
+        {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "done"},
+        {"role": "assistant", "content": "Seen."},
+        {"role": "user", "content": "Next?"},
+    ]
+    made_by_router = prepare(params, history=history, origin=None).native
+    assert made_by_router.params == {"input": expanded}  # no id a server would not know; no feature key
+    made_natively = prepare(params, history=history, origin="https://api.openai.com/v1").native
+    assert made_natively.params == {"input": "Next?", "previous_response_id": "resp_1"}
+    assert made_natively.previous_base == "https://api.openai.com/v1"
+    assert list(made_natively.expanded_input or ()) == expanded
+    assert not made_natively.required  # a translated model continues it from the router's copy
