@@ -3,9 +3,10 @@
 A ``responses.create`` call is turned into the chat-completions call the router already routes
 (``chat_request``), and the routed ``ChatCompletion`` back into an openai ``Response``
 (``response_body``); ``EventTranslator`` turns a stream of chat chunks into the Responses stream
-events, as the OpenAI API would send them. Every provider (OpenAI, Gemini, Anthropic, any
-OpenAI-compatible server) is reached through its chat protocol, so routing, budgets, fallbacks
-and events are the chat pipeline's, unchanged.
+events, as the OpenAI API would send them. This is how models whose provider does not speak the
+Responses API (Gemini, Anthropic, chat-only OpenAI-compatible servers) answer a Responses call;
+the others get it natively (``router._responses_native``). Routing, budgets, fallbacks and events
+are the chat pipeline's either way.
 
 Why not litellm's bridge (``litellm.responses`` over ``LiteLLMCompletionTransformationHandler``):
 it calls ``litellm.completion`` itself (it would bypass our pipeline), builds litellm's own

@@ -1,15 +1,18 @@
 """``client.responses``: the Responses API, routed by the policy like chat completions.
 
-The resources subclass openai's, so everything the router does not route (``retrieve``,
-``delete``, ``cancel``, ``input_items``, ...) is openai's, sent to OpenAI's API; ``create``,
+The resources subclass openai's, so everything the router does not route (``cancel``,
+``input_tokens``, ...) is openai's, sent to OpenAI's API (``retrieve``, ``delete`` and ``input_items``
+of a response made natively go to the server that made it); ``create``,
 ``parse`` and ``stream`` are the router's, also behind openai's ``with_raw_response`` and
 ``with_streaming_response``. Imported on first use of ``client.responses``.
 
-Each call is translated (``router._responses``) into a chat call that goes through the client's
-routed chat pipeline (plan, budgets, fallbacks, events), and its answer back into openai's
-``Response`` (with ``.routing``) or openai's Responses stream events. ``stream()`` returns
-openai's stream manager machinery, so ``get_final_response()`` and the typed events work as in
-openai. A turn the router answered is kept (``router._turns``) for ``previous_response_id``.
+Each call goes through the client's routed chat pipeline (plan, budgets, fallbacks, events) as a
+chat call that also carries the call as the Responses API takes it (``router._responses_native``):
+a model whose provider speaks the Responses API gets the latter and its own ``Response`` (or stream
+events) comes back as is; any other model gets the chat translation (``router._responses``), whose
+answer is turned back into openai's ``Response`` (with ``.routing``) or Responses stream events.
+``stream()`` returns openai's stream manager machinery, so ``get_final_response()`` and the typed
+events work as in openai. A turn the router answered is kept (``router._turns``) for ``previous_response_id``.
 
 openai's private parts used here (``construct_type`` for typed events, ``parse_response`` and
 ``type_to_text_format_param`` for ``parse``, the pydantic tool classes of ``openai.lib._tools``)
