@@ -25,6 +25,7 @@ CAPABILITY_WORDS: Final[Mapping[str, str]] = MappingProxyType(
         "vision": "vision",
         "json_schema": "json_schema",
         "streaming": "streaming",
+        "prefill": "prefill",
     }
 )
 

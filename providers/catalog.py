@@ -17,10 +17,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-Capability = Literal["tools", "parallel_tools", "vision", "json_schema", "streaming"]
+# "prefill": the model continues an answer from a final assistant message (its prefix), which is
+# what lets a cut stream be continued on it (docs/resilience.md, mid-stream continuation).
+Capability = Literal["tools", "parallel_tools", "vision", "json_schema", "streaming", "prefill"]
 CAPABILITIES: Final[frozenset[str]] = frozenset(
-    {"tools", "parallel_tools", "vision", "json_schema", "streaming"}
+    {"tools", "parallel_tools", "vision", "json_schema", "streaming", "prefill"}
 )
+
+# Providers whose API continues a final assistant message by design (Anthropic's prefill). An
+# OpenAI-compatible server that can (vLLM's continue_final_message) must declare it under supports:.
+_PREFILL_PROVIDERS: Final = frozenset({"anthropic"})
 
 # litellm's names for the capabilities we route on.
 _LITELLM_FLAGS: Final[Mapping[str, str]] = MappingProxyType(
@@ -185,6 +191,8 @@ def resolve_model(
         # Unknown to litellm (a self-hosted model, say): every OpenAI-compatible server streams, but
         # nothing else is assumed: tools, vision and JSON schema must be declared under supports:.
         info = replace(info, supports=frozenset({"streaming"}))
+    if provider in _PREFILL_PROVIDERS:
+        info = replace(info, supports=info.supports | {"prefill"})
     shipped = _quality_for(name, model_id)
     quality = {bench: s.score for bench, s in shipped.items()}
     sources = {bench: s.source for bench, s in shipped.items()}
