@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
-from dataclasses import replace
 from functools import partial
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
@@ -198,17 +197,15 @@ class _StreamBase:
     def _complete(self) -> None:
         """The provider's stream ended: complete only if it said how the answer ended."""
         if self._routing is None:
-            record = self._session.succeeded(
+            continued = self._continued
+            self._routing = self._session.succeeded(
                 self._deployment,
                 self._tracker.usage,
                 ttft_ms=self._ttft_ms,
                 malformed_events=self._tracker.malformed,
-            )
-            continued = self._continued
-            if continued is not None and continued.cut_cost and record.cost_usd is not None:
                 # The caller paid for the cut attempts too.
-                record = replace(record, cost_usd=record.cost_usd + continued.cut_cost)
-            self._routing = record
+                continued_from_usd=continued.cut_cost if continued is not None and continued.error else None,
+            )
 
     def _interrupted(self, exc: BaseException) -> StreamInterruptedError:
         """The error a broken stream raises, its attempt recorded and its failure logged."""

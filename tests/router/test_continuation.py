@@ -21,6 +21,7 @@ from providers.fake import FakeProviders, ModelScript, status, stream_cut, strea
 from providers.fake.script import RecordedRequest
 from router import StreamInterruptedError
 from router.ledger import open_ledger
+from router.testing import capture_events
 
 from .fault_helpers import KEY_ENV, MODELS, PROVIDERS, QUESTION, MakeCaller, attempts, text_of
 
@@ -243,7 +244,8 @@ def test_both_attempts_are_settled_in_the_ledger(
         budget={"limit_usd": 10, "window": "total"},
     )
     caller = make_caller(policy, ledger=url)
-    routing = caller.stream([], model="r", messages=QUESTION)
+    with capture_events() as events:
+        routing = caller.stream([], model="r", messages=QUESTION)
 
     ledger = open_ledger(url)
     try:
@@ -260,3 +262,7 @@ def test_both_attempts_are_settled_in_the_ledger(
     # The cut attempt at its partial cost (the prompt plus what arrived), the continuation at its usage.
     assert spent.spent_usd == pytest.approx(routing.cost_usd, abs=1e-9)
     assert spent.spent_usd - continued > cut_output > 0
+    # One request, completed once, at what both attempts cost; no failure logged.
+    (completed,) = [e for e in events if e["event"] == "route.completed"]
+    assert completed["cost_usd"] == routing.cost_usd and completed["model"] == ANTHROPIC
+    assert completed["attempts"] == 2 and not [e for e in events if e["event"] == "route.failed"]

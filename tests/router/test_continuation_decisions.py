@@ -1,0 +1,158 @@
+"""The decisions of mid-stream continuation (router._continuation), without I/O."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from policies.schema import Policy
+from providers.base import Deployment
+from providers.catalog import resolve_model
+from router._continuation import Prefix, Splice, continuable, continuation_body, enabled, next_continuation
+from router._engine import Engine
+from router._health import Breakers
+from router._pipeline import Session, normalize
+from router._resilience import resilience_for
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+def _policy(**top: Any) -> Policy:
+    """Three models in an ordered route: a (no prefill), b (no prefill), c (declares prefill)."""
+    models = {
+        name: {
+            "provider": "openai_compatible",
+            "api_base": f"http://{name}.test/v1",
+            "input_cost_per_mtok": 1,
+            "output_cost_per_mtok": 2,
+            "supports": ["streaming", *(["prefill"] if name == "c" else [])],
+        }
+        for name in ("a", "b", "c")
+    }
+    route = {"candidates": ["a"], "fallbacks": ["b", "c"], **top.pop("route", {})}
+    return Policy.model_validate(
+        {"retry": {"attempts": 1}, **top, "models": models, "routes": {"auto": route}}
+    )
+
+
+def _session(policy: Policy, clock: Any = None, breakers: Breakers | None = None, **create: Any) -> Session:
+    engine = Engine(policy, env={})
+    request = normalize({"model": "auto", "messages": HI, "stream": True, **create}, None)
+    plan = engine.planner.plan(request.route)
+    return Session(engine, request, plan, clock=clock or (lambda: 0.0), breakers=breakers)
+
+
+def test_the_prefix_is_sent_without_its_trailing_whitespace_which_is_held() -> None:
+    assert Prefix.of("Paris is \n") == Prefix("Paris is", " \n")
+    assert Prefix.of("Paris") == Prefix("Paris", "")
+
+
+def test_only_text_with_one_choice_can_be_continued() -> None:
+    assert continuable("Paris", False, {})
+    assert not continuable("  ", False, {})  # nothing said yet
+    assert not continuable("Paris", True, {})  # a tool call has no prefix to continue
+    assert not continuable("Paris", False, {"n": 2})
+
+
+def test_anthropic_gets_a_final_assistant_message_and_openai_compatible_servers_vllms_flags() -> None:
+    body = {"messages": HI, "stream": True, "max_tokens": 50}
+    prefix = Prefix.of("Paris is ")
+    anthropic = Deployment("claude", "anthropic", "claude-haiku-4-5", "litellm")
+    vllm = Deployment("llama", "openai_compatible", "llama", "openai")
+    assert continuation_body(body, anthropic, prefix) == {
+        "messages": [*HI, {"role": "assistant", "content": "Paris is"}],
+        "stream": True,
+        "max_tokens": 50,
+    }
+    assert continuation_body(body, vllm, prefix) == {
+        **continuation_body(body, anthropic, prefix),
+        "continue_final_message": True,
+        "add_generation_prompt": False,
+    }
+    assert body == {"messages": HI, "stream": True, "max_tokens": 50}  # the caller's body is untouched
+
+
+def test_the_splice_keeps_the_first_chunks_id_drops_the_role_and_the_held_whitespace() -> None:
+    first = {"id": "chatcmpl-1", "created": 7, "choices": []}
+    splice = Splice(first, Prefix.of("Paris is "))
+    out = splice(
+        {
+            "id": "msg_2",
+            "created": 9,
+            "choices": [{"index": 0, "delta": {"role": "assistant", "content": " the"}}],
+        }
+    )
+    assert out == {"id": "chatcmpl-1", "created": 7, "choices": [{"index": 0, "delta": {"content": "the"}}]}
+    # Only once: later whitespace is the answer's own.
+    later = splice({"choices": [{"index": 0, "delta": {"content": " capital"}}]})
+    assert later["choices"][0]["delta"]["content"] == " capital"
+
+
+def test_the_splice_keeps_whitespace_the_caller_does_not_have() -> None:
+    splice = Splice(None, Prefix.of("Paris is "))
+    assert (
+        splice({"choices": [{"delta": {"content": "\n the"}}]})["choices"][0]["delta"]["content"] == "\n the"
+    )
+
+
+def test_only_a_candidate_with_prefill_is_chosen_to_continue() -> None:
+    session = _session(_policy(stream_recovery="continue"))
+    assert session.next_step() is not None  # a: the stream that was cut
+    planned = next_continuation(session, Prefix.of("Paris is "))
+    assert planned is not None
+    step, body = planned
+    assert step.deployment.name == "c"  # b has no prefill: passed over
+    assert body["messages"][-1] == {"role": "assistant", "content": "Paris is"}
+    assert body["continue_final_message"] is True
+    assert next_continuation(session, Prefix.of("Paris is ")) is None  # none left
+
+
+def test_an_open_breaker_and_the_deadline_bound_the_continuation_like_any_attempt() -> None:
+    now = [0.0]
+    breakers = Breakers(lambda: now[0])
+    policy = _policy(stream_recovery="continue", timeout_s=10)
+    breakers.open_for("c", 60, "a test")
+    session = _session(policy, clock=lambda: now[0], breakers=breakers)
+    session.next_step()
+    assert next_continuation(session, Prefix.of("Paris")) is None
+
+    session = _session(policy, clock=lambda: now[0])
+    session.next_step()
+    now[0] = 11.0  # past timeout_s
+    assert next_continuation(session, Prefix.of("Paris")) is None
+
+
+@pytest.mark.parametrize(
+    ("top", "route", "feature", "expected"),
+    [
+        ({}, {}, None, False),  # off by default
+        ({"stream_recovery": "continue"}, {}, None, True),
+        ({"stream_recovery": "continue"}, {"stream_recovery": "off"}, None, False),
+        ({}, {"stream_recovery": "continue"}, None, True),
+        ({}, {"stream_recovery": "continue"}, "off", False),  # the feature's setting wins
+        ({}, {}, "continue", True),
+    ],
+)
+def test_stream_recovery_is_the_features_else_the_routes_else_the_top_levels(
+    top: dict[str, Any], route: dict[str, Any], feature: str | None, expected: bool
+) -> None:
+    features = {"chat": {"stream_recovery": feature}} if feature else {}
+    policy = _policy(route=route, features=features, **top)
+    session = _session(policy, metadata={"feature": "chat"})
+    assert enabled(session) is expected
+    assert resilience_for(policy, "auto").stream_recovery == (
+        route.get("stream_recovery") or top.get("stream_recovery", "off")
+    )
+
+
+def test_anthropic_models_have_prefill_and_others_only_when_declared() -> None:
+    assert "prefill" in resolve_model("claude-haiku-4-5", provider="anthropic").supports
+    assert "prefill" in resolve_model("my-claude", provider="anthropic").supports  # unknown to the map too
+    assert "prefill" not in resolve_model("gpt-4o-mini", provider="openai").supports
+    assert "prefill" not in resolve_model("gemini-2.5-flash-lite", provider="gemini").supports
+    assert "prefill" not in resolve_model("llama", provider="openai_compatible").supports
+    declared = resolve_model(
+        "llama", provider="openai_compatible", overrides={"supports": ("streaming", "prefill")}
+    )
+    assert "prefill" in declared.supports
