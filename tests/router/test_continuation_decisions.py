@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from policies.loader import parse_policy
 from policies.schema import Policy
 from providers.base import Deployment
 from providers.catalog import resolve_model
@@ -156,3 +158,22 @@ def test_anthropic_models_have_prefill_and_others_only_when_declared() -> None:
         "llama", provider="openai_compatible", overrides={"supports": ("streaming", "prefill")}
     )
     assert "prefill" in declared.supports
+
+
+def test_the_example_in_the_docs_continues_chat_but_not_batch_summaries() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "resilience.md").read_text(encoding="utf-8")
+    (block,) = [b.split("```", 1)[0] for b in docs.split("<!-- loads: continuation -->\n```yaml\n")[1:]]
+    policy = parse_policy(
+        block, source="docs/resilience.md", env={"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"}
+    )
+    engine = Engine(policy, env={"OPENAI_API_KEY": "k", "ANTHROPIC_API_KEY": "k"})
+    assert {name for name, info in engine.catalog.items() if "prefill" in info.supports} == {
+        "claude-haiku-4-5",
+        "llama-3.1-8b",
+    }
+    for feature, expected in (("default", True), ("batch-summaries", False)):
+        request = normalize(
+            {"model": "chat", "messages": HI, "stream": True, "metadata": {"feature": feature}}, None
+        )
+        session = Session(engine, request, engine.planner.plan(request.route))
+        assert enabled(session) is expected
