@@ -17,7 +17,7 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from policies.schema import Policy
-from providers.fake import FakeProviders, ModelScript, status, stream_cut, stream_stall
+from providers.fake import FakeProviders, ModelScript, hang, status, stream_cut, stream_stall
 from providers.fake.script import RecordedRequest
 from router import StreamInterruptedError
 from router.ledger import open_ledger
@@ -93,6 +93,7 @@ def test_a_stream_cut_after_content_is_continued_seamlessly_on_anthropic(
     assert fake.requests_for(GEMINI) == []
     assert attempts(routing) == [(OPENAI, "connection", None), (ANTHROPIC, None, None)]
     assert routing.model == ANTHROPIC and routing.usage is not None
+    assert caller.clock is not None and caller.clock.sleeps == []  # continued at once, no backoff
 
 
 def test_a_stream_stalled_after_content_is_continued_at_the_idle_timeout(
@@ -219,6 +220,35 @@ def test_a_failed_continuation_moves_on_to_the_next_prefill_candidate(
     routing = make_caller(policy).stream(received, model="r", messages=QUESTION)
     assert text_of(received) == REPLY
     assert [a[0] for a in attempts(routing)] == [OPENAI, ANTHROPIC, VLLM]
+
+
+def test_a_silent_continuation_is_passed_over_at_first_token_timeout_s(
+    make_caller: MakeCaller, fake: FakeProviders
+) -> None:
+    _script(fake, OPENAI, CUT)
+    fake.script(ModelScript(ANTHROPIC, reply=REPLY, faults=(hang(NEVER),)))
+    fake.script(ModelScript(VLLM, reply=REPLY, prefill=True))
+    policy = _policy(
+        fake,
+        {"candidates": [OPENAI], "fallbacks": [ANTHROPIC, VLLM], **CONTINUE},
+        first_token_timeout_s=SHORT,
+    )
+    received: list[ChatCompletionChunk] = []
+    routing = make_caller(policy).stream(received, model="r", messages=QUESTION)
+    assert text_of(received) == REPLY
+    assert attempts(routing) == [
+        (OPENAI, "connection", None),
+        (ANTHROPIC, "timeout", None),
+        (VLLM, None, None),
+    ]
+
+
+def test_max_attempts_bounds_the_continuations(make_caller: MakeCaller, fake: FakeProviders) -> None:
+    _script(fake, OPENAI, CUT)
+    policy = _policy(fake, {"candidates": [OPENAI], "fallbacks": [ANTHROPIC], **CONTINUE}, max_attempts=1)
+    with pytest.raises(StreamInterruptedError) as caught:
+        make_caller(policy).stream([], model="r", messages=QUESTION)
+    assert caught.value.model == OPENAI and fake.requests_for(ANTHROPIC) == []
 
 
 def test_a_tool_call_stream_is_not_continued(make_caller: MakeCaller, fake: FakeProviders) -> None:
