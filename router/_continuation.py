@@ -15,8 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+import openai
+
 from providers.base import JSON, Deployment
-from router._pipeline import Session, Step
+from router._exceptions import StreamInterruptedError
+from router._pipeline import Session, Step, StreamTracker
 
 PREFILL: Final = "prefill"
 # vLLM's chat-completions extension: continue the final assistant message instead of answering it.
@@ -115,3 +118,50 @@ def _after_held(content: str, held: str) -> str:
     while same < len(held) and same < len(content) and content[same] == held[same]:
         same += 1
     return content[same:]
+
+
+class Continued:
+    """What a stream that may be continued keeps: the text the caller has, the first chunk (whose id
+    the continuation's chunks take), the cut to raise if nothing continues, and what the cuts cost."""
+
+    __slots__ = ("chunks", "cut_cost", "error", "error_deployment", "first", "parts", "splice", "tool_calls")
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.first: JSON | None = None
+        self.splice: Splice | None = None
+        self.tool_calls = False
+        self.chunks = 0
+        self.cut_cost = 0.0
+        self.error: StreamInterruptedError | None = None
+        self.error_deployment: Deployment | None = None
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def take(self, data: JSON) -> JSON:
+        """Note what the caller is about to get (spliced when it comes from a continuation)."""
+        if self.first is None:
+            self.first = data
+        if self.splice is not None:
+            data = self.splice(data)
+        choices = data.get("choices") or ()
+        if choices:
+            self.chunks += 1
+            content = (choices[0].get("delta") or {}).get("content")
+            if isinstance(content, str):
+                self.parts.append(content)
+        return data
+
+    def cut(
+        self,
+        session: Session,
+        deployment: Deployment,
+        tracker: StreamTracker,
+        exc: openai.APIError,
+        ttft_ms: float | None,
+    ) -> None:
+        """Record the cut attempt (its breaker is told) and what it cost, before continuing it."""
+        session.failed_quietly(deployment, exc, ttft_ms=ttft_ms, malformed_events=tracker.malformed)
+        self.cut_cost += session.partial_cost(deployment, tracker) or 0.0
+        self.error_deployment = deployment

@@ -39,8 +39,8 @@ class Opened:
     settle: Any  # the driver's settle for this attempt's hold, or None
 
 
-SyncResume = Callable[[Prefix], "Opened | None"]
-AsyncResume = Callable[[Prefix], Awaitable["Opened | None"]]
+SyncResume = Callable[[Prefix], Opened | None]
+AsyncResume = Callable[[Prefix], Awaitable[Opened | None]]
 
 
 def sync_resumer(router: SyncRouter, session: Session) -> SyncResume | None:

@@ -29,7 +29,7 @@ from openai.types.chat import ChatCompletionChunk
 
 from providers.base import JSON, MALFORMED_EVENT, Deployment
 from providers.errors import ROUTER_URL, connection_failed, error_class, timeout_error
-from router._continuation import Prefix, Splice, continuable
+from router._continuation import Continued, Prefix, Splice, continuable
 from router._exceptions import StreamInterruptedError
 from router._pipeline import Session, StreamTracker
 from router._response import chunk
@@ -151,7 +151,7 @@ class _StreamBase:
         # Mid-stream continuation (router._continuation): the chunks keep the first model's name;
         # the text delivered so far is kept only when the stream may be continued.
         self._model_name = deployment.name
-        self._continued: _Continued | None = None
+        self._continued: Continued | None = None
 
     @property
     def routing(self) -> RoutingRecord:
@@ -176,11 +176,12 @@ class _StreamBase:
             continued.text(), continued.tool_calls or self._tracker.tool_calls, self._session.request.body
         ):
             return None
-        continued.cut(self, exc)
+        continued.cut(self._session, self._deployment, self._tracker, exc, self._ttft_ms)
+        continued.error = _interruption(self._deployment, exc, continued.chunks, len(continued.text()))
         return Prefix.of(continued.text())
 
     def _switch(self, opened: Opened, prefix: Prefix) -> None:
-        """Read on from the continuation: its chunks join this stream (``_Continued.take``)."""
+        """Read on from the continuation: its chunks join this stream (``Continued.take``)."""
         continued = self._continued
         assert continued is not None
         continued.splice = Splice(continued.first, prefix)
@@ -235,48 +236,6 @@ def _interruption(
     return StreamInterruptedError(model=deployment.name, chunks=chunks, characters=characters, reason=reason)
 
 
-class _Continued:
-    """What a stream that may be continued keeps: the text the caller has, the first chunk (whose id
-    the continuation's chunks take), the cut to raise if nothing continues, what the cuts cost."""
-
-    __slots__ = ("chunks", "cut_cost", "error", "error_deployment", "first", "parts", "splice", "tool_calls")
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.first: JSON | None = None
-        self.splice: Splice | None = None
-        self.tool_calls = False
-        self.chunks = 0
-        self.cut_cost = 0.0
-        self.error: StreamInterruptedError | None = None
-        self.error_deployment: Deployment | None = None
-
-    def text(self) -> str:
-        return "".join(self.parts)
-
-    def take(self, data: JSON) -> JSON:
-        """Note what the caller is about to get (spliced when it comes from a continuation)."""
-        if self.first is None:
-            self.first = data
-        if self.splice is not None:
-            data = self.splice(data)
-        choices = data.get("choices") or ()
-        if choices:
-            self.chunks += 1
-            content = (choices[0].get("delta") or {}).get("content")
-            if isinstance(content, str):
-                self.parts.append(content)
-        return data
-
-    def cut(self, stream: _StreamBase, exc: openai.APIError) -> None:
-        """Record the cut attempt (its breaker is told) and the error to raise if nothing continues."""
-        session, deployment, tracker = stream._session, stream._deployment, stream._tracker
-        session.failed_quietly(deployment, exc, ttft_ms=stream._ttft_ms, malformed_events=tracker.malformed)
-        self.cut_cost += session.partial_cost(deployment, tracker) or 0.0
-        self.error = _interruption(deployment, exc, self.chunks, len(self.text()))
-        self.error_deployment = deployment
-
-
 def _cut() -> openai.APIConnectionError:
     # Every OpenAI-shaped stream closes its choice with a finish_reason; without one the answer
     # was cut, however politely the connection closed.
@@ -310,7 +269,7 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
         # Opens a continuation when the stream is cut after content (router._resume); None: off.
         self._resume = resume
         if resume is not None:
-            self._continued = _Continued()
+            self._continued = Continued()
         self._settlement = _Settlement(settle, partial(session.partial_cost, deployment, tracker))
         if settle is not None:
             weakref.finalize(self, _settle_dropped, self._settlement)
@@ -439,7 +398,7 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
         self._spawn = spawn
         self._resume = resume  # see RoutedStream
         if resume is not None:
-            self._continued = _Continued()
+            self._continued = Continued()
         self._settlement = _Settlement(settle, partial(session.partial_cost, deployment, tracker))
         if settle is not None and spawn is not None:
             loop = asyncio.get_running_loop()
