@@ -6,11 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policies.loader import parse_policy
 from policies.schema import Policy
 from providers.base import Deployment
 from providers.catalog import resolve_model
+from providers.fake._answer import continuation
+from providers.fake.tokens import split_chunks
 from router._continuation import Prefix, Splice, continuable, continuation_body, enabled, next_continuation
 from router._engine import Engine
 from router._health import Breakers
@@ -96,6 +100,21 @@ def test_the_splice_keeps_whitespace_the_caller_does_not_have() -> None:
     assert (
         splice({"choices": [{"delta": {"content": "\n the"}}]})["choices"][0]["delta"]["content"] == "\n the"
     )
+
+
+@given(st.text(alphabet=" \nab.", min_size=1), st.data())
+def test_what_the_caller_has_and_the_spliced_continuation_make_the_whole_answer(
+    answer: str, data: st.DataObject
+) -> None:
+    delivered = answer[: data.draw(st.integers(0, len(answer)))]
+    prefix = Prefix.of(delivered)
+    # A model continuing the prefix writes the rest of its answer, whitespace first, in pieces.
+    splice = Splice(None, prefix)
+    rest = [
+        splice({"choices": [{"delta": {"content": piece}}]})["choices"][0]["delta"]["content"]
+        for piece in split_chunks(continuation(answer, prefix.text))
+    ]
+    assert delivered + "".join(rest) == answer
 
 
 def test_only_a_candidate_with_prefill_is_chosen_to_continue() -> None:
