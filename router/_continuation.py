@@ -24,6 +24,7 @@ from router._pipeline import Session, Step, StreamTracker
 PREFILL: Final = "prefill"
 # vLLM's chat-completions extension: continue the final assistant message instead of answering it.
 _VLLM_CONTINUE: Final[Mapping[str, bool]] = {"continue_final_message": True, "add_generation_prompt": False}
+_OUTPUT_LIMITS: Final = ("max_tokens", "max_completion_tokens")
 # Adapters that speak OpenAI's wire protocol to the server itself (litellm translates for the rest).
 _OPENAI_WIRE: Final = frozenset({"openai", "azure"})
 
@@ -61,9 +62,16 @@ def can_prefill(session: Session, deployment: Deployment) -> bool:
 
 
 def continuation_body(body: Mapping[str, Any], deployment: Deployment, prefix: Prefix) -> JSON:
-    """The original request with the delivered text as the assistant's prefix."""
+    """The original request with the delivered text as the assistant's prefix, and the caller's
+    output limit less what was already written (about 4 characters a token, as partial costs are
+    estimated), so that the whole answer stays within it."""
     messages = [*body["messages"], {"role": "assistant", "content": prefix.text}]
     out: JSON = {**body, "messages": messages}
+    written = -(-len(prefix.text + prefix.held) // 4)
+    for key in _OUTPUT_LIMITS:
+        limit = body.get(key)
+        if isinstance(limit, int) and not isinstance(limit, bool):
+            out[key] = max(limit - written, 1)
     if deployment.adapter in _OPENAI_WIRE:
         out.update(_VLLM_CONTINUE)
     return out

@@ -119,7 +119,7 @@ def _response(stream: _StreamBase, body: httpx.SyncByteStream | httpx.AsyncByteS
     headers = {
         "content-type": "text/event-stream",
         "x-request-id": stream._session.request.request_id,
-        "x-router-model": stream._deployment.name,
+        "x-router-model": stream._model_name,
     }
     return httpx.Response(200, headers=headers, stream=body, request=httpx.Request("POST", ROUTER_URL))
 

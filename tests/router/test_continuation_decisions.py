@@ -69,7 +69,7 @@ def test_anthropic_gets_a_final_assistant_message_and_openai_compatible_servers_
     assert continuation_body(body, anthropic, prefix) == {
         "messages": [*HI, {"role": "assistant", "content": "Paris is"}],
         "stream": True,
-        "max_tokens": 50,
+        "max_tokens": 47,  # less the 3 tokens already written
     }
     assert continuation_body(body, vllm, prefix) == {
         **continuation_body(body, anthropic, prefix),
@@ -77,6 +77,16 @@ def test_anthropic_gets_a_final_assistant_message_and_openai_compatible_servers_
         "add_generation_prompt": False,
     }
     assert body == {"messages": HI, "stream": True, "max_tokens": 50}  # the caller's body is untouched
+
+
+def test_the_output_limit_of_a_continuation_is_what_is_left_of_the_callers() -> None:
+    anthropic = Deployment("claude", "anthropic", "claude-haiku-4-5", "litellm")
+    prefix = Prefix.of("Paris is ")  # 9 characters: 3 tokens at 4 characters a token
+    body = continuation_body(
+        {"messages": HI, "max_tokens": 50, "max_completion_tokens": 2}, anthropic, prefix
+    )
+    assert (body["max_tokens"], body["max_completion_tokens"]) == (47, 1)
+    assert "max_tokens" not in continuation_body({"messages": HI}, anthropic, prefix)
 
 
 def test_the_splice_keeps_the_first_chunks_id_drops_the_role_and_the_held_whitespace() -> None:
