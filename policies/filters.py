@@ -26,6 +26,7 @@ CAPABILITY_WORDS: Final[Mapping[str, str]] = MappingProxyType(
         "json_schema": "json_schema",
         "streaming": "streaming",
         "responses": "native Responses API",
+        "prefill": "prefill",
     }
 )
 

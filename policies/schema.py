@@ -80,6 +80,7 @@ class ModelSpec(_Frozen):
 
 Strategy = Literal["ordered", "cheapest", "fastest"]
 ContentPolicyConduct = Literal["raise", "fallback"]
+StreamRecovery = Literal["continue", "off"]
 QualityFloors = Mapping[Benchmark, float]
 
 
@@ -228,6 +229,9 @@ class RouteSpec(_Frozen):
     min_success: MinSuccess = None
     max_shortfall: MaxShortfall = None
     on_inadequate: OnInadequate = None
+    stream_recovery: StreamRecovery | None = Field(
+        default=None, description="Overrides the top-level stream_recovery."
+    )
 
 
 class FeatureSpec(_Frozen):
@@ -244,6 +248,9 @@ class FeatureSpec(_Frozen):
     min_success: MinSuccess = None
     max_shortfall: MaxShortfall = None
     on_inadequate: OnInadequate = None
+    stream_recovery: StreamRecovery | None = Field(
+        default=None, description="Overrides the route's stream_recovery for this feature."
+    )
 
 
 class Policy(_Frozen):
@@ -311,3 +318,10 @@ class Policy(_Frozen):
         default=None, description="Configure router.logging when a client loads this policy."
     )
     source: str | None = Field(default=None, exclude=True, description="Where the policy was read from.")
+    stream_recovery: StreamRecovery = Field(
+        default="off",
+        description=(
+            "A stream cut or stalled after content: continue it on a model with prefill (continue),"
+            " or raise StreamInterruptedError (off)."
+        ),
+    )

@@ -17,10 +17,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, Literal
 
-Capability = Literal["tools", "parallel_tools", "vision", "json_schema", "streaming", "responses"]
+# "prefill": the model continues an answer from a final assistant message (its prefix), which is
+# what lets a cut stream be continued on it (docs/resilience.md, mid-stream continuation).
+Capability = Literal["tools", "parallel_tools", "vision", "json_schema", "streaming", "responses", "prefill"]
 CAPABILITIES: Final[frozenset[str]] = frozenset(
-    {"tools", "parallel_tools", "vision", "json_schema", "streaming", "responses"}
+    {"tools", "parallel_tools", "vision", "json_schema", "streaming", "responses", "prefill"}
 )
+
+# Providers whose API continues a final assistant message by design (Anthropic's prefill). An
+# OpenAI-compatible server that can (vLLM's continue_final_message) must declare it under supports:.
+_PREFILL_PROVIDERS: Final = frozenset({"anthropic"})
 
 # litellm's names for the capabilities we route on.
 _LITELLM_FLAGS: Final[Mapping[str, str]] = MappingProxyType(
@@ -189,6 +195,8 @@ def resolve_model(
         # OpenAI's own API speaks the Responses API for every chat model; an OpenAI-compatible server
         # says so in the policy (supports: [..., responses]).
         info = replace(info, supports=info.supports | {"responses"})
+    if provider in _PREFILL_PROVIDERS:
+        info = replace(info, supports=info.supports | {"prefill"})
     shipped = _quality_for(name, model_id)
     quality = {bench: s.score for bench, s in shipped.items()}
     sources = {bench: s.source for bench, s in shipped.items()}

@@ -35,6 +35,7 @@ from router._health import Breakers, SharedBreakers
 from router._observations import Observations
 from router._pipeline import Request, Session, StreamTracker, content_filtered, normalize, usage_of
 from router._response import RoutedChatCompletion, completion
+from router._resume import async_resumer, sync_resumer
 from router._streaming import AsyncRoutedStream, RoutedStream
 from router._turns import open_turns
 from router.ledger import (
@@ -385,7 +386,14 @@ class SyncRouter(_BaseClient):
                 raise
             settle = None if not hold else partial(self._settle, session, hold)
             stream = RoutedStream(
-                session, deployment, buffered, tracker, chunks, session.attempt_elapsed_ms(), settle
+                session,
+                deployment,
+                buffered,
+                tracker,
+                chunks,
+                session.attempt_elapsed_ms(),
+                settle,
+                resume=sync_resumer(self, session),
             )
             if tracker.content_filtered:
                 stream.settle_now()
@@ -603,6 +611,7 @@ class AsyncRouter(_BaseClient):
                 session.attempt_elapsed_ms(),
                 settle,
                 spawn=self._spawn,
+                resume=async_resumer(self, session),
             )
             if tracker.content_filtered:
                 await stream.settle_now()

@@ -441,8 +441,13 @@ class Session:
         *,
         ttft_ms: float | None = None,
         malformed_events: int = 0,
+        continued_from_usd: float | None = None,
     ) -> RoutingRecord:
-        """Record the successful attempt, price it, and learn its output size and latency."""
+        """Record the successful attempt, price it, and learn its output size and latency.
+
+        ``continued_from_usd``: this attempt continued cut streams (router._continuation) that cost
+        that much; the request's cost includes them, and a continuation teaches nothing about sizes.
+        """
         usage = self.vetted(deployment, usage)
         latency_ms = self._elapsed_ms(self._attempt_started)
         self._add(
@@ -458,7 +463,7 @@ class Session:
         )
         if self._breakers is not None:
             self._breakers.succeeded(deployment.name)
-        if self._observations is not None:
+        if self._observations is not None and continued_from_usd is None:
             trusted = usage is not None and usage.suspect is None
             self._observations.record(
                 self.request.route.feature,
@@ -467,7 +472,10 @@ class Session:
                 usage.completion_tokens // self.request.route.choices if trusted and usage else None,
                 latency_ms,
             )
-        record = self.record(deployment, usage, self.cost_of(deployment, usage))
+        cost = self.cost_of(deployment, usage)
+        if cost is not None and continued_from_usd is not None:
+            cost += continued_from_usd
+        record = self.record(deployment, usage, cost)
         if self._events is not None:
             self._events.completed(record)
         return record

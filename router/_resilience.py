@@ -12,7 +12,7 @@ from typing import Final
 
 import tenacity
 
-from policies.schema import ContentPolicyConduct, CooldownSpec, Policy, RetrySpec
+from policies.schema import ContentPolicyConduct, CooldownSpec, Policy, RetrySpec, StreamRecovery
 from providers import error_kinds
 
 # Failures a second call to the same model may cure (the error table's ``retry`` column). The rest
@@ -36,6 +36,8 @@ class Resilience:
     # A model that did not answer in time rarely answers the retry: fail over at once by default.
     retry_on_timeout: bool = False
     on_content_policy: ContentPolicyConduct = "raise"
+    # A stream cut after content: continue it on a model with prefill, or raise (router._continuation).
+    stream_recovery: StreamRecovery = "off"
 
     @property
     def first_content_s(self) -> float:
@@ -99,6 +101,7 @@ def resilience_for(policy: Policy, route: str | None) -> Resilience:
         first_token_timeout_s=_seconds(pick("first_token_timeout_s")),
         retry_on_timeout=bool(pick("retry_on_timeout")),
         on_content_policy=pick("on_content_policy"),  # type: ignore[arg-type]
+        stream_recovery=pick("stream_recovery"),  # type: ignore[arg-type]
     )
 
 

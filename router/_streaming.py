@@ -21,7 +21,7 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from functools import partial
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 import openai
@@ -29,10 +29,14 @@ from openai.types.chat import ChatCompletionChunk
 
 from providers.base import JSON, MALFORMED_EVENT, Deployment
 from providers.errors import ROUTER_URL, connection_failed, error_class, timeout_error
+from router._continuation import Continued, Prefix, Splice, continuable
 from router._exceptions import StreamInterruptedError
 from router._pipeline import Session, StreamTracker
 from router._response import chunk
 from router._routing import RoutingRecord
+
+if TYPE_CHECKING:
+    from router._resume import AsyncResume, Opened, SyncResume
 
 # Errors we raise ourselves; their messages hold no provider text, so they may be quoted.
 _OWN_MESSAGE: Final = "router-own-message"
@@ -115,7 +119,7 @@ def _response(stream: _StreamBase, body: httpx.SyncByteStream | httpx.AsyncByteS
     headers = {
         "content-type": "text/event-stream",
         "x-request-id": stream._session.request.request_id,
-        "x-router-model": stream._deployment.name,
+        "x-router-model": stream._model_name,
     }
     return httpx.Response(200, headers=headers, stream=body, request=httpx.Request("POST", ROUTER_URL))
 
@@ -144,6 +148,10 @@ class _StreamBase:
         self._routing: RoutingRecord | None = None
         self._http_response: httpx.Response | None = None
         self._closed = False
+        # Mid-stream continuation (router._continuation): the chunks keep the first model's name;
+        # the text delivered so far is kept only when the stream may be continued.
+        self._model_name = deployment.name
+        self._continued: Continued | None = None
 
     @property
     def routing(self) -> RoutingRecord:
@@ -156,7 +164,32 @@ class _StreamBase:
             not self._session.request.caller_wants_usage or MALFORMED_EVENT in data
         ):
             return None
-        return chunk(data, self._deployment.name)
+        continued = self._continued
+        if continued is not None:
+            data = continued.take(data)
+        return chunk(data, self._model_name)
+
+    def _may_continue(self, exc: openai.APIError) -> Prefix | None:
+        """The prefix to continue this cut stream from, with the cut recorded; None to raise it."""
+        continued = self._continued
+        if continued is None or not continuable(
+            continued.text(), continued.tool_calls or self._tracker.tool_calls, self._session.request.body
+        ):
+            return None
+        continued.cut(self._session, self._deployment, self._tracker, exc, self._ttft_ms)
+        continued.error = _interruption(self._deployment, exc, continued.chunks, len(continued.text()))
+        return Prefix.of(continued.text())
+
+    def _switch(self, opened: Opened, prefix: Prefix) -> None:
+        """Read on from the continuation: its chunks join this stream (``Continued.take``)."""
+        continued = self._continued
+        assert continued is not None
+        continued.splice = Splice(continued.first, prefix)
+        continued.tool_calls = continued.tool_calls or self._tracker.tool_calls
+        self._deployment = opened.deployment
+        self._buffered = opened.buffered
+        self._tracker = opened.tracker
+        self._ttft_ms = opened.ttft_ms
 
     def _cost_so_far(self) -> float | None:
         """What to settle at: the exact cost when usage arrived, else the prompt plus the text so far."""
@@ -165,32 +198,42 @@ class _StreamBase:
     def _complete(self) -> None:
         """The provider's stream ended: complete only if it said how the answer ended."""
         if self._routing is None:
+            continued = self._continued
             self._routing = self._session.succeeded(
                 self._deployment,
                 self._tracker.usage,
                 ttft_ms=self._ttft_ms,
                 malformed_events=self._tracker.malformed,
+                # The caller paid for the cut attempts too.
+                continued_from_usd=continued.cut_cost if continued is not None and continued.error else None,
             )
 
     def _interrupted(self, exc: BaseException) -> StreamInterruptedError:
+        """The error a broken stream raises, its attempt recorded and its failure logged."""
+        continued = self._continued
+        if continued is not None and continued.error is not None:
+            # A cut no continuation could recover: raised as that cut, never a continuation's error.
+            record = self._session.record(continued.error_deployment)
+            continued.error.routing = self._routing = record
+            self._session.stream_failed(continued.error, record)
+            return continued.error
         record = self._session.interrupted(self._deployment, exc, self._ttft_ms, self._tracker.malformed)
-        if getattr(exc, _OWN_MESSAGE, False):
-            reason = str(getattr(exc, "message", exc))
-        else:
-            # The provider's own text may quote the prompt: name the failure, not its words.
-            status = getattr(exc, "status_code", None)
-            reason = (
-                f"{error_class(exc)} error ({type(exc).__name__}{f', status {status}' if status else ''})"
-            )
-        error = StreamInterruptedError(
-            model=self._deployment.name,
-            chunks=self._tracker.chunks,
-            characters=self._tracker.characters,
-            reason=reason,
-        )
+        error = _interruption(self._deployment, exc, self._tracker.chunks, self._tracker.characters)
         error.routing = self._routing = record
         self._session.stream_failed(error, record)
         return error
+
+
+def _interruption(
+    deployment: Deployment, exc: BaseException, chunks: int, characters: int
+) -> StreamInterruptedError:
+    if getattr(exc, _OWN_MESSAGE, False):
+        reason = str(getattr(exc, "message", exc))
+    else:
+        # The provider's own text may quote the prompt: name the failure, not its words.
+        status = getattr(exc, "status_code", None)
+        reason = f"{error_class(exc)} error ({type(exc).__name__}{f', status {status}' if status else ''})"
+    return StreamInterruptedError(model=deployment.name, chunks=chunks, characters=characters, reason=reason)
 
 
 def _cut() -> openai.APIConnectionError:
@@ -219,9 +262,14 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
         rest: Iterator[JSON],
         ttft_ms: float | None = None,
         settle: Callable[[float | None, bool], None] | None = None,
+        resume: SyncResume | None = None,
     ) -> None:
         super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
+        # Opens a continuation when the stream is cut after content (router._resume); None: off.
+        self._resume = resume
+        if resume is not None:
+            self._continued = Continued()
         self._settlement = _Settlement(settle, partial(session.partial_cost, deployment, tracker))
         if settle is not None:
             weakref.finalize(self, _settle_dropped, self._settlement)
@@ -249,27 +297,52 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
 
     def _chunks(self) -> Generator[ChatCompletionChunk, None, None]:
         try:
-            for data in self._buffered:
-                out = self._emit(data)
-                if out is not None:
-                    yield out
-            self._buffered = []
-            for data in self._rest:
-                self._tracker.observe(data)
-                out = self._emit(data)
-                if out is not None:
-                    yield out
-            if not self._tracker.finished:
-                raise _cut()
-            self.settle_now()
-        except openai.APIError as exc:
-            # Cut by the provider: what arrived. Stopped by our idle timeout: it may still be billing.
-            self.settle_now(estimated=isinstance(exc, openai.APITimeoutError))
-            raise self._interrupted(exc) from exc
+            while True:  # once, or again for each continuation (stream_recovery: continue)
+                try:
+                    for data in self._buffered:
+                        out = self._emit(data)
+                        if out is not None:
+                            yield out
+                    self._buffered = []
+                    for data in self._rest:
+                        self._tracker.observe(data)
+                        out = self._emit(data)
+                        if out is not None:
+                            yield out
+                    if not self._tracker.finished:
+                        raise _cut()
+                    self.settle_now()
+                    break
+                except openai.APIError as exc:
+                    # Cut by the provider: what arrived. Stopped by our idle timeout: it may still be billing.
+                    self.settle_now(estimated=isinstance(exc, openai.APITimeoutError))
+                    if not self._continue(exc):
+                        raise self._interrupted(exc) from exc
         finally:
             # The caller stopped reading (GeneratorExit, KeyboardInterrupt): charged as cancelled.
             self.settle_now(estimated=True)
         self._complete()
+
+    def _continue(self, exc: openai.APIError) -> bool:
+        """Switch to a continuation of this cut stream; False when none could be opened."""
+        prefix = self._may_continue(exc)
+        opened = self._resume(prefix) if prefix is not None and self._resume is not None else None
+        if opened is None or prefix is None:
+            return False
+        self._close_rest()
+        self._switch(opened, prefix)
+        self._rest = opened.rest
+        self._settlement = _Settlement(
+            opened.settle, partial(self._session.partial_cost, opened.deployment, opened.tracker)
+        )
+        if opened.settle is not None:
+            weakref.finalize(self, _settle_dropped, self._settlement)
+        return True
+
+    def _close_rest(self) -> None:
+        close: Any = getattr(self._rest, "close", None)
+        if close is not None:
+            close()
 
     def _chunk_iterator(self) -> Iterator[ChatCompletionChunk]:
         if self._chunk_gen is None:
@@ -293,9 +366,7 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
         self.close()
 
     def close(self) -> None:
-        close: Any = getattr(self._rest, "close", None)
-        if close is not None:
-            close()
+        self._close_rest()
         # Like openai's Stream: once closed, iterating ends (and the response reads as closed).
         self._closed = True
         if self._chunk_gen is not None:
@@ -320,9 +391,14 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
         ttft_ms: float | None = None,
         settle: Callable[[float | None, bool], Awaitable[None]] | None = None,
         spawn: Callable[[Awaitable[None]], None] | None = None,
+        resume: AsyncResume | None = None,
     ) -> None:
         super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
+        self._spawn = spawn
+        self._resume = resume  # see RoutedStream
+        if resume is not None:
+            self._continued = Continued()
         self._settlement = _Settlement(settle, partial(session.partial_cost, deployment, tracker))
         if settle is not None and spawn is not None:
             loop = asyncio.get_running_loop()
@@ -348,38 +424,60 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
 
     async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
         idle = self._session.resilience.stream_idle_timeout_s
-        rest = self._rest
         try:
-            for data in self._buffered:
-                out = self._emit(data)
-                if out is not None:
-                    yield out
-            self._buffered = []
-            while True:
-                # The idle timeout as a hard stop: httpx enforces it per read on the fast path,
-                # but litellm's streams do their own reading.
+            while True:  # once, or again for each continuation (stream_recovery: continue)
                 try:
-                    async with asyncio.timeout(idle):
-                        data = await anext(rest)
-                except StopAsyncIteration:
+                    for data in self._buffered:
+                        out = self._emit(data)
+                        if out is not None:
+                            yield out
+                    self._buffered = []
+                    rest = self._rest
+                    while True:
+                        # The idle timeout as a hard stop: httpx enforces it per read on the fast path,
+                        # but litellm's streams do their own reading.
+                        try:
+                            async with asyncio.timeout(idle):
+                                data = await anext(rest)
+                        except StopAsyncIteration:
+                            break
+                        except TimeoutError:
+                            await self._close_rest()
+                            raise _idle(idle) from None
+                        self._tracker.observe(data)
+                        out = self._emit(data)
+                        if out is not None:
+                            yield out
+                    if not self._tracker.finished:
+                        raise _cut()
+                    await self.settle_now()
                     break
-                except TimeoutError:
-                    await self._close_rest()
-                    raise _idle(idle) from None
-                self._tracker.observe(data)
-                out = self._emit(data)
-                if out is not None:
-                    yield out
-            if not self._tracker.finished:
-                raise _cut()
-            await self.settle_now()
-        except openai.APIError as exc:
-            await self.settle_now(estimated=isinstance(exc, openai.APITimeoutError))
-            raise self._interrupted(exc) from exc
+                except openai.APIError as exc:
+                    await self.settle_now(estimated=isinstance(exc, openai.APITimeoutError))
+                    if not await self._continue(exc):
+                        raise self._interrupted(exc) from exc
         finally:
             # The caller stopped reading (cancelled, or dropped it: the loop closes the generator).
             await self.settle_now(estimated=True)
         self._complete()
+
+    async def _continue(self, exc: openai.APIError) -> bool:
+        """``RoutedStream._continue``, awaited."""
+        prefix = self._may_continue(exc)
+        opened = await self._resume(prefix) if prefix is not None and self._resume is not None else None
+        if opened is None or prefix is None:
+            return False
+        await self._close_rest()
+        self._switch(opened, prefix)
+        self._rest = opened.rest
+        self._settlement = _Settlement(
+            opened.settle, partial(self._session.partial_cost, opened.deployment, opened.tracker)
+        )
+        if opened.settle is not None and self._spawn is not None:
+            weakref.finalize(
+                self, _settle_dropped_async, asyncio.get_running_loop(), self._spawn, self._settlement
+            )
+        return True
 
     def _chunk_iterator(self) -> AsyncIterator[ChatCompletionChunk]:
         if self._closed and self._chunk_gen is None:

@@ -44,6 +44,9 @@ class Conversation:
     """OpenAI's ``n``: that many choices, each billed (the prompt once)."""
     extras: Mapping[str, Any] = field(default_factory=dict)
     """What one protocol keeps for its own rendering (the Responses API: the body, stored items)."""
+    prefix: str | None = None
+    """Prefill: the final assistant message the answer continues (Anthropic's, or vLLM's
+    ``continue_final_message``); only what follows it is answered."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,15 @@ def _chosen_tool(conv: Conversation) -> Tool | None:
     return conv.tools[0]
 
 
+def continuation(text: str, prefix: str) -> str:
+    """What a model whose answer would be ``text`` writes after ``prefix``: the rest of ``text`` when it
+    begins with the prefix (the words already written, whatever whitespace ended them), else all of it
+    (a model put on another track just carries on with its own answer)."""
+    if text.startswith(prefix):
+        return text[len(prefix) :]
+    return text
+
+
 def decide(
     conv: Conversation,
     script: ModelScript,
@@ -138,6 +150,8 @@ def decide(
             text = json.dumps({"answer": reply_text(conv.model, conv.question)})
         else:
             text = reply_text(conv.model, conv.question, after_tool_result=conv.after_tool_result)
+        if conv.prefix is not None:
+            text = continuation(text, conv.prefix)
         completion = text_tokens(text)
         if conv.max_tokens is not None and completion > conv.max_tokens:
             text = text[: conv.max_tokens * 4]

@@ -75,6 +75,16 @@ def _json_schema(body: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
+def _prefill(last: Mapping[str, Any]) -> str | None:
+    """A final assistant message is the start of the answer (prefill): the reply continues it."""
+    if last.get("role") != "assistant":
+        return None
+    prefix = as_text(last.get("content"))
+    if prefix != prefix.rstrip():
+        raise BadRequest("messages: final assistant content cannot end with trailing whitespace")
+    return prefix
+
+
 class AnthropicWire:
     name: ProtocolName = "anthropic"
 
@@ -127,6 +137,7 @@ class AnthropicWire:
             tool_choice=tool_choice,
             json_schema=_json_schema(body),
             max_tokens=body["max_tokens"],
+            prefix=_prefill(messages[-1]),
         )
 
     @staticmethod

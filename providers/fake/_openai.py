@@ -30,6 +30,22 @@ _ERRORS: Mapping[int, tuple[str, str | None, str]] = {
 }
 
 
+CONTINUE_FINAL_MESSAGE = "continue_final_message"
+"""vLLM's prefill: the final assistant message is continued, not answered (the server must declare it)."""
+
+
+def _continued(body: Mapping[str, Any], messages: list[Any]) -> str | None:
+    """The final assistant message to continue, as vLLM's ``continue_final_message`` asks."""
+    if not body.get(CONTINUE_FINAL_MESSAGE):
+        return None
+    if body.get("add_generation_prompt", True):
+        # vLLM's own check: a new assistant turn and a continued one exclude each other.
+        raise BadRequest("Cannot set both `continue_final_message` and `add_generation_prompt` to True.")
+    if messages[-1].get("role") != "assistant":
+        raise BadRequest("continue_final_message needs a final assistant message to continue.", "messages")
+    return as_text(messages[-1].get("content"))
+
+
 class OpenAIWire:
     name: ProtocolName = "openai"
 
@@ -80,6 +96,7 @@ class OpenAIWire:
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
             include_usage=isinstance(options, Mapping) and bool(options.get("include_usage")),
             choices=n if isinstance(n := body.get("n", 1), int) and n > 0 else 1,
+            prefix=_continued(body, messages),
         )
 
     @staticmethod

@@ -89,6 +89,12 @@ class State:
         with self._lock:
             return [r for r in self._log if model is None or r.model == model]
 
+    def prefills(self, model: str) -> bool:
+        """Whether ``model`` (OpenAI protocol) is scripted to serve vLLM's continue_final_message."""
+        with self._lock:
+            state = self._models.get(model)
+            return state is not None and state.script.prefill
+
     def take(self, model: str) -> Turn:
         """The next turn for ``model``; an unknown model consumes no fault."""
         with self._lock:

@@ -187,6 +187,10 @@ class ModelScript:
     fail_rate: float = 0.0
     fail_status: int = 500
     seed: int = 0
+    # OpenAI protocol: serve vLLM's continue_final_message (a server that declares prefill); without it
+    # such a request is refused with a 400, as OpenAI refuses an argument it does not know. Anthropic
+    # always continues a final assistant message (its prefill).
+    prefill: bool = False
 
     def __post_init__(self) -> None:
         if not self.model:

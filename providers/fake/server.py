@@ -17,7 +17,7 @@ from aiohttp import web
 from ._answer import decide
 from ._anthropic import AnthropicWire
 from ._gemini import GeminiWire
-from ._openai import OpenAIWire
+from ._openai import CONTINUE_FINAL_MESSAGE, OpenAIWire
 from ._openai_responses import OpenAIResponsesWire, ResponsesStore
 from ._state import State, Turn, redact
 from ._wire import CONTENT, HEAD, BadRequest, ErrorReply, Frame, Ids, Wire
@@ -184,6 +184,10 @@ class _Handlers:
             return self._error(wire.auth_error(key))
         if body is None:
             return self._error(wire.bad_request("We could not parse the JSON body of your request."))
+        if wire.name == "openai" and CONTINUE_FINAL_MESSAGE in body and not self.state.prefills(model):
+            # OpenAI (and a server without vLLM's prefill) refuses an argument it does not know.
+            message = f"Unrecognized request argument supplied: {CONTINUE_FINAL_MESSAGE}"
+            return self._error(wire.bad_request(message))
         try:
             conv = wire.parse(body, model, stream)
         except BadRequest as exc:
