@@ -153,8 +153,9 @@ def _hold(data: Mapping[str, Any]) -> Hold:
 class BatchService:
     """The batch jobs of one client: files, jobs and their lines in the job store; provider calls by httpx.
 
-    ``on_step`` is called after each durable step ("planned", "submitted:<model>", "polled:<model>"): a
-    seam for tests that kill the process at exactly that point.
+    ``on_step`` is called at each step ("planned", "submitted:<model>", "polling:<model>" with a
+    provider's answers read but not yet recorded, "polled:<model>"): a seam for tests that kill the
+    process at exactly that point.
     """
 
     def __init__(
@@ -394,6 +395,7 @@ class BatchService:
             return  # asked again on the next retrieve
         if not poll.ended:
             return
+        self._on_step(f"polling:{group.model}")  # answers read, nothing recorded yet
         outcomes: dict[str, Outcome] = {o.key: o for o in poll.outcomes}
         lines = [ln for ln in self.store.lines(job.id, "submitted") if ln.group_id == group.id]
         done: list[LineRow] = []

@@ -13,6 +13,7 @@ KEY_ENV = "ROUTER_BATCH_TEST_KEY"
 MINI, LITE, HAIKU = "gpt-4o-mini", "gemini-2.5-flash-lite", "claude-haiku-4-5"
 # litellm's batch prices ($/M in, out): what every line must be charged at.
 BATCH_PRICES: Mapping[str, tuple[float, float]] = {MINI: (0.075, 0.3), LITE: (0.05, 0.2), HAIKU: (0.5, 2.5)}
+STANDARD_PRICES: Mapping[str, tuple[float, float]] = {MINI: (0.15, 0.6), LITE: (0.1, 0.4), HAIKU: (1.0, 5.0)}
 PROTOCOL = {MINI: "openai", LITE: "gemini", HAIKU: "anthropic"}
 
 TOOL: Any = {
