@@ -308,6 +308,42 @@ class BatchService:
     def counts(self, job_id: str) -> dict[str, int]:
         return self.store.counts(job_id)
 
+    def breakdown(self, job_id: str) -> dict[str, dict[str, float]]:
+        """Per model now serving (or having served) each line: lines, succeeded, failed, cost so far,
+        and what the succeeded lines would have cost at standard prices (the saving)."""
+        table: dict[str, dict[str, float]] = {}
+        for line in self.store.lines(job_id):
+            model = line.model or (line.history[-1].get("model") if line.history else None) or "(none)"
+            row = table.setdefault(
+                str(model), {"lines": 0, "succeeded": 0, "failed": 0, "cost_usd": 0.0, "standard_usd": 0.0}
+            )
+            row["lines"] += 1
+            if line.state in _FINAL:
+                row[line.state] += 1
+            if line.state == "succeeded" and line.result is not None:
+                usage = line.result.get("usage") or {}
+                row["cost_usd"] += line.cost_usd or 0.0
+                standard = self._engine.catalog[str(model)].cost_usd(
+                    int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+                )
+                row["standard_usd"] += standard or 0.0
+        return table
+
+    def resume_all(self) -> list[JobRow]:
+        """Move on every job that has not ended (``router batch resume``)."""
+        moved: list[JobRow] = []
+        after: str | None = None
+        while True:
+            page = self.store.jobs(100, after)
+            for job in page:
+                if job.status in ("in_progress", "cancelling"):
+                    advanced = self.advance(job.id)
+                    if advanced is not None:
+                        moved.append(advanced)
+            if len(page) < 100:
+                return moved
+            after = page[-1].id
+
     def advance(self, job_id: str) -> JobRow | None:
         """Resume and move a job on: what a crash left half-done, then poll, settle, retry, submit."""
         job = self.store.job(job_id)
