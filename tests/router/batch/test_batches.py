@@ -148,19 +148,22 @@ def test_a_malformed_input_file_is_refused_at_upload_with_what_to_fix(
         )
 
 
-def test_ids_router_does_not_own_go_to_openai_as_before(fake: FakeProviders, tmp_path: Path) -> None:
+def test_ids_router_does_not_own_go_to_openai_as_before(fake: FakeProviders) -> None:
     client = OpenAI(policy=batch_policy(fake), api_key="k", base_url=fake.openai_base, ledger="memory://")
-    plain = client.files.create(file=("in.jsonl", jsonl([line("a", "plain", model=MINI)])), purpose="batch")
-    direct = client.batches.with_raw_response  # openai's own resource machinery is intact
-    assert direct is not None
     remote = openai.OpenAI(api_key="k", base_url=fake.openai_base).files.create(
         file=("x.jsonl", jsonl([line("a", "plain", model=MINI)])), purpose="batch"
     )
     batch = client.batches.create(
         input_file_id=remote.id, endpoint="/v1/chat/completions", completion_window="24h"
     )
-    assert batch.id.startswith("batch_fake") and plain.id.startswith("file-rtr-")
+    assert batch.id.startswith("batch_fake")  # OpenAI's own batch, untouched by routing
     assert client.batches.retrieve(batch.id).status == "in_progress"
+    assert client.files.retrieve(remote.id).filename == "x.jsonl"
+    fake.batches.advance(3600)
+    done = client.batches.retrieve(batch.id)
+    assert done.output_file_id is not None
+    (entry,) = read_jsonl(client.files.content(done.output_file_id).text)
+    assert entry["response"]["body"]["model"] == MINI and "routing" not in entry
 
 
 def test_per_line_cost_is_usage_times_the_batch_price(fake: FakeProviders, tmp_path: Path) -> None:
