@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -135,6 +137,26 @@ def plan_lines(
     return planned
 
 
+_OWNER: Final = f"{socket.gethostname()}:{os.getpid()}"
+# A submission still "submitting" after this long outlived its HTTP timeout: its process is gone.
+_STALE_SUBMIT_S: Final = 600.0
+
+
+def _abandoned(group: GroupRow, now: float) -> bool:
+    """Whether the process that was submitting ``group`` is gone (dead on this host, or long silent)."""
+    host, _, pid = group.owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass  # alive, someone else's
+        else:
+            return now - group.created_at > _STALE_SUBMIT_S
+    return now - group.created_at > _STALE_SUBMIT_S
+
+
 def _hold_json(hold: Hold) -> dict[str, Any]:
     return {
         "id": hold.id,
@@ -153,7 +175,8 @@ def _hold(data: Mapping[str, Any]) -> Hold:
 class BatchService:
     """The batch jobs of one client: files, jobs and their lines in the job store; provider calls by httpx.
 
-    ``on_step`` is called at each step ("planned", "submitted:<model>", "polling:<model>" with a
+    ``on_step`` is called at each step ("planned", "submitting:<model>" just before the provider is
+    called, "submitted:<model>", "polling:<model>" with a
     provider's answers read but not yet recorded, "polled:<model>"): a seam for tests that kill the
     process at exactly that point.
     """
@@ -364,12 +387,9 @@ class BatchService:
         self.store.set_job(job.id, status="cancelling", cancelled_at=now)
         job = replace(job, status="cancelling", cancelled_at=now)
         self._recover(job)
-        self._fail_lines(
-            [ln for ln in self.store.lines(job.id, "planned")],
-            "batch_cancelled",
-            "The batch was cancelled before this line was submitted.",
-            retry=False,
-        )
+        planned = self.store.lines(job.id, "planned")
+        message = "The batch was cancelled before this line was submitted."
+        self._claim([(ln, self._failed(ln, "batch_cancelled", message, retry=False)) for ln in planned])
         for group in self.store.groups(job.id, "submitted"):
             # Polled below and on the next retrieve: what the provider answered before it stopped counts.
             with contextlib.suppress(BatchAPIError, httpx.HTTPError):
@@ -384,11 +404,14 @@ class BatchService:
     def _recover(self, job: JobRow) -> None:
         """Groups caught mid-submission by a crash, between writing "submitting" and the provider's
         answer: their lines go back to planned and are sent again. The provider may have accepted the
-        first send in that window of one HTTP call (docs/batch.md, "Known limits")."""
+        first send in that window of one HTTP call (docs/batch.md, "Known limit"). A group whose
+        submitting process is alive is left alone until the HTTP timeout has long passed."""
         for group in self.store.groups(job.id, "submitting"):
+            if not _abandoned(group, self._clock()):
+                continue  # another live process is submitting it right now
             lines = [ln for ln in self.store.lines(job.id, "submitting") if ln.group_id == group.id]
-            self.store.save(
-                [replace(ln, state="planned", group_id=None) for ln in lines],
+            self.store.claim(
+                [(ln, replace(ln, state="planned", group_id=None)) for ln in lines],
                 [replace(group, state="abandoned")],
             )
 
@@ -401,10 +424,21 @@ class BatchService:
             info = self.catalog[model]
             protocol = str(info.batch_protocol)
             group = GroupRow(
-                f"grp_rtr_{uuid.uuid4().hex[:20]}", job.id, model, protocol, None, "submitting", self._clock()
+                f"grp_rtr_{uuid.uuid4().hex[:20]}",
+                job.id,
+                model,
+                protocol,
+                None,
+                "submitting",
+                self._clock(),
+                _OWNER,
             )
-            lines = [replace(ln, state="submitting", group_id=group.id) for ln in lines]
-            self.store.save(lines, [group])
+            lines = self.store.claim(
+                [(ln, replace(ln, state="submitting", group_id=group.id)) for ln in lines], [group]
+            )
+            if not lines:
+                continue  # another process took them first
+            self._on_step(f"submitting:{model}")
             try:
                 provider_id = self._protocols[protocol].submit(
                     self._engine.deployments[model],
@@ -413,11 +447,14 @@ class BatchService:
                     info.max_output_tokens,
                 )
             except (BatchAPIError, httpx.HTTPError) as exc:
-                self.store.save([], [replace(group, state="abandoned")])
-                self._fail_lines(lines, "batch_submit_failed", f"{model}: {exc}", retry=True)
+                failed = [
+                    (ln, self._failed(ln, "batch_submit_failed", f"{model}: {exc}", retry=True))
+                    for ln in lines
+                ]
+                self._claim(failed, [replace(group, state="abandoned")])
                 continue
-            self.store.save(
-                [replace(ln, state="submitted") for ln in lines],
+            self.store.claim(
+                [(ln, replace(ln, state="submitted")) for ln in lines],
                 [replace(group, provider_id=provider_id, state="submitted")],
             )
             self._on_step(f"submitted:{model}")
@@ -434,22 +471,22 @@ class BatchService:
         self._on_step(f"polling:{group.model}")  # answers read, nothing recorded yet
         outcomes: dict[str, Outcome] = {o.key: o for o in poll.outcomes}
         lines = [ln for ln in self.store.lines(job.id, "submitted") if ln.group_id == group.id]
-        done: list[LineRow] = []
-        failed: list[tuple[LineRow, Mapping[str, Any]]] = []
+        retry = job.status == "in_progress"
+        changes: list[tuple[LineRow, LineRow]] = []
         for line in lines:
             outcome = outcomes.get(f"l{line.n}")
             if outcome is not None and outcome.completion is not None:
-                done.append(self._succeed(line, outcome.completion))
+                changes.append((line, self._succeed(line, outcome.completion)))
             else:
                 error = (outcome.error if outcome is not None else None) or {
                     "code": "batch_expired",
                     "message": "The provider ended the batch without answering this line.",
                 }
-                failed.append((line, error))
-        self.store.save(done, [replace(group, state="done")])
-        retry = job.status == "in_progress"
-        for line, error in failed:
-            self._fail_lines([line], str(error.get("code")), str(error.get("message")), retry=retry)
+                changes.append(
+                    (line, self._failed(line, str(error.get("code")), str(error.get("message")), retry=retry))
+                )
+        # Answers, failures, retries and the group's end: one transaction, so a crash leaves all or none.
+        self._claim(changes, [replace(group, state="done")])
         self._on_step(f"polled:{group.model}")
 
     def _succeed(self, line: LineRow, completion: Mapping[str, Any]) -> LineRow:
@@ -463,39 +500,40 @@ class BatchService:
         history = (*line.history, {"model": model, "outcome": "succeeded", "cost_usd": cost})
         return replace(line, state="succeeded", result=completion, cost_usd=cost, history=history)
 
-    def _fail_lines(self, lines: Sequence[LineRow], code: str, message: str, *, retry: bool) -> None:
-        """Release each line's hold; then the next candidate (a new hold) or, none left, failed."""
-        updated: list[LineRow] = []
-        now = self._clock()
-        for line in lines:
-            if line.hold is not None:
-                with contextlib.suppress(LedgerError):  # else the hold expires on its own
-                    self._ledger().release(_hold(line.hold))
-            history = (
-                *line.history,
-                {"model": line.model, "outcome": "failed", "code": code, "message": message},
-            )
-            error = {"code": code, "message": message}
-            attempt = line.attempt + 1
-            hold = None
-            if retry and attempt < len(line.candidates):
-                hold, refusal = self._reserve_next(line, attempt, now)
-                if refusal is None:
-                    updated.append(
-                        replace(
-                            line,
-                            attempt=attempt,
-                            state="planned",
-                            group_id=None,
-                            hold=hold,
-                            history=history,
-                            error=error,
-                        )
-                    )
-                    continue
-                error = {"code": "budget_exceeded", "message": refusal}
-            updated.append(replace(line, state="failed", hold=None, history=history, error=error))
-        self.store.save(updated)
+    def _failed(self, line: LineRow, code: str, message: str, *, retry: bool) -> LineRow:
+        """The line after a failure: its hold released, then its next candidate (with a new hold) or,
+        none left (or ``retry`` false), failed. Not yet written: see ``_claim``."""
+        if line.hold is not None:
+            with contextlib.suppress(LedgerError):  # else the hold expires on its own
+                self._ledger().release(_hold(line.hold))
+        history = (
+            *line.history,
+            {"model": line.model, "outcome": "failed", "code": code, "message": message},
+        )
+        error = {"code": code, "message": message}
+        attempt = line.attempt + 1
+        if retry and attempt < len(line.candidates):
+            hold, refusal = self._reserve_next(line, attempt, self._clock())
+            if refusal is None:
+                return replace(
+                    line,
+                    attempt=attempt,
+                    state="planned",
+                    group_id=None,
+                    hold=hold,
+                    history=history,
+                    error=error,
+                )
+            error = {"code": "budget_exceeded", "message": refusal}
+        return replace(line, state="failed", hold=None, history=history, error=error)
+
+    def _claim(self, changes: Sequence[tuple[LineRow, LineRow]], groups: Sequence[GroupRow] = ()) -> None:
+        """Write the changes still current; a retry's new hold on a line another process moved is released."""
+        claimed = {row.n for row in self.store.claim(changes, groups)}
+        for old, new in changes:
+            if new.n not in claimed and new.hold is not None and new.hold != old.hold:
+                with contextlib.suppress(LedgerError):
+                    self._ledger().release(_hold(new.hold))
 
     def _reserve_next(
         self, line: LineRow, attempt: int, now: float

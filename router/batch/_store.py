@@ -38,7 +38,7 @@ CREATE TABLE IF NOT EXISTS batch_lines (
 CREATE INDEX IF NOT EXISTS batch_lines_state ON batch_lines (job_id, state);
 CREATE TABLE IF NOT EXISTS batch_groups (
     id TEXT PRIMARY KEY, job_id TEXT NOT NULL, model TEXT NOT NULL, protocol TEXT NOT NULL,
-    provider_id TEXT, state TEXT NOT NULL, created_at REAL NOT NULL
+    provider_id TEXT, state TEXT NOT NULL, created_at REAL NOT NULL, owner TEXT NOT NULL
 );
 """
 
@@ -101,6 +101,11 @@ class GroupRow:
     provider_id: str | None
     state: str  # submitting | submitted | done | abandoned
     created_at: float
+    owner: str = ""  # "host:pid" of the process submitting it: a live one is not a crash to recover
+
+
+def _group_values(g: GroupRow) -> tuple[Any, ...]:
+    return (g.id, g.job_id, g.model, g.protocol, g.provider_id, g.state, g.created_at, g.owner)
 
 
 def store_path(ledger_url: str | None) -> str:
@@ -124,6 +129,8 @@ _LINE_COLUMNS = (
     "job_id, n, custom_id, body, feature, candidates, attempt, state, group_id, hold, result, cost_usd,"
     " error, history"
 )
+_PUT_LINE = f"INSERT OR REPLACE INTO batch_lines ({_LINE_COLUMNS}) VALUES ({', '.join('?' * 14)})"
+_PUT_GROUP = "INSERT OR REPLACE INTO batch_groups VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def _line(row: Sequence[Any]) -> LineRow:
@@ -285,21 +292,36 @@ class JobStore:
 
     def save(self, lines: Sequence[LineRow], groups: Sequence[GroupRow] = ()) -> None:
         """Lines and groups as given, in one transaction."""
-        statements: list[tuple[str, Sequence[Any]]] = [
-            (
-                f"INSERT OR REPLACE INTO batch_lines ({_LINE_COLUMNS}) VALUES ({', '.join('?' * 14)})",
-                _line_values(line),
-            )
-            for line in lines
-        ]
-        statements += [
-            (
-                "INSERT OR REPLACE INTO batch_groups VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (g.id, g.job_id, g.model, g.protocol, g.provider_id, g.state, g.created_at),
-            )
-            for g in groups
-        ]
+        statements: list[tuple[str, Sequence[Any]]] = [(_PUT_LINE, _line_values(line)) for line in lines]
+        statements += [(_PUT_GROUP, _group_values(g)) for g in groups]
         self._write(statements)
+
+    def claim(
+        self, changes: Sequence[tuple[LineRow, LineRow]], groups: Sequence[GroupRow] = ()
+    ) -> list[LineRow]:
+        """Write each (old, new) line whose stored state, group and attempt are still the old one's,
+        and the groups if any line (or no line was asked) was written; in one transaction. Two
+        processes moving the same job on therefore never both submit, or both retry, a line."""
+        claimed: list[LineRow] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for old, new in changes:
+                    row = self._db.execute(
+                        "SELECT state, group_id, attempt FROM batch_lines WHERE job_id = ? AND n = ?",
+                        (old.job_id, old.n),
+                    ).fetchone()
+                    if row is not None and tuple(row) == (old.state, old.group_id, old.attempt):
+                        self._db.execute(_PUT_LINE, _line_values(new))
+                        claimed.append(new)
+                if claimed or not changes:
+                    for g in groups:
+                        self._db.execute(_PUT_GROUP, _group_values(g))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return claimed
 
     def groups(self, job_id: str, *states: str) -> list[GroupRow]:
         marks = ", ".join("?" * len(states))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -79,14 +80,14 @@ def _key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, "test-key")
 
 
-@pytest.mark.parametrize("kill_at", ["planned", f"submitted:{LITE}"])
+@pytest.mark.parametrize("kill_at", ["planned", f"submitting:{LITE}", f"submitted:{LITE}"])
 def test_a_job_killed_while_being_submitted_resumes_without_sending_anything_twice(
     fake: FakeProviders, tmp_path: Path, kill_at: str
 ) -> None:
     ledger = f"sqlite:///{tmp_path}/ledger.sqlite3"
     _run_killed(_policy(fake), ledger, kill_at, None)
     sent_before = fake.batches.lines_submitted()
-    assert sent_before == (0 if kill_at == "planned" else LINES // 4)
+    assert sent_before == (LINES // 4 if kill_at.startswith("submitted") else 0)
     client = OpenAI(
         policy=batch_policy(fake, budget={"limit_usd": 5.0, "window": "total"}), api_key="k", ledger=ledger
     )
@@ -113,3 +114,27 @@ def test_a_job_killed_while_polling_resumes_and_records_each_answer_once(
     client = OpenAI(policy=policy, api_key="k", ledger=ledger)
     out = _resume_to_the_end(fake, client, job.id)
     _assert_each_line_once(fake, client, out)
+
+
+def test_two_clients_moving_the_same_job_on_at_once_submit_each_line_once(
+    fake: FakeProviders, tmp_path: Path
+) -> None:
+    ledger = f"sqlite:///{tmp_path}/ledger.sqlite3"
+    _run_killed(_policy(fake), ledger, "planned", None)  # every line planned, none sent
+    policy = batch_policy(fake, budget={"limit_usd": 5.0, "window": "total"})
+    clients = [OpenAI(policy=policy, api_key="k", ledger=ledger) for _ in range(2)]
+    (job,) = list(clients[0].batches.list())
+    barrier = threading.Barrier(2)
+
+    def move_on(client: OpenAI) -> None:
+        barrier.wait()
+        client.batches.retrieve(job.id)
+
+    threads = [threading.Thread(target=move_on, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert fake.batches.lines_submitted() == LINES
+    out = _resume_to_the_end(fake, clients[1], job.id)
+    _assert_each_line_once(fake, clients[1], out)
