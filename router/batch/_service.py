@@ -25,7 +25,7 @@ from policies.filters import PlanContext, worst_case_cost
 from policies.plan import DEFAULT_FEATURE, Planner, UnknownModelError, describe_request
 from providers.catalog import ModelInfo
 from router.batch._protocols import BatchAPIError, Outcome, Poll, protocols
-from router.batch._store import GroupRow, JobRow, JobStore, LineRow, StoredFile, store_path
+from router.batch._store import GroupRow, JobRow, LineRow, StoredFile, open_store
 from router.ledger._types import Hold, LedgerError, Line, Refusal
 
 ENDPOINT: Final = "/v1/chat/completions"
@@ -197,7 +197,7 @@ class BatchService:
         self._budgets = budgets
         self._clock = wall_clock
         self._on_step = on_step or (lambda step: None)
-        self.store = JobStore(store_path(ledger_url))
+        self.store = open_store(ledger_url)
         self._http = http_client or httpx.Client(timeout=120.0)
         self._owns_http = http_client is None
         self._protocols = protocols(self._http)

@@ -2,9 +2,9 @@
 
 SQLite, in a file beside the SQLite ledger (``ledger.sqlite3`` → ``ledger.batches.sqlite3``), so
 that any process of the machine can resume a job another one started; in memory for a ``memory://``
-ledger; in the default state directory for a Redis ledger (a Redis job store is not built yet:
-docs/batch.md). Every state change is one transaction, written *before* the call it prepares, so a
-process killed at any point leaves a store that says what a provider may already have.
+ledger; on the same Redis server for a Redis ledger (``_redis_store``). Every state change is one
+transaction, written *before* the call it prepares, so a process killed at any point leaves a store
+that says what a provider may already have.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from router.ledger import default_ledger_path, parse_ledger_url
 
@@ -108,8 +108,39 @@ def _group_values(g: GroupRow) -> tuple[Any, ...]:
     return (g.id, g.job_id, g.model, g.protocol, g.provider_id, g.state, g.created_at, g.owner)
 
 
+class BatchStore(Protocol):
+    """What the batch service reads and writes: ``JobStore`` (SQLite) or ``RedisJobStore``."""
+
+    path: str
+
+    def close(self) -> None: ...
+    def put_file(self, stored: StoredFile) -> None: ...
+    def file(self, file_id: str) -> StoredFile | None: ...
+    def insert_job(self, job: JobRow, lines: Sequence[LineRow]) -> None: ...
+    def job(self, job_id: str) -> JobRow | None: ...
+    def jobs(self, limit: int = 20, after: str | None = None) -> list[JobRow]: ...
+    def set_job(self, job_id: str, **fields: Any) -> None: ...
+    def lines(self, job_id: str, *states: str) -> list[LineRow]: ...
+    def counts(self, job_id: str) -> dict[str, int]: ...
+    def save(self, lines: Sequence[LineRow], groups: Sequence[GroupRow] = ()) -> None: ...
+    def claim(
+        self, changes: Sequence[tuple[LineRow, LineRow]], groups: Sequence[GroupRow] = ()
+    ) -> list[LineRow]: ...
+    def groups(self, job_id: str, *states: str) -> list[GroupRow]: ...
+
+
+def open_store(ledger_url: str | None) -> BatchStore:
+    """The job store that goes with a ledger: Redis for a Redis ledger, else SQLite (see store_path)."""
+    target = parse_ledger_url(ledger_url)
+    if target.kind == "redis":
+        from router.batch._redis_store import RedisJobStore  # redis is imported only for Redis ledgers
+
+        return RedisJobStore(target.location)
+    return JobStore(store_path(ledger_url))
+
+
 def store_path(ledger_url: str | None) -> str:
-    """Where the job store of a ledger lives (":memory:" for a memory ledger)."""
+    """Where the SQLite job store of a ledger lives (":memory:" for a memory ledger)."""
     target = parse_ledger_url(ledger_url)
     if target.kind == "memory":
         return ":memory:"
