@@ -26,6 +26,7 @@ from policies.plan import DEFAULT_FEATURE, Planner, UnknownModelError, describe_
 from providers.catalog import ModelInfo
 from router.batch._protocols import BatchAPIError, Outcome, Poll, protocols
 from router.batch._store import GroupRow, JobRow, LineRow, StoredFile, open_store
+from router.batch._translate import translatable
 from router.ledger._types import Hold, LedgerError, Line, Refusal
 
 ENDPOINT: Final = "/v1/chat/completions"
@@ -132,8 +133,17 @@ def plan_lines(
             continue
         context = PlanContext(request=request, expected_output_tokens=expected_output_tokens(model))
         names = tuple(c.model for c in plan.candidates)
+        rejected = dict(plan.rejected)
+        if not translatable(body):
+            # Images, audio or files: only OpenAI's batch API takes the line as it is.
+            for name in names:
+                if catalog[name].batch_protocol != "openai":
+                    rejected[name] = (
+                        "the line has non-text content, which router's batch translation does not carry"
+                    )
+            names = tuple(n for n in names if catalog[n].batch_protocol == "openai")
         worst = tuple(worst_case_cost(catalog[name], context) or 0.0 for name in names)
-        planned.append(PlannedLine(custom_id, body, feature, names, worst, plan.rejected))
+        planned.append(PlannedLine(custom_id, body, feature, names, worst, rejected))
     return planned
 
 

@@ -2,8 +2,9 @@
 openai ChatCompletion. Pure functions, no I/O.
 
 Covered: system/user/assistant text, text parts, tools and tool results, tool_choice, max_tokens,
-temperature, top_p, stop, JSON output. What a batch line asks beyond that (images, audio) is sent to
-OpenAI-protocol models only: the planner's capability filters see to it (docs/batch.md).
+temperature, top_p, stop, JSON output (with its schema). A line with any other content part (images,
+audio, files) is not translated: ``translatable`` says so, and such lines go to OpenAI-protocol models
+only (docs/batch.md).
 """
 
 from __future__ import annotations
@@ -29,6 +30,17 @@ _GEMINI_FINISH = {
 }
 
 
+def translatable(body: Mapping[str, Any]) -> bool:
+    """Whether every message's content is text (a string or text parts): all this module carries."""
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, Mapping) else None
+        if isinstance(content, list) and any(
+            not isinstance(part, Mapping) or part.get("type") != "text" for part in content
+        ):
+            return False
+    return True
+
+
 def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
@@ -37,6 +49,15 @@ def _text(content: Any) -> str:
             p.get("text", "") for p in content if isinstance(p, Mapping) and p.get("type") == "text"
         )
     return ""
+
+
+def _schema(response_format: Any) -> Mapping[str, Any] | None:
+    """The JSON Schema of ``response_format: {type: json_schema, json_schema: {schema}}``, if any."""
+    if not isinstance(response_format, Mapping) or response_format.get("type") != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    return schema if isinstance(schema, Mapping) else None
 
 
 def _max_tokens(body: Mapping[str, Any]) -> int | None:
@@ -100,6 +121,9 @@ def to_anthropic(body: Mapping[str, Any], model: str, max_output_tokens: int | N
             params[theirs] = body[ours]
     if _stops(body):
         params["stop_sequences"] = _stops(body)
+    schema = _schema(body.get("response_format"))
+    if schema is not None:
+        params["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
     tools = body.get("tools")
     if tools:
         params["tools"] = [
@@ -166,6 +190,9 @@ def to_gemini(body: Mapping[str, Any]) -> dict[str, Any]:
     response_format = body.get("response_format")
     if isinstance(response_format, Mapping) and response_format.get("type") in ("json_object", "json_schema"):
         config["responseMimeType"] = "application/json"
+        schema = _schema(response_format)
+        if schema is not None:
+            config["responseJsonSchema"] = schema
     if config:
         request["generationConfig"] = config
     tools = body.get("tools")

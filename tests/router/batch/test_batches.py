@@ -181,3 +181,22 @@ def test_per_line_cost_is_usage_times_the_batch_price(fake: FakeProviders, tmp_p
         usage = body["usage"]
         expected = (usage["prompt_tokens"] * price_in + usage["completion_tokens"] * price_out) / 1e6
         assert abs(entry["routing"]["cost_usd"] - expected) < 1e-9
+
+
+def test_a_line_with_an_image_goes_only_to_a_model_behind_openais_batch_api(
+    fake: FakeProviders, tmp_path: Path
+) -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    content = [{"type": "text", "text": "What is on the label?"}, image]
+    client = _client(fake, tmp_path)
+    lines = [line("img", "plain", messages=[{"role": "user", "content": content}]), line("txt", "plain")]
+    uploaded = client.files.create(file=("in.jsonl", jsonl(lines)), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    fake.batches.advance(3600)
+    done = client.batches.retrieve(batch.id)
+    assert done.output_file_id is not None
+    out = {x["custom_id"]: x for x in read_jsonl(client.files.content(done.output_file_id).text)}
+    # Gemini is cheaper and sees images, but the line would reach it without its image.
+    assert out["img"]["response"]["body"]["model"] == MINI and out["txt"]["response"]["body"]["model"] == LITE

@@ -99,3 +99,16 @@ def test_answers_come_back_as_valid_chat_completions_with_the_policys_model_name
     second = ChatCompletion.model_validate(gemini)
     assert second.choices[0].message.content == "shipping" and second.choices[0].finish_reason == "length"
     assert second.usage is not None and second.usage.completion_tokens == 5  # thinking is billed as output
+
+
+def test_a_json_schema_reaches_both_providers_in_their_own_keys() -> None:
+    schema = {"type": "object", "properties": {"label": {"type": "string"}}, "required": ["label"]}
+    body = {
+        "messages": [{"role": "user", "content": "Label it."}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "l", "schema": schema}},
+    }
+    assert to_anthropic(body, "m", None)["output_config"] == {
+        "format": {"type": "json_schema", "schema": schema}
+    }
+    config = to_gemini(body)["generationConfig"]
+    assert config == {"responseMimeType": "application/json", "responseJsonSchema": schema}
