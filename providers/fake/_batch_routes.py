@@ -193,6 +193,11 @@ class BatchRoutes:
         job = self.control.create("gemini", "batches/fake", lines, {"model": model, "display_name": display})
         return _json(gemini_operation(job))
 
+    async def gemini_list(self, request: web.Request) -> web.Response:
+        operations = [gemini_operation(job) for job in self.control.listed("gemini")]
+        operations.reverse()
+        return _json({"operations": operations})
+
     async def gemini_batch(self, request: web.Request) -> web.Response:
         target = request.match_info["target"]
         name, _, method = target.partition(":")
@@ -228,6 +233,7 @@ def add_batch_routes(app: web.Application, routes: BatchRoutes) -> None:
     add.add_get("/anthropic/v1/messages/batches/{batch_id}", routes.anthropic_retrieve)
     add.add_post("/anthropic/v1/messages/batches/{batch_id}/cancel", routes.anthropic_cancel)
     add.add_get("/anthropic/v1/messages/batches/{batch_id}/results", routes.anthropic_results)
+    add.add_get("/gemini/{version}/batches", routes.gemini_list)
     add.add_get("/gemini/{version}/batches/{target}", routes.gemini_batch)
     add.add_post("/gemini/{version}/batches/{target}", routes.gemini_batch)
     add.add_post("/_fake/batches/advance", routes.advance)

@@ -56,6 +56,11 @@ class BatchProtocol(Protocol):
 
     def cancel(self, deployment: Deployment, provider_id: str) -> None: ...
 
+    def find(self, deployment: Deployment, group_id: str) -> str | None:
+        """The provider's id of the batch submitted for ``group_id``, if the provider has one and
+        can be asked (None: not found, or the API records nothing of ours to look for)."""
+        ...
+
 
 def _check(response: httpx.Response) -> httpx.Response:
     if response.status_code >= 400:
@@ -166,6 +171,18 @@ class OpenAIBatches:
             )
         )
 
+    def find(self, deployment: Deployment, group_id: str) -> str | None:
+        # Newest first: a batch lost to a crash is among the latest.
+        listed = _check(
+            self.http.get(
+                f"{self._base(deployment)}/batches", headers=self._headers(deployment), params={"limit": 100}
+            )
+        ).json()
+        for batch in listed.get("data") or ():
+            if (batch.get("metadata") or {}).get("router_group") == group_id:
+                return str(batch["id"])
+        return None
+
 
 class AnthropicBatches:
     """Message Batches: inline ``requests[{custom_id, params}]``, results as JSONL."""
@@ -251,6 +268,9 @@ class AnthropicBatches:
             )
         )
 
+    def find(self, deployment: Deployment, group_id: str) -> str | None:
+        return None  # a message batch carries nothing of ours to look for: the group is sent again
+
 
 class GeminiBatches:
     """Batch mode with inline requests: ``models/{model}:batchGenerateContent``, an operation to poll."""
@@ -330,6 +350,20 @@ class GeminiBatches:
                 f"{self._base(deployment)}/{provider_id}:cancel", headers=self._headers(deployment)
             )
         )
+
+    def find(self, deployment: Deployment, group_id: str) -> str | None:
+        listed = _check(
+            self.http.get(
+                f"{self._base(deployment)}/batches",
+                headers=self._headers(deployment),
+                params={"pageSize": 100},
+            )
+        ).json()
+        for operation in listed.get("operations") or ():
+            metadata = operation.get("metadata") or {}
+            if metadata.get("displayName") == group_id:
+                return str(operation["name"])
+        return None
 
 
 def protocols(http: httpx.Client) -> Mapping[str, BatchProtocol]:

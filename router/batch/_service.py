@@ -186,7 +186,8 @@ class BatchService:
     """The batch jobs of one client: files, jobs and their lines in the job store; provider calls by httpx.
 
     ``on_step`` is called at each step ("planned", "submitting:<model>" just before the provider is
-    called, "submitted:<model>", "polling:<model>" with a
+    called, "accepted:<model>" once it has the batch but before the store knows, "submitted:<model>",
+    "polling:<model>" with a
     provider's answers read but not yet recorded, "polled:<model>"): a seam for tests that kill the
     process at exactly that point.
     """
@@ -412,14 +413,25 @@ class BatchService:
     # --- the steps -----------------------------------------------------------------------------------
 
     def _recover(self, job: JobRow) -> None:
-        """Groups caught mid-submission by a crash, between writing "submitting" and the provider's
-        answer: their lines go back to planned and are sent again. The provider may have accepted the
-        first send in that window of one HTTP call (docs/batch.md, "Known limit"). A group whose
-        submitting process is alive is left alone until the HTTP timeout has long passed."""
+        """Groups caught mid-submission by a crash, between writing "submitting" and recording the
+        provider's answer. OpenAI and Gemini are asked for the batch by our group id (batch metadata,
+        display name): found, it is polled, never sent again. Not found, or Anthropic (whose batches
+        carry nothing of ours), the lines go back to planned and are sent again (docs/batch.md, "Known
+        limit"). A group whose submitting process is alive is left alone until it is long overdue."""
         for group in self.store.groups(job.id, "submitting"):
             if not _abandoned(group, self._clock()):
                 continue  # another live process is submitting it right now
             lines = [ln for ln in self.store.lines(job.id, "submitting") if ln.group_id == group.id]
+            try:
+                found = self._protocols[group.protocol].find(self._engine.deployments[group.model], group.id)
+            except (BatchAPIError, httpx.HTTPError):
+                continue  # the provider cannot be asked now: the group waits for the next resume
+            if found is not None:  # the provider has it: poll it, never send it again
+                self.store.claim(
+                    [(ln, replace(ln, state="submitted")) for ln in lines],
+                    [replace(group, provider_id=found, state="submitted")],
+                )
+                continue
             self.store.claim(
                 [(ln, replace(ln, state="planned", group_id=None)) for ln in lines],
                 [replace(group, state="abandoned")],
@@ -463,6 +475,7 @@ class BatchService:
                 ]
                 self._claim(failed, [replace(group, state="abandoned")])
                 continue
+            self._on_step(f"accepted:{model}")  # the provider has it; the store does not know yet
             self.store.claim(
                 [(ln, replace(ln, state="submitted")) for ln in lines],
                 [replace(group, provider_id=provider_id, state="submitted")],

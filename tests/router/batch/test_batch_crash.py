@@ -18,7 +18,7 @@ from providers.fake import FakeProviders
 from router import OpenAI
 from router.batch._resources import service_for
 
-from .helpers import KEY_ENV, LITE, MINI, batch_policy, jsonl, mixed_lines, read_jsonl
+from .helpers import HAIKU, KEY_ENV, LITE, MINI, batch_policy, jsonl, mixed_lines, read_jsonl
 
 LINES = 40
 
@@ -138,3 +138,39 @@ def test_two_clients_moving_the_same_job_on_at_once_submit_each_line_once(
     assert fake.batches.lines_submitted() == LINES
     out = _resume_to_the_end(fake, clients[1], job.id)
     _assert_each_line_once(fake, clients[1], out)
+
+
+@pytest.mark.parametrize("model", [LITE, MINI])
+def test_a_batch_the_provider_accepted_just_before_the_crash_is_found_not_sent_again(
+    fake: FakeProviders, tmp_path: Path, model: str
+) -> None:
+    """Killed after OpenAI or Gemini accepted a group but before the store knew: resume finds the
+    batch by the group id it carries (metadata, display name) and polls it."""
+    ledger = f"sqlite:///{tmp_path}/ledger.sqlite3"
+    _run_killed(_policy(fake), ledger, f"accepted:{model}", None)
+    client = OpenAI(
+        policy=batch_policy(fake, budget={"limit_usd": 5.0, "window": "total"}), api_key="k", ledger=ledger
+    )
+    (job,) = list(client.batches.list())
+    out = _resume_to_the_end(fake, client, job.id)
+    _assert_each_line_once(fake, client, out)
+
+
+def test_an_anthropic_batch_accepted_just_before_the_crash_is_sent_again_the_known_limit(
+    fake: FakeProviders, tmp_path: Path
+) -> None:
+    """Anthropic's batches carry nothing of ours to look them up by: that group is sent twice (the
+    one window docs/batch.md names), yet each line is in the output, and charged, once."""
+    ledger = f"sqlite:///{tmp_path}/ledger.sqlite3"
+    _run_killed(_policy(fake), ledger, f"accepted:{HAIKU}", None)
+    client = OpenAI(
+        policy=batch_policy(fake, budget={"limit_usd": 5.0, "window": "total"}), api_key="k", ledger=ledger
+    )
+    (job,) = list(client.batches.list())
+    out = _resume_to_the_end(fake, client, job.id)
+    assert sorted(x["custom_id"] for x in out) == sorted(f"req-{i}" for i in range(LINES))
+    twice = {key for key, count in fake.batches.submitted.items() if count == 2}
+    assert len(twice) == LINES // 4 and set(fake.batches.submitted.values()) == {1, 2}
+    assert fake.batches.lines_submitted("anthropic") == 2 * LINES // 4
+    (totals,) = [r[3] for r in client._router._ledger().report(now=time.time()) if r[0] == "*"]
+    assert abs(totals.spent_usd - sum(x["routing"]["cost_usd"] for x in out)) < 1e-9
