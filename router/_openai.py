@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
     from router._chat import AsyncBeta, AsyncChat, AsyncModels, Beta, Chat, Models
     from router._responses_api import AsyncResponses, Responses
+    from router.batch._resources import AsyncBatches, AsyncFiles, Batches, Files
 
     # openai's resources are cached properties that mypy sees as properties (as openai declares them).
     cached_property = property
@@ -299,6 +300,20 @@ class OpenAI(openai.OpenAI):
 
         return Responses(self)
 
+    @cached_property
+    def files(self) -> Files:
+        """openai's files; ``purpose="batch"`` uploads are kept by router for routed batches."""
+        from router.batch._resources import Files
+
+        return Files(self)
+
+    @cached_property
+    def batches(self) -> Batches:
+        """Batches routed per line across providers' batch APIs (docs/batch.md)."""
+        from router.batch._resources import Batches
+
+        return Batches(self)
+
     if not TYPE_CHECKING:
         # At run time: openai's copy, also handing over the router to share. For type checkers:
         # openai's own signature, whichever openai is installed.
@@ -309,6 +324,8 @@ class OpenAI(openai.OpenAI):
 
     def close(self) -> None:
         """Close the router's connections and ledger, then openai's HTTP client."""
+        if "_router_batch_service" in self.__dict__:
+            self.__dict__.pop("_router_batch_service").close()
         self._router.close()
         super().close()
 
@@ -431,6 +448,20 @@ class AsyncOpenAI(openai.AsyncOpenAI):
 
         return AsyncResponses(self)
 
+    @cached_property
+    def files(self) -> AsyncFiles:
+        """openai's files; ``purpose="batch"`` uploads are kept by router for routed batches."""
+        from router.batch._resources import AsyncFiles
+
+        return AsyncFiles(self)
+
+    @cached_property
+    def batches(self) -> AsyncBatches:
+        """Batches routed per line across providers' batch APIs (docs/batch.md)."""
+        from router.batch._resources import AsyncBatches
+
+        return AsyncBatches(self)
+
     if not TYPE_CHECKING:
 
         def copy(self, **options: Any) -> Self:
@@ -440,5 +471,7 @@ class AsyncOpenAI(openai.AsyncOpenAI):
 
     async def close(self) -> None:
         """Close the router's connections and ledger, then openai's HTTP client."""
+        if "_router_batch_service" in self.__dict__:
+            self.__dict__.pop("_router_batch_service").close()
         await self._router.close()
         await super().close()

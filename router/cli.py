@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 import typer
 
 from router._cli_adequacy import eval_command, train_command
+from router._cli_batch import batch_app
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -441,6 +442,7 @@ def _count(value: int | None) -> str:
 # eval and train live in their own module: the other commands never import the data or training code.
 app.command(name="eval")(eval_command)
 app.command(name="train")(train_command)
+app.add_typer(batch_app, name="batch")
 
 
 def main() -> None:

@@ -16,6 +16,8 @@ from aiohttp import web
 
 from ._answer import decide
 from ._anthropic import AnthropicWire
+from ._batch import BatchControl
+from ._batch_routes import BatchRoutes, add_batch_routes
 from ._gemini import GeminiWire
 from ._openai import CONTINUE_FINAL_MESSAGE, OpenAIWire
 from ._openai_responses import OpenAIResponsesWire, ResponsesStore
@@ -75,13 +77,17 @@ def _drop(request: web.Request, *, hard: bool) -> web.Response:
 
 
 class _Handlers:
-    def __init__(self, state: State, api_keys: Mapping[str, str]) -> None:
+    def __init__(
+        self, state: State, api_keys: Mapping[str, str], batches: BatchControl | None = None
+    ) -> None:
         self.state = state
         self.api_keys = dict(api_keys)
         self.openai = OpenAIWire()
         self.openai_responses = OpenAIResponsesWire(ResponsesStore())
         self.gemini = GeminiWire()
         self.anthropic = AnthropicWire()
+        wires: dict[str, Wire] = {"openai": self.openai, "gemini": self.gemini, "anthropic": self.anthropic}
+        self.batches = BatchRoutes(batches or BatchControl(state, wires), self.api_keys)
 
     # --- routes -----------------------------------------------------------------------------------
 
@@ -121,6 +127,8 @@ class _Handlers:
 
     async def gemini_generate(self, request: web.Request) -> web.StreamResponse:
         model, _, method = request.match_info["target"].rpartition(":")
+        if method == "batchGenerateContent" and model:
+            return await self.batches.gemini_create(request, model)
         if method not in ("generateContent", "streamGenerateContent") or not model:
             reply = self.gemini.error(404, f"Method not found: {request.match_info['target']}")
             return _json(reply.body, reply.status)
@@ -150,6 +158,7 @@ class _Handlers:
     async def control_reset(self, request: web.Request) -> web.StreamResponse:
         self.state.reset()
         self.openai_responses.store.clear()
+        self.batches.control.reset()
         return _json({"reset": True})
 
     async def control_requests(self, request: web.Request) -> web.StreamResponse:
@@ -291,10 +300,13 @@ class _Handlers:
         return response
 
 
-def build_app(state: State, api_keys: Mapping[str, str] | None = None) -> web.Application:
+def build_app(
+    state: State, api_keys: Mapping[str, str] | None = None, batches: BatchControl | None = None
+) -> web.Application:
     """The aiohttp application: the three providers under their prefixes and the ``/_fake`` controls."""
-    handlers = _Handlers(state, api_keys or {})
+    handlers = _Handlers(state, api_keys or {}, batches)
     app = web.Application(client_max_size=64 * 1024**2)
+    add_batch_routes(app, handlers.batches)
     app.router.add_post("/openai/v1/chat/completions", handlers.openai_chat)
     app.router.add_get("/openai/v1/models", handlers.openai_models)
     app.router.add_post("/openai/v1/responses", handlers.openai_responses_create)
@@ -342,6 +354,10 @@ class FakeProviders:
         self._port: int | None = None
         self._state = State(log_limit)
         self._api_keys = dict(api_keys or {})
+        # The batch protocols' jobs, files and clock: tests fast-forward it (docs/fake-providers.md).
+        self.batches = BatchControl(
+            self._state, {"openai": OpenAIWire(), "gemini": GeminiWire(), "anthropic": AnthropicWire()}
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
@@ -362,7 +378,7 @@ class FakeProviders:
             asyncio.set_event_loop(loop)
             try:
                 self._runner = loop.run_until_complete(
-                    start_site(build_app(self._state, self._api_keys), sock)
+                    start_site(build_app(self._state, self._api_keys, self.batches), sock)
                 )
             except BaseException as exc:  # reported to start()'s caller, not lost in a thread
                 failure.append(exc)
@@ -435,8 +451,9 @@ class FakeProviders:
             self._state.script(script)
 
     def reset(self) -> None:
-        """Forget every script and the request log."""
+        """Forget every script, the request log and every batch job and file."""
         self._state.reset()
+        self.batches.reset()
 
     @property
     def requests(self) -> list[RecordedRequest]:
