@@ -231,6 +231,9 @@ class InvalidRequestError(openai.BadRequestError, RouterError):
     Raised before anything is reserved, planned or sent.
     """
 
-    def __init__(self, message: str, *, param: str, code: str = "invalid_value") -> None:
+    def __init__(self, message: str, *, param: str, code: str = "invalid_value", detail: str = "") -> None:
         response, body = _response("bad_request", message, {"param": param, "code": code})
         super().__init__(message, response=response, body=body)
+        # For people rather than for openai-compatible handlers: "max_tokens: expected an integer,
+        # got 'lots'" (the field and the value at fault), as the CLI prints it.
+        self.detail = detail or f"{param}: {message}"

@@ -52,7 +52,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_validate_accepts_a_good_policy(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(_write(tmp_path, GOOD))])
     assert result.exit_code == 0, result.output
-    assert "ok (2 models, 1 routes" in result.output
+    assert "ok (2 models, 1 route, 0 features)" in result.output
 
 
 def test_validate_reports_every_problem_with_its_line_and_exits_1(tmp_path: Path) -> None:
@@ -215,8 +215,9 @@ def test_validate_reports_each_kind_of_mistake_on_its_line(
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 1
     assert result.stdout == ""  # problems go to stderr
-    problems = result.stderr.strip().splitlines()
+    *problems, summary = result.stderr.strip().splitlines()
     assert len(problems) == 1, problems
+    assert summary == f"{path}: 1 problem"
     prefix = f"{path}:{line}: {key}: " if key else f"{path}:{line}: "
     assert problems[0].startswith(prefix), problems
     assert message in problems[0]
@@ -241,7 +242,7 @@ def test_validate_accepts_the_new_keys(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["validate", str(_write(tmp_path, text))])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"{tmp_path / 'policy.yaml'}: ok (3 models, 1 routes, 1 features)"
+    assert result.stdout.strip() == f"{tmp_path / 'policy.yaml'}: ok (3 models, 1 route, 1 feature)"
 
 
 # --- explain --------------------------------------------------------------------------------------
