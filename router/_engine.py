@@ -97,7 +97,7 @@ def _deployment(
             headers["authorization"] = basic
     problem: str | None = None
     if key_env and not key:
-        problem = f"no API key: set {key_env} (or api_key_env: in the policy)"
+        problem = f"no API key: set {key_env} or remove the model (or name another variable in api_key_env:)"
     litellm_model = None
     if row.adapter == "litellm":
         litellm_model = f"{row.litellm_prefix}/{model_id}" if row.litellm_prefix else model_id
