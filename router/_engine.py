@@ -83,7 +83,8 @@ def _deployment(
     row = provider_spec(spec.provider)
     model_id = spec.model or name
     is_openai = spec.provider == "openai"
-    api_base = spec.api_base or (base_url if is_openai else None) or row.api_base
+    from_env = env.get(row.api_base_env) if row.api_base_env else None
+    api_base = spec.api_base or (base_url if is_openai else None) or from_env or row.api_base
     key_env = spec.api_key_env or row.api_key_env
     key = env.get(key_env) if key_env else None
     if is_openai and api_key and not spec.api_key_env:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final
 import typer
 
 from router._cli_adequacy import eval_command, train_command
+from router._cli_fake import fake_command
 from router._cli_grammar import (
     JsonOption,
     PolicyArgument,
@@ -342,6 +343,10 @@ class _EveryKeySet(Mapping[str, str]):
     """
 
     def __getitem__(self, key: str) -> str:
+        from providers.registry import PROVIDERS
+
+        if key in {row.api_base_env for row in PROVIDERS.values()}:
+            return os.environ[key]  # an endpoint, not a key: only a real value means anything
         return os.environ.get(key) or _PLACEHOLDER_KEY
 
     def __iter__(self) -> Iterator[str]:
@@ -497,6 +502,7 @@ def _count(value: int | None) -> str:
 # A sub-command module registers with one line like these and uses router._cli_grammar's arguments.
 app.command(name="eval")(eval_command)
 app.command(name="train")(train_command)
+app.command(name="fake")(fake_command)
 
 
 def main() -> None:
