@@ -116,3 +116,33 @@ def test_the_runnable_blocks_of_a_page_run_in_order_against_the_fakes(page: str,
     if "ROUTER_FAKE_PID" in env:
         # The commands ran against the fakes: nothing could have reached a real provider.
         assert env["OPENAI_BASE_URL"].startswith("http://127.0.0.1:")
+
+
+_UNKNOWN_KEY = re.compile(r"^\S+:\d+: (?P<path>[\w.*-]+): (?P<message>unknown key '(?P<key>\w+)'.*)$", re.M)
+
+
+def _nested(path: list[str], value: object) -> object:
+    return value if not path else {path[0]: _nested(path[1:], value)}
+
+
+def test_every_unknown_key_message_shown_in_the_docs_is_the_loaders_own() -> None:
+    from policies.loader import PolicyError, policy_from_dict
+
+    shown = [(page, m) for page in PAGES for m in _UNKNOWN_KEY.finditer(page.read_text(encoding="utf-8"))]
+    assert shown, "the docs show no sample unknown-key message any more: drop this test"
+    for page, match in shown:
+        data = _nested(match["path"].split("."), "x")
+        with pytest.raises(PolicyError) as info:
+            policy_from_dict(data)  # type: ignore[arg-type]
+        messages = [p.message for p in info.value.problems if p.key == match["path"]]
+        assert match["message"] in messages, f"{page.name}: {match['message']!r} is not what the loader says"
+
+
+def test_the_json_schema_accepts_environment_references_where_the_loader_does() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    from policies.loader import policy_json_schema
+
+    validator = jsonschema.Draft202012Validator(policy_json_schema())
+    model = {"provider": "openai", "context_window": "${CTX:-128000}", "input_cost_per_mtok": "${PRICE}"}
+    assert list(validator.iter_errors({"models": {"m": model}})) == []
+    assert list(validator.iter_errors({"models": {"m": {**model, "context_window": "lots"}}}))
