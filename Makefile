@@ -9,13 +9,23 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
-	@touch $(STAMP)
+	$(BIN)/python -m pip install --progress-bar on -e ".[dev]"
+	@touch $(STAMP) $(DEMO_STAMP)
 
 install: $(STAMP)
 
-## The main job: fake OpenAI, Gemini and Anthropic providers, a scripted workload, the routing table.
-demo: $(STAMP)
+## What the demo needs, and no more: the package's runtime dependencies and the fake providers.
+## pip shows what it downloads; once installed, make demo starts at once.
+DEMO_STAMP := $(VENV)/.demo-installed
+$(DEMO_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing router (runtime dependencies only) into $(VENV)..."
+	$(BIN)/python -m pip install --progress-bar on -e .
+	@touch $@
+
+## The main job: fake OpenAI, Gemini and Anthropic providers, a scripted workload, the routing table,
+## totals per model and feature, and a picture (router-demo.html).
+demo: $(DEMO_STAMP)
 	$(BIN)/router demo
 
 ## The whole gate: lint, types, tests, docs.

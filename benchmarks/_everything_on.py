@@ -121,6 +121,8 @@ def everything_on(openai_base: str, gemini_base: str, workdir: Path) -> FullConf
         ledger_path=workdir / "ledger.db",
         log_path=workdir / "router-log.jsonl",
         logging_how="policy logging: section",
+        # A client changes logging only when asked: this one applies its policy's logging: section.
+        client_kwargs={"configure_logging": True},
     )
     budget = {"limit_usd": _GENEROUS, "window": "day", "warn_at": [0.5, 0.8]}
     config.budget = json.dumps(budget)

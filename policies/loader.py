@@ -249,4 +249,25 @@ def policy_json_schema() -> dict[str, Any]:
         properties.pop(name, None)
     if "required" in schema:
         schema["required"] = [r for r in schema["required"] if r not in reserved]
+    _allow_references(schema)
     return schema
+
+
+# A ``${NAME}`` / ``${NAME:-default}`` reference, which the loader expands and converts to the key's type.
+_REFERENCE: Final = {"type": "string", "pattern": r"\$\{[A-Za-z_][A-Za-z0-9_]*(:-[^}]*)?\}"}
+
+
+def _allow_references(node: Any) -> None:
+    """Let every number, integer and boolean also be written as an environment reference, as the
+    loader accepts (``context_window: ${CTX:-128000}``): an editor must not flag what loads."""
+    if isinstance(node, list):
+        for item in node:
+            _allow_references(item)
+        return
+    if not isinstance(node, dict):
+        return
+    for value in node.values():
+        _allow_references(value)
+    if node.get("type") in ("integer", "number", "boolean"):
+        typed = {key: node.pop(key) for key in list(node) if key not in ("title", "description", "default")}
+        node["anyOf"] = [typed, dict(_REFERENCE)]

@@ -163,7 +163,8 @@ class BudgetSpec(_Frozen):
 
 
 class LoggingSpec(_Frozen):
-    """What ``router.logging.configure`` is called with when a client loads this policy."""
+    """What ``router.logging.configure`` is called with when the application applies this policy's
+    logging (``router.logging.configure_from_policy``, ``configure_logging=True``, the CLI)."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_lines: bool = Field(default=True, alias="json", description="JSON lines; false: readable console.")
@@ -336,7 +337,7 @@ class Policy(_Frozen):
         description="A request the provider rejects for its content: raise it, or try the next model.",
     )
     logging: LoggingSpec | None = Field(
-        default=None, description="Configure router.logging when a client loads this policy."
+        default=None, description="router.logging settings, applied on request (configure_from_policy)."
     )
     source: str | None = Field(default=None, exclude=True, description="Where the policy was read from.")
     stream_recovery: StreamRecovery = Field(

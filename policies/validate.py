@@ -92,21 +92,24 @@ def check_policy(
         base: Path = ("routes", name)
         if route.strategy == "cheapest":
             problems += _unpriced(policy, name, models, where)
-        unknown = _unknown_benchmarks(base, route.min_quality, known, where)
-        problems += unknown
-        if not unknown:
-            problems += _unreachable_in_route(policy, name, models, where)
+        problems += _unknown_benchmarks(base, route.min_quality, known, where)
+        # The rest is judged on the known floors, so a misspelt benchmark hides no other problem.
+        problems += _unreachable_in_route(policy, name, models, where, _known(route.min_quality, known))
     for name, feature in policy.features.items():
         base = ("features", name)
-        unknown = _unknown_benchmarks(base, feature.min_quality, known, where)
-        problems += unknown
-        if not unknown:
-            problems += _unservable_feature(name, feature.require, feature.min_quality, models, where)
+        problems += _unknown_benchmarks(base, feature.min_quality, known, where)
+        floors = _known(feature.min_quality, known)
+        problems += _unservable_feature(name, feature.require, floors, models, where)
     problems += _adequacy_files(policy, where)
     problems += _unbudgetable(policy, models, where)
     problems += _environment(policy, where)
     unique = dict.fromkeys(problems)
     return sorted(unique, key=lambda p: (p.line is None, p.line or 0))
+
+
+def _known(floors: Mapping[str, float] | None, known: list[str]) -> dict[str, float]:
+    """The floors on benchmarks some model has a score for (the others are reported on their own)."""
+    return {bench: floor for bench, floor in (floors or {}).items() if bench in known}
 
 
 def _adequacy_files(policy: Policy, where: Positions) -> list[Problem]:
@@ -272,7 +275,11 @@ def _summary(reasons: Mapping[str, str]) -> str:
 
 
 def _unreachable_in_route(
-    policy: Policy, route: str, models: Mapping[str, ModelInfo], where: Positions
+    policy: Policy,
+    route: str,
+    models: Mapping[str, ModelInfo],
+    where: Positions,
+    floors: Mapping[str, float],
 ) -> list[Problem]:
     """Models a route lists but can never use, and routes no model can serve.
 
@@ -282,7 +289,7 @@ def _unreachable_in_route(
     only names the route writes out are reported one by one.
     """
     spec = policy.routes[route]
-    if not spec.require and not spec.min_quality:
+    if not spec.require and not floors:
         return []
     entries: list[tuple[str, str, Path | None]] = []
     if spec.candidates is None:
@@ -299,7 +306,7 @@ def _unreachable_in_route(
     ]
     reasons: dict[str, str] = {}
     for name, _, _ in entries:
-        reason = _static_reason(models[name], spec.require, spec.min_quality)
+        reason = _static_reason(models[name], spec.require, floors)
         if reason is not None:
             reasons[name] = reason
     if not reasons:

@@ -31,11 +31,16 @@ class ProviderSpec:
     # litellm's stream for this provider ignores ``timeout`` (it opens its own HTTP client): the
     # adapter applies the timeout itself.
     stream_ignores_timeout: bool = False
+    # The environment variable that moves the provider's default endpoint (the one its own SDK or
+    # litellm reads): a policy that names no api_base runs unchanged against a proxy or the fakes.
+    api_base_env: str | None = None
 
 
 PROVIDERS: Final[Mapping[str, ProviderSpec]] = MappingProxyType(
     {
-        "openai": ProviderSpec("openai", "https://api.openai.com/v1", "OPENAI_API_KEY"),
+        "openai": ProviderSpec(
+            "openai", "https://api.openai.com/v1", "OPENAI_API_KEY", api_base_env="OPENAI_BASE_URL"
+        ),
         "openai_compatible": ProviderSpec("openai"),
         "azure": ProviderSpec("azure", None, "AZURE_API_KEY"),
         "gemini": ProviderSpec(
@@ -46,9 +51,15 @@ PROVIDERS: Final[Mapping[str, ProviderSpec]] = MappingProxyType(
             litellm_base_suffix="/v1beta",
             stream_ends_with_usage=True,
             stream_ignores_timeout=True,
+            api_base_env="GEMINI_API_BASE",
         ),
         "anthropic": ProviderSpec(
-            "litellm", None, "ANTHROPIC_API_KEY", litellm_prefix="anthropic", stream_ends_with_usage=True
+            "litellm",
+            None,
+            "ANTHROPIC_API_KEY",
+            litellm_prefix="anthropic",
+            stream_ends_with_usage=True,
+            api_base_env="ANTHROPIC_BASE_URL",
         ),
         "groq": ProviderSpec("openai", "https://api.groq.com/openai/v1", "GROQ_API_KEY"),
         "deepseek": ProviderSpec("openai", "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),

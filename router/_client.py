@@ -122,10 +122,6 @@ class _BaseClient:
             # OpenTelemetry: spans go to this provider, or to the global one when the app set it.
             tracer_provider=tracer_provider,
         )
-        if policy_spec.logging is not None:
-            from router.logging import configure_from_spec
-
-            configure_from_spec(policy_spec.logging, source=policy_spec.source)
         self._budgets = BudgetBook(policy_spec) if BudgetBook(policy_spec).has_budgets else None
         self._litellm_warming = False
 

@@ -1,31 +1,42 @@
 """``router demo``: a scripted workload through the public client, and where each request went.
 
-About thirty requests over three features (short questions, a support bot that calls tools,
-long-document summaries) against fake OpenAI, Gemini and Anthropic servers speaking their
-real wire protocols, with a few scripted provider failures so the fallbacks show. Totals are
-compared with sending everything to the strongest model (GPT-4o).
+Thirty requests over four features (short questions, contract questions that need a stronger
+model, a support bot that calls tools, long-document summaries) against fake OpenAI, Gemini and
+Anthropic servers speaking their real wire protocols, with a few injected provider failures so the
+fallbacks show (labelled as injected). Totals per model and per feature are compared with sending
+every request to GPT-4o, and a picture of both is written next to the table.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import openai
 
-from policies.loader import load_policy
+from policies.loader import PolicyError, load_policy
 from providers.catalog import resolve_model
+from providers.registry import provider_spec
+from router._cli_grammar import console as make_console
+from router._cli_grammar import plural, usd_text
 from router._openai import OpenAI
 from router._routing import RoutingRecord
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from policies.schema import Policy
+
 _LIVE_KEYS = ("OPENAI_API_KEY", "GEMINI_API_KEY", "ANTHROPIC_API_KEY")
-_BASELINE = resolve_model("gpt-4o", provider="openai")
+_BASELINE_MODEL = "gpt-4o"
+_BASELINE = resolve_model(_BASELINE_MODEL, provider="openai")
+_FAKE_KEY_ENV = "ROUTER_FAKE_KEY"
 
 _QUESTIONS = (
     "What are your opening hours on public holidays?",
@@ -202,6 +213,16 @@ def workload() -> Iterator[DemoRequest]:
     )
 
 
+def _target(wanted: str, policy: Policy) -> str:
+    """The route (or model) of ``policy`` a scripted request goes to: the one it names when the
+    policy has it, else ``auto``, else the policy's first route, else its first model."""
+    if wanted in policy.routes or wanted in policy.models or wanted in policy.aliases:
+        return wanted
+    if "auto" in policy.routes:
+        return "auto"
+    return next(iter(policy.routes), next(iter(policy.models)))
+
+
 @dataclass
 class Outcome:
     request: DemoRequest
@@ -209,19 +230,36 @@ class Outcome:
     error: str | None = None
 
 
-def _why(record: RoutingRecord) -> str:
+@dataclass(frozen=True)
+class Faults:
+    """The failures the demo injects into the fake providers: model -> HTTP statuses, in order."""
+
+    by_model: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def label(self, model: str, status: int | None) -> str:
+        injected = status is not None and status in self.by_model.get(model, ())
+        return f"{'injected ' if injected else ''}{status or 'error'}"
+
+
+def _why(record: RoutingRecord, faults: Faults) -> str:
     failed = [a for a in record.attempts if a.error]
     if failed:
-        trail = ", ".join(f"{a.model}: {a.error}" for a in failed)
-        return f"fallback ({trail})"
+        groups: dict[tuple[str, str], int] = {}
+        for attempt in failed:
+            key = (attempt.model, faults.label(attempt.model, attempt.status))
+            groups[key] = groups.get(key, 0) + 1
+        trail = ", ".join(
+            f"{label}{f' x{n}' if n > 1 else ''} from {model}" for (model, label), n in groups.items()
+        )
+        return f"fallback after {trail}"
     if record.route is None:
         return "named directly"
     rank = next((i for i, c in enumerate(record.candidates) if c.model == record.model), 0)
     why = f"{_ordinal(rank + 1)} of {len(record.candidates)} by {record.strategy}"
     if record.rejected:
         model, reason = next(iter(record.rejected.items()))
-        more = f" (+{len(record.rejected) - 1})" if len(record.rejected) > 1 else ""
-        why += f"; {model}: {reason}{more}"
+        others = len(record.rejected) - 1
+        why += f"; {model} rejected: {reason}" + (f" (and {others} more rejected)" if others else "")
     return why
 
 
@@ -229,8 +267,8 @@ def _ordinal(n: int) -> str:
     return {1: "1st", 2: "2nd", 3: "3rd"}.get(n, f"{n}th")
 
 
-def _run_one(client: OpenAI, item: DemoRequest) -> Outcome:
-    kwargs = {**item.kwargs, "model": item.route, "metadata": {"feature": item.feature}}
+def _run_one(client: OpenAI, item: DemoRequest, target: str) -> Outcome:
+    kwargs = {**item.kwargs, "model": target, "metadata": {"feature": item.feature}}
     try:
         if kwargs.get("stream"):
             stream = client.chat.completions.create(**kwargs)
@@ -240,55 +278,193 @@ def _run_one(client: OpenAI, item: DemoRequest) -> Outcome:
         response = client.chat.completions.create(**kwargs)
         return Outcome(item, response.routing)
     except openai.OpenAIError as exc:
-        return Outcome(item, getattr(exc, "routing", None), f"{type(exc).__name__}: {exc}")
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        return Outcome(item, getattr(exc, "routing", None), f"{type(exc).__name__}: {first_line}")
 
 
-def _script_fake_failures(fake: Any) -> None:
-    """A few realistic provider failures, so the fallbacks have something to do."""
+def _inject_faults(fake: Any, policy: Policy) -> Faults:
+    """A few realistic provider failures on the first request, so the fallbacks have something to do.
+
+    With the demo's policy: a Gemini outage (503) and GPT-4o mini errors (500), each retried once
+    (retry.attempts: 2) and failing again, so Claude Haiku answers. With another policy, the same
+    on its first two models when it has a third to fall back to.
+    """
     from providers.fake.script import ModelScript, status
 
-    # The first request meets a Gemini outage and GPT-4o mini errors: each is retried once (the
-    # policy's retry.attempts: 2) and fails again, so Claude Haiku answers it.
+    models = list(policy.models)
+    if len(models) < 3:
+        return Faults()
+    plan = {models[0]: (503, 503), models[1]: (500, 500)}
     fake.script(
-        ModelScript("gemini-2.5-flash-lite", context_limit=1_048_576, faults=(status(503), status(503))),
-        ModelScript("gpt-4o-mini", context_limit=128_000, faults=(status(500), status(500))),
-        ModelScript("claude-haiku-4-5", context_limit=200_000),
+        *(
+            ModelScript(
+                policy.models[name].model or name,
+                context_limit=_context(name, policy),
+                faults=tuple(status(code) for code in codes),
+            )
+            for name, codes in plan.items()
+        ),
     )
+    return Faults(plan)
 
 
-def run_demo(*, live: bool, policy_path: Path | None, as_json: bool) -> int:
-    """Run the workload; returns the process exit code."""
-    from rich.console import Console
+def _context(name: str, policy: Policy) -> int:
+    spec = policy.models[name]
+    info = resolve_model(name, provider=spec.provider, model=spec.model, overrides=spec.catalog_overrides())
+    return info.context_window or 128_000
 
-    # Wide enough for the table even when output is piped (rich falls back to 80 columns then).
-    console = Console(stderr=as_json, width=max(140, shutil.get_terminal_size((140, 40)).columns))
+
+def on_fakes(policy: Policy, fake: Any) -> Policy:
+    """``policy`` with every model pointed at the fake providers (no call can reach a real one).
+
+    Gemini and Anthropic models keep their protocol; every other provider is served by the fake
+    OpenAI endpoint, with the catalog's figures written into the model so prices stay the same.
+    """
+    models = {}
+    for name, spec in policy.models.items():
+        update: dict[str, Any] = {"api_key_env": _FAKE_KEY_ENV}
+        if spec.provider == "gemini":
+            update["api_base"] = fake.gemini_base
+        elif spec.provider == "anthropic":
+            update["api_base"] = fake.anthropic_base
+        else:
+            update["api_base"] = fake.openai_base
+            if provider_spec(spec.provider).adapter != "openai" or spec.provider == "azure":
+                info = resolve_model(
+                    name, provider=spec.provider, model=spec.model, overrides=spec.catalog_overrides()
+                )
+                update |= {
+                    "provider": "openai_compatible",
+                    "input_cost_per_mtok": info.input_cost_per_mtok,
+                    "output_cost_per_mtok": info.output_cost_per_mtok,
+                    "context_window": info.context_window,
+                    "max_output_tokens": info.max_output_tokens,
+                    "supports": tuple(sorted(info.supports)),
+                    "quality": dict(info.quality) or None,
+                }
+        models[name] = spec.model_copy(update=update)
+    return policy.model_copy(update={"models": models})
+
+
+def run_demo(
+    *, live: bool, policy_path: Path | None, as_json: bool, picture_dir: Path | None = Path(".")
+) -> int:
+    """Run the workload; returns the process exit code. Problems are one line on stderr."""
+    console = make_console() if not as_json else make_console_stderr()
     if live:
         if not any(os.environ.get(key) for key in _LIVE_KEYS):
-            console.print(f"[red]--live needs at least one of {', '.join(_LIVE_KEYS)} in the environment.[/]")
+            print(f"router demo --live needs at least one of {', '.join(_LIVE_KEYS)} set.", file=sys.stderr)
             return 2
         path = policy_path or Path(str(resources.files("router") / "data" / "demo-live.yaml"))
-        return _run(load_policy(path), console, as_json)
+        try:
+            policy = load_policy(path)
+        except PolicyError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        console.print(f"Policy: {path} (real providers whose keys are set)")
+        return _run(policy, console, as_json, Faults(), picture_dir)
 
     from providers.fake.server import FakeProviders
 
     with FakeProviders() as fake:
-        env = {**os.environ, "ROUTER_FAKE_URL": fake.url}
-        os.environ.setdefault("ROUTER_FAKE_KEY", "fake-key-for-the-demo")
+        env = {**os.environ, "ROUTER_FAKE_URL": fake.url, _FAKE_KEY_ENV: "fake-key-for-the-demo"}
+        os.environ.setdefault(_FAKE_KEY_ENV, env[_FAKE_KEY_ENV])
         path = policy_path or Path(str(resources.files("router") / "data" / "demo.yaml"))
-        policy = load_policy(path, env=env)
-        _script_fake_failures(fake)
+        try:
+            policy = load_policy(path, env=env)
+        except PolicyError as exc:
+            print(exc, file=sys.stderr)
+            return 1
+        if policy_path is not None:
+            policy = on_fakes(policy, fake)
+        # The CLI applies the policy's logging: section (a client never does by itself).
+        if policy.logging is not None:
+            from router.logging import configure_from_policy
+
+            configure_from_policy(policy)
+        faults = _inject_faults(fake, policy)
+        console.print(f"Policy: {path}" + ("" if policy_path else " (the demo's own)"))
         console.print(f"Fake OpenAI, Gemini and Anthropic providers listening on {fake.url}")
-        code = _run(policy, console, as_json)
-        return code if as_json else max(code, _run_batch(fake, policy, console))
+        if faults.by_model:
+            injected = "; ".join(
+                f"{model}: {', '.join(map(str, codes))}" for model, codes in faults.by_model.items()
+            )
+            console.print(f"Injected failures (to show fallbacks): {injected}")
+        code = _run(policy, console, as_json, faults, picture_dir)
+        # The closing batch job uses the demo policy's own route and features.
+        if as_json or policy_path is not None:
+            return code
+        return max(code, _run_batch(fake, policy, console))
 
 
-def _run(policy: Any, console: Any, as_json: bool) -> int:
-    from rich.table import Table
+def make_console_stderr() -> Console:
+    from rich.console import Console
 
+    return Console(stderr=True, width=100_000 if not sys.stderr.isatty() else None)
+
+
+@dataclass
+class Totals:
+    requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    baseline_usd: float = 0.0
+
+
+@dataclass
+class Summary:
+    """What the table's totals and the picture show."""
+
+    by_model: dict[str, Totals] = field(default_factory=dict)
+    by_feature: dict[str, Totals] = field(default_factory=dict)
+    failed: int = 0
+    fallbacks: int = 0
+
+    @property
+    def total(self) -> Totals:
+        out = Totals()
+        for t in self.by_feature.values():
+            out = replace(
+                out,
+                requests=out.requests + t.requests,
+                prompt_tokens=out.prompt_tokens + t.prompt_tokens,
+                completion_tokens=out.completion_tokens + t.completion_tokens,
+                cost_usd=out.cost_usd + t.cost_usd,
+                baseline_usd=out.baseline_usd + t.baseline_usd,
+            )
+        return out
+
+
+def summarize(outcomes: list[Outcome]) -> Summary:
+    summary = Summary()
+    for outcome in outcomes:
+        record = outcome.record
+        feature = summary.by_feature.setdefault(outcome.request.feature, Totals())
+        if record is None or outcome.error:
+            summary.failed += 1
+            continue
+        model = summary.by_model.setdefault(record.model or "-", Totals())
+        if len(record.attempts) > 1:
+            summary.fallbacks += 1
+        usage = record.usage
+        cost = record.cost_usd or 0.0
+        baseline = _BASELINE.cost_usd(usage.prompt_tokens, usage.completion_tokens) or 0.0 if usage else 0.0
+        for totals in (feature, model):
+            totals.requests += 1
+            totals.cost_usd += cost
+            totals.baseline_usd += baseline
+            if usage is not None:
+                totals.prompt_tokens += usage.prompt_tokens
+                totals.completion_tokens += usage.completion_tokens
+    return summary
+
+
+def _run(policy: Policy, console: Console, as_json: bool, faults: Faults, picture_dir: Path | None) -> int:
     outcomes: list[Outcome] = []
     with OpenAI(policy=policy) as client:
         for item in workload():
-            outcome = _run_one(client, item)
+            outcome = _run_one(client, item, _target(item.route, policy))
             outcomes.append(outcome)
             if as_json:
                 print(
@@ -299,12 +475,35 @@ def _run(policy: Any, console: Any, as_json: bool) -> int:
                             "error": outcome.error,
                             "routing": outcome.record.to_dict() if outcome.record else None,
                         }
-                    )
+                    ),
+                    flush=True,
                 )
-    if as_json:
-        return 0 if all(o.error is None for o in outcomes) else 1
+            else:
+                _progress(console, len(outcomes), outcome)
+    summary = summarize(outcomes)
+    if not as_json:
+        _print_tables(console, outcomes, summary, faults)
+    if picture_dir is not None and summary.by_model:
+        from router._demo_picture import write_pictures
 
-    table = Table(title="router demo: where each request went", show_lines=False)
+        written = write_pictures(summary, picture_dir, baseline=_BASELINE_MODEL)
+        console.print("Picture: " + ", ".join(str(p) for p in written))
+    return 0 if summary.failed == 0 else 1
+
+
+def _progress(console: Console, n: int, outcome: Outcome) -> None:
+    """One short line per request as it completes, so a slow first request (litellm's import) shows."""
+    if outcome.error:
+        console.print(f"  {n:>2}. {outcome.request.label}: [red]failed[/]")
+    elif outcome.record is not None:
+        console.print(f"  {n:>2}. {outcome.request.label} → {outcome.record.model}", highlight=False)
+
+
+def _print_tables(console: Console, outcomes: list[Outcome], summary: Summary, faults: Faults) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title="router demo: where each request went")
     for column, justify in (
         ("#", "right"),
         ("request", "left"),
@@ -312,49 +511,55 @@ def _run(policy: Any, console: Any, as_json: bool) -> int:
         ("model", "left"),
         ("why", "left"),
         ("tokens in/out", "right"),
-        ("cost $", "right"),
+        ("cost", "right"),
         ("attempts", "right"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    total = baseline = 0.0
     for n, outcome in enumerate(outcomes, 1):
         record = outcome.record
         if record is None or outcome.error:
+            error = escape(outcome.error or "failed")
             table.add_row(
-                str(n),
-                outcome.request.label,
-                outcome.request.feature,
-                "-",
-                f"[red]{outcome.error}[/]",
-                "-",
-                "-",
-                "-",
+                str(n), outcome.request.label, outcome.request.feature, "-", f"[red]{error}[/]", "-", "-", "-"
             )
             continue
         usage = record.usage
-        cost = record.cost_usd or 0.0
-        total += cost
-        if usage is not None:
-            baseline += _BASELINE.cost_usd(usage.prompt_tokens, usage.completion_tokens) or 0.0
         table.add_row(
             str(n),
             outcome.request.label,
             record.feature,
             record.model or "-",
-            _why(record),
+            escape(_why(record, faults)),
             f"{usage.prompt_tokens:,}/{usage.completion_tokens:,}" if usage else "?",
-            f"{cost:.6f}",
+            usd_text(record.cost_usd or 0.0),
             str(len(record.attempts)),
         )
     console.print(table)
-    failures = sum(1 for o in outcomes if o.error)
-    saved = (1 - total / baseline) * 100 if baseline else 0.0
+    for title, key, rows in (
+        ("Per model", "model", summary.by_model),
+        ("Per feature", "feature", summary.by_feature),
+    ):
+        totals = Table(title=title, title_justify="left")
+        for column in (key, "requests", "tokens in/out", "cost", f"if all {_BASELINE_MODEL}"):
+            totals.add_column(column, justify="left" if column == key else "right")
+        for name, t in sorted(rows.items(), key=lambda kv: -kv[1].cost_usd):
+            totals.add_row(
+                name,
+                str(t.requests),
+                f"{t.prompt_tokens:,}/{t.completion_tokens:,}",
+                usd_text(t.cost_usd),
+                usd_text(t.baseline_usd),
+            )
+        console.print(totals)
+    total = summary.total
+    saved = (1 - total.cost_usd / total.baseline_usd) * 100 if total.baseline_usd else 0.0
     console.print(
-        f"[bold]{len(outcomes)} requests[/], {failures} failed. Cost ${total:.4f} against "
-        f"${baseline:.4f} for always-GPT-4o ({saved:.0f}% less). "
-        f"Fallbacks: {sum(1 for o in outcomes if o.record and len(o.record.attempts) > 1)}."
+        f"[bold]{plural(len(outcomes), 'request')}[/], {summary.failed} failed,"
+        f" {plural(summary.fallbacks, 'fallback')}. Cost {usd_text(total.cost_usd)}; the same requests"
+        f" and token counts sent to {_BASELINE_MODEL} would cost {usd_text(total.baseline_usd)}"
+        f" ({saved:.0f}% less)."
+        " Answer quality is not compared here: see docs/adequacy.md for routing at equal quality."
     )
-    return 0 if failures == 0 else 1
 
 
 def _run_batch(fake: Any, policy: Any, console: Any) -> int:

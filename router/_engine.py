@@ -91,7 +91,8 @@ def _deployment(
     row = provider_spec(spec.provider)
     model_id = spec.model or name
     is_openai = spec.provider == "openai"
-    api_base = spec.api_base or (base_url if is_openai else None) or row.api_base
+    from_env = env.get(row.api_base_env) if row.api_base_env else None
+    api_base = spec.api_base or (base_url if is_openai else None) or from_env or row.api_base
     key_env = spec.api_key_env or row.api_key_env
     key = env.get(key_env) if key_env else None
     if is_openai and api_key and not spec.api_key_env:
@@ -105,7 +106,7 @@ def _deployment(
             headers["authorization"] = basic
     problem: str | None = None
     if key_env and not key:
-        problem = f"no API key: set {key_env} (or api_key_env: in the policy)"
+        problem = f"no API key: set {key_env} or remove the model (or name another variable in api_key_env:)"
     litellm_model = None
     if row.adapter == "litellm":
         litellm_model = f"{row.litellm_prefix}/{model_id}" if row.litellm_prefix else model_id

@@ -10,6 +10,7 @@ openai.RateLimitError`` keeps catching "every model is cooling down after rate l
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,22 @@ def _status(kind: Kind) -> int:
     return status
 
 
+def _advice(rejected: Mapping[str, str]) -> str:
+    """What to do next, for the reasons at hand: a missing key is not fixed by relaxing requirements."""
+    keys = sorted({m.group(1) for r in rejected.values() if (m := re.match(r"no API key: set (\S+)", r))})
+    other = [r for r in rejected.values() if not r.startswith("no API key")]
+    advice = []
+    if keys:
+        advice.append(
+            f"Set {' and '.join(keys)} or remove the {'model' if len(keys) == 1 else 'models'}"
+            " from the policy"
+            ' (no keys at hand? try it against the fake providers: eval "$(router fake --env)").'
+        )
+    if other or not keys:
+        advice.append("Relax the route's requirements, add a model that fits, or shorten the request.")
+    return " ".join(advice)
+
+
 class NoCandidateError(openai.BadRequestError, RouterError):
     """No model of the policy can serve this request; nothing was sent to any provider."""
 
@@ -77,7 +94,7 @@ class NoCandidateError(openai.BadRequestError, RouterError):
         message = (
             f"No model can serve this request for {target}; nothing was sent to any provider.\n"
             f"{lines or '  (the route has no candidates)'}\n"
-            "Relax the route's requirements, add a model that fits, or shorten the request."
+            f"{_advice(self.rejected)}"
         )
         response, body = _response("no_candidate", message, {"rejected": self.rejected})
         super().__init__(message, response=response, body=body)
@@ -231,6 +248,9 @@ class InvalidRequestError(openai.BadRequestError, RouterError):
     Raised before anything is reserved, planned or sent.
     """
 
-    def __init__(self, message: str, *, param: str, code: str = "invalid_value") -> None:
+    def __init__(self, message: str, *, param: str, code: str = "invalid_value", detail: str = "") -> None:
         response, body = _response("bad_request", message, {"param": param, "code": code})
         super().__init__(message, response=response, body=body)
+        # For people rather than for openai-compatible handlers: "max_tokens: expected an integer,
+        # got 'lots'" (the field and the value at fault), as the CLI prints it.
+        self.detail = detail or f"{param}: {message}"

@@ -189,7 +189,9 @@ class OpenAI(openai.OpenAI):
 
     openai's arguments mean what they mean in openai (``max_retries`` given explicitly also caps
     the router's same-model retries); ``policy``, ``ledger``, ``clock``, ``wall_clock``, ``sleep``
-    and ``tracer_provider`` are the router's.
+    and ``tracer_provider`` are the router's. ``configure_logging=True`` applies the policy's
+    ``logging:`` section (``router.logging.configure_from_policy``); by default a client changes no
+    logging.
     """
 
     def __init__(
@@ -216,6 +218,7 @@ class OpenAI(openai.OpenAI):
         wall_clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         tracer_provider: Any = None,
+        configure_logging: bool = False,
         _strict_response_validation: bool = False,
         _enforce_credentials: bool = True,
         _shared: _Shared | None = None,
@@ -270,6 +273,12 @@ class OpenAI(openai.OpenAI):
             changed = self._endpoint != _shared.endpoint
             engine = self._endpoint.engine(_shared.router.policy) if changed else None
             self._router = _shared.router._copy(_router_timeout(self.timeout), _shared.retry_attempts, engine)
+        if configure_logging:
+            # Only on request: a library that rewired the process's logging on construction would
+            # let a second client change the first one's logs.
+            from router.logging import configure_from_policy
+
+            configure_from_policy(self._router.policy)
 
     @property
     def policy(self) -> Policy:
@@ -335,7 +344,9 @@ class AsyncOpenAI(openai.AsyncOpenAI):
 
     openai's arguments mean what they mean in openai (``max_retries`` given explicitly also caps
     the router's same-model retries); ``policy``, ``ledger``, ``clock``, ``wall_clock``, ``sleep``
-    and ``tracer_provider`` are the router's.
+    and ``tracer_provider`` are the router's. ``configure_logging=True`` applies the policy's
+    ``logging:`` section (``router.logging.configure_from_policy``); by default a client changes no
+    logging.
     """
 
     def __init__(
@@ -363,6 +374,7 @@ class AsyncOpenAI(openai.AsyncOpenAI):
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         connection_limits: TransportLimits | None = None,
         tracer_provider: Any = None,
+        configure_logging: bool = False,
         _strict_response_validation: bool = False,
         _enforce_credentials: bool = True,
         _shared: _Shared | None = None,
@@ -418,6 +430,12 @@ class AsyncOpenAI(openai.AsyncOpenAI):
             changed = self._endpoint != _shared.endpoint
             engine = self._endpoint.engine(_shared.router.policy) if changed else None
             self._router = _shared.router._copy(_router_timeout(self.timeout), _shared.retry_attempts, engine)
+        if configure_logging:
+            # Only on request: a library that rewired the process's logging on construction would
+            # let a second client change the first one's logs.
+            from router.logging import configure_from_policy
+
+            configure_from_policy(self._router.policy)
 
     @property
     def policy(self) -> Policy:

@@ -36,13 +36,18 @@ class SpendRow:
             "window": self.window,
             "period_start": None if self.window == "total" else iso_utc(self.period_start),
             "resets_at": None if self.resets_at is None else iso_utc(self.resets_at),
-            "spent_usd": self.spent_usd,
-            "reserved_usd": self.reserved_usd,
-            "estimated_usd": self.estimated_usd,
-            "limit_usd": self.limit_usd,
+            "spent_usd": _nano(self.spent_usd),
+            "reserved_usd": _nano(self.reserved_usd),
+            "estimated_usd": _nano(self.estimated_usd),
+            "limit_usd": None if self.limit_usd is None else _nano(self.limit_usd),
             "percent": None if self.percent is None else round(self.percent, 4),
             "current": self.current,
         }
+
+
+def _nano(value: float) -> float:
+    """Dollars rounded to the nano-dollar: JSON without float noise (0.00015629999999999998)."""
+    return round(value, 9)
 
 
 def spend_rows(

@@ -9,6 +9,7 @@ so only what is present is checked, and nested schemas are walked without recurs
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
@@ -52,11 +53,17 @@ def _invalid_type(param: str, expected: str, value: object) -> InvalidRequestErr
         f"Invalid type for '{param}': expected {expected}, but got {_kind(value)} instead.",
         param=param,
         code="invalid_type",
+        detail=f"{param}: expected {expected}, got {reprlib.repr(value)}",
     )
 
 
 def _invalid_value(param: str, message: str) -> InvalidRequestError:
-    return InvalidRequestError(f"Invalid value for '{param}': {message}", param=param, code="invalid_value")
+    return InvalidRequestError(
+        f"Invalid value for '{param}': {message}",
+        param=param,
+        code="invalid_value",
+        detail=f"{param}: {message[:1].lower()}{message[1:].removesuffix('.')}",
+    )
 
 
 def _missing(param: str) -> InvalidRequestError:

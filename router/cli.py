@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
@@ -17,6 +17,21 @@ import typer
 
 from router._cli_adequacy import eval_command, train_command
 from router._cli_batch import batch_app
+from router._cli_fake import fake_command
+from router._cli_grammar import (
+    JsonOption,
+    PolicyArgument,
+    PolicyOption,
+    RouterApp,
+    console,
+    fail,
+    load_policy_argument,
+    plural,
+    policy_argument,
+    print_json,
+    usd_json,
+    usd_text,
+)
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -25,7 +40,7 @@ if TYPE_CHECKING:
     from policies.schema import Policy
     from router._spend import SpendRow
 
-app = typer.Typer(
+app = RouterApp(
     name="router",
     help="Route OpenAI chat completions to the cheapest adequate model, by policy.",
     no_args_is_help=True,
@@ -33,13 +48,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-PolicyArg = Annotated[Path, typer.Argument(help="The policy YAML file.", exists=False, dir_okay=False)]
-RequestArg = Annotated[
-    Path,
+RequestArgs = Annotated[
+    list[Path],
     typer.Argument(
-        help='A JSON file holding create()\'s keyword arguments: {"model": "auto", "messages": [...], ...}.',
-        exists=False,
-        dir_okay=False,
+        metavar="[POLICY] REQUEST",
+        show_default=False,
+        help="The policy file (or --policy FILE, or $ROUTER_POLICY), then a JSON file holding create()'s"
+        ' keyword arguments: {"model": "auto", "messages": [...], ...}.',
     ),
 ]
 
@@ -49,51 +64,90 @@ _PLACEHOLDER_KEY: Final = "router-explain-placeholder"
 
 @app.command()
 def demo(
+    policy: PolicyArgument = None,
+    policy_option: PolicyOption = None,
     live: Annotated[
         bool, typer.Option("--live", help="Call the real providers whose API keys are in the environment.")
     ] = False,
-    policy: Annotated[
-        Path | None, typer.Option(help="A policy file to run the workload with instead of the demo's own.")
-    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON record per request.")] = False,
+    picture: Annotated[
+        Path,
+        typer.Option(
+            "--picture",
+            metavar="DIR",
+            help="Write router-demo.html/.svg (and .png with matplotlib) here.",
+        ),
+    ] = Path("."),
+    no_picture: Annotated[bool, typer.Option("--no-picture", help="Write no picture.")] = False,
 ) -> None:
-    """Run a scripted workload (~30 requests, three features) and show where each request went."""
+    """Run a scripted workload against fake providers and show where each request went.
+
+    Without a policy it uses the demo's own; with one, the workload uses that policy's routes.
+    """
     from router._demo import run_demo
 
-    raise typer.Exit(run_demo(live=live, policy_path=policy, as_json=as_json))
+    path = policy_argument(policy, policy_option, required=False)
+    if path is not None and not path.is_file():
+        raise fail(f"{path}: no such policy file")
+    code = run_demo(live=live, policy_path=path, as_json=as_json, picture_dir=None if no_picture else picture)
+    raise typer.Exit(code)
 
 
 @app.command()
-def validate(policy: PolicyArg) -> None:
+def validate(
+    policy: PolicyArgument = None, policy_option: PolicyOption = None, as_json: JsonOption = False
+) -> None:
     """Check a policy file and its models against the catalog; one file:line: key: message per problem.
 
     Beyond what loading checks, this looks at prices, capabilities and benchmark scores: a model
     'cheapest' cannot rank, an unknown benchmark, a fallback the route's requirements exclude.
-    Exit 1 if there is any problem.
+    Every problem is reported in one pass. Exit 1 if there is any problem.
     """
     from policies.loader import PolicyError, load_policy
     from policies.validate import validate_policy
 
-    problems = validate_policy(policy)
+    path = policy_argument(policy, policy_option)
+    assert path is not None
+    if not path.is_file():
+        raise fail(f"{path}: no such policy file")
+    problems = validate_policy(path)
+    loaded = None
+    if not problems:
+        try:
+            loaded = load_policy(path)  # only for the summary: validate_policy has just read it
+        except PolicyError as exc:  # the file changed between the two reads
+            problems = list(exc.problems)
+    if as_json:
+        counts = {} if loaded is None else _counts(loaded)
+        print_json(
+            {
+                "policy": str(path),
+                "ok": not problems,
+                **counts,
+                "problems": [
+                    {"file": p.file, "line": p.line, "key": p.key, "message": p.message, "text": str(p)}
+                    for p in problems
+                ],
+            }
+        )
+        raise typer.Exit(1 if problems else 0)
     if problems:
         for problem in problems:
             typer.echo(str(problem), err=True)
-        raise typer.Exit(1)
-    try:
-        loaded = load_policy(policy)  # only for the summary: validate_policy has just read it
-    except PolicyError as exc:  # the file changed between the two reads
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    typer.echo(
-        f"{policy}: ok ({len(loaded.models)} models, {len(loaded.routes)} routes, "
-        f"{len(loaded.features)} features)"
-    )
+        raise fail(f"{path}: {plural(len(problems), 'problem')}")
+    assert loaded is not None
+    counts = _counts(loaded)
+    typer.echo(f"{path}: ok ({', '.join(plural(n, k.removesuffix('s')) for k, n in counts.items())})")
+
+
+def _counts(policy: Policy) -> dict[str, int]:
+    return {"models": len(policy.models), "routes": len(policy.routes), "features": len(policy.features)}
 
 
 @app.command()
 def explain(
-    policy: PolicyArg,
-    request: RequestArg,
+    paths: RequestArgs,
+    policy_option: PolicyOption = None,
     feature: Annotated[
         str | None, typer.Option("--feature", help="Plan for this feature (overrides metadata.feature).")
     ] = None,
@@ -111,25 +165,24 @@ def explain(
     Prints the rules that applied, the models in the order they would be tried with each one's
     expected cost, and every rejected model with the reason.
     """
-    from policies.loader import PolicyError, load_policy
     from policies.plan import UnknownModelError
     from router._engine import Engine
     from router._exceptions import InvalidRequestError
     from router._pipeline import normalize
 
+    if len(paths) > 2:
+        raise fail("explain takes a policy file and a request file, no more")
+    request = paths[-1]
+    policy, loaded = load_policy_argument(paths[0] if len(paths) == 2 else None, policy_option)
     kwargs = _read_request(request, feature)
-    try:
-        loaded = load_policy(policy)
-    except PolicyError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
     env: Mapping[str, str] = os.environ if check_keys else _EveryKeySet()
     engine = Engine(loaded, env=env)
     try:
         normalized = normalize(kwargs, None)
-    except (TypeError, ValueError, InvalidRequestError) as exc:
-        typer.echo(f"{request}: not a valid request: {exc}", err=True)
-        raise typer.Exit(1) from None
+    except InvalidRequestError as exc:
+        raise fail(f"{request}: not a valid request: {exc.detail}") from None
+    except (TypeError, ValueError) as exc:
+        raise fail(f"{request}: not a valid request: {exc}") from None
     try:
         plan = engine.planner.plan(normalized.route)
     except UnknownModelError as exc:
@@ -140,22 +193,41 @@ def explain(
         record = {"policy": str(policy), "request": str(request), "model": model, "feature": feature_name}
         typer.echo(json.dumps({**record, **_plan_record(plan)}, indent=2))
         return
-    _print_plan(_console(), plan, model, feature_name, loaded)
+    _print_plan(console(), plan, model, feature_name, loaded)
 
 
 @app.command()
-def models(policy: PolicyArg) -> None:
+def models(
+    policy: PolicyArgument = None, policy_option: PolicyOption = None, as_json: JsonOption = False
+) -> None:
     """Show the catalog as the policy sees it: prices, context, capabilities, quality."""
     from rich.table import Table
 
-    from policies.loader import PolicyError, load_policy
     from policies.validate import policy_catalog
 
-    try:
-        loaded = load_policy(policy)
-    except PolicyError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
+    policy, loaded = load_policy_argument(policy, policy_option)
+    catalog = policy_catalog(loaded)
+    if as_json:
+        print_json(
+            {
+                "policy": str(policy),
+                "models": [
+                    {
+                        "model": name,
+                        "provider": info.provider,
+                        "input_cost_per_mtok": usd_json(info.input_cost_per_mtok),
+                        "cached_input_cost_per_mtok": usd_json(info.cached_input_cost_per_mtok),
+                        "output_cost_per_mtok": usd_json(info.output_cost_per_mtok),
+                        "context_window": info.context_window,
+                        "max_output_tokens": info.max_output_tokens,
+                        "supports": sorted(info.supports),
+                        "quality": dict(info.quality),
+                    }
+                    for name, info in catalog.items()
+                ],
+            }
+        )
+        return
     table = Table(title=f"Models in {policy}")
     for column in (
         "model",
@@ -171,7 +243,7 @@ def models(policy: PolicyArg) -> None:
         table.add_column(
             column, justify="right" if "$" in column or column in ("context", "max out") else "left"
         )
-    for name, info in policy_catalog(loaded).items():
+    for name, info in catalog.items():
         table.add_row(
             name,
             info.provider,
@@ -183,17 +255,13 @@ def models(policy: PolicyArg) -> None:
             ", ".join(sorted(info.supports)) or "-",
             ", ".join(f"{k} {v:g}" for k, v in info.quality.items()) or "-",
         )
-    _console().print(table)
+    console().print(table)
 
 
 @app.command()
 def spend(
-    policy: Annotated[
-        Path | None,
-        typer.Option(
-            "--policy", envvar="ROUTER_POLICY", dir_okay=False, help="The policy whose budgets to show."
-        ),
-    ] = None,
+    policy: PolicyArgument = None,
+    policy_option: PolicyOption = None,
     ledger: Annotated[
         str | None,
         typer.Option(
@@ -209,29 +277,33 @@ def spend(
     """Show each budget's spend in its current window: spent, reserved, limit, percent, reset time.
 
     Periods the ledger holds beyond the current ones (earlier windows, budgets since removed from
-    the policy) follow. Exit 2 if the ledger cannot be read.
+    the policy) follow. The policy is optional with --ledger. A read-only report: it creates no file,
+    and a SQLite ledger that does not exist yet is an error (exit 2).
     """
     import time
 
-    from policies.loader import PolicyError, load_policy
     from router._budgets import BudgetBook
     from router._spend import spend_rows
     from router.ledger import LedgerError, iso_utc, open_guarded_ledger, parse_ledger_url, redact_url
 
     now = time.time() if at is None else at
     loaded = None
-    if policy is not None:
-        try:
-            loaded = load_policy(policy)
-        except PolicyError as exc:
-            typer.echo(str(exc), err=True)
-            raise typer.Exit(1) from None
+    if policy_argument(policy, policy_option, required=False) is not None:
+        policy, loaded = load_policy_argument(policy, policy_option)
     book = BudgetBook(loaded) if loaded is not None else None
     url = ledger if ledger is not None else (loaded.ledger if loaded is not None else None)
     # Only the redacted URL is ever printed: in the header, --json and every error.
     shown = redact_url(url) if url else "(default)"
     try:
-        where = parse_ledger_url(url).describe()
+        target = parse_ledger_url(url)
+        where = target.describe()
+        if target.kind == "sqlite" and not os.path.exists(target.location):
+            # Opening would create it: a report must leave the disk as it found it.
+            raise fail(
+                f"router spend: cannot read the ledger {shown}: {target.location} does not exist —"
+                " nothing has been recorded there yet (check --ledger, the policy's ledger:, $ROUTER_LEDGER)",
+                2,
+            )
         opened = open_guarded_ledger(url, journal=loaded.ledger_journal if loaded is not None else None)
         try:
             current = opened.totals(book.current_lines(now), now=now) if book is not None else {}
@@ -251,7 +323,7 @@ def spend(
         }
         typer.echo(json.dumps(record, indent=2))
         return
-    _print_spend(_console(), rows, where, now)
+    _print_spend(console(), rows, where, now)
 
 
 @app.command()
@@ -272,6 +344,10 @@ class _EveryKeySet(Mapping[str, str]):
     """
 
     def __getitem__(self, key: str) -> str:
+        from providers.registry import PROVIDERS
+
+        if key in {row.api_base_env for row in PROVIDERS.values()}:
+            return os.environ[key]  # an endpoint, not a key: only a real value means anything
         return os.environ.get(key) or _PLACEHOLDER_KEY
 
     def __iter__(self) -> Iterator[str]:
@@ -329,8 +405,8 @@ def _plan_record(plan: Plan) -> dict[str, Any]:
                 "rank": rank,
                 "model": c.model,
                 "provider": c.provider,
-                # Rounded only to drop float noise (0.0003051000000004): far below a millionth of a cent.
-                "expected_cost_usd": None if c.expected_cost_usd is None else round(c.expected_cost_usd, 12),
+                # To the nano-dollar, without float noise (0.0003051000000004).
+                "expected_cost_usd": usd_json(c.expected_cost_usd),
                 "prompt_tokens": getattr(c, "prompt_tokens", None),
                 "output_tokens": getattr(c, "output_tokens", None),
                 "fallback": bool(getattr(c, "fallback", False)),
@@ -364,7 +440,7 @@ def _print_plan(console: Console, plan: Plan, model: str, feature: str, policy: 
                 str(row["rank"]),
                 Text(row["model"] + (" (fallback)" if row["fallback"] else "")),
                 Text(row["provider"]),
-                _usd(row["expected_cost_usd"]),
+                usd_text(row["expected_cost_usd"]),
                 _count(row["prompt_tokens"]),
                 _count(row["output_tokens"]),
             )
@@ -384,7 +460,6 @@ def _print_spend(console: Console, rows: list[SpendRow], where: str, now: float)
     from rich.table import Table
     from rich.text import Text
 
-    from router._budgets import format_usd
     from router.ledger import iso_utc
 
     console.print(Text(f"ledger: {where} (as of {iso_utc(now)})"))
@@ -401,9 +476,9 @@ def _print_spend(console: Console, rows: list[SpendRow], where: str, now: float)
             Text("* (all features)" if row.scope == "*" else row.scope),
             row.window + ("" if row.current else " (past)"),
             "-" if row.window == "total" else _minute(row.period_start),
-            format_usd(row.spent_usd),
-            format_usd(row.reserved_usd),
-            "-" if row.limit_usd is None else format_usd(row.limit_usd),
+            usd_text(row.spent_usd),
+            usd_text(row.reserved_usd),
+            "-" if row.limit_usd is None else usd_text(row.limit_usd),
             "-" if percent is None else f"{percent:.1f}%",
             "never" if row.resets_at is None else _minute(row.resets_at),
         )
@@ -416,23 +491,8 @@ def _minute(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M")
 
 
-def _console() -> Console:
-    from rich.console import Console
-
-    # Wide enough that reasons and model names are not folded when the output is piped.
-    return Console(width=max(120, shutil.get_terminal_size((120, 40)).columns))
-
-
 def _money(value: float | None) -> str:
-    return "unknown" if value is None else f"{value:g}"
-
-
-def _usd(value: float | None) -> str:
-    if value is None:
-        return "unknown"
-    if value == 0:
-        return "$0"
-    return f"${value:.6f}" if value >= 0.000001 else "<$0.000001"
+    return "unknown" if value is None else usd_text(value).removeprefix("$")
 
 
 def _count(value: int | None) -> str:
@@ -440,10 +500,31 @@ def _count(value: int | None) -> str:
 
 
 # eval and train live in their own module: the other commands never import the data or training code.
+# A sub-command module registers with one line like these and uses router._cli_grammar's arguments.
 app.command(name="eval")(eval_command)
 app.command(name="train")(train_command)
 app.add_typer(batch_app, name="batch")
+app.command(name="fake")(fake_command)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except SystemExit as done:
+        if "litellm" in sys.modules:
+            _exit_now(done.code)
+        raise
+
+
+def _exit_now(code: object) -> None:
+    """Exit without the interpreter's teardown, which takes seconds once litellm's thousands of
+    modules are loaded (the demo's exit lagged ~5 s behind its summary). Output and log handlers are
+    flushed first; nothing else of the router needs teardown once its clients are closed."""
+    import logging
+
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)

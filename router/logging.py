@@ -1,9 +1,12 @@
 """Send the router's events somewhere: JSON lines or readable console lines, for apps that want it.
 
 The library itself configures nothing: its events go to the stdlib logger ``"router"``, which has
-only a ``NullHandler`` of its own. ``configure`` attaches one handler there (and replaces it when
-called again), rendered by structlog's ``ProcessorFormatter``; it touches neither the root logger
-nor structlog's global configuration, and leaves ``propagate`` as it is.
+only a ``NullHandler`` of its own. Constructing a client never changes logging: a policy's
+``logging:`` section applies only when the application asks (``configure_from_policy``, the
+clients' ``configure_logging=True``, or the ``router`` command). ``configure`` attaches one
+handler there (and replaces it when called again), rendered by structlog's
+``ProcessorFormatter``; it touches neither the root logger nor structlog's global configuration,
+and leaves ``propagate`` as it is.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ from typing import TYPE_CHECKING, Final, TextIO
 from router._events import LOGGER_NAME
 
 if TYPE_CHECKING:
-    from policies.schema import LoggingSpec
+    from policies.schema import LoggingSpec, Policy
 
-__all__ = ["configure", "configure_from_spec", "formatter"]
+__all__ = ["configure", "configure_from_policy", "configure_from_spec", "formatter"]
 
 # Marks the handler ``configure`` attached, so that a second call replaces it instead of stacking.
 HANDLER_NAME: Final = "router.logging"
@@ -69,7 +72,23 @@ def configure(
     return handler
 
 
-def configure_from_spec(spec: LoggingSpec, *, source: str | None = None) -> None:
+def configure_from_policy(policy: Policy | str | os.PathLike[str]) -> logging.Handler | None:
+    """Apply a policy's ``logging:`` section (a loaded ``Policy`` or a policy file's path).
+
+    Returns the handler attached, or None when the policy has no ``logging:`` section (then
+    nothing changes). A library must not rewire the process's logging by itself, so clients never
+    call this unless built with ``configure_logging=True``.
+    """
+    if isinstance(policy, str | os.PathLike):
+        from policies.loader import load_policy
+
+        policy = load_policy(policy)
+    if policy.logging is None:
+        return None
+    return configure_from_spec(policy.logging, source=policy.source)
+
+
+def configure_from_spec(spec: LoggingSpec, *, source: str | None = None) -> logging.Handler:
     """``configure`` with a policy's ``logging:`` section (read from ``source``, for errors).
 
     Content is left to each client: the client built from this policy logs it only when the
@@ -77,7 +96,7 @@ def configure_from_spec(spec: LoggingSpec, *, source: str | None = None) -> None
     that cannot be opened is a PolicyError naming ``logging.file``, not a bare OSError.
     """
     try:
-        configure(json=spec.json_lines, level=spec.level, file=spec.file)
+        return configure(json=spec.json_lines, level=spec.level, file=spec.file)
     except OSError as exc:
         from policies.loader import PolicyError, Problem
 

@@ -114,6 +114,30 @@ def test_unknown_benchmark_suggests_the_known_one() -> None:
     assert "did you mean 'mmlu'? known: gpqa, mmlu" in found[0]
 
 
+def test_a_misspelt_benchmark_hides_no_other_problem_of_the_route_or_feature() -> None:
+    found = problems(
+        """\
+        routes:
+          auto:
+            require: [vision]
+            min_quality: {mmmlu: 80}
+            candidates: [small, big]
+        features:
+          bot:
+            require: [json_schema]
+            min_quality: {gpqa: 60, humaneval: 80}
+        """
+    )
+    assert [line.split(": ", 2)[1] for line in found] == [
+        "routes.auto.min_quality.mmmlu",
+        "routes.auto.candidates[0]",
+        "features.bot",
+        "features.bot.min_quality.humaneval",
+    ]
+    assert "candidate 'small' can never be used by route 'auto': no vision support" in found[1]
+    assert "big: gpqa 50 < 60" in found[2]
+
+
 def test_unknown_benchmark_in_a_feature_is_reported_too() -> None:
     found = problems("features:\n  bot:\n    min_quality: {humaneval: 80}\n")
     assert len(found) == 1

@@ -52,7 +52,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_validate_accepts_a_good_policy(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(_write(tmp_path, GOOD))])
     assert result.exit_code == 0, result.output
-    assert "ok (2 models, 1 routes" in result.output
+    assert "ok (2 models, 1 route, 0 features)" in result.output
 
 
 def test_validate_reports_every_problem_with_its_line_and_exits_1(tmp_path: Path) -> None:
@@ -215,8 +215,9 @@ def test_validate_reports_each_kind_of_mistake_on_its_line(
     result = runner.invoke(app, ["validate", str(path)])
     assert result.exit_code == 1
     assert result.stdout == ""  # problems go to stderr
-    problems = result.stderr.strip().splitlines()
+    *problems, summary = result.stderr.strip().splitlines()
     assert len(problems) == 1, problems
+    assert summary == f"{path}: 1 problem"
     prefix = f"{path}:{line}: {key}: " if key else f"{path}:{line}: "
     assert problems[0].startswith(prefix), problems
     assert message in problems[0]
@@ -241,7 +242,7 @@ def test_validate_accepts_the_new_keys(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["validate", str(_write(tmp_path, text))])
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == f"{tmp_path / 'policy.yaml'}: ok (3 models, 1 routes, 1 features)"
+    assert result.stdout.strip() == f"{tmp_path / 'policy.yaml'}: ok (3 models, 1 route, 1 feature)"
 
 
 # --- explain --------------------------------------------------------------------------------------
@@ -402,8 +403,8 @@ def test_schema_prints_the_policy_json_schema() -> None:
     assert "models" in schema["properties"]
 
 
-def test_demo_routes_thirty_requests_over_three_protocols_without_failures() -> None:
-    result = runner.invoke(app, ["demo", "--json"])
+def test_demo_routes_thirty_requests_over_three_protocols_without_failures(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["demo", "--json", "--picture", str(tmp_path)])
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(records) == 30
@@ -413,3 +414,61 @@ def test_demo_routes_thirty_requests_over_three_protocols_without_failures() -> 
     fallbacks = [r for r in records if len(r["routing"]["attempts"]) > 1]
     assert fallbacks and all(r["routing"]["attempts"][-1]["error"] is None for r in fallbacks)
     assert all(r["routing"]["cost_usd"] > 0 for r in records)
+
+
+def test_demo_table_names_its_policy_labels_injected_faults_and_totals_per_model_and_feature(
+    tmp_path: Path,
+) -> None:
+    result = runner.invoke(app, ["demo", "--picture", str(tmp_path)], env={"ROUTER_POLICY": ""})
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "Policy: " in out and "demo.yaml (the demo's own)" in out
+    assert (
+        "fallback after injected 503 x2 from gemini-2.5-flash-lite, injected 500 x2 from gpt-4o-mini" in out
+    )
+    assert "Per model" in out and "Per feature" in out
+    for feature in ("faq", "legal-review", "support-bot", "summarize"):
+        assert f"│ {feature} " in out
+    assert "(+1)" not in out
+    assert "30 requests, 0 failed, 1 fallback." in out
+    page = (tmp_path / "router-demo.html").read_text()
+    assert "<svg" in page and "Cost per feature" in page and "Where requests went" in page
+    assert "claude-haiku-4-5" in (tmp_path / "router-demo.svg").read_text()
+
+
+OTHER_ROUTES = """\
+models:
+  gpt-4o-mini: {provider: openai}
+  gemini-2.5-flash-lite: {provider: gemini}
+  claude-haiku-4-5: {provider: anthropic}
+  gpt-4o: {provider: openai}
+routes:
+  everything:
+    strategy: cheapest
+    candidates: [gpt-4o-mini, gemini-2.5-flash-lite]
+    fallbacks: [claude-haiku-4-5]
+"""
+
+
+def test_demo_runs_any_policy_on_the_fakes_using_its_own_routes(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(OTHER_ROUTES)
+    # No keys at all: the demo points every model at the fake providers, so none is needed.
+    env = {"OPENAI_API_KEY": "", "GEMINI_API_KEY": "", "ANTHROPIC_API_KEY": "", "ROUTER_POLICY": ""}
+    result = runner.invoke(app, ["demo", str(path), "--json", "--no-picture"], env=env)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert len(records) == 30 and all(r["error"] is None for r in records)
+    assert {r["routing"]["route"] for r in records} == {"everything", None}  # None: the model named directly
+    assert all(r["routing"]["cost_usd"] > 0 for r in records)
+    assert f"Policy: {path}" in result.stderr
+
+
+def test_demo_with_a_broken_policy_prints_its_problems_as_file_line(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("models:\n  a: {provider: openai, colour: red}\n")
+    result = runner.invoke(app, ["demo", str(path), "--no-picture"], env={"ROUTER_POLICY": ""})
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines and all(line.startswith(f"{path}:2: ") for line in lines), lines
+    assert "Traceback" not in result.output

@@ -142,7 +142,7 @@ def test_the_table_shows_the_same_figures(policy_file: Path) -> None:
 def test_the_policy_comes_from_router_policy_and_ledger_overrides_the_policys(
     policy_file: Path, tmp_path: Path
 ) -> None:
-    other = f"sqlite:///{tmp_path / 'other.db'}"
+    other = "memory://"  # empty: nothing recorded in this process
     result = runner.invoke(
         app, ["spend", "--ledger", other, "--json", "--at", str(NOW)], env={"ROUTER_POLICY": str(policy_file)}
     )
@@ -150,6 +150,21 @@ def test_the_policy_comes_from_router_policy_and_ledger_overrides_the_policys(
     report = json.loads(result.output)
     assert report["ledger"] == other
     assert [row["spent_usd"] for row in report["budgets"]] == [0.0, 0.0, 0.0]
+
+
+@pytest.mark.parametrize("how", ["positional", "--policy", "ROUTER_POLICY"])
+def test_a_missing_sqlite_ledger_is_reported_and_never_created(
+    policy_file: Path, tmp_path: Path, how: str
+) -> None:
+    missing = tmp_path / "nothing-here.db"
+    args = ["spend", "--ledger", f"sqlite:///{missing}"]
+    env = {"ROUTER_POLICY": str(policy_file) if how == "ROUTER_POLICY" else ""}
+    args += {"positional": [str(policy_file)], "--policy": ["--policy", str(policy_file)]}.get(how, [])
+    before = sorted(tmp_path.iterdir())
+    result = runner.invoke(app, args, env=env)
+    assert result.exit_code == 2
+    assert f"{missing} does not exist" in result.stderr
+    assert sorted(tmp_path.iterdir()) == before
 
 
 def test_without_a_policy_it_shows_what_the_ledger_holds_without_limits(policy_file: Path) -> None:

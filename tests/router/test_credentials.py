@@ -101,7 +101,7 @@ def test_a_log_file_in_a_missing_directory_is_a_policy_error_naming_the_key(tmp_
         "logging": {"file": str(tmp_path / "missing" / "router.log")},
     }
     with pytest.raises(PolicyError) as info:
-        OpenAI(policy=policy_from_dict(data, source="policy.yaml"))
+        OpenAI(policy=policy_from_dict(data, source="policy.yaml"), configure_logging=True)
     (problem,) = info.value.problems
     assert (problem.file, problem.key) == ("policy.yaml", "logging.file")
     assert "create its directory or fix the path" in problem.message

@@ -345,3 +345,20 @@ def test_routing_of_finds_the_record_on_router_and_provider_errors_and_none_else
     assert routing_of(ValueError("not routed")) is None
     never_routed = openai.APIConnectionError(request=provider_error.request)  # type: ignore[attr-defined]
     assert routing_of(never_routed) is None
+
+
+def test_a_missing_api_key_gets_its_own_advice_not_relax_the_route(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ROUTER_TEST_MISSING_KEY", raising=False)
+    policy = {
+        "models": {"gemini-2.5-flash-lite": {"provider": "gemini", "api_key_env": "ROUTER_TEST_MISSING_KEY"}},
+        "routes": {"auto": {"candidates": ["gemini-2.5-flash-lite"]}},
+    }
+    with (
+        router.OpenAI(policy=policy, api_key="unused") as client,
+        pytest.raises(router.NoCandidateError) as info,
+    ):
+        client.chat.completions.create(model="auto", messages=[{"role": "user", "content": "hi"}])
+    advice = str(info.value).splitlines()[-1]
+    assert advice.startswith("Set ROUTER_TEST_MISSING_KEY or remove the model from the policy")
+    assert "router fake --env" in advice
+    assert "Relax the route's requirements" not in str(info.value)

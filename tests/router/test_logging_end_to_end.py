@@ -475,7 +475,9 @@ def test_json_lines_of_a_sync_run_carry_every_field_and_tie_each_request_togethe
     else:
         path = tmp_path / "router.log"
         spec = policy(server, logging={"json": True, "level": "INFO", "file": str(path)})
-    client = OpenAI(policy=spec, wall_clock=lambda: NOW, sleep=sleeps.sync)
+    client = OpenAI(
+        policy=spec, wall_clock=lambda: NOW, sleep=sleeps.sync, configure_logging=configured_by != "configure"
+    )
     run = run_sync(client, server, sleeps)
     client.close()
     written = stream.getvalue() if configured_by == "configure" else path.read_text(encoding="utf-8")
@@ -745,7 +747,7 @@ def test_log_content_logs_the_prompt_in_route_decided_but_never_the_key(
 ) -> None:
     path = tmp_path / "router.log"
     spec = policy(server, logging={"level": "DEBUG", "file": str(path), "log_content": True})
-    with OpenAI(policy=spec) as client:
+    with OpenAI(policy=spec, configure_logging=True) as client:
         outputs = attach_outputs(router_logger)
         found = run_redaction_workload(client, server)
     events = parse(path.read_text(encoding="utf-8"))
@@ -803,3 +805,35 @@ def test_a_provider_error_that_quotes_the_prompt_does_not_leak_into_the_raised_e
     assert raised.value.status_code == 400
     for text in (str(raised.value), repr(raised.value)):
         assert PROMPT not in text
+
+
+def _logging_state(logger: logging.Logger) -> tuple[object, ...]:
+    return (logger.level, tuple(logger.handlers), logger.propagate, logger.disabled)
+
+
+@pytest.mark.parametrize("client_class", [OpenAI, AsyncOpenAI])
+def test_two_clients_with_different_logging_sections_change_neither_the_router_nor_the_root_logger(
+    server: FakeProviders, router_logger: logging.Logger, tmp_path: Path, client_class: type[Any]
+) -> None:
+    root = logging.getLogger()
+    before = (_logging_state(router_logger), _logging_state(root))
+    first = client_class(
+        policy=policy(server, logging={"json": True, "level": "DEBUG", "file": str(tmp_path / "a.log")})
+    )
+    second = client_class(policy=policy(server, logging={"json": False, "level": "ERROR"}))
+    assert (_logging_state(router_logger), _logging_state(root)) == before
+    assert not (tmp_path / "a.log").exists()
+    del first, second
+
+
+def test_configure_from_policy_applies_the_section_only_when_asked(
+    server: FakeProviders, router_logger: logging.Logger, tmp_path: Path
+) -> None:
+    path = tmp_path / "router.log"
+    spec = policy(server, logging={"json": True, "level": "WARNING", "file": str(path)})
+    with OpenAI(policy=spec) as client:
+        assert router_logging.configure_from_policy(client.policy) is not None
+    assert router_logger.level == logging.WARNING
+    assert [h.get_name() for h in router_logger.handlers].count(router_logging.HANDLER_NAME) == 1
+    assert path.exists()
+    assert router_logging.configure_from_policy(OpenAI(policy=policy(server)).policy) is None

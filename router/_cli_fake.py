@@ -1,0 +1,97 @@
+"""``router fake``: the fake providers for trying a policy without keys, and the environment to use.
+
+``eval "$(router fake --env)"`` starts them in the background and sets, in the calling shell, the
+variables that move each provider's default endpoint to them (``OPENAI_BASE_URL``,
+``GEMINI_API_BASE``, ``ANTHROPIC_BASE_URL``) and fake keys: a policy that names no ``api_base``
+then runs unchanged, and with real keys (in a fresh shell) against the real providers.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+from typing import Annotated, Final
+
+import typer
+
+from router._cli_grammar import fail
+
+FAKE_KEY: Final = "fake-key"
+_FAKES_MODULE: Final = "providers.fake"
+
+
+def environment(url: str) -> dict[str, str]:
+    """The variables that point the three providers' default endpoints at the fakes at ``url``."""
+    return {
+        "OPENAI_BASE_URL": f"{url}/openai/v1",
+        "GEMINI_API_BASE": f"{url}/gemini",
+        "ANTHROPIC_BASE_URL": f"{url}/anthropic",
+        "OPENAI_API_KEY": FAKE_KEY,
+        "GEMINI_API_KEY": FAKE_KEY,
+        "ANTHROPIC_API_KEY": FAKE_KEY,
+        "ROUTER_FAKE_URL": url,
+    }
+
+
+def _exports(variables: dict[str, str]) -> str:
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in variables.items())
+
+
+def _require_fakes() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(_FAKES_MODULE) is None:
+        raise fail(
+            "router fake needs the fake providers, which are not installed: make demo installs them"
+            " (or pip install ./fakes from a checkout)"
+        )
+
+
+def fake_command(
+    env_only: Annotated[
+        bool,
+        typer.Option(
+            "--env",
+            help='Start them in the background and print only export lines, for eval "$(router fake --env)".',
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option("--port", help="The port to listen on (0: any free one).")] = 0,
+) -> None:
+    """Start the fake OpenAI, Gemini and Anthropic providers and print the environment that uses them.
+
+    In the foreground (stop with Ctrl-C) by default; --env runs them in the background and prints
+    export lines, including ROUTER_FAKE_PID to stop them with kill.
+    """
+    _require_fakes()
+    command = [sys.executable, "-m", _FAKES_MODULE, "--port", str(port)]
+    # The server's stdout is our pipe, never the caller's: $(...) returns as soon as we exit.
+    child = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL if env_only else None,
+        text=True,
+        start_new_session=env_only,
+    )
+    assert child.stdout is not None
+    first = child.stdout.readline().strip()
+    url = first.rpartition(" ")[2]
+    if not url.startswith("http://"):
+        child.kill()
+        raise fail(f"router fake: the fake providers did not start ({first or 'no output'})")
+    variables = environment(url)
+    if env_only:
+        child.stdout.close()
+        typer.echo(_exports({**variables, "ROUTER_FAKE_PID": str(child.pid)}))
+        typer.echo("# stop them with: kill $ROUTER_FAKE_PID")
+        return
+    typer.echo(f"Fake OpenAI, Gemini and Anthropic providers listening on {url}")
+    typer.echo("In another shell, run:\n")
+    typer.echo(_exports(variables))
+    typer.echo("\nCtrl-C stops them.")
+    try:
+        child.wait()
+    except KeyboardInterrupt:
+        child.terminate()
+        child.wait()
