@@ -145,6 +145,7 @@ class Adequacy:
             if suggested.get(key) is not None
         }
         self._fingerprints: frozenset[str] | None = None
+        self._featurizer_id: str | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> Adequacy:
@@ -176,8 +177,22 @@ class Adequacy:
     def short_digest(self) -> str:
         return f"sha256:{self.digest[:12]}"
 
-    def features(self, text: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
-        """The prompt's TF-IDF vector, sparse: (vocabulary indices, L2-normalized weights)."""
+    @property
+    def featurizer_id(self) -> str:
+        """What makes two files' features the same (vocabulary and tokenizing, not the IDF weights):
+        rows a production ledger recorded under one file can train the next file with the same one."""
+        if self._featurizer_id is None:
+            spec = {k: v for k, v in self.data["featurizer"].items() if k != "idf"}
+            raw = json.dumps(spec, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass")
+            self._featurizer_id = hashlib.sha256(raw).hexdigest()[:16]
+        return self._featurizer_id
+
+    def counts(self, text: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """The prompt's term counts, sparse: (vocabulary indices, ascending; how often each occurs).
+
+        Raw counts, not weights: they are what the ledger keeps for retraining without the text
+        (IDF is refitted then), and the weights follow from them in a few vector operations.
+        """
         import numpy as np
 
         text = text[-self._max_chars :]
@@ -191,8 +206,13 @@ class Adequacy:
         found = np.fromiter(ids, dtype=np.intp)
         found = found[found >= 0]
         if not len(found):
-            return np.empty(0, dtype=np.intp), np.empty(0)
-        idx, counts = np.unique(found, return_counts=True)
+            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
+        return np.unique(found, return_counts=True)
+
+    def weights(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        """TF-IDF weights of term counts, L2-normalized (scikit-learn's ``TfidfVectorizer``)."""
+        import numpy as np
+
         tf = counts.astype(np.float64)
         if self._sublinear:
             tf = np.log(tf) + 1.0
@@ -200,16 +220,27 @@ class Adequacy:
         norm = math.sqrt(float(weights @ weights))
         if norm > 0:
             weights /= norm
-        return idx, weights
+        return weights
+
+    def features(self, text: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """The prompt's TF-IDF vector, sparse: (vocabulary indices, L2-normalized weights)."""
+        idx, counts = self.counts(text)
+        return idx, self.weights(idx, counts)
+
+    def predict_counts(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> dict[str, float]:
+        """Each model's probability of success, from the prompt's term counts (``counts``)."""
+        import numpy as np
+
+        if len(idx):
+            logits = self._intercept + self.weights(idx, counts) @ self._coef[idx]
+        else:
+            logits = self._intercept
+        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        return dict(zip(self.models, probabilities.tolist(), strict=True))
 
     def predict(self, text: str) -> dict[str, float]:
         """Each model's probability of success on this prompt."""
-        import numpy as np
-
-        idx, weights = self.features(text)
-        logits = self._intercept + (weights @ self._coef[idx] if len(idx) else 0.0)
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
-        return dict(zip(self.models, (float(p) for p in probabilities), strict=True))
+        return self.predict_counts(*self.counts(text))
 
     def trained_on(self, texts: Iterable[str]) -> int:
         """How many of ``texts`` were in this file's training data (by fingerprint)."""
@@ -242,15 +273,23 @@ class AdequacyGate:
         return f"adequacy {self.adequacy.short_digest} {' '.join(settings)}"
 
     def verdicts(self, text: str, names: Iterable[str]) -> tuple[dict[str, str], dict[str, float]]:
-        """Rejection reasons for the models of ``names`` predicted to fall short on this prompt.
+        """Rejection reasons for the models of ``names`` predicted to fall short on this prompt."""
+        rejected, judged, _ = self.judge(text, names)
+        return rejected, judged
+
+    def judge(
+        self, text: str, names: Iterable[str]
+    ) -> tuple[dict[str, str], dict[str, float], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+        """``verdicts``, and the prompt's term counts (what the ledger keeps for retraining).
 
         Models the file doesn't know are not judged (their static floors apply). When every judged
         model falls short, ``on_inadequate: best`` keeps the one most likely to succeed.
         """
-        predicted = self.adequacy.predict(text)
+        counts = self.adequacy.counts(text)
+        predicted = self.adequacy.predict_counts(*counts)
         judged = {name: predicted[name] for name in names if name in predicted}
         if not judged:
-            return {}, judged
+            return {}, judged, counts
         likeliest = max(judged, key=lambda name: judged[name])
         top = judged[likeliest]
         rejected: dict[str, str] = {}
@@ -264,7 +303,7 @@ class AdequacyGate:
                 )
         if len(rejected) == len(judged) and self.on_inadequate == "best":
             del rejected[likeliest]
-        return rejected, judged
+        return rejected, judged, counts
 
 
 def choose(
