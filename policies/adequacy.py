@@ -17,9 +17,10 @@ import hashlib
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, pairwise, repeat
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -135,7 +136,7 @@ class Adequacy:
             else:
                 self._index[term] = i
         self._idf = idf
-        self._coef = coef
+        self._scaled = np.ascontiguousarray(coef * idf[:, None])
         self._intercept = intercept
         self.digest = digest or hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
         suggested = data.get("suggested") or {}
@@ -188,7 +189,7 @@ class Adequacy:
         return self._featurizer_id
 
     def counts(self, text: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        """The prompt's term counts, sparse: (vocabulary indices, ascending; how often each occurs).
+        """The prompt's term counts, sparse: (vocabulary indices, how often each occurs).
 
         Raw counts, not weights: they are what the ledger keeps for retraining without the text
         (IDF is refitted then), and the weights follow from them in a few vector operations.
@@ -199,15 +200,14 @@ class Adequacy:
         if self._lowercase:
             text = text.lower()
         tokens = self._token.findall(text)
-        # Vocabulary ids of every unigram and bigram (-1: not in the vocabulary), looked up by
-        # map() in C rather than a Python loop: this is most of the time a prediction takes.
-        missing = repeat(-1)
-        ids = chain(map(self._index.get, tokens, missing), map(self._pairs.get, pairwise(tokens), missing))
-        found = np.fromiter(ids, dtype=np.intp)
-        found = found[found >= 0]
-        if not len(found):
-            return np.empty(0, dtype=np.intp), np.empty(0, dtype=np.intp)
-        return np.unique(found, return_counts=True)
+        # Counted in C (Counter over map() of dict lookups), unigrams then bigrams; None counts the
+        # terms outside the vocabulary. This and the tokenizing are most of a prediction's time.
+        found = Counter(map(self._index.get, tokens))
+        if self._bigrams:
+            found.update(map(self._pairs.get, pairwise(tokens)))
+        found.pop(None, None)
+        n = len(found)
+        return np.fromiter(found, np.intp, n), np.fromiter(found.values(), np.intp, n)
 
     def weights(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
         """TF-IDF weights of term counts, L2-normalized (scikit-learn's ``TfidfVectorizer``)."""
@@ -232,7 +232,13 @@ class Adequacy:
         import numpy as np
 
         if len(idx):
-            logits = self._intercept + self.weights(idx, counts) @ self._coef[idx]
+            tf = counts.astype(np.float64)
+            if self._sublinear:
+                tf = np.log(tf) + 1.0
+            weights = tf * self._idf[idx]
+            norm = math.sqrt(float(weights @ weights))
+            # _scaled holds IDF x coefficient per term and model: one gather and one product.
+            logits = self._intercept + (tf @ self._scaled[idx]) / norm
         else:
             logits = self._intercept
         probabilities = 1.0 / (1.0 + np.exp(-logits))
@@ -293,14 +299,13 @@ class AdequacyGate:
         likeliest = max(judged, key=lambda name: judged[name])
         top = judged[likeliest]
         rejected: dict[str, str] = {}
+        floor, shortfall = self.min_success, self.max_shortfall
+        below = "" if shortfall is None else f" below {likeliest}'s {top:.2f} (max_shortfall {shortfall:g})"
         for name, p in judged.items():
-            if self.min_success is not None and p < self.min_success:
-                rejected[name] = f"predicted success {p:.2f} < {self.min_success:.2f}"
-            elif self.max_shortfall is not None and p < top - self.max_shortfall:
-                rejected[name] = (
-                    f"predicted success {p:.2f}, {top - p:.2f} below {likeliest}'s {top:.2f} "
-                    f"(max_shortfall {self.max_shortfall:g})"
-                )
+            if floor is not None and p < floor:
+                rejected[name] = f"predicted success {p:.2f} < {floor:.2f}"
+            elif shortfall is not None and p < top - shortfall:
+                rejected[name] = f"predicted success {p:.2f}, {top - p:.2f}{below}"
         if len(rejected) == len(judged) and self.on_inadequate == "best":
             del rejected[likeliest]
         return rejected, judged, counts

@@ -728,7 +728,7 @@ class AsyncRouter(_BaseClient):
 
 
 def _no_feedback() -> Exception:
-    from router._feedback import UnknownRequestError
+    from router._exceptions import UnknownRequestError
 
     return UnknownRequestError(
         "this client keeps no feedback: its policy has no route or feature with `adequacy:` (and "

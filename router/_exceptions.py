@@ -34,6 +34,7 @@ __all__ = [
     "RouterError",
     "ServerCooldownError",
     "StreamInterruptedError",
+    "UnknownRequestError",
     "routing_of",
 ]
 
@@ -234,3 +235,7 @@ class InvalidRequestError(openai.BadRequestError, RouterError):
     def __init__(self, message: str, *, param: str, code: str = "invalid_value") -> None:
         response, body = _response("bad_request", message, {"param": param, "code": code})
         super().__init__(message, response=response, body=body)
+
+
+class UnknownRequestError(RouterError, LookupError):
+    """``client.feedback()`` for a request id the ledger's feedback store does not keep."""

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from policies.adequacy import Adequacy, prompt_text
-from providers.errors import RouterError
+from router._exceptions import UnknownRequestError
 from router.ledger._feedback import FeedbackStore, Routed, open_feedback
 
 if TYPE_CHECKING:
@@ -29,10 +29,6 @@ if TYPE_CHECKING:
     from router._routing import RoutingRecord
 
 FLUSH_EVERY: Final = 64
-
-
-class UnknownRequestError(RouterError, LookupError):
-    """``feedback()`` for a request id the ledger's store does not keep."""
 
 
 def request_id_of(request: object) -> str:

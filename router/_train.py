@@ -158,6 +158,7 @@ class Settings:
     folds: int = 5
     seed: int = 0
     min_df: int = 2
+    ngram_max: int = 2  # word uni- and bigrams (1: unigrams only)
 
 
 def _texts(data: LabeledData, settings: Settings) -> list[str]:
@@ -171,7 +172,7 @@ def _vectorizer(settings: Settings) -> Any:
     return tfidf(
         lowercase=True,
         token_pattern=TOKEN_PATTERN,
-        ngram_range=(1, 2),
+        ngram_range=(1, settings.ngram_max),
         sublinear_tf=True,
         norm="l2",
         min_df=settings.min_df,
@@ -243,7 +244,7 @@ class _Docs:
             "kind": "tfidf",
             "lowercase": True,
             "token_pattern": TOKEN_PATTERN,
-            "ngram_range": [1, 2],
+            "ngram_range": [1, self.settings.ngram_max],
             "sublinear_tf": True,
             "norm": "l2",
             "max_chars": self.settings.max_chars,

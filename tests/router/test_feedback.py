@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from policies.adequacy import Adequacy
 from providers.fake import FakeProviders
-from router import AsyncOpenAI, OpenAI
-from router._feedback import FLUSH_EVERY, UnknownRequestError, decode_counts
+from router import AsyncOpenAI, OpenAI, UnknownRequestError
+from router._feedback import FLUSH_EVERY, decode_counts
 from router.cli import app
 from router.ledger._feedback import open_feedback
 from tests.adequacy_helpers import write_hand_artifact
