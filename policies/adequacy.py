@@ -35,7 +35,7 @@ TOKEN_PATTERN: Final = r"(?u)\b\w\w+\b"
 _FAST_TOKEN: Final = r"\w\w+"
 # Only the end of a long prompt is read: few-shot prompts repeat their examples up front, and what
 # varies (the question) comes last. Bounds the work per request too.
-DEFAULT_MAX_CHARS: Final = 4000
+DEFAULT_MAX_CHARS: Final = 1000
 
 
 class AdequacyError(ValueError):
@@ -296,7 +296,7 @@ class AdequacyGate:
         judged = {name: predicted[name] for name in names if name in predicted}
         if not judged:
             return {}, judged, counts
-        likeliest = max(judged, key=lambda name: judged[name])
+        likeliest = max(judged, key=judged.__getitem__)
         top = judged[likeliest]
         rejected: dict[str, str] = {}
         floor, shortfall = self.min_success, self.max_shortfall

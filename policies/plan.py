@@ -411,10 +411,10 @@ def _gate_candidates(
     """Drop the candidates predicted to fail this request; the rule says what was predicted."""
     reasons, predicted, counts = gate.judge(prompt_text(messages), [c.model for c in ranked])
     rejected.update(reasons)
-    shown = ", ".join(f"{name} {p:.2f}" for name, p in predicted.items())
+    shown = ", ".join([f"{name} {p:.2f}" for name, p in predicted.items()])
     rule = f"predicted success: {shown or 'no candidate is in the adequacy file'}"
     floor = gate.min_success
-    kept = [name for name, p in predicted.items() if floor is not None and p < floor and name not in reasons]
+    kept = floor is not None and [n for n, p in predicted.items() if p < floor and n not in reasons]
     if kept:
         rule += f" (none reaches {floor:.2f}: {kept[0]}, the most likely, is kept)"
     return [c for c in ranked if c.model not in reasons], rule, counts

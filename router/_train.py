@@ -1,7 +1,7 @@
 """``router train``: learn each model's probability of success per prompt, and prove it on held-out folds.
 
 The method (chosen by cross-validation on RouterBench and RouteLLM training splits; the figures
-are in docs/adequacy.md): TF-IDF over word uni- and bigrams of the prompt's last 4,000 characters,
+are in docs/adequacy.md): TF-IDF over word uni- and bigrams of the prompt's last 1,000 characters,
 and one L2-regularized logistic regression per model. It is fitted with scikit-learn
 (``pip install 'router-sdk[train]'``); routing reads the weights with numpy alone.
 
