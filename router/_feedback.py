@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from router._routing import RoutingRecord
 
 FLUSH_EVERY: Final = 64
+# While the store can't be written, rows wait in memory, the oldest dropped past this many.
+MAX_PENDING: Final = 64 * FLUSH_EVERY
 
 
 def request_id_of(request: object) -> str:
@@ -154,6 +156,7 @@ class Outcomes:
         except BaseException:
             with self._lock:  # kept for the next try
                 self._pending[:0] = pending
+                del self._pending[:-MAX_PENDING]
                 self._featurizers.update(featurizers)
             raise
         with self._lock:

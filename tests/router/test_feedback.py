@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from policies.adequacy import Adequacy
 from providers.fake import FakeProviders
-from router import AsyncOpenAI, OpenAI, UnknownRequestError
+from router import AsyncOpenAI, LedgerError, OpenAI, UnknownRequestError
 from router._feedback import FLUSH_EVERY, decode_counts
 from router.cli import app
 from router.ledger._feedback import open_feedback
@@ -220,3 +220,20 @@ def test_train_from_a_ledger_without_feedback_says_how_to_record_it(tmp_path: Pa
     )
     assert result.exit_code == 1
     assert "no scored requests to train on" in result.output and "client.feedback" in result.output
+
+
+def test_a_ledger_that_cant_be_written_fails_feedback_not_the_requests(
+    tmp_path: Path, fake: FakeProviders
+) -> None:
+    ledger = f"sqlite:///{tmp_path / 'missing-folder' / 'ledger.db'}"
+    client = OpenAI(policy=policy_file(tmp_path, fake), ledger=ledger)
+    answers = [
+        client.chat.completions.create(model="auto", messages=ask("easy")) for _ in range(FLUSH_EVERY + 2)
+    ]
+    assert {a.model for a in answers} == {"cheap"}  # the failed batch write cost no answer
+    with pytest.raises(LedgerError, match="missing-folder"):
+        client.feedback(answers[0], 1)
+    (tmp_path / "missing-folder").mkdir()
+    client.feedback(answers[0], 1)  # the rows waited in memory and are written now
+    assert len(open_feedback(ledger).scored()) == 1
+    client.close()
