@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from router._feedback import decode_counts
 from router._labeled import LabeledData
 from router._train import TrainError
+from router.ledger import parse_ledger_url
 from router.ledger._feedback import Routed, open_feedback
 
 
@@ -35,6 +37,11 @@ def ledger_rows(url: str) -> LedgerRows:
     if url.startswith("memory:"):
         raise TrainError(
             "--from-ledger memory:// has nothing to read: a memory ledger ends with its process."
+        )
+    target = parse_ledger_url(url)
+    if target.kind == "sqlite" and not Path(target.location).exists():
+        raise TrainError(
+            f"--from-ledger {url}: no such ledger file; give the path your clients' ledger uses."
         )
     store = open_feedback(url)
     try:

@@ -215,11 +215,17 @@ def test_feedback_then_train_from_the_ledger_makes_a_file_that_changes_the_route
 
 
 def test_train_from_a_ledger_without_feedback_says_how_to_record_it(tmp_path: Path) -> None:
+    open_feedback(f"sqlite:///{tmp_path / 'empty.db'}").close()
     result = CliRunner().invoke(
         app, ["train", "--from-ledger", str(tmp_path / "empty.db"), "--out", str(tmp_path / "a.json")]
     )
     assert result.exit_code == 1
     assert "no scored requests to train on" in result.output and "client.feedback" in result.output
+    missing = CliRunner().invoke(
+        app, ["train", "--from-ledger", str(tmp_path / "nope.db"), "--out", str(tmp_path / "a.json")]
+    )
+    assert missing.exit_code == 1 and "no such ledger file" in missing.output
+    assert not (tmp_path / "nope.db").exists()
 
 
 def test_a_ledger_that_cant_be_written_fails_feedback_not_the_requests(
