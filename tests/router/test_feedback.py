@@ -243,3 +243,15 @@ def test_a_ledger_that_cant_be_written_fails_feedback_not_the_requests(
     client.feedback(answers[0], 1)  # the rows waited in memory and are written now
     assert len(open_feedback(ledger).scored()) == 1
     client.close()
+
+
+def test_a_streamed_answer_takes_feedback_once_it_is_read(tmp_path: Path, fake: FakeProviders) -> None:
+    ledger = f"sqlite:///{tmp_path / 'ledger.db'}"
+    client = OpenAI(policy=policy_file(tmp_path, fake), ledger=ledger)
+    stream = client.chat.completions.create(model="auto", messages=ask("a hard one"), stream=True)
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+    assert text
+    client.feedback(stream.routing.request_id, 1)
+    client.close()
+    (row,) = open_feedback(ledger).scored()
+    assert (row.model, row.score) == ("strong", 1.0)
