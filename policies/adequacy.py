@@ -17,9 +17,10 @@ import hashlib
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import chain, pairwise, repeat
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -34,7 +35,7 @@ TOKEN_PATTERN: Final = r"(?u)\b\w\w+\b"
 _FAST_TOKEN: Final = r"\w\w+"
 # Only the end of a long prompt is read: few-shot prompts repeat their examples up front, and what
 # varies (the question) comes last. Bounds the work per request too.
-DEFAULT_MAX_CHARS: Final = 4000
+DEFAULT_MAX_CHARS: Final = 1000
 
 
 class AdequacyError(ValueError):
@@ -135,7 +136,7 @@ class Adequacy:
             else:
                 self._index[term] = i
         self._idf = idf
-        self._coef = coef
+        self._scaled = np.ascontiguousarray(coef * idf[:, None])
         self._intercept = intercept
         self.digest = digest or hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
         suggested = data.get("suggested") or {}
@@ -145,6 +146,7 @@ class Adequacy:
             if suggested.get(key) is not None
         }
         self._fingerprints: frozenset[str] | None = None
+        self._featurizer_id: str | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> Adequacy:
@@ -176,23 +178,41 @@ class Adequacy:
     def short_digest(self) -> str:
         return f"sha256:{self.digest[:12]}"
 
-    def features(self, text: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
-        """The prompt's TF-IDF vector, sparse: (vocabulary indices, L2-normalized weights)."""
+    @property
+    def featurizer_id(self) -> str:
+        """What makes two files' features the same (vocabulary and tokenizing, not the IDF weights):
+        rows a production ledger recorded under one file can train the next file with the same one."""
+        if self._featurizer_id is None:
+            spec = {k: v for k, v in self.data["featurizer"].items() if k != "idf"}
+            raw = json.dumps(spec, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass")
+            self._featurizer_id = hashlib.sha256(raw).hexdigest()[:16]
+        return self._featurizer_id
+
+    def counts(self, text: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """The prompt's term counts, sparse: (vocabulary indices, how often each occurs).
+
+        Raw counts, not weights: they are what the ledger keeps for retraining without the text
+        (IDF is refitted then), and the weights follow from them in a few vector operations.
+        """
         import numpy as np
 
         text = text[-self._max_chars :]
         if self._lowercase:
             text = text.lower()
         tokens = self._token.findall(text)
-        # Vocabulary ids of every unigram and bigram (-1: not in the vocabulary), looked up by
-        # map() in C rather than a Python loop: this is most of the time a prediction takes.
-        missing = repeat(-1)
-        ids = chain(map(self._index.get, tokens, missing), map(self._pairs.get, pairwise(tokens), missing))
-        found = np.fromiter(ids, dtype=np.intp)
-        found = found[found >= 0]
-        if not len(found):
-            return np.empty(0, dtype=np.intp), np.empty(0)
-        idx, counts = np.unique(found, return_counts=True)
+        # Counted in C (Counter over map() of dict lookups), unigrams then bigrams; None counts the
+        # terms outside the vocabulary. This and the tokenizing are most of a prediction's time.
+        found = Counter(map(self._index.get, tokens))
+        if self._bigrams:
+            found.update(map(self._pairs.get, pairwise(tokens)))
+        found.pop(None, None)
+        n = len(found)
+        return np.fromiter(found, np.intp, n), np.fromiter(found.values(), np.intp, n)
+
+    def weights(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
+        """TF-IDF weights of term counts, L2-normalized (scikit-learn's ``TfidfVectorizer``)."""
+        import numpy as np
+
         tf = counts.astype(np.float64)
         if self._sublinear:
             tf = np.log(tf) + 1.0
@@ -200,16 +220,33 @@ class Adequacy:
         norm = math.sqrt(float(weights @ weights))
         if norm > 0:
             weights /= norm
-        return idx, weights
+        return weights
+
+    def features(self, text: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
+        """The prompt's TF-IDF vector, sparse: (vocabulary indices, L2-normalized weights)."""
+        idx, counts = self.counts(text)
+        return idx, self.weights(idx, counts)
+
+    def predict_counts(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> dict[str, float]:
+        """Each model's probability of success, from the prompt's term counts (``counts``)."""
+        import numpy as np
+
+        if len(idx):
+            tf = counts.astype(np.float64)
+            if self._sublinear:
+                tf = np.log(tf) + 1.0
+            weights = tf * self._idf[idx]
+            norm = math.sqrt(float(weights @ weights))
+            # _scaled holds IDF x coefficient per term and model: one gather and one product.
+            logits = self._intercept + (tf @ self._scaled[idx]) / norm
+        else:
+            logits = self._intercept
+        probabilities = 1.0 / (1.0 + np.exp(-logits))
+        return dict(zip(self.models, probabilities.tolist(), strict=True))
 
     def predict(self, text: str) -> dict[str, float]:
         """Each model's probability of success on this prompt."""
-        import numpy as np
-
-        idx, weights = self.features(text)
-        logits = self._intercept + (weights @ self._coef[idx] if len(idx) else 0.0)
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
-        return dict(zip(self.models, (float(p) for p in probabilities), strict=True))
+        return self.predict_counts(*self.counts(text))
 
     def trained_on(self, texts: Iterable[str]) -> int:
         """How many of ``texts`` were in this file's training data (by fingerprint)."""
@@ -242,29 +279,36 @@ class AdequacyGate:
         return f"adequacy {self.adequacy.short_digest} {' '.join(settings)}"
 
     def verdicts(self, text: str, names: Iterable[str]) -> tuple[dict[str, str], dict[str, float]]:
-        """Rejection reasons for the models of ``names`` predicted to fall short on this prompt.
+        """Rejection reasons for the models of ``names`` predicted to fall short on this prompt."""
+        rejected, judged, _ = self.judge(text, names)
+        return rejected, judged
+
+    def judge(
+        self, text: str, names: Iterable[str]
+    ) -> tuple[dict[str, str], dict[str, float], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
+        """``verdicts``, and the prompt's term counts (what the ledger keeps for retraining).
 
         Models the file doesn't know are not judged (their static floors apply). When every judged
         model falls short, ``on_inadequate: best`` keeps the one most likely to succeed.
         """
-        predicted = self.adequacy.predict(text)
+        counts = self.adequacy.counts(text)
+        predicted = self.adequacy.predict_counts(*counts)
         judged = {name: predicted[name] for name in names if name in predicted}
         if not judged:
-            return {}, judged
-        likeliest = max(judged, key=lambda name: judged[name])
+            return {}, judged, counts
+        likeliest = max(judged, key=judged.__getitem__)
         top = judged[likeliest]
         rejected: dict[str, str] = {}
+        floor, shortfall = self.min_success, self.max_shortfall
+        below = "" if shortfall is None else f" below {likeliest}'s {top:.2f} (max_shortfall {shortfall:g})"
         for name, p in judged.items():
-            if self.min_success is not None and p < self.min_success:
-                rejected[name] = f"predicted success {p:.2f} < {self.min_success:.2f}"
-            elif self.max_shortfall is not None and p < top - self.max_shortfall:
-                rejected[name] = (
-                    f"predicted success {p:.2f}, {top - p:.2f} below {likeliest}'s {top:.2f} "
-                    f"(max_shortfall {self.max_shortfall:g})"
-                )
+            if floor is not None and p < floor:
+                rejected[name] = f"predicted success {p:.2f} < {floor:.2f}"
+            elif shortfall is not None and p < top - shortfall:
+                rejected[name] = f"predicted success {p:.2f}, {top - p:.2f}{below}"
         if len(rejected) == len(judged) and self.on_inadequate == "best":
             del rejected[likeliest]
-        return rejected, judged
+        return rejected, judged, counts
 
 
 def choose(

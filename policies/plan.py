@@ -121,6 +121,10 @@ class Plan:
     candidates: tuple[Candidate, ...]
     rejected: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     rules: tuple[str, ...] = ()
+    # Learned adequacy judged this request: the file, and the prompt's term counts under it (what
+    # the ledger keeps for ``router train --from-ledger``; router._feedback).
+    adequacy: Adequacy | None = None
+    adequacy_counts: tuple[Any, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,8 +367,9 @@ class Planner:
             candidate = _candidate(model, request, context, prompt_tokens, is_fallback)
             (fallbacks if is_fallback else ranked).append(candidate)
         rules = static.rules
+        counts = None
         if static.gate is not None and ranked and prompt is not None:
-            ranked, rule = _gate_candidates(static.gate, prompt.messages, ranked, rejected)
+            ranked, rule, counts = _gate_candidates(static.gate, prompt.messages, ranked, rejected)
             rules = (*rules, rule)
         ordered = RANKINGS[target.strategy](ranked, context)
         if prompt is not None:
@@ -378,6 +383,8 @@ class Planner:
             candidates=(*ordered, *fallbacks),
             rejected=MappingProxyType(rejected),
             rules=rules,
+            adequacy=static.gate.adequacy if counts is not None and static.gate is not None else None,
+            adequacy_counts=counts,
         )
 
 
@@ -404,17 +411,17 @@ def _gate_candidates(
     messages: Sequence[Mapping[str, Any]],
     ranked: list[Candidate],
     rejected: dict[str, str],
-) -> tuple[list[Candidate], str]:
+) -> tuple[list[Candidate], str, tuple[Any, Any]]:
     """Drop the candidates predicted to fail this request; the rule says what was predicted."""
-    reasons, predicted = gate.verdicts(prompt_text(messages), [c.model for c in ranked])
+    reasons, predicted, counts = gate.judge(prompt_text(messages), [c.model for c in ranked])
     rejected.update(reasons)
-    shown = ", ".join(f"{name} {p:.2f}" for name, p in predicted.items())
+    shown = ", ".join([f"{name} {p:.2f}" for name, p in predicted.items()])
     rule = f"predicted success: {shown or 'no candidate is in the adequacy file'}"
     floor = gate.min_success
-    kept = [name for name, p in predicted.items() if floor is not None and p < floor and name not in reasons]
+    kept = floor is not None and [n for n, p in predicted.items() if p < floor and n not in reasons]
     if kept:
         rule += f" (none reaches {floor:.2f}: {kept[0]}, the most likely, is kept)"
-    return [c for c in ranked if c.model not in reasons], rule
+    return [c for c in ranked if c.model not in reasons], rule, counts
 
 
 def _active_filters(

@@ -19,6 +19,7 @@ from router._exceptions import (
     RouterError,
     ServerCooldownError,
     StreamInterruptedError,
+    UnknownRequestError,
     routing_of,
 )
 from router._openai import AsyncOpenAI, OpenAI
@@ -52,6 +53,7 @@ __all__ = [
     "ServerCooldownError",
     "StreamInterruptedError",
     "TransportLimits",
+    "UnknownRequestError",
     "Usage",
     "__version__",
     "configure_logging",

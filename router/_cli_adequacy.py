@@ -157,7 +157,14 @@ def _print_report(report: Report, plot: Path | None) -> None:
 
 
 def train_command(
-    data: DataArg,
+    data: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Labeled data: CSV or JSONL with a prompt column and one outcome column per model "
+            "(optional with --from-ledger)."
+        ),
+    ] = None,
+    *,
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write the adequacy file (JSON).")],
     models: Annotated[
         str | None,
@@ -179,16 +186,39 @@ def train_command(
         ),
     ] = "max_shortfall",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+    from_ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--from-ledger",
+            help="Also train on the outcomes recorded with client.feedback() in this ledger "
+            "(a path or a sqlite:///, redis:// URL).",
+        ),
+    ] = None,
 ) -> None:
     """Learn each model's probability of success per prompt from labeled data; report cross-validated
     calibration and (with --target) the threshold to use; write a portable adequacy file."""
     from router._labeled import DataError, load_labeled
     from router._train import SETTINGS, Settings, Target, TrainError, train, write_artifact
+    from router.ledger import LedgerError
 
     names = [m.strip() for m in models.split(",") if m.strip()] if models else None
+    counted = featurizer = None
     try:
         parsed_target = Target.parse(target) if target else None
-        labeled = load_labeled(data, names)
+        if not data and from_ledger is None:
+            raise TrainError("give labeled data files, --from-ledger LEDGER, or both.")
+        labeled = load_labeled(data, names) if data else None
+        if from_ledger is not None:
+            from router._train_ledger import combine, describe, has_counts, ledger_rows
+
+            url = from_ledger if "://" in from_ledger else f"sqlite:///{Path(from_ledger).resolve()}"
+            recorded = ledger_rows(url)
+            labeled, counts = combine(labeled, recorded)
+            if has_counts(counts):
+                counted, featurizer = counts, recorded.featurizer
+            if not as_json:
+                typer.echo(describe(recorded))
+        assert labeled is not None
         costs = _training_costs(labeled, _policy(policy) if policy is not None else None)
         if setting not in SETTINGS:
             raise TrainError(f"--setting {setting!r}: use max_shortfall or min_success.")
@@ -199,8 +229,10 @@ def train_command(
             target=parsed_target,
             settings=Settings(folds=folds),
             setting=setting,
+            counted=counted,
+            featurizer=featurizer,
         )
-    except (DataError, TrainError, ValueError) as exc:
+    except (DataError, TrainError, LedgerError, ValueError) as exc:
         raise _fail(f"router train: {exc}") from None
     digest = write_artifact(artifact, out)
     if as_json:

@@ -49,6 +49,7 @@ from router.ledger import (
 )
 
 if TYPE_CHECKING:
+    from router._feedback import Outcomes
     from router.ledger._guard import AsyncGuarded, Guarded
 
 PolicySource = Policy | str | os.PathLike[str] | Mapping[str, Any] | None
@@ -124,6 +125,7 @@ class _BaseClient:
         )
         self._budgets = BudgetBook(policy_spec) if BudgetBook(policy_spec).has_budgets else None
         self._litellm_warming = False
+        self._outcomes = _outcomes_for(policy_spec, self._ledger_url, wall_clock, background=self._ASYNC)
 
     @property
     def policy(self) -> Policy:
@@ -175,6 +177,7 @@ class _BaseClient:
             budgets=self._budgets,
             budget_lines=lines,
             wall_clock=self._wall_clock,
+            outcomes=self._outcomes,
         )
         if check is not None:
             for model, refusal in check.rejected:
@@ -237,6 +240,22 @@ class _BaseClient:
             for name in self._engine.policy.routes
         ]
         return models
+
+
+def _outcomes_for(
+    policy: Policy, ledger_url: str | None, wall_clock: Callable[[], float], *, background: bool
+) -> Outcomes | None:
+    """What client.feedback() needs, kept for requests judged by learned adequacy (and, with
+    log_content, any request); None when the policy has neither (router._feedback)."""
+    log_content = bool(policy.logging and policy.logging.log_content)
+    adequacy = any(s.adequacy is not None for s in policy.routes.values()) or any(
+        s.adequacy is not None for s in policy.features.values()
+    )
+    if not log_content and not adequacy:
+        return None
+    from router._feedback import Outcomes
+
+    return Outcomes(ledger_url, log_content=log_content, wall_clock=wall_clock, background=background)
 
 
 def _breakers_for(
@@ -467,6 +486,14 @@ class SyncRouter(_BaseClient):
             self._ledger_handle = None
         self._turns.close()
         self._breakers.close()
+        if self._outcomes is not None:
+            self._outcomes.close()
+
+    def feedback(self, request: object, score: object) -> None:
+        """``client.feedback``: an outcome for a routed request (router._feedback)."""
+        if self._outcomes is None:
+            raise _no_feedback()
+        self._outcomes.feedback(request, score)
 
 
 # --------------------------------------------------------------------------- async
@@ -695,3 +722,21 @@ class AsyncRouter(_BaseClient):
             self._ledger_handle = None
         await self._turns.aclose()
         self._breakers.close()
+        if self._outcomes is not None:
+            await asyncio.to_thread(self._outcomes.close)
+
+    async def feedback(self, request: object, score: object) -> None:
+        """``await client.feedback``: written on a worker thread, never on the event loop."""
+        if self._outcomes is None:
+            raise _no_feedback()
+        await asyncio.to_thread(self._outcomes.feedback, request, score)
+
+
+def _no_feedback() -> Exception:
+    from router._exceptions import UnknownRequestError
+
+    return UnknownRequestError(
+        "this client keeps no feedback: its policy has no route or feature with `adequacy:` (and "
+        "logging.log_content is off), so no request was recorded. Name an adequacy file on the "
+        "route (docs/adequacy.md)."
+    )

@@ -35,6 +35,7 @@ __all__ = [
     "RouterError",
     "ServerCooldownError",
     "StreamInterruptedError",
+    "UnknownRequestError",
     "routing_of",
 ]
 
@@ -254,3 +255,7 @@ class InvalidRequestError(openai.BadRequestError, RouterError):
         # For people rather than for openai-compatible handlers: "max_tokens: expected an integer,
         # got 'lots'" (the field and the value at fault), as the CLI prints it.
         self.detail = detail or f"{param}: {message}"
+
+
+class UnknownRequestError(RouterError, LookupError):
+    """``client.feedback()`` for a request id the ledger's feedback store does not keep."""

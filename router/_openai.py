@@ -338,6 +338,15 @@ class OpenAI(openai.OpenAI):
         self._router.close()
         super().close()
 
+    def feedback(self, request_id: str | Any, score: float | bool) -> None:
+        """Record how good a routed answer was, for ``router train --from-ledger`` (docs/adequacy.md).
+
+        ``request_id`` is ``response.routing.request_id`` (or the response itself); ``score`` is 1/0,
+        True/False or a score in [0, 1]. Raises ``UnknownRequestError`` for a request the ledger's
+        feedback store doesn't keep (only requests routed with ``adequacy:`` are kept).
+        """
+        self._router.feedback(request_id, score)
+
 
 class AsyncOpenAI(openai.AsyncOpenAI):
     """Drop-in for ``openai.AsyncOpenAI``: every chat completion is routed by the policy.
@@ -493,3 +502,7 @@ class AsyncOpenAI(openai.AsyncOpenAI):
             self.__dict__.pop("_router_batch_service").close()
         await self._router.close()
         await super().close()
+
+    async def feedback(self, request_id: str | Any, score: float | bool) -> None:
+        """``OpenAI.feedback``, written off the event loop."""
+        await self._router.feedback(request_id, score)

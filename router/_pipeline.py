@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 import openai
@@ -41,6 +41,9 @@ from router._resilience import Resilience
 from router._routing import Attempt, BudgetEvent, RoutingRecord, Usage
 from router._validation import messages_list, validate_params
 from router.ledger._types import Hold, Line, Refusal, Totals, to_nanos, to_nanos_up, to_usd
+
+if TYPE_CHECKING:
+    from router._feedback import Outcomes
 
 # Keyword arguments of ``create`` that steer the router or the transport rather than the model.
 _TRANSPORT: Final = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
@@ -210,8 +213,10 @@ class Session:
         budgets: BudgetBook | None = None,
         budget_lines: tuple[Line, ...] = (),
         wall_clock: Callable[[], float] = time.time,
+        outcomes: Outcomes | None = None,
     ) -> None:
         self.engine = engine
+        self._outcomes = outcomes  # kept for client.feedback() (router._feedback)
         self._observations = observations
         self._breakers = breakers
         self.resilience = resilience or engine.resilience_for(plan.route)
@@ -478,6 +483,8 @@ class Session:
         record = self.record(deployment, usage, cost)
         if self._events is not None:
             self._events.completed(record)
+        if self._outcomes is not None:
+            self._outcomes.routed(self.plan, record, self.request.body.get("messages"))
         return record
 
     def cost_of(self, deployment: Deployment, usage: Usage | None) -> float | None:

@@ -1,7 +1,7 @@
 """``router train``: learn each model's probability of success per prompt, and prove it on held-out folds.
 
 The method (chosen by cross-validation on RouterBench and RouteLLM training splits; the figures
-are in docs/adequacy.md): TF-IDF over word uni- and bigrams of the prompt's last 4,000 characters,
+are in docs/adequacy.md): TF-IDF over word uni- and bigrams of the prompt's last 1,000 characters,
 and one L2-regularized logistic regression per model. It is fitted with scikit-learn
 (``pip install 'router-sdk[train]'``); routing reads the weights with numpy alone.
 
@@ -15,7 +15,7 @@ import datetime as dt
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -158,6 +158,7 @@ class Settings:
     folds: int = 5
     seed: int = 0
     min_df: int = 2
+    ngram_max: int = 2  # word uni- and bigrams (1: unigrams only)
 
 
 def _texts(data: LabeledData, settings: Settings) -> list[str]:
@@ -171,7 +172,7 @@ def _vectorizer(settings: Settings) -> Any:
     return tfidf(
         lowercase=True,
         token_pattern=TOKEN_PATTERN,
-        ngram_range=(1, 2),
+        ngram_range=(1, settings.ngram_max),
         sublinear_tf=True,
         norm="l2",
         min_df=settings.min_df,
@@ -199,21 +200,110 @@ def _labels(values: Sequence[float | None]) -> tuple[list[int], list[float], lis
     return rows, labels, weights  # type: ignore[return-value]
 
 
+class _Docs:
+    """The rows as the classifiers see them: prompt text, or (rows from a production ledger) term
+    counts under a fixed vocabulary. With a fixed vocabulary, text rows are counted with it too and
+    only the IDF weights are refitted, so the new file keeps the featurizer — and the ledger's rows
+    recorded under it stay usable for the next retraining."""
+
+    def __init__(
+        self,
+        texts: Sequence[str],
+        settings: Settings,
+        counted: Sequence[tuple[Any, Any] | None] | None = None,
+        featurizer: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.texts = texts
+        self.settings = settings
+        self.featurizer = featurizer
+        self._matrix: Any = None
+        if featurizer is not None:
+            self._matrix = _count_matrix(texts, counted or [None] * len(texts), featurizer)
+
+    def fit(self, rows: Sequence[int]) -> tuple[Any, Any]:
+        """A fitted transform and the rows' matrix under it."""
+        if self._matrix is None:
+            vectorizer = _vectorizer(self.settings)
+            return vectorizer, vectorizer.fit_transform([self.texts[i] for i in rows])
+        from sklearn.feature_extraction.text import TfidfTransformer
+
+        transformer = TfidfTransformer(norm="l2", sublinear_tf=True)
+        return transformer, transformer.fit_transform(self._matrix[list(rows)])
+
+    def transform(self, fitted: Any, rows: Sequence[int]) -> Any:
+        if self._matrix is None:
+            return fitted.transform([self.texts[i] for i in rows])
+        return fitted.transform(self._matrix[list(rows)])
+
+    def featurizer_of(self, fitted: Any) -> dict[str, Any]:
+        """The artifact's featurizer section."""
+        if self.featurizer is not None:
+            return {**self.featurizer, "idf": encode_floats(fitted.idf_)}
+        vocabulary = sorted(fitted.vocabulary_, key=fitted.vocabulary_.__getitem__)
+        return {
+            "kind": "tfidf",
+            "lowercase": True,
+            "token_pattern": TOKEN_PATTERN,
+            "ngram_range": [1, self.settings.ngram_max],
+            "sublinear_tf": True,
+            "norm": "l2",
+            "max_chars": self.settings.max_chars,
+            "vocabulary": vocabulary,
+            "idf": encode_floats(fitted.idf_),
+        }
+
+
+def _count_matrix(
+    texts: Sequence[str], counted: Sequence[tuple[Any, Any] | None], featurizer: Mapping[str, Any]
+) -> Any:
+    """Every row's term counts under ``featurizer``: text rows counted as routing counts them."""
+    import numpy as np
+    from scipy import sparse  # type: ignore[import-untyped]
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    vocabulary = list(featurizer["vocabulary"])
+    max_chars = int(featurizer.get("max_chars", DEFAULT_MAX_CHARS))
+    low, high = featurizer.get("ngram_range", (1, 2))
+    counter = CountVectorizer(
+        vocabulary={term: i for i, term in enumerate(vocabulary)},
+        lowercase=bool(featurizer.get("lowercase", True)),
+        token_pattern=featurizer.get("token_pattern", TOKEN_PATTERN),
+        ngram_range=(int(low), int(high)),
+        dtype=np.float64,
+    )
+    from_text = counter.transform(
+        [t[-max_chars:] if c is None else "" for t, c in zip(texts, counted, strict=True)]
+    )
+    data: list[float] = []
+    indices: list[int] = []
+    indptr = [0]
+    for row in counted:
+        if row is not None:
+            idx, counts = row
+            keep = idx < len(vocabulary)
+            indices += idx[keep].tolist()
+            data += counts[keep].astype(float).tolist()
+        indptr.append(len(indices))
+    recorded = sparse.csr_matrix((data, indices, indptr), shape=(len(texts), len(vocabulary)))
+    return (from_text + recorded).tocsr()
+
+
 def _fit(
-    texts: Sequence[str], data: LabeledData, models: Sequence[str], rows: Sequence[int], settings: Settings
+    docs: _Docs, data: LabeledData, models: Sequence[str], rows: Sequence[int], settings: Settings
 ) -> tuple[Any, dict[str, tuple[Any, float]]]:
-    """A vectorizer and one classifier per model, fitted on ``rows``."""
+    """A featurizer and one classifier per model, fitted on ``rows``."""
     import numpy as np
 
     _, logistic = _sklearn()
-    vectorizer = _vectorizer(settings)
-    matrix = vectorizer.fit_transform([texts[i] for i in rows])
+    vectorizer, matrix = docs.fit(rows)
     fitted: dict[str, tuple[Any, float]] = {}
     for model in models:
         values = [data.outcomes[model][i] for i in rows]
         local, labels, weights = _labels(values)
         if not local:
-            raise TrainError(f"model {model!r} has no known outcome in the training rows.")
+            # A model only a few rows label (production feedback) may have none in a fold.
+            fitted[model] = (None, 0.5)
+            continue
         prior = float(np.average(labels, weights=weights))
         if len(set(labels)) < 2 or prior in (0.0, 1.0):
             fitted[model] = (None, prior)  # always right (or wrong) here: a constant
@@ -225,15 +315,15 @@ def _fit(
 
 
 def _predict(
-    vectorizer: Any, fitted: Mapping[str, tuple[Any, float]], texts: Sequence[str]
+    docs: _Docs, vectorizer: Any, fitted: Mapping[str, tuple[Any, float]], rows: Sequence[int]
 ) -> dict[str, npt.NDArray[np.float64]]:
     import numpy as np
 
-    matrix = vectorizer.transform(texts)
+    matrix = docs.transform(vectorizer, rows)
     out: dict[str, npt.NDArray[np.float64]] = {}
     for model, (classifier, prior) in fitted.items():
         out[model] = (
-            np.full(len(texts), prior) if classifier is None else classifier.predict_proba(matrix)[:, 1]
+            np.full(len(rows), prior) if classifier is None else classifier.predict_proba(matrix)[:, 1]
         )
     return out
 
@@ -263,18 +353,30 @@ def train(
     target: Target | None = None,
     settings: Settings = Settings(),
     setting: str = "max_shortfall",
+    counted: Sequence[tuple[Any, Any] | None] | None = None,
+    featurizer: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], TrainReport]:
-    """Cross-validate, then fit on everything; returns the artifact (a JSON-able dict) and the report."""
+    """Cross-validate, then fit on everything; returns the artifact (a JSON-able dict) and the report.
+
+    ``counted`` and ``featurizer``: rows from a production ledger (``ledger_rows``) carry term counts
+    under that featurizer instead of text; then the new file keeps that featurizer.
+    """
     import numpy as np
 
     names = tuple(models or data.models)
+    for model in names:
+        if model not in data.outcomes or all(v is None for v in data.outcomes[model]):
+            raise TrainError(f"model {model!r} has no known outcome in the training rows.")
     if target is not None and target.model not in names:
         raise TrainError(
             f"--target names {target.model!r}, which is not among the models ({', '.join(names)})."
         )
     if settings.folds < 2:
         raise TrainError("--folds must be at least 2.")
+    if featurizer is not None:
+        settings = replace(settings, max_chars=int(featurizer.get("max_chars", DEFAULT_MAX_CHARS)))
     texts = _texts(data, settings)
+    docs = _Docs(texts, settings, counted, featurizer)
     n = len(texts)
     if n < settings.folds * 2:
         raise TrainError(f"{n} rows are too few for {settings.folds}-fold cross-validation.")
@@ -286,8 +388,8 @@ def train(
         test = order[fold :: settings.folds]
         mask = np.ones(n, dtype=bool)
         mask[test] = False
-        vectorizer, fitted = _fit(texts, data, names, np.flatnonzero(mask).tolist(), settings)
-        predicted = _predict(vectorizer, fitted, [texts[i] for i in test])
+        vectorizer, fitted = _fit(docs, data, names, np.flatnonzero(mask).tolist(), settings)
+        predicted = _predict(docs, vectorizer, fitted, test.tolist())
         for m in names:
             held_out[m][test] = predicted[m]
     calibration = tuple(_calibration(m, held_out[m].tolist(), data.outcomes[m]) for m in names)
@@ -310,25 +412,15 @@ def train(
         held_out, data, costs, complete, by_cost, threshold if threshold is not None else default, setting
     )
 
-    vectorizer, fitted = _fit(texts, data, names, list(range(n)), settings)
-    vocabulary = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.__getitem__)
-    size = len(vocabulary)
+    vectorizer, fitted = _fit(docs, data, names, list(range(n)), settings)
+    featurizer_section = docs.featurizer_of(vectorizer)
+    size = len(featurizer_section["vocabulary"])
     artifact: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
         "method": "tfidf-logreg",
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "featurizer": {
-            "kind": "tfidf",
-            "lowercase": True,
-            "token_pattern": TOKEN_PATTERN,
-            "ngram_range": [1, 2],
-            "sublinear_tf": True,
-            "norm": "l2",
-            "max_chars": settings.max_chars,
-            "vocabulary": vocabulary,
-            "idf": encode_floats(vectorizer.idf_),
-        },
+        "featurizer": featurizer_section,
         "models": {
             m: {
                 "coef": encode_floats(classifier.coef_[0] if classifier is not None else np.zeros(size)),
@@ -344,7 +436,7 @@ def train(
             "files": [Path(s).name for s in data.sources],
             "rows": n,
             "settings": {"C": settings.c, "max_features": settings.max_features, "min_df": settings.min_df},
-            "fingerprints": " ".join(sorted({prompt_fingerprint(p) for p in data.prompts})),
+            "fingerprints": " ".join(sorted({prompt_fingerprint(p) for p in data.prompts if p})),
         },
         "cross_validation": {
             "folds": settings.folds,
@@ -441,6 +533,8 @@ def _per_set(
             continue
         # Only the models this file labels take part in its yardsticks.
         present = [m for m in by_cost if all(data.outcomes[m][i] is not None for i in members)]
+        if not present:  # production feedback: one model's outcome per row, no yardsticks
+            continue
         outcomes = {m: [float(data.outcomes[m][i] or 0.0) for i in members] for m in present}
         set_costs = {m: [costs[m][i] for i in members] for m in present}
         singles = single_points(outcomes, set_costs)

@@ -72,7 +72,7 @@ def test_featurizer_matches_scikit_learns_tfidf_exactly() -> None:
 def test_predictions_match_the_fitted_classifier() -> None:
     pytest.importorskip("sklearn")
     from router._labeled import LabeledData
-    from router._train import Settings, _fit, _predict, train
+    from router._train import Settings, _Docs, _fit, _predict, train
 
     hard = [
         1.0 if "prove" in t.lower() or "derive" in t.lower() or "explain" in t.lower() else 0.0
@@ -90,8 +90,10 @@ def test_predictions_match_the_fitted_classifier() -> None:
     artifact, _ = train(
         data, {"weak": [0.001] * len(CORPUS), "strong": [0.01] * len(CORPUS)}, settings=settings
     )
-    vectorizer, fitted = _fit(CORPUS, data, ("weak", "strong"), list(range(len(CORPUS))), settings)
-    expected = _predict(vectorizer, fitted, ["Prove this theorem", "What is the capital?"])
+    probes = ["Prove this theorem", "What is the capital?"]
+    docs = _Docs([*CORPUS, *probes], settings)
+    vectorizer, fitted = _fit(docs, data, ("weak", "strong"), list(range(len(CORPUS))), settings)
+    expected = _predict(docs, vectorizer, fitted, [len(CORPUS), len(CORPUS) + 1])
     adequacy = Adequacy(artifact)
     for i, text in enumerate(["Prove this theorem", "What is the capital?"]):
         got = adequacy.predict(text)
@@ -211,3 +213,36 @@ def test_the_fast_token_pattern_finds_exactly_scikit_learns_tokens(text: str) ->
     from policies.adequacy import _FAST_TOKEN, TOKEN_PATTERN
 
     assert re.findall(_FAST_TOKEN, text) == re.findall(TOKEN_PATTERN, text)
+
+
+def test_rows_given_as_term_counts_train_the_same_classifiers_as_their_text() -> None:
+    """What a production ledger keeps (term counts under a file's featurizer) is as good as the text."""
+    pytest.importorskip("sklearn")
+    from router._labeled import LabeledData
+    from router._train import Settings, train
+
+    hard = [1.0 if "prove" in t.lower() or "explain" in t.lower() else 0.0 for t in CORPUS]
+
+    def labeled(prompts: list[str]) -> LabeledData:
+        return LabeledData(
+            ("c.csv",),
+            tuple(prompts),
+            tuple(({"role": "user", "content": t},) for t in prompts),
+            {"weak": tuple(1.0 - h for h in hard), "strong": (1.0,) * len(CORPUS)},
+            {"weak": (0.001,) * len(CORPUS), "strong": (0.01,) * len(CORPUS)},
+            (0,) * len(CORPUS),
+        )
+
+    costs = {"weak": [0.001] * len(CORPUS), "strong": [0.01] * len(CORPUS)}
+    settings = Settings(min_df=1, folds=2)
+    first, _ = train(labeled(CORPUS), costs, settings=settings)
+    base = Adequacy(first)
+    featurizer = {k: v for k, v in first["featurizer"].items() if k != "idf"}
+    # Half the rows as text, half as the counts routing recorded for them: the same file results.
+    counted = [None if i % 2 else base.counts(t) for i, t in enumerate(CORPUS)]
+    prompts = [t if i % 2 else "" for i, t in enumerate(CORPUS)]
+    again, _ = train(labeled(prompts), costs, settings=settings, counted=counted, featurizer=featurizer)
+    retrained = Adequacy(again)
+    assert retrained.featurizer_id == base.featurizer_id
+    for text in ("Prove this theorem", "What is the capital?", *CORPUS[:3]):
+        assert retrained.predict(text) == pytest.approx(base.predict(text), abs=1e-5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +111,23 @@ def test_train_refuses_a_bad_target(tmp_path: Path) -> None:
         app, ["train", str(data), "--out", str(tmp_path / "o.json"), "--target", "most of it"]
     )
     assert result.exit_code == 1 and "write it as '0.95 of gpt-4o'" in result.output
+
+
+def test_eval_png_plot_is_a_png_picture(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")  # the [plot] extra
+    policy, data = setup(tmp_path)
+    plot = tmp_path / "curve.png"
+    result = runner.invoke(app, ["eval", str(data), "--policy", str(policy), "--sweep", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    assert plot.read_bytes().startswith(b"\x89PNG\r\n\x1a\n") and plot.stat().st_size > 10_000
+
+
+def test_eval_png_plot_without_matplotlib_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib raises ImportError
+    policy, data = setup(tmp_path)
+    plot = tmp_path / "curve.png"
+    result = runner.invoke(app, ["eval", str(data), "--policy", str(policy), "--plot", str(plot)])
+    assert result.exit_code != 0
+    assert "pip install 'router-sdk[plot]'" in result.output and not plot.exists()
