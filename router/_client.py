@@ -33,8 +33,10 @@ from router._events import Events
 from router._exceptions import ModelNotFoundError
 from router._health import Breakers, SharedBreakers
 from router._observations import Observations
-from router._pipeline import Request, Session, StreamTracker, content_filtered, normalize, usage_of
+from router._request import Request, normalize, usage_of
 from router._response import RoutedChatCompletion, completion
+from router._session import Session
+from router._stream_state import StreamTracker, content_filtered
 from router._streaming import AsyncRoutedStream, RoutedStream
 from router._turns import open_turns
 from router.ledger import (

@@ -30,9 +30,10 @@ from openai.types.chat import ChatCompletionChunk
 from providers.base import JSON, MALFORMED_EVENT, Deployment
 from providers.errors import ROUTER_URL, connection_failed, error_class, timeout_error
 from router._exceptions import StreamInterruptedError
-from router._pipeline import Session, StreamTracker
 from router._response import chunk
 from router._routing import RoutingRecord
+from router._session import Session
+from router._stream_state import StreamTracker
 
 # Errors we raise ourselves; their messages hold no provider text, so they may be quoted.
 _OWN_MESSAGE: Final = "router-own-message"
