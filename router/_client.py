@@ -153,30 +153,12 @@ class _BaseClient:
     def policy(self) -> Policy:
         return self._engine.policy
 
-    def _request(self, kwargs: Mapping[str, Any]) -> tuple[Request, tuple[Line, ...], tuple[Line, ...]]:
-        """The normalized request, its budget lines, and those of them that may downgrade."""
-        request: Request = normalize(kwargs, self.timeout)
-        if self._budgets is None:
-            return request, (), ()
-        lines = self._budgets.lines_for(request.route.feature, self._wall_clock())
-        budgets = self._budgets
-        return (
-            request,
-            lines,
-            tuple(line for line in lines if budgets.spec_for(line).on_exceed == "downgrade"),
-        )
-
     def _decider(self, kwargs: Mapping[str, Any]) -> Decider:
         """The decision core for one ``create(**kwargs)``: the driver performs what it says."""
-        request, lines, downgrade = self._request(kwargs)
-        return Decider(
-            request,
-            self._plan,
-            lines=lines,
-            downgrade=downgrade,
-            budgets=self._budgets,
-            wall_clock=self._wall_clock,
-        )
+        request = normalize(kwargs, self.timeout)
+        budgets = self._budgets
+        lines = budgets.lines_for(request.route.feature, self._wall_clock()) if budgets is not None else ()
+        return Decider(request, self._plan, lines=lines, budgets=budgets, wall_clock=self._wall_clock)
 
     def _plan(self, request: Request, lines: tuple[Line, ...], check: DowngradeCheck | None) -> Session:
         """Plan the request (``check``: a downgrade budget's filter) and open its Session."""
@@ -311,15 +293,7 @@ class SyncRouter(_BaseClient):
 
     def _wrap(self, action: Wrap, decider: Decider) -> RoutedStream:
         settle = None if action.hold is None else partial(self._settle_later, decider, action.hold)
-        return RoutedStream(
-            action.session,
-            action.deployment,
-            action.buffered,
-            action.tracker,
-            action.chunks,
-            action.ttft_ms,
-            settle,
-        )
+        return RoutedStream(*action.parts, settle)
 
     def _settle_later(self, decider: Decider, hold: Hold, cost: float | None, estimated: bool) -> None:
         """A stream's settle, when it ends: the decider's settle actions, performed here."""
@@ -356,7 +330,8 @@ class SyncRouter(_BaseClient):
             return Failed(exc)
 
     def _unchecked(self, action: Unchecked, decider: Decider) -> Hold:
-        return self._ledger().unchecked(action.lines, action.amount_usd, ttl_s=action.ttl_s, now=action.now)
+        ask = action.ask
+        return self._ledger().unchecked(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=ask.now)
 
     def _settle(self, action: Settle, decider: Decider) -> Mapping[str, Totals] | LedgerError:
         return self._ledger().settle(
@@ -456,16 +431,7 @@ class AsyncRouter(_BaseClient):
 
     async def _wrap(self, action: Wrap, decider: Decider) -> AsyncRoutedStream:
         settle = None if action.hold is None else partial(self._settle_later, decider, action.hold)
-        return AsyncRoutedStream(
-            action.session,
-            action.deployment,
-            action.buffered,
-            action.tracker,
-            action.chunks,
-            action.ttft_ms,
-            settle,
-            spawn=self._spawn,
-        )
+        return AsyncRoutedStream(*action.parts, settle, spawn=self._spawn)
 
     async def _settle_later(self, decider: Decider, hold: Hold, cost: float | None, estimated: bool) -> None:
         await self._drive(decider.settling(hold, cost, estimated))
@@ -510,7 +476,8 @@ class AsyncRouter(_BaseClient):
             return Failed(exc)
 
     async def _unchecked(self, action: Unchecked, decider: Decider) -> Hold:
-        return self._ledger().unchecked(action.lines, action.amount_usd, ttl_s=action.ttl_s, now=action.now)
+        ask = action.ask
+        return self._ledger().unchecked(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=ask.now)
 
     async def _settle(self, action: Settle, decider: Decider) -> Mapping[str, Totals] | LedgerError:
         return await self._ledger().settle(

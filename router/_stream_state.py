@@ -1,16 +1,22 @@
-"""What a stream has delivered so far (and whether it committed to its model). No I/O."""
+"""What a stream has delivered so far (and whether it committed to its model), and what its wrapper
+does when it ends or breaks (``Delivery``). No I/O."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import httpx
 import openai
 
-from providers.base import MALFORMED_EVENT
+from providers.base import MALFORMED_EVENT, Deployment
+from providers.errors import connection_failed, error_class, timeout_error
+from router._exceptions import StreamInterruptedError
 from router._request import usage_of
-from router._routing import Usage
+from router._routing import RoutingRecord, Usage
+
+if TYPE_CHECKING:
+    from router._session import Session
 
 
 class StreamTracker:
@@ -96,3 +102,80 @@ def first_content_timeout(seconds: float) -> openai.APITimeoutError:
     error = openai.APITimeoutError(request=httpx.Request("POST", "router://chat/completions"))
     error.message = f"no content within {seconds:g}s (first_token_timeout_s / stream_idle_timeout_s)"
     return error
+
+
+# Errors we raise ourselves; their messages hold no provider text, so they may be quoted.
+_OWN_MESSAGE: Final = "router-own-message"
+
+
+class Delivery:
+    """What a committed stream's wrapper asks as the rest of it arrives (router._streaming): how
+    long a read may wait, whether its end is complete, what a failure is charged and raised as.
+
+    Pure: the wrapper reads and settles; the record and the breaker hear it through the session.
+    """
+
+    __slots__ = ("deployment", "session", "tracker", "ttft_ms")
+
+    def __init__(
+        self, session: Session, deployment: Deployment, tracker: StreamTracker, ttft_ms: float | None
+    ) -> None:
+        self.session = session
+        self.deployment = deployment
+        self.tracker = tracker
+        self.ttft_ms = ttft_ms
+
+    @property
+    def idle_s(self) -> float:
+        """The longest wait for the next chunk (a hard stop where the driver can put one)."""
+        return self.session.resilience.stream_idle_timeout_s
+
+    def idle(self) -> openai.APITimeoutError:
+        """The error for a stream silent for ``idle_s``."""
+        error = timeout_error(f"no chunk for {self.idle_s:g}s (stream_idle_timeout_s)")
+        setattr(error, _OWN_MESSAGE, True)
+        return error
+
+    def ended(self) -> None:
+        """The provider's stream ended: raise the cut unless the answer is complete.
+
+        Every OpenAI-shaped stream closes its choice with a finish_reason; without one the answer
+        was cut, however politely the connection closed.
+        """
+        if not self.tracker.finished:
+            error = connection_failed("the stream ended without a finish reason")
+            setattr(error, _OWN_MESSAGE, True)
+            raise error
+
+    def completed(self) -> RoutingRecord:
+        """The complete stream's record (after its settle, so that the record has its budget events)."""
+        tracker = self.tracker
+        return self.session.succeeded(
+            self.deployment, tracker.usage, ttft_ms=self.ttft_ms, malformed_events=tracker.malformed
+        )
+
+    @staticmethod
+    def charged_as_cancelled(exc: BaseException) -> bool:
+        """Cut by the provider: charged what arrived. Stopped by a timeout: it may still be billing,
+        so at least the reserved worst case."""
+        return isinstance(exc, openai.APITimeoutError)
+
+    def interrupted(self, exc: BaseException) -> StreamInterruptedError:
+        """The stream broke after content reached the caller: recorded (attempt, breaker, event), and
+        the error to raise, carrying the record."""
+        tracker = self.tracker
+        record = self.session.interrupted(self.deployment, exc, self.ttft_ms, tracker.malformed)
+        if getattr(exc, _OWN_MESSAGE, False):
+            reason = str(getattr(exc, "message", exc))
+        else:
+            # The provider's own text may quote the prompt: name the failure, not its words.
+            status = getattr(exc, "status_code", None)
+            reason = (
+                f"{error_class(exc)} error ({type(exc).__name__}{f', status {status}' if status else ''})"
+            )
+        error = StreamInterruptedError(
+            model=self.deployment.name, chunks=tracker.chunks, characters=tracker.characters, reason=reason
+        )
+        error.routing = record
+        self.session.stream_failed(error, record)
+        return error

@@ -21,22 +21,19 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from functools import partial
 from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
 import httpx
 import openai
 from openai.types.chat import ChatCompletionChunk
 
 from providers.base import JSON, MALFORMED_EVENT, Deployment
-from providers.errors import ROUTER_URL, connection_failed, error_class, timeout_error
+from providers.errors import ROUTER_URL
 from router._exceptions import StreamInterruptedError
 from router._response import chunk
 from router._routing import RoutingRecord
 from router._session import Session
-from router._stream_state import StreamTracker
-
-# Errors we raise ourselves; their messages hold no provider text, so they may be quoted.
-_OWN_MESSAGE: Final = "router-own-message"
+from router._stream_state import Delivery, StreamTracker
 
 
 class _Settlement:
@@ -145,6 +142,8 @@ class _StreamBase:
         self._routing: RoutingRecord | None = None
         self._http_response: httpx.Response | None = None
         self._closed = False
+        # What to do as the rest arrives (idle limit, cut, charge, interruption): decided there.
+        self._delivery = Delivery(session, deployment, tracker, ttft_ms)
 
     @property
     def routing(self) -> RoutingRecord:
@@ -164,48 +163,14 @@ class _StreamBase:
         return self._session.partial_cost(self._deployment, self._tracker)
 
     def _complete(self) -> None:
-        """The provider's stream ended: complete only if it said how the answer ended."""
+        """The provider's stream ended complete (and settled): record the success once."""
         if self._routing is None:
-            self._routing = self._session.succeeded(
-                self._deployment,
-                self._tracker.usage,
-                ttft_ms=self._ttft_ms,
-                malformed_events=self._tracker.malformed,
-            )
+            self._routing = self._delivery.completed()
 
     def _interrupted(self, exc: BaseException) -> StreamInterruptedError:
-        record = self._session.interrupted(self._deployment, exc, self._ttft_ms, self._tracker.malformed)
-        if getattr(exc, _OWN_MESSAGE, False):
-            reason = str(getattr(exc, "message", exc))
-        else:
-            # The provider's own text may quote the prompt: name the failure, not its words.
-            status = getattr(exc, "status_code", None)
-            reason = (
-                f"{error_class(exc)} error ({type(exc).__name__}{f', status {status}' if status else ''})"
-            )
-        error = StreamInterruptedError(
-            model=self._deployment.name,
-            chunks=self._tracker.chunks,
-            characters=self._tracker.characters,
-            reason=reason,
-        )
-        error.routing = self._routing = record
-        self._session.stream_failed(error, record)
+        error = self._delivery.interrupted(exc)
+        self._routing = error.routing
         return error
-
-
-def _cut() -> openai.APIConnectionError:
-    # Every OpenAI-shaped stream closes its choice with a finish_reason; without one the answer
-    # was cut, however politely the connection closed.
-    error = connection_failed("the stream ended without a finish reason")
-    setattr(error, _OWN_MESSAGE, True)
-    return error
-
-
-def _idle(seconds: float) -> openai.APITimeoutError:
-    error = timeout_error(f"no chunk for {seconds:g}s (stream_idle_timeout_s)")
-    setattr(error, _OWN_MESSAGE, True)
-    return error
 
 
 class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
@@ -260,12 +225,10 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
                 out = self._emit(data)
                 if out is not None:
                     yield out
-            if not self._tracker.finished:
-                raise _cut()
+            self._delivery.ended()
             self.settle_now()
         except openai.APIError as exc:
-            # Cut by the provider: what arrived. Stopped by our idle timeout: it may still be billing.
-            self.settle_now(estimated=isinstance(exc, openai.APITimeoutError))
+            self.settle_now(estimated=Delivery.charged_as_cancelled(exc))
             raise self._interrupted(exc) from exc
         finally:
             # The caller stopped reading (GeneratorExit, KeyboardInterrupt): charged as cancelled.
@@ -348,7 +311,8 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
             await settlement.settle(self._cost_so_far(), estimated)
 
     async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
-        idle = self._session.resilience.stream_idle_timeout_s
+        delivery = self._delivery
+        idle = delivery.idle_s
         rest = self._rest
         try:
             for data in self._buffered:
@@ -366,16 +330,15 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
                     break
                 except TimeoutError:
                     await self._close_rest()
-                    raise _idle(idle) from None
+                    raise delivery.idle() from None
                 self._tracker.observe(data)
                 out = self._emit(data)
                 if out is not None:
                     yield out
-            if not self._tracker.finished:
-                raise _cut()
+            delivery.ended()
             await self.settle_now()
         except openai.APIError as exc:
-            await self.settle_now(estimated=isinstance(exc, openai.APITimeoutError))
+            await self.settle_now(estimated=Delivery.charged_as_cancelled(exc))
             raise self._interrupted(exc) from exc
         finally:
             # The caller stopped reading (cancelled, or dropped it: the loop closes the generator).

@@ -73,7 +73,6 @@ def _decider(
         kwargs["metadata"] = {"feature": feature}
     request = normalize(kwargs, None)
     lines = budgets.lines_for(request.route.feature, NOW) if budgets is not None else ()
-    downgrade = tuple(line for line in lines if budgets and budgets.spec_for(line).on_exceed == "downgrade")
     sessions: list[Session] = []
 
     def plan(request: Request, lines: tuple[Line, ...], check: DowngradeCheck | None) -> Session:
@@ -91,9 +90,7 @@ def _decider(
         sessions.append(session)
         return session
 
-    decider = Decider(
-        request, plan, lines=lines, downgrade=downgrade, budgets=budgets, wall_clock=lambda: NOW
-    )
+    decider = Decider(request, plan, lines=lines, budgets=budgets, wall_clock=lambda: NOW)
     return decider, sessions
 
 
@@ -362,7 +359,7 @@ def test_a_ledger_failure_fails_closed_by_default_and_open_when_the_budget_says_
     reserve = opened.next_action()
     assert isinstance(reserve, Reserve)
     unchecked = _then(opened, Failed(LedgerError("the ledger is down")))
-    assert isinstance(unchecked, Unchecked) and unchecked.amount_usd == reserve.amount_usd
+    assert isinstance(unchecked, Unchecked) and unchecked.ask == reserve
     assert _model(_then(opened, _hold())) == "a"
 
 
