@@ -30,7 +30,7 @@ from providers.errors import timeout_error
 from router._budgets import BudgetBook
 from router._request import Request, usage_of
 from router._response import completion
-from router._session import Session
+from router._session import Session, Step
 from router._stream_state import StreamTracker, content_filtered
 from router.ledger._types import Hold, LedgerError, Line, Refusal, Totals
 
@@ -318,17 +318,24 @@ class Decider:
             raise session.exhausted()
         return session
 
-    def _complete(self, session: Session) -> Flow:
-        """Try the plan's models in turn until one answers (or the session gives up)."""
-        request = self.request
+    def _next_try(self, session: Session) -> Generator[Action, Any, tuple[Step, Hold | None] | None]:
+        """The next call to make, after its wait and its reservation: (step, hold); None: no more."""
         while (step := session.next_step()) is not None:
             if step.wait_s:
                 yield Sleep(step.wait_s)
-            deployment = step.deployment
-            hold = (yield from self._reserve(session, deployment)) if session.budgeted else None
+            hold = (yield from self._reserve(session, step.deployment)) if session.budgeted else None
             if hold is False:
-                continue
+                continue  # skipped to stay under a downgrade budget
             session.begin(step)
+            return step, hold
+        return None
+
+    def _complete(self, session: Session) -> Flow:
+        """Try the plan's models in turn until one answers (or the session gives up)."""
+        request = self.request
+        while (chosen := (yield from self._next_try(session))) is not None:
+            step, hold = chosen
+            deployment = step.deployment
             # limit_s: the deadline as a hard stop too (async), for a server that trickles bytes.
             outcome = yield Call(deployment, request.body, step.options, session.remaining_s())
             if isinstance(outcome, Failed):
@@ -356,14 +363,9 @@ class Decider:
         request = self.request
         self._buffered = []
         self._late = None
-        while (step := session.next_step()) is not None:
-            if step.wait_s:
-                yield Sleep(step.wait_s)
+        while (chosen := (yield from self._next_try(session))) is not None:
+            step, hold = chosen
             deployment = step.deployment
-            hold = (yield from self._reserve(session, deployment)) if session.budgeted else None
-            if hold is False:
-                continue
-            session.begin(step)
             self._tracker = tracker = StreamTracker()
             buffered: list[JSON] = []
             self._buffered = buffered
