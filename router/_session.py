@@ -49,7 +49,7 @@ _ABSURD_TOKENS: Final = 100_000_000
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """What the driver does next: wait ``wait_s`` (injected sleep), then call ``deployment``."""
+    """What comes next: wait ``wait_s`` (injected sleep), then call ``deployment``."""
 
     deployment: Deployment
     wait_s: float
@@ -76,8 +76,9 @@ _HOLD_MARGIN_S: Final = 120.0
 class Session:
     """The state of one request: the models still to try, retries, the deadline, every attempt.
 
-    Drivers loop ``next_step`` → sleep → ``begin`` → call → ``failed``/``succeeded``; every
-    decision (retry the same model or move on, how long to wait, when to give up) is made here.
+    ``router._decide.Decider`` loops ``next_step`` → sleep → ``begin`` → call → ``failed``/
+    ``succeeded``, and the answers (retry the same model or move on, how long to wait, when to
+    give up) come from here; the clients only perform the Decider's actions.
     """
 
     def __init__(
@@ -198,8 +199,8 @@ class Session:
     def first_content_overdue(self) -> openai.APITimeoutError | None:
         """The timeout to fail this stream attempt with when its first content is late, else None.
 
-        The sync driver asks between chunks (a role chunk or keep-alive resets its read timeout
-        without bringing content); the async one also puts a hard stop at ``first_content_wait_s``.
+        Asked between chunks (``Decider.take``: a role chunk or keep-alive resets a read timeout
+        without bringing content); the async driver also puts a hard stop at ``first_content_wait_s``.
         """
         if self.first_content_wait_s() > 0:
             return None
