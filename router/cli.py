@@ -114,7 +114,7 @@ def explain(
     from policies.plan import UnknownModelError
     from router._engine import Engine
     from router._exceptions import InvalidRequestError
-    from router._pipeline import normalize
+    from router._request import normalize
 
     kwargs = _read_request(request, feature)
     try:
