@@ -12,6 +12,7 @@ import pytest
 from policies.schema import Policy
 from providers.errors import status_error_from_response
 from router._budgets import BudgetBook
+from router._continuation import Prefix, Resumed
 from router._decide import (
     Action,
     Call,
@@ -419,3 +420,130 @@ def test_a_streams_settle_later_is_a_settle_then_a_return() -> None:
     settle = settling.next_action()
     assert isinstance(settle, Settle) and settle.amount_usd == pytest.approx(0.001)
     assert _is(_then(settling, {}), Return(None))
+
+
+# --------------------------------------------------------------------------- continuation
+
+
+def _prefill_policy(**top: Any) -> Policy:
+    """a, then b (no prefill), then c and d (which declare prefill), with ``stream_recovery: continue``."""
+    data = two_model_policy().model_dump(exclude_unset=True, by_alias=True)
+    b = data["models"]["b"]
+    for name in ("c", "d"):
+        data["models"][name] = {
+            **b,
+            "api_base": f"http://{name}.test/v1",
+            "model": f"m-{name}",
+            "supports": [*b["supports"], "prefill"],
+        }
+    data["routes"]["auto"]["fallbacks"] = ["b", "c", "d"]
+    return Policy.model_validate({**data, "stream_recovery": "continue", **top})
+
+
+def _committed(decider: Decider) -> Wrap:
+    """Open the first stream up to its first content; the Wrap it asks for (returned at once)."""
+    decider.next_action()
+    decider.take(_TEXT)
+    wrap = _then(decider, Opened("chunks-of-a"))
+    assert isinstance(wrap, Wrap)
+    assert isinstance(_then(decider, "stream"), Return)
+    return wrap
+
+
+def test_a_stream_is_wrapped_resumable_only_when_continuation_is_on() -> None:
+    assert _committed(_decider(_prefill_policy(), Clock(), stream=True)[0]).resumable
+    assert not _committed(_decider(_policy(), Clock(), stream=True)[0]).resumable
+
+
+def test_a_continuation_is_a_stream_attempt_on_the_next_prefill_candidate_with_the_prefix() -> None:
+    decider, sessions = _decider(_prefill_policy(), Clock(), stream=True)
+    _committed(decider)
+    continuing = decider.continuing(Prefix.of("Hello "))
+    opening = continuing.next_action()
+    assert isinstance(opening, OpenStream) and opening.deployment.name == "c"  # b has no prefill
+    assert opening.body["messages"][-1] == {"role": "assistant", "content": "Hello"}
+    assert opening.body["continue_final_message"] is True
+    assert decider.take(_TEXT) is True
+    done = _then(continuing, Opened("chunks-of-c"))
+    assert isinstance(done, Return) and isinstance(done.answer, Resumed)
+    resumed = done.answer
+    assert resumed.deployment.name == "c" and resumed.buffered == [_TEXT] and resumed.rest == "chunks-of-c"
+    assert resumed.hold is None and resumed.settle is None  # the driver makes the settle of a hold
+    assert sessions[0].record(None).attempts == ()  # its success is recorded when the stream ends
+
+
+def test_a_failed_continuation_is_recorded_and_the_next_prefill_candidate_tried() -> None:
+    decider, sessions = _decider(_prefill_policy(), Clock(), stream=True)
+    _committed(decider)
+    continuing = decider.continuing(Prefix.of("Hello"))
+    assert _model(continuing.next_action()) == "c"
+    refused = _error(400, {"error": {"message": "assistant prefill is not supported"}})
+    assert _model(_then(continuing, Failed(refused, "chunks-of-c"))) == "d"
+    assert _is(
+        _then(continuing, Failed(_error(503, {"error": {"message": "x"}}))), Return(None)
+    )  # the cut stands
+    assert [(a.model, a.status) for a in sessions[0].record(None).attempts] == [("c", 400), ("d", 503)]
+
+
+def test_a_late_continuation_is_closed_and_passed_over() -> None:
+    clock = Clock()
+    decider, sessions = _decider(_prefill_policy(first_token_timeout_s=8), clock, stream=True)
+    _committed(decider)
+    continuing = decider.continuing(Prefix.of("Hello"))
+    opening = continuing.next_action()
+    assert isinstance(opening, OpenStream) and opening.limit_s == pytest.approx(8.0)
+    clock.now += 9
+    assert decider.take(_ROLE) is True  # late: stop reading
+    assert _is(_then(continuing, Opened("chunks-of-c")), Close("chunks-of-c"))
+    assert _model(_then(continuing, None)) == "d"
+    assert [(a.model, a.error) for a in sessions[0].record(None).attempts] == [("c", "timeout")]
+
+
+def test_a_budgeted_continuation_is_reserved_and_its_hold_handed_to_the_stream() -> None:
+    decider, _ = _decider(_prefill_policy(budget={"limit_usd": 1.0, "window": "month"}), Clock(), stream=True)
+    reserve = decider.next_action()
+    assert isinstance(reserve, Reserve)
+    decider.report(Hold("h1", reserve.lines, reserve.amount_usd, NOW + 300))
+    decider.next_action()
+    decider.take(_TEXT)
+    assert isinstance(_then(decider, Opened("chunks-of-a")), Wrap)
+    _then(decider, "stream")
+    continuing = decider.continuing(Prefix.of("Hello"))
+    again = continuing.next_action()
+    assert isinstance(again, Reserve)
+    hold = Hold("h2", again.lines, again.amount_usd, NOW + 300)
+    assert _model(_then(continuing, hold)) == "c"
+    decider.take(_TEXT)
+    done = _then(continuing, Opened("chunks-of-c"))
+    assert isinstance(done, Return) and done.answer.hold == hold
+
+
+def test_a_budget_refusing_the_continuation_ends_it_and_the_cut_stands() -> None:
+    decider, _ = _decider(
+        _prefill_policy(budget={"limit_usd": 1.0, "window": "month", "on_exceed": "reject"}),
+        Clock(),
+        stream=True,
+    )
+    reserve = decider.next_action()
+    assert isinstance(reserve, Reserve)
+    decider.report(Hold("h1", reserve.lines, reserve.amount_usd, NOW + 300))
+    decider.next_action()
+    decider.take(_TEXT)
+    _then(decider, Opened("chunks-of-a"))
+    _then(decider, "stream")
+    continuing = decider.continuing(Prefix.of("Hello"))
+    again = continuing.next_action()
+    assert isinstance(again, Reserve)
+    refusal = Refusal(again.lines[0], spent_usd=1.0, reserved_usd=0.0, amount_usd=again.amount_usd)
+    assert _is(_then(continuing, refusal), Return(None))  # never a BudgetExceededError
+    down = _decider(_prefill_policy(budget={"limit_usd": 1.0, "window": "month"}), Clock(), stream=True)[0]
+    reserve = down.next_action()
+    assert isinstance(reserve, Reserve)
+    down.report(Hold("h1", reserve.lines, reserve.amount_usd, NOW + 300))
+    down.next_action()
+    down.take(_TEXT)
+    _then(down, Opened("chunks-of-a"))
+    _then(down, "stream")
+    continuing = down.continuing(Prefix.of("Hello"))
+    assert isinstance(continuing.next_action(), Reserve)
+    assert _is(_then(continuing, Failed(LedgerError("the ledger is down"))), Return(None))
