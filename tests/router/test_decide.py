@@ -499,15 +499,23 @@ def test_a_late_continuation_is_closed_and_passed_over() -> None:
     assert [(a.model, a.error) for a in sessions[0].record(None).attempts] == [("c", "timeout")]
 
 
-def test_a_budgeted_continuation_is_reserved_and_its_hold_handed_to_the_stream() -> None:
-    decider, _ = _decider(_prefill_policy(budget={"limit_usd": 1.0, "window": "month"}), Clock(), stream=True)
+def _budgeted_and_cut(**budget: Any) -> Decider:
+    """A budgeted stream on a, reserved, opened and wrapped; the caller now reads it (and it is cut)."""
+    decider, _ = _decider(
+        _prefill_policy(budget={"limit_usd": 1.0, "window": "month", **budget}), Clock(), stream=True
+    )
     reserve = decider.next_action()
     assert isinstance(reserve, Reserve)
     decider.report(Hold("h1", reserve.lines, reserve.amount_usd, NOW + 300))
-    decider.next_action()
+    assert _model(decider.next_action()) == "a"
     decider.take(_TEXT)
     assert isinstance(_then(decider, Opened("chunks-of-a")), Wrap)
-    _then(decider, "stream")
+    assert isinstance(_then(decider, "stream"), Return)
+    return decider
+
+
+def test_a_budgeted_continuation_is_reserved_and_its_hold_handed_to_the_stream() -> None:
+    decider = _budgeted_and_cut()
     continuing = decider.continuing(Prefix.of("Hello"))
     again = continuing.next_action()
     assert isinstance(again, Reserve)
@@ -519,31 +527,14 @@ def test_a_budgeted_continuation_is_reserved_and_its_hold_handed_to_the_stream()
 
 
 def test_a_budget_refusing_the_continuation_ends_it_and_the_cut_stands() -> None:
-    decider, _ = _decider(
-        _prefill_policy(budget={"limit_usd": 1.0, "window": "month", "on_exceed": "reject"}),
-        Clock(),
-        stream=True,
-    )
-    reserve = decider.next_action()
-    assert isinstance(reserve, Reserve)
-    decider.report(Hold("h1", reserve.lines, reserve.amount_usd, NOW + 300))
-    decider.next_action()
-    decider.take(_TEXT)
-    _then(decider, Opened("chunks-of-a"))
-    _then(decider, "stream")
-    continuing = decider.continuing(Prefix.of("Hello"))
+    continuing = _budgeted_and_cut(on_exceed="reject").continuing(Prefix.of("Hello"))
     again = continuing.next_action()
     assert isinstance(again, Reserve)
     refusal = Refusal(again.lines[0], spent_usd=1.0, reserved_usd=0.0, amount_usd=again.amount_usd)
     assert _is(_then(continuing, refusal), Return(None))  # never a BudgetExceededError
-    down = _decider(_prefill_policy(budget={"limit_usd": 1.0, "window": "month"}), Clock(), stream=True)[0]
-    reserve = down.next_action()
-    assert isinstance(reserve, Reserve)
-    down.report(Hold("h1", reserve.lines, reserve.amount_usd, NOW + 300))
-    down.next_action()
-    down.take(_TEXT)
-    _then(down, Opened("chunks-of-a"))
-    _then(down, "stream")
-    continuing = down.continuing(Prefix.of("Hello"))
+
+
+def test_a_ledger_failing_on_the_continuations_reservation_ends_it_and_the_cut_stands() -> None:
+    continuing = _budgeted_and_cut().continuing(Prefix.of("Hello"))
     assert isinstance(continuing.next_action(), Reserve)
     assert _is(_then(continuing, Failed(LedgerError("the ledger is down"))), Return(None))
