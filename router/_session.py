@@ -1,7 +1,7 @@
 """The state of one request: its plan, its attempts, its budget events, and the record they make.
 
 ``Session`` keeps the books (attempts, breaker reports, the routing record, budget events) and
-answers the questions the decision core (``router._conduct``) asks it. No I/O.
+answers the questions the decision core (``router._decide``) asks it. No I/O.
 """
 
 from __future__ import annotations
