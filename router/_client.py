@@ -1,8 +1,10 @@
 """The routers behind ``router.OpenAI`` and ``router.AsyncOpenAI`` (``router._openai``).
 
-``_BaseClient`` holds everything that does no I/O (policy, engine, planning, error mapping);
-``SyncRouter`` and ``AsyncRouter`` only drive the session: call, await, report back. They never
-go through openai's request machinery: the public clients are openai's, these are their hot path.
+``_BaseClient`` holds everything that does no I/O (policy, engine, planning); ``SyncRouter`` and
+``AsyncRouter`` are two thin drivers of the decision core (``router._decide.Decider``): each
+performs the action it is given (call a model, sleep, reserve, settle...) and reports what
+happened; neither decides anything. They never go through openai's request machinery: the
+public clients are openai's, these are their hot path.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import httpx
 import openai
@@ -22,20 +24,39 @@ from openai.types.model import Model
 from policies.plan import UnknownModelError
 from policies.schema import Policy
 from providers._aiohttp import TransportLimits
-from providers.base import AsyncAdapter, Deployment, SyncAdapter, Timeout
-from providers.catalog import ModelInfo
-from providers.errors import timeout_error
+from providers.base import AsyncAdapter, SyncAdapter, Timeout
 from providers.litellm_adapter import AsyncLiteLLMAdapter, LiteLLMAdapter
 from providers.openai_compat import AsyncOpenAICompatible, OpenAICompatible
 from router._budgets import BudgetBook
+from router._continuation import Prefix, Resumed
+from router._decide import (
+    Call,
+    Cancelled,
+    Close,
+    Decider,
+    DowngradeCheck,
+    Failed,
+    Opened,
+    OpenStream,
+    Raise,
+    ReadTotals,
+    Release,
+    Reserve,
+    Return,
+    Settle,
+    Sleep,
+    Unchecked,
+    Warn,
+    Wrap,
+)
 from router._engine import Engine
 from router._events import Events
 from router._exceptions import ModelNotFoundError
 from router._health import Breakers, SharedBreakers
 from router._observations import Observations
-from router._pipeline import Request, Session, StreamTracker, content_filtered, normalize, usage_of
-from router._response import RoutedChatCompletion, completion
-from router._resume import async_resumer, sync_resumer
+from router._request import Request, normalize
+from router._response import RoutedChatCompletion
+from router._session import Session
 from router._streaming import AsyncRoutedStream, RoutedStream
 from router._turns import open_turns
 from router.ledger import (
@@ -131,32 +152,15 @@ class _BaseClient:
     def policy(self) -> Policy:
         return self._engine.policy
 
-    def _request(self, kwargs: Mapping[str, Any]) -> tuple[Request, tuple[Line, ...], tuple[Line, ...]]:
-        """The normalized request, its budget lines, and those of them that may downgrade."""
-        request: Request = normalize(kwargs, self.timeout)
-        if self._budgets is None:
-            return request, (), ()
-        lines = self._budgets.lines_for(request.route.feature, self._wall_clock())
+    def _decider(self, kwargs: Mapping[str, Any]) -> Decider:
+        """The decision core for one ``create(**kwargs)``: the driver performs what it says."""
+        request = normalize(kwargs, self.timeout)
         budgets = self._budgets
-        return (
-            request,
-            lines,
-            tuple(line for line in lines if budgets.spec_for(line).on_exceed == "downgrade"),
-        )
+        lines = budgets.lines_for(request.route.feature, self._wall_clock()) if budgets is not None else ()
+        return Decider(request, self._plan, lines=lines, budgets=budgets, wall_clock=self._wall_clock)
 
-    def _session(
-        self,
-        request: Request,
-        lines: tuple[Line, ...] = (),
-        downgrade: tuple[Line, ...] = (),
-        totals: Mapping[str, Totals] | None = None,
-    ) -> Session:
-        """Plan the request; ``totals`` (read from the ledger) let a downgrade budget filter models."""
-        # Plan on settled spend only: a model blocked just by reservations in flight may fit once they
-        # settle, and the reservation (which waits for that) decides; planning drops only models
-        # that cannot fit in this window at all.
-        settled = {key: Totals(t.spent_usd, 0.0) for key, t in totals.items()} if totals is not None else None
-        check = _DowngradeCheck(downgrade, settled) if downgrade and settled is not None else None
+    def _plan(self, request: Request, lines: tuple[Line, ...], check: DowngradeCheck | None) -> Session:
+        """Plan the request (``check``: a downgrade budget's filter) and open its Session."""
         try:
             plan = self._engine.planner.plan(
                 request.route, health=self._breakers.snapshot(), budget=check, observed=self._observations
@@ -165,7 +169,7 @@ class _BaseClient:
             raise ModelNotFoundError(str(exc)) from None
         if not self._litellm_warming and self._engine.litellm_models:
             self._warm_litellm(plan)
-        session = Session(
+        return Session(
             self._engine,
             request,
             plan,
@@ -179,14 +183,6 @@ class _BaseClient:
             wall_clock=self._wall_clock,
             outcomes=self._outcomes,
         )
-        if check is not None:
-            for model, refusal in check.rejected:
-                session.budget_downgraded(model, refusal)
-        if not plan.candidates:
-            if check is not None and check.refusal is not None:
-                session.budget_refused_before_any(check.refusal)
-            raise session.exhausted()
-        return session
 
     def _warm_litellm(self, plan: Any) -> None:
         """A plan that may reach a litellm model starts litellm's import in a background thread, while
@@ -195,18 +191,6 @@ class _BaseClient:
         if any(candidate.model in litellm_models for candidate in plan.candidates):
             self._litellm_warming = True
             self._litellm.warm()
-
-    def _give_up(self, session: Session) -> Any:
-        """No model answered: a content-filtered answer kept on the way (a completion or a stream), or
-        the session's error."""
-        session.budget_exhausted()
-        kept = session.kept_answer()
-        if kept is None:
-            raise session.exhausted()
-        deployment, answer, routing = kept
-        if isinstance(answer, dict):
-            return completion(answer, deployment.name, routing)
-        return answer
 
     def _model_object(self, model: str) -> Model:
         for item in self._model_objects():
@@ -272,50 +256,11 @@ def _breakers_for(
     return Breakers(clock)
 
 
-class _DowngradeCheck:
-    """The planner's budget filter for ``on_exceed: downgrade`` caps, from figures read before planning.
-
-    Keeps the smallest refusal it saw, so that when no model fits, the error names the best case.
-    """
-
-    __slots__ = ("_lines", "_totals", "refusal", "rejected")
-
-    def __init__(self, lines: tuple[Line, ...], totals: Mapping[str, Totals]) -> None:
-        self._lines = lines
-        self._totals = totals
-        self.refusal: Refusal | None = None
-        self.rejected: list[tuple[str, Refusal]] = []
-
-    def __call__(self, model: ModelInfo, worst_usd: float) -> str | None:
-        refusal = BudgetBook.refusal(self._lines, self._totals, worst_usd)
-        if refusal is None:
-            return None
-        if self.refusal is None or refusal.amount_usd < self.refusal.amount_usd:
-            self.refusal = refusal
-        self.rejected.append((model.name, refusal))
-        return BudgetBook.downgrade_reason(refusal)
-
-
-# Settle at the reserved worst case: the provider sent no usage, so the exact cost is unknown.
-_WORST_CASE: Final = float("nan")
-
-
-def _sent(exc: BaseException) -> bool:
-    """Whether a failed call may have reached the provider, which then bills it: a timeout after the
-    connection was made (a read timeout, our deadline). A refused connection, a connect or pool
-    timeout, or an error the provider answered with are not charged."""
-    if isinstance(exc, TimeoutError):
-        return True  # our deadline (asyncio.timeout) cut a call in flight
-    if not isinstance(exc, openai.APITimeoutError):
-        return False
-    return not isinstance(exc.__cause__, httpx.ConnectTimeout | httpx.PoolTimeout)
-
-
 # --------------------------------------------------------------------------- sync
 
 
 class SyncRouter(_BaseClient):
-    """The sync driver behind ``router.OpenAI``: performs what the session decides."""
+    """The sync driver behind ``router.OpenAI``: performs what the decider says."""
 
     def __init__(
         self, *, http_client: httpx.Client | None, sleep: Callable[[float], None], **config: Any
@@ -327,95 +272,65 @@ class SyncRouter(_BaseClient):
         self._adapters: dict[str, SyncAdapter] = {"openai": fast, "azure": fast, "litellm": slow}
 
     def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | RoutedStream:
-        request, lines, downgrade = self._request(kwargs)
-        totals = None
-        if downgrade:
-            try:
-                totals = self._ledger().totals(downgrade, now=self._wall_clock())
-            except LedgerError:
-                if self._budgets is None or not self._budgets.fail_open(lines):
-                    raise
-        session = self._session(request, lines, downgrade, totals)
-        if request.stream:
-            return self._open_stream(session)
-        while (step := session.next_step()) is not None:
-            if step.wait_s:
-                self._sleep(step.wait_s)
-            deployment = step.deployment
-            hold = self._reserve(session, deployment) if lines else None
-            if hold is False:
-                continue
-            session.begin(step)
-            try:
-                data = self._adapters[deployment.adapter].complete(deployment, request.body, step.options)
-            except openai.APIError as exc:
-                self._settle(session, hold, None, estimated=_sent(exc))
-                session.failed(deployment, exc)
-                continue
-            except BaseException:
-                # Interrupted (KeyboardInterrupt, ...) once the call began: the provider may bill it.
-                self._settle(session, hold, None, estimated=True)
-                raise
-            usage = usage_of(data.get("usage"))
-            self._settle(session, hold, session.cost_of(deployment, usage) if usage else _WORST_CASE)
-            if content_filtered(data):
-                session.content_filtered(deployment, data, usage)
-                continue
-            return completion(data, deployment.name, session.succeeded(deployment, usage))
-        answer: RoutedChatCompletion = self._give_up(session)
+        answer: RoutedChatCompletion | RoutedStream = self._drive(self._decider(kwargs))
         return answer
 
-    def _open_stream(self, session: Session) -> RoutedStream:
-        """Read each candidate's stream up to its first content; fall back unseen until then."""
-        request = session.request
-        while (step := session.next_step()) is not None:
-            if step.wait_s:
-                self._sleep(step.wait_s)
-            deployment = step.deployment
-            hold = self._reserve(session, deployment) if session.budgeted else None
-            if hold is False:
-                continue
-            session.begin(step)
-            tracker = StreamTracker()
-            buffered: list[dict[str, Any]] = []
-            try:
-                chunks: Iterator[dict[str, Any]] = self._adapters[deployment.adapter].stream(
-                    deployment, request.body, step.options
-                )
-                for data in chunks:
-                    tracker.observe(data)
-                    buffered.append(data)
-                    if tracker.committed:
-                        break
-                    # Reads are bounded one by one; chunks without content must not add up past the limit.
-                    late = session.first_content_overdue()
-                    if late is not None:
-                        _close_sync(chunks)
-                        raise late
-            except openai.APIError as exc:
-                self._settle(session, hold, None, estimated=_sent(exc))
-                session.failed(deployment, exc)
-                continue
-            except BaseException:
-                self._settle(session, hold, None, estimated=True)
-                raise
-            settle = None if not hold else partial(self._settle, session, hold)
-            stream = RoutedStream(
-                session,
-                deployment,
-                buffered,
-                tracker,
-                chunks,
-                session.attempt_elapsed_ms(),
-                settle,
-                resume=sync_resumer(self, session),
-            )
-            if tracker.content_filtered:
-                stream.settle_now()
-                session.content_filtered(deployment, stream, tracker.usage)
-                continue
-            return stream
-        return self._give_up(session)  # type: ignore[no-any-return]
+    def _drive(self, decider: Decider) -> Any:
+        """Perform what the decider says and report back, until it returns (or raises)."""
+        perform = _SYNC_PERFORM
+        while type(action := decider.next_action()) is not Return:
+            decider.report(perform[type(action)](self, action, decider))
+        return action.answer
+
+    # ------------------------------------------------------------------ what each action does
+
+    def _call(self, action: Call, decider: Decider) -> Any:
+        deployment = action.deployment
+        try:
+            return self._adapters[deployment.adapter].complete(deployment, action.body, action.options)
+        except openai.APIError as exc:
+            return Failed(exc)
+        except BaseException as exc:
+            return Cancelled(exc)
+
+    def _open(self, action: OpenStream, decider: Decider) -> Failed | Cancelled | Opened:
+        deployment = action.deployment
+        chunks: Iterator[dict[str, Any]] | None = None
+        try:
+            chunks = self._adapters[deployment.adapter].stream(deployment, action.body, action.options)
+            for data in chunks:
+                if decider.take(data):
+                    break
+        except openai.APIError as exc:
+            return Failed(exc, chunks)
+        except BaseException as exc:
+            return Cancelled(exc, chunks)
+        return Opened(chunks)
+
+    def _wrap(self, action: Wrap, decider: Decider) -> RoutedStream:
+        resume = partial(self._resume, decider) if action.resumable else None
+        return RoutedStream(*action.parts, self._settler(decider, action.hold), resume=resume)
+
+    def _settler(self, decider: Decider, hold: Hold | None) -> Callable[[float | None, bool], None] | None:
+        return None if hold is None else partial(self._settle_later, decider, hold)
+
+    def _settle_later(self, decider: Decider, hold: Hold, cost: float | None, estimated: bool) -> None:
+        """A stream's settle, when it ends: the decider's settle actions, performed here."""
+        self._drive(decider.settling(hold, cost, estimated))
+
+    def _resume(self, decider: Decider, prefix: Prefix) -> Resumed | None:
+        """A cut stream's continuation: the decider's actions, performed here; None: the cut stands."""
+        resumed: Resumed | None = self._drive(decider.continuing(prefix))
+        return None if resumed is None else resumed._replace(settle=self._settler(decider, resumed.hold))
+
+    def _pause(self, action: Sleep, decider: Decider) -> None:
+        self._sleep(action.seconds)
+
+    def _close_stream(self, action: Close, decider: Decider) -> None:
+        close = getattr(action.chunks, "close", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                close()
 
     # ------------------------------------------------------------------ budgets: the ledger I/O
 
@@ -425,58 +340,33 @@ class SyncRouter(_BaseClient):
         ledger: Guarded = self._ledger_handle
         return ledger
 
-    def _reserve(self, session: Session, deployment: Deployment) -> Hold | Literal[False] | None:
-        """Reserve this call's worst case; False to skip the model (downgrade). May wait, or raise."""
-        ask = session.budget_ask(deployment)
-        if ask is None:
-            return None
-        ledger = self._ledger()
-        while True:
-            now = self._wall_clock()
-            try:
-                outcome = ledger.reserve(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=now)
-            except LedgerError as exc:
-                unchecked = self._budgets is not None and self._budgets.fail_open(ask.lines)
-                session.ledger_failed(exc, ask.lines, unchecked=unchecked)
-                if not unchecked:
-                    raise
-                return ledger.unchecked(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=now)
-            if isinstance(outcome, Hold):
-                session.budget_held()
-                return outcome
-            wait = session.budget_refused(deployment, outcome)
-            if wait is None:
-                return False
-            self._sleep(wait)
+    def _totals(self, action: ReadTotals, decider: Decider) -> Mapping[str, Totals] | Failed:
+        try:
+            return self._ledger().totals(action.lines, now=action.now)
+        except LedgerError as exc:
+            return Failed(exc)
 
-    def _settle(
-        self,
-        session: Session,
-        hold: Hold | Literal[False] | None,
-        cost: float | None,
-        estimated: bool = False,
-    ) -> None:
-        """Settle a hold at the call's cost (``_WORST_CASE``: as reserved), or release it (None).
-
-        ``estimated``: cancelled after it was sent, so charged the worst case (or ``cost``, if more).
-        A ledger that fails now costs no answer: the charge is journaled (``Guarded.settle``).
-        """
-        if not hold:
-            return
+    def _reserve(self, action: Reserve, decider: Decider) -> Hold | Refusal | Failed:
         ledger = self._ledger()
-        if cost is None and not estimated:
-            ledger.release(hold)
-            return
-        amount = _amount(hold, cost, estimated)
-        totals = ledger.settle(hold, amount, now=self._wall_clock(), estimated=estimated)
-        if isinstance(totals, LedgerError):
-            session.ledger_journaled(totals, hold, amount)
-            return
-        if estimated:
-            session.budget_estimated(hold, amount, totals)
-        for line, threshold in session.budget_settled(hold, totals, amount):
-            if ledger.first_warning(line, threshold):
-                session.budget_warned(line, threshold)
+        try:
+            return ledger.reserve(action.lines, action.amount_usd, ttl_s=action.ttl_s, now=action.now)
+        except LedgerError as exc:
+            return Failed(exc)
+
+    def _unchecked(self, action: Unchecked, decider: Decider) -> Hold:
+        ask = action.ask
+        return self._ledger().unchecked(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=ask.now)
+
+    def _settle(self, action: Settle, decider: Decider) -> Mapping[str, Totals] | LedgerError:
+        return self._ledger().settle(
+            action.hold, action.amount_usd, now=action.now, estimated=action.estimated
+        )
+
+    def _release(self, action: Release, decider: Decider) -> None:
+        self._ledger().release(action.hold)
+
+    def _warn(self, action: Warn, decider: Decider) -> bool:
+        return self._ledger().first_warning(action.line, action.threshold)
 
     def close(self) -> None:
         for adapter in {id(a): a for a in self._adapters.values()}.values():
@@ -499,24 +389,6 @@ class SyncRouter(_BaseClient):
 # --------------------------------------------------------------------------- async
 
 
-def _amount(hold: Hold, cost: float | None, estimated: bool) -> float:
-    """What to charge: the cost; the reserved worst case when it is unknown (``_WORST_CASE``); and,
-    for a call cancelled after it was sent, never less than the worst case."""
-    if cost is None or cost is _WORST_CASE:
-        return hold.amount_usd
-    return max(cost, hold.amount_usd) if estimated else cost
-
-
-def _deadline_timeout() -> openai.APITimeoutError:
-    return timeout_error()
-
-
-def _close_sync(chunks: Iterator[dict[str, Any]]) -> None:
-    close = getattr(chunks, "close", None)
-    if close is not None:
-        close()
-
-
 async def _close_quietly(chunks: AsyncIterator[dict[str, Any]]) -> None:
     aclose = getattr(chunks, "aclose", None)
     if aclose is not None:
@@ -525,7 +397,7 @@ async def _close_quietly(chunks: AsyncIterator[dict[str, Any]]) -> None:
 
 
 class AsyncRouter(_BaseClient):
-    """The async driver behind ``router.AsyncOpenAI``: performs what the session decides."""
+    """The async driver behind ``router.AsyncOpenAI``: performs what the decider says."""
 
     _ASYNC = True
 
@@ -547,101 +419,72 @@ class AsyncRouter(_BaseClient):
         self._adapters: dict[str, AsyncAdapter] = {"openai": fast, "azure": fast, "litellm": slow}
 
     async def _create(self, kwargs: Mapping[str, Any]) -> RoutedChatCompletion | AsyncRoutedStream:
-        request, lines, downgrade = self._request(kwargs)
-        totals = None
-        if downgrade:
-            try:
-                totals = await self._ledger().totals(downgrade, now=self._wall_clock())
-            except LedgerError:
-                if self._budgets is None or not self._budgets.fail_open(lines):
-                    raise
-        session = self._session(request, lines, downgrade, totals)
-        if request.stream:
-            return await self._open_stream(session)
-        while (step := session.next_step()) is not None:
-            if step.wait_s:
-                await self._sleep(step.wait_s)
-            deployment = step.deployment
-            hold = await self._reserve(session, deployment) if lines else None
-            if hold is False:
-                continue
-            session.begin(step)
-            try:
-                # The deadline as a hard stop too: a server that trickles bytes never trips a read timeout.
-                async with asyncio.timeout(session.remaining_s()):
-                    data = await self._adapters[deployment.adapter].complete(
-                        deployment, request.body, step.options
-                    )
-            except (openai.APIError, TimeoutError) as exc:
-                await self._settle(session, hold, None, estimated=_sent(exc))
-                session.failed(deployment, exc if isinstance(exc, openai.APIError) else _deadline_timeout())
-                continue
-            except BaseException:
-                # Cancelled (the caller's timeout, a shutdown) once the call began: the provider may
-                # bill it, so charge the worst case now (marked estimated), not nothing.
-                await self._settle(session, hold, None, estimated=True)
-                raise
-            usage = usage_of(data.get("usage"))
-            await self._settle(session, hold, session.cost_of(deployment, usage) if usage else _WORST_CASE)
-            if content_filtered(data):
-                session.content_filtered(deployment, data, usage)
-                continue
-            return completion(data, deployment.name, session.succeeded(deployment, usage))
-        answer: RoutedChatCompletion = self._give_up(session)
+        answer: RoutedChatCompletion | AsyncRoutedStream = await self._drive(self._decider(kwargs))
         return answer
 
-    async def _open_stream(self, session: Session) -> AsyncRoutedStream:
-        """Read each candidate's stream up to its first content; fall back unseen until then."""
-        request = session.request
-        while (step := session.next_step()) is not None:
-            if step.wait_s:
-                await self._sleep(step.wait_s)
-            deployment = step.deployment
-            hold = await self._reserve(session, deployment) if session.budgeted else None
-            if hold is False:
-                continue
-            session.begin(step)
-            tracker = StreamTracker()
-            buffered: list[dict[str, Any]] = []
-            chunks: AsyncIterator[dict[str, Any]] = self._adapters[deployment.adapter].stream(
-                deployment, request.body, step.options
-            )
-            try:
-                async with asyncio.timeout(session.first_content_wait_s()):
-                    async for data in chunks:
-                        tracker.observe(data)
-                        buffered.append(data)
-                        if tracker.committed:
-                            break
-            except (openai.APIError, TimeoutError) as exc:
-                if isinstance(exc, TimeoutError):
-                    await _close_quietly(chunks)
-                await self._settle(session, hold, None, estimated=_sent(exc))
-                late = session.first_content_overdue() or _deadline_timeout()
-                session.failed(deployment, exc if isinstance(exc, openai.APIError) else late)
-                continue
-            except BaseException:
-                await _close_quietly(chunks)
-                await self._settle(session, hold, None, estimated=True)
-                raise
-            settle = None if not hold else partial(self._settle, session, hold)
-            stream = AsyncRoutedStream(
-                session,
-                deployment,
-                buffered,
-                tracker,
-                chunks,
-                session.attempt_elapsed_ms(),
-                settle,
-                spawn=self._spawn,
-                resume=async_resumer(self, session),
-            )
-            if tracker.content_filtered:
-                await stream.settle_now()
-                session.content_filtered(deployment, stream, tracker.usage)
-                continue
-            return stream
-        return self._give_up(session)  # type: ignore[no-any-return]
+    async def _drive(self, decider: Decider) -> Any:
+        """``SyncRouter._drive``, awaited."""
+        perform = _ASYNC_PERFORM
+        while type(action := decider.next_action()) is not Return:
+            decider.report(await perform[type(action)](self, action, decider))
+        return action.answer
+
+    # ------------------------------------------------------------------ what each action does
+
+    async def _call(self, action: Call, decider: Decider) -> Any:
+        deployment = action.deployment
+        try:
+            # The deadline as a hard stop too: a server that trickles bytes never trips a read timeout.
+            async with asyncio.timeout(action.limit_s):
+                return await self._adapters[deployment.adapter].complete(
+                    deployment, action.body, action.options
+                )
+        except (openai.APIError, TimeoutError) as exc:
+            return Failed(exc)
+        except BaseException as exc:
+            # Cancelled (the caller's timeout, a shutdown) once the call began: reported, so that the
+            # decider charges what the provider may bill before the cancellation goes on.
+            return Cancelled(exc)
+
+    async def _open(self, action: OpenStream, decider: Decider) -> Failed | Cancelled | Opened:
+        deployment = action.deployment
+        chunks = self._adapters[deployment.adapter].stream(deployment, action.body, action.options)
+        try:
+            # The first content's limit as a hard stop: a provider may send nothing at all.
+            async with asyncio.timeout(action.limit_s):
+                async for data in chunks:
+                    if decider.take(data):
+                        break
+        except (openai.APIError, TimeoutError) as exc:
+            return Failed(exc, chunks)
+        except BaseException as exc:
+            return Cancelled(exc, chunks)
+        return Opened(chunks)
+
+    async def _wrap(self, action: Wrap, decider: Decider) -> AsyncRoutedStream:
+        resume = partial(self._resume, decider) if action.resumable else None
+        return AsyncRoutedStream(
+            *action.parts, self._settler(decider, action.hold), spawn=self._spawn, resume=resume
+        )
+
+    def _settler(
+        self, decider: Decider, hold: Hold | None
+    ) -> Callable[[float | None, bool], Awaitable[None]] | None:
+        return None if hold is None else partial(self._settle_later, decider, hold)
+
+    async def _settle_later(self, decider: Decider, hold: Hold, cost: float | None, estimated: bool) -> None:
+        await self._drive(decider.settling(hold, cost, estimated))
+
+    async def _resume(self, decider: Decider, prefix: Prefix) -> Resumed | None:
+        """``SyncRouter._resume``, awaited."""
+        resumed: Resumed | None = await self._drive(decider.continuing(prefix))
+        return None if resumed is None else resumed._replace(settle=self._settler(decider, resumed.hold))
+
+    async def _pause(self, action: Sleep, decider: Decider) -> None:
+        await self._sleep(action.seconds)
+
+    async def _close_stream(self, action: Close, decider: Decider) -> None:
+        await _close_quietly(action.chunks)
 
     # ------------------------------------------------------------------ budgets: the ledger I/O
 
@@ -663,54 +506,33 @@ class AsyncRouter(_BaseClient):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _reserve(self, session: Session, deployment: Deployment) -> Hold | Literal[False] | None:
-        """Reserve this call's worst case; False to skip the model (downgrade). May wait, or raise."""
-        ask = session.budget_ask(deployment)
-        if ask is None:
-            return None
-        ledger = self._ledger()
-        while True:
-            now = self._wall_clock()
-            try:
-                outcome = await ledger.reserve(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=now)
-            except LedgerError as exc:
-                unchecked = self._budgets is not None and self._budgets.fail_open(ask.lines)
-                session.ledger_failed(exc, ask.lines, unchecked=unchecked)
-                if not unchecked:
-                    raise
-                return ledger.unchecked(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=now)
-            if isinstance(outcome, Hold):
-                session.budget_held()
-                return outcome
-            wait = session.budget_refused(deployment, outcome)
-            if wait is None:
-                return False
-            await self._sleep(wait)
+    async def _totals(self, action: ReadTotals, decider: Decider) -> Mapping[str, Totals] | Failed:
+        try:
+            return await self._ledger().totals(action.lines, now=action.now)
+        except LedgerError as exc:
+            return Failed(exc)
 
-    async def _settle(
-        self,
-        session: Session,
-        hold: Hold | Literal[False] | None,
-        cost: float | None,
-        estimated: bool = False,
-    ) -> None:
-        """``OpenAI._settle``, awaited."""
-        if not hold:
-            return
+    async def _reserve(self, action: Reserve, decider: Decider) -> Hold | Refusal | Failed:
         ledger = self._ledger()
-        if cost is None and not estimated:
-            await ledger.release(hold)
-            return
-        amount = _amount(hold, cost, estimated)
-        totals = await ledger.settle(hold, amount, now=self._wall_clock(), estimated=estimated)
-        if isinstance(totals, LedgerError):
-            session.ledger_journaled(totals, hold, amount)
-            return
-        if estimated:
-            session.budget_estimated(hold, amount, totals)
-        for line, threshold in session.budget_settled(hold, totals, amount):
-            if await ledger.first_warning(line, threshold):
-                session.budget_warned(line, threshold)
+        try:
+            return await ledger.reserve(action.lines, action.amount_usd, ttl_s=action.ttl_s, now=action.now)
+        except LedgerError as exc:
+            return Failed(exc)
+
+    async def _unchecked(self, action: Unchecked, decider: Decider) -> Hold:
+        ask = action.ask
+        return self._ledger().unchecked(ask.lines, ask.amount_usd, ttl_s=ask.ttl_s, now=ask.now)
+
+    async def _settle(self, action: Settle, decider: Decider) -> Mapping[str, Totals] | LedgerError:
+        return await self._ledger().settle(
+            action.hold, action.amount_usd, now=action.now, estimated=action.estimated
+        )
+
+    async def _release(self, action: Release, decider: Decider) -> None:
+        await self._ledger().release(action.hold)
+
+    async def _warn(self, action: Warn, decider: Decider) -> bool:
+        return await self._ledger().first_warning(action.line, action.threshold)
 
     async def close(self) -> None:
         if self._background:  # abandoned streams' settles: let them land before the ledger closes
@@ -740,3 +562,42 @@ def _no_feedback() -> Exception:
         "logging.log_content is off), so no request was recorded. Name an adequacy file on the "
         "route (docs/adequacy.md)."
     )
+
+
+def _raise(router: object, action: Raise, decider: Decider) -> NoReturn:
+    raise action.error
+
+
+async def _araise(router: object, action: Raise, decider: Decider) -> NoReturn:
+    raise action.error
+
+
+# Which method performs which action: the drivers' whole vocabulary (router._decide has the grammar).
+_SYNC_PERFORM: Final[Mapping[type, Callable[..., Any]]] = {
+    Call: SyncRouter._call,
+    OpenStream: SyncRouter._open,
+    Wrap: SyncRouter._wrap,
+    Sleep: SyncRouter._pause,
+    Close: SyncRouter._close_stream,
+    ReadTotals: SyncRouter._totals,
+    Reserve: SyncRouter._reserve,
+    Unchecked: SyncRouter._unchecked,
+    Settle: SyncRouter._settle,
+    Release: SyncRouter._release,
+    Warn: SyncRouter._warn,
+    Raise: _raise,
+}
+_ASYNC_PERFORM: Final[Mapping[type, Callable[..., Awaitable[Any]]]] = {
+    Call: AsyncRouter._call,
+    OpenStream: AsyncRouter._open,
+    Wrap: AsyncRouter._wrap,
+    Sleep: AsyncRouter._pause,
+    Close: AsyncRouter._close_stream,
+    ReadTotals: AsyncRouter._totals,
+    Reserve: AsyncRouter._reserve,
+    Unchecked: AsyncRouter._unchecked,
+    Settle: AsyncRouter._settle,
+    Release: AsyncRouter._release,
+    Warn: AsyncRouter._warn,
+    Raise: _araise,
+}

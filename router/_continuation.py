@@ -6,20 +6,23 @@ next candidate that supports ``prefill`` is sent the original messages plus an a
 holding the text already delivered, and streams only the rest. Anthropic continues a final
 assistant message by design; an OpenAI-compatible server does so when asked with vLLM's
 ``continue_final_message`` (and ``add_generation_prompt: false``), so only one that declares
-``prefill`` is ever sent one. The drivers (``router._resume``) perform what this module decides.
+``prefill`` is ever sent one. A continuation is one more attempt of the request: the decision core
+(``router._decide``, ``Decider.continuing``) plans it with ``continuation_step`` and this module's
+request, and the drivers open it like any stream attempt.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import openai
 
 from providers.base import JSON, Deployment
 from router._exceptions import StreamInterruptedError
-from router._pipeline import Session, Step, StreamTracker
+from router._session import Session, Step
+from router._stream_state import StreamTracker, interruption
 
 PREFILL: Final = "prefill"
 # vLLM's chat-completions extension: continue the final assistant message instead of answering it.
@@ -77,16 +80,38 @@ def continuation_body(body: Mapping[str, Any], deployment: Deployment, prefix: P
     return out
 
 
-def next_continuation(session: Session, prefix: Prefix) -> tuple[Step, JSON] | None:
-    """The next call that may continue the stream, and its request; None when no candidate can.
+def continuation_step(session: Session) -> Step | None:
+    """The next call that may continue the stream; None when no candidate can.
 
     The session's own next step, so the deadline, ``max_attempts`` and the breakers apply as to any
     attempt; a candidate without ``prefill`` is passed over (it is never sent a prefix).
     """
     while (step := session.next_step()) is not None:
         if can_prefill(session, step.deployment):
-            return step, continuation_body(session.request.body, step.deployment, prefix)
+            return step
     return None
+
+
+def next_continuation(session: Session, prefix: Prefix) -> tuple[Step, JSON] | None:
+    """The next call that may continue the stream, and its request; None when no candidate can."""
+    step = continuation_step(session)
+    if step is None:
+        return None
+    return step, continuation_body(session.request.body, step.deployment, prefix)
+
+
+class Resumed(NamedTuple):
+    """A continuation read up to its first content (``Decider.continuing``): what a routed stream
+    switches to. ``hold``: its reservation (None: nothing to settle); ``settle``: the driver's settle
+    of that hold, filled in by the driver."""
+
+    deployment: Deployment
+    buffered: list[JSON]
+    tracker: StreamTracker
+    rest: Any  # Iterator[JSON] or AsyncIterator[JSON]
+    ttft_ms: float
+    hold: Any = None
+    settle: Any = None
 
 
 class Splice:
@@ -169,7 +194,19 @@ class Continued:
         exc: openai.APIError,
         ttft_ms: float | None,
     ) -> None:
-        """Record the cut attempt (its breaker is told) and what it cost, before continuing it."""
+        """Record the cut attempt (its breaker is told) and what it cost, before continuing it; the
+        cut, over all the caller has, is what is raised if nothing continues it."""
         session.failed_quietly(deployment, exc, ttft_ms=ttft_ms, malformed_events=tracker.malformed)
         self.cut_cost += session.partial_cost(deployment, tracker) or 0.0
+        self.error = interruption(deployment, exc, self.chunks, len(self.text()))
         self.error_deployment = deployment
+
+    def unrecovered(self, session: Session) -> StreamInterruptedError | None:
+        """The error to raise once a continuation was tried and the stream broke again: the first cut,
+        never a continuation's error (its record attached, its failure logged); None if none was."""
+        error = self.error
+        if error is None or self.error_deployment is None:
+            return None
+        error.routing = record = session.record(self.error_deployment)
+        session.stream_failed(error, record)
+        return error

@@ -21,25 +21,20 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterator
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any
 
 import httpx
 import openai
 from openai.types.chat import ChatCompletionChunk
 
 from providers.base import JSON, MALFORMED_EVENT, Deployment
-from providers.errors import ROUTER_URL, connection_failed, error_class, timeout_error
-from router._continuation import Continued, Prefix, Splice, continuable
+from providers.errors import ROUTER_URL
+from router._continuation import Continued, Prefix, Resumed, Splice, continuable
 from router._exceptions import StreamInterruptedError
-from router._pipeline import Session, StreamTracker
 from router._response import chunk
 from router._routing import RoutingRecord
-
-if TYPE_CHECKING:
-    from router._resume import AsyncResume, Opened, SyncResume
-
-# Errors we raise ourselves; their messages hold no provider text, so they may be quoted.
-_OWN_MESSAGE: Final = "router-own-message"
+from router._session import Session
+from router._stream_state import Delivery, StreamTracker
 
 
 class _Settlement:
@@ -148,6 +143,8 @@ class _StreamBase:
         self._routing: RoutingRecord | None = None
         self._http_response: httpx.Response | None = None
         self._closed = False
+        # What to do as the rest arrives (idle limit, cut, charge, interruption): decided there.
+        self._delivery = Delivery(session, deployment, tracker, ttft_ms)
         # Mid-stream continuation (router._continuation): the chunks keep the first model's name;
         # the text delivered so far is kept only when the stream may be continued.
         self._model_name = deployment.name
@@ -177,77 +174,45 @@ class _StreamBase:
         ):
             return None
         continued.cut(self._session, self._deployment, self._tracker, exc, self._ttft_ms)
-        continued.error = _interruption(self._deployment, exc, continued.chunks, len(continued.text()))
         return Prefix.of(continued.text())
 
-    def _switch(self, opened: Opened, prefix: Prefix) -> None:
-        """Read on from the continuation: its chunks join this stream (``Continued.take``)."""
+    def _switch(self, resumed: Resumed, prefix: Prefix) -> _Settlement:
+        """Read on from the continuation: its chunks join this stream (``Continued.take``); the
+        settlement of its hold."""
         continued = self._continued
         assert continued is not None
         continued.splice = Splice(continued.first, prefix)
         continued.tool_calls = continued.tool_calls or self._tracker.tool_calls
-        self._deployment = opened.deployment
-        self._buffered = opened.buffered
-        self._tracker = opened.tracker
-        self._ttft_ms = opened.ttft_ms
+        self._deployment = resumed.deployment
+        self._buffered = resumed.buffered
+        self._tracker = resumed.tracker
+        self._ttft_ms = resumed.ttft_ms
+        self._delivery = Delivery(self._session, resumed.deployment, resumed.tracker, resumed.ttft_ms)
+        cost = partial(self._session.partial_cost, resumed.deployment, resumed.tracker)
+        return _Settlement(resumed.settle, cost)
 
     def _cost_so_far(self) -> float | None:
         """What to settle at: the exact cost when usage arrived, else the prompt plus the text so far."""
         return self._session.partial_cost(self._deployment, self._tracker)
 
     def _complete(self) -> None:
-        """The provider's stream ended: complete only if it said how the answer ended."""
+        """The provider's stream ended complete (and settled): record the success once."""
         if self._routing is None:
             continued = self._continued
-            self._routing = self._session.succeeded(
-                self._deployment,
-                self._tracker.usage,
-                ttft_ms=self._ttft_ms,
-                malformed_events=self._tracker.malformed,
-                # The caller paid for the cut attempts too.
-                continued_from_usd=continued.cut_cost if continued is not None and continued.error else None,
+            # The caller paid for the cut attempts too.
+            self._routing = self._delivery.completed(
+                continued.cut_cost if continued is not None and continued.error else None
             )
 
     def _interrupted(self, exc: BaseException) -> StreamInterruptedError:
-        """The error a broken stream raises, its attempt recorded and its failure logged."""
+        """The error a broken stream raises, its attempt recorded and its failure logged: once a
+        continuation was tried, the cut it could not recover (never a continuation's error)."""
         continued = self._continued
-        if continued is not None and continued.error is not None:
-            # A cut no continuation could recover: raised as that cut, never a continuation's error.
-            record = self._session.record(continued.error_deployment)
-            continued.error.routing = self._routing = record
-            self._session.stream_failed(continued.error, record)
-            return continued.error
-        record = self._session.interrupted(self._deployment, exc, self._ttft_ms, self._tracker.malformed)
-        error = _interruption(self._deployment, exc, self._tracker.chunks, self._tracker.characters)
-        error.routing = self._routing = record
-        self._session.stream_failed(error, record)
+        error = (continued.unrecovered(self._session) if continued is not None else None) or (
+            self._delivery.interrupted(exc)
+        )
+        self._routing = error.routing
         return error
-
-
-def _interruption(
-    deployment: Deployment, exc: BaseException, chunks: int, characters: int
-) -> StreamInterruptedError:
-    if getattr(exc, _OWN_MESSAGE, False):
-        reason = str(getattr(exc, "message", exc))
-    else:
-        # The provider's own text may quote the prompt: name the failure, not its words.
-        status = getattr(exc, "status_code", None)
-        reason = f"{error_class(exc)} error ({type(exc).__name__}{f', status {status}' if status else ''})"
-    return StreamInterruptedError(model=deployment.name, chunks=chunks, characters=characters, reason=reason)
-
-
-def _cut() -> openai.APIConnectionError:
-    # Every OpenAI-shaped stream closes its choice with a finish_reason; without one the answer
-    # was cut, however politely the connection closed.
-    error = connection_failed("the stream ended without a finish reason")
-    setattr(error, _OWN_MESSAGE, True)
-    return error
-
-
-def _idle(seconds: float) -> openai.APITimeoutError:
-    error = timeout_error(f"no chunk for {seconds:g}s (stream_idle_timeout_s)")
-    setattr(error, _OWN_MESSAGE, True)
-    return error
 
 
 class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
@@ -262,11 +227,11 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
         rest: Iterator[JSON],
         ttft_ms: float | None = None,
         settle: Callable[[float | None, bool], None] | None = None,
-        resume: SyncResume | None = None,
+        resume: Callable[[Prefix], Resumed | None] | None = None,
     ) -> None:
         super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
-        # Opens a continuation when the stream is cut after content (router._resume); None: off.
+        # Opens a continuation when the stream is cut after content (the driver's); None: off.
         self._resume = resume
         if resume is not None:
             self._continued = Continued()
@@ -309,13 +274,11 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
                         out = self._emit(data)
                         if out is not None:
                             yield out
-                    if not self._tracker.finished:
-                        raise _cut()
+                    self._delivery.ended()
                     self.settle_now()
                     break
                 except openai.APIError as exc:
-                    # Cut by the provider: what arrived. Stopped by our idle timeout: it may still be billing.
-                    self.settle_now(estimated=isinstance(exc, openai.APITimeoutError))
+                    self.settle_now(estimated=Delivery.charged_as_cancelled(exc))
                     if not self._continue(exc):
                         raise self._interrupted(exc) from exc
         finally:
@@ -326,16 +289,13 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
     def _continue(self, exc: openai.APIError) -> bool:
         """Switch to a continuation of this cut stream; False when none could be opened."""
         prefix = self._may_continue(exc)
-        opened = self._resume(prefix) if prefix is not None and self._resume is not None else None
-        if opened is None or prefix is None:
+        resumed = self._resume(prefix) if prefix is not None and self._resume is not None else None
+        if resumed is None or prefix is None:
             return False
         self._close_rest()
-        self._switch(opened, prefix)
-        self._rest = opened.rest
-        self._settlement = _Settlement(
-            opened.settle, partial(self._session.partial_cost, opened.deployment, opened.tracker)
-        )
-        if opened.settle is not None:
+        self._settlement = self._switch(resumed, prefix)
+        self._rest = resumed.rest
+        if resumed.settle is not None:
             weakref.finalize(self, _settle_dropped, self._settlement)
         return True
 
@@ -391,7 +351,7 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
         ttft_ms: float | None = None,
         settle: Callable[[float | None, bool], Awaitable[None]] | None = None,
         spawn: Callable[[Awaitable[None]], None] | None = None,
-        resume: AsyncResume | None = None,
+        resume: Callable[[Prefix], Awaitable[Resumed | None]] | None = None,
     ) -> None:
         super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
@@ -423,16 +383,17 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
             await settlement.settle(self._cost_so_far(), estimated)
 
     async def _chunks(self) -> AsyncGenerator[ChatCompletionChunk, None]:
-        idle = self._session.resilience.stream_idle_timeout_s
         try:
             while True:  # once, or again for each continuation (stream_recovery: continue)
+                delivery = self._delivery
+                idle = delivery.idle_s
+                rest = self._rest
                 try:
                     for data in self._buffered:
                         out = self._emit(data)
                         if out is not None:
                             yield out
                     self._buffered = []
-                    rest = self._rest
                     while True:
                         # The idle timeout as a hard stop: httpx enforces it per read on the fast path,
                         # but litellm's streams do their own reading.
@@ -443,17 +404,16 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
                             break
                         except TimeoutError:
                             await self._close_rest()
-                            raise _idle(idle) from None
+                            raise delivery.idle() from None
                         self._tracker.observe(data)
                         out = self._emit(data)
                         if out is not None:
                             yield out
-                    if not self._tracker.finished:
-                        raise _cut()
+                    delivery.ended()
                     await self.settle_now()
                     break
                 except openai.APIError as exc:
-                    await self.settle_now(estimated=isinstance(exc, openai.APITimeoutError))
+                    await self.settle_now(estimated=Delivery.charged_as_cancelled(exc))
                     if not await self._continue(exc):
                         raise self._interrupted(exc) from exc
         finally:
@@ -464,16 +424,13 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
     async def _continue(self, exc: openai.APIError) -> bool:
         """``RoutedStream._continue``, awaited."""
         prefix = self._may_continue(exc)
-        opened = await self._resume(prefix) if prefix is not None and self._resume is not None else None
-        if opened is None or prefix is None:
+        resumed = await self._resume(prefix) if prefix is not None and self._resume is not None else None
+        if resumed is None or prefix is None:
             return False
         await self._close_rest()
-        self._switch(opened, prefix)
-        self._rest = opened.rest
-        self._settlement = _Settlement(
-            opened.settle, partial(self._session.partial_cost, opened.deployment, opened.tracker)
-        )
-        if opened.settle is not None and self._spawn is not None:
+        self._settlement = self._switch(resumed, prefix)
+        self._rest = resumed.rest
+        if resumed.settle is not None and self._spawn is not None:
             weakref.finalize(
                 self, _settle_dropped_async, asyncio.get_running_loop(), self._spawn, self._settlement
             )

@@ -168,7 +168,7 @@ def explain(
     from policies.plan import UnknownModelError
     from router._engine import Engine
     from router._exceptions import InvalidRequestError
-    from router._pipeline import normalize
+    from router._request import normalize
 
     if len(paths) > 2:
         raise fail("explain takes a policy file and a request file, no more")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, Generic, NoReturn, TypeVar
 
 from router.ledger._journal import Charge, Journal, areplay
 from router.ledger._types import (
@@ -34,6 +34,9 @@ from router.ledger._types import (
     Totals,
     new_hold_id,
 )
+
+_T = TypeVar("_T")
+_B = TypeVar("_B", Ledger, AsyncLedger)
 
 # How often a client looks for journaled charges to replay (one stat of the journal file).
 _REPLAY_EVERY_S: Final = 1.0
@@ -85,18 +88,61 @@ def translate(exc: BaseException, where: str, operation: str, secrets: Sequence[
     )
 
 
-class _Base:
-    def __init__(self, where: str, journal: Journal | None, secrets: Sequence[str]) -> None:
+class _Base(Generic[_B]):
+    def __init__(
+        self,
+        opener: Callable[[], _B],
+        where: str,
+        journal: Journal | None = None,
+        secrets: Sequence[str] = (),
+    ) -> None:
         self.where = where
         self.journal = journal
         self._secrets = tuple(s for s in secrets if s)
         self._next_replay = float("-inf")
+        self._opener: Callable[[], _B] = opener
+        self._backend: _B | None = None
+
+    @property
+    def backend(self) -> _B:
+        """Opened on first use, and again after a failed open: a ledger that could not be opened
+        (a server down at start) is a fault like any other, journaled and retried."""
+        if self._backend is None:
+            self._backend = self._opener()
+        return self._backend
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.where!r}, journal={self.journal!r})"
 
     def _error(self, exc: BaseException, operation: str) -> LedgerError:
         return translate(exc, self.where, operation, self._secrets)
+
+    # What a failure of each operation comes to, decided here once for the sync and async guards.
+
+    def _raise(self, exc: Exception, operation: str) -> NoReturn:
+        """reserve, totals, report: a fault is a LedgerError naming the ledger; a bug stays itself."""
+        if is_fault(exc):
+            raise self._error(exc, operation) from exc
+        raise exc
+
+    @staticmethod
+    def _drop(exc: Exception, default: _T) -> _T:
+        """release, first_warning, close, replay: a fault is dropped (an unreleased hold expires at
+        its TTL, a warning may be logged twice); a bug stays itself."""
+        if is_fault(exc):
+            return default
+        raise exc
+
+    def _to_journal(self, exc: BaseException) -> Journal:
+        """settle: the journal to append a failed (or interrupted) charge to; raises when there is
+        none, or when the failure is a bug rather than a fault."""
+        if isinstance(exc, Exception) and not is_fault(exc):
+            raise exc
+        if self.journal is None:
+            if isinstance(exc, Exception):
+                raise self._error(exc, "settle") from exc
+            raise exc
+        return self.journal
 
     def _replay_due(self) -> bool:
         if self.journal is None:
@@ -132,35 +178,15 @@ class _Base:
         return Hold(new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
 
 
-class Guarded(_Base):
+class Guarded(_Base[Ledger]):
     """A sync ledger under the fault contract (see the module's docstring)."""
-
-    def __init__(
-        self,
-        opener: Callable[[], Ledger],
-        where: str,
-        journal: Journal | None = None,
-        secrets: Sequence[str] = (),
-    ) -> None:
-        super().__init__(where, journal, secrets)
-        self._opener = opener
-        self._backend: Ledger | None = None
-
-    @property
-    def backend(self) -> Ledger:
-        """Opened on first use, and again after a failed open: a ledger that could not be opened
-        (a server down at start) is a fault like any other, journaled and retried."""
-        if self._backend is None:
-            self._backend = self._opener()
-        return self._backend
 
     def _replay(self) -> None:
         if self._replay_due() and self.journal is not None:
             try:
                 self.journal.replay(self._settle_charge)
             except Exception as exc:
-                if not is_fault(exc):
-                    raise
+                self._drop(exc, None)
 
     def _settle_charge(self, charge: Charge) -> None:
         self.backend.settle(charge.hold, charge.cost_usd, now=charge.at, estimated=charge.estimated)
@@ -172,9 +198,7 @@ class Guarded(_Base):
         try:
             return self.backend.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
         except Exception as exc:
-            if is_fault(exc):
-                raise self._error(exc, "reserve") from exc
-            raise
+            self._raise(exc, "reserve")
 
     def settle(
         self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
@@ -183,14 +207,8 @@ class Guarded(_Base):
         try:
             return self.backend.settle(hold, cost_usd, now=now, estimated=estimated)
         except BaseException as exc:
-            if not is_fault(exc) and isinstance(exc, Exception):
-                raise
             charge = Charge(hold, cost_usd, estimated, now)
-            if self.journal is None:
-                if isinstance(exc, Exception):
-                    raise self._error(exc, "settle") from exc
-                raise
-            lost = _append(self.journal, charge)  # interrupted mid-settle too: counted once on replay
+            lost = _append(self._to_journal(exc), charge)  # interrupted too: counted once on replay
             if not isinstance(exc, Exception):
                 raise
             return self._journaled(exc, charge, lost)
@@ -199,34 +217,27 @@ class Guarded(_Base):
         try:
             self.backend.release(hold)
         except Exception as exc:
-            if not is_fault(exc):
-                raise
+            self._drop(exc, None)
 
     def totals(self, lines: Sequence[Line], *, now: float) -> dict[str, Totals]:
         self._replay()
         try:
             return self.backend.totals(lines, now=now)
         except Exception as exc:
-            if is_fault(exc):
-                raise self._error(exc, "totals") from exc
-            raise
+            self._raise(exc, "totals")
 
     def first_warning(self, line: Line, threshold: float) -> bool:
         try:
             return self.backend.first_warning(line, threshold)
         except Exception as exc:
-            if is_fault(exc):
-                return False
-            raise
+            return self._drop(exc, False)
 
     def report(self, *, now: float) -> Report:
         self._replay()
         try:
             return self.backend.report(now=now)
         except Exception as exc:
-            if is_fault(exc):
-                raise self._error(exc, "report") from exc
-            raise
+            self._raise(exc, "report")
 
     def close(self) -> None:
         if self._backend is None:
@@ -234,39 +245,18 @@ class Guarded(_Base):
         try:
             self._backend.close()
         except Exception as exc:
-            if not is_fault(exc):
-                raise
+            self._drop(exc, None)
 
 
-class AsyncGuarded(_Base):
+class AsyncGuarded(_Base[AsyncLedger]):
     """``Guarded`` for asyncio code. Journal writes run on a thread: an fsync must not stall the loop."""
-
-    def __init__(
-        self,
-        opener: Callable[[], AsyncLedger],
-        where: str,
-        journal: Journal | None = None,
-        secrets: Sequence[str] = (),
-    ) -> None:
-        super().__init__(where, journal, secrets)
-        self._opener = opener
-        self._backend: AsyncLedger | None = None
-
-    @property
-    def backend(self) -> AsyncLedger:
-        """Opened on first use, and again after a failed open: a ledger that could not be opened
-        (a server down at start) is a fault like any other, journaled and retried."""
-        if self._backend is None:
-            self._backend = self._opener()
-        return self._backend
 
     async def _replay(self) -> None:
         if self._replay_due() and self.journal is not None:
             try:
                 await areplay(self.journal, self._settle_charge)
             except Exception as exc:
-                if not is_fault(exc):
-                    raise
+                self._drop(exc, None)
 
     async def _settle_charge(self, charge: Charge) -> None:
         await self.backend.settle(charge.hold, charge.cost_usd, now=charge.at, estimated=charge.estimated)
@@ -278,9 +268,7 @@ class AsyncGuarded(_Base):
         try:
             return await self.backend.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
         except Exception as exc:
-            if is_fault(exc):
-                raise self._error(exc, "reserve") from exc
-            raise
+            self._raise(exc, "reserve")
 
     async def settle(
         self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
@@ -288,52 +276,40 @@ class AsyncGuarded(_Base):
         try:
             return await self.backend.settle(hold, cost_usd, now=now, estimated=estimated)
         except BaseException as exc:
-            if not is_fault(exc) and isinstance(exc, Exception):
-                raise
             charge = Charge(hold, cost_usd, estimated, now)
-            if self.journal is None:
-                if isinstance(exc, Exception):
-                    raise self._error(exc, "settle") from exc
-                raise
+            journal = self._to_journal(exc)
             if isinstance(exc, Exception):
-                lost = await asyncio.to_thread(_append, self.journal, charge)
+                lost = await asyncio.to_thread(_append, journal, charge)
                 return self._journaled(exc, charge, lost)
             # Cancelled mid-settle: no more awaiting; the replay counts it once if it did land.
-            _append(self.journal, charge)
+            _append(journal, charge)
             raise
 
     async def release(self, hold: Hold) -> None:
         try:
             await self.backend.release(hold)
         except Exception as exc:
-            if not is_fault(exc):
-                raise
+            self._drop(exc, None)
 
     async def totals(self, lines: Sequence[Line], *, now: float) -> dict[str, Totals]:
         await self._replay()
         try:
             return await self.backend.totals(lines, now=now)
         except Exception as exc:
-            if is_fault(exc):
-                raise self._error(exc, "totals") from exc
-            raise
+            self._raise(exc, "totals")
 
     async def first_warning(self, line: Line, threshold: float) -> bool:
         try:
             return await self.backend.first_warning(line, threshold)
         except Exception as exc:
-            if is_fault(exc):
-                return False
-            raise
+            return self._drop(exc, False)
 
     async def report(self, *, now: float) -> Report:
         await self._replay()
         try:
             return await self.backend.report(now=now)
         except Exception as exc:
-            if is_fault(exc):
-                raise self._error(exc, "report") from exc
-            raise
+            self._raise(exc, "report")
 
     async def close(self) -> None:
         if self._backend is None:
@@ -341,8 +317,7 @@ class AsyncGuarded(_Base):
         try:
             await self._backend.close()
         except Exception as exc:
-            if not is_fault(exc):
-                raise
+            self._drop(exc, None)
 
 
 def _append(journal: Journal, charge: Charge) -> OSError | None:

@@ -7,7 +7,9 @@ import pytest
 from providers.base import Deployment
 from router._engine import Engine
 from router._exceptions import NoCandidateError
-from router._pipeline import Session, StreamTracker, normalize, usage_of
+from router._request import normalize, usage_of
+from router._session import Session
+from router._stream_state import StreamTracker
 from tests.router.helpers import two_model_policy
 
 HI = [{"role": "user", "content": "hi"}]

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from router import DeadlineExceededError
 from router._engine import Engine
-from router._pipeline import Session, capped_timeout, normalize
+from router._request import capped_timeout, normalize
+from router._session import Session
 
 from .fault_helpers import FakeClock
 from .helpers import two_model_policy

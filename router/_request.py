@@ -1,0 +1,154 @@
+"""A ``create`` call made into a Request (route, body, transport options), and usage read from
+provider answers. No I/O."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+import openai
+
+from policies.plan import DEFAULT_FEATURE, RouteRequest, describe_request
+from providers.base import JSON, CallOptions, Timeout, as_timeout
+from router._routing import Usage
+from router._validation import messages_list, validate_params
+
+# Keyword arguments of ``create`` that steer the router or the transport rather than the model.
+_TRANSPORT: Final = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
+
+
+_SENTINELS: Final = (openai.NotGiven, openai.Omit)
+
+
+def _given(value: object) -> bool:
+    # openai's NOT_GIVEN / omit sentinels are falsy singletons of their own classes.
+    return not isinstance(value, _SENTINELS)
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A normalized ``create`` call."""
+
+    request_id: str
+    route: RouteRequest
+    body: JSON
+    options: CallOptions
+    stream: bool
+    # Whether the caller asked for the usage chunk; we always ask providers for it, to price the call.
+    caller_wants_usage: bool
+
+
+def normalize(kwargs: Mapping[str, Any], default_timeout: Timeout) -> Request:
+    """Turn ``create(**kwargs)`` into a Request: feature from metadata, route from model."""
+    params = {k: v for k, v in kwargs.items() if v is not None and _given(v)}
+    if "messages" not in params:
+        raise TypeError("create() missing required keyword argument: 'messages'")
+    if "model" not in params:
+        raise TypeError(
+            "create() missing required keyword argument: 'model' (a route such as 'auto', or a model)"
+        )
+    # Validated before anything is reserved or sent (router._validation), as OpenAI's API would.
+    params["messages"] = messages_list(params["messages"])
+    validate_params(params)
+    model: str = params.pop("model")
+    stream: bool = params.pop("stream", False)
+    feature = DEFAULT_FEATURE
+    metadata = params.pop("metadata", None)
+    if metadata:
+        metadata = dict(metadata)
+        feature = metadata.pop("feature", DEFAULT_FEATURE)
+        if metadata:
+            params["metadata"] = metadata
+    timeout = params.pop("timeout", None)
+    options = CallOptions(
+        timeout=as_timeout(timeout) if timeout is not None else default_timeout,
+        extra_headers=params.pop("extra_headers", None),
+        extra_query=params.pop("extra_query", None),
+    )
+    extra_body = params.pop("extra_body", None)
+    if extra_body:
+        validate_params(extra_body)  # n, max_tokens... sent this way bound the cost all the same
+        params.update(extra_body)
+    caller_wants_usage = False
+    if stream:
+        stream_options = dict(params.get("stream_options") or {})
+        caller_wants_usage = bool(stream_options.get("include_usage"))
+        params["stream"] = True
+        params["stream_options"] = {**stream_options, "include_usage": True}
+    return Request(
+        request_id=f"req_{os.urandom(12).hex()}",
+        route=describe_request(model, feature, params, stream),
+        body=params,
+        options=options,
+        stream=stream,
+        caller_wants_usage=caller_wants_usage,
+    )
+
+
+def usage_of(data: object) -> Usage | None:
+    """Read OpenAI-format usage, including cached prompt and reasoning tokens. Never raises.
+
+    The provider's figures are untrusted input: anything but a non-negative whole number is noted
+    in ``suspect`` (and counted as 0 here; ``Session.vetted`` then charges the worst case).
+    """
+    if not data:
+        return None
+    if not isinstance(data, Mapping):
+        return Usage(suspect=f"usage is {type(data).__name__}, not an object")
+    problems: list[str] = []
+    prompt_details = data.get("prompt_tokens_details") or {}
+    completion_details = data.get("completion_tokens_details") or {}
+    if not isinstance(prompt_details, Mapping):
+        problems.append("prompt_tokens_details is not an object")
+        prompt_details = {}
+    if not isinstance(completion_details, Mapping):
+        problems.append("completion_tokens_details is not an object")
+        completion_details = {}
+    usage = Usage(
+        prompt_tokens=_tokens(data, "prompt_tokens", problems),
+        completion_tokens=_tokens(data, "completion_tokens", problems),
+        cached_tokens=_tokens(prompt_details, "cached_tokens", problems),
+        reasoning_tokens=_tokens(completion_details, "reasoning_tokens", problems),
+    )
+    if problems:
+        return Usage(suspect="; ".join(problems))
+    return usage
+
+
+def _tokens(data: Mapping[str, Any], key: str, problems: list[str]) -> int:
+    value = data.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    problems.append(f"{key}={str(value)[:40]!r} is not a non-negative whole number")
+    return 0
+
+
+def capped_timeout(timeout: Timeout, remaining: float, idle: float | None) -> Timeout:
+    """``timeout`` with no phase longer than the time left, and reads bounded by ``idle``.
+
+    Returns ``timeout`` itself when nothing needs capping (the common case: no allocation).
+    """
+    if isinstance(timeout, httpx.Timeout):
+        phases = (timeout.connect, timeout.read, timeout.write, timeout.pool)
+    else:
+        phases = (timeout, timeout, timeout, timeout)
+    read_cap = remaining if idle is None else min(idle, remaining)
+    if all(p is not None and p <= remaining for p in phases) and (phases[1] or 0) <= read_cap:
+        return timeout
+
+    def cap(value: float | None, limit: float) -> float:
+        return limit if value is None else min(value, limit)
+
+    return httpx.Timeout(
+        connect=cap(phases[0], remaining),
+        read=cap(phases[1], read_cap),
+        write=cap(phases[2], remaining),
+        pool=cap(phases[3], remaining),
+    )
