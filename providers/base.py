@@ -62,6 +62,14 @@ class Deployment:
     # Quirks of the provider's streams through litellm (providers.registry.ProviderSpec).
     stream_ends_with_usage: bool = False
     stream_ignores_timeout: bool = False
+    # One of several endpoints of the model ``name`` (policy ``deployments:``): its own name there.
+    pool_name: str | None = None
+    region: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What breakers, rate counters and events call this endpoint: ``model`` or ``model/deployment``."""
+        return self.name if self.pool_name is None else f"{self.name}/{self.pool_name}"
 
     def __repr__(self) -> str:
         # Header values are often credentials (a proxy's token, an org key): names only, never values.

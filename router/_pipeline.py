@@ -25,6 +25,7 @@ from providers import error_kinds
 from providers.base import JSON, MALFORMED_EVENT, CallOptions, Deployment, Timeout, as_timeout
 from providers.errors import error_class, retry_after_s
 from router._budgets import BudgetBook
+from router._deployments import Balancer
 from router._engine import Engine
 from router._events import Events
 from router._exceptions import (
@@ -210,8 +211,12 @@ class Session:
         budgets: BudgetBook | None = None,
         budget_lines: tuple[Line, ...] = (),
         wall_clock: Callable[[], float] = time.time,
+        balancer: Balancer | None = None,
     ) -> None:
         self.engine = engine
+        self._balancer = balancer  # picks among a model's deployments (issue 18)
+        self._claim: tuple[str, str] | None = None
+        self._picked_by = ""
         self._observations = observations
         self._breakers = breakers
         self.resilience = resilience or engine.resilience_for(plan.route)
@@ -260,9 +265,9 @@ class Session:
         self._retry_wait = None
         if wait is not None and self._current is not None:
             # A retry asks the breaker too: this very failure may have opened it.
-            refused = self._breakers.admit(self._current.name) if self._breakers is not None else None
+            refused = self._breakers.admit(self._current.key) if self._breakers is not None else None
             if refused is not None:
-                self._skipped.setdefault(self._current.name, refused)
+                self._skipped.setdefault(self._current.key, refused)
             elif wait < remaining:
                 return Step(self._current, wait, self._options(remaining - wait))
             else:
@@ -276,10 +281,31 @@ class Session:
                 if reason is not None:
                     self._skipped[name] = reason
                     continue
+            if self._balancer is not None and name in self._balancer.pools:
+                pick = self._balancer.pick(
+                    name, self.plan.route, self.request.route, tried=self._tried(name),
+                    admit=self._breakers.admit if self._breakers is not None else None, remaining_s=remaining,
+                )  # fmt: skip
+                self._skipped.update(pick.skipped)
+                if pick.deployment is None:
+                    self._skipped[name] = pick.reason
+                    continue
+                self._current, self._claim, self._picked_by = pick.deployment, pick.claim, pick.why
+                self._tries_on_current = 0
+                return Step(pick.deployment, pick.wait_s, self._options(remaining - pick.wait_s))
             self._current = self.engine.deployments[name]
             self._tries_on_current = 0
             return Step(self._current, 0.0, self._options(remaining))
         return None
+
+    def _tried(self, model: str) -> dict[str, int]:
+        """How often this request called each deployment of ``model``."""
+        tried: dict[str, int] = {}
+        for attempt in self._attempts:
+            if attempt.model == model and attempt.deployment is not None:
+                key = f"{model}/{attempt.deployment}"
+                tried[key] = tried.get(key, 0) + 1
+        return tried
 
     def _options(self, remaining: float) -> CallOptions:
         """The caller's per-call options with every timeout capped by the deadline (and, for streams,
@@ -301,6 +327,8 @@ class Session:
         self._tries_on_current += 1
         self._attempt_started = self._clock()
         self._attempt_started_at = self._wall_clock()
+        if self._balancer is not None:
+            self._balancer.started(step.deployment)
 
     def remaining_s(self) -> float:
         return max(self._deadline - self._clock(), 0.0)
@@ -348,12 +376,22 @@ class Session:
             self._keep_larger_windows(deployment)
             return
         resilience = self.resilience
+        if deployment.pool_name is not None and self._balancer is not None:
+            # Another deployment of the same model before the next model; each one again (retries).
+            tried = self._tried(deployment.name)
+            members = self._balancer.pools[deployment.name].members
+            untried = any(m.key not in tried for m in members)
+            if untried or (
+                resilience.retries(kind) and sum(tried.values()) < len(members) * self._retry_attempts
+            ):
+                self._pending.appendleft(deployment.name)
+            return
         retry_after = retry_after_s(exc, self._wall_clock()) if kind == "rate_limited" else None
         if retry_after is not None and retry_after > resilience.max_retry_after_s:
             # Waiting that long would hold requests hostage: skip the model until then (retries or not).
             if self._breakers is not None:
                 self._breakers.open_for(
-                    deployment.name,
+                    deployment.key,
                     retry_after,
                     f"a 429 asking to wait {retry_after:g}s "
                     f"(max_retry_after_s {resilience.max_retry_after_s:g})",
@@ -388,11 +426,15 @@ class Session:
                 started_at=self._attempt_started_at,
                 ttft_ms=ttft_ms,
                 malformed_events=malformed_events,
+                deployment=deployment.pool_name,
+                picked_by=self._picked_by if deployment.pool_name else None,
             )
         )
         self._last_error = exc
         if self._breakers is not None:
-            self._breakers.failed(deployment.name, kind, self.resilience.cooldown)
+            self._breakers.failed(deployment.key, kind, self.resilience.cooldown)
+        if self._balancer is not None:
+            self._balancer.finished(deployment, latency_ms=None, tokens=None, claim=self._claim, error=exc)
         return kind
 
     def content_filtered(self, deployment: Deployment, answer: Any, usage: Usage | None) -> None:
@@ -411,8 +453,12 @@ class Session:
                 latency_ms=self._elapsed_ms(self._attempt_started),
                 wait_s=self._wait_s,
                 started_at=self._attempt_started_at,
+                deployment=deployment.pool_name,
+                picked_by=self._picked_by if deployment.pool_name else None,
             )
         )
+        if self._balancer is not None:
+            self._balancer.finished(deployment, latency_ms=None, tokens=None, claim=self._claim)
         if self._kept is None:
             self._kept = (deployment, answer, self.vetted(deployment, usage))
 
@@ -454,10 +500,15 @@ class Session:
                 started_at=self._attempt_started_at,
                 ttft_ms=ttft_ms,
                 malformed_events=malformed_events,
+                deployment=deployment.pool_name,
+                picked_by=self._picked_by if deployment.pool_name else None,
             )
         )
         if self._breakers is not None:
-            self._breakers.succeeded(deployment.name)
+            self._breakers.succeeded(deployment.key)
+        if self._balancer is not None:
+            used = usage.prompt_tokens + usage.completion_tokens if usage is not None else None
+            self._balancer.finished(deployment, latency_ms=latency_ms, tokens=used, claim=self._claim)
         if self._observations is not None:
             trusted = usage is not None and usage.suspect is None
             self._observations.record(
@@ -476,7 +527,7 @@ class Session:
         usage = self.vetted(deployment, usage)
         if usage is None:
             return None
-        return self.engine.catalog[deployment.name].cost_usd(
+        return self.engine.info_for(deployment).cost_usd(
             usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
         )
 
@@ -542,6 +593,7 @@ class Session:
             started_at=self._started_at,
             stream=self.request.stream,
             budget_events=tuple(self._budget_events),
+            deployment=deployment.pool_name if deployment else None,
         )
 
     def exhausted(self) -> BaseException:

@@ -187,6 +187,9 @@ class ModelScript:
     fail_rate: float = 0.0
     fail_status: int = 500
     seed: int = 0
+    # Requests per minute this model (each Azure deployment: resource/deployment) takes on the fake's
+    # clock; one more within any 60 s is answered 429 with Retry-After, as the provider would.
+    rpm: int | None = None
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -229,7 +232,7 @@ class ModelScript:
 class RecordedRequest:
     """One request as the fake received it, with credentials redacted so logs can be printed safely."""
 
-    protocol: Literal["openai", "gemini", "anthropic"]
+    protocol: Literal["openai", "gemini", "anthropic", "azure"]
     model: str
     path: str
     stream: bool

@@ -8,7 +8,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ._answer import decide
 from ._anthropic import AnthropicWire
+from ._azure import AzureWire, resource_not_found
 from ._gemini import GeminiWire
 from ._openai import OpenAIWire
 from ._state import State, Turn, redact
@@ -40,6 +41,8 @@ _CONTENT_POLICY = (
 
 def _content_policy(wire: Wire, message: str | None) -> ErrorReply:
     """The provider's 400 for a request refused for its content (OpenAI names it content_policy_violation)."""
+    if isinstance(wire, AzureWire):
+        return wire.content_policy(message)
     reply = wire.bad_request(message or _CONTENT_POLICY)
     if wire.name != "openai":
         return reply
@@ -80,6 +83,7 @@ class _Handlers:
         self.openai = OpenAIWire()
         self.gemini = GeminiWire()
         self.anthropic = AnthropicWire()
+        self.azure = AzureWire()
 
     # --- routes -----------------------------------------------------------------------------------
 
@@ -89,6 +93,17 @@ class _Handlers:
         stream = body is not None and body.get("stream") is True
         key = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or None
         return await self._serve(request, self.openai, model, stream, body, key)
+
+    async def azure_chat(self, request: web.Request) -> web.StreamResponse:
+        if not request.query.get("api-version"):
+            reply = resource_not_found()
+            return _json(reply.body, reply.status)
+        deployment = request.match_info["deployment"]
+        body = await self._body(request)
+        stream = body is not None and body.get("stream") is True
+        key = request.headers.get("api-key")
+        rate_key = f"{request.match_info['resource']}/{deployment}"
+        return await self._serve(request, self.azure, deployment, stream, body, key, rate_key)
 
     async def openai_models(self, request: web.Request) -> web.StreamResponse:
         names = list(dict.fromkeys([*DEFAULT_OPENAI_MODELS, *self.state.scripted_models()]))
@@ -149,6 +164,7 @@ class _Handlers:
         stream: bool,
         body: dict[str, Any] | None,
         key: str | None,
+        rate_key: str | None = None,
     ) -> web.StreamResponse:
         self.state.record(
             RecordedRequest(wire.name, model, request.path_qs, stream, body or {}, redact(request.headers))
@@ -165,6 +181,17 @@ class _Handlers:
         turn = self.state.take(model)
         if turn.script.unknown:
             return self._error(wire.not_found(model))
+        rate_headers: dict[str, str] = {}
+        if turn.script.rpm is not None:
+            left, wait = self.state.admit(rate_key or model, turn.script.rpm)
+            if wait:
+                reply = wire.error(429)
+                headers = {
+                    "retry-after": str(max(int(wait + 0.999), 1)),
+                    "x-ratelimit-remaining-requests": "0",
+                }
+                return _json(reply.body, 429, {**reply.headers, **headers})
+            rate_headers["x-ratelimit-remaining-requests"] = str(left)
         if turn.script.latency_s:
             await asyncio.sleep(turn.script.latency_s)
         fault = turn.fault
@@ -182,11 +209,10 @@ class _Handlers:
             scripted_reply=turn.reply,
         )
         ids = Ids(turn.number, int(time.time()))
+        headers = {**self._headers(wire, turn), **rate_headers}
         if not stream:
-            return _json(wire.render(answer, conv, ids), headers=self._headers(wire, turn))
-        return await self._stream(
-            request, wire.render_stream(answer, conv, ids), self._headers(wire, turn), turn
-        )
+            return _json(wire.render(answer, conv, ids), headers=headers)
+        return await self._stream(request, wire.render_stream(answer, conv, ids), headers, turn)
 
     async def _early_fault(
         self, request: web.Request, wire: Wire, fault: Fault, stream: bool
@@ -218,6 +244,13 @@ class _Handlers:
 
     @staticmethod
     def _headers(wire: Wire, turn: Turn) -> dict[str, str]:
+        if wire.name == "azure":
+            return {
+                "apim-request-id": f"fake-{turn.number}",
+                "x-request-id": f"req_fake{turn.number}",
+                "x-ms-region": "Fake Region",
+                "x-ms-client-request-id": f"fake-{turn.number}",
+            }
         header = "request-id" if wire.name == "anthropic" else "x-request-id"
         return {header: f"req_fake{turn.number}"}
 
@@ -267,6 +300,9 @@ def build_app(state: State, api_keys: Mapping[str, str] | None = None) -> web.Ap
     app = web.Application(client_max_size=64 * 1024**2)
     app.router.add_post("/openai/v1/chat/completions", handlers.openai_chat)
     app.router.add_get("/openai/v1/models", handlers.openai_models)
+    app.router.add_post(
+        "/azure/{resource}/openai/deployments/{deployment}/chat/completions", handlers.azure_chat
+    )
     app.router.add_post("/gemini/{version}/models/{target}", handlers.gemini_generate)
     app.router.add_post("/anthropic/v1/messages", handlers.anthropic_messages)
     app.router.add_post("/_fake/script", handlers.control_script)
@@ -300,11 +336,13 @@ class FakeProviders:
         *,
         api_keys: Mapping[str, str] | None = None,
         log_limit: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self._requested_port = port
         self._port: int | None = None
-        self._state = State(log_limit)
+        # ``clock`` times the scripts' rpm windows (injectable: tests share one with their clients).
+        self._state = State(log_limit, clock)
         self._api_keys = dict(api_keys or {})
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -385,6 +423,15 @@ class FakeProviders:
     def gemini_base(self) -> str:
         """Gemini's root; litellm wants ``gemini_base + "/v1beta"`` as its api_base."""
         return f"{self.url}/gemini"
+
+    def azure_base(self, resource: str = "fake") -> str:
+        """An Azure OpenAI resource's endpoint (``https://RESOURCE.openai.azure.com`` on Azure)."""
+        return f"{self.url}/azure/{resource}"
+
+    @property
+    def rate_limited(self) -> list[tuple[str, float]]:
+        """The requests refused for going over a script's ``rpm``: (rate key, time on the fake's clock)."""
+        return list(self._state.rate_limited)
 
     @property
     def anthropic_base(self) -> str:
