@@ -208,7 +208,7 @@ def _check_deployments(conv: Converted, report: Report) -> None:
         if not isinstance(spec, dict):
             continue
         entries = spec.get("deployments")
-        if not isinstance(entries, list) or not entries:
+        if not isinstance(entries, list | tuple) or not entries:
             for key in ("balance", "when_all_limited"):
                 if spec.get(key) is not None:
                     report(

@@ -1,0 +1,305 @@
+"""One model on several deployments, through the public clients against the fake providers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from policies.schema import Policy
+from providers.fake import FakeProviders, ModelScript, status
+from router import AsyncOpenAI, OpenAI
+from router.testing import capture_events
+
+from .fault_helpers import FakeClock
+
+KEY_ENV = "ROUTER_DEPLOY_TEST_KEY"
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(KEY_ENV, "fake-key")
+
+
+def pool_policy(
+    fake: FakeProviders,
+    deployments: list[dict[str, Any]],
+    *,
+    model: dict[str, Any] | None = None,
+    **top: Any,
+) -> Policy:
+    """Model ``pooled`` on openai-compatible deployments (each its own model id on the fake), then
+    a fallback model ``backup``."""
+    return Policy.model_validate(
+        {
+            "retry": {"attempts": 1},
+            "models": {
+                "pooled": {
+                    "provider": "openai_compatible",
+                    "api_base": fake.openai_base,
+                    "api_key_env": KEY_ENV,
+                    "input_cost_per_mtok": 1,
+                    "output_cost_per_mtok": 2,
+                    "deployments": [{"model": d["name"], **d} for d in deployments],
+                    **(model or {}),
+                },
+                "backup": {
+                    "provider": "openai_compatible",
+                    "model": "backup-model",
+                    "api_base": fake.openai_base,
+                    "api_key_env": KEY_ENV,
+                    "input_cost_per_mtok": 5,
+                    "output_cost_per_mtok": 5,
+                },
+            },
+            "routes": {"auto": {"candidates": ["pooled"], "fallbacks": ["backup"]}},
+            **top,
+        }
+    )
+
+
+def client_for(policy: Policy, clock: FakeClock | None = None, seed: int | None = 7) -> OpenAI:
+    clock = clock or FakeClock(1_700_000_000.0)
+    client = OpenAI(policy=policy, clock=clock, wall_clock=clock, sleep=clock.sleep)
+    if seed is not None:
+        client._router._balancer._rng = random.Random(seed)
+    return client
+
+
+def served_by(fake: FakeProviders) -> Counter[str]:
+    return Counter(r.model for r in fake.requests)
+
+
+def test_weighted_1_2_1_sends_1000_requests_within_5_percent_of_25_50_25(fake: FakeProviders) -> None:
+    policy = pool_policy(
+        fake, [{"name": "d1", "weight": 1}, {"name": "d2", "weight": 2}, {"name": "d3", "weight": 1}]
+    )
+    with client_for(policy) as client:
+        for _ in range(1000):
+            client.chat.completions.create(model="auto", messages=QUESTION)
+    counts = served_by(fake)
+    assert sum(counts.values()) == 1000
+    for name, share in (("d1", 0.25), ("d2", 0.50), ("d3", 0.25)):
+        assert abs(counts[name] / 1000 - share) <= 0.05, counts
+
+
+def test_a_429_moves_to_the_next_deployment_of_the_same_model_before_the_next_model(
+    fake: FakeProviders,
+) -> None:
+    fake.script(ModelScript("d1", faults=(status(429),), repeat_faults=True))
+    policy = pool_policy(fake, [{"name": "d1"}, {"name": "d2"}])
+    with client_for(policy) as client:
+        records = [client.chat.completions.create(model="auto", messages=QUESTION).routing for _ in range(20)]
+    assert {r.deployment for r in records} == {"d2"}
+    assert "backup-model" not in served_by(fake)
+    failed_first = [r for r in records if len(r.attempts) == 2]
+    assert failed_first, "the weighted draw never put d1 first in 20 requests"
+    for record in failed_first:
+        assert [(a.deployment, a.error) for a in record.attempts] == [("d1", "rate_limited"), ("d2", None)]
+
+
+def test_a_failing_deployment_is_skipped_by_its_breaker_while_the_others_serve(fake: FakeProviders) -> None:
+    fake.script(ModelScript("d1", faults=(status(500),), repeat_faults=True))
+    policy = pool_policy(
+        fake,
+        [{"name": "d1"}, {"name": "d2"}, {"name": "d3"}],
+        cooldown={"failures": 2, "window_s": 60, "cooldown_s": 300},
+    )
+    with client_for(policy) as client:
+        records = [client.chat.completions.create(model="auto", messages=QUESTION).routing for _ in range(40)]
+    counts = served_by(fake)
+    assert counts["d1"] == 2  # two failures open its breaker; the clock never reaches the cooldown's end
+    assert counts["d2"] + counts["d3"] == 40 and counts["d2"] > 5 and counts["d3"] > 5
+    assert "backup-model" not in counts
+    last = records[-1]
+    assert last.rejected["pooled/d1"].startswith("cooling down after 2 failures")
+
+
+def test_both_deployments_failing_falls_back_to_the_next_model(fake: FakeProviders) -> None:
+    for name in ("d1", "d2"):
+        fake.script(ModelScript(name, faults=(status(503),), repeat_faults=True))
+    with client_for(pool_policy(fake, [{"name": "d1"}, {"name": "d2"}])) as client:
+        record = client.chat.completions.create(model="auto", messages=QUESTION).routing
+    assert sorted(a.deployment for a in record.attempts[:2]) == ["d1", "d2"]
+    assert record.model == "backup" and record.deployment is None
+
+
+def test_least_busy_spreads_requests_in_flight_evenly_instead_of_favouring_the_first(
+    fake: FakeProviders,
+) -> None:
+    for name in ("d1", "d2", "d3"):
+        fake.script(ModelScript(name, latency_s=0.2))
+    policy = pool_policy(
+        fake, [{"name": "d1"}, {"name": "d2"}, {"name": "d3"}], model={"balance": "least_busy"}
+    )
+
+    async def burst() -> None:
+        async with AsyncOpenAI(policy=policy) as client:
+            await asyncio.gather(
+                *(client.chat.completions.create(model="auto", messages=QUESTION) for _ in range(9))
+            )
+
+    asyncio.run(burst())
+    assert served_by(fake) == Counter({"d1": 3, "d2": 3, "d3": 3})
+
+
+def test_latency_sends_most_requests_to_the_deployment_with_the_lower_moving_average(
+    fake: FakeProviders,
+) -> None:
+    fake.script(ModelScript("slow", latency_s=0.15))
+    policy = pool_policy(fake, [{"name": "slow"}, {"name": "fast"}], model={"balance": "latency"})
+    with OpenAI(policy=policy) as client:  # the real clock: latency is what is measured
+        for _ in range(12):
+            client.chat.completions.create(model="auto", messages=QUESTION)
+    counts = served_by(fake)
+    assert counts["slow"] == 1  # tried once (never observed), then the faster one
+    assert counts["fast"] == 11
+
+
+def test_usage_skips_deployments_at_their_rpm_with_the_reason_then_falls_back(fake: FakeProviders) -> None:
+    policy = pool_policy(
+        fake, [{"name": "d1", "rpm": 2}, {"name": "d2", "rpm": 2}], model={"balance": "usage"}
+    )
+    with client_for(policy) as client:
+        records = [client.chat.completions.create(model="auto", messages=QUESTION).routing for _ in range(5)]
+    assert Counter(r.deployment for r in records[:4]) == Counter({"d1": 2, "d2": 2})
+    assert records[4].model == "backup"
+    assert records[4].rejected["pooled/d1"].startswith("at its limit (2 rpm); a slot frees in 60.0s")
+    assert "every deployment is unavailable" in records[4].rejected["pooled"]
+
+
+def test_usage_alternates_between_deployments_by_headroom(fake: FakeProviders) -> None:
+    policy = pool_policy(
+        fake, [{"name": "d1", "rpm": 10}, {"name": "d2", "rpm": 30}], model={"balance": "usage"}
+    )
+    with client_for(policy) as client:
+        for _ in range(20):
+            client.chat.completions.create(model="auto", messages=QUESTION)
+    counts = served_by(fake)
+    # Headroom is the share left: 30 rpm keeps more of it, so d2 takes three times d1's share.
+    assert counts == Counter({"d1": 5, "d2": 15})
+
+
+def test_when_all_limited_wait_sleeps_until_a_slot_frees_then_sends(fake: FakeProviders) -> None:
+    clock = FakeClock(1_700_000_000.0)
+    policy = pool_policy(
+        fake,
+        [{"name": "d1", "rpm": 1}, {"name": "d2", "rpm": 1}],
+        model={"balance": "usage", "when_all_limited": "wait"},
+    )
+    with client_for(policy, clock) as client:
+        records = [client.chat.completions.create(model="auto", messages=QUESTION).routing for _ in range(3)]
+    assert [r.model for r in records] == ["pooled"] * 3
+    assert clock.sleeps == [pytest.approx(60.0)]
+    assert records[2].attempts[0].wait_s == pytest.approx(60.0)
+    assert records[2].attempts[0].picked_by == "when_all_limited: wait 60.0s for a slot"
+
+
+def test_when_all_limited_wait_falls_back_when_no_slot_frees_before_the_deadline(
+    fake: FakeProviders,
+) -> None:
+    clock = FakeClock(1_700_000_000.0)
+    policy = pool_policy(
+        fake,
+        [{"name": "d1", "rpm": 1}],
+        model={"balance": "usage", "when_all_limited": "wait"},
+        timeout_s=30,
+    )
+    with client_for(policy, clock) as client:
+        records = [client.chat.completions.create(model="auto", messages=QUESTION).routing for _ in range(2)]
+    assert [r.model for r in records] == ["pooled", "backup"]
+    assert clock.sleeps == []
+    assert "no slot frees before the deadline" in records[1].rejected["pooled"]
+
+
+def test_a_route_overrides_the_models_balance(fake: FakeProviders) -> None:
+    policy = pool_policy(fake, [{"name": "d1", "rpm": 1}, {"name": "d2", "rpm": 1}])
+    policy = policy.model_copy(
+        update={
+            "routes": {
+                "auto": policy.routes["auto"].model_copy(
+                    update={"when_all_limited": "wait", "balance": "usage"}
+                )
+            }
+        }
+    )
+    clock = FakeClock(1_700_000_000.0)
+    with client_for(policy, clock) as client:
+        for _ in range(3):
+            client.chat.completions.create(model="auto", messages=QUESTION)
+    assert clock.sleeps == [pytest.approx(60.0)]
+
+
+def test_a_deployments_price_override_prices_the_calls_it_serves(fake: FakeProviders) -> None:
+    fake.script(ModelScript("d1", prompt_tokens=1_000_000, completion_tokens=0))
+    policy = pool_policy(fake, [{"name": "d1", "input_cost_per_mtok": 0.5}])
+    with client_for(policy) as client:
+        record = client.chat.completions.create(model="auto", messages=QUESTION).routing
+    assert record.cost_usd == pytest.approx(0.5)
+
+
+def test_a_deployment_without_its_key_is_left_out_and_the_others_serve(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ROUTER_DEPLOY_MISSING", raising=False)
+    policy = pool_policy(fake, [{"name": "d1", "api_key_env": "ROUTER_DEPLOY_MISSING"}, {"name": "d2"}])
+    with client_for(policy) as client:
+        for _ in range(10):
+            client.chat.completions.create(model="auto", messages=QUESTION)
+        pool = client._router._engine.pools["pooled"]
+    assert served_by(fake) == Counter({"d2": 10})
+    assert pool.unavailable == {"d1": "no API key: set ROUTER_DEPLOY_MISSING (or api_key_env: in the policy)"}
+
+
+def test_attempt_and_completed_events_name_the_deployment(fake: FakeProviders) -> None:
+    fake.script(ModelScript("d1", faults=(status(500),), repeat_faults=True))
+    policy = pool_policy(fake, [{"name": "d1", "weight": 1000}, {"name": "d2", "weight": 0.001}])
+    with client_for(policy, seed=1) as client, capture_events() as events:
+        client.chat.completions.create(model="auto", messages=QUESTION)
+    attempts = [e for e in events if e["event"] == "route.attempt"]
+    assert [(e["deployment"], e["outcome"]) for e in attempts] == [("d1", "error"), ("d2", "ok")]
+    assert attempts[0]["picked_by"] == "weighted: weight 1000 of 1000"
+    completed = next(e for e in events if e["event"] == "route.completed")
+    assert completed["deployment"] == "d2" and completed["model"] == "pooled"
+
+
+def test_the_routing_record_names_the_deployment_in_its_dict(fake: FakeProviders) -> None:
+    with client_for(pool_policy(fake, [{"name": "only"}])) as client:
+        record = client.chat.completions.create(model="auto", messages=QUESTION).routing
+    data = record.to_dict()
+    assert data["deployment"] == "only"
+    assert data["attempts"][0]["deployment"] == "only"
+
+
+def test_async_client_balances_like_the_sync_one(fake: FakeProviders) -> None:
+    policy = pool_policy(
+        fake, [{"name": "d1", "rpm": 3}, {"name": "d2", "rpm": 3}], model={"balance": "usage"}
+    )
+    clock = FakeClock(1_700_000_000.0)
+
+    async def run() -> list[Any]:
+        async with AsyncOpenAI(
+            policy=policy, clock=clock, wall_clock=clock, sleep=clock.async_sleep
+        ) as client:
+            return [
+                (await client.chat.completions.create(model="auto", messages=QUESTION)).routing
+                for _ in range(7)
+            ]
+
+    records = asyncio.run(run())
+    assert Counter(r.deployment for r in records[:6]) == Counter({"d1": 3, "d2": 3})
+    assert records[6].model == "backup"
+
+
+def test_streams_are_balanced_and_fail_over_between_deployments(fake: FakeProviders) -> None:
+    fake.script(ModelScript("d1", faults=(status(503),), repeat_faults=True))
+    policy = pool_policy(fake, [{"name": "d1", "weight": 1000}, {"name": "d2", "weight": 0.001}])
+    with client_for(policy, seed=3) as client:
+        stream = client.chat.completions.create(model="auto", messages=QUESTION, stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text.startswith("[d2]")
+    assert [(a.deployment, a.error) for a in stream.routing.attempts] == [("d1", "server"), ("d2", None)]
