@@ -20,7 +20,7 @@ from router._balancing import (
     Load,
     Member,
     Pool,
-    describe_usage,
+    headroom,
     moving_average,
     rank,
     request_tokens,
@@ -236,23 +236,45 @@ class Balancer:
 
     # ----------------------------------------------------------------- for the CLI
 
-    def describe(self, model: str, route: str | None, request: RouteRequest) -> list[tuple[str, str]]:
-        """Each deployment with its usage now, in the order the strategy would try them (no claim made)."""
+    def describe(self, model: str, route: str | None, request: RouteRequest) -> list[dict[str, Any]]:
+        """Each deployment in the order the strategy would try it now, why, and its usage (no claim made).
+
+        A weighted draw has no fixed order: the deployments are listed by weight, each with its share.
+        """
         pool = self.pools[model]
         balance, _ = self._engine.balance_for(route, model)
         tokens = self.tokens_for(request, route)
         loads = self.loads(pool, balance)
-        with self._lock:
-            order = rank(pool.members, balance, loads, tokens, self._rng)
+        if balance == "weighted":
+            order = sorted(pool.members, key=lambda m: -m.weight)
+        else:
+            with self._lock:
+                order = rank(pool.members, balance, loads, tokens, random.Random(0))
         total = sum(m.weight for m in pool.members)
-        return [
-            (
-                member.deployment.pool_name or member.key,
-                f"{why(member, balance, load, tokens, total)}; {describe_usage(member, load)}",
+        rows: list[dict[str, Any]] = []
+        for member in order:
+            load = loads[member.key]
+            free = headroom(member, load, tokens) >= 0 or not member.limited
+            reason = (
+                f"weighted: {member.weight / total:.0%} of requests"
+                if balance == "weighted"
+                else why(member, balance, load, tokens, total)
             )
-            for member in order
-            for load in (loads[member.key],)
-        ]
+            rows.append(
+                {
+                    "deployment": member.deployment.pool_name,
+                    "provider": member.deployment.provider,
+                    "region": member.deployment.region,
+                    "weight": member.weight,
+                    "rpm": member.rpm,
+                    "tpm": member.tpm,
+                    "requests_this_minute": load.requests,
+                    "tokens_this_minute": load.tokens,
+                    "in_flight": load.in_flight,
+                    "why": reason if free else f"at its limit ({self._limits(member)}): skipped",
+                }
+            )
+        return rows
 
     def close(self) -> None:
         self._rates.close()
