@@ -20,6 +20,7 @@ window when the provider's counter resets.
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import threading
@@ -55,32 +56,32 @@ class Rates(Protocol):
 
 
 def schedule(
-    entries: Sequence[tuple[float, int]], now: float, rpm: int | None, tpm: int | None, tokens: int
+    entries: Sequence[tuple[Any, ...]], now: float, rpm: int | None, tpm: int | None, tokens: int
 ) -> float:
     """The earliest time >= now (and >= the latest claim) at which a request of ``tokens`` fits.
 
-    ``entries`` are the claims (time, tokens) still in the window at ``now``, oldest first. A window
-    ending at t holds the claims made after t - 60. A request larger than ``tpm`` waits for an empty
-    window rather than never fitting.
+    ``entries`` are the claims (time, tokens, ...) still in the window at ``now``, oldest first. A
+    window ending at t holds the claims made after t - 60. A request larger than ``tpm`` waits for an
+    empty window rather than never fitting.
     """
     at = now
     if entries:
-        at = max(at, max(e[0] for e in entries))
+        at = max(at, entries[-1][0])
     if rpm is not None and len(entries) >= rpm:
         at = max(at, entries[len(entries) - rpm][0] + WINDOW_S)
     if tpm is not None:
         need = min(tokens, tpm)
         total = sum(e[1] for e in entries)
-        for time, used in entries:
+        for entry in entries:
             if total + need <= tpm:
                 break
-            total -= used
-            at = max(at, time + WINDOW_S)
+            total -= entry[1]
+            at = max(at, entry[0] + WINDOW_S)
     return at
 
 
 def _decide(
-    entries: Sequence[tuple[float, int]],
+    entries: Sequence[tuple[Any, ...]],
     now: float,
     rpm: int | None,
     tpm: int | None,
@@ -104,7 +105,7 @@ class MemoryRates:
         entries = self._entries.setdefault(key, [])
         cut = now - WINDOW_S
         if entries and entries[0][0] <= cut:
-            entries[:] = [e for e in entries if e[0] > cut]
+            del entries[: bisect.bisect_right(entries, cut, key=lambda e: e[0])]
         return entries
 
     def claim(
@@ -112,13 +113,12 @@ class MemoryRates:
     ) -> Claim:
         with self._lock:
             entries = self._live(key, now)
-            granted, at = _decide([(e[0], e[1]) for e in entries], now, rpm, tpm, tokens, max_wait_s)
+            granted, at = _decide(entries, now, rpm, tpm, tokens, max_wait_s)
             if not granted:
                 return Claim(False, at - now)
             self._ids += 1
             entry = f"m{self._ids}"
-            entries.append((at, tokens, entry))
-            entries.sort(key=lambda e: e[0])
+            entries.append((at, tokens, entry))  # never before the latest claim: still sorted
             return Claim(True, at - now, entry)
 
     def settle(self, key: str, entry: str, tokens: int) -> None:
@@ -147,7 +147,7 @@ class MemoryRates:
             if used_tokens:
                 self._ids += 1
                 entries.append((at, used_tokens, f"m{self._ids}"))
-            entries.sort(key=lambda e: e[0])
+            entries.sort(key=lambda e: e[0])  # placeholders go back in time: restore the order
 
     def close(self) -> None:
         """Nothing to release."""
