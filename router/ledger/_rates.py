@@ -80,6 +80,18 @@ def schedule(
     return at
 
 
+def _fits_now(
+    count: int, total: int, last: float | None, now: float, rpm: int | None, tpm: int | None, tokens: int
+) -> float | None:
+    """``schedule``'s answer from the window's count, token total and latest claim alone, when the
+    request fits at once (the common case: no claims need reading); None when it does not."""
+    if rpm is not None and count >= rpm:
+        return None
+    if tpm is not None and total + min(tokens, tpm) > tpm:
+        return None
+    return now if last is None else max(now, last)
+
+
 def _decide(
     entries: Sequence[tuple[Any, ...]],
     now: float,
@@ -99,13 +111,16 @@ class MemoryRates:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._entries: dict[str, list[tuple[float, int, str]]] = {}
+        self._totals: dict[str, int] = {}  # tokens of each key's claims in the window, kept as they change
         self._ids = 0
 
     def _live(self, key: str, now: float) -> list[tuple[float, int, str]]:
         entries = self._entries.setdefault(key, [])
         cut = now - WINDOW_S
         if entries and entries[0][0] <= cut:
-            del entries[: bisect.bisect_right(entries, cut, key=lambda e: e[0])]
+            end = bisect.bisect_right(entries, cut, key=lambda e: e[0])
+            self._totals[key] = self._totals.get(key, 0) - sum(e[1] for e in entries[:end])
+            del entries[:end]
         return entries
 
     def claim(
@@ -113,28 +128,39 @@ class MemoryRates:
     ) -> Claim:
         with self._lock:
             entries = self._live(key, now)
-            granted, at = _decide(entries, now, rpm, tpm, tokens, max_wait_s)
-            if not granted:
+            total = self._totals.get(key, 0)
+            last = entries[-1][0] if entries else None
+            at = _fits_now(len(entries), total, last, now, rpm, tpm, tokens)
+            if at is None:
+                granted, at = _decide(entries, now, rpm, tpm, tokens, max_wait_s)
+                if not granted:
+                    return Claim(False, at - now)
+            elif at - now > max_wait_s:
                 return Claim(False, at - now)
             self._ids += 1
             entry = f"m{self._ids}"
             entries.append((at, tokens, entry))  # never before the latest claim: still sorted
+            self._totals[key] = total + tokens
             return Claim(True, at - now, entry)
 
     def settle(self, key: str, entry: str, tokens: int) -> None:
         with self._lock:
             entries = self._entries.get(key, [])
-            for index, (at, _, name) in enumerate(entries):
+            for index in range(len(entries) - 1, -1, -1):  # newest first: the claim is recent
+                at, before, name = entries[index]
                 if name == entry:
                     entries[index] = (at, tokens, name)
+                    self._totals[key] = self._totals.get(key, 0) + tokens - before
                     return
 
     def usage(self, keys: Sequence[str], now: float) -> dict[str, tuple[int, int]]:
         with self._lock:
             out = {}
             for key in keys:
-                entries = [e for e in self._live(key, now) if e[0] <= now]
-                out[key] = (len(entries), sum(e[1] for e in entries))
+                entries = self._live(key, now)
+                sent = bisect.bisect_right(entries, now, key=lambda e: e[0])  # not the claims still waiting
+                waiting = sum(e[1] for e in entries[sent:])
+                out[key] = (sent, self._totals.get(key, 0) - waiting)
             return out
 
     def observe(self, key: str, used_requests: int, used_tokens: int, until: float, now: float) -> None:
@@ -147,6 +173,7 @@ class MemoryRates:
             if used_tokens:
                 self._ids += 1
                 entries.append((at, used_tokens, f"m{self._ids}"))
+                self._totals[key] = self._totals.get(key, 0) + used_tokens
             entries.sort(key=lambda e: e[0])  # placeholders go back in time: restore the order
 
     def close(self) -> None:
@@ -187,11 +214,18 @@ class SqliteRates:
     ) -> Claim:
         def work() -> Claim:
             self._db.execute("DELETE FROM rate_claims WHERE key = ? AND at <= ?", (key, now - WINDOW_S))
-            rows = self._db.execute(
-                "SELECT at, tokens FROM rate_claims WHERE key = ? ORDER BY at", (key,)
-            ).fetchall()
-            granted, at = _decide(rows, now, rpm, tpm, tokens, max_wait_s)
-            if not granted:
+            count, total, last = self._db.execute(
+                "SELECT count(*), coalesce(sum(tokens), 0), max(at) FROM rate_claims WHERE key = ?", (key,)
+            ).fetchone()
+            at = _fits_now(count, total, last, now, rpm, tpm, tokens)
+            if at is None:  # full now: when it frees takes the claims themselves
+                rows = self._db.execute(
+                    "SELECT at, tokens FROM rate_claims WHERE key = ? ORDER BY at", (key,)
+                ).fetchall()
+                granted, at = _decide(rows, now, rpm, tpm, tokens, max_wait_s)
+                if not granted:
+                    return Claim(False, at - now)
+            elif at - now > max_wait_s:
                 return Claim(False, at - now)
             entry = os.urandom(8).hex()
             self._db.execute("INSERT INTO rate_claims VALUES (?, ?, ?, ?)", (key, at, tokens, entry))
