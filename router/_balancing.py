@@ -11,10 +11,11 @@ choice is reproducible in tests and in ``router explain``.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from providers.base import Deployment
@@ -34,14 +35,13 @@ class Member:
     weight: float = 1.0
     tpm: int | None = None
     rpm: int | None = None
+    # Read on every pick: worked out once.
+    key: str = field(init=False, default="")
+    limited: bool = field(init=False, default=False)
 
-    @property
-    def key(self) -> str:
-        return self.deployment.key
-
-    @property
-    def limited(self) -> bool:
-        return self.tpm is not None or self.rpm is not None
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self.deployment.key)
+        object.__setattr__(self, "limited", self.tpm is not None or self.rpm is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +54,13 @@ class Pool:
     when_all_limited: WhenAllLimited = "fallback"
     # Deployments left out because they cannot be called (no key, no api_base): name → why.
     unavailable: Mapping[str, str] | None = None
+    # Read on every pick: worked out once.
+    limited: bool = field(init=False, default=False)
+    total_weight: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limited", any(m.limited for m in self.members))
+        object.__setattr__(self, "total_weight", sum(m.weight for m in self.members))
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +93,8 @@ def rank(
     if balance == "weighted":
         # Efraimidis-Spirakis: sorting by u ** (1 / weight) draws the first member with probability
         # weight / total, the next among the rest likewise, and so on: the failover order stays weighted.
-        keyed = [(rng.random() ** (1.0 / m.weight), m) for m in members]
-        return [m for _, m in sorted(keyed, key=lambda pair: -pair[0])]
+        keyed = sorted(((rng.random() ** (1.0 / m.weight), i) for i, m in enumerate(members)), reverse=True)
+        return [members[i] for _, i in keyed]
     ties = {m.key: rng.random() for m in members}
 
     def load(member: Member) -> Load:
@@ -118,13 +125,18 @@ def headroom(member: Member, load: Load, tokens: int) -> float:
 def why(member: Member, balance: Balance, load: Load, tokens: int, total_weight: float) -> str:
     """One line for events and ``router explain``: what made ``member`` the pick."""
     if balance == "weighted":
-        return f"weighted: weight {member.weight:g} of {total_weight:g}"
+        return _weighted_why(member.weight, total_weight)
     if balance == "least_busy":
         return f"least_busy: {load.in_flight} in flight"
     if balance == "latency":
         shown = "not observed yet" if load.latency_ms is None else f"{load.latency_ms:.0f} ms average"
         return f"latency: {shown}"
     return f"usage: {describe_usage(member, load)} used; {max(headroom(member, load, tokens), 0.0):.0%} left"
+
+
+@functools.lru_cache(maxsize=1024)
+def _weighted_why(weight: float, total: float) -> str:
+    return f"weighted: weight {weight:g} of {total:g}"
 
 
 def describe_usage(member: Member, load: Load) -> str:

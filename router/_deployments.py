@@ -20,6 +20,7 @@ from router._balancing import (
     Load,
     Member,
     Pool,
+    WhenAllLimited,
     headroom,
     moving_average,
     rank,
@@ -62,6 +63,8 @@ class Balancer:
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}
         self._latency: dict[str, float] = {}
+        # (route, model) → (balance, when_all_limited): the policy never changes, so looked up once.
+        self._settings: dict[tuple[str | None, str], tuple[Balance, WhenAllLimited]] = {}
 
     def for_engine(self, engine: Engine) -> Balancer:
         """This balancer for a client copy with other credentials: same counters, its deployments."""
@@ -69,6 +72,7 @@ class Balancer:
         clone.__dict__.update(self.__dict__)
         clone._engine = engine
         clone.pools = engine.pools
+        clone._settings = {}
         return clone
 
     # ----------------------------------------------------------------- choosing
@@ -118,16 +122,21 @@ class Balancer:
         ``remaining_s`` (the deadline), ``fallback`` gives up on the model.
         """
         pool = self.pools[model]
-        balance, when = self._engine.balance_for(route, model)
-        tokens = self.tokens_for(request, route)
+        settings = self._settings.get((route, model))
+        if settings is None:
+            settings = self._settings[route, model] = self._engine.balance_for(route, model)
+        balance, when = settings
+        # The token estimate only matters to limits and to `usage`: weighted picks skip it (hot path).
+        tokens = self.tokens_for(request, route) if balance == "usage" or pool.limited else 0
         loads = self.loads(pool, balance) if balance in ("least_busy", "latency", "usage") else {}
         with self._lock:
             order = rank(pool.members, balance, loads, tokens, self._rng)
-        order.sort(key=lambda m: tried.get(m.key, 0))  # stable: the strategy's order among equals
-        total_weight = sum(m.weight for m in pool.members)
+        if tried:
+            order.sort(key=lambda m: tried.get(m.key, 0))  # stable: the strategy's order among equals
+        total_weight = pool.total_weight
         skipped: dict[str, str] = {}
         limited: list[tuple[float, Member]] = []
-        now = self._wall_clock()
+        now = self._wall_clock() if pool.limited else 0.0
         for member in order:
             refused = admit(member.key) if admit is not None else None
             if refused is not None:
