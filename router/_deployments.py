@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +62,14 @@ class Balancer:
         self._wall_clock = wall_clock
         self._rng = rng or random.Random()
         self._lock = threading.Lock()
-        self._in_flight: dict[str, int] = {}
+        # When each call in flight began (wall clock): a call never reported back (a stream the caller
+        # abandoned) stops counting once it is older than any request may run.
+        self._in_flight: dict[str, deque[float]] = {}
+        policy = engine.policy
+        self._stale_after_s = (
+            max([policy.timeout_s, *(r.timeout_s or 0.0 for r in policy.routes.values())])
+            + policy.stream_idle_timeout_s
+        )
         self._latency: dict[str, float] = {}
         # (route, model) → (balance, when_all_limited): the policy never changes, so looked up once.
         self._settings: dict[tuple[str | None, str], tuple[Balance, WhenAllLimited]] = {}
@@ -96,7 +104,7 @@ class Balancer:
         with self._lock:
             return {
                 key: Load(
-                    in_flight=self._in_flight.get(key, 0),
+                    in_flight=self._live_calls(key),
                     latency_ms=self._latency.get(key),
                     requests=used.get(key, (0, 0))[0],
                     tokens=used.get(key, (0, 0))[1],
@@ -199,8 +207,19 @@ class Balancer:
     def started(self, deployment: Deployment) -> None:
         if deployment.pool_name is None:
             return
+        now = self._wall_clock()
         with self._lock:
-            self._in_flight[deployment.key] = self._in_flight.get(deployment.key, 0) + 1
+            self._in_flight.setdefault(deployment.key, deque()).append(now)
+
+    def _live_calls(self, key: str) -> int:
+        """Calls in flight on ``key`` (under the lock), the stale ones dropped."""
+        calls = self._in_flight.get(key)
+        if not calls:
+            return 0
+        cut = self._wall_clock() - self._stale_after_s
+        while calls and calls[0] < cut:
+            calls.popleft()
+        return len(calls)
 
     def finished(
         self,
@@ -217,11 +236,9 @@ class Balancer:
             return
         key = deployment.key
         with self._lock:
-            count = self._in_flight.get(key, 0)
-            if count > 1:
-                self._in_flight[key] = count - 1
-            else:
-                self._in_flight.pop(key, None)
+            calls = self._in_flight.get(key)
+            if calls:
+                calls.popleft()  # which call ended does not matter, only how many remain
             if latency_ms is not None and error is None:
                 self._latency[key] = moving_average(self._latency.get(key), latency_ms)
         if claim is not None and tokens is not None and claim[0] == key:

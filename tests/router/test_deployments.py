@@ -303,3 +303,23 @@ def test_streams_are_balanced_and_fail_over_between_deployments(fake: FakeProvid
         text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     assert text.startswith("[d2]")
     assert [(a.deployment, a.error) for a in stream.routing.attempts] == [("d1", "server"), ("d2", None)]
+
+
+def test_a_stream_abandoned_midway_stops_counting_as_in_flight_once_no_request_could_still_run(
+    fake: FakeProviders,
+) -> None:
+    clock = FakeClock(1_700_000_000.0)
+    policy = pool_policy(
+        fake, [{"name": "d1"}, {"name": "d2"}], model={"balance": "least_busy"}, timeout_s=100
+    )
+    with client_for(policy, clock) as client:
+        stream = client.chat.completions.create(model="auto", messages=QUESTION, stream=True)
+        next(iter(stream))
+        stream.close()  # abandoned: the session never hears how it ended
+        balancer = client._router._balancer
+        pool = client._router._engine.pools["pooled"]
+        busy = {key: load.in_flight for key, load in balancer.loads(pool, "least_busy").items()}
+        assert sorted(busy.values()) == [0, 1]
+        clock.advance(100 + 60 + 1)  # timeout_s + stream_idle_timeout_s: no request runs this long
+        busy = {key: load.in_flight for key, load in balancer.loads(pool, "least_busy").items()}
+        assert busy == {"pooled/d1": 0, "pooled/d2": 0}
