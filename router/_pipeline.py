@@ -376,6 +376,15 @@ class Session:
             self._keep_larger_windows(deployment)
             return
         resilience = self.resilience
+        retry_after = retry_after_s(exc, self._wall_clock()) if kind == "rate_limited" else None
+        too_long = retry_after is not None and retry_after > resilience.max_retry_after_s
+        if too_long and self._breakers is not None:
+            # Waiting that long would hold requests hostage: skip the model until then (retries or not).
+            self._breakers.open_for(
+                deployment.key,
+                retry_after or 0.0,
+                f"a 429 asking to wait {retry_after:g}s (max_retry_after_s {resilience.max_retry_after_s:g})",
+            )
         if deployment.pool_name is not None and self._balancer is not None:
             # Another deployment of the same model before the next model; each one again (retries).
             tried = self._tried(deployment.name)
@@ -386,16 +395,7 @@ class Session:
             ):
                 self._pending.appendleft(deployment.name)
             return
-        retry_after = retry_after_s(exc, self._wall_clock()) if kind == "rate_limited" else None
-        if retry_after is not None and retry_after > resilience.max_retry_after_s:
-            # Waiting that long would hold requests hostage: skip the model until then (retries or not).
-            if self._breakers is not None:
-                self._breakers.open_for(
-                    deployment.key,
-                    retry_after,
-                    f"a 429 asking to wait {retry_after:g}s "
-                    f"(max_retry_after_s {resilience.max_retry_after_s:g})",
-                )
+        if too_long:
             return
         if not resilience.retries(kind) or self._tries_on_current >= self._retry_attempts:
             return

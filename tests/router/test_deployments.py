@@ -323,3 +323,14 @@ def test_a_stream_abandoned_midway_stops_counting_as_in_flight_once_no_request_c
         clock.advance(100 + 60 + 1)  # timeout_s + stream_idle_timeout_s: no request runs this long
         busy = {key: load.in_flight for key, load in balancer.loads(pool, "least_busy").items()}
         assert busy == {"pooled/d1": 0, "pooled/d2": 0}
+
+
+def test_a_429_asking_to_wait_too_long_takes_that_deployment_out_until_then(fake: FakeProviders) -> None:
+    fake.script(ModelScript("d1", faults=(status(429, retry_after=120),)))
+    policy = pool_policy(fake, [{"name": "d1", "weight": 1000}, {"name": "d2", "weight": 0.001}])
+    with client_for(policy, seed=2) as client:
+        first = client.chat.completions.create(model="auto", messages=QUESTION).routing
+        later = [client.chat.completions.create(model="auto", messages=QUESTION).routing for _ in range(5)]
+    assert [(a.deployment, a.error) for a in first.attempts] == [("d1", "rate_limited"), ("d2", None)]
+    assert {r.deployment for r in later} == {"d2"}  # d1 is held back for its 120 s, though it is favoured
+    assert later[0].rejected["pooled/d1"].startswith("cooling down after a 429 asking to wait 120s")
