@@ -334,3 +334,17 @@ def test_a_429_asking_to_wait_too_long_takes_that_deployment_out_until_then(fake
     assert [(a.deployment, a.error) for a in first.attempts] == [("d1", "rate_limited"), ("d2", None)]
     assert {r.deployment for r in later} == {"d2"}  # d1 is held back for its 120 s, though it is favoured
     assert later[0].rejected["pooled/d1"].startswith("cooling down after a 429 asking to wait 120s")
+
+
+def test_retry_attempts_allow_that_many_rounds_over_the_deployments_then_the_next_model(
+    fake: FakeProviders,
+) -> None:
+    for name in ("d1", "d2"):
+        fake.script(ModelScript(name, faults=(status(503),), repeat_faults=True))
+    policy = pool_policy(fake, [{"name": "d1"}, {"name": "d2"}], retry={"attempts": 2})
+    with client_for(policy) as client:
+        record = client.chat.completions.create(model="auto", messages=QUESTION).routing
+    pooled = [a.deployment for a in record.attempts if a.model == "pooled"]
+    assert sorted(pooled) == ["d1", "d1", "d2", "d2"]
+    assert pooled[0] != pooled[1] and pooled[2] != pooled[3]  # each round tries every deployment
+    assert record.model == "backup"
