@@ -680,7 +680,7 @@ class Session:
         """What to reserve before calling ``deployment``; None when no budget covers this request."""
         if not self._lines:
             return None
-        info = self.engine.catalog[deployment.name]
+        info = self.engine.info_for(deployment)
         # Never None here: under a budget the planner rejects unpriced models (priced_for_budget).
         amount = worst_case_cost(info, self._plan_context()) or 0.0
         ttl = self.resilience.timeout_s + (
@@ -740,7 +740,7 @@ class Session:
         if tracker.usage is not None:
             return self.cost_of(deployment, tracker.usage)
         prompt = self.request.route.prompt.best if self.request.route.prompt is not None else 0
-        return self.engine.catalog[deployment.name].cost_usd(prompt, -(-tracker.characters // 4), 0)
+        return self.engine.info_for(deployment).cost_usd(prompt, -(-tracker.characters // 4), 0)
 
     def budget_settled(
         self, hold: Hold, totals: Mapping[str, Totals], cost: float

@@ -348,3 +348,21 @@ def test_retry_attempts_allow_that_many_rounds_over_the_deployments_then_the_nex
     assert sorted(pooled) == ["d1", "d1", "d2", "d2"]
     assert pooled[0] != pooled[1] and pooled[2] != pooled[3]  # each round tries every deployment
     assert record.model == "backup"
+
+
+def test_a_budget_reserves_at_the_price_of_the_deployment_called(fake: FakeProviders, tmp_path: Any) -> None:
+    policy = pool_policy(
+        fake,
+        [{"name": "dear", "input_cost_per_mtok": 100, "output_cost_per_mtok": 400}],
+        features={"bot": {"budget": {"limit_usd": 100, "window": "day"}}},
+    )
+    clock = FakeClock(1_700_000_000.0)
+    with OpenAI(
+        policy=policy, ledger=f"sqlite:///{tmp_path}/l.db", clock=clock, wall_clock=clock, sleep=clock.sleep
+    ) as client:
+        record = client.chat.completions.create(
+            model="auto", messages=QUESTION, max_tokens=50, metadata={"feature": "bot"}
+        ).routing
+    assert record.deployment == "dear"
+    assert record.cost_usd is not None and record.cost_usd > 0.001  # priced at the deployment's rates
+    assert [e.kind for e in record.budget_events if e.kind == "overrun"] == []  # reserved enough for it
