@@ -7,6 +7,7 @@ of a deployment's tpm/rpm before the call. One per client, shared by its ``with_
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections import deque
@@ -30,6 +31,8 @@ from router._balancing import (
 )
 from router._engine import Engine
 from router.ledger._rates import Claim, Rates, provider_usage
+
+_logger = logging.getLogger("router")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,7 @@ class Balancer:
             + policy.stream_idle_timeout_s
         )
         self._latency: dict[str, float] = {}
+        self.counter_errors = 0  # claims and reads the counters failed (served unchecked meanwhile)
         # (route, model) → (balance, when_all_limited): the policy never changes, so looked up once.
         self._settings: dict[tuple[str | None, str], tuple[Balance, WhenAllLimited]] = {}
 
@@ -100,7 +104,10 @@ class Balancer:
         keys = [m.key for m in pool.members]
         used: Mapping[str, tuple[int, int]] = {}
         if balance == "usage" or any(m.limited for m in pool.members):
-            used = self._rates.usage(keys, self._wall_clock())
+            try:
+                used = self._rates.usage(keys, self._wall_clock())
+            except self._rates.errors as exc:
+                self._counters_failed(exc)
         with self._lock:
             return {
                 key: Load(
@@ -185,8 +192,23 @@ class Balancer:
     def _claim(self, member: Member, tokens: int, now: float, max_wait_s: float) -> Claim | None:
         if not member.limited:
             return None
-        return self._rates.claim(
-            member.key, rpm=member.rpm, tpm=member.tpm, tokens=tokens, now=now, max_wait_s=max_wait_s
+        try:
+            return self._rates.claim(
+                member.key, rpm=member.rpm, tpm=member.tpm, tokens=tokens, now=now, max_wait_s=max_wait_s
+            )
+        except self._rates.errors as exc:
+            # Counters out of reach (Redis down, SQLite locked): serve unchecked rather than fail the
+            # request; the provider's own 429 is still the backstop, and a warning says so.
+            self._counters_failed(exc)
+            return None
+
+    def _counters_failed(self, exc: BaseException) -> None:
+        self.counter_errors += 1
+        _logger.warning(
+            "router: the rate counters could not be reached (%s: %s); deployments are picked without "
+            "their tpm/rpm until they answer again — check the ledger: named in the policy",
+            type(exc).__name__,
+            exc,
         )
 
     @staticmethod
@@ -241,10 +263,13 @@ class Balancer:
                 calls.popleft()  # which call ended does not matter, only how many remain
             if latency_ms is not None and error is None:
                 self._latency[key] = moving_average(self._latency.get(key), latency_ms)
-        if claim is not None and tokens is not None and claim[0] == key:
-            self._rates.settle(key, claim[1], tokens)
-        if error is not None:
-            self._fold_headers(deployment, error)
+        try:
+            if claim is not None and tokens is not None and claim[0] == key:
+                self._rates.settle(key, claim[1], tokens)
+            if error is not None:
+                self._fold_headers(deployment, error)
+        except self._rates.errors as exc:
+            self._counters_failed(exc)
 
     def _fold_headers(self, deployment: Deployment, error: BaseException) -> None:
         response: Any = getattr(error, "response", None)

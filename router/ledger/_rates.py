@@ -42,6 +42,9 @@ class Claim:
 
 
 class Rates(Protocol):
+    # What the backend raises when it cannot answer (its store is down or locked).
+    errors: tuple[type[BaseException], ...]
+
     def claim(
         self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float, max_wait_s: float
     ) -> Claim: ...
@@ -107,6 +110,8 @@ def _decide(
 
 class MemoryRates:
     """Counters of this process only."""
+
+    errors: tuple[type[BaseException], ...] = ()
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -187,6 +192,7 @@ class SqliteRates:
         import sqlite3  # only a SQLite ledger gets here
 
         self.path = Path(path)
+        self.errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(
             self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
@@ -327,6 +333,7 @@ class RedisRates:
         import redis  # the redis extra; only a redis:// ledger gets here
 
         self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._claim = self._redis.register_script(_CLAIM_LUA)
 
     def _keys(self, key: str) -> list[str]:

@@ -366,3 +366,25 @@ def test_a_budget_reserves_at_the_price_of_the_deployment_called(fake: FakeProvi
     assert record.deployment == "dear"
     assert record.cost_usd is not None and record.cost_usd > 0.001  # priced at the deployment's rates
     assert [e.kind for e in record.budget_events if e.kind == "overrun"] == []  # reserved enough for it
+
+
+def test_counters_out_of_reach_serve_unchecked_with_a_warning(
+    fake: FakeProviders, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on: Redis refuses at once
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    policy = pool_policy(
+        fake, [{"name": "d1", "rpm": 1}, {"name": "d2", "rpm": 1}], model={"balance": "usage"}
+    )
+    with (
+        OpenAI(policy=policy, ledger=f"redis://127.0.0.1:{port}/0") as client,
+        caplog.at_level("WARNING", "router"),
+    ):
+        records = [client.chat.completions.create(model="auto", messages=QUESTION).routing for _ in range(3)]
+        errors = client._router._balancer.counter_errors
+    assert [r.model for r in records] == ["pooled"] * 3  # over the 2 rpm: nothing could count them
+    assert errors > 0
+    assert "the rate counters could not be reached" in caplog.text
