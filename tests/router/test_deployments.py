@@ -7,6 +7,7 @@ import random
 from collections import Counter
 from typing import Any
 
+import openai
 import pytest
 
 from policies.schema import Policy
@@ -388,3 +389,22 @@ def test_counters_out_of_reach_serve_unchecked_with_a_warning(
     assert [r.model for r in records] == ["pooled"] * 3  # over the 2 rpm: nothing could count them
     assert errors > 0
     assert "the rate counters could not be reached" in caplog.text
+
+
+def test_every_deployment_cooling_down_after_429s_answers_429_with_the_soonest_retry_after(
+    fake: FakeProviders,
+) -> None:
+    from router import RateLimitCooldownError
+
+    for name in ("d1", "d2"):
+        fake.script(ModelScript(name, faults=(status(429, retry_after=120),), repeat_faults=True))
+    policy = pool_policy(fake, [{"name": "d1"}, {"name": "d2"}])
+    with client_for(policy) as client:
+        with pytest.raises(openai.RateLimitError):  # the providers' own 429, after both were tried
+            client.chat.completions.create(model="pooled", messages=QUESTION)
+        sent = len(fake.requests)
+        with pytest.raises(RateLimitCooldownError) as caught:
+            client.chat.completions.create(model="pooled", messages=QUESTION)
+    assert len(fake.requests) == sent == 2  # nothing more was sent: both deployments are held back
+    assert caught.value.retry_after_s == pytest.approx(120.0)
+    assert set(caught.value.cooling) == {"pooled/d1", "pooled/d2"}
