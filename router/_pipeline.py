@@ -282,10 +282,11 @@ class Session:
                     self._skipped[name] = reason
                     continue
             if self._balancer is not None and name in self._balancer.pools:
+                admit = self._breakers.admit if self._breakers is not None else None
+                tried = self._tried(name)
                 pick = self._balancer.pick(
-                    name, self.plan.route, self.request.route, tried=self._tried(name),
-                    admit=self._breakers.admit if self._breakers is not None else None, remaining_s=remaining,
-                )  # fmt: skip
+                    name, self.plan.route, self.request.route, tried=tried, admit=admit, remaining_s=remaining
+                )
                 self._skipped.update(pick.skipped)
                 if pick.deployment is None:
                     self._skipped[name] = pick.reason
