@@ -84,6 +84,9 @@ def measure(args: dict[str, Any]) -> dict[str, Any]:
                 }
             )
     cells += _adequacy_cells(args["budget_s"])
+    from benchmarks.deployments import cells as deployment_cells  # plan + a deployment's pick (issue 18)
+
+    cells += deployment_cells(args["budget_s"])
     return {"cells": cells}
 
 

@@ -198,6 +198,59 @@ def _check_api_bases(conv: Converted, report: Report) -> None:
             report(("models", name, "api_base"), f"api_base {problem} — give the provider's base URL")
 
 
+def _check_deployments(conv: Converted, report: Report) -> None:
+    """A model's ``deployments:`` (docs/deployments.md): callable URLs, distinct names, limits that
+    ``balance: usage`` can work with, and balancing keys only where there is something to balance."""
+    models = conv.data.get("models")
+    if not isinstance(models, dict):
+        return
+    for name, spec in models.items():
+        if not isinstance(spec, dict):
+            continue
+        entries = spec.get("deployments")
+        if not isinstance(entries, list | tuple) or not entries:
+            for key in ("balance", "when_all_limited"):
+                if spec.get(key) is not None:
+                    report(
+                        ("models", name, key),
+                        f"{key}: applies to a model's deployments: and model '{name}' lists none"
+                        " — add deployments: or remove it",
+                        key=True,
+                    )
+            continue
+        seen: dict[str, int] = {}
+        provider = spec.get("provider")
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                continue
+            url = entry.get("api_base")
+            if isinstance(url, str) and (problem := _url_problem(url, ("http", "https"))) is not None:
+                report(
+                    ("models", name, "deployments", index, "api_base"),
+                    f"api_base {problem} — give the deployment's base URL",
+                )
+            label = entry.get("name") or (
+                f"{entry.get('provider') or provider}-{entry['region']}"
+                if entry.get("region")
+                else f"{entry.get('provider') or provider}-{index + 1}"
+            )
+            if label in seen:
+                report(
+                    ("models", name, "deployments", index),
+                    f"two deployments of '{name}' are both called '{label}' (the first is"
+                    f" deployments[{seen[label]}]) — give each a distinct name:",
+                )
+            seen.setdefault(str(label), index)
+        if spec.get("balance") == "usage" and not any(
+            isinstance(e, dict) and (e.get("rpm") or e.get("tpm")) for e in entries
+        ):
+            report(
+                ("models", name, "balance"),
+                f"balance: usage keeps each deployment under its rpm:/tpm:, and no deployment of '{name}'"
+                " sets one — add them (the provider's quota), or use balance: weighted",
+            )
+
+
 def _check_feature_names(conv: Converted, report: Report) -> None:
     features = conv.data.get("features")
     if not isinstance(features, dict):
@@ -222,6 +275,7 @@ def value_checks(conv: Converted) -> list[Issue]:
 
     _check_ledger(conv, report)
     _check_api_bases(conv, report)
+    _check_deployments(conv, report)
     _check_feature_names(conv, report)
     return issues
 

@@ -29,6 +29,50 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+Balance = Literal["weighted", "least_busy", "latency", "usage"]
+WhenAllLimited = Literal["wait", "fallback"]
+
+
+class DeploymentSpec(_Frozen):
+    """One endpoint that serves a model (docs/deployments.md): unset keys are the model's own."""
+
+    name: str | None = Field(
+        default=None,
+        min_length=1,
+        pattern=r"^[A-Za-z0-9_.:\-]+$",
+        description="Names it in events and `router models`; default: provider-region or provider-N.",
+    )
+    provider: str | None = Field(default=None, min_length=1, description="Default: the model's provider.")
+    model: str | None = Field(
+        default=None,
+        description="The provider's model id (Azure: the deployment name).",
+    )
+    api_base: str | None = Field(
+        default=None, description="Base URL (Azure: https://RESOURCE.openai.azure.com)."
+    )
+    api_key_env: str | None = Field(default=None, description="Environment variable that holds this key.")
+    api_version: str | None = Field(default=None, description="Azure OpenAI's api-version.")
+    headers: Mapping[str, str] | None = Field(default=None, description="Extra HTTP headers for every call.")
+    region: str | None = Field(default=None, description="Shown in events and `router models`.")
+    weight: PositiveFloat = Field(default=1.0, description="Share of requests under `balance: weighted`.")
+    tpm: PositiveInt | None = Field(default=None, description="Tokens per minute this deployment may take.")
+    rpm: PositiveInt | None = Field(default=None, description="Requests per minute this deployment may take.")
+    input_cost_per_mtok: NonNegativeFloat | None = Field(
+        default=None, description="This deployment's price, when it differs from the model's."
+    )
+    cached_input_cost_per_mtok: NonNegativeFloat | None = None
+    output_cost_per_mtok: NonNegativeFloat | None = None
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name == "headers" and value:
+                value = {key: "<redacted>" for key in value}
+            elif name == "api_base" and value and "@" in value:
+                scheme, _, rest = value.partition("://")
+                value = f"{scheme}://<redacted>@{rest.rpartition('@')[2]}"
+            yield name, value
+
+
 class ModelSpec(_Frozen):
     """One deployable model: where it lives and anything the catalog should be told about it."""
 
@@ -69,6 +113,19 @@ class ModelSpec(_Frozen):
     batch_protocol: Literal["openai", "anthropic", "gemini"] | None = Field(
         default=None,
         description="The batch API that serves this model; default: its provider's.",
+    )
+    deployments: tuple[DeploymentSpec, ...] | None = Field(
+        default=None,
+        min_length=1,
+        description="Several endpoints serving this model, balanced per request (docs/deployments.md).",
+    )
+    balance: Balance | None = Field(
+        default=None,
+        description="Picks a deployment: weighted (default), least_busy, latency or usage.",
+    )
+    when_all_limited: WhenAllLimited | None = Field(
+        default=None,
+        description="Every deployment at its tpm/rpm: wait (within the deadline) or fallback (default).",
     )
 
     def __repr_args__(self) -> Any:
@@ -254,6 +311,12 @@ class RouteSpec(_Frozen):
     stream_recovery: StreamRecovery | None = Field(
         default=None, description="Overrides the top-level stream_recovery."
     )
+    balance: Balance | None = Field(
+        default=None, description="Overrides the models' balance: for requests of this route."
+    )
+    when_all_limited: WhenAllLimited | None = Field(
+        default=None, description="Overrides the models' when_all_limited: for requests of this route."
+    )
 
 
 class FeatureSpec(_Frozen):
@@ -347,3 +410,15 @@ class Policy(_Frozen):
             " or raise StreamInterruptedError (off)."
         ),
     )
+
+
+def deployment_names(spec: ModelSpec) -> tuple[str, ...]:
+    """The names of a model's deployments: as given, else provider-region, else provider-N (1-based)."""
+    names: list[str] = []
+    for index, deployment in enumerate(spec.deployments or (), start=1):
+        provider = deployment.provider or spec.provider
+        name = deployment.name or (
+            f"{provider}-{deployment.region}" if deployment.region else f"{provider}-{index}"
+        )
+        names.append(name)
+    return tuple(names)

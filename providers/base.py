@@ -65,6 +65,14 @@ class Deployment:
     # The endpoint speaks OpenAI's Responses API (``/responses``): a routed ``responses.create``
     # goes there natively instead of through chat (the catalog capability ``responses``).
     responses: bool = False
+    # One of several endpoints of the model ``name`` (policy ``deployments:``): its own name there.
+    pool_name: str | None = None
+    region: str | None = None
+
+    @property
+    def key(self) -> str:
+        """What breakers, rate counters and events call this endpoint: ``model`` or ``model/deployment``."""
+        return self.name if self.pool_name is None else f"{self.name}/{self.pool_name}"
 
     def __repr__(self) -> str:
         # Header values are often credentials (a proxy's token, an org key): names only, never values.

@@ -70,6 +70,7 @@ from router.ledger import (
 )
 
 if TYPE_CHECKING:
+    from router._deployments import Balancer
     from router._feedback import Outcomes
     from router.ledger._guard import AsyncGuarded, Guarded
 
@@ -136,8 +137,10 @@ class _BaseClient:
         # The turns previous_response_id continues: in the named ledger's store, else in memory.
         self._turns = open_turns(self._ledger_url)
         self._breakers = _breakers_for(
-            self._ledger_url, tuple(policy_spec.models), clock, wall_clock, background=self._ASYNC
+            self._ledger_url, self._engine.breaker_keys, clock, wall_clock, background=self._ASYNC
         )
+        # Models with several deployments: the balancer picks one per request (router._deployments).
+        self._balancer = _balancer_for(self._engine, self._ledger_url, wall_clock)
         self._events = Events(
             policy_hash=self._engine.policy_hash,
             log_content=bool(policy_spec.logging and policy_spec.logging.log_content),
@@ -182,6 +185,7 @@ class _BaseClient:
             budget_lines=lines,
             wall_clock=self._wall_clock,
             outcomes=self._outcomes,
+            balancer=self._balancer,
         )
 
     def _warm_litellm(self, plan: Any) -> None:
@@ -209,6 +213,8 @@ class _BaseClient:
         clone._retry_attempts = retry_attempts
         if engine is not None:
             clone._engine = engine
+            if self._balancer is not None:
+                clone._balancer = self._balancer.for_engine(engine)
         return clone
 
     def _ledger(self) -> Any:
@@ -254,6 +260,16 @@ def _breakers_for(
     if ledger_url and ledger_url.startswith(("redis://", "rediss://")):
         return SharedBreakers(clock, ledger_url, models, wall_clock=wall_clock, background=background)
     return Breakers(clock)
+
+
+def _balancer_for(engine: Engine, ledger_url: str | None, wall_clock: Callable[[], float]) -> Balancer | None:
+    """A balancer when some model lists deployments; its rate counters live beside the ledger named."""
+    if not engine.pools:
+        return None
+    from router._deployments import Balancer
+    from router.ledger._rates import open_rates
+
+    return Balancer(engine, open_rates(ledger_url), wall_clock=wall_clock)
 
 
 # --------------------------------------------------------------------------- sync
@@ -376,6 +392,8 @@ class SyncRouter(_BaseClient):
             self._ledger_handle = None
         self._turns.close()
         self._breakers.close()
+        if self._balancer is not None:
+            self._balancer.close()
         if self._outcomes is not None:
             self._outcomes.close()
 
@@ -544,6 +562,8 @@ class AsyncRouter(_BaseClient):
             self._ledger_handle = None
         await self._turns.aclose()
         self._breakers.close()
+        if self._balancer is not None:
+            self._balancer.close()
         if self._outcomes is not None:
             await asyncio.to_thread(self._outcomes.close)
 

@@ -7,16 +7,17 @@ Environment variables (API keys) are read here, once, like the openai client rea
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Mapping
-from dataclasses import replace
 from types import MappingProxyType
 
 from policies.plan import Planner
-from policies.schema import ModelSpec, Policy
+from policies.schema import ModelSpec, Policy, deployment_names
 from providers.base import Deployment, split_credentials
 from providers.catalog import ModelInfo, resolve_model
 from providers.registry import provider_spec
+from router._balancing import Balance, Member, Pool, WhenAllLimited
 from router._resilience import Resilience, resilience_for
 
 
@@ -43,6 +44,8 @@ class Engine:
         catalog: dict[str, ModelInfo] = {}
         deployments: dict[str, Deployment] = {}
         unavailable: dict[str, str] = {}
+        pools: dict[str, Pool] = {}
+        deployment_catalog: dict[str, ModelInfo] = {}
         for name, spec in policy.models.items():
             catalog[name] = resolve_model(
                 name, provider=spec.provider, model=spec.model, overrides=spec.catalog_overrides()
@@ -50,19 +53,38 @@ class Engine:
             deployment, problem = _deployment(
                 name, spec, env=env, api_key=api_key, base_url=base_url, default_headers=default_headers
             )
+            if spec.deployments:
+                pool, priced = _pool(
+                    name, spec, env=env, api_key=api_key, base_url=base_url, default_headers=default_headers
+                )
+                pools[name] = pool
+                for key, prices in priced.items():
+                    deployment_catalog[key] = dataclasses.replace(catalog[name], **prices)  # type: ignore[arg-type]
+                if pool.members:
+                    deployment, problem = pool.members[0].deployment, None
+                else:
+                    problem = "no deployment can be called: " + "; ".join(
+                        f"{n}: {why}" for n, why in (pool.unavailable or {}).items()
+                    )
             if "responses" in catalog[name].supports:
                 # Only the OpenAI-compatible fast path speaks /responses (not Azure's URL shape, not
                 # litellm): elsewhere the capability would promise what no adapter does.
                 if deployment.adapter == "openai":
-                    deployment = replace(deployment, responses=True)
+                    deployment = dataclasses.replace(deployment, responses=True)
                 else:
-                    catalog[name] = replace(catalog[name], supports=catalog[name].supports - {"responses"})
+                    catalog[name] = dataclasses.replace(
+                        catalog[name], supports=catalog[name].supports - {"responses"}
+                    )
             deployments[name] = deployment
             if problem is not None:
                 unavailable[name] = problem
         self.catalog: Mapping[str, ModelInfo] = MappingProxyType(catalog)
         self.deployments: Mapping[str, Deployment] = MappingProxyType(deployments)
         self.unavailable: Mapping[str, str] = MappingProxyType(unavailable)
+        # Models with several deployments (policy deployments:), and the prices of those that override
+        # the model's, by deployment key (docs/deployments.md).
+        self.pools: Mapping[str, Pool] = MappingProxyType(pools)
+        self._deployment_catalog: Mapping[str, ModelInfo] = MappingProxyType(deployment_catalog)
         self.planner = Planner(policy, self.catalog, self.unavailable)
         # Models served through litellm: a client starts importing it (in the background) on the
         # first request whose plan includes one, so processes that never route there never pay.
@@ -76,6 +98,73 @@ class Engine:
 
     def resilience_for(self, route: str | None) -> Resilience:
         return self._resilience.get(route) or self._resilience[None]
+
+    def info_for(self, deployment: Deployment) -> ModelInfo:
+        """The catalog entry that prices a call to ``deployment`` (its own price when it overrides)."""
+        return self._deployment_catalog.get(deployment.key) or self.catalog[deployment.name]
+
+    def balance_for(self, route: str | None, model: str) -> tuple[Balance, WhenAllLimited]:
+        """The route's balance and when_all_limited, else the model's, else weighted / fallback."""
+        spec = self.policy.routes.get(route) if route is not None else None
+        pool = self.pools[model]
+        balance = (spec.balance if spec is not None else None) or pool.balance
+        when = (spec.when_all_limited if spec is not None else None) or pool.when_all_limited
+        return balance, when
+
+    @property
+    def breaker_keys(self) -> tuple[str, ...]:
+        """Every name a breaker may be kept under: the models, and each deployment of a pooled one."""
+        keys = list(self.policy.models)
+        for pool in self.pools.values():
+            keys += [member.key for member in pool.members]
+        return tuple(keys)
+
+
+def _pool(
+    name: str,
+    spec: ModelSpec,
+    *,
+    env: Mapping[str, str],
+    api_key: str | None,
+    base_url: str | None,
+    default_headers: Mapping[str, str] | None,
+) -> tuple[Pool, dict[str, dict[str, float]]]:
+    """A model's deployments as a Pool (those that cannot be called left out, with why), and the
+    price overrides by deployment key."""
+    members: list[Member] = []
+    unavailable: dict[str, str] = {}
+    priced: dict[str, dict[str, float]] = {}
+    for entry, pool_name in zip(spec.deployments or (), deployment_names(spec), strict=True):
+        connection = {
+            key: getattr(entry, key)
+            for key in ("provider", "model", "api_base", "api_key_env", "api_version", "headers")
+            if getattr(entry, key) is not None
+        }
+        merged = spec.model_copy(update=connection)
+        deployment, problem = _deployment(
+            name, merged, env=env, api_key=api_key, base_url=base_url, default_headers=default_headers
+        )
+        deployment = dataclasses.replace(deployment, pool_name=pool_name, region=entry.region)
+        if problem is not None:
+            # The advice names the deployment, not the model: the model's other deployments still serve.
+            unavailable[pool_name] = problem.replace("remove the model", "remove the deployment")
+            continue
+        members.append(Member(deployment, entry.weight, entry.tpm, entry.rpm))
+        prices = {
+            key: float(value)
+            for key in ("input_cost_per_mtok", "cached_input_cost_per_mtok", "output_cost_per_mtok")
+            if (value := getattr(entry, key)) is not None
+        }
+        if prices:
+            priced[deployment.key] = prices
+    pool = Pool(
+        name,
+        tuple(members),
+        balance=spec.balance or "weighted",
+        when_all_limited=spec.when_all_limited or "fallback",
+        unavailable=MappingProxyType(unavailable),
+    )
+    return pool, priced
 
 
 def _deployment(

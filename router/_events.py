@@ -137,6 +137,9 @@ class Events:
         )
         if attempt.malformed_events:
             event["malformed_events"] = attempt.malformed_events
+        if attempt.deployment is not None:
+            event["deployment"] = attempt.deployment
+            event["picked_by"] = attempt.picked_by
         _emit(level, event)
 
     def completed(self, record: RoutingRecord, *, content: str | None = None) -> None:
@@ -161,6 +164,8 @@ class Events:
                 fallback=bool(attempts) and record.model != attempts[0].model,
                 stream=record.stream,
             )
+            if record.deployment is not None:
+                event["deployment"] = record.deployment
             if usage is not None and usage.suspect is not None:
                 event["usage_suspect"] = usage.suspect  # charged at the worst case instead
             if self._log_content and content is not None:

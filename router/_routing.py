@@ -38,6 +38,9 @@ class Attempt:
     ttft_ms: float | None = None
     # Streams only: unreadable events skipped (the stream still ended properly, or this attempt failed).
     malformed_events: int = 0
+    # The deployment called, when the model lists several (policy deployments:), and why it was picked.
+    deployment: str | None = None
+    picked_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,8 @@ class RoutingRecord:
     started_at: float = 0.0
     stream: bool = False
     budget_events: tuple[BudgetEvent, ...] = ()
+    # The deployment that answered, when the model lists several (policy deployments:).
+    deployment: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, for logs and the CLI."""
@@ -104,4 +109,5 @@ class RoutingRecord:
             "started_at": self.started_at,
             "stream": self.stream,
             "budget_events": [asdict(e) for e in self.budget_events],
+            "deployment": self.deployment,
         }

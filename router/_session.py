@@ -22,6 +22,7 @@ from providers import error_kinds
 from providers.base import CallOptions, Deployment
 from providers.errors import error_class, retry_after_s
 from router._budgets import BudgetBook
+from router._deployments import Balancer
 from router._engine import Engine
 from router._events import Events
 from router._exceptions import (
@@ -100,8 +101,12 @@ class Session:
         budget_lines: tuple[Line, ...] = (),
         wall_clock: Callable[[], float] = time.time,
         outcomes: Outcomes | None = None,
+        balancer: Balancer | None = None,
     ) -> None:
         self.engine = engine
+        self._balancer = balancer  # picks among a model's deployments (issue 18)
+        self._claim: tuple[str, str] | None = None
+        self._picked_by = ""
         self._outcomes = outcomes  # kept for client.feedback() (router._feedback)
         self._observations = observations
         self._breakers = breakers
@@ -151,9 +156,9 @@ class Session:
         self._retry_wait = None
         if wait is not None and self._current is not None:
             # A retry asks the breaker too: this very failure may have opened it.
-            refused = self._breakers.admit(self._current.name) if self._breakers is not None else None
+            refused = self._breakers.admit(self._current.key) if self._breakers is not None else None
             if refused is not None:
-                self._skipped.setdefault(self._current.name, refused)
+                self._skipped.setdefault(self._current.key, refused)
             elif wait < remaining:
                 return Step(self._current, wait, self._options(remaining - wait))
             else:
@@ -167,10 +172,32 @@ class Session:
                 if reason is not None:
                     self._skipped[name] = reason
                     continue
+            if self._balancer is not None and name in self._balancer.pools:
+                admit = self._breakers.admit if self._breakers is not None else None
+                tried = self._tried(name)
+                pick = self._balancer.pick(
+                    name, self.plan.route, self.request.route, tried=tried, admit=admit, remaining_s=remaining
+                )
+                self._skipped.update(pick.skipped)
+                if pick.deployment is None:
+                    self._skipped[name] = pick.reason
+                    continue
+                self._current, self._claim, self._picked_by = pick.deployment, pick.claim, pick.why
+                self._tries_on_current = 0
+                return Step(pick.deployment, pick.wait_s, self._options(remaining - pick.wait_s))
             self._current = self.engine.deployments[name]
             self._tries_on_current = 0
             return Step(self._current, 0.0, self._options(remaining))
         return None
+
+    def _tried(self, model: str) -> dict[str, int]:
+        """How often this request called each deployment of ``model``."""
+        tried: dict[str, int] = {}
+        for attempt in self._attempts:
+            if attempt.model == model and attempt.deployment is not None:
+                key = f"{model}/{attempt.deployment}"
+                tried[key] = tried.get(key, 0) + 1
+        return tried
 
     def _options(self, remaining: float) -> CallOptions:
         """The caller's per-call options with every timeout capped by the deadline (and, for streams,
@@ -192,6 +219,8 @@ class Session:
         self._tries_on_current += 1
         self._attempt_started = self._clock()
         self._attempt_started_at = self._wall_clock()
+        if self._balancer is not None:
+            self._balancer.started(step.deployment)
 
     def remaining_s(self) -> float:
         return max(self._deadline - self._clock(), 0.0)
@@ -240,15 +269,25 @@ class Session:
             return
         resilience = self.resilience
         retry_after = retry_after_s(exc, self._wall_clock()) if kind == "rate_limited" else None
-        if retry_after is not None and retry_after > resilience.max_retry_after_s:
+        too_long = retry_after is not None and retry_after > resilience.max_retry_after_s
+        if too_long and self._breakers is not None:
             # Waiting that long would hold requests hostage: skip the model until then (retries or not).
-            if self._breakers is not None:
-                self._breakers.open_for(
-                    deployment.name,
-                    retry_after,
-                    f"a 429 asking to wait {retry_after:g}s "
-                    f"(max_retry_after_s {resilience.max_retry_after_s:g})",
-                )
+            self._breakers.open_for(
+                deployment.key,
+                retry_after or 0.0,
+                f"a 429 asking to wait {retry_after:g}s (max_retry_after_s {resilience.max_retry_after_s:g})",
+            )
+        if deployment.pool_name is not None and self._balancer is not None:
+            # Another deployment of the same model before the next model; each one again (retries).
+            tried = self._tried(deployment.name)
+            members = self._balancer.pools[deployment.name].members
+            untried = any(m.key not in tried for m in members)
+            if untried or (
+                resilience.retries(kind) and sum(tried.values()) < len(members) * self._retry_attempts
+            ):
+                self._pending.appendleft(deployment.name)
+            return
+        if too_long:
             return
         if not resilience.retries(kind) or self._tries_on_current >= self._retry_attempts:
             return
@@ -279,11 +318,15 @@ class Session:
                 started_at=self._attempt_started_at,
                 ttft_ms=ttft_ms,
                 malformed_events=malformed_events,
+                deployment=deployment.pool_name,
+                picked_by=self._picked_by if deployment.pool_name else None,
             )
         )
         self._last_error = exc
         if self._breakers is not None:
-            self._breakers.failed(deployment.name, kind, self.resilience.cooldown)
+            self._breakers.failed(deployment.key, kind, self.resilience.cooldown)
+        if self._balancer is not None:
+            self._balancer.finished(deployment, latency_ms=None, tokens=None, claim=self._claim, error=exc)
         return kind
 
     def content_filtered(self, deployment: Deployment, answer: Any, usage: Usage | None) -> None:
@@ -302,8 +345,12 @@ class Session:
                 latency_ms=self._elapsed_ms(self._attempt_started),
                 wait_s=self._wait_s,
                 started_at=self._attempt_started_at,
+                deployment=deployment.pool_name,
+                picked_by=self._picked_by if deployment.pool_name else None,
             )
         )
+        if self._balancer is not None:
+            self._balancer.finished(deployment, latency_ms=None, tokens=None, claim=self._claim)
         if self._kept is None:
             self._kept = (deployment, answer, self.vetted(deployment, usage))
 
@@ -350,10 +397,15 @@ class Session:
                 started_at=self._attempt_started_at,
                 ttft_ms=ttft_ms,
                 malformed_events=malformed_events,
+                deployment=deployment.pool_name,
+                picked_by=self._picked_by if deployment.pool_name else None,
             )
         )
         if self._breakers is not None:
-            self._breakers.succeeded(deployment.name)
+            self._breakers.succeeded(deployment.key)
+        if self._balancer is not None:
+            used = usage.prompt_tokens + usage.completion_tokens if usage is not None else None
+            self._balancer.finished(deployment, latency_ms=latency_ms, tokens=used, claim=self._claim)
         if self._observations is not None and continued_from_usd is None:
             trusted = usage is not None and usage.suspect is None
             self._observations.record(
@@ -377,7 +429,7 @@ class Session:
         usage = self.vetted(deployment, usage)
         if usage is None:
             return None
-        return self.engine.catalog[deployment.name].cost_usd(
+        return self.engine.info_for(deployment).cost_usd(
             usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
         )
 
@@ -443,6 +495,7 @@ class Session:
             started_at=self._started_at,
             stream=self.request.stream,
             budget_events=tuple(self._budget_events),
+            deployment=deployment.pool_name if deployment else None,
         )
 
     def exhausted(self) -> BaseException:
@@ -529,7 +582,7 @@ class Session:
         """What to reserve before calling ``deployment``; None when no budget covers this request."""
         if not self._lines:
             return None
-        info = self.engine.catalog[deployment.name]
+        info = self.engine.info_for(deployment)
         # Never None here: under a budget the planner rejects unpriced models (priced_for_budget).
         amount = worst_case_cost(info, self._plan_context()) or 0.0
         ttl = self.resilience.timeout_s + (
@@ -589,7 +642,7 @@ class Session:
         if tracker.usage is not None:
             return self.cost_of(deployment, tracker.usage)
         prompt = self.request.route.prompt.best if self.request.route.prompt is not None else 0
-        return self.engine.catalog[deployment.name].cost_usd(prompt, -(-tracker.characters // 4), 0)
+        return self.engine.info_for(deployment).cost_usd(prompt, -(-tracker.characters // 4), 0)
 
     def budget_settled(
         self, hold: Hold, totals: Mapping[str, Totals], cost: float

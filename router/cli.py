@@ -189,11 +189,19 @@ def explain(
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
     model, feature_name = normalized.route.model, normalized.route.feature
+    from router._cli_deployments import deployment_rows, print_deployments
+
+    pools = deployment_rows(engine, plan, normalized.route)  # models with several deployments (issue 18)
     if as_json:
         record = {"policy": str(policy), "request": str(request), "model": model, "feature": feature_name}
-        typer.echo(json.dumps({**record, **_plan_record(plan)}, indent=2))
+        typer.echo(
+            json.dumps(
+                {**record, **_plan_record(plan), **({"deployments": pools} if pools else {})}, indent=2
+            )
+        )
         return
     _print_plan(console(), plan, model, feature_name, loaded)
+    print_deployments(console(), pools, explain=True)
 
 
 @app.command()
@@ -256,6 +264,12 @@ def models(
             ", ".join(f"{k} {v:g}" for k, v in info.quality.items()) or "-",
         )
     console().print(table)
+    from router._cli_deployments import deployment_rows, print_deployments
+    from router._engine import Engine
+
+    print_deployments(
+        console(), deployment_rows(Engine(loaded, env=_EveryKeySet()), None, None), explain=False
+    )
 
 
 @app.command()

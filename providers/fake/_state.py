@@ -9,8 +9,9 @@ from __future__ import annotations
 import itertools
 import random
 import threading
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from .script import Fault, ModelScript, RecordedRequest
@@ -62,7 +63,11 @@ class _ModelState:
 
 
 class State:
-    def __init__(self, log_limit: int) -> None:
+    def __init__(self, log_limit: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        # Arrival times per rate key within the last 60 s, and the requests refused for going over.
+        self._arrivals: dict[str, deque[float]] = {}
+        self.rate_limited: list[tuple[str, float]] = []
         self._lock = threading.Lock()
         self._models: dict[str, _ModelState] = {}
         self._log: deque[RecordedRequest] = deque(maxlen=log_limit)
@@ -76,6 +81,22 @@ class State:
         with self._lock:
             self._models.clear()
             self._log.clear()
+            self._arrivals.clear()
+            self.rate_limited.clear()
+
+    def admit(self, key: str, rpm: int) -> tuple[int, float]:
+        """Count a request against ``rpm`` within the 60 s before now: (requests left, 0) when taken,
+        (0, seconds until a slot frees) when refused (and remembered in ``rate_limited``)."""
+        now = self.clock()
+        with self._lock:
+            arrivals = self._arrivals.setdefault(key, deque())
+            while arrivals and arrivals[0] <= now - 60.0:
+                arrivals.popleft()
+            if len(arrivals) >= rpm:
+                self.rate_limited.append((key, now))
+                return 0, max(arrivals[0] + 60.0 - now, 0.001)
+            arrivals.append(now)
+            return rpm - len(arrivals), 0.0
 
     def scripted_models(self) -> list[str]:
         with self._lock:

@@ -9,7 +9,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from ._answer import Answer, Conversation
 
-ProtocolName = Literal["openai", "gemini", "anthropic"]
+ProtocolName = Literal["openai", "gemini", "anthropic", "azure"]
 
 
 FrameKind = Literal["head", "content", "tail"]

@@ -191,6 +191,9 @@ class ModelScript:
     # such a request is refused with a 400, as OpenAI refuses an argument it does not know. Anthropic
     # always continues a final assistant message (its prefill).
     prefill: bool = False
+    # Requests per minute this model (each Azure deployment: resource/deployment) takes on the fake's
+    # clock; one more within any 60 s is answered 429 with Retry-After, as the provider would.
+    rpm: int | None = None
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -233,7 +236,7 @@ class ModelScript:
 class RecordedRequest:
     """One request as the fake received it, with credentials redacted so logs can be printed safely."""
 
-    protocol: Literal["openai", "gemini", "anthropic"]
+    protocol: Literal["openai", "gemini", "anthropic", "azure"]
     model: str
     path: str
     stream: bool

@@ -8,7 +8,7 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self
 
@@ -16,6 +16,7 @@ from aiohttp import web
 
 from ._answer import decide
 from ._anthropic import AnthropicWire
+from ._azure import AzureWire, resource_not_found
 from ._batch import BatchControl
 from ._batch_routes import BatchRoutes, add_batch_routes
 from ._gemini import GeminiWire
@@ -43,6 +44,8 @@ _CONTENT_POLICY = (
 
 def _content_policy(wire: Wire, message: str | None) -> ErrorReply:
     """The provider's 400 for a request refused for its content (OpenAI names it content_policy_violation)."""
+    if isinstance(wire, AzureWire):
+        return wire.content_policy(message)
     reply = wire.bad_request(message or _CONTENT_POLICY)
     if wire.name != "openai":
         return reply
@@ -88,6 +91,7 @@ class _Handlers:
         self.anthropic = AnthropicWire()
         wires: dict[str, Wire] = {"openai": self.openai, "gemini": self.gemini, "anthropic": self.anthropic}
         self.batches = BatchRoutes(batches or BatchControl(state, wires), self.api_keys)
+        self.azure = AzureWire()
 
     # --- routes -----------------------------------------------------------------------------------
 
@@ -120,6 +124,17 @@ class _Handlers:
         else:
             reply = wire.retrieve(response_id)
         return _json(reply.body, reply.status)
+
+    async def azure_chat(self, request: web.Request) -> web.StreamResponse:
+        if not request.query.get("api-version"):
+            reply = resource_not_found()
+            return _json(reply.body, reply.status)
+        deployment = request.match_info["deployment"]
+        body = await self._body(request)
+        stream = body is not None and body.get("stream") is True
+        key = request.headers.get("api-key")
+        rate_key = f"{request.match_info['resource']}/{deployment}"
+        return await self._serve(request, self.azure, deployment, stream, body, key, rate_key)
 
     async def openai_models(self, request: web.Request) -> web.StreamResponse:
         names = list(dict.fromkeys([*DEFAULT_OPENAI_MODELS, *self.state.scripted_models()]))
@@ -184,6 +199,7 @@ class _Handlers:
         stream: bool,
         body: dict[str, Any] | None,
         key: str | None,
+        rate_key: str | None = None,
     ) -> web.StreamResponse:
         self.state.record(
             RecordedRequest(wire.name, model, request.path_qs, stream, body or {}, redact(request.headers))
@@ -204,6 +220,17 @@ class _Handlers:
         turn = self.state.take(model)
         if turn.script.unknown:
             return self._error(wire.not_found(model))
+        rate_headers: dict[str, str] = {}
+        if turn.script.rpm is not None:
+            left, wait = self.state.admit(rate_key or model, turn.script.rpm)
+            if wait:
+                reply = wire.error(429)
+                headers = {
+                    "retry-after": str(max(int(wait + 0.999), 1)),
+                    "x-ratelimit-remaining-requests": "0",
+                }
+                return _json(reply.body, 429, {**reply.headers, **headers})
+            rate_headers["x-ratelimit-remaining-requests"] = str(left)
         if turn.script.latency_s:
             await asyncio.sleep(turn.script.latency_s)
         fault = turn.fault
@@ -221,11 +248,10 @@ class _Handlers:
             scripted_reply=turn.reply,
         )
         ids = Ids(turn.number, int(time.time()))
+        headers = {**self._headers(wire, turn), **rate_headers}
         if not stream:
-            return _json(wire.render(answer, conv, ids), headers=self._headers(wire, turn))
-        return await self._stream(
-            request, wire.render_stream(answer, conv, ids), self._headers(wire, turn), turn
-        )
+            return _json(wire.render(answer, conv, ids), headers=headers)
+        return await self._stream(request, wire.render_stream(answer, conv, ids), headers, turn)
 
     async def _early_fault(
         self, request: web.Request, wire: Wire, fault: Fault, stream: bool
@@ -257,6 +283,13 @@ class _Handlers:
 
     @staticmethod
     def _headers(wire: Wire, turn: Turn) -> dict[str, str]:
+        if wire.name == "azure":
+            return {
+                "apim-request-id": f"fake-{turn.number}",
+                "x-request-id": f"req_fake{turn.number}",
+                "x-ms-region": "Fake Region",
+                "x-ms-client-request-id": f"fake-{turn.number}",
+            }
         header = "request-id" if wire.name == "anthropic" else "x-request-id"
         return {header: f"req_fake{turn.number}"}
 
@@ -315,6 +348,9 @@ def build_app(
     app.router.add_get(
         "/openai/v1/responses/{response_id}/{tail:input_items}", handlers.openai_responses_stored
     )
+    app.router.add_post(
+        "/azure/{resource}/openai/deployments/{deployment}/chat/completions", handlers.azure_chat
+    )
     app.router.add_post("/gemini/{version}/models/{target}", handlers.gemini_generate)
     app.router.add_post("/anthropic/v1/messages", handlers.anthropic_messages)
     app.router.add_post("/_fake/script", handlers.control_script)
@@ -348,11 +384,13 @@ class FakeProviders:
         *,
         api_keys: Mapping[str, str] | None = None,
         log_limit: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self._requested_port = port
         self._port: int | None = None
-        self._state = State(log_limit)
+        # ``clock`` times the scripts' rpm windows (injectable: tests share one with their clients).
+        self._state = State(log_limit, clock)
         self._api_keys = dict(api_keys or {})
         # The batch protocols' jobs, files and clock: tests fast-forward it (docs/fake-providers.md).
         self.batches = BatchControl(
@@ -437,6 +475,15 @@ class FakeProviders:
     def gemini_base(self) -> str:
         """Gemini's root; litellm wants ``gemini_base + "/v1beta"`` as its api_base."""
         return f"{self.url}/gemini"
+
+    def azure_base(self, resource: str = "fake") -> str:
+        """An Azure OpenAI resource's endpoint (``https://RESOURCE.openai.azure.com`` on Azure)."""
+        return f"{self.url}/azure/{resource}"
+
+    @property
+    def rate_limited(self) -> list[tuple[str, float]]:
+        """The requests refused for going over a script's ``rpm``: (rate key, time on the fake's clock)."""
+        return list(self._state.rate_limited)
 
     @property
     def anthropic_base(self) -> str:

@@ -1,0 +1,331 @@
+"""A client's balancer: picks a deployment of a pooled model and keeps what the strategies look at.
+
+The ranking itself is pure (router._balancing); this object holds the per-client state it reads
+(calls in flight, latency averages) and the rate counters (router.ledger._rates) that claim a slot
+of a deployment's tpm/rpm before the call. One per client, shared by its ``with_options`` copies.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from policies.plan import RouteRequest
+from providers.base import Deployment
+from router._balancing import (
+    Balance,
+    Load,
+    Member,
+    Pool,
+    WhenAllLimited,
+    headroom,
+    moving_average,
+    rank,
+    request_tokens,
+    why,
+)
+from router._engine import Engine
+from router.ledger._rates import Claim, Rates, provider_usage
+
+_logger = logging.getLogger("router")
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """The deployment to call (after ``wait_s``), or None with ``reason``; what was skipped, and why."""
+
+    deployment: Deployment | None
+    wait_s: float = 0.0
+    why: str = ""
+    reason: str = ""
+    skipped: Mapping[str, str] = field(default_factory=dict)
+    claim: tuple[str, str] | None = None  # (deployment key, claim entry) to settle with real tokens
+    tokens: int = 0
+
+
+class Balancer:
+    """Deployment choice for one client: strategies, in-flight counts, latency averages, rate claims."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        rates: Rates,
+        *,
+        wall_clock: Callable[[], float],
+        rng: random.Random | None = None,
+    ) -> None:
+        self._engine = engine
+        self.pools: Mapping[str, Pool] = engine.pools
+        self._rates = rates
+        self._wall_clock = wall_clock
+        self._rng = rng or random.Random()
+        self._lock = threading.Lock()
+        # When each call in flight began (wall clock): a call never reported back (a stream the caller
+        # abandoned) stops counting once it is older than any request may run.
+        self._in_flight: dict[str, deque[float]] = {}
+        policy = engine.policy
+        self._stale_after_s = (
+            max([policy.timeout_s, *(r.timeout_s or 0.0 for r in policy.routes.values())])
+            + policy.stream_idle_timeout_s
+        )
+        self._latency: dict[str, float] = {}
+        self.counter_errors = 0  # claims and reads the counters failed (served unchecked meanwhile)
+        # (route, model) → (balance, when_all_limited): the policy never changes, so looked up once.
+        self._settings: dict[tuple[str | None, str], tuple[Balance, WhenAllLimited]] = {}
+
+    def for_engine(self, engine: Engine) -> Balancer:
+        """This balancer for a client copy with other credentials: same counters, its deployments."""
+        clone = Balancer.__new__(Balancer)
+        clone.__dict__.update(self.__dict__)
+        clone._engine = engine
+        clone.pools = engine.pools
+        clone._settings = {}
+        return clone
+
+    # ----------------------------------------------------------------- choosing
+
+    def tokens_for(self, request: RouteRequest, route: str | None) -> int:
+        """What this request counts against a tpm before it is sent: prompt + the output it may write."""
+        prompt = request.prompt.best if request.prompt is not None else 0
+        spec = self._engine.policy.routes.get(route) if route is not None else None
+        expected = (
+            spec.expected_output_tokens if spec else None
+        ) or self._engine.policy.expected_output_tokens
+        output = (request.max_output_tokens or expected) * request.choices
+        return request_tokens(prompt, output)
+
+    def loads(self, pool: Pool, balance: Balance) -> dict[str, Load]:
+        """What each deployment is doing now; this window's usage read from the counters for ``usage``."""
+        keys = [m.key for m in pool.members]
+        used: Mapping[str, tuple[int, int]] = {}
+        if balance == "usage" or any(m.limited for m in pool.members):
+            try:
+                used = self._rates.usage(keys, self._wall_clock())
+            except self._rates.errors as exc:
+                self._counters_failed(exc)
+        with self._lock:
+            return {
+                key: Load(
+                    in_flight=self._live_calls(key),
+                    latency_ms=self._latency.get(key),
+                    requests=used.get(key, (0, 0))[0],
+                    tokens=used.get(key, (0, 0))[1],
+                )
+                for key in keys
+            }
+
+    def pick(
+        self,
+        model: str,
+        route: str | None,
+        request: RouteRequest,
+        *,
+        tried: Mapping[str, int],
+        admit: Callable[[str], str | None] | None,
+        remaining_s: float,
+    ) -> Pick:
+        """The deployment of ``model`` to call next, in the strategy's order, claiming its rate slot.
+
+        Deployments this request tried fewer times come first (a failure moves to the next one); a
+        deployment whose breaker is open, or that is at its tpm/rpm, is skipped with the reason. When
+        every one is at its limit, ``when_all_limited: wait`` claims the soonest free slot within
+        ``remaining_s`` (the deadline), ``fallback`` gives up on the model.
+        """
+        pool = self.pools[model]
+        settings = self._settings.get((route, model))
+        if settings is None:
+            settings = self._settings[route, model] = self._engine.balance_for(route, model)
+        balance, when = settings
+        # The token estimate only matters to limits and to `usage`: weighted picks skip it (hot path).
+        tokens = self.tokens_for(request, route) if balance == "usage" or pool.limited else 0
+        loads = self.loads(pool, balance) if balance in ("least_busy", "latency", "usage") else {}
+        with self._lock:
+            order = rank(pool.members, balance, loads, tokens, self._rng)
+        if tried:
+            order.sort(key=lambda m: tried.get(m.key, 0))  # stable: the strategy's order among equals
+        total_weight = pool.total_weight
+        skipped: dict[str, str] = {}
+        limited: list[tuple[float, Member]] = []
+        now = self._wall_clock() if pool.limited else 0.0
+        for member in order:
+            refused = admit(member.key) if admit is not None else None
+            if refused is not None:
+                skipped[member.key] = refused
+                continue
+            claim = self._claim(member, tokens, now, 0.0)
+            if claim is not None and not claim.granted:
+                skipped[member.key] = (
+                    f"at its limit ({self._limits(member)}); a slot frees in {claim.wait_s:.1f}s"
+                )
+                limited.append((claim.wait_s, member))
+                continue
+            reason = why(member, balance, loads.get(member.key, Load()), tokens, total_weight)
+            return Pick(member.deployment, 0.0, reason, "", skipped, self._entry(member, claim), tokens)
+        if when == "wait" and limited:
+            for soonest, member in sorted(limited, key=lambda pair: pair[0]):
+                if soonest > remaining_s:
+                    break
+                claim = self._claim(member, tokens, self._wall_clock(), remaining_s)
+                if claim is not None and claim.granted:
+                    reason = f"when_all_limited: wait {claim.wait_s:.1f}s for a slot"
+                    return Pick(
+                        member.deployment,
+                        claim.wait_s,
+                        reason,
+                        "",
+                        skipped,
+                        self._entry(member, claim),
+                        tokens,
+                    )
+        reason = "every deployment is unavailable: " + "; ".join(
+            f"{key.rpartition('/')[2]}: {text}" for key, text in skipped.items()
+        )
+        if limited and when == "wait":
+            reason += " (when_all_limited: wait, but no slot frees before the deadline)"
+        return Pick(None, 0.0, "", reason, skipped, None, tokens)
+
+    def _claim(self, member: Member, tokens: int, now: float, max_wait_s: float) -> Claim | None:
+        if not member.limited:
+            return None
+        try:
+            return self._rates.claim(
+                member.key, rpm=member.rpm, tpm=member.tpm, tokens=tokens, now=now, max_wait_s=max_wait_s
+            )
+        except self._rates.errors as exc:
+            # Counters out of reach (Redis down, SQLite locked): serve unchecked rather than fail the
+            # request; the provider's own 429 is still the backstop, and a warning says so.
+            self._counters_failed(exc)
+            return None
+
+    def _counters_failed(self, exc: BaseException) -> None:
+        self.counter_errors += 1
+        _logger.warning(
+            "router: the rate counters could not be reached (%s: %s); deployments are picked without "
+            "their tpm/rpm until they answer again — check the ledger: named in the policy",
+            type(exc).__name__,
+            exc,
+        )
+
+    @staticmethod
+    def _entry(member: Member, claim: Claim | None) -> tuple[str, str] | None:
+        return (member.key, claim.entry) if claim is not None and claim.granted else None
+
+    @staticmethod
+    def _limits(member: Member) -> str:
+        parts = []
+        if member.rpm is not None:
+            parts.append(f"{member.rpm} rpm")
+        if member.tpm is not None:
+            parts.append(f"{member.tpm:,} tpm")
+        return ", ".join(parts)
+
+    # ----------------------------------------------------------------- what happened
+
+    def started(self, deployment: Deployment) -> None:
+        if deployment.pool_name is None:
+            return
+        now = self._wall_clock()
+        with self._lock:
+            self._in_flight.setdefault(deployment.key, deque()).append(now)
+
+    def _live_calls(self, key: str) -> int:
+        """Calls in flight on ``key`` (under the lock), the stale ones dropped."""
+        calls = self._in_flight.get(key)
+        if not calls:
+            return 0
+        cut = self._wall_clock() - self._stale_after_s
+        while calls and calls[0] < cut:
+            calls.popleft()
+        return len(calls)
+
+    def finished(
+        self,
+        deployment: Deployment,
+        *,
+        latency_ms: float | None,
+        tokens: int | None,
+        claim: tuple[str, str] | None,
+        error: BaseException | None = None,
+    ) -> None:
+        """A call ended: in-flight count down, latency learned (successes only), the claim corrected to
+        the tokens really used, and a provider's rate-limit headers folded into the counters."""
+        if deployment.pool_name is None:
+            return
+        key = deployment.key
+        with self._lock:
+            calls = self._in_flight.get(key)
+            if calls:
+                calls.popleft()  # which call ended does not matter, only how many remain
+            if latency_ms is not None and error is None:
+                self._latency[key] = moving_average(self._latency.get(key), latency_ms)
+        try:
+            if claim is not None and tokens is not None and claim[0] == key:
+                self._rates.settle(key, claim[1], tokens)
+            if error is not None:
+                self._fold_headers(deployment, error)
+        except self._rates.errors as exc:
+            self._counters_failed(exc)
+
+    def _fold_headers(self, deployment: Deployment, error: BaseException) -> None:
+        response: Any = getattr(error, "response", None)
+        headers = getattr(response, "headers", None)
+        if not headers:
+            return
+        member = next((m for m in self.pools[deployment.name].members if m.key == deployment.key), None)
+        if member is None or not member.limited:
+            return
+        now = self._wall_clock()
+        counted = self._rates.usage([member.key], now)[member.key]
+        extra = provider_usage(headers, member.rpm, member.tpm, counted)
+        if extra is not None:
+            self._rates.observe(member.key, extra.requests, extra.tokens, now + extra.reset_s, now)
+
+    # ----------------------------------------------------------------- for the CLI
+
+    def describe(self, model: str, route: str | None, request: RouteRequest) -> list[dict[str, Any]]:
+        """Each deployment in the order the strategy would try it now, why, and its usage (no claim made).
+
+        A weighted draw has no fixed order: the deployments are listed by weight, each with its share.
+        """
+        pool = self.pools[model]
+        balance, _ = self._engine.balance_for(route, model)
+        tokens = self.tokens_for(request, route)
+        loads = self.loads(pool, balance)
+        if balance == "weighted":
+            order = sorted(pool.members, key=lambda m: -m.weight)
+        else:
+            with self._lock:
+                order = rank(pool.members, balance, loads, tokens, random.Random(0))
+        total = sum(m.weight for m in pool.members)
+        rows: list[dict[str, Any]] = []
+        for member in order:
+            load = loads[member.key]
+            free = headroom(member, load, tokens) >= 0 or not member.limited
+            reason = (
+                f"weighted: {member.weight / total:.0%} of requests"
+                if balance == "weighted"
+                else why(member, balance, load, tokens, total)
+            )
+            rows.append(
+                {
+                    "deployment": member.deployment.pool_name,
+                    "provider": member.deployment.provider,
+                    "region": member.deployment.region,
+                    "weight": member.weight,
+                    "rpm": member.rpm,
+                    "tpm": member.tpm,
+                    "requests_this_minute": load.requests,
+                    "tokens_this_minute": load.tokens,
+                    "in_flight": load.in_flight,
+                    "why": reason if free else f"at its limit ({self._limits(member)}): skipped",
+                }
+            )
+        return rows
+
+    def close(self) -> None:
+        self._rates.close()

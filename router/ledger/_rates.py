@@ -1,0 +1,457 @@
+"""Fleet-wide TPM/RPM counters per deployment: sliding 60-s windows, in memory, SQLite or Redis.
+
+A deployment's quota is the provider's, shared by every process that calls it; counting per process
+lets N replicas send N times the limit (LiteLLM #27736, #40291). Here each request *claims* a slot
+atomically before it is sent: the claim is the earliest time at or after now when the window ending
+then holds fewer than ``rpm`` requests and room for the request's tokens under ``tpm``. Claims are
+handed out in order (never before the latest one), so no 60-s window ever holds more than the
+limits, whichever process claimed. A claim in the future is a wait (``when_all_limited: wait``);
+with ``max_wait_s=0`` a full deployment is refused instead, and the request goes elsewhere.
+
+- ``MemoryRates``: this process (the default; a ``memory://`` ledger or none);
+- ``SqliteRates``: processes on one machine, in ``<ledger file>.rates`` beside a SQLite ledger;
+- ``RedisRates``: machines sharing a Redis ledger, one Lua script per claim.
+
+Times are Unix seconds from the client's ``wall_clock`` (injectable): monotonic clocks differ
+between machines. Providers' ``x-ratelimit-remaining-*`` headers are folded in by ``observe``:
+what the provider says is used (by anyone on the key) becomes placeholder claims that leave the
+window when the provider's counter resets.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+WINDOW_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A slot in a deployment's window: granted (send after ``wait_s``), or refused (free in ``wait_s``)."""
+
+    granted: bool
+    wait_s: float
+    entry: str = ""
+
+
+class Rates(Protocol):
+    # What the backend raises when it cannot answer (its store is down or locked).
+    errors: tuple[type[BaseException], ...]
+
+    def claim(
+        self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float, max_wait_s: float
+    ) -> Claim: ...
+
+    def settle(self, key: str, entry: str, tokens: int) -> None: ...
+
+    def usage(self, keys: Sequence[str], now: float) -> dict[str, tuple[int, int]]: ...
+
+    def observe(self, key: str, used_requests: int, used_tokens: int, until: float, now: float) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def schedule(
+    entries: Sequence[tuple[Any, ...]], now: float, rpm: int | None, tpm: int | None, tokens: int
+) -> float:
+    """The earliest time >= now (and >= the latest claim) at which a request of ``tokens`` fits.
+
+    ``entries`` are the claims (time, tokens, ...) still in the window at ``now``, oldest first. A
+    window ending at t holds the claims made after t - 60. A request larger than ``tpm`` waits for an
+    empty window rather than never fitting.
+    """
+    at = now
+    if entries:
+        at = max(at, entries[-1][0])
+    if rpm is not None and len(entries) >= rpm:
+        at = max(at, entries[len(entries) - rpm][0] + WINDOW_S)
+    if tpm is not None:
+        need = min(tokens, tpm)
+        total = sum(e[1] for e in entries)
+        for entry in entries:
+            if total + need <= tpm:
+                break
+            total -= entry[1]
+            at = max(at, entry[0] + WINDOW_S)
+    return at
+
+
+def _fits_now(
+    count: int, total: int, last: float | None, now: float, rpm: int | None, tpm: int | None, tokens: int
+) -> float | None:
+    """``schedule``'s answer from the window's count, token total and latest claim alone, when the
+    request fits at once (the common case: no claims need reading); None when it does not."""
+    if rpm is not None and count >= rpm:
+        return None
+    if tpm is not None and total + min(tokens, tpm) > tpm:
+        return None
+    return now if last is None else max(now, last)
+
+
+def _decide(
+    entries: Sequence[tuple[Any, ...]],
+    now: float,
+    rpm: int | None,
+    tpm: int | None,
+    tokens: int,
+    max_wait_s: float,
+) -> tuple[bool, float]:
+    at = schedule(entries, now, rpm, tpm, tokens)
+    wait = at - now
+    return wait <= max_wait_s, at
+
+
+class MemoryRates:
+    """Counters of this process only."""
+
+    errors: tuple[type[BaseException], ...] = ()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[str, list[tuple[float, int, str]]] = {}
+        self._totals: dict[str, int] = {}  # tokens of each key's claims in the window, kept as they change
+        self._ids = 0
+
+    def _live(self, key: str, now: float) -> list[tuple[float, int, str]]:
+        entries = self._entries.setdefault(key, [])
+        cut = now - WINDOW_S
+        if entries and entries[0][0] <= cut:
+            end = bisect.bisect_right(entries, cut, key=lambda e: e[0])
+            self._totals[key] = self._totals.get(key, 0) - sum(e[1] for e in entries[:end])
+            del entries[:end]
+        return entries
+
+    def claim(
+        self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float, max_wait_s: float
+    ) -> Claim:
+        with self._lock:
+            entries = self._live(key, now)
+            total = self._totals.get(key, 0)
+            last = entries[-1][0] if entries else None
+            at = _fits_now(len(entries), total, last, now, rpm, tpm, tokens)
+            if at is None:
+                granted, at = _decide(entries, now, rpm, tpm, tokens, max_wait_s)
+                if not granted:
+                    return Claim(False, at - now)
+            elif at - now > max_wait_s:
+                return Claim(False, at - now)
+            self._ids += 1
+            entry = f"m{self._ids}"
+            entries.append((at, tokens, entry))  # never before the latest claim: still sorted
+            self._totals[key] = total + tokens
+            return Claim(True, at - now, entry)
+
+    def settle(self, key: str, entry: str, tokens: int) -> None:
+        with self._lock:
+            entries = self._entries.get(key, [])
+            for index in range(len(entries) - 1, -1, -1):  # newest first: the claim is recent
+                at, before, name = entries[index]
+                if name == entry:
+                    entries[index] = (at, tokens, name)
+                    self._totals[key] = self._totals.get(key, 0) + tokens - before
+                    return
+
+    def usage(self, keys: Sequence[str], now: float) -> dict[str, tuple[int, int]]:
+        with self._lock:
+            out = {}
+            for key in keys:
+                entries = self._live(key, now)
+                sent = bisect.bisect_right(entries, now, key=lambda e: e[0])  # not the claims still waiting
+                waiting = sum(e[1] for e in entries[sent:])
+                out[key] = (sent, self._totals.get(key, 0) - waiting)
+            return out
+
+    def observe(self, key: str, used_requests: int, used_tokens: int, until: float, now: float) -> None:
+        with self._lock:
+            entries = self._live(key, now)
+            at = max(until - WINDOW_S, now - WINDOW_S + 1e-6)
+            for _ in range(used_requests):
+                self._ids += 1
+                entries.append((at, 0, f"m{self._ids}"))
+            if used_tokens:
+                self._ids += 1
+                entries.append((at, used_tokens, f"m{self._ids}"))
+                self._totals[key] = self._totals.get(key, 0) + used_tokens
+            entries.sort(key=lambda e: e[0])  # placeholders go back in time: restore the order
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class SqliteRates:
+    """Counters shared by the processes of one machine, in a SQLite file (``BEGIN IMMEDIATE`` per claim)."""
+
+    def __init__(self, path: str | os.PathLike[str], busy_timeout_s: float = 5.0) -> None:
+        import sqlite3  # only a SQLite ledger gets here
+
+        self.path = Path(path)
+        self.errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # Counters, not money: a claim lost to a power cut only frees a slot early. No fsync per claim
+        # (FULL costs milliseconds a request); WAL with NORMAL is still safe against a crashed process.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS rate_claims"
+            " (key TEXT NOT NULL, at REAL NOT NULL, tokens INTEGER NOT NULL, entry TEXT PRIMARY KEY)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS rate_claims_key_at ON rate_claims (key, at)")
+
+    def _transaction(self, work: Any) -> Any:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work()
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return result
+
+    def claim(
+        self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float, max_wait_s: float
+    ) -> Claim:
+        def work() -> Claim:
+            self._db.execute("DELETE FROM rate_claims WHERE key = ? AND at <= ?", (key, now - WINDOW_S))
+            count, total, last = self._db.execute(
+                "SELECT count(*), coalesce(sum(tokens), 0), max(at) FROM rate_claims WHERE key = ?", (key,)
+            ).fetchone()
+            at = _fits_now(count, total, last, now, rpm, tpm, tokens)
+            if at is None:  # full now: when it frees takes the claims themselves
+                rows = self._db.execute(
+                    "SELECT at, tokens FROM rate_claims WHERE key = ? ORDER BY at", (key,)
+                ).fetchall()
+                granted, at = _decide(rows, now, rpm, tpm, tokens, max_wait_s)
+                if not granted:
+                    return Claim(False, at - now)
+            elif at - now > max_wait_s:
+                return Claim(False, at - now)
+            entry = os.urandom(8).hex()
+            self._db.execute("INSERT INTO rate_claims VALUES (?, ?, ?, ?)", (key, at, tokens, entry))
+            return Claim(True, at - now, entry)
+
+        claim: Claim = self._transaction(work)
+        return claim
+
+    def settle(self, key: str, entry: str, tokens: int) -> None:
+        with self._lock:
+            self._db.execute("UPDATE rate_claims SET tokens = ? WHERE entry = ?", (tokens, entry))
+
+    def usage(self, keys: Sequence[str], now: float) -> dict[str, tuple[int, int]]:
+        marks = ", ".join("?" * len(keys))
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT key, count(*), coalesce(sum(tokens), 0) FROM rate_claims"
+                f" WHERE key IN ({marks}) AND at > ? AND at <= ? GROUP BY key",
+                (*keys, now - WINDOW_S, now),
+            ).fetchall()
+        found = {key: (int(count), int(tokens)) for key, count, tokens in rows}
+        return {key: found.get(key, (0, 0)) for key in keys}
+
+    def claims(self, key: str) -> list[float]:
+        """Every claim time still stored for ``key``, oldest first (for tests and ``router models``)."""
+        with self._lock:
+            rows = self._db.execute("SELECT at FROM rate_claims WHERE key = ? ORDER BY at", (key,))
+            return [float(r[0]) for r in rows]
+
+    def observe(self, key: str, used_requests: int, used_tokens: int, until: float, now: float) -> None:
+        at = max(until - WINDOW_S, now - WINDOW_S + 1e-6)
+        rows = [(key, at, 0, os.urandom(8).hex()) for _ in range(used_requests)]
+        if used_tokens:
+            rows.append((key, at, used_tokens, os.urandom(8).hex()))
+        if rows:
+            self._transaction(
+                lambda: self._db.executemany("INSERT INTO rate_claims VALUES (?, ?, ?, ?)", rows)
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# One claim, atomic in Redis: prune the window, schedule as ``schedule`` does, add the claim.
+# KEYS: the claims' sorted set (score: time), their tokens' hash. ARGV: now, window, rpm (0: none),
+# tpm (0: none), tokens, max_wait_s, entry. Numbers go back as strings (Lua numbers would be truncated).
+_CLAIM_LUA: Final = """
+local zkey, hkey = KEYS[1], KEYS[2]
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local rpm, tpm, tokens = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local max_wait, entry = tonumber(ARGV[6]), ARGV[7]
+local old = redis.call('ZRANGEBYSCORE', zkey, '-inf', now - window)
+if #old > 0 then
+  redis.call('ZREMRANGEBYSCORE', zkey, '-inf', now - window)
+  redis.call('HDEL', hkey, unpack(old))
+end
+local flat = redis.call('ZRANGE', zkey, 0, -1, 'WITHSCORES')
+local n = #flat / 2
+local at = now
+if n > 0 and tonumber(flat[2 * n]) > at then at = tonumber(flat[2 * n]) end
+if rpm > 0 and n >= rpm then
+  local free = tonumber(flat[2 * (n - rpm + 1)]) + window
+  if free > at then at = free end
+end
+if tpm > 0 and n > 0 then
+  local ids = {}
+  for i = 1, n do ids[i] = flat[2 * i - 1] end
+  local used = redis.call('HMGET', hkey, unpack(ids))
+  local total = 0
+  for i = 1, n do total = total + (tonumber(used[i]) or 0) end
+  local need = math.min(tokens, tpm)
+  local i = 1
+  while total + need > tpm and i <= n do
+    total = total - (tonumber(used[i]) or 0)
+    local free = tonumber(flat[2 * i]) + window
+    if free > at then at = free end
+    i = i + 1
+  end
+end
+if at - now > max_wait then return {0, tostring(at - now)} end
+redis.call('ZADD', zkey, at, entry)
+redis.call('HSET', hkey, entry, tokens)
+local ttl = math.ceil((at - now + window) * 1000) + 1000
+redis.call('PEXPIRE', zkey, ttl)
+redis.call('PEXPIRE', hkey, ttl)
+return {1, tostring(at - now)}
+"""
+
+
+class RedisRates:
+    """Counters shared through Redis by every machine of a fleet."""
+
+    _PREFIX: Final = "router:rate:"
+
+    def __init__(self, url: str) -> None:
+        import redis  # the redis extra; only a redis:// ledger gets here
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        self.errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._claim = self._redis.register_script(_CLAIM_LUA)
+
+    def _keys(self, key: str) -> list[str]:
+        return [f"{self._PREFIX}{key}", f"{self._PREFIX}{key}:tokens"]
+
+    def claim(
+        self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float, max_wait_s: float
+    ) -> Claim:
+        entry = os.urandom(8).hex()
+        args: list[str | int] = [repr(now), repr(WINDOW_S), rpm or 0, tpm or 0, tokens, repr(max_wait_s)]
+        reply: Any = self._claim(keys=self._keys(key), args=[*args, entry])
+        granted, wait = reply
+        return Claim(bool(int(granted)), float(wait), entry if int(granted) else "")
+
+    def settle(self, key: str, entry: str, tokens: int) -> None:
+        hkey = self._keys(key)[1]
+        if self._redis.hexists(hkey, entry):
+            self._redis.hset(hkey, entry, tokens)
+
+    def usage(self, keys: Sequence[str], now: float) -> dict[str, tuple[int, int]]:
+        out = {}
+        for key in keys:
+            zkey, hkey = self._keys(key)
+            ids: Any = self._redis.zrangebyscore(zkey, f"({now - WINDOW_S!r}", repr(now))
+            tokens: Any = self._redis.hmget(hkey, ids) if ids else []
+            out[key] = (len(ids), sum(int(t or 0) for t in tokens))
+        return out
+
+    def claims(self, key: str) -> list[float]:
+        pairs: Any = self._redis.zrange(self._keys(key)[0], 0, -1, withscores=True)
+        return [float(score) for _, score in pairs]
+
+    def observe(self, key: str, used_requests: int, used_tokens: int, until: float, now: float) -> None:
+        zkey, hkey = self._keys(key)
+        at = max(until - WINDOW_S, now - WINDOW_S + 1e-6)
+        pipe = self._redis.pipeline()
+        for _ in range(used_requests + (1 if used_tokens else 0)):
+            entry = os.urandom(8).hex()
+            pipe.zadd(zkey, {entry: at})
+            pipe.hset(hkey, entry, 0)
+        if used_tokens:
+            pipe.hset(hkey, entry, used_tokens)
+        pipe.execute()
+
+    def close(self) -> None:
+        self._redis.close()
+
+
+def open_rates(ledger_url: str | None) -> Rates:
+    """Counters beside the ledger a client names: SQLite (``<file>.rates``), Redis, else this process."""
+    if ledger_url is None:
+        return MemoryRates()
+    from router.ledger import parse_ledger_url
+
+    target = parse_ledger_url(ledger_url)
+    if target.kind == "sqlite":
+        path = Path(target.location)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return SqliteRates(f"{path}.rates", target.busy_timeout_s or 5.0)
+    if target.kind == "redis":
+        return RedisRates(target.location)
+    return MemoryRates()
+
+
+# --------------------------------------------------------------------------- provider headers
+
+_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration_s(text: str) -> float | None:
+    """OpenAI's reset durations (``1s``, ``6m0s``, ``20ms``) or plain seconds, else None."""
+    text = text.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        return None
+    return sum(float(number) * _UNIT_S[unit] for number, unit in parts)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderUsage:
+    """What a provider's ``x-ratelimit-*`` headers say is used of a deployment's quota, and until when."""
+
+    requests: int
+    tokens: int
+    reset_s: float
+
+
+def provider_usage(
+    headers: Mapping[str, str], rpm: int | None, tpm: int | None, counted: tuple[int, int]
+) -> ProviderUsage | None:
+    """The usage beyond what our own claims ``counted`` (requests, tokens) that the provider reports.
+
+    OpenAI and Azure send ``x-ratelimit-remaining-requests``/``-tokens`` with ``x-ratelimit-reset-*``;
+    the provider's counter covers every client of the key, ours only the fleet.
+    """
+    lower = {k.lower(): v for k, v in headers.items()}
+    extra_requests = extra_tokens = 0
+    resets = []
+    for kind, limit, ours in (("requests", rpm, counted[0]), ("tokens", tpm, counted[1])):
+        remaining = lower.get(f"x-ratelimit-remaining-{kind}")
+        if limit is None or remaining is None:
+            continue
+        try:
+            left = int(float(remaining))
+        except ValueError:
+            continue
+        extra = max(limit - left - ours, 0)
+        if kind == "requests":
+            extra_requests = extra
+        else:
+            extra_tokens = extra
+        reset = duration_s(lower.get(f"x-ratelimit-reset-{kind}", "")) if extra else None
+        resets.append(reset if reset is not None else WINDOW_S)
+    if not (extra_requests or extra_tokens):
+        return None
+    return ProviderUsage(extra_requests, extra_tokens, max(resets))

@@ -1,0 +1,167 @@
+"""The fleet-wide tpm/rpm counters: the same claims in memory, SQLite and Redis, no window over its limits."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from router.ledger._rates import (
+    WINDOW_S,
+    MemoryRates,
+    Rates,
+    RedisRates,
+    SqliteRates,
+    duration_s,
+    open_rates,
+    provider_usage,
+    schedule,
+)
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def rates(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Rates]:
+    made: Rates
+    if request.param == "memory":
+        made = MemoryRates()
+    elif request.param == "sqlite":
+        made = SqliteRates(tmp_path / "ledger.sqlite3.rates")
+    else:
+        made = RedisRates(request.getfixturevalue("redis_url"))
+    yield made
+    made.close()
+
+
+def max_in_any_window(times: list[float], tokens: list[int] | None = None) -> tuple[int, int]:
+    """The most requests, and tokens, any 60-s window (t - 60, t] holds."""
+    pairs = sorted(zip(times, tokens or [0] * len(times), strict=True))
+    most_requests = most_tokens = 0
+    for end, _ in pairs:
+        inside = [used for at, used in pairs if end - WINDOW_S < at <= end]
+        most_requests = max(most_requests, len(inside))
+        most_tokens = max(most_tokens, sum(inside))
+    return most_requests, most_tokens
+
+
+def test_a_full_window_refuses_with_when_the_oldest_claim_leaves(rates: Rates) -> None:
+    for offset in (0.0, 10.0):
+        assert rates.claim("d", rpm=2, tpm=None, tokens=1, now=T0 + offset, max_wait_s=0).granted
+    refused = rates.claim("d", rpm=2, tpm=None, tokens=1, now=T0 + 20, max_wait_s=0)
+    assert not refused.granted and refused.wait_s == pytest.approx(40.0)
+    assert rates.claim("d", rpm=2, tpm=None, tokens=1, now=T0 + 60, max_wait_s=0).granted
+
+
+def test_a_claim_allowed_to_wait_is_scheduled_when_a_slot_frees(rates: Rates) -> None:
+    rates.claim("d", rpm=1, tpm=None, tokens=1, now=T0, max_wait_s=0)
+    waiting = rates.claim("d", rpm=1, tpm=None, tokens=1, now=T0 + 5, max_wait_s=100)
+    assert waiting.granted and waiting.wait_s == pytest.approx(55.0)
+    # Claims are handed out in order: the next one queues behind the scheduled one.
+    later = rates.claim("d", rpm=1, tpm=None, tokens=1, now=T0 + 6, max_wait_s=200)
+    assert later.granted and later.wait_s == pytest.approx(114.0)
+
+
+def test_tokens_per_minute_count_each_claims_tokens_and_settle_corrects_them(rates: Rates) -> None:
+    first = rates.claim("d", rpm=None, tpm=1000, tokens=800, now=T0, max_wait_s=0)
+    assert first.granted
+    assert not rates.claim("d", rpm=None, tpm=1000, tokens=300, now=T0 + 1, max_wait_s=0).granted
+    rates.settle("d", first.entry, 100)  # the call used far fewer tokens than its estimate
+    assert rates.claim("d", rpm=None, tpm=1000, tokens=300, now=T0 + 2, max_wait_s=0).granted
+    assert rates.usage(["d", "other"], T0 + 3) == {"d": (2, 400), "other": (0, 0)}
+
+
+def test_a_request_larger_than_the_tpm_waits_for_an_empty_window(rates: Rates) -> None:
+    assert rates.claim("d", rpm=None, tpm=100, tokens=10, now=T0, max_wait_s=0).granted
+    big = rates.claim("d", rpm=None, tpm=100, tokens=5000, now=T0 + 1, max_wait_s=120)
+    assert big.granted and big.wait_s == pytest.approx(59.0)
+
+
+def test_deployments_are_counted_apart(rates: Rates) -> None:
+    assert rates.claim("m/a", rpm=1, tpm=None, tokens=1, now=T0, max_wait_s=0).granted
+    assert rates.claim("m/b", rpm=1, tpm=None, tokens=1, now=T0, max_wait_s=0).granted
+    assert not rates.claim("m/a", rpm=1, tpm=None, tokens=1, now=T0, max_wait_s=0).granted
+
+
+def test_what_the_provider_reports_used_fills_the_window_until_its_reset(rates: Rates) -> None:
+    rates.observe("d", used_requests=3, used_tokens=0, until=T0 + 10, now=T0)
+    assert not rates.claim("d", rpm=3, tpm=None, tokens=1, now=T0 + 5, max_wait_s=0).granted
+    assert rates.claim("d", rpm=3, tpm=None, tokens=1, now=T0 + 10, max_wait_s=0).granted
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gaps=st.lists(st.floats(min_value=0, max_value=20), min_size=1, max_size=60),
+    sizes=st.lists(st.integers(min_value=1, max_value=400), min_size=60, max_size=60),
+    rpm=st.integers(min_value=1, max_value=8),
+    tpm=st.integers(min_value=100, max_value=1500),
+    wait=st.booleans(),
+)
+def test_no_window_ever_holds_more_than_the_limits_whatever_the_arrivals(
+    gaps: list[float], sizes: list[int], rpm: int, tpm: int, wait: bool
+) -> None:
+    rates = MemoryRates()
+    now = T0
+    granted: list[float] = []
+    used: list[int] = []
+    for gap, size in zip(gaps, sizes, strict=False):
+        now += gap
+        claim = rates.claim("d", rpm=rpm, tpm=tpm, tokens=size, now=now, max_wait_s=600 if wait else 0)
+        if claim.granted:
+            granted.append(now + claim.wait_s)
+            used.append(min(size, tpm))
+    requests, tokens = max_in_any_window(granted, used)
+    assert requests <= rpm and tokens <= tpm
+
+
+@given(entries=st.lists(st.tuples(st.floats(0, 59), st.integers(0, 50)), max_size=20))
+def test_schedule_never_answers_before_now_or_before_the_latest_claim(
+    entries: list[tuple[float, int]],
+) -> None:
+    ordered = sorted((T0 + at, used) for at, used in entries)
+    at = schedule(ordered, T0 + 59, 5, 200, 30)
+    assert at >= T0 + 59
+    assert all(at >= e[0] for e in ordered)
+
+
+def test_sqlite_counters_are_shared_by_two_handles_on_one_file(tmp_path: Path) -> None:
+    one, two = SqliteRates(tmp_path / "r"), SqliteRates(tmp_path / "r")
+    assert one.claim("d", rpm=1, tpm=None, tokens=1, now=T0, max_wait_s=0).granted
+    assert not two.claim("d", rpm=1, tpm=None, tokens=1, now=T0 + 1, max_wait_s=0).granted
+    one.close()
+    two.close()
+
+
+def test_counters_live_beside_the_ledger_the_client_names(tmp_path: Path, redis_url: str) -> None:
+    assert isinstance(open_rates(None), MemoryRates)
+    assert isinstance(open_rates("memory://"), MemoryRates)
+    sqlite = open_rates(f"sqlite:///{tmp_path}/ledger.db")
+    assert isinstance(sqlite, SqliteRates) and sqlite.path == tmp_path / "ledger.db.rates"
+    sqlite.close()
+    redis = open_rates(redis_url)
+    assert isinstance(redis, RedisRates)
+    redis.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("1s", 1.0), ("6m0s", 360.0), ("20ms", 0.02), ("1h2m", 3720.0), ("2.5", 2.5), ("soon", None)],
+)
+def test_reset_durations_read_as_openai_and_azure_write_them(text: str, seconds: float | None) -> None:
+    assert duration_s(text) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_provider_headers_count_what_others_used_beyond_our_own_claims() -> None:
+    headers = {
+        "x-ratelimit-remaining-requests": "50",
+        "x-ratelimit-reset-requests": "6s",
+        "x-ratelimit-remaining-tokens": "9000",
+        "x-ratelimit-reset-tokens": "30s",
+    }
+    usage = provider_usage(headers, rpm=60, tpm=10_000, counted=(4, 200))
+    assert usage is not None
+    assert (usage.requests, usage.tokens, usage.reset_s) == (6, 800, 30.0)
+    assert provider_usage({"x-ratelimit-remaining-requests": "56"}, rpm=60, tpm=None, counted=(4, 0)) is None
