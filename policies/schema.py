@@ -54,6 +54,22 @@ class ModelSpec(_Frozen):
     quality: Mapping[Benchmark, float] | None = Field(
         default=None, description="Benchmark scores by lower-case name, merged over the shipped ones."
     )
+    batch_input_cost_per_mtok: NonNegativeFloat | None = Field(
+        default=None, description="Batch API input price; default: litellm's, else half the standard price."
+    )
+    batch_output_cost_per_mtok: NonNegativeFloat | None = Field(
+        default=None, description="Batch API output price; default: litellm's, else half the standard price."
+    )
+    flex_input_cost_per_mtok: NonNegativeFloat | None = Field(
+        default=None, description="Flex tier input price; default: litellm's (unknown: no flex tier)."
+    )
+    flex_output_cost_per_mtok: NonNegativeFloat | None = Field(
+        default=None, description="Flex tier output price; default: litellm's (unknown: no flex tier)."
+    )
+    batch_protocol: Literal["openai", "anthropic", "gemini"] | None = Field(
+        default=None,
+        description="The batch API that serves this model; default: its provider's.",
+    )
 
     def __repr_args__(self) -> Any:
         # Header values and URL userinfo are credentials: a repr (a log line, a traceback) shows neither.
@@ -75,6 +91,11 @@ class ModelSpec(_Frozen):
             "max_output_tokens": self.max_output_tokens,
             "supports": self.supports,
             "quality": dict(self.quality) if self.quality else None,
+            "batch_input_cost_per_mtok": self.batch_input_cost_per_mtok,
+            "batch_output_cost_per_mtok": self.batch_output_cost_per_mtok,
+            "flex_input_cost_per_mtok": self.flex_input_cost_per_mtok,
+            "flex_output_cost_per_mtok": self.flex_output_cost_per_mtok,
+            "batch_protocol": self.batch_protocol,
         }
 
 

@@ -50,6 +50,13 @@ _LITELLM_PREFIXES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType(
 
 _PER_MILLION: Final = 1_000_000
 
+# Providers whose batch API router speaks, by provider name -> the wire protocol of that API. Every
+# one sells batch at half the standard price; litellm's map has the exact figures for most models.
+BATCH_PROTOCOLS: Final[Mapping[str, str]] = MappingProxyType(
+    {"openai": "openai", "anthropic": "anthropic", "gemini": "gemini"}
+)
+_BATCH_DISCOUNT: Final = 0.5
+
 
 @dataclass(frozen=True, slots=True)
 class QualityScore:
@@ -77,6 +84,45 @@ class ModelInfo:
     supports: frozenset[str] = frozenset()
     quality: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     quality_sources: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    # Batch and flex tiers (docs/batch.md): prices per million tokens, None = unknown / not offered.
+    batch_input_cost_per_mtok: float | None = None
+    batch_output_cost_per_mtok: float | None = None
+    flex_input_cost_per_mtok: float | None = None
+    flex_output_cost_per_mtok: float | None = None
+    # The batch API this model is reached through ("openai", "anthropic", "gemini"); None = no batch.
+    batch_protocol: str | None = None
+
+    @property
+    def supports_batch(self) -> bool:
+        return (
+            self.batch_protocol is not None
+            and self.batch_input_cost_per_mtok is not None
+            and self.batch_output_cost_per_mtok is not None
+        )
+
+    @property
+    def supports_flex(self) -> bool:
+        return self.flex_input_cost_per_mtok is not None and self.flex_output_cost_per_mtok is not None
+
+    def at_tier(self, tier: str) -> ModelInfo:
+        """This model as priced on ``tier`` ("standard", "batch", "flex"): planning and cost at that
+        tier then use the ordinary price fields. A tier without known prices leaves the model unpriced."""
+        if tier == "standard":
+            return self
+        if tier == "batch":
+            prices = (self.batch_input_cost_per_mtok, self.batch_output_cost_per_mtok)
+        elif tier == "flex":
+            prices = (self.flex_input_cost_per_mtok, self.flex_output_cost_per_mtok)
+        else:
+            raise ValueError(f"unknown service tier {tier!r}: use standard, batch or flex")
+        # Cached tokens are billed at the tier's input price: the discount and the cache do not stack
+        # in every provider's price list, and the tier's input price is the conservative figure.
+        return replace(
+            self,
+            input_cost_per_mtok=prices[0],
+            cached_input_cost_per_mtok=None,
+            output_cost_per_mtok=prices[1],
+        )
 
     @property
     def priced(self) -> bool:
@@ -161,8 +207,32 @@ def _from_litellm(entry: Mapping[str, Any]) -> dict[str, Any]:
         "context_window": entry.get("max_input_tokens") or entry.get("max_tokens"),
         "max_output_tokens": entry.get("max_output_tokens"),
         "supports": frozenset(supports),
+        "batch_input_cost_per_mtok": per_mtok("input_cost_per_token_batches"),
+        "batch_output_cost_per_mtok": per_mtok("output_cost_per_token_batches"),
+        "flex_input_cost_per_mtok": per_mtok("input_cost_per_token_flex"),
+        "flex_output_cost_per_mtok": per_mtok("output_cost_per_token_flex"),
     }
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def _with_batch_defaults(info: ModelInfo) -> ModelInfo:
+    """The batch protocol of the model's provider, and half the standard price where no batch price
+    is known (every provider in BATCH_PROTOCOLS sells batch at 50%)."""
+    protocol = BATCH_PROTOCOLS.get(info.provider)
+    if protocol is None:
+        return info
+
+    def half(batch: float | None, standard: float | None) -> float | None:
+        if batch is not None or standard is None:
+            return batch
+        return round(standard * _BATCH_DISCOUNT, 6)
+
+    return replace(
+        info,
+        batch_protocol=info.batch_protocol or protocol,
+        batch_input_cost_per_mtok=half(info.batch_input_cost_per_mtok, info.input_cost_per_mtok),
+        batch_output_cost_per_mtok=half(info.batch_output_cost_per_mtok, info.output_cost_per_mtok),
+    )
 
 
 def _quality_for(name: str, model: str) -> Mapping[str, QualityScore]:
@@ -207,9 +277,16 @@ def resolve_model(
     if "supports" in fields and fields["supports"] is not None:
         fields["supports"] = frozenset(fields["supports"])
     fields = {k: v for k, v in fields.items() if v is not None}
-    return replace(
-        info,
-        **fields,
-        quality=MappingProxyType(quality),
-        quality_sources=MappingProxyType(sources),
+    # A standard price the policy states, with no batch price beside it: the batch price follows the
+    # policy's (half of it), not litellm's figure for a price the policy has replaced.
+    for side in ("input", "output"):
+        if f"{side}_cost_per_mtok" in fields and f"batch_{side}_cost_per_mtok" not in fields:
+            fields[f"batch_{side}_cost_per_mtok"] = None
+    return _with_batch_defaults(
+        replace(
+            info,
+            **fields,
+            quality=MappingProxyType(quality),
+            quality_sources=MappingProxyType(sources),
+        )
     )
