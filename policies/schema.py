@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -103,6 +104,7 @@ Strategy = Literal["ordered", "cheapest", "fastest"]
 ContentPolicyConduct = Literal["raise", "fallback"]
 StreamRecovery = Literal["continue", "off"]
 QualityFloors = Mapping[Benchmark, float]
+ServiceTier = Literal["standard", "flex"]
 
 
 class RetrySpec(_Frozen):
@@ -253,6 +255,14 @@ class RouteSpec(_Frozen):
     stream_recovery: StreamRecovery | None = Field(
         default=None, description="Overrides the top-level stream_recovery."
     )
+    service_tier: ServiceTier | None = Field(
+        default=None,
+        validation_alias=AliasChoices("service_tier", "urgency"),
+        description=(
+            "flex: ask models that have a flex tier for it, rank them at flex prices, and fall back to"
+            " the same model at standard on a flex 429 or timeout (docs/flex.md); alias: urgency."
+        ),
+    )
 
 
 class FeatureSpec(_Frozen):
@@ -271,6 +281,11 @@ class FeatureSpec(_Frozen):
     on_inadequate: OnInadequate = None
     stream_recovery: StreamRecovery | None = Field(
         default=None, description="Overrides the route's stream_recovery for this feature."
+    )
+    service_tier: ServiceTier | None = Field(
+        default=None,
+        validation_alias=AliasChoices("service_tier", "urgency"),
+        description=("Overrides the route's service_tier (flex or standard; alias: urgency); docs/flex.md."),
     )
 
 

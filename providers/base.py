@@ -65,6 +65,8 @@ class Deployment:
     # The endpoint speaks OpenAI's Responses API (``/responses``): a routed ``responses.create``
     # goes there natively instead of through chat (the catalog capability ``responses``).
     responses: bool = False
+    # The service tier this deployment asks for (``"flex"``: providers.tiers), None = the provider's default.
+    service_tier: str | None = None
 
     def __repr__(self) -> str:
         # Header values are often credentials (a proxy's token, an org key): names only, never values.

@@ -114,7 +114,7 @@ class _BaseClient:
         # The turns previous_response_id continues: in the named ledger's store, else in memory.
         self._turns = open_turns(self._ledger_url)
         self._breakers = _breakers_for(
-            self._ledger_url, tuple(policy_spec.models), clock, wall_clock, background=self._ASYNC
+            self._ledger_url, tuple(self._engine.deployments), clock, wall_clock, background=self._ASYNC
         )
         self._events = Events(
             policy_hash=self._engine.policy_hash,
@@ -341,7 +341,7 @@ class SyncRouter(_BaseClient):
                 # Interrupted (KeyboardInterrupt, ...) once the call began: the provider may bill it.
                 self._settle(session, hold, None, estimated=True)
                 raise
-            usage = usage_of(data.get("usage"))
+            usage = usage_of(data.get("usage"), data.get("service_tier"))
             self._settle(session, hold, session.cost_of(deployment, usage) if usage else _WORST_CASE)
             if content_filtered(data):
                 session.content_filtered(deployment, data, usage)
@@ -558,7 +558,7 @@ class AsyncRouter(_BaseClient):
                 # bill it, so charge the worst case now (marked estimated), not nothing.
                 await self._settle(session, hold, None, estimated=True)
                 raise
-            usage = usage_of(data.get("usage"))
+            usage = usage_of(data.get("usage"), data.get("service_tier"))
             await self._settle(session, hold, session.cost_of(deployment, usage) if usage else _WORST_CASE)
             if content_filtered(data):
                 session.content_filtered(deployment, data, usage)

@@ -18,6 +18,7 @@ from providers.base import Deployment, split_credentials
 from providers.catalog import ModelInfo, resolve_model
 from providers.registry import provider_spec
 from router._resilience import Resilience, resilience_for
+from router._tiers import add_flex_deployments, priced_at
 
 
 class Engine:
@@ -60,6 +61,7 @@ class Engine:
             deployments[name] = deployment
             if problem is not None:
                 unavailable[name] = problem
+        add_flex_deployments(policy, catalog, deployments, unavailable)  # docs/flex.md
         self.catalog: Mapping[str, ModelInfo] = MappingProxyType(catalog)
         self.deployments: Mapping[str, Deployment] = MappingProxyType(deployments)
         self.unavailable: Mapping[str, str] = MappingProxyType(unavailable)
@@ -73,6 +75,10 @@ class Engine:
         self._resilience = {None: resilience_for(policy, None)} | {
             route: resilience_for(policy, route) for route in policy.routes
         }
+
+    def priced(self, deployment: str, reported_tier: str | None) -> ModelInfo:
+        """The prices of an answer from ``deployment`` served at ``reported_tier`` (router._tiers)."""
+        return priced_at(self.catalog, deployment, reported_tier)
 
     def resilience_for(self, route: str | None) -> Resilience:
         return self._resilience.get(route) or self._resilience[None]

@@ -134,6 +134,7 @@ class Events:
             wait_s=attempt.wait_s,
             latency_ms=attempt.latency_ms,
             ttft_ms=attempt.ttft_ms,
+            service_tier=attempt.service_tier,
         )
         if attempt.malformed_events:
             event["malformed_events"] = attempt.malformed_events
@@ -160,6 +161,7 @@ class Events:
                 attempts=len(attempts),
                 fallback=bool(attempts) and record.model != attempts[0].model,
                 stream=record.stream,
+                service_tier=record.service_tier,
             )
             if usage is not None and usage.suspect is not None:
                 event["usage_suspect"] = usage.suspect  # charged at the worst case instead

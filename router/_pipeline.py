@@ -24,6 +24,7 @@ from policies.plan import DEFAULT_FEATURE, Plan, RouteRequest, describe_request
 from providers import error_kinds
 from providers.base import JSON, MALFORMED_EVENT, CallOptions, Deployment, Timeout, as_timeout
 from providers.errors import error_class, retry_after_s
+from providers.tiers import reported_tier
 from router._budgets import BudgetBook
 from router._engine import Engine
 from router._events import Events
@@ -116,8 +117,10 @@ def normalize(kwargs: Mapping[str, Any], default_timeout: Timeout) -> Request:
     )
 
 
-def usage_of(data: object) -> Usage | None:
+def usage_of(data: object, service_tier: object = None) -> Usage | None:
     """Read OpenAI-format usage, including cached prompt and reasoning tokens. Never raises.
+
+    ``service_tier``: the response's own field, the tier the provider says it served (docs/flex.md).
 
     The provider's figures are untrusted input: anything but a non-negative whole number is noted
     in ``suspect`` (and counted as 0 here; ``Session.vetted`` then charges the worst case).
@@ -140,6 +143,7 @@ def usage_of(data: object) -> Usage | None:
         completion_tokens=_tokens(data, "completion_tokens", problems),
         cached_tokens=_tokens(prompt_details, "cached_tokens", problems),
         reasoning_tokens=_tokens(completion_details, "reasoning_tokens", problems),
+        service_tier=reported_tier(service_tier),
     )
     if problems:
         return Usage(suspect="; ".join(problems))
@@ -361,6 +365,8 @@ class Session:
             return
         if not resilience.retries(kind) or self._tries_on_current >= self._retry_attempts:
             return
+        if kind == "rate_limited" and deployment.service_tier is not None:
+            return  # flex capacity is short: the same model at standard is next (docs/flex.md)
         self._retry_wait = (
             retry_after if retry_after is not None else resilience.backoff_s(self._tries_on_current)
         )
@@ -484,7 +490,7 @@ class Session:
         usage = self.vetted(deployment, usage)
         if usage is None:
             return None
-        return self.engine.catalog[deployment.name].cost_usd(
+        return self.engine.priced(deployment.name, usage.service_tier).cost_usd(
             usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
         )
 
@@ -869,7 +875,7 @@ class StreamTracker:
             return False
         usage = data.get("usage")
         if usage:
-            self.usage = usage_of(usage)
+            self.usage = usage_of(usage, data.get("service_tier"))
             self.committed = True
         choices = data.get("choices") or ()
         for choice in choices:

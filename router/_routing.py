@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from policies.plan import Candidate
+from providers.tiers import tier_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,9 @@ class Usage:
     # Why the provider's reported usage was not believed (negative, fractional, beyond the model's
     # limits); the figures above are then this request's worst case, and that is what was charged.
     suspect: str | None = None
+    # The tier the provider says it served ("flex", "standard"; providers.tiers.reported_tier): the
+    # tokens are priced at it. None when the provider did not say (priced at the tier asked for).
+    service_tier: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,11 @@ class Attempt:
     ttft_ms: float | None = None
     # Streams only: unreadable events skipped (the stream still ended properly, or this attempt failed).
     malformed_events: int = 0
+
+    @property
+    def service_tier(self) -> str:
+        """The tier this attempt asked for: ``flex`` for a model's flex deployment (``<model>@flex``)."""
+        return tier_of(self.model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +93,14 @@ class RoutingRecord:
     stream: bool = False
     budget_events: tuple[BudgetEvent, ...] = ()
 
+    @property
+    def service_tier(self) -> str | None:
+        """The tier the answer was billed at: the one the provider reported, else the one asked for."""
+        if self.model is None:
+            return None
+        reported = self.usage.service_tier if self.usage is not None else None
+        return reported or tier_of(self.model)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, for logs and the CLI."""
         return {
@@ -97,11 +114,12 @@ class RoutingRecord:
             "candidates": [asdict(c) for c in self.candidates],
             "rejected": dict(self.rejected),
             "rules": list(self.rules),
-            "attempts": [asdict(a) for a in self.attempts],
+            "attempts": [{**asdict(a), "service_tier": a.service_tier} for a in self.attempts],
             "usage": asdict(self.usage) if self.usage else None,
             "cost_usd": self.cost_usd,
             "latency_ms": self.latency_ms,
             "started_at": self.started_at,
             "stream": self.stream,
             "budget_events": [asdict(e) for e in self.budget_events],
+            "service_tier": self.service_tier,
         }
