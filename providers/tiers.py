@@ -23,6 +23,13 @@ FLEX_PROVIDERS: Final = frozenset({"openai"})
 _REPORTED: Final = {"flex": FLEX, "default": STANDARD, "standard": STANDARD}
 
 
+def offers_flex(provider: str, adapter: str, priced: bool, declared: bool) -> bool:
+    """Whether a model gets a flex deployment: its flex prices are known (``priced``) and its provider
+    takes ``service_tier: "flex"`` — or the policy states its flex prices itself (``declared``) for a
+    model on the OpenAI-compatible fast path (a proxy that passes the tier on)."""
+    return priced and (provider in FLEX_PROVIDERS or (declared and adapter == "openai"))
+
+
 def flex_name(name: str) -> str:
     """The flex deployment of the policy model ``name``."""
     return name + FLEX_SUFFIX

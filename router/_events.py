@@ -26,6 +26,7 @@ import sys
 from typing import Any, Final
 
 from providers.errors import error_class
+from providers.tiers import STANDARD
 from router._routing import Attempt, BudgetEvent, RoutingRecord
 
 LOGGER_NAME: Final = "router"
@@ -134,8 +135,9 @@ class Events:
             wait_s=attempt.wait_s,
             latency_ms=attempt.latency_ms,
             ttft_ms=attempt.ttft_ms,
-            service_tier=attempt.service_tier,
         )
+        if attempt.service_tier != STANDARD:
+            event["service_tier"] = attempt.service_tier  # docs/flex.md
         if attempt.malformed_events:
             event["malformed_events"] = attempt.malformed_events
         _emit(level, event)
@@ -161,8 +163,10 @@ class Events:
                 attempts=len(attempts),
                 fallback=bool(attempts) and record.model != attempts[0].model,
                 stream=record.stream,
-                service_tier=record.service_tier,
             )
+            tier = record.service_tier
+            if tier != STANDARD or any(a.service_tier != STANDARD for a in attempts):
+                event["service_tier"] = tier  # a flex request: the tier the cost was settled at
             if usage is not None and usage.suspect is not None:
                 event["usage_suspect"] = usage.suspect  # charged at the worst case instead
             if self._log_content and content is not None:

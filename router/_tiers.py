@@ -9,7 +9,7 @@ from dataclasses import replace
 from policies.schema import Policy
 from providers.base import Deployment
 from providers.catalog import ModelInfo
-from providers.tiers import FLEX, FLEX_PROVIDERS, STANDARD, flex_name, model_of, tier_of
+from providers.tiers import FLEX, STANDARD, flex_name, model_of, offers_flex, tier_of
 
 
 def add_flex_deployments(
@@ -20,16 +20,13 @@ def add_flex_deployments(
 ) -> None:
     """Add ``<name>@flex`` for every model that can be asked for flex.
 
-    It can when its flex prices are known (litellm's map or the policy) and its provider takes
-    ``service_tier: "flex"`` (providers.tiers.FLEX_PROVIDERS) — or the policy itself states flex prices
-    for a model on the OpenAI-compatible fast path (a proxy that passes the tier on).
+    Which models can: providers.tiers.offers_flex.
     """
     for name, spec in policy.models.items():
         info = catalog[name]
         deployment = deployments[name]
         declared = spec.flex_input_cost_per_mtok is not None and spec.flex_output_cost_per_mtok is not None
-        offered = spec.provider in FLEX_PROVIDERS or (declared and deployment.adapter == "openai")
-        if not (info.supports_flex and offered):
+        if not offers_flex(spec.provider, deployment.adapter, info.supports_flex, declared):
             continue
         flex = flex_name(name)
         if flex in policy.models:

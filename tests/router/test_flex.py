@@ -15,6 +15,7 @@ from policies.loader import policy_from_dict
 from policies.schema import Policy
 from providers.fake import FakeProviders, ModelScript, flex_unavailable
 from router.ledger import open_ledger
+from router.testing import capture_events
 
 from .fault_helpers import KEY_ENV, QUESTION, FakeClock, MakeCaller, attempts
 
@@ -109,8 +110,14 @@ def test_a_flex_429_falls_back_to_the_same_model_at_standard_at_once_and_is_bill
     script(fake, flex_faults=(flex_unavailable(retry_after=2),))
     clock = FakeClock()
     caller = make_caller(flex_policy(fake), clock=clock)
-    response = caller.create(model="later", messages=QUESTION)
+    with capture_events() as events:
+        response = caller.create(model="later", messages=QUESTION)
     record = response.routing
+    # The events say which tier each call asked for, and the tier the cost was settled at.
+    tried = [(e["model"], e.get("service_tier")) for e in events if e["event"] == "route.attempt"]
+    assert tried == [("mini@flex", "flex"), ("mini", None)]
+    (completed,) = [e for e in events if e["event"] == "route.completed"]
+    assert completed["service_tier"] == "standard" and nanos(completed["cost_usd"]) == STANDARD_COST
     # Not retried on flex (capacity is short), no Retry-After wait: the standard tier is the next step.
     assert attempts(record) == [("mini@flex", "rate_limited", 429), ("mini", None, None)]
     assert clock.sleeps == []
