@@ -39,6 +39,7 @@ DEFAULT_FEATURE: Final = "default"
 DEFAULT_MAX_SHORTFALL: Final = 0.05
 _NO_HEALTH: Final[Mapping[str, str]] = MappingProxyType({})
 _NO_OBSERVATIONS: Final = NoObservations()
+_NO_FOLLOWERS: Final[Mapping[str, Candidate]] = MappingProxyType({})
 
 
 class UnknownModelError(LookupError):
@@ -376,7 +377,7 @@ class Planner:
             ranked, rule = _gate_candidates(static.gate, prompt.messages, ranked, rejected)
             rules = (*rules, rule)
         flex = static.flex if request.service_tier is None else request.service_tier == FLEX
-        followers: dict[str, Candidate] = {}
+        followers: Mapping[str, Candidate] = _NO_FOLLOWERS
         if flex:
             ranked, fallbacks, followers, rule = self._flex(ranked, fallbacks, context, checks, rejected)
             rules = (*rules, rule)

@@ -22,7 +22,8 @@ class Usage:
     suspect: str | None = None
     # The tier the provider says it served ("flex", "standard"; providers.tiers.reported_tier): the
     # tokens are priced at it. None when the provider did not say (priced at the tier asked for).
-    service_tier: str | None = None
+    # Not part of equality: two usages are equal when their token figures are.
+    service_tier: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
