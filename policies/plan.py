@@ -33,11 +33,13 @@ from policies.schema import FeatureSpec, Policy, RouteSpec
 from policies.tokens import PromptSize, has_images
 from providers.base import NATIVE_RESPONSES, NativeResponses
 from providers.catalog import ModelInfo
+from providers.tiers import FLEX, flex_name
 
 DEFAULT_FEATURE: Final = "default"
 DEFAULT_MAX_SHORTFALL: Final = 0.05
 _NO_HEALTH: Final[Mapping[str, str]] = MappingProxyType({})
 _NO_OBSERVATIONS: Final = NoObservations()
+_NO_FOLLOWERS: Final[Mapping[str, Candidate]] = MappingProxyType({})
 
 
 class UnknownModelError(LookupError):
@@ -65,6 +67,8 @@ class RouteRequest:
     prompt: PromptSize | None = None
     max_output_tokens: int | None = None  # per choice
     choices: int = 1  # OpenAI's n: each choice is billed for its output, the prompt once
+    # The caller's ``service_tier``: "flex" asks for flex, any other value for none; None = the policy's.
+    service_tier: str | None = None
 
 
 def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: bool) -> RouteRequest:
@@ -89,6 +93,7 @@ def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: 
     # Both given: which one a provider honours varies (older servers ignore max_completion_tokens),
     # so the larger bounds what it may bill.
     limits = [int(v) for v in (body.get("max_completion_tokens"), body.get("max_tokens")) if v]
+    tier = body.get("service_tier")
     return RouteRequest(
         model=model,
         feature=feature,
@@ -97,6 +102,7 @@ def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: 
         prompt=PromptSize(messages, tools),
         max_output_tokens=max(limits) if limits else None,
         choices=int(body.get("n") or 1),
+        service_tier=tier if isinstance(tier, str) else None,
     )
 
 
@@ -156,6 +162,7 @@ class _Static:
     # request without max_tokens cannot be bounded on it (policies.filters.bounded_for_budget).
     budgeted: bool = False
     unbounded: bool = False
+    flex: bool = False  # the route or feature asks for the flex tier (service_tier: flex)
 
 
 class Planner:
@@ -294,6 +301,8 @@ class Planner:
         gate = self._gate(target, feature)
         if gate is not None:
             rules.append(gate.describe())
+        route = self.policy.routes.get(target.route) if target.route is not None else None
+        tiers = [spec.service_tier for spec in (feature, route) if spec is not None and spec.service_tier]
         return _Static(
             target=target,
             context_requires=frozenset(requires),
@@ -305,6 +314,7 @@ class Planner:
             budgeted=budgeted,
             unbounded=budgeted
             and any(m.max_output_tokens is None and m.context_window is None for m, _ in eligible),
+            flex=bool(tiers) and tiers[0] == FLEX,
         )
 
     def _gate(self, target: _Target, feature: FeatureSpec | None) -> AdequacyGate | None:
@@ -371,7 +381,15 @@ class Planner:
         if static.gate is not None and ranked and prompt is not None:
             ranked, rule, counts = _gate_candidates(static.gate, prompt.messages, ranked, rejected)
             rules = (*rules, rule)
+        flex = static.flex if request.service_tier is None else request.service_tier == FLEX
+        followers: Mapping[str, Candidate] = _NO_FOLLOWERS
+        if flex:
+            ranked, fallbacks, followers, rule = self._flex(ranked, fallbacks, context, checks, rejected)
+            rules = (*rules, rule)
         ordered = RANKINGS[target.strategy](ranked, context)
+        if followers:
+            ordered = _then_standard(ordered, followers)
+            fallbacks = _then_standard(fallbacks, followers)
         if prompt is not None:
             how = "counted" if prompt.counted else "estimated"
             rules = (*rules, f"prompt {prompt.best:,} tokens ({how})")
@@ -386,6 +404,53 @@ class Planner:
             adequacy=static.gate.adequacy if counts is not None and static.gate is not None else None,
             adequacy_counts=counts,
         )
+
+    def _flex(
+        self,
+        ranked: list[Candidate],
+        fallbacks: list[Candidate],
+        context: PlanContext,
+        checks: tuple[Filter, ...],
+        rejected: dict[str, str],
+    ) -> tuple[list[Candidate], list[Candidate], dict[str, Candidate], str]:
+        """A flex request: each candidate with a flex deployment (``<model>@flex``, router._tiers) is
+        replaced by it, priced at flex prices so that the ranking sees them; the standard candidate
+        is kept to follow it (``_then_standard``). The flex deployment passes the request's filters
+        itself (its own breaker, its worst case at flex prices)."""
+        request = context.request
+        prompt_tokens = request.prompt.best if request.prompt is not None else 0
+        followers: dict[str, Candidate] = {}
+
+        def swap(candidate: Candidate) -> Candidate:
+            info = self.catalog.get(flex_name(candidate.model))
+            if info is None:
+                return candidate
+            reason = next((r for check in checks if (r := check(info, context)) is not None), None)
+            if reason is not None:
+                rejected[info.name] = reason
+                return candidate
+            followers[info.name] = candidate
+            return _candidate(info, request, context, prompt_tokens, candidate.fallback)
+
+        ranked = [swap(c) for c in ranked]
+        fallbacks = [swap(c) for c in fallbacks]
+        if followers:
+            rule = f"service tier flex: {', '.join(followers)} at flex prices, each then at standard"
+        else:
+            rule = "service tier flex: no candidate offers it now (standard prices)"
+        return ranked, fallbacks, followers, rule
+
+
+def _then_standard(candidates: Sequence[Candidate], followers: Mapping[str, Candidate]) -> list[Candidate]:
+    """Each flex candidate followed at once by the same model at the standard tier: a flex 429 or
+    timeout moves on to it (docs/flex.md)."""
+    out: list[Candidate] = []
+    for candidate in candidates:
+        out.append(candidate)
+        follower = followers.get(candidate.model)
+        if follower is not None:
+            out.append(follower)
+    return out
 
 
 def route_models(policy: Policy, route: str) -> tuple[str, ...]:

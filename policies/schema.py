@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -160,6 +161,7 @@ Strategy = Literal["ordered", "cheapest", "fastest"]
 ContentPolicyConduct = Literal["raise", "fallback"]
 StreamRecovery = Literal["continue", "off"]
 QualityFloors = Mapping[Benchmark, float]
+ServiceTier = Literal["standard", "flex"]
 
 
 class RetrySpec(_Frozen):
@@ -317,6 +319,14 @@ class RouteSpec(_Frozen):
     when_all_limited: WhenAllLimited | None = Field(
         default=None, description="Overrides the models' when_all_limited: for requests of this route."
     )
+    service_tier: ServiceTier | None = Field(
+        default=None,
+        validation_alias=AliasChoices("service_tier", "urgency"),
+        description=(
+            "flex: ask models that have a flex tier for it, rank them at flex prices, and fall back to"
+            " the same model at standard on a flex 429 or timeout (docs/flex.md); alias: urgency."
+        ),
+    )
 
 
 class FeatureSpec(_Frozen):
@@ -335,6 +345,11 @@ class FeatureSpec(_Frozen):
     on_inadequate: OnInadequate = None
     stream_recovery: StreamRecovery | None = Field(
         default=None, description="Overrides the route's stream_recovery for this feature."
+    )
+    service_tier: ServiceTier | None = Field(
+        default=None,
+        validation_alias=AliasChoices("service_tier", "urgency"),
+        description=("Overrides the route's service_tier (flex or standard; alias: urgency); docs/flex.md."),
     )
 
 

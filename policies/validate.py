@@ -101,6 +101,7 @@ def check_policy(
         floors = _known(feature.min_quality, known)
         problems += _unservable_feature(name, feature.require, floors, models, where)
     problems += _adequacy_files(policy, where)
+    problems += _flexless(policy, models, where)
     problems += _unbudgetable(policy, models, where)
     problems += _environment(policy, where)
     unique = dict.fromkeys(problems)
@@ -141,6 +142,38 @@ def _adequacy_files(policy: Policy, where: Positions) -> list[Problem]:
                         "so it judges nothing — train it on data with columns named as the route's models",
                     )
                 )
+    return problems
+
+
+def _flexless(policy: Policy, models: Mapping[str, ModelInfo], where: Positions) -> list[Problem]:
+    """A route or feature that asks for flex where none of its models has a flex tier is served at
+    standard prices: worth saying, since its author expects half price (docs/flex.md)."""
+    from policies.plan import route_models
+    from providers.registry import provider_spec
+    from providers.tiers import FLEX, offers_flex
+
+    def flex(name: str) -> bool:
+        spec = policy.models[name]
+        declared = spec.flex_input_cost_per_mtok is not None and spec.flex_output_cost_per_mtok is not None
+        return offers_flex(
+            spec.provider, provider_spec(spec.provider).adapter, models[name].supports_flex, declared
+        )
+
+    sections: list[tuple[str, str, Any, tuple[str, ...]]] = [
+        ("routes", n, s, route_models(policy, n)) for n, s in policy.routes.items()
+    ]
+    sections += [("features", n, s, tuple(policy.models)) for n, s in policy.features.items()]
+    problems = []
+    for section, name, spec, candidates in sections:
+        if spec.service_tier == FLEX and not any(flex(model) for model in candidates):
+            problems.append(
+                where.problem(
+                    (section, name, "service_tier"),
+                    f"none of {', '.join(candidates)} has a flex tier, so these requests are served at"
+                    " standard prices — add a model with flex prices (an OpenAI model such as gpt-5-mini,"
+                    " or flex_input_cost_per_mtok and flex_output_cost_per_mtok under models.<name>)",
+                )
+            )
     return problems
 
 

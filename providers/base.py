@@ -74,6 +74,9 @@ class Deployment:
         """What breakers, rate counters and events call this endpoint: ``model`` or ``model/deployment``."""
         return self.name if self.pool_name is None else f"{self.name}/{self.pool_name}"
 
+    # The service tier this deployment asks for (``"flex"``: providers.tiers), None = the provider's default.
+    service_tier: str | None = None
+
     def __repr__(self) -> str:
         # Header values are often credentials (a proxy's token, an org key): names only, never values.
         shown = []

@@ -25,6 +25,7 @@ import openai
 
 from providers.base import JSON, NATIVE_RESPONSES, CallOptions, Deployment, Timeout
 from providers.errors import connection_failed, from_litellm, timeout_error
+from providers.tiers import set_tier
 
 
 def import_litellm() -> ModuleType:
@@ -124,6 +125,8 @@ def _arguments(deployment: Deployment, body: JSON, options: CallOptions, stream:
         # A parameter one provider lacks (seed for Anthropic, say) is dropped, not fatal.
         "drop_params": True,
     }
+    # Only an OpenAI deployment asks for a tier (providers.tiers); a caller's flex never goes elsewhere.
+    set_tier(arguments, deployment.service_tier if deployment.provider == "openai" else None)
     if deployment.api_base:
         arguments["api_base"] = deployment.api_base
     if deployment.api_key:

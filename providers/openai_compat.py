@@ -20,6 +20,7 @@ from providers import _responses_wire as responses_wire
 from providers._aiohttp import AiohttpTransport, TransportLimits, send
 from providers.base import DEFAULT_TIMEOUT, JSON, MALFORMED_EVENT, NATIVE_RESPONSES, CallOptions, Deployment
 from providers.errors import connection_error, malformed_response, status_error_from_response
+from providers.tiers import set_tier
 
 _DONE = "[DONE]"
 
@@ -58,6 +59,8 @@ class _OpenAICompatibleBase:
                 payload["model"] = deployment.model
         else:
             payload = {**body, "model": deployment.model}
+        if deployment.service_tier is not None or "service_tier" in payload:
+            set_tier(payload, deployment.service_tier)  # flex, or never a caller's flex here
         try:
             content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
         except UnicodeEncodeError:

@@ -364,7 +364,7 @@ class Decider:
                 yield from self._settle(session, hold, None, estimated=True)
                 raise outcome.error
             data: JSON = outcome
-            usage = usage_of(data.get("usage"))
+            usage = usage_of(data.get("usage"), data.get("service_tier"))
             if hold:
                 cost = session.cost_of(deployment, usage) if usage else _WORST_CASE
                 yield from self._settle(session, hold, cost)

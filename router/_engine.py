@@ -19,6 +19,7 @@ from providers.catalog import ModelInfo, resolve_model
 from providers.registry import provider_spec
 from router._balancing import Balance, Member, Pool, WhenAllLimited
 from router._resilience import Resilience, resilience_for
+from router._tiers import add_flex_deployments, priced_at
 
 
 class Engine:
@@ -78,6 +79,7 @@ class Engine:
             deployments[name] = deployment
             if problem is not None:
                 unavailable[name] = problem
+        add_flex_deployments(policy, catalog, deployments, unavailable)  # docs/flex.md
         self.catalog: Mapping[str, ModelInfo] = MappingProxyType(catalog)
         self.deployments: Mapping[str, Deployment] = MappingProxyType(deployments)
         self.unavailable: Mapping[str, str] = MappingProxyType(unavailable)
@@ -95,6 +97,10 @@ class Engine:
         self._resilience = {None: resilience_for(policy, None)} | {
             route: resilience_for(policy, route) for route in policy.routes
         }
+
+    def priced(self, deployment: str, reported_tier: str | None) -> ModelInfo:
+        """The prices of an answer from ``deployment`` served at ``reported_tier`` (router._tiers)."""
+        return priced_at(self.catalog, deployment, reported_tier)
 
     def resilience_for(self, route: str | None) -> Resilience:
         return self._resilience.get(route) or self._resilience[None]
@@ -114,7 +120,7 @@ class Engine:
     @property
     def breaker_keys(self) -> tuple[str, ...]:
         """Every name a breaker may be kept under: the models, and each deployment of a pooled one."""
-        keys = list(self.policy.models)
+        keys = list(self.deployments)  # the policy's models and their flex variants (providers.tiers)
         for pool in self.pools.values():
             keys += [member.key for member in pool.members]
         return tuple(keys)

@@ -26,6 +26,7 @@ import sys
 from typing import Any, Final
 
 from providers.errors import error_class
+from providers.tiers import STANDARD
 from router._routing import Attempt, BudgetEvent, RoutingRecord
 
 LOGGER_NAME: Final = "router"
@@ -135,6 +136,8 @@ class Events:
             latency_ms=attempt.latency_ms,
             ttft_ms=attempt.ttft_ms,
         )
+        if attempt.service_tier != STANDARD:
+            event["service_tier"] = attempt.service_tier  # docs/flex.md
         if attempt.malformed_events:
             event["malformed_events"] = attempt.malformed_events
         if attempt.deployment is not None:
@@ -166,6 +169,9 @@ class Events:
             )
             if record.deployment is not None:
                 event["deployment"] = record.deployment
+            tier = record.service_tier
+            if tier != STANDARD or any(a.service_tier != STANDARD for a in attempts):
+                event["service_tier"] = tier  # a flex request: the tier the cost was settled at
             if usage is not None and usage.suspect is not None:
                 event["usage_suspect"] = usage.suspect  # charged at the worst case instead
             if self._log_content and content is not None:

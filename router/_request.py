@@ -13,6 +13,7 @@ import openai
 
 from policies.plan import DEFAULT_FEATURE, RouteRequest, describe_request
 from providers.base import JSON, CallOptions, Timeout, as_timeout
+from providers.tiers import reported_tier
 from router._routing import Usage
 from router._validation import messages_list, validate_params
 
@@ -88,8 +89,10 @@ def normalize(kwargs: Mapping[str, Any], default_timeout: Timeout) -> Request:
     )
 
 
-def usage_of(data: object) -> Usage | None:
+def usage_of(data: object, service_tier: object = None) -> Usage | None:
     """Read OpenAI-format usage, including cached prompt and reasoning tokens. Never raises.
+
+    ``service_tier``: the response's own field, the tier the provider says it served (docs/flex.md).
 
     The provider's figures are untrusted input: anything but a non-negative whole number is noted
     in ``suspect`` (and counted as 0 here; ``Session.vetted`` then charges the worst case).
@@ -112,6 +115,7 @@ def usage_of(data: object) -> Usage | None:
         completion_tokens=_tokens(data, "completion_tokens", problems),
         cached_tokens=_tokens(prompt_details, "cached_tokens", problems),
         reasoning_tokens=_tokens(completion_details, "reasoning_tokens", problems),
+        service_tier=reported_tier(service_tier),
     )
     if problems:
         return Usage(suspect="; ".join(problems))

@@ -14,6 +14,7 @@ from openai._models import construct_type
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from pydantic import PrivateAttr
 
+from providers.tiers import model_of
 from router._routing import RoutingRecord
 
 _T = TypeVar("_T", bound=pydantic.BaseModel)
@@ -39,7 +40,8 @@ def build(cls: type[_T], data: dict[str, Any]) -> _T:
 
 
 def completion(data: dict[str, Any], model_name: str, routing: RoutingRecord) -> RoutedChatCompletion:
-    data["model"] = model_name
+    # The policy's model: a flex deployment ("m@flex") answers as "m", its tier in service_tier.
+    data["model"] = model_of(model_name)
     response = build(RoutedChatCompletion, data)
     response._routing = routing
     # As openai's client sets it from the x-request-id header: the id in the router's logs.
@@ -48,5 +50,5 @@ def completion(data: dict[str, Any], model_name: str, routing: RoutingRecord) ->
 
 
 def chunk(data: dict[str, Any], model_name: str) -> ChatCompletionChunk:
-    data["model"] = model_name
+    data["model"] = model_of(model_name)
     return build(ChatCompletionChunk, data)

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any
 
 from policies.plan import Candidate
+from providers.tiers import tier_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +20,10 @@ class Usage:
     # Why the provider's reported usage was not believed (negative, fractional, beyond the model's
     # limits); the figures above are then this request's worst case, and that is what was charged.
     suspect: str | None = None
+    # The tier the provider says it served ("flex", "standard"; providers.tiers.reported_tier): the
+    # tokens are priced at it. None when the provider did not say (priced at the tier asked for).
+    # Not part of equality: two usages are equal when their token figures are.
+    service_tier: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +46,11 @@ class Attempt:
     # The deployment called, when the model lists several (policy deployments:), and why it was picked.
     deployment: str | None = None
     picked_by: str | None = None
+
+    @property
+    def service_tier(self) -> str:
+        """The tier this attempt asked for: ``flex`` for a model's flex deployment (``<model>@flex``)."""
+        return tier_of(self.model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +99,14 @@ class RoutingRecord:
     # The deployment that answered, when the model lists several (policy deployments:).
     deployment: str | None = None
 
+    @property
+    def service_tier(self) -> str | None:
+        """The tier the answer was billed at: the one the provider reported, else the one asked for."""
+        if self.model is None:
+            return None
+        reported = self.usage.service_tier if self.usage is not None else None
+        return reported or tier_of(self.model)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view, for logs and the CLI."""
         return {
@@ -102,7 +120,7 @@ class RoutingRecord:
             "candidates": [asdict(c) for c in self.candidates],
             "rejected": dict(self.rejected),
             "rules": list(self.rules),
-            "attempts": [asdict(a) for a in self.attempts],
+            "attempts": [{**asdict(a), "service_tier": a.service_tier} for a in self.attempts],
             "usage": asdict(self.usage) if self.usage else None,
             "cost_usd": self.cost_usd,
             "latency_ms": self.latency_ms,
@@ -110,4 +128,5 @@ class RoutingRecord:
             "stream": self.stream,
             "budget_events": [asdict(e) for e in self.budget_events],
             "deployment": self.deployment,
+            "service_tier": self.service_tier,
         }

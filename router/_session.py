@@ -291,6 +291,8 @@ class Session:
             return
         if not resilience.retries(kind) or self._tries_on_current >= self._retry_attempts:
             return
+        if kind == "rate_limited" and deployment.service_tier is not None:
+            return  # flex capacity is short: the same model at standard is next (docs/flex.md)
         self._retry_wait = (
             retry_after if retry_after is not None else resilience.backoff_s(self._tries_on_current)
         )
@@ -429,9 +431,13 @@ class Session:
         usage = self.vetted(deployment, usage)
         if usage is None:
             return None
-        return self.engine.info_for(deployment).cost_usd(
-            usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
-        )
+        # A pooled deployment has its own prices (docs/deployments.md); otherwise the tier the
+        # provider reports it served at prices the answer (docs/flex.md).
+        if deployment.pool_name is not None:
+            info = self.engine.info_for(deployment)
+        else:
+            info = self.engine.priced(deployment.name, usage.service_tier)
+        return info.cost_usd(usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
 
     def vetted(self, deployment: Deployment, usage: Usage | None) -> Usage | None:
         """The usage to record and charge: the provider's, or this request's worst case when the

@@ -57,7 +57,7 @@ class StreamTracker:
             return False
         usage = data.get("usage")
         if usage:
-            self.usage = usage_of(usage)
+            self.usage = usage_of(usage, data.get("service_tier"))
             self.committed = True
         choices = data.get("choices") or ()
         for choice in choices:

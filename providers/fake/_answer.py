@@ -47,6 +47,8 @@ class Conversation:
     prefix: str | None = None
     """Prefill: the final assistant message the answer continues (Anthropic's, or vLLM's
     ``continue_final_message``); only what follows it is answered."""
+    service_tier: str | None = None
+    """OpenAI's ``service_tier`` as asked; the answer reports the tier it was served at."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,15 @@ _ERRORS: Mapping[int, tuple[str, str | None, str]] = {
 }
 
 
+SERVICE_TIERS = ("auto", "default", "flex", "priority", "scale")
+"""The values of ``service_tier`` OpenAI accepts."""
+
+
+def served_tier(asked: str | None) -> str:
+    """The ``service_tier`` a response reports for the one asked: flex and priority as asked, else default."""
+    return asked if asked in ("flex", "priority", "scale") else "default"
+
+
 CONTINUE_FINAL_MESSAGE = "continue_final_message"
 """vLLM's prefill: the final assistant message is continued, not answered (the server must declare it)."""
 
@@ -83,6 +92,12 @@ class OpenAIWire:
             json_object = response_format.get("type") == "json_object"
         options = body.get("stream_options")
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+        tier = body.get("service_tier")
+        if tier is not None and tier not in SERVICE_TIERS:
+            raise BadRequest(
+                f"Invalid value for 'service_tier': expected one of {', '.join(SERVICE_TIERS)}.",
+                "service_tier",
+            )
         return Conversation(
             model=model,
             stream=stream,
@@ -97,6 +112,7 @@ class OpenAIWire:
             include_usage=isinstance(options, Mapping) and bool(options.get("include_usage")),
             choices=n if isinstance(n := body.get("n", 1), int) and n > 0 else 1,
             prefix=_continued(body, messages),
+            service_tier=tier,
         )
 
     @staticmethod
@@ -142,7 +158,7 @@ class OpenAIWire:
                 for i in range(conv.choices)
             ],
             "usage": self._usage(answer),
-            "service_tier": "default",
+            "service_tier": served_tier(conv.service_tier),
             "system_fingerprint": "fp_fake",
         }
 
@@ -152,7 +168,7 @@ class OpenAIWire:
             "object": "chat.completion.chunk",
             "created": ids.created,
             "model": conv.model,
-            "service_tier": "default",
+            "service_tier": served_tier(conv.service_tier),
             "system_fingerprint": "fp_fake",
         }
         # With include_usage, every chunk carries "usage": null and one extra chunk carries the usage.

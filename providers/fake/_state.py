@@ -36,11 +36,12 @@ class Turn:
 
 
 class _ModelState:
-    __slots__ = ("cursor", "replied", "rng", "script")
+    __slots__ = ("cursor", "flex_cursor", "replied", "rng", "script")
 
     def __init__(self, script: ModelScript) -> None:
         self.script = script
         self.cursor = 0
+        self.flex_cursor = 0
         self.replied = 0
         self.rng = random.Random(script.seed)
 
@@ -50,6 +51,14 @@ class _ModelState:
             return None
         self.replied += 1
         return replies[self.replied - 1]
+
+    def next_flex_fault(self) -> Fault | None:
+        faults = self.script.flex_faults
+        if faults and (self.script.repeat_faults or self.flex_cursor < len(faults)):
+            fault = faults[self.flex_cursor % len(faults)]
+            self.flex_cursor += 1
+            return fault
+        return None
 
     def next_fault(self) -> Fault | None:
         script = self.script
@@ -116,8 +125,9 @@ class State:
             state = self._models.get(model)
             return state is not None and state.script.prefill
 
-    def take(self, model: str) -> Turn:
-        """The next turn for ``model``; an unknown model consumes no fault."""
+    def take(self, model: str, *, flex: bool = False) -> Turn:
+        """The next turn for ``model``; an unknown model consumes no fault. A ``flex`` request (OpenAI's
+        ``service_tier: "flex"``) takes the script's flex faults when it has any, else the others."""
         with self._lock:
             number = next(self._numbers)
             state = self._models.get(model)
@@ -125,6 +135,6 @@ class State:
                 return Turn(ModelScript(model), None, number)
             if state.script.unknown:
                 return Turn(state.script, None, number)
-            fault = state.next_fault()
+            fault = state.next_flex_fault() if flex and state.script.flex_faults else state.next_fault()
             reply = state.next_reply() if fault is None else None
             return Turn(state.script, fault, number, reply)

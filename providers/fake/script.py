@@ -18,6 +18,7 @@ __all__ = [
     "RecordedRequest",
     "content_filter",
     "content_policy",
+    "flex_unavailable",
     "hang",
     "malformed",
     "malformed_event",
@@ -111,6 +112,13 @@ def status(
     )
 
 
+def flex_unavailable(retry_after: float | None = None) -> Fault:
+    """OpenAI's answer to a flex request when flex capacity is short: a 429 "Resource Unavailable" (not
+    billed). Put it in ``ModelScript.flex_faults``."""
+    message = "Resource Unavailable: flex processing has no capacity for this request right now."
+    return status(429, retry_after=retry_after, message=message)
+
+
 def hang(seconds: float) -> Fault:
     """Wait ``seconds`` before answering normally (a long wait is a request that never answers)."""
     return Fault("hang", seconds=seconds)
@@ -194,6 +202,12 @@ class ModelScript:
     # Requests per minute this model (each Azure deployment: resource/deployment) takes on the fake's
     # clock; one more within any 60 s is answered 429 with Retry-After, as the provider would.
     rpm: int | None = None
+    # OpenAI protocol, requests with ``service_tier: "flex"`` only: their faults (when given, flex
+    # requests consume these in order and leave ``faults`` to the others; ``repeat_faults`` applies),
+    # the extra time they take, and the tier the answer reports ("default" = served at standard).
+    flex_faults: tuple[Fault, ...] = ()
+    flex_latency_s: float = 0.0
+    flex_answers_as: str = "flex"
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -204,6 +218,9 @@ class ModelScript:
             raise ValueError("latency_s and cached_tokens must not be negative")
         # Accept any iterable of faults (a list from JSON) but store a tuple: frozen means frozen.
         object.__setattr__(self, "faults", tuple(self.faults))
+        object.__setattr__(self, "flex_faults", tuple(self.flex_faults))
+        if self.flex_latency_s < 0:
+            raise ValueError("flex_latency_s must not be negative")
         object.__setattr__(self, "replies", tuple(self.replies))
 
     def to_json(self) -> dict[str, Any]:
@@ -211,9 +228,9 @@ class ModelScript:
         out: dict[str, Any] = {"model": self.model}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "faults":
+            if f.name in ("faults", "flex_faults"):
                 if value:
-                    out["faults"] = [fault.to_json() for fault in value]
+                    out[f.name] = [fault.to_json() for fault in value]
             elif f.name == "replies":
                 if value:
                     out["replies"] = list(value)
@@ -229,6 +246,7 @@ class ModelScript:
             raise ValueError(f"unknown script fields: {sorted(unknown)}")
         fields = dict(data)
         fields["faults"] = tuple(Fault.from_json(f) for f in data.get("faults", ()))
+        fields["flex_faults"] = tuple(Fault.from_json(f) for f in data.get("flex_faults", ()))
         return cls(**fields)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 import struct
@@ -217,7 +218,8 @@ class _Handlers:
             conv = wire.parse(body, model, stream)
         except BadRequest as exc:
             return self._error(wire.bad_request(exc.message, exc.param))
-        turn = self.state.take(model)
+        flex = conv.service_tier == "flex" and wire.name == "openai"
+        turn = self.state.take(model, flex=flex)
         if turn.script.unknown:
             return self._error(wire.not_found(model))
         rate_headers: dict[str, str] = {}
@@ -231,8 +233,11 @@ class _Handlers:
                 }
                 return _json(reply.body, 429, {**reply.headers, **headers})
             rate_headers["x-ratelimit-remaining-requests"] = str(left)
-        if turn.script.latency_s:
-            await asyncio.sleep(turn.script.latency_s)
+        latency = turn.script.latency_s + (turn.script.flex_latency_s if flex else 0.0)
+        if latency:
+            await asyncio.sleep(latency)
+        if flex and turn.script.flex_answers_as != "flex":
+            conv = dataclasses.replace(conv, service_tier=turn.script.flex_answers_as)
         fault = turn.fault
         if fault is not None:
             early = await self._early_fault(request, wire, fault, stream)

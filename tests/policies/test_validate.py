@@ -325,3 +325,22 @@ def test_a_log_file_in_a_missing_directory_is_reported(tmp_path: Path) -> None:
         " open this log file — create the directory or fix the path"
     ]
     assert problems(f"logging:\n  file: {tmp_path / 'router.log'}\n") == []
+
+
+def test_a_flex_route_where_no_model_has_a_flex_tier_is_reported_on_its_service_tier() -> None:
+    found = problems("routes:\n  later:\n    candidates: [small, big]\n    service_tier: flex\n")
+    assert len(found) == 1
+    assert found[0].startswith("p.yaml:24: routes.later.service_tier: none of small, big has a flex tier")
+
+
+def test_a_flex_route_with_a_model_whose_flex_prices_the_policy_states_is_sound() -> None:
+    text = MODELS.replace(
+        "    input_cost_per_mtok: 0.1\n",
+        "    input_cost_per_mtok: 0.1\n"
+        "    flex_input_cost_per_mtok: 0.05\n"
+        "    flex_output_cost_per_mtok: 0.2\n",
+    )
+    found = validate_policy_text(
+        text + "routes:\n  later:\n    candidates: [small, big]\n    urgency: flex\n", source="p.yaml", env={}
+    )
+    assert found == []

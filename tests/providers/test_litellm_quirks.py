@@ -261,3 +261,24 @@ def test_the_import_wait_is_the_longest_phase_of_the_calls_timeout(
     timeout: Any, longest: float | None
 ) -> None:
     assert _longest_phase(timeout) == longest
+
+
+def test_litellm_asks_openai_for_the_flex_tier_and_drops_a_callers_flex_elsewhere(
+    adapter: LiteLLMAdapter, deployment: Deployment, fake: FakeProviders
+) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}], "service_tier": "flex"}
+    flex = Deployment(
+        name="gpt-5-mini@flex",
+        provider="openai",
+        model="gpt-5-mini",
+        adapter="litellm",
+        api_base=fake.openai_base,
+        api_key="fake-key",
+        litellm_model="openai/gpt-5-mini",
+        service_tier="flex",
+    )
+    answer = adapter.complete(flex, {"messages": body["messages"]}, SHORT)
+    assert fake.requests_for("gpt-5-mini")[-1].body["service_tier"] == "flex"
+    assert answer["service_tier"] == "flex"
+    adapter.complete(deployment, body, SHORT)  # gemini / anthropic: no flex tier through router
+    assert "flex" not in str(fake.requests_for(deployment.model)[-1].body)

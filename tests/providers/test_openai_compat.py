@@ -1,13 +1,14 @@
 """The OpenAI-compatible fast path at the HTTP layer (respx)."""
 
 import json
+from dataclasses import replace
 
 import httpx
 import openai
 import pytest
 import respx
 
-from providers.base import MALFORMED_EVENT, CallOptions, Deployment
+from providers.base import MALFORMED_EVENT, NATIVE_RESPONSES, CallOptions, Deployment, NativeResponses
 from providers.openai_compat import AsyncOpenAICompatible, OpenAICompatible
 
 URL = "http://local.test/v1/chat/completions"
@@ -180,3 +181,20 @@ def test_an_unreadable_event_in_a_stream_that_never_finishes_is_still_a_cut() ->
     respx.post(URL).mock(return_value=httpx.Response(200, content=_sse(*events)))
     with pytest.raises(openai.APIConnectionError):
         list(OpenAICompatible().stream(DEPLOYMENT, {**BODY, "stream": True}, CallOptions()))
+
+
+@respx.mock
+def test_a_flex_deployment_asks_for_flex_and_a_standard_one_never_forwards_a_callers_flex() -> None:
+    route = respx.post(URL).mock(return_value=httpx.Response(200, json=OK))
+    native = respx.post("http://local.test/v1/responses").mock(return_value=httpx.Response(200, json={}))
+    flex = replace(DEPLOYMENT, name="local@flex", service_tier="flex", responses=True)
+    adapter = OpenAICompatible()
+    adapter.complete(flex, BODY, CallOptions())
+    assert json.loads(route.calls.last.request.content)["service_tier"] == "flex"
+    adapter.complete(DEPLOYMENT, {**BODY, "service_tier": "flex"}, CallOptions())
+    assert "service_tier" not in json.loads(route.calls.last.request.content)
+    adapter.complete(DEPLOYMENT, {**BODY, "service_tier": "priority"}, CallOptions())
+    assert json.loads(route.calls.last.request.content)["service_tier"] == "priority"
+    with pytest.raises(openai.APIError):  # the empty body is no Responses answer; the request is what counts
+        adapter.complete(flex, {NATIVE_RESPONSES: NativeResponses({"input": "hi"})}, CallOptions())
+    assert json.loads(native.calls.last.request.content)["service_tier"] == "flex"
