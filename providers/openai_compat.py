@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import openai
 
-from providers._aiohttp import AiohttpTransport, TransportLimits, send
+from providers._aiohttp import AiohttpTransport, Reply, TransportLimits, send
 from providers.base import DEFAULT_TIMEOUT, JSON, MALFORMED_EVENT, CallOptions, Deployment
 from providers.errors import connection_error, malformed_response, status_error_from_response
 
@@ -40,27 +40,23 @@ class _OpenAICompatibleBase:
             prepared = self._prepared[id(deployment)] = (deployment, httpx.URL(url), httpx.Headers(headers))
         return prepared[1], prepared[2]
 
-    def _build(self, deployment: Deployment, body: JSON, options: CallOptions) -> httpx.Request:
-        url, headers = self._prepare(deployment)
+    def _headers(self, deployment: Deployment, options: CallOptions) -> httpx.Headers:
+        headers = self._prepare(deployment)[1]
         if options.extra_headers:
             headers = headers.copy()
             headers.update(options.extra_headers)
-        payload = {**body, "model": deployment.model}
-        try:
-            content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            # A lone surrogate (text cut between the halves of a pair) has no UTF-8 form: send the
-            # body \u-escaped instead, which JSON allows and every server decodes to the same string.
-            content = json.dumps(payload, separators=(",", ":")).encode()
-        timeout = options.timeout if options.timeout is not None else DEFAULT_TIMEOUT
-        extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        return headers
+
+    def _build(
+        self, deployment: Deployment, body: JSON, options: CallOptions, content: bytes | None = None
+    ) -> httpx.Request:
         return httpx.Request(
             "POST",
-            url,
+            self._prepare(deployment)[0],
             params=dict(options.extra_query) if options.extra_query else None,
-            headers=headers,
-            content=content,
-            extensions=extensions,
+            headers=self._headers(deployment, options),
+            content=_encode(deployment, body) if content is None else content,
+            extensions={"timeout": _timeout_dict(options)},
         )
 
     @staticmethod
@@ -96,6 +92,25 @@ class _OpenAICompatibleBase:
         if "error" in chunk and "choices" not in chunk:
             raise _stream_error(chunk, response)
         return chunk
+
+
+def _encode(deployment: Deployment, body: JSON) -> bytes:
+    payload = {**body, "model": deployment.model}
+    try:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (text cut between the halves of a pair) has no UTF-8 form: send the
+        # body \u-escaped instead, which JSON allows and every server decodes to the same string.
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _timeout_dict(options: CallOptions) -> dict[str, float | None]:
+    if options.timeout is None:
+        return dict(_DEFAULT_TIMEOUT_DICT)
+    return httpx.Timeout(options.timeout).as_dict()
+
+
+_DEFAULT_TIMEOUT_DICT = httpx.Timeout(DEFAULT_TIMEOUT).as_dict()
 
 
 class _Ending:
@@ -238,11 +253,46 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
         self._client: httpx.AsyncClient | AiohttpTransport = http_client or AiohttpTransport(limits)
 
     async def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
+        client = self._client
+        if isinstance(client, AiohttpTransport) and not options.extra_query:
+            return await self._post(client, deployment, body, options)
         request = self._build(deployment, body, options)
         try:
-            response = await send(self._client, request, stream=False)
+            response = await send(client, request, stream=False)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
+        return self._read(response)
+
+    async def _post(
+        self, client: AiohttpTransport, deployment: Deployment, body: JSON, options: CallOptions
+    ) -> JSON:
+        """``complete`` over aiohttp without httpx objects, unless an error or a compressed body needs
+        them: same bytes on the wire, same answers and errors."""
+        url, headers = self._prepare(deployment)
+        content = _encode(deployment, body)
+        if options.extra_headers:
+            headers = self._headers(deployment, options)
+
+        def request() -> httpx.Request:
+            return self._build(deployment, body, options, content)
+
+        try:
+            reply: Reply = await client.post(
+                str(url), headers.multi_items(), content, _timeout_dict(options), request
+            )
+        except httpx.HTTPError as exc:
+            raise connection_error(exc, exc.request) from exc
+        if reply.plain:
+            try:
+                data = json.loads(reply.body)
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and "choices" in data:
+                return data
+        # An error, a compressed body, or a body that is not an answer: read the httpx way, which
+        # raises the right error with the response attached.
+        response = reply.to_httpx(request())
+        await response.aread()
         return self._read(response)
 
     async def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> AsyncIterator[JSON]:
