@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -95,6 +95,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._limits = limits or TransportLimits()
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Closes the session when its event loop shuts down (see _closed_with_loop).
+        self._closer: AsyncGenerator[None, None] | None = None
         # aiohttp timeouts by httpx's four phases: most calls share one or two, built once.
         self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
@@ -126,6 +128,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 trust_env=bool(urllib.request.getproxies()),
             )
             self._loop = loop
+            self._closer = _closed_with_loop(session)
         return session
 
     def _timeout(self, timeout: dict[str, float | None] | None) -> aiohttp.ClientTimeout:
@@ -253,6 +256,29 @@ class _Body(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         # release() pools the connection when the body was read to its end and closes it otherwise.
         self._response.release()
+
+
+def _closed_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """An async generator, started, whose end closes ``session``: the running loop's asyncgen hooks
+    track it, and ``asyncio.run`` (any loop's ``shutdown_asyncgens``) ends it before the loop closes.
+
+    A client reused by one ``asyncio.run`` after another gets a new pool in each loop; without this,
+    the pool of a finished loop kept its sockets open (a file descriptor each) until the garbage
+    collector found them. Started here, synchronously: its body runs up to ``yield`` without awaiting.
+    """
+
+    async def closer() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if not session.closed:
+                await session.close()
+
+    generator = closer()
+    step: Any = generator.__anext__()  # registers it with the running loop (firstiter hook)
+    with contextlib.suppress(StopIteration):
+        step.send(None)
+    return generator
 
 
 def _client_timeout(timeout: dict[str, float | None] | None) -> aiohttp.ClientTimeout:
