@@ -96,6 +96,7 @@ def sync_line(key: str, server: Server, workdir: Path) -> SyncLine:
 
         config = everything_on(server.openai_base, server.gemini_base, workdir)
         full = router.OpenAI(policy=config.policy, **config.client_kwargs)
+        config.background = _litellm_import_of(full)
         return SyncLine(
             lambda: full.chat.completions.create(**request("auto", **config.create_kwargs)),
             full.close,
@@ -112,6 +113,17 @@ def sync_line(key: str, server: Server, workdir: Path) -> SyncLine:
         lite_router = _litellm_router(server)
         return SyncLine(lambda: lite_router.completion(**request()), lambda: None)
     raise ValueError(f"unknown latency line {key!r}")
+
+
+def _litellm_import_of(client: Any) -> Callable[[], object]:
+    """Waits (up to two minutes) for the client's background import of litellm, if it started one."""
+    done = client._router._litellm._litellm._done
+    started = client._router._litellm._litellm
+
+    def wait() -> object:
+        return done.wait(120) if started._thread is not None else None
+
+    return wait
 
 
 async def _nothing() -> None:
@@ -132,6 +144,7 @@ def async_line(key: str, server: Server, workdir: Path) -> AsyncLine:
 
         config = everything_on(server.openai_base, server.gemini_base, workdir)
         full = router.AsyncOpenAI(policy=config.policy, **config.client_kwargs)
+        config.background = _litellm_import_of(full)
         return AsyncLine(
             lambda: full.chat.completions.create(**request("auto", **config.create_kwargs)),
             full.close,

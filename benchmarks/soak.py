@@ -132,7 +132,7 @@ async def _measure(args: dict[str, Any]) -> dict[str, Any]:
     from policies.loader import policy_from_dict
 
     client = router.AsyncOpenAI(policy=policy_from_dict(soak_policy(Server(args["url"]).openai_base)))
-    pool = client._adapters["openai"]._client  # the default transport: providers/_aiohttp.py
+    pool = client._router._adapters["openai"]._client  # the default transport: providers/_aiohttp.py
     rounds = []
     try:
         me = asyncio.current_task()

@@ -6,10 +6,13 @@ async throughput near the openai SDK's. aiohttp returns every connection on canc
 several times the load (the measurements are in docs/benchmarks.md, the script in
 benchmarks/transports.py).
 
-``AiohttpTransport`` is an ``httpx.AsyncBaseTransport``: the adapter builds ``httpx.Request`` objects and
-reads ``httpx.Response`` objects exactly as with httpx, and openai's error classes (which carry httpx
-requests and responses) keep working. aiohttp's exceptions are translated here, in one place, to the
-httpx exceptions the error table already knows. aiohttp is imported on first use, never at
+``AiohttpTransport`` is an ``httpx.AsyncBaseTransport``: an adapter may build ``httpx.Request`` objects
+and read ``httpx.Response`` objects exactly as with httpx, and openai's error classes (which carry httpx
+requests and responses) keep working. The chat fast path skips both for a plain answer (``post``: bytes
+in, status and bytes out; about a third of the router's own CPU per request went into building httpx
+objects around aiohttp) and builds them only for what needs them: an error status, a compressed body,
+an exception. aiohttp's exceptions are translated here, in one place, to the httpx exceptions the error
+table already knows. aiohttp is imported on first use, never at
 ``import router``; the session is created inside the running event loop.
 
 Cancellation discipline: whatever is cancelled (connecting, waiting for headers, reading a body or a
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +33,9 @@ import httpx
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["AiohttpTransport", "TransportLimits", "send"]
+__all__ = ["AiohttpTransport", "Reply", "TransportLimits", "send"]
+
+_PHASES = ("connect", "read", "write", "pool")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,34 @@ class TransportLimits:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A response read to its end, as aiohttp gave it: no httpx object built."""
+
+    status: int
+    reason: str | None
+    headers: Sequence[tuple[bytes, bytes]]
+    body: bytes
+
+    @property
+    def plain(self) -> bool:
+        """A success whose body is the bytes to parse (not compressed): no httpx.Response needed."""
+        return self.status < 400 and not any(name.lower() == b"content-encoding" for name, _ in self.headers)
+
+    def to_httpx(self, request: httpx.Request) -> httpx.Response:
+        """The httpx.Response for error handling (openai's errors carry one); read with ``aread``."""
+        extensions: dict[str, Any] = {"http_version": b"HTTP/1.1"}
+        if self.reason:
+            extensions["reason_phrase"] = self.reason.encode()
+        return httpx.Response(
+            self.status,
+            headers=list(self.headers),
+            stream=httpx.ByteStream(self.body),
+            request=request,
+            extensions=extensions,
+        )
+
+
 class AiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx async transport over one aiohttp session (one connection pool), opened lazily."""
 
@@ -62,6 +95,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         self._limits = limits or TransportLimits()
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Closes the session when its event loop shuts down (see _closed_with_loop).
+        self._closer: AsyncGenerator[None, None] | None = None
+        # aiohttp timeouts by httpx's four phases: most calls share one or two, built once.
+        self._timeouts: dict[tuple[float | None, ...], aiohttp.ClientTimeout] = {}
 
     def _open(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
@@ -91,13 +128,56 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 trust_env=bool(urllib.request.getproxies()),
             )
             self._loop = loop
+            self._closer = _closed_with_loop(session)
         return session
+
+    def _timeout(self, timeout: dict[str, float | None] | None) -> aiohttp.ClientTimeout:
+        key = () if not timeout else tuple(timeout.get(phase) for phase in _PHASES)
+        cached = self._timeouts.get(key)
+        if cached is None:
+            if len(self._timeouts) > 64:  # per-call timeouts of every value: keep the cache small
+                self._timeouts.clear()
+            cached = self._timeouts[key] = _client_timeout(timeout)
+        return cached
+
+    async def post(
+        self,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        timeout: dict[str, float | None] | None,
+        request: Callable[[], httpx.Request],
+    ) -> Reply:
+        """POST ``body`` and read the answer to its end: the chat fast path, no httpx object per call.
+
+        ``request`` builds the equivalent httpx.Request, only for an exception to carry (httpx's
+        exceptions, like openai's, name their request). Cancelled or failed before the end, the
+        response is closed, which drops its connection; read to the end, the connection is pooled.
+        """
+        session = self._open()
+        with _mapped(request):
+            response = await session.request(
+                "POST",
+                url,
+                headers=headers,
+                data=body,
+                timeout=self._timeout(timeout),
+                allow_redirects=False,
+                compress=None,
+            )
+        try:
+            with _mapped(request):
+                content = await response.read()
+        except BaseException:
+            response.close()
+            raise
+        return Reply(response.status, response.reason, response.raw_headers, content)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._open()
-        timeout = _client_timeout(request.extensions.get("timeout"))
+        timeout = self._timeout(request.extensions.get("timeout"))
         body = request.content if request.stream is None else await request.aread()
-        with _mapped(request):
+        with _mapped(lambda: request):
             response = await session.request(
                 request.method,
                 str(request.url),
@@ -166,7 +246,7 @@ class _Body(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
-            with _mapped(self._request):
+            with _mapped(lambda: self._request):
                 async for chunk in self._response.content.iter_any():
                     yield chunk
         except BaseException:
@@ -176,6 +256,29 @@ class _Body(httpx.AsyncByteStream):
     async def aclose(self) -> None:
         # release() pools the connection when the body was read to its end and closes it otherwise.
         self._response.release()
+
+
+def _closed_with_loop(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """An async generator, started, whose end closes ``session``: the running loop's asyncgen hooks
+    track it, and ``asyncio.run`` (any loop's ``shutdown_asyncgens``) ends it before the loop closes.
+
+    A client reused by one ``asyncio.run`` after another gets a new pool in each loop; without this,
+    the pool of a finished loop kept its sockets open (a file descriptor each) until the garbage
+    collector found them. Started here, synchronously: its body runs up to ``yield`` without awaiting.
+    """
+
+    async def closer() -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if not session.closed:
+                await session.close()
+
+    generator = closer()
+    step: Any = generator.__anext__()  # registers it with the running loop (firstiter hook)
+    with contextlib.suppress(StopIteration):
+        step.send(None)
+    return generator
 
 
 def _client_timeout(timeout: dict[str, float | None] | None) -> aiohttp.ClientTimeout:
@@ -193,29 +296,31 @@ def _client_timeout(timeout: dict[str, float | None] | None) -> aiohttp.ClientTi
 
 
 @contextlib.contextmanager
-def _mapped(request: httpx.Request) -> Iterator[None]:
-    """aiohttp's failures as the httpx exceptions they correspond to, most specific first."""
+def _mapped(make_request: Callable[[], httpx.Request]) -> Iterator[None]:
+    """aiohttp's failures as the httpx exceptions they correspond to, most specific first; the
+    httpx request they carry is built only then."""
     import aiohttp
 
     try:
         yield
     except aiohttp.ConnectionTimeoutError as exc:
-        raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=request) from exc
+        raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=make_request()) from exc
     except aiohttp.SocketTimeoutError as exc:
-        raise httpx.ReadTimeout(str(exc) or "read timed out", request=request) from exc
+        raise httpx.ReadTimeout(str(exc) or "read timed out", request=make_request()) from exc
     except aiohttp.ServerTimeoutError as exc:
-        raise httpx.ReadTimeout(str(exc) or "timed out", request=request) from exc
+        raise httpx.ReadTimeout(str(exc) or "timed out", request=make_request()) from exc
     except aiohttp.ClientConnectorError as exc:
-        raise httpx.ConnectError(str(exc), request=request) from exc
+        raise httpx.ConnectError(str(exc), request=make_request()) from exc
     except aiohttp.ServerDisconnectedError as exc:
-        raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=request) from exc
+        raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=make_request()) from exc
     except aiohttp.ClientOSError as exc:
-        raise httpx.ReadError(str(exc), request=request) from exc
+        raise httpx.ReadError(str(exc), request=make_request()) from exc
     except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
-        raise httpx.RemoteProtocolError(str(exc), request=request) from exc
+        raise httpx.RemoteProtocolError(str(exc), request=make_request()) from exc
     except aiohttp.InvalidURL as exc:
-        raise httpx.UnsupportedProtocol(str(exc), request=request) from exc
+        raise httpx.UnsupportedProtocol(str(exc), request=make_request()) from exc
     except aiohttp.ClientError as exc:
-        raise httpx.TransportError(str(exc), request=request) from exc
+        raise httpx.TransportError(str(exc), request=make_request()) from exc
     except TimeoutError as exc:  # aiohttp's own (a pool wait past ``connect``); never the caller's
-        raise httpx.PoolTimeout(str(exc) or "timed out waiting for a connection", request=request) from exc
+        message = str(exc) or "timed out waiting for a connection"
+        raise httpx.PoolTimeout(message, request=make_request()) from exc

@@ -17,7 +17,7 @@ import httpx
 import openai
 
 from providers import _responses_wire as responses_wire
-from providers._aiohttp import AiohttpTransport, TransportLimits, send
+from providers._aiohttp import AiohttpTransport, Reply, TransportLimits, send
 from providers.base import DEFAULT_TIMEOUT, JSON, MALFORMED_EVENT, NATIVE_RESPONSES, CallOptions, Deployment
 from providers.errors import connection_error, malformed_response, status_error_from_response
 from providers.tiers import set_tier
@@ -42,40 +42,24 @@ class _OpenAICompatibleBase:
             prepared = self._prepared[id(deployment)] = (deployment, httpx.URL(url), httpx.Headers(headers))
         return prepared[1], prepared[2]
 
-    def _build(self, deployment: Deployment, body: JSON, options: CallOptions) -> httpx.Request:
-        url, headers = self._prepare(deployment)
+    def _headers(self, deployment: Deployment, options: CallOptions) -> httpx.Headers:
+        headers = self._prepare(deployment)[1]
         if options.extra_headers:
             headers = headers.copy()
             headers.update(options.extra_headers)
-        if NATIVE_RESPONSES in body:
-            # A routed responses.create: natively to /responses where the deployment speaks it,
-            # else the chat call it was translated to (providers._responses_wire).
-            if deployment.responses:
-                url = responses_wire.responses_url(url)
-                native = body[NATIVE_RESPONSES]
-                payload = responses_wire.request_payload(native, deployment, stream=bool(body.get("stream")))
-            else:
-                payload = {k: v for k, v in body.items() if k != NATIVE_RESPONSES}
-                payload["model"] = deployment.model
-        else:
-            payload = {**body, "model": deployment.model}
-        if deployment.service_tier is not None or "service_tier" in payload:
-            set_tier(payload, deployment.service_tier)  # flex, or never a caller's flex here
-        try:
-            content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            # A lone surrogate (text cut between the halves of a pair) has no UTF-8 form: send the
-            # body \u-escaped instead, which JSON allows and every server decodes to the same string.
-            content = json.dumps(payload, separators=(",", ":")).encode()
-        timeout = options.timeout if options.timeout is not None else DEFAULT_TIMEOUT
-        extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        return headers
+
+    def _build(
+        self, deployment: Deployment, body: JSON, options: CallOptions, content: bytes | None = None
+    ) -> httpx.Request:
+        url, payload = _target(self._prepare(deployment)[0], deployment, body)
         return httpx.Request(
             "POST",
             url,
             params=dict(options.extra_query) if options.extra_query else None,
-            headers=headers,
-            content=content,
-            extensions=extensions,
+            headers=self._headers(deployment, options),
+            content=_encode(payload) if content is None else content,
+            extensions={"timeout": _timeout_dict(options)},
         )
 
     @staticmethod
@@ -116,6 +100,43 @@ class _OpenAICompatibleBase:
         if "error" in chunk and "choices" not in chunk:
             raise _stream_error(chunk, response)
         return chunk
+
+
+def _target(url: httpx.URL, deployment: Deployment, body: JSON) -> tuple[httpx.URL, JSON]:
+    """Where the call goes and what it sends: a routed responses.create natively to ``/responses``
+    where the deployment speaks it, else the chat call it was translated to
+    (providers._responses_wire); a flex deployment's tier, and never a caller's flex elsewhere."""
+    if NATIVE_RESPONSES in body:
+        if deployment.responses:
+            native = body[NATIVE_RESPONSES]
+            payload = responses_wire.request_payload(native, deployment, stream=bool(body.get("stream")))
+            url = responses_wire.responses_url(url)
+        else:
+            payload = {k: v for k, v in body.items() if k != NATIVE_RESPONSES}
+            payload["model"] = deployment.model
+    else:
+        payload = {**body, "model": deployment.model}
+    if deployment.service_tier is not None or "service_tier" in payload:
+        set_tier(payload, deployment.service_tier)
+    return url, payload
+
+
+def _encode(payload: JSON) -> bytes:
+    try:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        # A lone surrogate (text cut between the halves of a pair) has no UTF-8 form: send the
+        # body \u-escaped instead, which JSON allows and every server decodes to the same string.
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+
+def _timeout_dict(options: CallOptions) -> dict[str, float | None]:
+    if options.timeout is None:
+        return dict(_DEFAULT_TIMEOUT_DICT)
+    return httpx.Timeout(options.timeout).as_dict()
+
+
+_DEFAULT_TIMEOUT_DICT = httpx.Timeout(DEFAULT_TIMEOUT).as_dict()
 
 
 class _Ending:
@@ -284,12 +305,48 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
         self._client: httpx.AsyncClient | AiohttpTransport = http_client or AiohttpTransport(limits)
 
     async def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
+        client = self._client
+        if isinstance(client, AiohttpTransport) and not options.extra_query and not _native(deployment, body):
+            return await self._post(client, deployment, body, options)
         request = self._build(deployment, body, options)
         try:
-            response = await send(self._client, request, stream=False)
+            response = await send(client, request, stream=False)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
         return self._read(response, _native(deployment, body))
+
+    async def _post(
+        self, client: AiohttpTransport, deployment: Deployment, body: JSON, options: CallOptions
+    ) -> JSON:
+        """``complete`` over aiohttp without httpx objects, unless an error or a compressed body needs
+        them: same bytes on the wire, same answers and errors."""
+        url, headers = self._prepare(deployment)
+        url, payload = _target(url, deployment, body)
+        content = _encode(payload)
+        if options.extra_headers:
+            headers = self._headers(deployment, options)
+
+        def request() -> httpx.Request:
+            return self._build(deployment, body, options, content)
+
+        try:
+            reply: Reply = await client.post(
+                str(url), headers.multi_items(), content, _timeout_dict(options), request
+            )
+        except httpx.HTTPError as exc:
+            raise connection_error(exc, exc.request) from exc
+        if reply.plain:
+            try:
+                data = json.loads(reply.body)
+            except ValueError:
+                data = None
+            if isinstance(data, dict) and "choices" in data:
+                return data
+        # An error, a compressed body, or a body that is not an answer: read the httpx way, which
+        # raises the right error with the response attached.
+        response = reply.to_httpx(request())
+        await response.aread()
+        return self._read(response)
 
     async def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> AsyncIterator[JSON]:
         request = self._build(deployment, body, options)

@@ -466,3 +466,29 @@ def test_import_router_does_not_import_aiohttp() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"  # neither the import nor building a client loads more of it
+
+
+def test_a_client_reused_across_event_loops_closes_each_loops_pool(server: Server) -> None:
+    """One client, three ``asyncio.run`` calls: each loop gets a pool of its own, closed with the loop."""
+    port = _port(server.url)
+    with FakeProvidersClient(server.url) as control:
+        control.reset()
+        control.script(ModelScript(MODEL, repeat_faults=True))
+    client = AsyncOpenAI(policy=policy(server.openai_base))
+    sessions: list[Any] = []
+
+    async def one_loop() -> int:
+        answers = await asyncio.gather(*(_create(client) for _ in range(5)))
+        assert all(a.choices[0].message.content for a in answers)
+        pool = transport(client)
+        sessions.append(pool._session)
+        return pool.connections()[1]
+
+    for _ in range(3):
+        idle = asyncio.run(one_loop())
+        assert idle >= 1  # the loop's pool kept its connections while it ran
+        assert sockets_to(port) == 0  # and closed them when the loop ended
+    assert len({id(session) for session in sessions}) == 3
+    assert all(session.closed for session in sessions)
+    asyncio.run(client.close())
+    assert sockets_to(port) == 0

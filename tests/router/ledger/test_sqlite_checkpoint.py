@@ -58,3 +58,32 @@ def test_closing_the_ledger_stops_its_checkpointer_and_keeps_every_charge(tmp_pa
         assert again.totals((LINE,), now=1.0)[LINE.key].spent_usd == 0.125
     finally:
         again.close()
+
+
+def _wal_restarts(path: Path) -> int:
+    """The WAL header's checkpoint sequence number: SQLite adds one each time it starts the WAL over."""
+    with open(f"{path}-wal", "rb") as wal:
+        return int.from_bytes(wal.read(16)[12:16], "big")
+
+
+def test_the_wal_starts_over_while_requests_never_pause(tmp_path: Path) -> None:
+    # A passive checkpoint never catches up with a writer that never pauses, and SQLite starts the WAL
+    # over only once every frame is copied: the file grew by every request, without end. Writes here
+    # run back to back until the checkpointer's round has made SQLite start the WAL over; counted in
+    # rounds of requests, so a slow machine only takes more of them.
+    path = tmp_path / "ledger.db"
+    ledger = SqliteLedger(path)
+    try:
+        hold = ledger.reserve((LINE,), 0.000001, ttl_s=60, now=1.0)
+        assert isinstance(hold, Hold)
+        first = _wal_restarts(path)
+        for _ in range(3_000):
+            for _ in range(50):
+                hold = ledger.reserve((LINE,), 0.000001, ttl_s=60, now=1.0)
+                assert isinstance(hold, Hold)
+                ledger.settle(hold, 0.000001, now=1.0)
+            if _wal_restarts(path) != first:
+                break
+        assert _wal_restarts(path) != first
+    finally:
+        ledger.close()
