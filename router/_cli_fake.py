@@ -18,7 +18,7 @@ import typer
 from router._cli_grammar import fail
 
 FAKE_KEY: Final = "fake-key"
-_FAKES_MODULE: Final = "providers.fake"
+_FAKES_MODULE: Final = "router_fakes"
 
 
 def environment(url: str) -> dict[str, str]:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from providers.litellm_adapter import import_litellm
 
 # redis_server / redis_url: a real redis-server started for the session (tests/redis_server.py).

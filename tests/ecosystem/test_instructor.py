@@ -11,7 +11,7 @@ import openai
 import pytest
 from pydantic import AfterValidator, BaseModel
 
-from providers.fake import FakeProviders, ModelScript
+from router_fakes import FakeProviders, ModelScript
 from router import AsyncOpenAI, OpenAI
 
 from .conftest import SOLO, Route, answered, bad_request, rate_limited

@@ -13,7 +13,7 @@ import openai
 import pytest
 from pydantic import BaseModel
 
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from router import AsyncOpenAI
 
 from .conftest import SOLO, Route, answered, bad_request, rate_limited

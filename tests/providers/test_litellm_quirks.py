@@ -23,7 +23,7 @@ import pytest
 
 from providers.base import CallOptions, Deployment
 from providers.errors import error_class, retry_after_s
-from providers.fake import FakeProviders, ModelScript, hang, malformed, reset, status, stream_stall
+from router_fakes import FakeProviders, ModelScript, hang, malformed, reset, status, stream_stall
 from providers.litellm_adapter import AsyncLiteLLMAdapter, LiteLLMAdapter, LiteLLMImport, _longest_phase
 from providers.registry import provider_spec
 

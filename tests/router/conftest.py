@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from policies.schema import Policy
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 
 from .fault_helpers import KEY_ENV, AsyncCaller, Caller, FakeClock, MakeCaller, SyncCaller
 

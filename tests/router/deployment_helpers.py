@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from policies.schema import Policy
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 
 KEY_ENV = "ROUTER_DEPLOY_FAKE_KEY"
 AZURE_KEY_ENV = "ROUTER_DEPLOY_AZURE_KEY"

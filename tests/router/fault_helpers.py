@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from openai.types.chat import ChatCompletionChunk
 
 from policies.schema import Policy
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from router import AsyncOpenAI, OpenAI, RoutedChatCompletion, RoutingRecord
 
 KEY_ENV = "ROUTER_RESILIENCE_FAKE_KEY"

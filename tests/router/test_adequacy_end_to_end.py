@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from policies.adequacy import AdequacyError
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from router import AsyncOpenAI, NoCandidateError, OpenAI
 from tests.adequacy_helpers import write_hand_artifact
 

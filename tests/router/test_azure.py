@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from providers.errors import error_class
-from providers.fake import FakeProviders, ModelScript, content_policy, status
+from router_fakes import FakeProviders, ModelScript, content_policy, status
 from router import AsyncOpenAI, OpenAI
 
 from .deployment_helpers import AZURE_KEY_ENV, KEY_ENV, QUESTION, mini_policy

@@ -16,7 +16,7 @@ import pytest
 
 from policies.filters import CATALOG_FREE, NO_PRICE
 from policies.schema import Policy
-from providers.fake import FakeProviders, ModelScript
+from router_fakes import FakeProviders, ModelScript
 from router import BudgetExceededError, NoCandidateError
 from router.ledger import Totals, open_ledger
 from router.testing import capture_events

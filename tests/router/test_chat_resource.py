@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 import router
 from policies.schema import Policy
-from providers.fake import FakeProviders, reply_text
+from router_fakes import FakeProviders, reply_text
 
 KEY_ENV = "ROUTER_CHAT_FAKE_KEY"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from router.cli import app
 
 from .batch.helpers import EXPECTED_MODEL, KEY_ENV, KINDS, LITE, batch_policy, jsonl, mixed_lines, read_jsonl

@@ -19,7 +19,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from providers.fake import (
+from router_fakes import (
     FakeProviders,
     ModelScript,
     content_filter,
@@ -419,7 +419,7 @@ def test_after_a_503_the_answer_model_usage_and_cost_are_the_fallbacks(
 
 _FIRST_LITELLM_CALL = """
 import asyncio, json, os, sys
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from policies.schema import Policy
 import router
 

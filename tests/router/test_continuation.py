@@ -17,8 +17,8 @@ import pytest
 from openai.types.chat import ChatCompletionChunk
 
 from policies.schema import Policy
-from providers.fake import FakeProviders, ModelScript, hang, status, stream_cut, stream_stall
-from providers.fake.script import RecordedRequest
+from router_fakes import FakeProviders, ModelScript, hang, status, stream_cut, stream_stall
+from router_fakes.script import RecordedRequest
 from router import StreamInterruptedError
 from router.ledger import open_ledger
 from router.testing import capture_events

@@ -13,8 +13,8 @@ from policies.loader import parse_policy
 from policies.schema import Policy
 from providers.base import Deployment
 from providers.catalog import resolve_model
-from providers.fake._answer import continuation
-from providers.fake.tokens import split_chunks
+from router_fakes._answer import continuation
+from router_fakes.tokens import split_chunks
 from router._continuation import Prefix, Splice, continuable, continuation_body, enabled, next_continuation
 from router._engine import Engine
 from router._health import Breakers

@@ -13,7 +13,7 @@ import pytest
 
 from policies.loader import PolicyError, policy_from_dict
 from policies.schema import Policy
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from router import OpenAI
 
 from .fault_helpers import QUESTION

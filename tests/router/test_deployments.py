@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from policies.schema import Policy
-from providers.fake import FakeProviders, ModelScript, status
+from router_fakes import FakeProviders, ModelScript, status
 from router import AsyncOpenAI, OpenAI
 from router.testing import capture_events
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from providers.fake import FakeProviders, ModelScript
+from router_fakes import FakeProviders, ModelScript
 from router.ledger._rates import WINDOW_S
 from tests.processes import run_released_together
 from tests.router.deployment_workers import START, ScaledClock, replica

@@ -11,7 +11,7 @@ import pytest
 
 import router
 from policies.schema import Policy
-from providers.fake import FakeProviders, ModelScript, status
+from router_fakes import FakeProviders, ModelScript, status
 
 
 def support_app(client: Any, model: str) -> dict[str, Any]:

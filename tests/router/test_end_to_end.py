@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from policies.schema import Policy
-from providers.fake import FakeProviders, ModelScript, count_openai_prompt_tokens, reply_text, status
+from router_fakes import FakeProviders, ModelScript, count_openai_prompt_tokens, reply_text, status
 from router import AsyncOpenAI, OpenAI
 
 KEY_ENV = "ROUTER_E2E_FAKE_KEY"

@@ -18,7 +18,7 @@ import openai
 import pytest
 
 import router
-from providers.fake import FakeProviders, ModelScript, status
+from router_fakes import FakeProviders, ModelScript, status
 from router import (
     NoCandidateError,
     RateLimitCooldownError,

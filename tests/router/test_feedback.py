@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from policies.adequacy import Adequacy
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from router import AsyncOpenAI, LedgerError, OpenAI, UnknownRequestError
 from router._feedback import FLUSH_EVERY, decode_counts
 from router.cli import app

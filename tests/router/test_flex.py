@@ -13,7 +13,7 @@ from openai.types.chat import ChatCompletionChunk
 
 from policies.loader import policy_from_dict
 from policies.schema import Policy
-from providers.fake import FakeProviders, ModelScript, flex_unavailable
+from router_fakes import FakeProviders, ModelScript, flex_unavailable
 from router.ledger import open_ledger
 from router.testing import capture_events
 

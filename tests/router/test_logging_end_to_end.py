@@ -25,7 +25,7 @@ from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolPara
 from openai.types.completion_usage import CompletionUsage
 
 import router.logging as router_logging
-from providers.fake import FakeProviders, ModelScript, status, stream_cut
+from router_fakes import FakeProviders, ModelScript, status, stream_cut
 from router import (
     AsyncOpenAI,
     BudgetExceededError,

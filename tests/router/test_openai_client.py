@@ -16,7 +16,7 @@ import respx
 
 import router
 from policies.schema import Policy
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from tests.router.helpers import OK_BODY, two_model_policy
 
 MESSAGES = [{"role": "user", "content": "hi"}]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from policies.schema import Policy
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from router import NoCandidateError, OpenAI
 
 KEY_ENV = "ROUTER_ENGINE_FAKE_KEY"

@@ -14,7 +14,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
 
-from providers.fake import (
+from router_fakes import (
     FakeProviders,
     ModelScript,
     content_filter,

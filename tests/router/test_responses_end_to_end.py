@@ -19,7 +19,7 @@ import pytest
 from openai.types.responses import ParsedResponse, Response
 
 from policies.schema import Policy
-from providers.fake import (
+from router_fakes import (
     FakeProviders,
     ModelScript,
     count_openai_prompt_tokens,

@@ -16,8 +16,8 @@ import pydantic
 import pytest
 
 from policies.schema import Policy
-from providers.fake import FakeProviders, ModelScript, reply_text, status, stream_cut
-from providers.fake._openai_responses import REASONING_TOKENS
+from router_fakes import FakeProviders, ModelScript, reply_text, status, stream_cut
+from router_fakes._openai_responses import REASONING_TOKENS
 from router import StreamInterruptedError
 from router.testing import capture_events
 

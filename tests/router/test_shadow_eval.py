@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from providers.fake import FakeProviders, ModelScript
+from router_fakes import FakeProviders, ModelScript
 from router import OpenAI
 from router.ledger._feedback import open_feedback
 from tests.adequacy_helpers import write_hand_artifact

@@ -6,7 +6,7 @@ import pytest
 
 import router
 from policies.schema import CooldownSpec
-from providers.fake import FakeProviders, ModelScript, status
+from router_fakes import FakeProviders, ModelScript, status
 from router._health import Cooldown, SharedBreakers
 
 COOLDOWN = CooldownSpec(failures=2, window_s=60, cooldown_s=30)

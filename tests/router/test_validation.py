@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from router import InvalidRequestError
 from router._validation import MAX_SCHEMA_DEPTH
 from router.ledger import open_ledger

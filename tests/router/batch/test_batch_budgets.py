@@ -9,7 +9,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from router import BudgetExceededError, OpenAI
 
 from .helpers import KEY_ENV, STANDARD_PRICES, batch_policy, jsonl, mixed_lines, read_jsonl

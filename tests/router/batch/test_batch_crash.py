@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from router import OpenAI
 from router.batch._resources import service_for
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from router import OpenAI
 
 from .helpers import (

@@ -7,7 +7,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from providers.fake import FakeProviders, ModelScript, status
+from router_fakes import FakeProviders, ModelScript, status
 from router import OpenAI
 
 from .helpers import (

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from router import OpenAI
 from router.batch._redis_store import RedisJobStore
 from router.batch._resources import service_for

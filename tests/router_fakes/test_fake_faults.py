@@ -13,7 +13,7 @@ import httpx
 import openai
 import pytest
 
-from providers.fake import (
+from router_fakes import (
     FakeProviders,
     FakeProvidersClient,
     ModelScript,
@@ -299,7 +299,7 @@ def test_control_endpoint_rejects_an_invalid_script(fake: FakeProviders) -> None
 
 def test_module_runs_a_standalone_server_that_prints_its_url() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "providers.fake", "--port", "0"],
+        [sys.executable, "-m", "router_fakes", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -8,7 +8,7 @@ from typing import Any
 import openai
 import pytest
 
-from providers.fake import FakeProviders, ModelScript, flex_unavailable, status
+from router_fakes import FakeProviders, ModelScript, flex_unavailable, status
 
 MODEL = "gpt-5-mini"
 QUESTION: Any = [{"role": "user", "content": "Summarize the night's logs."}]

@@ -11,8 +11,8 @@ import httpx
 import openai
 import pytest
 
-from providers.fake import FakeProviders, ModelScript, text_tokens
-from providers.fake._answer import continuation
+from router_fakes import FakeProviders, ModelScript, text_tokens
+from router_fakes._answer import continuation
 
 REPLY = "Paris is the capital of France."
 QUESTION: list[dict[str, Any]] = [{"role": "user", "content": "What is the capital of France?"}]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 
 # Before litellm is first imported: no price-map or beta-header downloads (there is no network here).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")

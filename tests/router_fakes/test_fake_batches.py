@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 
-from providers.fake import FakeProviders, ModelScript, status
+from router_fakes import FakeProviders, ModelScript, status
 
 QUESTION: Any = [{"role": "user", "content": "Classify: the parcel arrived broken."}]
 
