@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Final
 
+from router._cli_fake import fakes_process_env
+
 READY_PREFIX: Final = "fake providers listening on "
 START_TIMEOUT_S: Final = 30.0
 
@@ -52,15 +54,16 @@ def _drain(stream: IO[str], lines: queue.Queue[str]) -> None:
 
 @contextlib.contextmanager
 def fake_providers(log_limit: int = 100) -> Iterator[Server]:
-    """Start ``python -m providers.fake --port 0``, wait for its "listening" line, stop it on exit.
+    """Start ``python -m router_fakes --port 0``, wait for its "listening" line, stop it on exit.
 
     The server's stderr goes to a temporary file, shown only if it fails to start: under the fault soak it
     logs every client that hangs up mid-answer, which is routine there."""
     with tempfile.TemporaryFile(mode="w+") as errors:
         process = subprocess.Popen(
-            [sys.executable, "-m", "providers.fake", "--port", "0", "--log-limit", str(log_limit)],
+            [sys.executable, "-m", "router_fakes", "--port", "0", "--log-limit", str(log_limit)],
             stdout=subprocess.PIPE,
             stderr=errors,
+            env=fakes_process_env(),
             text=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )

@@ -42,7 +42,7 @@ RSS_WARM_ROUND: Final = 3  # RSS growth is counted from this round on (pools and
 def fault_scripts(seed: int = 14, count: int = 1009) -> list[dict[str, Any]]:
     """Per model, a seeded random fault sequence replayed forever: 8% answer 500, 5% reset, 5% hang
     past any deadline, 5% cut their stream after one chunk (a plain request answers normally)."""
-    from providers.fake.script import Fault, ModelScript, hang, reset, status, stream_cut
+    from router_fakes.script import Fault, ModelScript, hang, reset, status, stream_cut
 
     scripts = []
     for n, model in enumerate(MODELS.values()):
@@ -81,8 +81,8 @@ def soak_policy(openai_base: str) -> dict[str, Any]:
 
 
 def run(server: Server, options: Options, workdir: Path, results: Results) -> None:
-    from providers.fake.client import FakeProvidersClient
-    from providers.fake.script import ModelScript
+    from router_fakes.client import FakeProvidersClient
+    from router_fakes.script import ModelScript
 
     with FakeProvidersClient(server.url) as fake:
         fake.script(*(ModelScript.from_json(s) for s in fault_scripts()))

@@ -46,7 +46,7 @@ LIMIT: Final = 1000  # max connections, both libraries
 
 def fault_script(model: str, seed: int, count: int = 997) -> dict[str, Any]:
     """A seeded random sequence: ~20% hang past any deadline, 10% reset, 10% answer 500, the rest OK."""
-    from providers.fake.script import Fault, ModelScript, hang, reset, status
+    from router_fakes.script import Fault, ModelScript, hang, reset, status
 
     rng = random.Random(seed)
     faults: list[Fault] = []
@@ -208,8 +208,8 @@ def measure(args: dict[str, Any]) -> dict[str, Any]:
 def compare(
     url: str, rounds: int = ROUNDS, concurrent: int = CONCURRENT, requests: int = THROUGHPUT_REQUESTS
 ) -> dict[str, Any]:
-    from providers.fake.client import FakeProvidersClient
-    from providers.fake.script import ModelScript
+    from router_fakes.client import FakeProvidersClient
+    from router_fakes.script import ModelScript
 
     out: dict[str, Any] = {}
     with FakeProvidersClient(url) as fake:

@@ -289,7 +289,7 @@ def _inject_faults(fake: Any, policy: Policy) -> Faults:
     (retry.attempts: 2) and failing again, so Claude Haiku answers. With another policy, the same
     on its first two models when it has a third to fall back to.
     """
-    from providers.fake.script import ModelScript, status
+    from router_fakes.script import ModelScript, status
 
     models = list(policy.models)
     if len(models) < 3:
@@ -364,7 +364,15 @@ def run_demo(
         console.print(f"Policy: {path} (real providers whose keys are set)")
         return _run(policy, console, as_json, Faults(), picture_dir)
 
-    from providers.fake.server import FakeProviders
+    try:
+        from router_fakes.server import FakeProviders
+    except ImportError:
+        print(
+            "router demo runs on the fake providers, which pip install . does not install:"
+            " make demo installs them (or pip install ./fakes from a checkout); --live uses real ones",
+            file=sys.stderr,
+        )
+        return 2
 
     with FakeProviders() as fake:
         env = {**os.environ, "ROUTER_FAKE_URL": fake.url, _FAKE_KEY_ENV: "fake-key-for-the-demo"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from router_fakes import FakeProviders
 
-from providers.fake import FakeProviders
 from providers.litellm_adapter import import_litellm
 
 # redis_server / redis_url: a real redis-server started for the session (tests/redis_server.py).

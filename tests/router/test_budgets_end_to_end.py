@@ -3,7 +3,7 @@
 expires, windows roll over at the UTC boundary, downgrade before reject, warnings once per window and
 threshold, and costs exact to the nano-dollar against figures computed here by hand.
 
-Token counts used below (see providers/fake/tokens.py and policies/tokens.py):
+Token counts used below (see fakes/router_fakes/tokens.py and policies/tokens.py):
 
 - QUESTION ("What is the capital of France?", 30 characters): the fake reports 4 per message +
   ceil(30 / 4) = 12 prompt tokens; the router's estimate is 3 (reply priming) + 3 per message +
@@ -44,10 +44,10 @@ import openai
 import pytest
 import respx
 from openai.types.chat import ChatCompletionMessageParam
+from router_fakes import FakeProviders, ModelScript, hang, status, stream_cut
 from typer.testing import CliRunner
 
 import router
-from providers.fake import FakeProviders, ModelScript, hang, status, stream_cut
 from router.cli import app
 from router.ledger import Totals, open_ledger
 from tests.processes import run_released_together

@@ -18,8 +18,7 @@ from typing import Any
 import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
-
-from providers.fake import (
+from router_fakes import (
     FakeProviders,
     ModelScript,
     content_filter,
@@ -32,6 +31,7 @@ from providers.fake import (
     stream_stall,
     unterminated,
 )
+
 from router import StreamInterruptedError
 from router.testing import capture_events
 
@@ -419,7 +419,7 @@ def test_after_a_503_the_answer_model_usage_and_cost_are_the_fallbacks(
 
 _FIRST_LITELLM_CALL = """
 import asyncio, json, os, sys
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 from policies.schema import Policy
 import router
 

@@ -13,8 +13,7 @@ from typing import Any
 import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
-
-from providers.fake import (
+from router_fakes import (
     FakeProviders,
     ModelScript,
     content_filter,
@@ -25,6 +24,7 @@ from providers.fake import (
     stream_cut,
     stream_stall,
 )
+
 from router import DeadlineExceededError, ServerCooldownError, StreamInterruptedError, routing_of
 
 from .fault_helpers import MODELS, QUESTION, MakeCaller, attempts, build_policy, fallback_of, text_of

@@ -16,9 +16,7 @@ import openai
 import pydantic
 import pytest
 from openai.types.responses import ParsedResponse, Response
-
-from policies.schema import Policy
-from providers.fake import (
+from router_fakes import (
     FakeProviders,
     ModelScript,
     count_openai_prompt_tokens,
@@ -27,6 +25,8 @@ from providers.fake import (
     status,
     stream_cut,
 )
+
+from policies.schema import Policy
 from router import AsyncOpenAI, OpenAI, StreamInterruptedError
 from router._responses_api import RoutedResponse
 from router.ledger import open_ledger

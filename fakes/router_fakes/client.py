@@ -1,4 +1,4 @@
-"""Script a fake server running in another process (``python -m providers.fake``) over ``/_fake/*``."""
+"""Script a fake server running in another process (``python -m router_fakes``) over ``/_fake/*``."""
 
 from __future__ import annotations
 

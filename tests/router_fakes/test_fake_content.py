@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from providers.fake import (
+from router_fakes import (
     Fault,
     ModelScript,
     RecordedRequest,
@@ -20,7 +19,7 @@ from providers.fake import (
     text_tokens,
     tool_call_tokens,
 )
-from providers.fake.tokens import split_chunks
+from router_fakes.tokens import split_chunks
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,7 @@ from typing import Any
 
 import openai
 import pytest
-
-from providers.fake import (
+from router_fakes import (
     FakeProviders,
     ModelScript,
     content_filter,

@@ -7,13 +7,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
-
-from providers.fake import (
+from router_fakes import (
     FakeProviders,
     FakeProvidersClient,
     ModelScript,
@@ -299,9 +299,10 @@ def test_control_endpoint_rejects_an_invalid_script(fake: FakeProviders) -> None
 
 def test_module_runs_a_standalone_server_that_prints_its_url() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "providers.fake", "--port", "0"],
+        [sys.executable, "-m", "router_fakes", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parents[2] / "fakes",  # a checkout's fakes/, as pip install ./fakes
     )
     try:
         assert process.stdout is not None

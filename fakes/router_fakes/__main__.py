@@ -1,4 +1,4 @@
-"""``python -m providers.fake --port N``: the fake providers in the foreground, for benchmarks and the demo.
+"""``python -m router_fakes --port N``: the fake providers in the foreground, for benchmarks and the demo.
 
 Prints ``fake providers listening on http://HOST:PORT`` once it accepts connections, so a parent process
 can wait for that line (and learn the port when ``--port 0`` asked for a free one).
@@ -22,7 +22,7 @@ from .server import build_app, start_site
 
 
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m providers.fake", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m router_fakes", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed on start)")
     parser.add_argument(

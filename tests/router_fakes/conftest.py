@@ -8,8 +8,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
-from providers.fake import FakeProviders
+from router_fakes import FakeProviders
 
 # Before litellm is first imported: no price-map or beta-header downloads (there is no network here).
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
