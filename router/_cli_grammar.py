@@ -175,7 +175,8 @@ class RouterApp(typer.Typer):
     registration gets the same help style."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cls=Group, **kwargs)
+        # markdown: a docstring's hard-wrapped lines read as one paragraph, as in --help they should.
+        super().__init__(cls=Group, **{"rich_markup_mode": "markdown", **kwargs})
 
     def command(
         self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any
