@@ -9,18 +9,19 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install --progress-bar on -e ".[dev]"
+	$(BIN)/python -m pip install --progress-bar on -e ".[dev]" -e ./fakes
 	@touch $(STAMP) $(DEMO_STAMP)
 
 install: $(STAMP)
 
-## What the demo needs, and no more: the package's runtime dependencies and the fake providers.
+## What the demo needs, and no more: the package's runtime dependencies and the fake providers
+## (fakes/, a distribution of their own: pip install . alone never installs them).
 ## pip shows what it downloads; once installed, make demo starts at once.
 DEMO_STAMP := $(VENV)/.demo-installed
 $(DEMO_STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing router (runtime dependencies only) into $(VENV)..."
-	$(BIN)/python -m pip install --progress-bar on -e .
+	$(BIN)/python -m pip install --progress-bar on -e . -e ./fakes
 	@touch $@
 
 ## The main job: fake OpenAI, Gemini and Anthropic providers, a scripted workload, the routing table,
@@ -49,7 +50,7 @@ OLDEST := .venv-openai-oldest
 test-openai-oldest:
 	@test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
 	$(OLDEST)/bin/python -m pip install -q --upgrade pip
-	$(OLDEST)/bin/python -m pip install -q -e ".[dev]" -c .ci/openai-oldest.txt
+	$(OLDEST)/bin/python -m pip install -q -e ".[dev]" -e ./fakes -c .ci/openai-oldest.txt
 	$(OLDEST)/bin/python -c "import openai; print('openai', openai.__version__)"
 	$(OLDEST)/bin/pytest -q
 
@@ -59,7 +60,7 @@ NEWEST := .venv-openai-newest
 test-openai-newest:
 	@test -x $(NEWEST)/bin/python || $(PYTHON) -m venv $(NEWEST)
 	$(NEWEST)/bin/python -m pip install -q --upgrade pip
-	$(NEWEST)/bin/python -m pip install -q -e ".[dev]"
+	$(NEWEST)/bin/python -m pip install -q -e ".[dev]" -e ./fakes
 	$(NEWEST)/bin/python -m pip uninstall -q -y instructor
 	$(NEWEST)/bin/python -m pip install -q --upgrade --upgrade-strategy only-if-needed openai
 	$(NEWEST)/bin/python -m pip check

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Final
 
+from router._cli_fake import fakes_process_env
+
 READY_PREFIX: Final = "fake providers listening on "
 START_TIMEOUT_S: Final = 30.0
 
@@ -61,6 +63,7 @@ def fake_providers(log_limit: int = 100) -> Iterator[Server]:
             [sys.executable, "-m", "router_fakes", "--port", "0", "--log-limit", str(log_limit)],
             stdout=subprocess.PIPE,
             stderr=errors,
+            env=fakes_process_env(),
             text=True,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )

@@ -8,9 +8,12 @@ then runs unchanged, and with real keys (in a fresh shell) against the real prov
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated, Final
 
 import typer
@@ -38,13 +41,23 @@ def _exports(variables: dict[str, str]) -> str:
     return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in variables.items())
 
 
-def _require_fakes() -> None:
-    import importlib.util
+def fakes_process_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a ``python -m router_fakes`` child: ours, with the folder this process
+    found ``router_fakes`` in put first on PYTHONPATH (a checkout's fakes/ is on our sys.path, as
+    under pytest, but not necessarily in the child's)."""
+    env = dict(os.environ if env is None else env)
+    spec = importlib.util.find_spec(_FAKES_MODULE)
+    if spec is not None and spec.submodule_search_locations:
+        folder = str(Path(next(iter(spec.submodule_search_locations))).parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (folder, env.get("PYTHONPATH")) if p)
+    return env
 
+
+def _require_fakes() -> None:
     if importlib.util.find_spec(_FAKES_MODULE) is None:
         raise fail(
-            "router fake needs the fake providers, which are not installed: make demo installs them"
-            " (or pip install ./fakes from a checkout)"
+            "router fake needs the fake providers, which pip install . does not install:"
+            " make demo installs them (or pip install ./fakes from a checkout)"
         )
 
 
@@ -68,6 +81,7 @@ def fake_command(
     # The server's stdout is our pipe, never the caller's: $(...) returns as soon as we exit.
     child = subprocess.Popen(
         command,
+        env=fakes_process_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL if env_only else None,

@@ -150,8 +150,12 @@ class Command(TyperCommand):
     """A sub-command whose help reads ``POLICY REQUEST``, not ``{policy} {request}``."""
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        # typer writes a required argument as {name}; a user reads "POLICY REQUEST" more easily.
-        return [re.sub(r"^\{(.+)\}(\.\.\.)?$", r"\1", piece) for piece in super().collect_usage_pieces(ctx)]
+        # typer writes a required argument as {name}; a user reads "POLICY REQUEST" more easily. A
+        # metavar that names several ("[POLICY] REQUEST") drops the "..." typer adds for a list.
+        return [
+            re.sub(r"^\{(.+)\}(\.\.\.)?$", lambda m: m[1] + ("" if " " in m[1] else m[2] or ""), piece)
+            for piece in super().collect_usage_pieces(ctx)
+        ]
 
     def get_params(self, ctx: Any) -> list[Any]:
         params = super().get_params(ctx)
@@ -171,7 +175,8 @@ class RouterApp(typer.Typer):
     registration gets the same help style."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(cls=Group, **kwargs)
+        # markdown: a docstring's hard-wrapped lines read as one paragraph, as in --help they should.
+        super().__init__(cls=Group, **{"rich_markup_mode": "markdown", **kwargs})
 
     def command(
         self, name: str | None = None, *, cls: type[TyperCommand] | None = None, **kwargs: Any

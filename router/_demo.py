@@ -364,7 +364,15 @@ def run_demo(
         console.print(f"Policy: {path} (real providers whose keys are set)")
         return _run(policy, console, as_json, Faults(), picture_dir)
 
-    from router_fakes.server import FakeProviders
+    try:
+        from router_fakes.server import FakeProviders
+    except ImportError:
+        print(
+            "router demo runs on the fake providers, which pip install . does not install:"
+            " make demo installs them (or pip install ./fakes from a checkout); --live uses real ones",
+            file=sys.stderr,
+        )
+        return 2
 
     with FakeProviders() as fake:
         env = {**os.environ, "ROUTER_FAKE_URL": fake.url, _FAKE_KEY_ENV: "fake-key-for-the-demo"}

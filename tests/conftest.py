@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-
 from router_fakes import FakeProviders
+
 from providers.litellm_adapter import import_litellm
+
+# Processes the tests start (python -c ..., python -m router_fakes) find the fake providers in the
+# checkout's fakes/ as pytest does (pythonpath in pyproject.toml), installed or not.
+_FAKES = str(Path(__file__).resolve().parents[1] / "fakes")
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_FAKES, os.environ.get("PYTHONPATH")) if p)
 
 # redis_server / redis_url: a real redis-server started for the session (tests/redis_server.py).
 pytest_plugins = ["tests.redis_server"]

@@ -86,7 +86,7 @@ def test_the_runnable_blocks_of_a_page_run_in_order_against_the_fakes(page: str,
     env = {
         "PATH": f"{bin_dir}:/usr/bin:/bin",
         "HOME": str(tmp_path),
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": f"{ROOT}:{ROOT / 'fakes'}",
         "PYTHONWARNINGS": "ignore",
         "COLUMNS": "120",
     }

@@ -12,9 +12,9 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import pytest
+from router_fakes import FakeProviders, ModelScript, status
 
 from policies.schema import Policy
-from router_fakes import FakeProviders, ModelScript, status
 from router import AsyncOpenAI, OpenAI
 
 # Before litellm is first imported (Gemini and Anthropic go through it): no network here.

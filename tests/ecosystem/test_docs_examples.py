@@ -37,7 +37,7 @@ def test_example_runs_against_the_fake_providers(example: str, tmp_path: Path) -
     done = subprocess.run(
         [sys.executable, "-W", "ignore", str(script)],
         cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={"PYTHONPATH": f"{ROOT}:{ROOT / 'fakes'}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
         capture_output=True,
         text=True,
         timeout=300,

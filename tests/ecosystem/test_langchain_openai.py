@@ -10,8 +10,8 @@ from typing import Any
 import openai
 import pytest
 from pydantic import BaseModel
-
 from router_fakes import FakeProviders, ModelScript
+
 from router import AsyncOpenAI, OpenAI
 
 from .conftest import SOLO, Route, answered, bad_request, rate_limited

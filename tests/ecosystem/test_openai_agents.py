@@ -12,8 +12,8 @@ from typing import Any
 import openai
 import pytest
 from pydantic import BaseModel
-
 from router_fakes import FakeProviders
+
 from router import AsyncOpenAI
 
 from .conftest import SOLO, Route, answered, bad_request, rate_limited

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from pydantic import BaseModel
-
 from router_fakes import FakeProviders, ModelScript
+
 from router import AsyncOpenAI
 
 from .conftest import SOLO, Route, answered, bad_request, rate_limited

@@ -26,12 +26,12 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from router_fakes.client import FakeProvidersClient
+from router_fakes.script import ModelScript, hang, reset, status, stream_cut, stream_stall
 
 from benchmarks._server import Server, fake_providers
 from policies.schema import Policy
 from providers._aiohttp import AiohttpTransport, TransportLimits
-from router_fakes.client import FakeProvidersClient
-from router_fakes.script import ModelScript, hang, reset, status, stream_cut, stream_stall
 from router import AsyncOpenAI
 
 MODEL = "gpt-4o-mini"

@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from router_fakes import FakeProviders, ModelScript, hang, malformed, reset, status, stream_stall
 
 from providers.base import CallOptions, Deployment
 from providers.errors import error_class, retry_after_s
-from router_fakes import FakeProviders, ModelScript, hang, malformed, reset, status, stream_stall
 from providers.litellm_adapter import AsyncLiteLLMAdapter, LiteLLMAdapter, LiteLLMImport, _longest_phase
 from providers.registry import provider_spec
 

@@ -11,10 +11,10 @@ import httpx
 import openai
 import pytest
 import respx
+from router_fakes import FakeProviders, ModelScript, reply_text, status, stream_cut
 
 from providers._responses_wire import NATIVE_EVENT, NATIVE_RESPONSE, request_payload
 from providers.base import MALFORMED_EVENT, NATIVE_RESPONSES, CallOptions, Deployment, NativeResponses
-from router_fakes import FakeProviders, ModelScript, reply_text, status, stream_cut
 from providers.openai_compat import AsyncOpenAICompatible, OpenAICompatible
 
 QUESTION = "What is the capital of France?"

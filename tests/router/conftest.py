@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from router_fakes import FakeProviders
 
 from policies.schema import Policy
-from router_fakes import FakeProviders
 
 from .fault_helpers import KEY_ENV, AsyncCaller, Caller, FakeClock, MakeCaller, SyncCaller
 

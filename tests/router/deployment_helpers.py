@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from policies.schema import Policy
 from router_fakes import FakeProviders
+
+from policies.schema import Policy
 
 KEY_ENV = "ROUTER_DEPLOY_FAKE_KEY"
 AZURE_KEY_ENV = "ROUTER_DEPLOY_AZURE_KEY"

@@ -13,9 +13,9 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from openai.types.chat import ChatCompletionChunk
+from router_fakes import FakeProviders
 
 from policies.schema import Policy
-from router_fakes import FakeProviders
 from router import AsyncOpenAI, OpenAI, RoutedChatCompletion, RoutingRecord
 
 KEY_ENV = "ROUTER_RESILIENCE_FAKE_KEY"

@@ -7,9 +7,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from router_fakes import FakeProviders
 
 from policies.adequacy import AdequacyError
-from router_fakes import FakeProviders
 from router import AsyncOpenAI, NoCandidateError, OpenAI
 from tests.adequacy_helpers import write_hand_artifact
 

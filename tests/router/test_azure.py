@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from router_fakes import FakeProviders, ModelScript, content_policy, status
 
 from providers.errors import error_class
-from router_fakes import FakeProviders, ModelScript, content_policy, status
 from router import AsyncOpenAI, OpenAI
 
 from .deployment_helpers import AZURE_KEY_ENV, KEY_ENV, QUESTION, mini_policy

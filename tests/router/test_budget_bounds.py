@@ -13,10 +13,10 @@ from typing import Any
 
 import openai
 import pytest
+from router_fakes import FakeProviders, ModelScript
 
 from policies.filters import CATALOG_FREE, NO_PRICE
 from policies.schema import Policy
-from router_fakes import FakeProviders, ModelScript
 from router import BudgetExceededError, NoCandidateError
 from router.ledger import Totals, open_ledger
 from router.testing import capture_events

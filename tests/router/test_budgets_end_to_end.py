@@ -44,10 +44,10 @@ import openai
 import pytest
 import respx
 from openai.types.chat import ChatCompletionMessageParam
+from router_fakes import FakeProviders, ModelScript, hang, status, stream_cut
 from typer.testing import CliRunner
 
 import router
-from router_fakes import FakeProviders, ModelScript, hang, status, stream_cut
 from router.cli import app
 from router.ledger import Totals, open_ledger
 from tests.processes import run_released_together

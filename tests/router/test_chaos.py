@@ -26,9 +26,9 @@ from typing import Any
 import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
+from router_fakes import FakeProviders, ModelScript, hang
 
 from policies.schema import Policy
-from router_fakes import FakeProviders, ModelScript, hang
 from router import AsyncOpenAI, DeadlineExceededError, RoutedChatCompletion, RoutingRecord
 
 KEY_ENV = "ROUTER_CHAOS_FAKE_KEY"

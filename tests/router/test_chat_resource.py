@@ -13,10 +13,10 @@ import pytest
 from openai.lib.streaming.chat import AsyncChatCompletionStreamManager, ChatCompletionStreamManager
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ParsedChatCompletion
 from pydantic import BaseModel
+from router_fakes import FakeProviders, reply_text
 
 import router
 from policies.schema import Policy
-from router_fakes import FakeProviders, reply_text
 
 KEY_ENV = "ROUTER_CHAT_FAKE_KEY"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]

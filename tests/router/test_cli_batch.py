@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from router_fakes import FakeProviders
 from typer.testing import CliRunner
 
-from router_fakes import FakeProviders
 from router.cli import app
 
 from .batch.helpers import EXPECTED_MODEL, KEY_ENV, KINDS, LITE, batch_policy, jsonl, mixed_lines, read_jsonl

@@ -30,7 +30,7 @@ def _exports(text: str) -> dict[str, str]:
 def test_router_fake_env_starts_them_in_the_background_and_prints_exports() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "router", "fake", "--env"],
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": f"{ROOT}:{ROOT / 'fakes'}", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         timeout=120,

@@ -98,6 +98,8 @@ def test_help_shows_no_braces_or_type_noise(command: str | None) -> None:
     assert result.exit_code == 0
     assert "<bool>" not in result.output
     assert "{policy}" not in result.output and "{request}" not in result.output
+    # A docstring's hard-wrapped lines are one paragraph in help, not lines broken mid-sentence.
+    assert "with each one's\n" not in result.output
     if command in ("validate", "models", "spend", "demo"):
         assert f"{command} [OPTIONS] [POLICY]" in result.output
 

@@ -18,7 +18,6 @@ from typing import Any
 import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
-
 from router_fakes import (
     FakeProviders,
     ModelScript,
@@ -32,6 +31,7 @@ from router_fakes import (
     stream_stall,
     unterminated,
 )
+
 from router import StreamInterruptedError
 from router.testing import capture_events
 

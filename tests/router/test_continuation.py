@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from openai.types.chat import ChatCompletionChunk
-
-from policies.schema import Policy
 from router_fakes import FakeProviders, ModelScript, hang, status, stream_cut, stream_stall
 from router_fakes.script import RecordedRequest
+
+from policies.schema import Policy
 from router import StreamInterruptedError
 from router.ledger import open_ledger
 from router.testing import capture_events

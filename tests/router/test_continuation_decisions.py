@@ -8,13 +8,13 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from router_fakes._answer import continuation
+from router_fakes.tokens import split_chunks
 
 from policies.loader import parse_policy
 from policies.schema import Policy
 from providers.base import Deployment
 from providers.catalog import resolve_model
-from router_fakes._answer import continuation
-from router_fakes.tokens import split_chunks
 from router._continuation import Prefix, Splice, continuable, continuation_body, enabled, next_continuation
 from router._engine import Engine
 from router._health import Breakers

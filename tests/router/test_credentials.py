@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from router_fakes import FakeProviders
 
 from policies.loader import PolicyError, policy_from_dict
 from policies.schema import Policy
-from router_fakes import FakeProviders
 from router import OpenAI
 
 from .fault_helpers import QUESTION

@@ -9,9 +9,9 @@ from typing import Any
 
 import openai
 import pytest
+from router_fakes import FakeProviders, ModelScript, status
 
 from policies.schema import Policy
-from router_fakes import FakeProviders, ModelScript, status
 from router import AsyncOpenAI, OpenAI
 from router.testing import capture_events
 

@@ -17,8 +17,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
-
 from router_fakes import FakeProviders, ModelScript
+
 from router.ledger._rates import WINDOW_S
 from tests.processes import run_released_together
 from tests.router.deployment_workers import START, ScaledClock, replica

@@ -8,10 +8,10 @@ from typing import Any
 
 import openai
 import pytest
+from router_fakes import FakeProviders, ModelScript, status
 
 import router
 from policies.schema import Policy
-from router_fakes import FakeProviders, ModelScript, status
 
 
 def support_app(client: Any, model: str) -> dict[str, Any]:

@@ -11,9 +11,9 @@ from typing import Any
 
 import openai
 import pytest
+from router_fakes import FakeProviders, ModelScript, count_openai_prompt_tokens, reply_text, status
 
 from policies.schema import Policy
-from router_fakes import FakeProviders, ModelScript, count_openai_prompt_tokens, reply_text, status
 from router import AsyncOpenAI, OpenAI
 
 KEY_ENV = "ROUTER_E2E_FAKE_KEY"

@@ -16,9 +16,9 @@ from typing import Any
 
 import openai
 import pytest
+from router_fakes import FakeProviders, ModelScript, status
 
 import router
-from router_fakes import FakeProviders, ModelScript, status
 from router import (
     NoCandidateError,
     RateLimitCooldownError,

@@ -9,10 +9,10 @@ import json
 from pathlib import Path
 
 import pytest
+from router_fakes import FakeProviders
 from typer.testing import CliRunner
 
 from policies.adequacy import Adequacy
-from router_fakes import FakeProviders
 from router import AsyncOpenAI, LedgerError, OpenAI, UnknownRequestError
 from router._feedback import FLUSH_EVERY, decode_counts
 from router.cli import app

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from openai.types.chat import ChatCompletionChunk
+from router_fakes import FakeProviders, ModelScript, flex_unavailable
 
 from policies.loader import policy_from_dict
 from policies.schema import Policy
-from router_fakes import FakeProviders, ModelScript, flex_unavailable
 from router.ledger import open_ledger
 from router.testing import capture_events
 

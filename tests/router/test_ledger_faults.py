@@ -34,10 +34,10 @@ from typing import Any
 
 import openai
 import pytest
+from router_fakes import FakeProviders, ModelScript, hang, status
 from typer.testing import CliRunner
 
 import router
-from router_fakes import FakeProviders, ModelScript, hang, status
 from router.cli import app
 from router.ledger import Hold, Totals, open_ledger
 from tests.router.budget_workers import KEY_ENV, QUESTION

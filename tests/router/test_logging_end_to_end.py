@@ -23,9 +23,9 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 from openai.types.completion_usage import CompletionUsage
+from router_fakes import FakeProviders, ModelScript, status, stream_cut
 
 import router.logging as router_logging
-from router_fakes import FakeProviders, ModelScript, status, stream_cut
 from router import (
     AsyncOpenAI,
     BudgetExceededError,

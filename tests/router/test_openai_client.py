@@ -13,10 +13,10 @@ import httpx
 import openai
 import pytest
 import respx
+from router_fakes import FakeProviders
 
 import router
 from policies.schema import Policy
-from router_fakes import FakeProviders
 from tests.router.helpers import OK_BODY, two_model_policy
 
 MESSAGES = [{"role": "user", "content": "hi"}]

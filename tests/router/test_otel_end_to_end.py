@@ -24,8 +24,8 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerPro
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
-
 from router_fakes import FakeProviders, ModelScript, status
+
 from router import AsyncOpenAI, OpenAI, RoutingRecord
 from router.testing import capture_events
 

@@ -7,9 +7,9 @@ GPT-4o mini ($0.15/$0.60, 128k), Gemini 2.5 Flash-Lite ($0.10/$0.40, 1M) and Cla
 from __future__ import annotations
 
 import pytest
+from router_fakes import FakeProviders
 
 from policies.schema import Policy
-from router_fakes import FakeProviders
 from router import NoCandidateError, OpenAI
 
 KEY_ENV = "ROUTER_ENGINE_FAKE_KEY"

@@ -13,7 +13,6 @@ from typing import Any
 import openai
 import pytest
 from openai.types.chat import ChatCompletionChunk
-
 from router_fakes import (
     FakeProviders,
     ModelScript,
@@ -25,6 +24,7 @@ from router_fakes import (
     stream_cut,
     stream_stall,
 )
+
 from router import DeadlineExceededError, ServerCooldownError, StreamInterruptedError, routing_of
 
 from .fault_helpers import MODELS, QUESTION, MakeCaller, attempts, build_policy, fallback_of, text_of

@@ -17,8 +17,6 @@ import openai
 import pydantic
 import pytest
 from openai.types.responses import ParsedResponse, Response
-
-from policies.schema import Policy
 from router_fakes import (
     FakeProviders,
     ModelScript,
@@ -28,6 +26,8 @@ from router_fakes import (
     status,
     stream_cut,
 )
+
+from policies.schema import Policy
 from router import AsyncOpenAI, OpenAI, StreamInterruptedError
 from router._responses_api import RoutedResponse
 from router.ledger import open_ledger

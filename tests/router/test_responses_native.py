@@ -14,10 +14,10 @@ from typing import Any
 import openai
 import pydantic
 import pytest
-
-from policies.schema import Policy
 from router_fakes import FakeProviders, ModelScript, reply_text, status, stream_cut
 from router_fakes._openai_responses import REASONING_TOKENS
+
+from policies.schema import Policy
 from router import StreamInterruptedError
 from router.testing import capture_events
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-
 from router_fakes import FakeProviders, ModelScript
+
 from router import OpenAI
 from router.ledger._feedback import open_feedback
 from tests.adequacy_helpers import write_hand_artifact

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from router_fakes import FakeProviders, ModelScript, status
 
 import router
 from policies.schema import CooldownSpec
-from router_fakes import FakeProviders, ModelScript, status
 from router._health import Cooldown, SharedBreakers
 
 COOLDOWN = CooldownSpec(failures=2, window_s=60, cooldown_s=30)

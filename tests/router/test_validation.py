@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import openai
 import pytest
-
 from router_fakes import FakeProviders
+
 from router import InvalidRequestError
 from router._validation import MAX_SCHEMA_DEPTH
 from router.ledger import open_ledger

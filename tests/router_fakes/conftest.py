@@ -8,7 +8,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-
 from router_fakes import FakeProviders
 
 # Before litellm is first imported: no price-map or beta-header downloads (there is no network here).

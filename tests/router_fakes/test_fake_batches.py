@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-
 from router_fakes import FakeProviders, ModelScript, status
 
 QUESTION: Any = [{"role": "user", "content": "Classify: the parcel arrived broken."}]

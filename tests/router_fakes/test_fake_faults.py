@@ -7,12 +7,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
 import pytest
-
 from router_fakes import (
     FakeProviders,
     FakeProvidersClient,
@@ -302,6 +302,7 @@ def test_module_runs_a_standalone_server_that_prints_its_url() -> None:
         [sys.executable, "-m", "router_fakes", "--port", "0"],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parents[2] / "fakes",  # a checkout's fakes/, as pip install ./fakes
     )
     try:
         assert process.stdout is not None

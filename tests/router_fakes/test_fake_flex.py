@@ -7,7 +7,6 @@ from typing import Any
 
 import openai
 import pytest
-
 from router_fakes import FakeProviders, ModelScript, flex_unavailable, status
 
 MODEL = "gpt-5-mini"

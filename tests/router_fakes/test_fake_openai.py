@@ -8,7 +8,6 @@ from typing import Any
 
 import openai
 import pytest
-
 from router_fakes import (
     FakeProviders,
     ModelScript,

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-
 from router_fakes import FakeProviders, ModelScript, text_tokens
 from router_fakes._answer import continuation
 

@@ -6,8 +6,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from policies.schema import Policy
 from router_fakes import FakeProviders
+
+from policies.schema import Policy
 
 KEY_ENV = "ROUTER_BATCH_TEST_KEY"
 MINI, LITE, HAIKU = "gpt-4o-mini", "gemini-2.5-flash-lite", "claude-haiku-4-5"

@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from router_fakes import FakeProviders
+
 from router import AsyncOpenAI
 
 from .helpers import EXPECTED_MODEL, KEY_ENV, KINDS, batch_policy, jsonl, mixed_lines, read_jsonl

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import openai
 import pytest
-
 from router_fakes import FakeProviders
+
 from router import BudgetExceededError, OpenAI
 
 from .helpers import KEY_ENV, STANDARD_PRICES, batch_policy, jsonl, mixed_lines, read_jsonl

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from router_fakes import FakeProviders
+
 from router import OpenAI
 from router.batch._resources import service_for
 

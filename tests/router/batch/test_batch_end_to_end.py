@@ -8,8 +8,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from router_fakes import FakeProviders
+
 from router import OpenAI
 
 from .helpers import (

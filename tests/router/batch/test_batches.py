@@ -6,8 +6,8 @@ from pathlib import Path
 
 import openai
 import pytest
-
 from router_fakes import FakeProviders, ModelScript, status
+
 from router import OpenAI
 
 from .helpers import (

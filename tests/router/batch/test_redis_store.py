@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 import pytest
-
 from router_fakes import FakeProviders
+
 from router import OpenAI
 from router.batch._redis_store import RedisJobStore
 from router.batch._resources import service_for
