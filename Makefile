@@ -14,14 +14,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## What the demo needs, and no more: the package's runtime dependencies and the fake providers
+## What the demo needs, and no more: the package's runtime dependencies, numpy (the adequacy extra: the
+## equal-quality section predicts with the shipped adequacy file) and the fake providers
 ## (fakes/, a distribution of their own: pip install . alone never installs them).
 ## pip shows what it downloads; once installed, make demo starts at once.
 DEMO_STAMP := $(VENV)/.demo-installed
-$(DEMO_STAMP): pyproject.toml
+$(DEMO_STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@echo "Installing router (runtime dependencies only) into $(VENV)..."
-	$(BIN)/python -m pip install --progress-bar on -e . -e ./fakes
+	@echo "Installing router (runtime dependencies and numpy, for the equal-quality section) into $(VENV)..."
+	$(BIN)/python -m pip install --progress-bar on -e ".[adequacy]" -e ./fakes
 	@touch $@
 
 ## The main job: fake OpenAI, Gemini and Anthropic providers, a scripted workload, the routing table,

@@ -402,6 +402,9 @@ def run_demo(
         # The closing batch job uses the demo policy's own route and features.
         if as_json or policy_path is not None:
             return code
+        from router._demo_quality import quality_section
+
+        console.print(quality_section(), highlight=False)
         return max(code, _run_batch(fake, policy, console))
 
 
@@ -565,8 +568,8 @@ def _print_tables(console: Console, outcomes: list[Outcome], summary: Summary, f
         f"[bold]{plural(len(outcomes), 'request')}[/], {summary.failed} failed,"
         f" {plural(summary.fallbacks, 'fallback')}. Cost {usd_text(total.cost_usd)}; the same requests"
         f" and token counts sent to {_BASELINE_MODEL} would cost {usd_text(total.baseline_usd)}"
-        f" ({saved:.0f}% less)."
-        " Answer quality is not compared here: see docs/adequacy.md for routing at equal quality."
+        f" ({saved:.0f}% less). That is cost only: these requests have no labeled answers, so quality"
+        " is not compared here (the equal-quality figures follow; docs/adequacy.md)."
     )
 
 
