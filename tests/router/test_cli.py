@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -434,6 +435,50 @@ def test_demo_table_names_its_policy_labels_injected_faults_and_totals_per_model
     page = (tmp_path / "router-demo.html").read_text()
     assert "<svg" in page and "Cost per feature" in page and "Where requests went" in page
     assert "claude-haiku-4-5" in (tmp_path / "router-demo.svg").read_text()
+
+
+def test_demo_compares_cost_at_equal_quality_with_router_evals_figures_on_held_out_prompts() -> None:
+    from router._demo_quality import data_files
+
+    policy, data = data_files()
+    evaluated = runner.invoke(
+        app, ["eval", str(data), "--policy", str(policy), "--route", "routerbench", "--json"]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.stdout)
+    assert report["training_overlap_rows"] == 0  # out-of-sample: the adequacy file never saw these prompts
+    result = runner.invoke(app, ["demo", "--no-picture"], env={"ROUTER_POLICY": ""})
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())  # rich wraps long lines
+    assert "% less). That is cost only: these requests have no labeled answers" in out
+    route, best = report["route_result"], report["best_single"]
+    cheapest = min(report["singles"], key=lambda p: (p["cost_per_1k_usd"], -p["quality"]))
+    assert best["name"] == "gpt-4-1106-preview"
+    assert (
+        f"on {report['rows']} held-out labeled RouterBench prompts" in out
+        and f"the learned-adequacy route answered {route['quality']:.1%} correctly,"
+        f" {report['quality_vs_best']:.0%} of always-gpt-4-1106-preview's {best['quality']:.1%},"
+        f" at ${route['cost_per_1k_usd']:.2f} per 1k prompts, {report['cost_vs_best']:.0%} of"
+        f" gpt-4-1106-preview-only's ${best['cost_per_1k_usd']:.2f}."
+        in out
+    )
+    assert (
+        f"The cheapest single model, {cheapest['name']}, costs ${cheapest['cost_per_1k_usd']:.2f} per 1k"
+        f" but answers {cheapest['quality']:.1%} correctly." in out
+    )
+    assert f"router eval {data} --policy {policy} --route routerbench" in out
+
+
+def test_demo_skips_the_equal_quality_section_with_a_hint_when_numpy_is_absent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "numpy", None)  # import numpy now raises ImportError
+    result = runner.invoke(app, ["demo", "--no-picture"], env={"ROUTER_POLICY": ""})
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.stdout.split())
+    assert "Equal-quality comparison skipped: learned adequacy needs numpy" in out
+    assert "held-out labeled" not in out
+    assert "30 requests, 0 failed" in out and "Batch:" in out  # the rest of the demo still runs
 
 
 OTHER_ROUTES = """\
