@@ -398,13 +398,15 @@ def run_demo(
                 f"{model}: {', '.join(map(str, codes))}" for model, codes in faults.by_model.items()
             )
             console.print(f"Injected failures (to show fallbacks): {injected}")
-        code = _run(policy, console, as_json, faults, picture_dir)
+        quality = None
+        if not as_json and policy_path is None:
+            from router._demo_quality import quality_section
+
+            quality = quality_section()  # printed after the cost headline, and put on the picture's page
+        code = _run(policy, console, as_json, faults, picture_dir, quality)
         # The closing batch job uses the demo policy's own route and features.
         if as_json or policy_path is not None:
             return code
-        from router._demo_quality import quality_section
-
-        console.print(quality_section(), highlight=False)
         return max(code, _run_batch(fake, policy, console))
 
 
@@ -471,7 +473,14 @@ def summarize(outcomes: list[Outcome]) -> Summary:
     return summary
 
 
-def _run(policy: Policy, console: Console, as_json: bool, faults: Faults, picture_dir: Path | None) -> int:
+def _run(
+    policy: Policy,
+    console: Console,
+    as_json: bool,
+    faults: Faults,
+    picture_dir: Path | None,
+    quality: str | None = None,
+) -> int:
     outcomes: list[Outcome] = []
     with OpenAI(policy=policy) as client:
         for item in workload():
@@ -494,10 +503,12 @@ def _run(policy: Policy, console: Console, as_json: bool, faults: Faults, pictur
     summary = summarize(outcomes)
     if not as_json:
         _print_tables(console, outcomes, summary, faults)
+        if quality is not None:
+            console.print(quality, highlight=False)
     if picture_dir is not None and summary.by_model:
         from router._demo_picture import write_pictures
 
-        written = write_pictures(summary, picture_dir, baseline=_BASELINE_MODEL)
+        written = write_pictures(summary, picture_dir, baseline=_BASELINE_MODEL, quality=quality)
         console.print("Picture: " + ", ".join(str(p) for p in written))
     return 0 if summary.failed == 0 else 1
 

@@ -79,7 +79,7 @@ def svg(summary: Summary, *, baseline: str) -> str:
     note = (
         f"{total.requests} requests: {usd_text(total.cost_usd)} routed,"
         f" {usd_text(total.baseline_usd)} if every request had gone to {baseline}"
-        " (same token counts; answer quality not compared)"
+        " (same token counts; cost only, answer quality not compared)"
     )
     height = y + 30
     return "\n".join(
@@ -95,11 +95,13 @@ def svg(summary: Summary, *, baseline: str) -> str:
     )
 
 
-def page(summary: Summary, *, baseline: str) -> str:
+def page(summary: Summary, *, baseline: str, quality: str | None = None) -> str:
+    """The picture in a self-contained page; ``quality``: the demo's equal-quality headline, under it."""
+    paragraph = f"<p style='max-width:760px'>{html.escape(quality)}</p>\n" if quality else ""
     return (
         "<!doctype html>\n<html><head><meta charset='utf-8'><title>router demo</title></head>"
         "<body style='font-family:sans-serif'>\n<h1>router demo</h1>\n"
-        f"{svg(summary, baseline=baseline)}\n</body></html>\n"
+        f"{svg(summary, baseline=baseline)}\n{paragraph}</body></html>\n"
     )
 
 
@@ -143,12 +145,14 @@ def _png(summary: Summary, path: Path, *, baseline: str) -> bool:
     return True
 
 
-def write_pictures(summary: Summary, folder: Path, *, baseline: str) -> list[Path]:
+def write_pictures(
+    summary: Summary, folder: Path, *, baseline: str, quality: str | None = None
+) -> list[Path]:
     """``router-demo.html`` and ``router-demo.svg`` in ``folder``, and ``router-demo.png`` with matplotlib."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in (
-        ("router-demo.html", page(summary, baseline=baseline)),
+        ("router-demo.html", page(summary, baseline=baseline, quality=quality)),
         ("router-demo.svg", svg(summary, baseline=baseline)),
     ):
         path = folder / name

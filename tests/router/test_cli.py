@@ -437,7 +437,9 @@ def test_demo_table_names_its_policy_labels_injected_faults_and_totals_per_model
     assert "claude-haiku-4-5" in (tmp_path / "router-demo.svg").read_text()
 
 
-def test_demo_compares_cost_at_equal_quality_with_router_evals_figures_on_held_out_prompts() -> None:
+def test_demo_compares_cost_at_equal_quality_with_router_evals_figures_on_held_out_prompts(
+    tmp_path: Path,
+) -> None:
     from router._demo_quality import data_files
 
     policy, data = data_files()
@@ -447,7 +449,7 @@ def test_demo_compares_cost_at_equal_quality_with_router_evals_figures_on_held_o
     assert evaluated.exit_code == 0, evaluated.output
     report = json.loads(evaluated.stdout)
     assert report["training_overlap_rows"] == 0  # out-of-sample: the adequacy file never saw these prompts
-    result = runner.invoke(app, ["demo", "--no-picture"], env={"ROUTER_POLICY": ""})
+    result = runner.invoke(app, ["demo", "--picture", str(tmp_path)], env={"ROUTER_POLICY": ""})
     assert result.exit_code == 0, result.output
     out = " ".join(result.stdout.split())  # rich wraps long lines
     assert "% less). That is cost only: these requests have no labeled answers" in out
@@ -467,6 +469,8 @@ def test_demo_compares_cost_at_equal_quality_with_router_evals_figures_on_held_o
         f" but answers {cheapest['quality']:.1%} correctly." in out
     )
     assert f"router eval {data} --policy {policy} --route routerbench" in out
+    page = (tmp_path / "router-demo.html").read_text()
+    assert f"{report['cost_vs_best']:.0%} of gpt-4-1106-preview-only" in page  # the page carries it too
 
 
 def test_demo_skips_the_equal_quality_section_with_a_hint_when_numpy_is_absent(
