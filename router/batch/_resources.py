@@ -9,6 +9,7 @@ The async resources run the same service in a worker thread: batch calls are few
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 from collections.abc import AsyncIterator, Callable, Generator
@@ -31,6 +32,7 @@ from router.batch._service import (
     BatchBudgetError,
     BatchInputError,
     BatchService,
+    RealtimeAnswer,
 )
 from router.batch._store import JobRow, StoredFile
 
@@ -61,6 +63,7 @@ def service_for(
             return own[0]
 
         service = BatchService(
+            realtime=_realtime_for(client),
             engine=router._engine,
             ledger_url=router._ledger_url,
             ledger=ledger,
@@ -70,6 +73,35 @@ def service_for(
         )
         client.__dict__[_SERVICE_ATTR] = service
     return service
+
+
+def _realtime_for(client: OpenAI | AsyncOpenAI) -> Callable[[Any], RealtimeAnswer]:
+    """A line answered through the client's own chat path (plan at real-time prices, fallbacks,
+    budgets settled by that path). The async client's coroutine runs on the loop that called the batch
+    method, which is only awaiting the batch worker thread."""
+    is_async = bool(getattr(client._router, "_ASYNC", False))
+    loop: asyncio.AbstractEventLoop | None = None
+    if is_async:
+        with contextlib.suppress(RuntimeError):  # made outside a coroutine: no real-time retries
+            loop = asyncio.get_running_loop()
+
+    def answer(body: Any) -> RealtimeAnswer:
+        if is_async and loop is None:
+            message = "the async client's batch service was made outside its event loop; retry in batch"
+            return RealtimeAnswer(None, None, None, {"code": "realtime_unavailable", "message": message})
+        try:
+            if loop is None:
+                response: Any = client.chat.completions.create(**body)
+            else:
+                create = client.chat.completions.create(**body)
+                response = asyncio.run_coroutine_threadsafe(create, loop).result()
+        except openai.APIError as exc:
+            code = getattr(exc, "code", None) or type(exc).__name__
+            return RealtimeAnswer(None, None, None, {"code": str(code), "message": exc.message})
+        routing = response.routing
+        return RealtimeAnswer(response.model_dump(mode="json"), routing.model, routing.cost_usd)
+
+    return answer
 
 
 def _read_upload(file: Any) -> tuple[str, bytes]:
