@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 _SERVICE_ATTR = "_router_batch_service"
+_LOOP_ATTR = "_router_batch_loop"
 
 
 def service_for(
@@ -48,6 +49,9 @@ def service_for(
 ) -> BatchService:
     """The client's batch service, made on first use (``on_step``: see ``BatchService``)."""
     service: BatchService | None = client.__dict__.get(_SERVICE_ATTR)
+    if getattr(client._router, "_ASYNC", False):
+        with contextlib.suppress(RuntimeError):  # the loop of the latest batch call runs real-time retries
+            client.__dict__[_LOOP_ATTR] = asyncio.get_running_loop()
     if service is None:
         router = client._router
         sync_ledger = getattr(router, "_ASYNC", False) is False
@@ -78,16 +82,13 @@ def service_for(
 def _realtime_for(client: OpenAI | AsyncOpenAI) -> Callable[[Any], RealtimeAnswer]:
     """A line answered through the client's own chat path (plan at real-time prices, fallbacks,
     budgets settled by that path). The async client's coroutine runs on the loop that called the batch
-    method, which is only awaiting the batch worker thread."""
+    method (recorded by ``service_for``), which is only awaiting the batch worker thread."""
     is_async = bool(getattr(client._router, "_ASYNC", False))
-    loop: asyncio.AbstractEventLoop | None = None
-    if is_async:
-        with contextlib.suppress(RuntimeError):  # made outside a coroutine: no real-time retries
-            loop = asyncio.get_running_loop()
 
     def answer(body: Any) -> RealtimeAnswer:
-        if is_async and loop is None:
-            message = "the async client's batch service was made outside its event loop; retry in batch"
+        loop: asyncio.AbstractEventLoop | None = client.__dict__.get(_LOOP_ATTR) if is_async else None
+        if is_async and (loop is None or loop.is_closed()):
+            message = "no running event loop of the async client to answer in real time; call retrieve again"
             return RealtimeAnswer(None, None, None, {"code": "realtime_unavailable", "message": message})
         try:
             if loop is None:
