@@ -353,6 +353,34 @@ class FeatureSpec(_Frozen):
     )
 
 
+class BatchSpec(_Frozen):
+    """How routed batch jobs (client.batches) retry and meet their budget; docs/batch.md."""
+
+    retry: Literal["batch", "realtime", "auto"] = Field(
+        default="batch",
+        description=(
+            "A line a provider fails or expires: batch (the next candidate's batch API), realtime (the"
+            " routed chat path at real-time prices), auto (real time only when another batch round"
+            " would end after the job's deadline)."
+        ),
+    )
+    deadline_s: PositiveFloat | None = Field(
+        default=None,
+        description="Seconds from submission the job must end within; default: its completion_window (24h).",
+    )
+    round_s: PositiveFloat = Field(
+        default=86_400.0,
+        description="How long auto assumes another batch round may take: the providers' 24h window.",
+    )
+    on_exceed: Literal["refuse", "partial"] = Field(
+        default="refuse",
+        description=(
+            "A job whose worst case does not fit a budget: refuse it whole, or submit the lines that fit"
+            " (in file order) and fail the rest with budget_exceeded."
+        ),
+    )
+
+
 class Policy(_Frozen):
     """A whole policy file."""
 
@@ -416,6 +444,9 @@ class Policy(_Frozen):
     )
     logging: LoggingSpec | None = Field(
         default=None, description="router.logging settings, applied on request (configure_from_policy)."
+    )
+    batch: BatchSpec = Field(
+        default_factory=BatchSpec, description="Routed batch jobs: retries in real time, partial submission."
     )
     source: str | None = Field(default=None, exclude=True, description="Where the policy was read from.")
     stream_recovery: StreamRecovery = Field(

@@ -8,6 +8,7 @@ ledger, so any command on the machine sees every job.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -110,18 +111,39 @@ def status(
         if not watch:
             _print_status(client, batch_id)
             return
-        from rich.live import Live
-
-        with Live(_status_table(client, batch_id), refresh_per_second=1) as live:
-            while _call("status", lambda: client.batches.retrieve(batch_id)).status not in (
-                "completed",
-                "cancelled",
-            ):
-                time.sleep(interval)
-                live.update(_status_table(client, batch_id))
-            live.update(_status_table(client, batch_id))
+        watch_job(client, batch_id, interval, sleep=_sleep)
     finally:
         client.close()
+
+
+# What --watch waits with between polls; tests replace it with one that moves the fake providers' clock.
+_sleep: Callable[[float], None] = time.sleep
+
+
+def watch_job(
+    client: OpenAI,
+    batch_id: str,
+    interval: float,
+    *,
+    sleep: Callable[[float], None],
+    max_polls: int | None = None,
+) -> int:
+    """Redraw the job's progress after each poll until it ends (or after ``max_polls``); the polls made."""
+    from rich.live import Live
+
+    polls = 0
+    with Live(_status_table(client, batch_id), refresh_per_second=1) as live:
+        while _call("status", lambda: client.batches.retrieve(batch_id)).status not in (
+            "completed",
+            "cancelled",
+        ):
+            polls += 1
+            if max_polls is not None and polls >= max_polls:
+                break
+            sleep(interval)
+            live.update(_status_table(client, batch_id))
+        live.update(_status_table(client, batch_id))
+    return polls
 
 
 @batch_app.command()

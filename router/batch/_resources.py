@@ -9,6 +9,7 @@ The async resources run the same service in a worker thread: batch calls are few
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 from collections.abc import AsyncIterator, Callable, Generator
@@ -31,6 +32,7 @@ from router.batch._service import (
     BatchBudgetError,
     BatchInputError,
     BatchService,
+    RealtimeAnswer,
 )
 from router.batch._store import JobRow, StoredFile
 
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 _T = TypeVar("_T")
 _SERVICE_ATTR = "_router_batch_service"
+_LOOP_ATTR = "_router_batch_loop"
 
 
 def service_for(
@@ -46,6 +49,9 @@ def service_for(
 ) -> BatchService:
     """The client's batch service, made on first use (``on_step``: see ``BatchService``)."""
     service: BatchService | None = client.__dict__.get(_SERVICE_ATTR)
+    if getattr(client._router, "_ASYNC", False):
+        with contextlib.suppress(RuntimeError):  # the loop of the latest batch call runs real-time retries
+            client.__dict__[_LOOP_ATTR] = asyncio.get_running_loop()
     if service is None:
         router = client._router
         sync_ledger = getattr(router, "_ASYNC", False) is False
@@ -61,6 +67,7 @@ def service_for(
             return own[0]
 
         service = BatchService(
+            realtime=_realtime_for(client),
             engine=router._engine,
             ledger_url=router._ledger_url,
             ledger=ledger,
@@ -70,6 +77,32 @@ def service_for(
         )
         client.__dict__[_SERVICE_ATTR] = service
     return service
+
+
+def _realtime_for(client: OpenAI | AsyncOpenAI) -> Callable[[Any], RealtimeAnswer]:
+    """A line answered through the client's own chat path (plan at real-time prices, fallbacks,
+    budgets settled by that path). The async client's coroutine runs on the loop that called the batch
+    method (recorded by ``service_for``), which is only awaiting the batch worker thread."""
+    is_async = bool(getattr(client._router, "_ASYNC", False))
+
+    def answer(body: Any) -> RealtimeAnswer:
+        loop: asyncio.AbstractEventLoop | None = client.__dict__.get(_LOOP_ATTR) if is_async else None
+        if is_async and (loop is None or loop.is_closed()):
+            message = "no running event loop of the async client to answer in real time; call retrieve again"
+            return RealtimeAnswer(None, None, None, {"code": "realtime_unavailable", "message": message})
+        try:
+            if loop is None:
+                response: Any = client.chat.completions.create(**body)
+            else:
+                create = client.chat.completions.create(**body)
+                response = asyncio.run_coroutine_threadsafe(create, loop).result()
+        except openai.APIError as exc:
+            code = getattr(exc, "code", None) or type(exc).__name__
+            return RealtimeAnswer(None, None, None, {"code": str(code), "message": exc.message})
+        routing = response.routing
+        return RealtimeAnswer(response.model_dump(mode="json"), routing.model, routing.cost_usd)
+
+    return answer
 
 
 def _read_upload(file: Any) -> tuple[str, bytes]:

@@ -54,6 +54,43 @@ class BatchBudgetError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class RealtimeAnswer:
+    """A line answered through the routed chat path: the completion, or the error that ended it."""
+
+    completion: Mapping[str, Any] | None
+    model: str | None
+    cost_usd: float | None
+    error: Mapping[str, str] | None = None
+
+
+# Answers one line's body through the client's own chat path (its plan, fallbacks and budgets).
+Realtime = Callable[[Mapping[str, Any]], RealtimeAnswer]
+
+
+def retry_tier(retry: str, now: float, deadline: float, round_s: float) -> str:
+    """Where a failed line is tried next: "batch", or "realtime" when the policy says so or, for
+    ``auto``, when one more batch round could end after the job's deadline."""
+    if retry == "realtime" or (retry == "auto" and now + round_s > deadline):
+        return "realtime"
+    return "batch"
+
+
+def job_deadline(created_at: float, metadata: Mapping[str, str] | None, default_s: float | None) -> float:
+    """The wall-clock time a job must end by: metadata ``deadline_s``, else the policy's, else 24h."""
+    raw = (metadata or {}).get("deadline_s")
+    seconds = float(raw) if raw is not None else (default_s or _WINDOW_S)
+    return created_at + seconds
+
+
+def _answered(line: LineRow) -> tuple[str | None, str]:
+    """(model, tier) of the attempt that answered a line: its last, which may have been in real time."""
+    last = line.history[-1] if line.history else {}
+    if line.state == "succeeded" and last.get("tier") == "standard":
+        return last.get("model"), "standard"
+    return line.model, "batch"
+
+
+@dataclass(frozen=True, slots=True)
 class PlannedLine:
     custom_id: str
     body: Mapping[str, Any]
@@ -202,12 +239,15 @@ class BatchService:
         wall_clock: Callable[[], float] = time.time,
         http_client: httpx.Client | None = None,
         on_step: Callable[[str], None] | None = None,
+        realtime: Realtime | None = None,
     ) -> None:
         self._engine = engine
         self._ledger = ledger
         self._budgets = budgets
         self._clock = wall_clock
         self._on_step = on_step or (lambda step: None)
+        self._realtime = realtime
+        self._spec = engine.policy.batch
         self.store = open_store(ledger_url)
         self._http = http_client or httpx.Client(timeout=120.0)
         self._owns_http = http_client is None
@@ -258,6 +298,16 @@ class BatchService:
             )
         if completion_window != "24h":
             raise BatchInputError("completion_window must be '24h', the only window the providers offer")
+        raw_deadline = (metadata or {}).get("deadline_s")
+        if raw_deadline is not None:
+            try:
+                valid = float(raw_deadline) > 0
+            except ValueError:
+                valid = False
+            if not valid:
+                raise BatchInputError(
+                    f"metadata deadline_s must be a number of seconds > 0, got {raw_deadline!r}"
+                )
         policy = self._engine.policy
         planned = plan_lines(
             self._planner,
@@ -279,7 +329,7 @@ class BatchService:
             dict(metadata) if metadata else None,
             "in_progress",
         )
-        holds = self._reserve_all(planned, now)
+        holds, refused = self._reserve_all(planned, now)
         rows = [
             LineRow(
                 job_id=job.id,
@@ -289,10 +339,12 @@ class BatchService:
                 feature=p.feature,
                 candidates=p.candidates,
                 attempt=0,
-                state="planned" if p.candidates else "failed",
+                state="planned" if p.candidates and n not in refused else "failed",
                 hold=_hold_json(holds[n]) if n in holds else None,
                 error=None
-                if p.candidates
+                if p.candidates and n not in refused
+                else {"code": "budget_exceeded", "message": refused[n]}
+                if n in refused
                 else {
                     "code": "no_candidate",
                     "message": "No model of the policy can serve this line in a batch: "
@@ -306,12 +358,19 @@ class BatchService:
         self._submit(job)
         return self._finish_if_done(job.id)
 
-    def _reserve_all(self, planned: Sequence[PlannedLine], now: float) -> dict[int, Hold]:
-        """Every line's worst case on its first candidate, or nothing: a refusal releases what was held."""
+    def _reserve_all(
+        self, planned: Sequence[PlannedLine], now: float
+    ) -> tuple[dict[int, Hold], dict[int, str]]:
+        """Every line's worst case on its first candidate, or nothing: a refusal releases what was held.
+        With ``batch: {on_exceed: partial}`` the lines that fit, in file order, are held and the others
+        returned with the reason (refused whole only if none fits)."""
         if self._budgets is None:
-            return {}
+            return {}, {}
         ledger = self._ledger()
         holds: dict[int, Hold] = {}
+        refused: dict[int, str] = {}
+        partial = self._spec.on_exceed == "partial"
+        first_refusal: tuple[str, Refusal] | None = None
         for n, line in enumerate(planned):
             if not line.candidates:
                 continue
@@ -322,6 +381,17 @@ class BatchService:
             if isinstance(outcome, Hold):
                 holds[n] = outcome
                 continue
+            if partial:
+                first_refusal = first_refusal or (line.feature, outcome)
+                budget = outcome.line
+                refused[n] = (
+                    f"Not submitted: this line's worst case at batch prices (${line.worst_usd[0]:.6f} on "
+                    f"{line.candidates[0]}) did not fit the {budget.window} budget of "
+                    f"{'the policy' if budget.scope == '*' else 'feature ' + repr(budget.scope)} "
+                    f"(${budget.limit_usd:g}) after the lines before it; send it again in a later job, "
+                    "lower its max_tokens, or raise the budget."
+                )
+                continue
             for hold in holds.values():
                 ledger.release(hold)
             refused = outcome.line
@@ -331,7 +401,11 @@ class BatchService:
                 if p.candidates and refused in self._budgets.lines_for(p.feature, now)
             )
             raise BatchBudgetError(line.feature, replace(outcome, amount_usd=total))
-        return holds
+        if first_refusal is not None and not holds:
+            feature, outcome = first_refusal  # nothing fits: refused whole, as without partial
+            total = sum(p.worst_usd[0] for n, p in enumerate(planned) if n in refused)
+            raise BatchBudgetError(feature, replace(outcome, amount_usd=total))
+        return holds, refused
 
     def job(self, job_id: str) -> JobRow | None:
         return self.store.job(job_id)
@@ -347,7 +421,12 @@ class BatchService:
         and what the succeeded lines would have cost at standard prices (the saving)."""
         table: dict[str, dict[str, float]] = {}
         for line in self.store.lines(job_id):
-            model = line.model or (line.history[-1].get("model") if line.history else None) or "(none)"
+            model = (
+                _answered(line)[0]
+                or line.model
+                or (line.history[-1].get("model") if line.history else None)
+                or "(none)"
+            )
             row = table.setdefault(
                 str(model), {"lines": 0, "succeeded": 0, "failed": 0, "cost_usd": 0.0, "standard_usd": 0.0}
             )
@@ -387,6 +466,7 @@ class BatchService:
         for group in self.store.groups(job.id, "submitted"):
             self._poll(job, group)
         if job.status == "in_progress":
+            self._answer_realtime(job)
             self._submit(job)
         return self._finish_if_done(job.id)
 
@@ -398,9 +478,11 @@ class BatchService:
         self.store.set_job(job.id, status="cancelling", cancelled_at=now)
         job = replace(job, status="cancelling", cancelled_at=now)
         self._recover(job)
-        planned = self.store.lines(job.id, "planned")
+        planned = self.store.lines(job.id, "planned", "realtime")
         message = "The batch was cancelled before this line was submitted."
-        self._claim([(ln, self._failed(ln, "batch_cancelled", message, retry=False)) for ln in planned])
+        self._claim(
+            [(ln, self._failed(ln, "batch_cancelled", message, retry=False, job=job)) for ln in planned]
+        )
         for group in self.store.groups(job.id, "submitted"):
             # Polled below and on the next retrieve: what the provider answered before it stopped counts.
             with contextlib.suppress(BatchAPIError, httpx.HTTPError):
@@ -470,10 +552,10 @@ class BatchService:
                 )
             except (BatchAPIError, httpx.HTTPError) as exc:
                 failed = [
-                    (ln, self._failed(ln, "batch_submit_failed", f"{model}: {exc}", retry=True))
+                    (ln, self._failed(ln, "batch_submit_failed", f"{model}: {exc}", retry=True, job=job))
                     for ln in lines
                 ]
-                self._claim(failed, [replace(group, state="abandoned")])
+                self._claim(failed, [replace(group, state="abandoned")], job)
                 continue
             self._on_step(f"accepted:{model}")  # the provider has it; the store does not know yet
             self.store.claim(
@@ -506,10 +588,15 @@ class BatchService:
                     "message": "The provider ended the batch without answering this line.",
                 }
                 changes.append(
-                    (line, self._failed(line, str(error.get("code")), str(error.get("message")), retry=retry))
+                    (
+                        line,
+                        self._failed(
+                            line, str(error.get("code")), str(error.get("message")), retry=retry, job=job
+                        ),
+                    )
                 )
         # Answers, failures, retries and the group's end: one transaction, so a crash leaves all or none.
-        self._claim(changes, [replace(group, state="done")])
+        self._claim(changes, [replace(group, state="done")], job)
         self._on_step(f"polled:{group.model}")
 
     def _succeed(self, line: LineRow, completion: Mapping[str, Any]) -> LineRow:
@@ -523,9 +610,10 @@ class BatchService:
         history = (*line.history, {"model": model, "outcome": "succeeded", "cost_usd": cost})
         return replace(line, state="succeeded", result=completion, cost_usd=cost, history=history)
 
-    def _failed(self, line: LineRow, code: str, message: str, *, retry: bool) -> LineRow:
-        """The line after a failure: its hold released, then its next candidate (with a new hold) or,
-        none left (or ``retry`` false), failed. Not yet written: see ``_claim``."""
+    def _failed(self, line: LineRow, code: str, message: str, *, retry: bool, job: JobRow) -> LineRow:
+        """The line after a failure: its hold released, then real time when the policy (or the job's
+        deadline, ``batch: {retry: auto}``) says so, else its next candidate (with a new hold) or, none
+        left (or ``retry`` false), failed. Not yet written: see ``_claim``."""
         if line.hold is not None:
             with contextlib.suppress(LedgerError):  # else the hold expires on its own
                 self._ledger().release(_hold(line.hold))
@@ -535,6 +623,15 @@ class BatchService:
         )
         error = {"code": code, "message": message}
         attempt = line.attempt + 1
+        now = self._clock()
+        deadline = job_deadline(job.created_at, job.metadata, self._spec.deadline_s)
+        if (
+            retry
+            and self._realtime is not None
+            and retry_tier(self._spec.retry, now, deadline, self._spec.round_s) == "realtime"
+        ):
+            # Its batch hold is released above; the chat path reserves and settles at real-time prices.
+            return replace(line, state="realtime", group_id=None, hold=None, history=history, error=error)
         if retry and attempt < len(line.candidates):
             hold, refusal = self._reserve_next(line, attempt, self._clock())
             if refusal is None:
@@ -550,13 +647,80 @@ class BatchService:
             error = {"code": "budget_exceeded", "message": refusal}
         return replace(line, state="failed", hold=None, history=history, error=error)
 
-    def _claim(self, changes: Sequence[tuple[LineRow, LineRow]], groups: Sequence[GroupRow] = ()) -> None:
-        """Write the changes still current; a retry's new hold on a line another process moved is released."""
+    def _claim(
+        self,
+        changes: Sequence[tuple[LineRow, LineRow]],
+        groups: Sequence[GroupRow] = (),
+        job: JobRow | None = None,
+    ) -> None:
+        """Write the changes still current; a retry's new hold on a line another process moved is released.
+        Lines now due in real time are answered at once when the job is given."""
         claimed = {row.n for row in self.store.claim(changes, groups)}
         for old, new in changes:
             if new.n not in claimed and new.hold is not None and new.hold != old.hold:
                 with contextlib.suppress(LedgerError):
                     self._ledger().release(_hold(new.hold))
+        if job is not None and any(new.state == "realtime" for _, new in changes):
+            self._answer_realtime(job)
+
+    def _answer_realtime(self, job: JobRow) -> None:
+        """Lines due in real time, each claimed ("answering", with this process as owner) before its
+        call, then answered through the client's routed chat path at real-time prices. A process killed
+        during the call leaves the line "answering"; once that process is gone it is asked again (the
+        provider may then answer it twice: docs/batch.md)."""
+        if self._realtime is None:
+            return
+        now = self._clock()
+        waiting = self.store.lines(job.id, "realtime")
+        for line in self.store.lines(job.id, "answering"):
+            owner = str(line.group_id or "").removeprefix("rt:")
+            since = float((line.error or {}).get("since", now))
+            if _abandoned(GroupRow("", job.id, "", "", None, "answering", since, owner), now):
+                waiting.append(line)
+        for line in waiting:
+            taken = self.store.claim(
+                [
+                    (
+                        line,
+                        replace(
+                            line,
+                            state="answering",
+                            group_id=f"rt:{_OWNER}",
+                            error={**(line.error or {}), "since": self._clock()},
+                        ),
+                    )
+                ]
+            )
+            if not taken:
+                continue  # another process answers it
+            self._on_step("answering:realtime")
+            answer = self._realtime(line.body)
+            attempt = {
+                "model": answer.model,
+                "tier": "standard",
+                "outcome": "succeeded" if answer.completion is not None else "failed",
+                "cost_usd": answer.cost_usd,
+            }
+            if answer.completion is not None:
+                done = replace(
+                    taken[0],
+                    state="succeeded",
+                    group_id=None,
+                    result=answer.completion,
+                    cost_usd=answer.cost_usd,
+                    error=None,
+                    history=(*line.history, attempt),
+                )
+            else:
+                error = dict(answer.error or {"code": "realtime_failed", "message": ""})
+                done = replace(
+                    taken[0],
+                    state="failed",
+                    group_id=None,
+                    error=error,
+                    history=(*line.history, {**attempt, **error}),
+                )
+            self.store.claim([(taken[0], done)])
 
     def _reserve_next(
         self, line: LineRow, attempt: int, now: float
@@ -604,7 +768,13 @@ class BatchService:
         rows: list[str] = []
         for line in self.store.lines(job_id, "failed" if errors else "succeeded"):
             request_id = f"batch_req_{job_id}_{line.n}"
-            routing = {"model": line.model, "cost_usd": line.cost_usd, "attempts": list(line.history)}
+            model, tier = _answered(line)
+            routing = {
+                "model": model,
+                "tier": tier,
+                "cost_usd": line.cost_usd,
+                "attempts": list(line.history),
+            }
             if errors:
                 error = line.error or {"code": "failed", "message": ""}
                 entry = {

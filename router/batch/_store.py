@@ -68,7 +68,9 @@ class JobRow:
 @dataclass(frozen=True, slots=True)
 class LineRow:
     """One input line. ``state``: planned (not with any provider) | submitting | submitted |
-    succeeded | failed. ``candidates`` are model names in plan order; ``attempt`` indexes them."""
+    realtime (due on the routed chat path) | answering (its real-time call made by the process in
+    ``group_id``, "rt:host:pid") | succeeded | failed. ``candidates`` are model names in plan order;
+    ``attempt`` indexes them."""
 
     job_id: str
     n: int

@@ -67,3 +67,43 @@ def test_an_unknown_batch_id_is_one_line_on_stderr(files: tuple[list[str], Path]
     options, _ = files
     result = runner.invoke(app, ["batch", "status", "batch_rtr_missing", *options])
     assert result.exit_code == 1 and "No router batch 'batch_rtr_missing'" in result.output
+
+
+def test_status_watch_polls_until_the_job_ends_sleeping_between_polls(
+    fake: FakeProviders, files: tuple[list[str], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options, source = files
+    batch_id = runner.invoke(app, ["batch", "submit", str(source), *options]).output.splitlines()[0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the wait moves the fake providers' batch clock instead
+        slept.append(seconds)
+        fake.batches.advance(30)
+
+    monkeypatch.setattr("router._cli_batch._sleep", sleep)
+    watched = runner.invoke(app, ["batch", "status", batch_id, "--watch", "--interval", "30", *options])
+    assert watched.exit_code == 0, watched.output
+    # The fake batches end 60 s after submission: polled at 0 s and 30 s (waiting), done at 60 s.
+    assert slept == [30.0, 30.0]
+    assert "completed" in watched.output and "saved $" in watched.output
+    done = runner.invoke(
+        app, ["batch", "results", batch_id, "-o", str(source.with_name("o.jsonl")), *options]
+    )
+    assert done.exit_code == 0 and "8 answers" in done.output
+
+
+def test_watch_stops_after_max_polls_on_a_job_that_does_not_end(
+    fake: FakeProviders, files: tuple[list[str], Path]
+) -> None:
+    from router._cli_batch import _client, watch_job
+
+    options, source = files
+    batch_id = runner.invoke(app, ["batch", "submit", str(source), *options]).output.splitlines()[0]
+    slept: list[float] = []
+    client = _client(Path(options[1]), options[3])
+    try:
+        polls = watch_job(client, batch_id, 5.0, sleep=slept.append, max_polls=3)
+        assert client.batches.retrieve(batch_id).status == "in_progress"
+    finally:
+        client.close()
+    assert polls == 3 and slept == [5.0, 5.0]  # the clock never moved: polled three times, slept twice
