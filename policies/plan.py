@@ -9,6 +9,7 @@ are checked, then the survivors are ranked by the route's strategy.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -552,10 +553,7 @@ def _active_filters(
         unbounded and request.max_output_tokens is None,
         context_at_risk,
     )
-    active = _ACTIVE.get(key)
-    if active is None:
-        active = _ACTIVE[key] = _filters_for(*key)
-    return active
+    return _ACTIVE[key]
 
 
 def _filters_for(
@@ -572,8 +570,10 @@ def _filters_for(
     )
 
 
-# Every combination of the five flags above: at most 32 entries, the same for every planner.
-_ACTIVE: Final[dict[tuple[bool, bool, bool, bool, bool], tuple[Filter, ...]]] = {}
+# Every combination of the five flags above, worked out at import: 32 entries, read-only.
+_ACTIVE: Final[Mapping[tuple[bool, ...], tuple[Filter, ...]]] = MappingProxyType(
+    {flags: _filters_for(*flags) for flags in itertools.product((False, True), repeat=5)}
+)
 
 
 def _output_for(request: RouteRequest, context: PlanContext, model: str) -> int:
