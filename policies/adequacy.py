@@ -116,6 +116,9 @@ class Adequacy:
             # The same tokens without the word-boundary checks, which cost a third of the time:
             # findall takes maximal runs of word characters either way (tests pin the equality).
             self._token = re.compile(_FAST_TOKEN if pattern == TOKEN_PATTERN else pattern)
+            # On ASCII text the Unicode and ASCII classes of \w are the same characters, and the ASCII
+            # matcher is a third faster; most prompts are ASCII (counts() checks, in 0.1 us).
+            self._ascii_token = re.compile(_FAST_TOKEN, re.ASCII) if pattern == TOKEN_PATTERN else self._token
         except (KeyError, TypeError, ValueError) as exc:
             raise AdequacyError(
                 f"{source}: malformed adequacy file ({exc!r}); retrain it with `router train`."
@@ -199,7 +202,7 @@ class Adequacy:
         text = text[-self._max_chars :]
         if self._lowercase:
             text = text.lower()
-        tokens = self._token.findall(text)
+        tokens = (self._ascii_token if text.isascii() else self._token).findall(text)
         # Counted in C (Counter over map() of dict lookups), unigrams then bigrams; None counts the
         # terms outside the vocabulary. This and the tokenizing are most of a prediction's time.
         found = Counter(map(self._index.get, tokens))

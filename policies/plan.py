@@ -8,6 +8,8 @@ are checked, then the survivors are ranked by the route's strategy.
 
 from __future__ import annotations
 
+import functools
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,6 +26,8 @@ from policies.filters import (
     Observations,
     PlanContext,
     bounded_for_budget,
+    fits_context,
+    fits_every_context,
     healthy,
     serves_request,
     within_budget,
@@ -163,6 +167,12 @@ class _Static:
     budgeted: bool = False
     unbounded: bool = False
     flex: bool = False  # the route or feature asks for the flex tier (service_tier: flex)
+    # Per request these decide whether fits_context can reject anything (filters.fits_every_context).
+    min_window: int | None = None
+    min_max_output: int | None = None
+    # Per eligible model, what a candidate is built from: (model, provider, input and output price,
+    # is_fallback). Read once per model per request, so looked up here once.
+    rows: tuple[tuple[str, str, float | None, float | None, bool], ...] = ()
 
 
 class Planner:
@@ -315,6 +325,13 @@ class Planner:
             unbounded=budgeted
             and any(m.max_output_tokens is None and m.context_window is None for m, _ in eligible),
             flex=bool(tiers) and tiers[0] == FLEX,
+            min_window=min((w for m, _ in eligible if (w := m.context_window) is not None), default=None),
+            min_max_output=min(
+                (o for m, _ in eligible if (o := m.max_output_tokens) is not None), default=None
+            ),
+            rows=tuple(
+                (m.name, m.provider, m.input_cost_per_mtok, m.output_cost_per_mtok, f) for m, f in eligible
+            ),
         )
 
     def _gate(self, target: _Target, feature: FeatureSpec | None) -> AdequacyGate | None:
@@ -349,60 +366,88 @@ class Planner:
         """Rank the models that may serve ``request``; reject the others with a reason each."""
         static = self._static_for(request.model, request.feature)
         target = static.target
-        context = PlanContext(
-            request=request,
-            requires=static.context_requires,
-            floors=static.context_floors,
-            health=health,
-            budget=budget,
-            observed=observed,
-            expected_output_tokens=target.expected_output_tokens,
-            budgeted=static.budgeted,
+        context = _new_context(
+            request,
+            static.context_requires,
+            static.context_floors,
+            health,
+            budget,
+            observed,
+            target.expected_output_tokens,
+            static.budgeted,
         )
-        rejected = dict(static.rejected)
-        ranked: list[Candidate] = []
-        fallbacks: list[Candidate] = []
+        # The static rejections are shared, read-only: copied only when this request adds one.
+        rejected: Mapping[str, str] = static.rejected
+        added: dict[str, str] | None = None
         prompt = request.prompt
         prompt_tokens = prompt.best if prompt is not None else 0
-        checks = _active_filters(request, health, budget, static.unbounded)
-        for model, is_fallback in static.eligible:
-            reason = None
-            for check in checks:
-                reason = check(model, context)
+        checks = _active_filters(
+            request,
+            health,
+            budget,
+            static.unbounded,
+            not fits_every_context(request, static.min_window, static.min_max_output),
+        )
+        # What every candidate's expected cost shares: its output tokens unless observations say
+        # otherwise per model (then _output_for asks them).
+        choices = request.choices
+        output = request.max_output_tokens
+        per_model = output is None and observed is not _NO_OBSERVATIONS
+        if output is None and not per_model:
+            output = target.expected_output_tokens
+        ranked: list[Candidate] = []
+        fallbacks: list[Candidate] = []
+        for (name, provider, price_in, price_out, is_fallback), (model, _) in zip(
+            static.rows, static.eligible, strict=True
+        ):
+            if checks:
+                reason = None
+                for check in checks:
+                    reason = check(model, context)
+                    if reason is not None:
+                        break
                 if reason is not None:
-                    break
-            if reason is not None:
-                rejected[model.name] = reason
-                continue
-            candidate = _candidate(model, request, context, prompt_tokens, is_fallback)
+                    if added is None:
+                        added = dict(rejected)
+                    added[name] = reason
+                    continue
+            tokens = _output_for(request, context, name) if per_model else output
+            assert tokens is not None
+            cost = None
+            if price_in is not None and price_out is not None:
+                cost = (prompt_tokens * price_in + tokens * choices * price_out) / 1_000_000
+            candidate = _new_candidate(name, provider, cost, prompt_tokens, tokens, is_fallback)
             (fallbacks if is_fallback else ranked).append(candidate)
         rules = static.rules
         counts = None
         if static.gate is not None and ranked and prompt is not None:
-            ranked, rule, counts = _gate_candidates(static.gate, prompt.messages, ranked, rejected)
+            if added is None:
+                added = dict(rejected)
+            ranked, rule, counts = _gate_candidates(static.gate, prompt.messages, ranked, added)
             rules = (*rules, rule)
         flex = static.flex if request.service_tier is None else request.service_tier == FLEX
         followers: Mapping[str, Candidate] = _NO_FOLLOWERS
         if flex:
-            ranked, fallbacks, followers, rule = self._flex(ranked, fallbacks, context, checks, rejected)
+            if added is None:
+                added = dict(rejected)
+            ranked, fallbacks, followers, rule = self._flex(ranked, fallbacks, context, checks, added)
             rules = (*rules, rule)
         ordered = RANKINGS[target.strategy](ranked, context)
         if followers:
             ordered = _then_standard(ordered, followers)
             fallbacks = _then_standard(fallbacks, followers)
         if prompt is not None:
-            how = "counted" if prompt.counted else "estimated"
-            rules = (*rules, f"prompt {prompt.best:,} tokens ({how})")
+            rules = (*rules, _prompt_rule(prompt.best, prompt.counted))
         if request.needs:
-            rules = (*rules, f"request needs {', '.join(sorted(request.needs))}")
-        return Plan(
-            route=target.route,
-            strategy=target.strategy,
-            candidates=(*ordered, *fallbacks),
-            rejected=MappingProxyType(rejected),
-            rules=rules,
-            adequacy=static.gate.adequacy if counts is not None and static.gate is not None else None,
-            adequacy_counts=counts,
+            rules = (*rules, _needs_rule(request.needs))
+        return _new_plan(
+            target.route,
+            target.strategy,
+            (*ordered, *fallbacks),
+            rejected if added is None else MappingProxyType(added),
+            rules,
+            static.gate.adequacy if counts is not None and static.gate is not None else None,
+            counts,
         )
 
     def _flex(
@@ -490,33 +535,160 @@ def _gate_candidates(
 
 
 def _active_filters(
-    request: RouteRequest, health: Mapping[str, str], budget: BudgetCheck | None, unbounded: bool = False
+    request: RouteRequest,
+    health: Mapping[str, str],
+    budget: BudgetCheck | None,
+    unbounded: bool = False,
+    context_at_risk: bool = True,
 ) -> tuple[Filter, ...]:
     """The request filters that can reject anything for this request, in REQUEST_FILTERS order.
 
-    Skipping the ones with nothing to check (no cooldowns, no special needs, no budget) keeps
-    planning within its microsecond budget; the verdicts are the same.
+    Skipping the ones with nothing to check (no cooldowns, no special needs, no budget, a prompt far
+    from every window) keeps planning within its microsecond budget; the verdicts are the same.
     """
+    key = (
+        bool(health),
+        bool(request.needs),
+        budget is not None,
+        unbounded and request.max_output_tokens is None,
+        context_at_risk,
+    )
+    return _ACTIVE[key]
+
+
+def _filters_for(
+    health: bool, needs: bool, budget: bool, unbounded: bool, context_at_risk: bool
+) -> tuple[Filter, ...]:
     return tuple(
         check
         for check in REQUEST_FILTERS
-        if (check is not healthy or health)
-        and (check is not serves_request or request.needs)
-        and (check is not within_budget or budget is not None)
-        and (check is not bounded_for_budget or (unbounded and request.max_output_tokens is None))
+        if (check is not fits_context or context_at_risk)
+        and (check is not healthy or health)
+        and (check is not serves_request or needs)
+        and (check is not within_budget or budget)
+        and (check is not bounded_for_budget or unbounded)
     )
+
+
+# Every combination of the five flags above, worked out at import: 32 entries, read-only.
+_ACTIVE: Final[Mapping[tuple[bool, ...], tuple[Filter, ...]]] = MappingProxyType(
+    {flags: _filters_for(*flags) for flags in itertools.product((False, True), repeat=5)}
+)
+
+
+def _output_for(request: RouteRequest, context: PlanContext, model: str) -> int:
+    """The output tokens a request is expected to write on ``model``: its limit, else what was observed."""
+    output = request.max_output_tokens
+    if output is None:
+        seen = context.observed.expected_output_tokens(request.feature, model)
+        output = round(seen) if seen is not None else context.expected_output_tokens
+    return output
+
+
+@functools.lru_cache(maxsize=4096)
+def _prompt_rule(tokens: int, counted: bool) -> str:
+    return f"prompt {tokens:,} tokens ({'counted' if counted else 'estimated'})"
+
+
+@functools.lru_cache(maxsize=256)
+def _needs_rule(needs: frozenset[str]) -> str:
+    return f"request needs {', '.join(sorted(needs))}"
+
+
+# Planning builds ten or more of these frozen values per request; their generated __init__ sets each
+# field through object.__setattr__, which costs twice what setting the slots directly does.
+_new_object = object.__new__
+_c = {name: Candidate.__dict__[name].__set__ for name in Candidate.__slots__}
+_p = {name: Plan.__dict__[name].__set__ for name in Plan.__slots__}
+_x = {name: PlanContext.__dict__[name].__set__ for name in PlanContext.__slots__}
+
+
+def _new_candidate(
+    model: str,
+    provider: str,
+    cost: float | None,
+    prompt_tokens: int,
+    output_tokens: int,
+    fallback: bool,
+    _set_model: Any = _c["model"],
+    _set_provider: Any = _c["provider"],
+    _set_cost: Any = _c["expected_cost_usd"],
+    _set_prompt: Any = _c["prompt_tokens"],
+    _set_output: Any = _c["output_tokens"],
+    _set_fallback: Any = _c["fallback"],
+) -> Candidate:
+    """``Candidate(model, provider, cost, prompt_tokens, output_tokens, fallback)``, faster."""
+    candidate: Candidate = _new_object(Candidate)
+    _set_model(candidate, model)
+    _set_provider(candidate, provider)
+    _set_cost(candidate, cost)
+    _set_prompt(candidate, prompt_tokens)
+    _set_output(candidate, output_tokens)
+    _set_fallback(candidate, fallback)
+    return candidate
+
+
+def _new_plan(
+    route: str | None,
+    strategy: str,
+    candidates: tuple[Candidate, ...],
+    rejected: Mapping[str, str],
+    rules: tuple[str, ...],
+    adequacy: Adequacy | None,
+    adequacy_counts: tuple[Any, Any] | None,
+) -> Plan:
+    """``Plan(...)`` with every field given, faster (see ``_new_candidate``)."""
+    plan: Plan = _new_object(Plan)
+    for name, value in (
+        ("route", route),
+        ("strategy", strategy),
+        ("candidates", candidates),
+        ("rejected", rejected),
+        ("rules", rules),
+        ("adequacy", adequacy),
+        ("adequacy_counts", adequacy_counts),
+    ):
+        _p[name](plan, value)
+    return plan
+
+
+def _new_context(
+    request: RouteRequest,
+    requires: frozenset[str],
+    floors: Mapping[str, float],
+    health: Mapping[str, str],
+    budget: BudgetCheck | None,
+    observed: Observations,
+    expected_output_tokens: int,
+    budgeted: bool,
+) -> PlanContext:
+    """``PlanContext(...)`` for one request (no declared prices: only static filters read them)."""
+    context: PlanContext = _new_object(PlanContext)
+    for name, value in (
+        ("request", request),
+        ("requires", requires),
+        ("floors", floors),
+        ("health", health),
+        ("budget", budget),
+        ("observed", observed),
+        ("expected_output_tokens", expected_output_tokens),
+        ("budgeted", budgeted),
+        ("declared_prices", _NO_PRICES),
+    ):
+        _x[name](context, value)
+    return context
+
+
+_NO_PRICES: Final[frozenset[str]] = frozenset()
 
 
 def _candidate(
     model: ModelInfo, request: RouteRequest, context: PlanContext, prompt_tokens: int, fallback: bool
 ) -> Candidate:
-    output = request.max_output_tokens
-    if output is None:
-        seen = context.observed.expected_output_tokens(request.feature, model.name)
-        output = round(seen) if seen is not None else context.expected_output_tokens
+    output = _output_for(request, context, model.name)
     price_in = model.input_cost_per_mtok
     price_out = model.output_cost_per_mtok
     cost = None
     if price_in is not None and price_out is not None:
         cost = (prompt_tokens * price_in + output * request.choices * price_out) / 1_000_000
-    return Candidate(model.name, model.provider, cost, prompt_tokens, output, fallback)
+    return _new_candidate(model.name, model.provider, cost, prompt_tokens, output, fallback)

@@ -33,6 +33,7 @@ from router._engine import Engine
 from router.ledger._rates import Claim, Rates, provider_usage
 
 _logger = logging.getLogger("router")
+_UNUSED = (0, 0)  # no request or token counted this window
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +110,10 @@ class Balancer:
             except self._rates.errors as exc:
                 self._counters_failed(exc)
         with self._lock:
+            # Load(in_flight, latency_ms, requests, tokens), positional: this runs per deployment per pick.
+            latency = self._latency
             return {
-                key: Load(
-                    in_flight=self._live_calls(key),
-                    latency_ms=self._latency.get(key),
-                    requests=used.get(key, (0, 0))[0],
-                    tokens=used.get(key, (0, 0))[1],
-                )
-                for key in keys
+                key: Load(self._live_calls(key), latency.get(key), *used.get(key, _UNUSED)) for key in keys
             }
 
     def pick(

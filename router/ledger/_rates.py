@@ -163,6 +163,9 @@ class MemoryRates:
             out = {}
             for key in keys:
                 entries = self._live(key, now)
+                if not entries or entries[-1][0] <= now:  # no claim waits for a later slot: all were sent
+                    out[key] = (len(entries), self._totals.get(key, 0))
+                    continue
                 sent = bisect.bisect_right(entries, now, key=lambda e: e[0])  # not the claims still waiting
                 waiting = sum(e[1] for e in entries[sent:])
                 out[key] = (sent, self._totals.get(key, 0) - waiting)

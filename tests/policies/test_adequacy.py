@@ -215,6 +215,15 @@ def test_the_fast_token_pattern_finds_exactly_scikit_learns_tokens(text: str) ->
     assert re.findall(_FAST_TOKEN, text) == re.findall(TOKEN_PATTERN, text)
 
 
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=300))
+def test_on_ascii_text_the_ascii_token_matcher_finds_the_same_tokens(text: str) -> None:
+    import re
+
+    from policies.adequacy import _FAST_TOKEN, TOKEN_PATTERN
+
+    assert re.findall(_FAST_TOKEN, text, re.ASCII) == re.findall(TOKEN_PATTERN, text)
+
+
 def test_rows_given_as_term_counts_train_the_same_classifiers_as_their_text() -> None:
     """What a production ledger keeps (term counts under a file's featurizer) is as good as the text."""
     pytest.importorskip("sklearn")
