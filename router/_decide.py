@@ -20,7 +20,7 @@ continuation of a stream cut after content (``continuing``: one more attempt, op
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Final, Literal, NamedTuple
 
 import httpx
@@ -32,6 +32,7 @@ from providers.errors import timeout_error
 from router._budgets import BudgetBook
 from router._continuation import Prefix, Resumed, continuation_body, continuation_step, enabled
 from router._exceptions import BudgetExceededError
+from router._health import BreakerWrite, SharedBreakers
 from router._request import Request, usage_of
 from router._response import completion
 from router._session import Session, Step
@@ -146,6 +147,23 @@ class Warn(NamedTuple):
     threshold: float
 
 
+class Publish(NamedTuple):
+    """Write the shared breakers' changes to Redis (``RedisBreakerStore.write``), in order: a
+    breaker this client opened, or closed after a successful trial. Reports nothing; a write that
+    fails is ignored (the local state still decides)."""
+
+    writes: tuple[BreakerWrite, ...]
+
+
+class Fetch(NamedTuple):
+    """Read the shared breakers (``RedisBreakerStore.fetch`` of ``keys``) and hand the values to
+    ``done`` (None when Redis is out of reach). The sync driver does it before planning; the async
+    one on a worker thread, planning meanwhile on the last refresh. Reports nothing."""
+
+    keys: tuple[str, ...]
+    done: Callable[[Sequence[object] | None], None]
+
+
 class Return(NamedTuple):
     """Done: give ``answer`` to the caller (a completion, a stream, or None after a settle)."""
 
@@ -170,6 +188,8 @@ Action = (
     | Settle
     | Release
     | Warn
+    | Publish
+    | Fetch
     | Return
     | Raise
 )
@@ -214,9 +234,11 @@ class Decider:
         "_budgets",
         "_buffered",
         "_flow",
+        "_held",
         "_late",
         "_outcome",
         "_plan",
+        "_shared",
         "_tracker",
         "_wall_clock",
         "request",
@@ -234,9 +256,13 @@ class Decider:
         lines: tuple[Line, ...] = (),
         budgets: BudgetBook | None = None,
         wall_clock: Callable[[], float],
+        shared: SharedBreakers | None = None,
     ) -> None:
-        """``lines``: the budget lines the request counts against (``BudgetBook.lines_for``)."""
+        """``lines``: the budget lines the request counts against (``BudgetBook.lines_for``);
+        ``shared``: the client's breakers when a Redis ledger shares them with a fleet."""
         self.request = request
+        self._shared = shared
+        self._held: Action | None = None  # the decision held back behind a Publish
         self._plan = plan
         self._budgets = budgets
         self._wall_clock = wall_clock
@@ -248,14 +274,28 @@ class Decider:
     # ----------------------------------------------------------------- the driver's interface
 
     def next_action(self) -> Action:
-        """What to do now, given what was reported of the last action."""
+        """What to do now, given what was reported of the last action.
+
+        With shared breakers, a decision that opened or closed one (a failure, a success) is
+        published first: ``Publish``, then the decision itself (even a ``Raise`` or ``Return``).
+        """
+        held = self._held
+        if held is not None:
+            self._held = None
+            return held
         outcome, self._outcome = self._outcome, None
+        action: Action
         try:
-            return self._flow.send(outcome)
+            action = self._flow.send(outcome)
         except StopIteration as done:
-            return Return(done.value)
+            action = Return(done.value)
         except BaseException as error:  # decided: give up with this error (or re-raise the caller's)
-            return Raise(error)
+            action = Raise(error)
+        shared = self._shared
+        if shared is not None and shared.pending:
+            self._held = action
+            return Publish(shared.drain())
+        return action
 
     def report(self, outcome: Any) -> None:
         """What the last action came to (its result, ``Failed``, ``Cancelled`` or ``Opened``)."""
@@ -281,6 +321,13 @@ class Decider:
         self._flow = self._settle(self.session, hold, cost, estimated)
         return self
 
+    def publishing(self) -> Decider:
+        """A stream ended (its success or failure told to the breakers): publish what that changed;
+        the actions end with ``Return(None)``."""
+        self._outcome = None
+        self._flow = _nothing()
+        return self
+
     def continuing(self, prefix: Prefix) -> Decider:
         """A committed stream was cut (its attempt recorded and settled): open its continuation from
         ``prefix``; the actions end with ``Return(Resumed)``, or ``Return(None)``: the cut stands."""
@@ -299,6 +346,9 @@ class Decider:
             if budgets is not None
             else ()
         )
+        shared = self._shared
+        if shared is not None and shared.fetch_due():
+            yield Fetch(shared.keys, shared.fetched)  # what the fleet learned, before planning
         check = (yield from self._downgrade_check(lines, downgrade)) if downgrade else None
         session = self._start(lines, check)
         if self.request.stream:
@@ -523,6 +573,11 @@ class Decider:
                 session.budget_warned(line, threshold)
 
 
+def _nothing() -> Flow:
+    """A flow with no decision left (``Decider.publishing``)."""
+    yield from ()
+
+
 def _amount(hold: Hold, cost: float | None, estimated: bool) -> float:
     """What to charge: the cost; the reserved worst case when it is unknown (``_WORST_CASE``); and,
     for a call cancelled after it was sent, never less than the worst case."""
@@ -574,8 +629,10 @@ __all__ = [
     "Decider",
     "DowngradeCheck",
     "Failed",
+    "Fetch",
     "OpenStream",
     "Opened",
+    "Publish",
     "Raise",
     "ReadTotals",
     "Release",

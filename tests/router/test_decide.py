@@ -21,8 +21,10 @@ from router._decide import (
     Decider,
     DowngradeCheck,
     Failed,
+    Fetch,
     Opened,
     OpenStream,
+    Publish,
     Raise,
     ReadTotals,
     Release,
@@ -36,7 +38,7 @@ from router._decide import (
 )
 from router._engine import Engine
 from router._exceptions import BudgetExceededError, DeadlineExceededError
-from router._health import Breakers
+from router._health import Breakers, BreakerWrite, SharedBreakers
 from router._request import Request, normalize
 from router._response import RoutedChatCompletion
 from router._session import Session
@@ -64,11 +66,17 @@ def _policy(**top: Any) -> Policy:
 
 
 def _decider(
-    policy: Policy, clock: Clock, *, stream: bool = False, feature: str | None = None
+    policy: Policy,
+    clock: Clock,
+    *,
+    stream: bool = False,
+    feature: str | None = None,
+    shared: SharedBreakers | None = None,
 ) -> tuple[Decider, list[Session]]:
-    """A decider planned the way the clients plan (``_BaseClient._plan``), with in-process breakers."""
+    """A decider planned the way the clients plan (``_BaseClient._plan``), with in-process breakers
+    (``shared``: breakers a fleet shares through Redis)."""
     engine = Engine(policy, env={})
-    breakers = Breakers(clock)
+    breakers = shared or Breakers(clock)
     budgets = BudgetBook(policy) if BudgetBook(policy).has_budgets else None
     kwargs: dict[str, Any] = {"model": "auto", "messages": HI, "stream": stream}
     if feature is not None:
@@ -92,7 +100,7 @@ def _decider(
         sessions.append(session)
         return session
 
-    decider = Decider(request, plan, lines=lines, budgets=budgets, wall_clock=lambda: NOW)
+    decider = Decider(request, plan, lines=lines, budgets=budgets, wall_clock=lambda: NOW, shared=shared)
     return decider, sessions
 
 
@@ -538,3 +546,86 @@ def test_a_ledger_failing_on_the_continuations_reservation_ends_it_and_the_cut_s
     continuing = _budgeted_and_cut().continuing(Prefix.of("Hello"))
     assert isinstance(continuing.next_action(), Reserve)
     assert _is(_then(continuing, Failed(LedgerError("the ledger is down"))), Return(None))
+
+
+# --------------------------------------------------------------------------- shared breakers
+
+
+def _shared(clock: Clock) -> SharedBreakers:
+    return SharedBreakers(clock, ("a", "b"), wall_clock=lambda: NOW + clock.now, refresh_s=1.0)
+
+
+def test_shared_breakers_are_fetched_before_planning_and_what_the_fleet_opened_is_skipped() -> None:
+    clock = Clock()
+    shared = _shared(clock)
+    decider, _ = _decider(_policy(), clock, shared=shared)
+    fetch = decider.next_action()
+    assert isinstance(fetch, Fetch) and fetch.keys == ("router:breaker:a", "router:breaker:b")
+    fetch.done([f"{NOW + clock.now + 20}|server|2 failures in 60s".encode(), None])  # what Redis holds
+    call = _then(decider, None)
+    assert _model(call) == "b"
+    done = _then(decider, OK_BODY)
+    assert isinstance(done, Return) and "another instance" in done.answer.routing.rejected["a"]
+
+
+def test_shared_breakers_are_fetched_at_most_once_per_refresh() -> None:
+    clock = Clock()
+    shared = _shared(clock)
+    first, _ = _decider(_policy(), clock, shared=shared)
+    fetch = first.next_action()
+    assert isinstance(fetch, Fetch)
+    second, _ = _decider(_policy(), clock, shared=shared)
+    assert _model(second.next_action()) == "a"  # a read is in flight (async): plan on what is known
+    fetch.done(None)  # Redis out of reach: the local state decides
+    clock.now += 0.5
+    third, _ = _decider(_policy(), clock, shared=shared)
+    assert _model(third.next_action()) == "a"
+    clock.now += 0.6
+    fourth, _ = _decider(_policy(), clock, shared=shared)
+    assert isinstance(fourth.next_action(), Fetch)
+
+
+def test_a_breaker_opened_by_a_failure_is_published_before_the_next_decision() -> None:
+    clock = Clock()
+    shared = _shared(clock)
+    decider, _ = _decider(_policy(), clock, shared=shared)
+    assert isinstance(decider.next_action(), Fetch)
+    assert _model(_then(decider, None)) == "a"
+    publish = _then(decider, Failed(_error(401, {"error": {"message": "bad key"}})))
+    assert isinstance(publish, Publish)
+    (write,) = publish.writes
+    assert write.key == "router:breaker:a" and write.value is not None and "|auth|" in write.value
+    assert write.px == 30_000  # the default cooldown, as the key's TTL
+    assert _model(_then(decider, None)) == "b"  # the decision held back behind the publish
+    assert not shared.pending
+
+
+def test_a_successful_trial_publishes_the_breakers_deletion_before_returning() -> None:
+    clock = Clock()
+    shared = _shared(clock)
+    shared.failed("a", "auth", _policy().cooldown)
+    shared.drain()
+    clock.now += 31  # the cooldown is over: the next call of "a" is its trial
+    decider, _ = _decider(_policy(), clock, shared=shared)
+    assert isinstance(decider.next_action(), Fetch)
+    assert _model(_then(decider, None)) == "a"
+    publish = _then(decider, OK_BODY)
+    assert _is(publish, Publish((BreakerWrite("router:breaker:a", None),)))
+    assert isinstance(_then(decider, None), Return)
+
+
+def test_a_raise_is_held_back_until_the_breaker_it_opened_is_published() -> None:
+    clock = Clock()
+    shared = _shared(clock)
+    decider, _ = _decider(_policy(routes={"auto": {"candidates": ["a"]}}), clock, shared=shared)
+    assert isinstance(decider.next_action(), Fetch)
+    assert _model(_then(decider, None)) == "a"
+    publish = _then(decider, Failed(_error(404, {"error": {"message": "no such model"}})))
+    assert isinstance(publish, Publish) and publish.writes[0].key == "router:breaker:a"
+    assert isinstance(_then(decider, None), Raise)
+
+
+def test_in_process_breakers_ask_for_no_redis_action() -> None:
+    decider, _ = _decider(_policy(), Clock())
+    assert _model(decider.next_action()) == "a"
+    assert _model(_then(decider, Failed(_error(401, {"error": {"message": "bad key"}})))) == "b"
