@@ -32,6 +32,7 @@ from router._continuation import Prefix, Resumed
 from router._decide import (
     Call,
     Cancelled,
+    ClaimRate,
     Close,
     Decider,
     DowngradeCheck,
@@ -42,6 +43,7 @@ from router._decide import (
     Publish,
     Raise,
     ReadTotals,
+    ReadUsage,
     Release,
     Reserve,
     Return,
@@ -340,6 +342,11 @@ class SyncRouter(_BaseClient):
             *action.parts, self._settler(decider, action.hold), resume=resume, publish=publish
         )
 
+    def _count(self, action: ReadUsage | ClaimRate, decider: Decider) -> Any:
+        """A rate counter's read or claim (a pooled model's pick), inline."""
+        assert self._balancer is not None
+        return self._balancer.perform(action)
+
     def _publish_later(self, decider: Decider) -> None:
         """A stream's end changed a shared breaker: the decider's Publish, performed here."""
         self._drive(decider.publishing())
@@ -516,6 +523,15 @@ class AsyncRouter(_BaseClient):
             publish=publish,
         )
 
+    async def _count(self, action: ReadUsage | ClaimRate, decider: Decider) -> Any:
+        """A rate counter's read or claim: on a worker thread when the counters wait on I/O (SQLite,
+        Redis), so the event loop serves other requests meanwhile; in-process counters inline."""
+        balancer = self._balancer
+        assert balancer is not None
+        if balancer.counters_block:
+            return await asyncio.to_thread(balancer.perform, action)
+        return balancer.perform(action)
+
     async def _publish_later(self, decider: Decider) -> None:
         await self._drive(decider.publishing())
 
@@ -667,6 +683,8 @@ _SYNC_PERFORM: Final[Mapping[type, Callable[..., Any]]] = {
     Warn: SyncRouter._warn,
     Publish: SyncRouter._publish,
     Fetch: SyncRouter._fetch,
+    ReadUsage: SyncRouter._count,
+    ClaimRate: SyncRouter._count,
     Raise: _raise,
 }
 _ASYNC_PERFORM: Final[Mapping[type, Callable[..., Awaitable[Any]]]] = {
@@ -683,5 +701,7 @@ _ASYNC_PERFORM: Final[Mapping[type, Callable[..., Awaitable[Any]]]] = {
     Warn: AsyncRouter._warn,
     Publish: AsyncRouter._publish,
     Fetch: AsyncRouter._fetch,
+    ReadUsage: AsyncRouter._count,
+    ClaimRate: AsyncRouter._count,
     Raise: _araise,
 }

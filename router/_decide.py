@@ -30,12 +30,20 @@ from providers.base import JSON, CallOptions, Deployment
 from providers.catalog import ModelInfo
 from providers.errors import timeout_error
 from router._budgets import BudgetBook
-from router._continuation import Prefix, Resumed, continuation_body, continuation_step, enabled
+from router._continuation import (
+    Prefix,
+    Resumed,
+    can_prefill,
+    continuation_body,
+    continuation_step,
+    enabled,
+)
+from router._deployments import ClaimRate, ReadUsage
 from router._exceptions import BudgetExceededError
 from router._health import BreakerWrite, SharedBreakers
 from router._request import Request, usage_of
 from router._response import completion
-from router._session import Session, Step
+from router._session import Choice, Session, Step
 from router._stream_state import StreamTracker, content_filtered
 from router.ledger._types import Hold, LedgerError, Line, Refusal, Totals
 
@@ -190,6 +198,8 @@ Action = (
     | Warn
     | Publish
     | Fetch
+    | ReadUsage
+    | ClaimRate
     | Return
     | Raise
 )
@@ -383,10 +393,23 @@ class Decider:
         return session
 
     def _next_try(
-        self, session: Session, next_step: Callable[[Session], Step | None] = Session.next_step
+        self,
+        session: Session,
+        next_step: Callable[[Session], Step | Choice | None] = Session.next_step,
+        accept: Callable[[Session, Deployment], bool] | None = None,
     ) -> Generator[Action, Any, tuple[Step, Hold | None] | None]:
-        """The next call to make, after its wait and its reservation: (step, hold); None: no more."""
-        while (step := next_step(session)) is not None:
+        """The next call to make, after its wait and its reservation: (step, hold); None: no more.
+
+        A pooled model's deployment is picked on the rate counters' answers (``ReadUsage`` and
+        ``ClaimRate``, performed by the driver); ``accept`` may still pass the picked one over.
+        """
+        while (next_ := next_step(session)) is not None:
+            if isinstance(next_, Choice):
+                step = session.picked(next_, (yield from next_.picking))
+                if step is None or (accept is not None and not accept(session, step.deployment)):
+                    continue
+            else:
+                step = next_
             if step.wait_s:
                 yield Sleep(step.wait_s)
             hold = (yield from self._reserve(session, step.deployment)) if session.budgeted else None
@@ -492,7 +515,7 @@ class Decider:
         and the next one tried; a budget that refuses another call ends the search: the cut stands."""
         while True:
             try:
-                chosen = yield from self._next_try(session, continuation_step)
+                chosen = yield from self._next_try(session, continuation_step, can_prefill)
             except (BudgetExceededError, LedgerError):
                 return None
             if chosen is None:
@@ -625,6 +648,7 @@ __all__ = [
     "Action",
     "Call",
     "Cancelled",
+    "ClaimRate",
     "Close",
     "Decider",
     "DowngradeCheck",
@@ -635,6 +659,7 @@ __all__ = [
     "Publish",
     "Raise",
     "ReadTotals",
+    "ReadUsage",
     "Release",
     "Reserve",
     "Return",

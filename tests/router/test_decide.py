@@ -3,6 +3,7 @@ no provider, no ledger, no sleeping; the clock is a number the test moves."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import httpx
@@ -36,6 +37,7 @@ from router._decide import (
     Warn,
     Wrap,
 )
+from router._deployments import Balancer, ClaimRate
 from router._engine import Engine
 from router._exceptions import BudgetExceededError, DeadlineExceededError
 from router._health import Breakers, BreakerWrite, SharedBreakers
@@ -43,6 +45,7 @@ from router._request import Request, normalize
 from router._response import RoutedChatCompletion
 from router._session import Session
 from router.ledger import Hold, LedgerError, Line, Refusal, Totals
+from router.ledger._rates import Claim, MemoryRates
 from tests.router.helpers import OK_BODY, two_model_policy
 
 HI = [{"role": "user", "content": "hi"}]
@@ -72,11 +75,16 @@ def _decider(
     stream: bool = False,
     feature: str | None = None,
     shared: SharedBreakers | None = None,
+    pooled: bool = False,
 ) -> tuple[Decider, list[Session]]:
     """A decider planned the way the clients plan (``_BaseClient._plan``), with in-process breakers
     (``shared``: breakers a fleet shares through Redis)."""
     engine = Engine(policy, env={})
     breakers = shared or Breakers(clock)
+    # Counters the test answers for (ClaimRate outcomes): never read by the decision itself.
+    balancer = (
+        Balancer(engine, MemoryRates(), wall_clock=lambda: NOW, rng=random.Random(0)) if pooled else None
+    )
     budgets = BudgetBook(policy) if BudgetBook(policy).has_budgets else None
     kwargs: dict[str, Any] = {"model": "auto", "messages": HI, "stream": stream}
     if feature is not None:
@@ -96,6 +104,7 @@ def _decider(
             budgets=budgets,
             budget_lines=lines,
             wall_clock=lambda: NOW,
+            balancer=balancer,
         )
         sessions.append(session)
         return session
@@ -629,3 +638,67 @@ def test_in_process_breakers_ask_for_no_redis_action() -> None:
     decider, _ = _decider(_policy(), Clock())
     assert _model(decider.next_action()) == "a"
     assert _model(_then(decider, Failed(_error(401, {"error": {"message": "bad key"}})))) == "b"
+
+
+# --------------------------------------------------------------------------- deployments' rate claims
+
+
+def _pooled_policy(**model: Any) -> Policy:
+    deployments = [
+        {"name": name, "api_base": f"http://{name}.test/v1", "rpm": 2, "weight": weight}
+        for name, weight in (("d1", 100), ("d2", 1))
+    ]
+    return Policy.model_validate(
+        {
+            "retry": {"attempts": 1},
+            "models": {
+                "a": {
+                    "provider": "openai_compatible",
+                    "model": "m-a",
+                    "input_cost_per_mtok": 1,
+                    "output_cost_per_mtok": 2,
+                    "deployments": deployments,
+                    **model,
+                },
+                "b": {
+                    "provider": "openai_compatible",
+                    "model": "m-b",
+                    "api_base": "http://b.test/v1",
+                    "input_cost_per_mtok": 1,
+                    "output_cost_per_mtok": 2,
+                },
+            },
+            "routes": {"auto": {"candidates": ["a"], "fallbacks": ["b"]}},
+        }
+    )
+
+
+def test_a_pooled_model_claims_its_rate_slot_as_an_action_and_skips_a_full_deployment() -> None:
+    decider, _ = _decider(_pooled_policy(), Clock(), pooled=True)
+    first = decider.next_action()
+    assert isinstance(first, ClaimRate) and first.key == "a/d1" and first.rpm == 2 and first.max_wait_s == 0
+    second = _then(decider, Claim(granted=False, wait_s=30.0))  # d1 is at its rpm
+    assert isinstance(second, ClaimRate) and second.key == "a/d2"
+    call = _then(decider, Claim(granted=True, wait_s=0.0, entry="e1"))
+    assert isinstance(call, Call) and call.deployment.key == "a/d2"
+    done = _then(decider, OK_BODY)
+    assert isinstance(done, Return)
+    assert done.answer.routing.rejected["a/d1"].startswith("at its limit (2 rpm); a slot frees in 30.0s")
+
+
+def test_counters_out_of_reach_serve_the_pick_unchecked() -> None:
+    decider, _ = _decider(_pooled_policy(), Clock(), pooled=True)
+    assert isinstance(decider.next_action(), ClaimRate)
+    call = _then(decider, OSError("counters down"))  # the driver reports the counters' error
+    assert isinstance(call, Call) and call.deployment.key == "a/d1"
+
+
+def test_every_deployment_full_waits_for_the_soonest_slot_when_the_policy_says_wait() -> None:
+    decider, _ = _decider(_pooled_policy(when_all_limited="wait"), Clock(), pooled=True)
+    assert isinstance(decider.next_action(), ClaimRate)
+    assert isinstance(_then(decider, Claim(granted=False, wait_s=20.0)), ClaimRate)
+    retry = _then(decider, Claim(granted=False, wait_s=5.0))
+    assert isinstance(retry, ClaimRate) and retry.key == "a/d2" and retry.max_wait_s > 5.0
+    assert _is(_then(decider, Claim(granted=True, wait_s=5.0, entry="e2")), Sleep(5.0))
+    call = _then(decider, None)
+    assert isinstance(call, Call) and call.deployment.key == "a/d2"
