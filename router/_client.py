@@ -97,7 +97,7 @@ def load_policy_source(policy: PolicySource) -> Policy:
 class _BaseClient:
     """Configuration and planning; no I/O."""
 
-    # Whether requests run on an event loop, which must never wait on Redis (shared breakers).
+    # Whether requests run on an event loop, which must never wait on a store (feedback outcomes).
     _ASYNC: bool = False
     _litellm: LiteLLMAdapter | AsyncLiteLLMAdapter
 
