@@ -32,14 +32,18 @@ from router._continuation import Prefix, Resumed
 from router._decide import (
     Call,
     Cancelled,
+    ClaimRate,
     Close,
     Decider,
     DowngradeCheck,
     Failed,
+    Fetch,
     Opened,
     OpenStream,
+    Publish,
     Raise,
     ReadTotals,
+    ReadUsage,
     Release,
     Reserve,
     Return,
@@ -52,7 +56,7 @@ from router._decide import (
 from router._engine import Engine
 from router._events import Events
 from router._exceptions import ModelNotFoundError
-from router._health import Breakers, SharedBreakers
+from router._health import Breakers, RedisBreakerStore, SharedBreakers
 from router._observations import Observations
 from router._request import Request, normalize
 from router._response import RoutedChatCompletion
@@ -93,7 +97,7 @@ def load_policy_source(policy: PolicySource) -> Policy:
 class _BaseClient:
     """Configuration and planning; no I/O."""
 
-    # Whether requests run on an event loop, which must never wait on Redis (shared breakers).
+    # Whether requests run on an event loop, which must never wait on a store (feedback outcomes).
     _ASYNC: bool = False
     _litellm: LiteLLMAdapter | AsyncLiteLLMAdapter
 
@@ -136,8 +140,11 @@ class _BaseClient:
         self._ledger_handle: Any = None
         # The turns previous_response_id continues: in the named ledger's store, else in memory.
         self._turns = open_turns(self._ledger_url)
-        self._breakers = _breakers_for(
-            self._ledger_url, self._engine.breaker_keys, clock, wall_clock, background=self._ASYNC
+        self._breakers = _breakers_for(self._ledger_url, self._engine.breaker_keys, clock, wall_clock)
+        # Shared breakers: their Redis reads and writes are actions this driver performs (Publish, Fetch).
+        self._shared = self._breakers if isinstance(self._breakers, SharedBreakers) else None
+        self._breaker_store = (
+            RedisBreakerStore(self._ledger_url) if self._shared is not None and self._ledger_url else None
         )
         # Models with several deployments: the balancer picks one per request (router._deployments).
         self._balancer = _balancer_for(self._engine, self._ledger_url, wall_clock)
@@ -160,7 +167,14 @@ class _BaseClient:
         request = normalize(kwargs, self.timeout)
         budgets = self._budgets
         lines = budgets.lines_for(request.route.feature, self._wall_clock()) if budgets is not None else ()
-        return Decider(request, self._plan, lines=lines, budgets=budgets, wall_clock=self._wall_clock)
+        return Decider(
+            request,
+            self._plan,
+            lines=lines,
+            budgets=budgets,
+            wall_clock=self._wall_clock,
+            shared=self._shared,
+        )
 
     def _plan(self, request: Request, lines: tuple[Line, ...], check: DowngradeCheck | None) -> Session:
         """Plan the request (``check``: a downgrade budget's filter) and open its Session."""
@@ -253,12 +267,10 @@ def _breakers_for(
     models: tuple[str, ...],
     clock: Callable[[], float],
     wall_clock: Callable[[], float],
-    *,
-    background: bool = False,
 ) -> Breakers:
     """In-process breakers; shared through Redis when the ledger is Redis, so a fleet learns together."""
     if ledger_url and ledger_url.startswith(("redis://", "rediss://")):
-        return SharedBreakers(clock, ledger_url, models, wall_clock=wall_clock, background=background)
+        return SharedBreakers(clock, models, wall_clock=wall_clock)
     return Breakers(clock)
 
 
@@ -325,7 +337,27 @@ class SyncRouter(_BaseClient):
 
     def _wrap(self, action: Wrap, decider: Decider) -> RoutedStream:
         resume = partial(self._resume, decider) if action.resumable else None
-        return RoutedStream(*action.parts, self._settler(decider, action.hold), resume=resume)
+        publish = partial(self._publish_later, decider) if self._shared is not None else None
+        return RoutedStream(
+            *action.parts, self._settler(decider, action.hold), resume=resume, publish=publish
+        )
+
+    def _count(self, action: ReadUsage | ClaimRate, decider: Decider) -> Any:
+        """A rate counter's read or claim (a pooled model's pick), inline."""
+        assert self._balancer is not None
+        return self._balancer.perform(action)
+
+    def _publish_later(self, decider: Decider) -> None:
+        """A stream's end changed a shared breaker: the decider's Publish, performed here."""
+        self._drive(decider.publishing())
+
+    def _publish(self, action: Publish, decider: Decider) -> None:
+        assert self._breaker_store is not None
+        self._breaker_store.write(action.writes)
+
+    def _fetch(self, action: Fetch, decider: Decider) -> None:
+        assert self._breaker_store is not None
+        action.done(self._breaker_store.fetch(action.keys))
 
     def _settler(self, decider: Decider, hold: Hold | None) -> Callable[[float | None, bool], None] | None:
         return None if hold is None else partial(self._settle_later, decider, hold)
@@ -391,7 +423,8 @@ class SyncRouter(_BaseClient):
             self._ledger_handle.close()
             self._ledger_handle = None
         self._turns.close()
-        self._breakers.close()
+        if self._breaker_store is not None:
+            self._breaker_store.close()
         if self._balancer is not None:
             self._balancer.close()
         if self._outcomes is not None:
@@ -481,9 +514,51 @@ class AsyncRouter(_BaseClient):
 
     async def _wrap(self, action: Wrap, decider: Decider) -> AsyncRoutedStream:
         resume = partial(self._resume, decider) if action.resumable else None
+        publish = partial(self._publish_later, decider) if self._shared is not None else None
         return AsyncRoutedStream(
-            *action.parts, self._settler(decider, action.hold), spawn=self._spawn, resume=resume
+            *action.parts,
+            self._settler(decider, action.hold),
+            spawn=self._spawn,
+            resume=resume,
+            publish=publish,
         )
+
+    async def _count(self, action: ReadUsage | ClaimRate, decider: Decider) -> Any:
+        """A rate counter's read or claim: on a worker thread when the counters wait on I/O (SQLite,
+        Redis), so the event loop serves other requests meanwhile; in-process counters inline."""
+        balancer = self._balancer
+        assert balancer is not None
+        if balancer.counters_block:
+            return await asyncio.to_thread(balancer.perform, action)
+        return balancer.perform(action)
+
+    async def _publish_later(self, decider: Decider) -> None:
+        await self._drive(decider.publishing())
+
+    async def _publish(self, action: Publish, decider: Decider) -> None:
+        """Written on the store's own worker thread, in order, while the request goes on: the event
+        loop never waits on Redis."""
+        store = self._breaker_store
+        assert store is not None
+        loop = asyncio.get_running_loop()
+        self._spawn(loop.run_in_executor(store.worker, store.write, action.writes))
+
+    async def _fetch(self, action: Fetch, decider: Decider) -> None:
+        """Read on the store's worker thread; this request plans on the last refresh meanwhile."""
+        store = self._breaker_store
+        assert store is not None
+        loop = asyncio.get_running_loop()
+        read = loop.run_in_executor(store.worker, store.fetch, action.keys)
+
+        async def land() -> None:
+            try:
+                values = await read
+            except BaseException:
+                action.done(None)  # cancelled (closing): a later request asks again
+                raise
+            action.done(values)
+
+        self._spawn(land())
 
     def _settler(
         self, decider: Decider, hold: Hold | None
@@ -561,7 +636,8 @@ class AsyncRouter(_BaseClient):
             await self._ledger_handle.close()
             self._ledger_handle = None
         await self._turns.aclose()
-        self._breakers.close()
+        if self._breaker_store is not None:
+            self._breaker_store.close()
         if self._balancer is not None:
             self._balancer.close()
         if self._outcomes is not None:
@@ -605,6 +681,10 @@ _SYNC_PERFORM: Final[Mapping[type, Callable[..., Any]]] = {
     Settle: SyncRouter._settle,
     Release: SyncRouter._release,
     Warn: SyncRouter._warn,
+    Publish: SyncRouter._publish,
+    Fetch: SyncRouter._fetch,
+    ReadUsage: SyncRouter._count,
+    ClaimRate: SyncRouter._count,
     Raise: _raise,
 }
 _ASYNC_PERFORM: Final[Mapping[type, Callable[..., Awaitable[Any]]]] = {
@@ -619,5 +699,9 @@ _ASYNC_PERFORM: Final[Mapping[type, Callable[..., Awaitable[Any]]]] = {
     Settle: AsyncRouter._settle,
     Release: AsyncRouter._release,
     Warn: AsyncRouter._warn,
+    Publish: AsyncRouter._publish,
+    Fetch: AsyncRouter._fetch,
+    ReadUsage: AsyncRouter._count,
+    ClaimRate: AsyncRouter._count,
     Raise: _araise,
 }

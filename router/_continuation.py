@@ -21,7 +21,7 @@ import openai
 
 from providers.base import JSON, Deployment
 from router._exceptions import StreamInterruptedError
-from router._session import Session, Step
+from router._session import Choice, Session, Step
 from router._stream_state import StreamTracker, interruption
 
 PREFILL: Final = "prefill"
@@ -80,22 +80,24 @@ def continuation_body(body: Mapping[str, Any], deployment: Deployment, prefix: P
     return out
 
 
-def continuation_step(session: Session) -> Step | None:
+def continuation_step(session: Session) -> Step | Choice | None:
     """The next call that may continue the stream; None when no candidate can.
 
     The session's own next step, so the deadline, ``max_attempts`` and the breakers apply as to any
-    attempt; a candidate without ``prefill`` is passed over (it is never sent a prefix).
+    attempt; a candidate without ``prefill`` is passed over (it is never sent a prefix). A pooled
+    model's ``Choice`` is checked once its deployment is picked (``Decider._next_try``).
     """
     while (step := session.next_step()) is not None:
-        if can_prefill(session, step.deployment):
+        if isinstance(step, Choice) or can_prefill(session, step.deployment):
             return step
     return None
 
 
 def next_continuation(session: Session, prefix: Prefix) -> tuple[Step, JSON] | None:
-    """The next call that may continue the stream, and its request; None when no candidate can."""
+    """The next call that may continue the stream, and its request; None when no candidate can
+    (models without deployments: a ``Choice`` needs its counters, which a driver reads)."""
     step = continuation_step(session)
-    if step is None:
+    if step is None or isinstance(step, Choice):
         return None
     return step, continuation_body(session.request.body, step.deployment, prefix)
 

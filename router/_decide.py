@@ -20,7 +20,7 @@ continuation of a stream cut after content (``continuing``: one more attempt, op
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Final, Literal, NamedTuple
 
 import httpx
@@ -30,11 +30,20 @@ from providers.base import JSON, CallOptions, Deployment
 from providers.catalog import ModelInfo
 from providers.errors import timeout_error
 from router._budgets import BudgetBook
-from router._continuation import Prefix, Resumed, continuation_body, continuation_step, enabled
+from router._continuation import (
+    Prefix,
+    Resumed,
+    can_prefill,
+    continuation_body,
+    continuation_step,
+    enabled,
+)
+from router._deployments import ClaimRate, ReadUsage
 from router._exceptions import BudgetExceededError
+from router._health import BreakerWrite, SharedBreakers
 from router._request import Request, usage_of
 from router._response import completion
-from router._session import Session, Step
+from router._session import Choice, Session, Step
 from router._stream_state import StreamTracker, content_filtered
 from router.ledger._types import Hold, LedgerError, Line, Refusal, Totals
 
@@ -146,6 +155,23 @@ class Warn(NamedTuple):
     threshold: float
 
 
+class Publish(NamedTuple):
+    """Write the shared breakers' changes to Redis (``RedisBreakerStore.write``), in order: a
+    breaker this client opened, or closed after a successful trial. Reports nothing; a write that
+    fails is ignored (the local state still decides)."""
+
+    writes: tuple[BreakerWrite, ...]
+
+
+class Fetch(NamedTuple):
+    """Read the shared breakers (``RedisBreakerStore.fetch`` of ``keys``) and hand the values to
+    ``done`` (None when Redis is out of reach). The sync driver does it before planning; the async
+    one on a worker thread, planning meanwhile on the last refresh. Reports nothing."""
+
+    keys: tuple[str, ...]
+    done: Callable[[Sequence[object] | None], None]
+
+
 class Return(NamedTuple):
     """Done: give ``answer`` to the caller (a completion, a stream, or None after a settle)."""
 
@@ -170,6 +196,10 @@ Action = (
     | Settle
     | Release
     | Warn
+    | Publish
+    | Fetch
+    | ReadUsage
+    | ClaimRate
     | Return
     | Raise
 )
@@ -214,9 +244,11 @@ class Decider:
         "_budgets",
         "_buffered",
         "_flow",
+        "_held",
         "_late",
         "_outcome",
         "_plan",
+        "_shared",
         "_tracker",
         "_wall_clock",
         "request",
@@ -234,9 +266,13 @@ class Decider:
         lines: tuple[Line, ...] = (),
         budgets: BudgetBook | None = None,
         wall_clock: Callable[[], float],
+        shared: SharedBreakers | None = None,
     ) -> None:
-        """``lines``: the budget lines the request counts against (``BudgetBook.lines_for``)."""
+        """``lines``: the budget lines the request counts against (``BudgetBook.lines_for``);
+        ``shared``: the client's breakers when a Redis ledger shares them with a fleet."""
         self.request = request
+        self._shared = shared
+        self._held: Action | None = None  # the decision held back behind a Publish
         self._plan = plan
         self._budgets = budgets
         self._wall_clock = wall_clock
@@ -248,14 +284,28 @@ class Decider:
     # ----------------------------------------------------------------- the driver's interface
 
     def next_action(self) -> Action:
-        """What to do now, given what was reported of the last action."""
+        """What to do now, given what was reported of the last action.
+
+        With shared breakers, a decision that opened or closed one (a failure, a success) is
+        published first: ``Publish``, then the decision itself (even a ``Raise`` or ``Return``).
+        """
+        held = self._held
+        if held is not None:
+            self._held = None
+            return held
         outcome, self._outcome = self._outcome, None
+        action: Action
         try:
-            return self._flow.send(outcome)
+            action = self._flow.send(outcome)
         except StopIteration as done:
-            return Return(done.value)
+            action = Return(done.value)
         except BaseException as error:  # decided: give up with this error (or re-raise the caller's)
-            return Raise(error)
+            action = Raise(error)
+        shared = self._shared
+        if shared is not None and shared.pending:
+            self._held = action
+            return Publish(shared.drain())
+        return action
 
     def report(self, outcome: Any) -> None:
         """What the last action came to (its result, ``Failed``, ``Cancelled`` or ``Opened``)."""
@@ -281,6 +331,13 @@ class Decider:
         self._flow = self._settle(self.session, hold, cost, estimated)
         return self
 
+    def publishing(self) -> Decider:
+        """A stream ended (its success or failure told to the breakers): publish what that changed;
+        the actions end with ``Return(None)``."""
+        self._outcome = None
+        self._flow = _nothing()
+        return self
+
     def continuing(self, prefix: Prefix) -> Decider:
         """A committed stream was cut (its attempt recorded and settled): open its continuation from
         ``prefix``; the actions end with ``Return(Resumed)``, or ``Return(None)``: the cut stands."""
@@ -299,6 +356,9 @@ class Decider:
             if budgets is not None
             else ()
         )
+        shared = self._shared
+        if shared is not None and shared.fetch_due():
+            yield Fetch(shared.keys, shared.fetched)  # what the fleet learned, before planning
         check = (yield from self._downgrade_check(lines, downgrade)) if downgrade else None
         session = self._start(lines, check)
         if self.request.stream:
@@ -333,10 +393,23 @@ class Decider:
         return session
 
     def _next_try(
-        self, session: Session, next_step: Callable[[Session], Step | None] = Session.next_step
+        self,
+        session: Session,
+        next_step: Callable[[Session], Step | Choice | None] = Session.next_step,
+        accept: Callable[[Session, Deployment], bool] | None = None,
     ) -> Generator[Action, Any, tuple[Step, Hold | None] | None]:
-        """The next call to make, after its wait and its reservation: (step, hold); None: no more."""
-        while (step := next_step(session)) is not None:
+        """The next call to make, after its wait and its reservation: (step, hold); None: no more.
+
+        A pooled model's deployment is picked on the rate counters' answers (``ReadUsage`` and
+        ``ClaimRate``, performed by the driver); ``accept`` may still pass the picked one over.
+        """
+        while (next_ := next_step(session)) is not None:
+            if isinstance(next_, Choice):
+                step = session.picked(next_, (yield from next_.picking))
+                if step is None or (accept is not None and not accept(session, step.deployment)):
+                    continue
+            else:
+                step = next_
             if step.wait_s:
                 yield Sleep(step.wait_s)
             hold = (yield from self._reserve(session, step.deployment)) if session.budgeted else None
@@ -442,7 +515,7 @@ class Decider:
         and the next one tried; a budget that refuses another call ends the search: the cut stands."""
         while True:
             try:
-                chosen = yield from self._next_try(session, continuation_step)
+                chosen = yield from self._next_try(session, continuation_step, can_prefill)
             except (BudgetExceededError, LedgerError):
                 return None
             if chosen is None:
@@ -523,6 +596,11 @@ class Decider:
                 session.budget_warned(line, threshold)
 
 
+def _nothing() -> Flow:
+    """A flow with no decision left (``Decider.publishing``)."""
+    yield from ()
+
+
 def _amount(hold: Hold, cost: float | None, estimated: bool) -> float:
     """What to charge: the cost; the reserved worst case when it is unknown (``_WORST_CASE``); and,
     for a call cancelled after it was sent, never less than the worst case."""
@@ -570,14 +648,18 @@ __all__ = [
     "Action",
     "Call",
     "Cancelled",
+    "ClaimRate",
     "Close",
     "Decider",
     "DowngradeCheck",
     "Failed",
+    "Fetch",
     "OpenStream",
     "Opened",
+    "Publish",
     "Raise",
     "ReadTotals",
+    "ReadUsage",
     "Release",
     "Reserve",
     "Return",

@@ -11,9 +11,9 @@ import logging
 import random
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from policies.plan import RouteRequest
 from providers.base import Deployment
@@ -34,6 +34,24 @@ from router.ledger._rates import Claim, Rates, provider_usage
 
 _logger = logging.getLogger("router")
 _UNUSED = (0, 0)  # no request or token counted this window
+
+
+class ReadUsage(NamedTuple):
+    """Read this window's (requests, tokens) of ``keys`` from the rate counters (``Rates.usage``)."""
+
+    keys: tuple[str, ...]
+    now: float
+
+
+class ClaimRate(NamedTuple):
+    """Claim a slot of deployment ``key``'s rpm/tpm (``Rates.claim``); reports the ``Claim``."""
+
+    key: str
+    rpm: int | None
+    tpm: int | None
+    tokens: int
+    now: float
+    max_wait_s: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,18 +120,25 @@ class Balancer:
 
     def loads(self, pool: Pool, balance: Balance) -> dict[str, Load]:
         """What each deployment is doing now; this window's usage read from the counters for ``usage``."""
-        keys = [m.key for m in pool.members]
         used: Mapping[str, tuple[int, int]] = {}
-        if balance == "usage" or any(m.limited for m in pool.members):
+        if self._reads_usage(pool, balance):
             try:
-                used = self._rates.usage(keys, self._wall_clock())
+                used = self._rates.usage([m.key for m in pool.members], self._wall_clock())
             except self._rates.errors as exc:
                 self._counters_failed(exc)
+        return self._loads(pool, used)
+
+    @staticmethod
+    def _reads_usage(pool: Pool, balance: Balance) -> bool:
+        return balance == "usage" or any(m.limited for m in pool.members)
+
+    def _loads(self, pool: Pool, used: Mapping[str, tuple[int, int]]) -> dict[str, Load]:
         with self._lock:
             # Load(in_flight, latency_ms, requests, tokens), positional: this runs per deployment per pick.
             latency = self._latency
             return {
-                key: Load(self._live_calls(key), latency.get(key), *used.get(key, _UNUSED)) for key in keys
+                m.key: Load(self._live_calls(m.key), latency.get(m.key), *used.get(m.key, _UNUSED))
+                for m in pool.members
             }
 
     def pick(
@@ -126,12 +151,58 @@ class Balancer:
         admit: Callable[[str], str | None] | None,
         remaining_s: float,
     ) -> Pick:
+        """``picking``, its counter reads and claims performed here (inline): for tools and tests."""
+        flow = self.picking(model, route, request, tried=tried, admit=admit, remaining_s=remaining_s)
+        outcome: Any = None
+        while True:
+            try:
+                action = flow.send(outcome)
+            except StopIteration as done:
+                pick: Pick = done.value
+                return pick
+            outcome = self.perform(action)
+
+    def perform(self, action: ReadUsage | ClaimRate) -> Any:
+        """One counter action, inline (what the sync driver does; the async one runs it off its loop):
+        its result, or the counters' error (the decision serves unchecked)."""
+        rates = self._rates
+        try:
+            if isinstance(action, ClaimRate):
+                return rates.claim(
+                    action.key,
+                    rpm=action.rpm,
+                    tpm=action.tpm,
+                    tokens=action.tokens,
+                    now=action.now,
+                    max_wait_s=action.max_wait_s,
+                )
+            return rates.usage(action.keys, action.now)
+        except rates.errors as exc:
+            return exc
+
+    @property
+    def counters_block(self) -> bool:
+        """Whether a counter action waits on I/O (SQLite, Redis): the async driver runs it on a thread."""
+        return bool(getattr(self._rates, "blocking", True))
+
+    def picking(
+        self,
+        model: str,
+        route: str | None,
+        request: RouteRequest,
+        *,
+        tried: Mapping[str, int],
+        admit: Callable[[str], str | None] | None,
+        remaining_s: float,
+    ) -> Generator[ReadUsage | ClaimRate, Any, Pick]:
         """The deployment of ``model`` to call next, in the strategy's order, claiming its rate slot.
 
-        Deployments this request tried fewer times come first (a failure moves to the next one); a
-        deployment whose breaker is open, or that is at its tpm/rpm, is skipped with the reason. When
-        every one is at its limit, ``when_all_limited: wait`` claims the soonest free slot within
-        ``remaining_s`` (the deadline), ``fallback`` gives up on the model.
+        No I/O: the counters' reads and claims are yielded (``ReadUsage``, ``ClaimRate``) for the
+        driver to perform, and their results (or the counters' error) sent back; the pick is decided
+        from them. Deployments this request tried fewer times come first (a failure moves to the next
+        one); a deployment whose breaker is open, or that is at its tpm/rpm, is skipped with the
+        reason. When every one is at its limit, ``when_all_limited: wait`` claims the soonest free
+        slot within ``remaining_s`` (the deadline), ``fallback`` gives up on the model.
         """
         pool = self.pools[model]
         settings = self._settings.get((route, model))
@@ -140,7 +211,15 @@ class Balancer:
         balance, when = settings
         # The token estimate only matters to limits and to `usage`: weighted picks skip it (hot path).
         tokens = self.tokens_for(request, route) if balance == "usage" or pool.limited else 0
-        loads = self.loads(pool, balance) if balance in ("least_busy", "latency", "usage") else {}
+        loads: dict[str, Load] = {}
+        if balance in ("least_busy", "latency", "usage"):
+            used: Any = {}
+            if self._reads_usage(pool, balance):
+                used = yield ReadUsage(tuple(m.key for m in pool.members), self._wall_clock())
+                if isinstance(used, BaseException):
+                    self._counters_failed(used)
+                    used = {}
+            loads = self._loads(pool, used)
         with self._lock:
             order = rank(pool.members, balance, loads, tokens, self._rng)
         if tried:
@@ -154,7 +233,7 @@ class Balancer:
             if refused is not None:
                 skipped[member.key] = refused
                 continue
-            claim = self._claim(member, tokens, now, 0.0)
+            claim = (yield from self._claim(member, tokens, now, 0.0)) if member.limited else None
             if claim is not None and not claim.granted:
                 skipped[member.key] = (
                     f"at its limit ({self._limits(member)}); a slot frees in {claim.wait_s:.1f}s"
@@ -167,7 +246,7 @@ class Balancer:
             for soonest, member in sorted(limited, key=lambda pair: pair[0]):
                 if soonest > remaining_s:
                     break
-                claim = self._claim(member, tokens, self._wall_clock(), remaining_s)
+                claim = yield from self._claim(member, tokens, self._wall_clock(), remaining_s)
                 if claim is not None and claim.granted:
                     reason = f"when_all_limited: wait {claim.wait_s:.1f}s for a slot"
                     return Pick(
@@ -186,18 +265,17 @@ class Balancer:
             reason += " (when_all_limited: wait, but no slot frees before the deadline)"
         return Pick(None, 0.0, "", reason, skipped, None, tokens)
 
-    def _claim(self, member: Member, tokens: int, now: float, max_wait_s: float) -> Claim | None:
-        if not member.limited:
-            return None
-        try:
-            return self._rates.claim(
-                member.key, rpm=member.rpm, tpm=member.tpm, tokens=tokens, now=now, max_wait_s=max_wait_s
-            )
-        except self._rates.errors as exc:
+    def _claim(
+        self, member: Member, tokens: int, now: float, max_wait_s: float
+    ) -> Generator[ClaimRate, Any, Claim | None]:
+        claim = yield ClaimRate(member.key, member.rpm, member.tpm, tokens, now, max_wait_s)
+        if isinstance(claim, BaseException):
             # Counters out of reach (Redis down, SQLite locked): serve unchecked rather than fail the
             # request; the provider's own 429 is still the backstop, and a warning says so.
-            self._counters_failed(exc)
+            self._counters_failed(claim)
             return None
+        result: Claim = claim
+        return result
 
     def _counters_failed(self, exc: BaseException) -> None:
         self.counter_errors += 1

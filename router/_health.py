@@ -14,10 +14,10 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
-from typing import Final
+from typing import Final, NamedTuple
 
 from policies.schema import CooldownSpec
 from providers import error_kinds
@@ -168,19 +168,29 @@ class Breakers:
         self._failures.pop(model, None)
 
 
+class BreakerWrite(NamedTuple):
+    """One change to a shared breaker in Redis: SET ``key`` to ``value`` for ``px`` ms, or (value
+    None) DELETE it."""
+
+    key: str
+    value: str | None
+    px: int = 0
+
+
 class SharedBreakers(Breakers):
-    """Breakers whose open state is shared through Redis, so a fleet learns together.
+    """Breakers whose open state is shared through Redis, so a fleet learns together. No I/O here.
 
     Each instance counts its own failures (as ``Breakers`` does); when one instance opens a
-    breaker, it publishes the reason with a TTL of the cooldown, and every instance skips the model
-    until the key expires. A success after the cooldown (the half-open trial) deletes the key for
-    all. Remote state is read at most once per ``refresh_s`` per instance (one MGET), so planning
-    stays in microseconds; a Redis outage falls back to the local state rather than failing requests.
-    Times in Redis are wall-clock (Unix) seconds: monotonic clocks differ between machines.
+    breaker, it queues the reason with a TTL of the cooldown (``drain``), and every instance skips
+    the model until the key expires. A success after the cooldown (the half-open trial) queues the
+    key's deletion for all. Remote state is asked for at most once per ``refresh_s`` per instance
+    (``fetch_due``; one MGET of ``keys``, handed back to ``fetched``), so planning stays in
+    microseconds. Times in Redis are wall-clock (Unix) seconds: monotonic clocks differ between
+    machines.
 
-    ``background=True`` (what ``AsyncOpenAI`` uses): every Redis call runs on a worker thread of
-    this object's own, never on the caller's. Planning then uses the remote state of the last
-    refresh and asks for the next one; an event loop never waits on Redis, even a paused one.
+    The Redis calls themselves are actions (``router._decide.Publish``/``Fetch``) that the drivers
+    perform with ``RedisBreakerStore``: inline for ``OpenAI``, on a worker thread for
+    ``AsyncOpenAI``, whose event loop never waits on Redis (planning uses the last refresh).
     """
 
     _PREFIX: Final = "router:breaker:"
@@ -188,58 +198,37 @@ class SharedBreakers(Breakers):
     def __init__(
         self,
         clock: Callable[[], float],
-        url: str,
         models: tuple[str, ...],
         *,
         wall_clock: Callable[[], float],
         refresh_s: float = 1.0,
-        background: bool = False,
     ) -> None:
         super().__init__(clock)
-        import redis  # the redis extra; only a redis:// ledger gets here
-
-        self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
-        self._redis_errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
         self._models = models
-        self._keys = [self._PREFIX + model for model in models]
+        self.keys: tuple[str, ...] = tuple(self._PREFIX + model for model in models)
         self._wall_clock = wall_clock
         self._refresh_s = refresh_s
         self._remote: dict[str, tuple[float, str, str]] = {}
         self._next_refresh = float("-inf")
-        self._worker = ThreadPoolExecutor(1, thread_name_prefix="router-breakers") if background else None
         self._fetching = False
+        self._outbox: list[BreakerWrite] = []
 
-    def _io(self, call: Callable[[], object]) -> None:
-        """One Redis call: inline, or on the worker (background); its failure is ignored either way."""
-        if self._worker is None:
-            with contextlib.suppress(*self._redis_errors):
-                call()
-            return
-        with contextlib.suppress(RuntimeError):  # closed meanwhile
-            self._worker.submit(self._quietly, call)
+    # ----------------------------------------------------------------- what the drivers perform
 
-    def _quietly(self, call: Callable[[], object]) -> None:
-        with contextlib.suppress(*self._redis_errors):
-            call()
-
-    def _refresh(self) -> None:
+    def fetch_due(self) -> bool:
+        """Whether to read the remote state now (claims the read: no second one until ``fetched``)."""
         now = self._clock()
-        if now < self._next_refresh:
-            return
+        if now < self._next_refresh or self._fetching:
+            return False
         self._next_refresh = now + self._refresh_s
-        if self._worker is None:
-            self._fetch()
-        elif not self._fetching:
-            self._fetching = True
-            self._io(self._fetch)
+        self._fetching = True
+        return True
 
-    def _fetch(self) -> None:
-        try:
-            values = self._redis.mget(self._keys)
-        except self._redis_errors:
+    def fetched(self, values: Sequence[object] | None) -> None:
+        """The MGET of ``keys`` (None: Redis could not be reached; the local state decides)."""
+        self._fetching = False
+        if values is None:
             return
-        finally:
-            self._fetching = False
         remote: dict[str, tuple[float, str, str]] = {}
         for model, value in zip(self._models, values, strict=True):
             if value:
@@ -250,6 +239,18 @@ class SharedBreakers(Breakers):
                     kind, reason = "unknown", rest
                 remote[model] = (float(until), kind, reason)
         self._remote = remote
+
+    @property
+    def pending(self) -> bool:
+        """Whether writes wait to be published (cheap: asked after every decision)."""
+        return bool(self._outbox)
+
+    def drain(self) -> tuple[BreakerWrite, ...]:
+        """The writes to publish, in order, handed over once."""
+        writes, self._outbox = tuple(self._outbox), []
+        return writes
+
+    # ----------------------------------------------------------------- the state
 
     def _remote_reason(self, model: str) -> Cooldown | None:
         entry = self._remote.get(model)
@@ -263,7 +264,6 @@ class SharedBreakers(Breakers):
         return Cooldown(text, kind, self._clock() + left)
 
     def snapshot(self) -> Mapping[str, str]:
-        self._refresh()
         local = super().snapshot()
         if not self._remote:
             return local
@@ -283,8 +283,7 @@ class SharedBreakers(Breakers):
         super().succeeded(model)
         if was_open:
             self._remote.pop(model, None)
-            key = self._PREFIX + model
-            self._io(lambda: self._redis.delete(key))
+            self._outbox.append(BreakerWrite(self._PREFIX + model, None))
 
     def _open(self, model: str, until: float, reason: str, kind: str) -> None:
         super()._open(model, until, reason, kind)
@@ -292,8 +291,45 @@ class SharedBreakers(Breakers):
         if seconds <= 0:
             return
         wall_until = self._wall_clock() + seconds
-        key, value, px = self._PREFIX + model, f"{wall_until}|{kind}|{reason}", max(int(seconds * 1000), 1)
-        self._io(lambda: self._redis.set(key, value, px=px))
+        value = f"{wall_until}|{kind}|{reason}"
+        self._outbox.append(BreakerWrite(self._PREFIX + model, value, max(int(seconds * 1000), 1)))
+
+
+class RedisBreakerStore:
+    """The Redis side of ``SharedBreakers``, used by the drivers only: reads and writes that fail
+    are ignored (a Redis outage falls back to the local state rather than failing requests).
+
+    ``worker``: one thread of its own for ``AsyncOpenAI``, so that writes land in the order made.
+    """
+
+    def __init__(self, url: str) -> None:
+        import redis  # the redis extra; only a redis:// ledger gets here
+
+        self._redis = redis.Redis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self._errors: tuple[type[BaseException], ...] = (redis.RedisError, OSError)
+        self._worker: ThreadPoolExecutor | None = None
+
+    @property
+    def worker(self) -> ThreadPoolExecutor:
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="router-breakers")
+        return self._worker
+
+    def fetch(self, keys: Sequence[str]) -> Sequence[object] | None:
+        """The MGET of ``keys``; None when Redis cannot be reached."""
+        try:
+            values: Sequence[object] = self._redis.mget(keys)
+        except self._errors:
+            return None
+        return values
+
+    def write(self, writes: Sequence[BreakerWrite]) -> None:
+        for write in writes:
+            with contextlib.suppress(*self._errors):
+                if write.value is None:
+                    self._redis.delete(write.key)
+                else:
+                    self._redis.set(write.key, write.value, px=write.px)
 
     def close(self) -> None:
         if self._worker is not None:

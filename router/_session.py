@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import openai
 
@@ -22,7 +22,7 @@ from providers import error_kinds
 from providers.base import CallOptions, Deployment
 from providers.errors import error_class, retry_after_s
 from router._budgets import BudgetBook
-from router._deployments import Balancer
+from router._deployments import Balancer, ClaimRate, Pick, ReadUsage
 from router._engine import Engine
 from router._events import Events
 from router._exceptions import (
@@ -58,6 +58,15 @@ class Step:
     deployment: Deployment
     wait_s: float
     options: CallOptions
+
+
+class Choice(NamedTuple):
+    """A pooled model comes next: run ``picking`` (its counter actions performed by the driver) and
+    hand its ``Pick`` to ``Session.picked`` for the step."""
+
+    model: str
+    remaining_s: float
+    picking: Generator[ReadUsage | ClaimRate, Any, Pick]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,8 +152,9 @@ class Session:
 
     # ----------------------------------------------------------------- what to do next
 
-    def next_step(self) -> Step | None:
-        """The next call to make (same model again after a wait, or the next candidate), or None."""
+    def next_step(self) -> Step | Choice | None:
+        """The next call to make (same model again after a wait, or the next candidate; a pooled
+        model's ``Choice``, to pick its deployment), or None."""
         resilience = self.resilience
         if len(self._attempts) >= resilience.max_attempts:
             return None
@@ -173,22 +183,29 @@ class Session:
                     self._skipped[name] = reason
                     continue
             if self._balancer is not None and name in self._balancer.pools:
+                # A pooled model: its deployment is picked from the rate counters, whose reads and
+                # claims the driver performs (``Choice.picking``), then handed to ``picked``.
                 admit = self._breakers.admit if self._breakers is not None else None
                 tried = self._tried(name)
-                pick = self._balancer.pick(
+                picking = self._balancer.picking(
                     name, self.plan.route, self.request.route, tried=tried, admit=admit, remaining_s=remaining
                 )
-                self._skipped.update(pick.skipped)
-                if pick.deployment is None:
-                    self._skipped[name] = pick.reason
-                    continue
-                self._current, self._claim, self._picked_by = pick.deployment, pick.claim, pick.why
-                self._tries_on_current = 0
-                return Step(pick.deployment, pick.wait_s, self._options(remaining - pick.wait_s))
+                return Choice(name, remaining, picking)
             self._current = self.engine.deployments[name]
             self._tries_on_current = 0
             return Step(self._current, 0.0, self._options(remaining))
         return None
+
+    def picked(self, choice: Choice, pick: Pick) -> Step | None:
+        """The deployment ``choice.picking`` chose: the step to take, or None (the model is skipped,
+        with why; ``next_step`` goes on to the next candidate)."""
+        self._skipped.update(pick.skipped)
+        if pick.deployment is None:
+            self._skipped[choice.model] = pick.reason
+            return None
+        self._current, self._claim, self._picked_by = pick.deployment, pick.claim, pick.why
+        self._tries_on_current = 0
+        return Step(pick.deployment, pick.wait_s, self._options(choice.remaining_s - pick.wait_s))
 
     def _tried(self, model: str) -> dict[str, int]:
         """How often this request called each deployment of ``model``."""

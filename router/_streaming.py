@@ -228,9 +228,12 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
         ttft_ms: float | None = None,
         settle: Callable[[float | None, bool], None] | None = None,
         resume: Callable[[Prefix], Resumed | None] | None = None,
+        publish: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
+        # Publishes what the stream's end told shared breakers (the driver's); None: not shared.
+        self._publish = publish
         # Opens a continuation when the stream is cut after content (the driver's); None: off.
         self._resume = resume
         if resume is not None:
@@ -280,11 +283,16 @@ class RoutedStream(_StreamBase, openai.Stream[ChatCompletionChunk]):
                 except openai.APIError as exc:
                     self.settle_now(estimated=Delivery.charged_as_cancelled(exc))
                     if not self._continue(exc):
-                        raise self._interrupted(exc) from exc
+                        error = self._interrupted(exc)
+                        if self._publish is not None:
+                            self._publish()
+                        raise error from exc
         finally:
             # The caller stopped reading (GeneratorExit, KeyboardInterrupt): charged as cancelled.
             self.settle_now(estimated=True)
         self._complete()
+        if self._publish is not None:
+            self._publish()
 
     def _continue(self, exc: openai.APIError) -> bool:
         """Switch to a continuation of this cut stream; False when none could be opened."""
@@ -352,10 +360,12 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
         settle: Callable[[float | None, bool], Awaitable[None]] | None = None,
         spawn: Callable[[Awaitable[None]], None] | None = None,
         resume: Callable[[Prefix], Awaitable[Resumed | None]] | None = None,
+        publish: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         super().__init__(session, deployment, buffered, tracker, ttft_ms)
         self._rest = rest
         self._spawn = spawn
+        self._publish = publish  # see RoutedStream
         self._resume = resume  # see RoutedStream
         if resume is not None:
             self._continued = Continued()
@@ -415,11 +425,16 @@ class AsyncRoutedStream(_StreamBase, openai.AsyncStream[ChatCompletionChunk]):
                 except openai.APIError as exc:
                     await self.settle_now(estimated=Delivery.charged_as_cancelled(exc))
                     if not await self._continue(exc):
-                        raise self._interrupted(exc) from exc
+                        error = self._interrupted(exc)
+                        if self._publish is not None:
+                            await self._publish()
+                        raise error from exc
         finally:
             # The caller stopped reading (cancelled, or dropped it: the loop closes the generator).
             await self.settle_now(estimated=True)
         self._complete()
+        if self._publish is not None:
+            await self._publish()
 
     async def _continue(self, exc: openai.APIError) -> bool:
         """``RoutedStream._continue``, awaited."""

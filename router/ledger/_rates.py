@@ -112,6 +112,7 @@ class MemoryRates:
     """Counters of this process only."""
 
     errors: tuple[type[BaseException], ...] = ()
+    blocking = False  # no I/O: the async client claims on its loop (SQLite and Redis go to a thread)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

@@ -3,6 +3,7 @@ no provider, no ledger, no sleeping; the clock is a number the test moves."""
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import httpx
@@ -21,8 +22,10 @@ from router._decide import (
     Decider,
     DowngradeCheck,
     Failed,
+    Fetch,
     Opened,
     OpenStream,
+    Publish,
     Raise,
     ReadTotals,
     Release,
@@ -34,13 +37,15 @@ from router._decide import (
     Warn,
     Wrap,
 )
+from router._deployments import Balancer, ClaimRate
 from router._engine import Engine
 from router._exceptions import BudgetExceededError, DeadlineExceededError
-from router._health import Breakers
+from router._health import Breakers, BreakerWrite, SharedBreakers
 from router._request import Request, normalize
 from router._response import RoutedChatCompletion
 from router._session import Session
 from router.ledger import Hold, LedgerError, Line, Refusal, Totals
+from router.ledger._rates import Claim, MemoryRates
 from tests.router.helpers import OK_BODY, two_model_policy
 
 HI = [{"role": "user", "content": "hi"}]
@@ -64,11 +69,22 @@ def _policy(**top: Any) -> Policy:
 
 
 def _decider(
-    policy: Policy, clock: Clock, *, stream: bool = False, feature: str | None = None
+    policy: Policy,
+    clock: Clock,
+    *,
+    stream: bool = False,
+    feature: str | None = None,
+    shared: SharedBreakers | None = None,
+    pooled: bool = False,
 ) -> tuple[Decider, list[Session]]:
-    """A decider planned the way the clients plan (``_BaseClient._plan``), with in-process breakers."""
+    """A decider planned the way the clients plan (``_BaseClient._plan``), with in-process breakers
+    (``shared``: breakers a fleet shares through Redis)."""
     engine = Engine(policy, env={})
-    breakers = Breakers(clock)
+    breakers = shared or Breakers(clock)
+    # Counters the test answers for (ClaimRate outcomes): never read by the decision itself.
+    balancer = (
+        Balancer(engine, MemoryRates(), wall_clock=lambda: NOW, rng=random.Random(0)) if pooled else None
+    )
     budgets = BudgetBook(policy) if BudgetBook(policy).has_budgets else None
     kwargs: dict[str, Any] = {"model": "auto", "messages": HI, "stream": stream}
     if feature is not None:
@@ -88,11 +104,12 @@ def _decider(
             budgets=budgets,
             budget_lines=lines,
             wall_clock=lambda: NOW,
+            balancer=balancer,
         )
         sessions.append(session)
         return session
 
-    decider = Decider(request, plan, lines=lines, budgets=budgets, wall_clock=lambda: NOW)
+    decider = Decider(request, plan, lines=lines, budgets=budgets, wall_clock=lambda: NOW, shared=shared)
     return decider, sessions
 
 
@@ -538,3 +555,150 @@ def test_a_ledger_failing_on_the_continuations_reservation_ends_it_and_the_cut_s
     continuing = _budgeted_and_cut().continuing(Prefix.of("Hello"))
     assert isinstance(continuing.next_action(), Reserve)
     assert _is(_then(continuing, Failed(LedgerError("the ledger is down"))), Return(None))
+
+
+# --------------------------------------------------------------------------- shared breakers
+
+
+def _shared(clock: Clock) -> SharedBreakers:
+    return SharedBreakers(clock, ("a", "b"), wall_clock=lambda: NOW + clock.now, refresh_s=1.0)
+
+
+def test_shared_breakers_are_fetched_before_planning_and_what_the_fleet_opened_is_skipped() -> None:
+    clock = Clock()
+    shared = _shared(clock)
+    decider, _ = _decider(_policy(), clock, shared=shared)
+    fetch = decider.next_action()
+    assert isinstance(fetch, Fetch) and fetch.keys == ("router:breaker:a", "router:breaker:b")
+    fetch.done([f"{NOW + clock.now + 20}|server|2 failures in 60s".encode(), None])  # what Redis holds
+    call = _then(decider, None)
+    assert _model(call) == "b"
+    done = _then(decider, OK_BODY)
+    assert isinstance(done, Return) and "another instance" in done.answer.routing.rejected["a"]
+
+
+def test_shared_breakers_are_fetched_at_most_once_per_refresh() -> None:
+    clock = Clock()
+    shared = _shared(clock)
+    first, _ = _decider(_policy(), clock, shared=shared)
+    fetch = first.next_action()
+    assert isinstance(fetch, Fetch)
+    second, _ = _decider(_policy(), clock, shared=shared)
+    assert _model(second.next_action()) == "a"  # a read is in flight (async): plan on what is known
+    fetch.done(None)  # Redis out of reach: the local state decides
+    clock.now += 0.5
+    third, _ = _decider(_policy(), clock, shared=shared)
+    assert _model(third.next_action()) == "a"
+    clock.now += 0.6
+    fourth, _ = _decider(_policy(), clock, shared=shared)
+    assert isinstance(fourth.next_action(), Fetch)
+
+
+def test_a_breaker_opened_by_a_failure_is_published_before_the_next_decision() -> None:
+    clock = Clock()
+    shared = _shared(clock)
+    decider, _ = _decider(_policy(), clock, shared=shared)
+    assert isinstance(decider.next_action(), Fetch)
+    assert _model(_then(decider, None)) == "a"
+    publish = _then(decider, Failed(_error(401, {"error": {"message": "bad key"}})))
+    assert isinstance(publish, Publish)
+    (write,) = publish.writes
+    assert write.key == "router:breaker:a" and write.value is not None and "|auth|" in write.value
+    assert write.px == 30_000  # the default cooldown, as the key's TTL
+    assert _model(_then(decider, None)) == "b"  # the decision held back behind the publish
+    assert not shared.pending
+
+
+def test_a_successful_trial_publishes_the_breakers_deletion_before_returning() -> None:
+    clock = Clock()
+    shared = _shared(clock)
+    shared.failed("a", "auth", _policy().cooldown)
+    shared.drain()
+    clock.now += 31  # the cooldown is over: the next call of "a" is its trial
+    decider, _ = _decider(_policy(), clock, shared=shared)
+    assert isinstance(decider.next_action(), Fetch)
+    assert _model(_then(decider, None)) == "a"
+    publish = _then(decider, OK_BODY)
+    assert _is(publish, Publish((BreakerWrite("router:breaker:a", None),)))
+    assert isinstance(_then(decider, None), Return)
+
+
+def test_a_raise_is_held_back_until_the_breaker_it_opened_is_published() -> None:
+    clock = Clock()
+    shared = _shared(clock)
+    decider, _ = _decider(_policy(routes={"auto": {"candidates": ["a"]}}), clock, shared=shared)
+    assert isinstance(decider.next_action(), Fetch)
+    assert _model(_then(decider, None)) == "a"
+    publish = _then(decider, Failed(_error(404, {"error": {"message": "no such model"}})))
+    assert isinstance(publish, Publish) and publish.writes[0].key == "router:breaker:a"
+    assert isinstance(_then(decider, None), Raise)
+
+
+def test_in_process_breakers_ask_for_no_redis_action() -> None:
+    decider, _ = _decider(_policy(), Clock())
+    assert _model(decider.next_action()) == "a"
+    assert _model(_then(decider, Failed(_error(401, {"error": {"message": "bad key"}})))) == "b"
+
+
+# --------------------------------------------------------------------------- deployments' rate claims
+
+
+def _pooled_policy(**model: Any) -> Policy:
+    deployments = [
+        {"name": name, "api_base": f"http://{name}.test/v1", "rpm": 2, "weight": weight}
+        for name, weight in (("d1", 100), ("d2", 1))
+    ]
+    return Policy.model_validate(
+        {
+            "retry": {"attempts": 1},
+            "models": {
+                "a": {
+                    "provider": "openai_compatible",
+                    "model": "m-a",
+                    "input_cost_per_mtok": 1,
+                    "output_cost_per_mtok": 2,
+                    "deployments": deployments,
+                    **model,
+                },
+                "b": {
+                    "provider": "openai_compatible",
+                    "model": "m-b",
+                    "api_base": "http://b.test/v1",
+                    "input_cost_per_mtok": 1,
+                    "output_cost_per_mtok": 2,
+                },
+            },
+            "routes": {"auto": {"candidates": ["a"], "fallbacks": ["b"]}},
+        }
+    )
+
+
+def test_a_pooled_model_claims_its_rate_slot_as_an_action_and_skips_a_full_deployment() -> None:
+    decider, _ = _decider(_pooled_policy(), Clock(), pooled=True)
+    first = decider.next_action()
+    assert isinstance(first, ClaimRate) and first.key == "a/d1" and first.rpm == 2 and first.max_wait_s == 0
+    second = _then(decider, Claim(granted=False, wait_s=30.0))  # d1 is at its rpm
+    assert isinstance(second, ClaimRate) and second.key == "a/d2"
+    call = _then(decider, Claim(granted=True, wait_s=0.0, entry="e1"))
+    assert isinstance(call, Call) and call.deployment.key == "a/d2"
+    done = _then(decider, OK_BODY)
+    assert isinstance(done, Return)
+    assert done.answer.routing.rejected["a/d1"].startswith("at its limit (2 rpm); a slot frees in 30.0s")
+
+
+def test_counters_out_of_reach_serve_the_pick_unchecked() -> None:
+    decider, _ = _decider(_pooled_policy(), Clock(), pooled=True)
+    assert isinstance(decider.next_action(), ClaimRate)
+    call = _then(decider, OSError("counters down"))  # the driver reports the counters' error
+    assert isinstance(call, Call) and call.deployment.key == "a/d1"
+
+
+def test_every_deployment_full_waits_for_the_soonest_slot_when_the_policy_says_wait() -> None:
+    decider, _ = _decider(_pooled_policy(when_all_limited="wait"), Clock(), pooled=True)
+    assert isinstance(decider.next_action(), ClaimRate)
+    assert isinstance(_then(decider, Claim(granted=False, wait_s=20.0)), ClaimRate)
+    retry = _then(decider, Claim(granted=False, wait_s=5.0))
+    assert isinstance(retry, ClaimRate) and retry.key == "a/d2" and retry.max_wait_s > 5.0
+    assert _is(_then(decider, Claim(granted=True, wait_s=5.0, entry="e2")), Sleep(5.0))
+    call = _then(decider, None)
+    assert isinstance(call, Call) and call.deployment.key == "a/d2"

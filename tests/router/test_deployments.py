@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from collections import Counter
 from typing import Any
 
@@ -413,3 +414,52 @@ def test_every_deployment_cooling_down_after_429s_answers_429_with_the_soonest_r
     assert len(fake.requests) == sent == 2  # nothing more was sent: both deployments are held back
     assert caught.value.retry_after_s == pytest.approx(120.0)
     assert set(caught.value.cooling) == {"pooled/d1", "pooled/d2"}
+
+
+class _HeldCounters:
+    """SQLite rate counters whose claims wait until the test lets them go: a claim in progress."""
+
+    def __init__(self, path: str) -> None:
+        from router.ledger._rates import SqliteRates
+
+        self._rates = SqliteRates(path)
+        self.errors = self._rates.errors
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        self.released_in_time: list[bool] = []
+
+    def claim(self, key: str, **kwargs: Any) -> Any:
+        self.entered.set()
+        # A safety bound only: on a blocked event loop nothing could set it, and the claim goes on.
+        self.released_in_time.append(self.release.wait(timeout=10))
+        return self._rates.claim(key, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._rates, name)
+
+
+async def test_the_async_client_serves_other_work_while_a_rate_claim_waits_on_the_counters(
+    fake: FakeProviders, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counters = _HeldCounters(str(tmp_path / "ledger.db.rates"))
+    monkeypatch.setattr("router.ledger._rates.open_rates", lambda url: counters)
+    policy = pool_policy(fake, [{"name": "d1", "rpm": 5}, {"name": "d2", "rpm": 5}])
+    ticks = 0
+
+    async def other_work() -> None:
+        nonlocal ticks
+        while not counters.entered.is_set():  # the request's claim has not begun yet
+            await asyncio.sleep(0)
+        for _ in range(10):  # the loop turns while the claim waits on its worker thread
+            ticks += 1
+            await asyncio.sleep(0)
+        counters.release.set()
+
+    async with AsyncOpenAI(policy=policy) as client:
+        answer, _ = await asyncio.gather(
+            client.chat.completions.create(model="auto", messages=QUESTION), other_work()
+        )
+        deployment = answer.routing.attempts[0].deployment
+        assert len(counters.claims(f"pooled/{deployment}")) == 1  # the claim was made, once
+    assert ticks == 10 and counters.released_in_time == [True]
+    assert answer.routing.model == "pooled" and deployment in ("d1", "d2")
