@@ -29,11 +29,20 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
+from httpx._decoders import LineDecoder, TextDecoder
 
 if TYPE_CHECKING:
     import aiohttp
 
-__all__ = ["AiohttpTransport", "Reply", "TransportLimits", "send"]
+__all__ = [
+    "AiohttpTransport",
+    "Reply",
+    "TransportLimits",
+    "event_lines",
+    "plain_event_stream",
+    "send",
+    "to_httpx",
+]
 
 _PHASES = ("connect", "read", "write", "pool")
 
@@ -173,6 +182,29 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             raise
         return Reply(response.status, response.reason, response.raw_headers, content)
 
+    async def open_stream(
+        self,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes,
+        timeout: dict[str, float | None] | None,
+        request: Callable[[], httpx.Request],
+    ) -> aiohttp.ClientResponse:
+        """POST ``body`` and return the response once its headers are in, its body unread: the stream
+        fast path. The caller owns the response: ``event_lines`` reads it, ``release`` pools its
+        connection after the end, ``close`` drops it before; ``to_httpx`` hands it to an httpx.Response."""
+        session = self._open()
+        with _mapped(request):
+            return await session.request(
+                "POST",
+                url,
+                headers=headers,
+                data=body,
+                timeout=self._timeout(timeout),
+                allow_redirects=False,
+                compress=None,
+            )
+
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._open()
         timeout = self._timeout(request.extensions.get("timeout"))
@@ -187,21 +219,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 allow_redirects=False,
                 compress=None,
             )
-        # From here on the response owns a connection: every path out either hands it to the
-        # httpx.Response (closed by its aclose) or closes it.
-        try:
-            return httpx.Response(
-                response.status,
-                headers=response.raw_headers,
-                stream=_Body(response, request),
-                request=request,
-                extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode()}
-                if response.reason
-                else {"http_version": b"HTTP/1.1"},
-            )
-        except BaseException:
-            response.close()
-            raise
+        return to_httpx(response, request)
 
     def connections(self) -> tuple[int, int]:
         """(in use, idle) connections of the pool: for the tests and the soak benchmark."""
@@ -235,6 +253,54 @@ async def send(
             await response.aclose()
             raise
     return response
+
+
+def to_httpx(response: aiohttp.ClientResponse, request: httpx.Request) -> httpx.Response:
+    """The httpx.Response around an aiohttp response whose body is unread: it now owns the connection
+    (its ``aclose`` releases it); should building it fail, the connection is closed."""
+    try:
+        return httpx.Response(
+            response.status,
+            headers=response.raw_headers,
+            stream=_Body(response, request),
+            request=request,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": response.reason.encode()}
+            if response.reason
+            else {"http_version": b"HTTP/1.1"},
+        )
+    except BaseException:
+        response.close()
+        raise
+
+
+def plain_event_stream(response: aiohttp.ClientResponse) -> bool:
+    """A 200 ``text/event-stream`` in UTF-8 with no content coding: ``event_lines`` reads it exactly as
+    httpx's ``aiter_lines`` would, so no httpx.Response is needed."""
+    if response.status != 200:
+        return False
+    headers = response.headers
+    if "Content-Encoding" in headers:
+        return False
+    media = headers.get("Content-Type", "").partition(";")[0].strip().lower()
+    charset = response.charset
+    return media == "text/event-stream" and (charset is None or charset.lower() in ("utf-8", "utf8"))
+
+
+async def event_lines(
+    response: aiohttp.ClientResponse, request: Callable[[], httpx.Request]
+) -> AsyncIterator[str]:
+    """The body's lines, split and decoded by httpx's own decoders (so exactly as ``aiter_lines``);
+    aiohttp's failures come out as httpx's, carrying ``request()``."""
+    text = TextDecoder("utf-8")
+    lines = LineDecoder()
+    with _mapped(request):
+        async for chunk in response.content.iter_any():
+            for line in lines.decode(text.decode(chunk)):
+                yield line
+    for line in lines.decode(text.flush()):
+        yield line
+    for line in lines.flush():
+        yield line
 
 
 class _Body(httpx.AsyncByteStream):

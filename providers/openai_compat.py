@@ -10,14 +10,22 @@ sync and async classes only add I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import openai
 
 from providers import _responses_wire as responses_wire
-from providers._aiohttp import AiohttpTransport, Reply, TransportLimits, send
+from providers._aiohttp import (
+    AiohttpTransport,
+    Reply,
+    TransportLimits,
+    event_lines,
+    plain_event_stream,
+    send,
+    to_httpx,
+)
 from providers.base import DEFAULT_TIMEOUT, JSON, MALFORMED_EVENT, NATIVE_RESPONSES, CallOptions, Deployment
 from providers.errors import connection_error, malformed_response, status_error_from_response
 from providers.tiers import set_tier
@@ -80,7 +88,7 @@ class _OpenAICompatibleBase:
         return data
 
     @staticmethod
-    def _event(line: str, response: httpx.Response) -> JSON | None:
+    def _event(line: str, request: Callable[[], httpx.Request]) -> JSON | None:
         """One SSE line → a chunk dict, or None for comments, blank lines and other fields.
 
         An event that is not a JSON object is not fatal by itself: it becomes a ``MALFORMED_EVENT``
@@ -98,7 +106,7 @@ class _OpenAICompatibleBase:
         if not isinstance(chunk, dict):
             return {MALFORMED_EVENT: True}
         if "error" in chunk and "choices" not in chunk:
-            raise _stream_error(chunk, response)
+            raise _stream_error(chunk, request())
         return chunk
 
 
@@ -171,17 +179,15 @@ class _StreamDone(Exception):
     """Internal signal: the provider sent its terminal ``[DONE]`` event."""
 
 
-def _stream_error(chunk: JSON, response: httpx.Response) -> openai.APIError:
+def _stream_error(chunk: JSON, request: httpx.Request) -> openai.APIError:
     error = chunk.get("error")
     message = error.get("message") if isinstance(error, dict) else str(error)
-    return openai.APIError(
-        f"The provider reported an error mid-stream: {message}", response.request, body=error
-    )
+    return openai.APIError(f"The provider reported an error mid-stream: {message}", request, body=error)
 
 
-def _interrupted(response: httpx.Response) -> openai.APIConnectionError:
+def _interrupted(request: httpx.Request) -> openai.APIConnectionError:
     return openai.APIConnectionError(
-        message="The provider's stream ended before its terminal event.", request=response.request
+        message="The provider's stream ended before its terminal event.", request=request
     )
 
 
@@ -268,17 +274,18 @@ class OpenAICompatible(_OpenAICompatibleBase):
             response.close()
 
     def _iterate(self, response: httpx.Response, ending: _Ending) -> Iterator[JSON]:
+        request = response.request
         try:
             if response.status_code >= 400:
                 response.read()
                 raise status_error_from_response(response)
             for line in response.iter_lines():
-                chunk = self._event(line, response)
+                chunk = self._event(line, lambda: request)
                 if chunk is not None:
                     ending.see(chunk)
                     yield chunk
             if not ending.complete:
-                raise _interrupted(response)
+                raise _interrupted(request)
         except _StreamDone:
             return
         except httpx.HTTPError as exc:
@@ -349,11 +356,56 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
         return self._read(response)
 
     async def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> AsyncIterator[JSON]:
-        request = self._build(deployment, body, options)
-        try:
-            response = await send(self._client, request, stream=True)
-        except httpx.HTTPError as exc:
-            raise connection_error(exc, request) from exc
+        client = self._client
+        if isinstance(client, AiohttpTransport) and not options.extra_query and not _native(deployment, body):
+            # A plain 200 event stream is read straight off aiohttp, without httpx objects; anything
+            # else (an error status, a compressed or non-SSE body) becomes the httpx.Response below.
+            url, headers = self._prepare(deployment)
+            url, payload = _target(url, deployment, body)
+            content = _encode(payload)
+            if options.extra_headers:
+                headers = self._headers(deployment, options)
+
+            def make() -> httpx.Request:
+                return self._build(deployment, body, options, content)
+
+            try:
+                raw = await client.open_stream(
+                    str(url), headers.multi_items(), content, _timeout_dict(options), make
+                )
+            except httpx.HTTPError as exc:
+                raise connection_error(exc, exc.request) from exc
+            if plain_event_stream(raw):
+                ending = _Ending(body)
+                whole = False  # read to its end: the connection may be pooled, else it is dropped
+                try:
+                    async for line in event_lines(raw, make):
+                        chunk = self._event(line, make)
+                        if chunk is not None:
+                            ending.see(chunk)
+                            yield chunk
+                    if not ending.complete:
+                        raise _interrupted(make())
+                    whole = True
+                except _StreamDone:
+                    whole = True
+                except httpx.HTTPError as exc:
+                    if not ending.complete:
+                        raise connection_error(exc, exc.request) from exc
+                finally:
+                    if whole:
+                        raw.release()  # pools the connection when its body ended, closes it otherwise
+                    else:
+                        raw.close()
+                return
+            request = make()
+            response = to_httpx(raw, request)
+        else:
+            request = self._build(deployment, body, options)
+            try:
+                response = await send(client, request, stream=True)
+            except httpx.HTTPError as exc:
+                raise connection_error(exc, request) from exc
         if _native(deployment, body):
             reader = responses_wire.EventReader(response.request)
             try:
@@ -378,12 +430,12 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
                 await response.aread()
                 raise status_error_from_response(response)
             async for line in response.aiter_lines():
-                chunk = self._event(line, response)
+                chunk = self._event(line, lambda: request)
                 if chunk is not None:
                     ending.see(chunk)
                     yield chunk
             if not ending.complete:
-                raise _interrupted(response)
+                raise _interrupted(request)
         except _StreamDone:
             return
         except httpx.HTTPError as exc:

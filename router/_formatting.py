@@ -28,6 +28,8 @@ def formatter(*, json_lines: bool = True, log_content: bool = True) -> logging.F
     if not log_content:
         processors.append(_drop_content)
     processors.append(_render_json if json_lines else ConsoleRenderer(colors=False, sort_keys=False))
+    if json_lines:
+        return _JsonFormatter(processors=processors, log_content=log_content)
     return _Formatter(processors=processors)
 
 
@@ -69,6 +71,42 @@ def timestamp(created: float) -> str:
     """ISO 8601 in UTC, to the microsecond."""
     seconds, micros = divmod(round(created * 1_000_000), 1_000_000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{micros:06d}Z"
+
+
+class _JsonFormatter(_Formatter):
+    """The JSON lines of the router's own events without the processor chain: the same line, built in
+    one dict and encoded once, with the date part of the timestamp made once per second.
+
+    Every request writes three of these lines, so the chain's per-line calls and the ``strftime``
+    showed in the throughput profile. Other records (plain ``logging`` calls, exceptions) still take
+    the chain, which renders them the same way.
+    """
+
+    def __init__(self, *, processors: Any, log_content: bool) -> None:
+        super().__init__(processors=processors)
+        self._drop = None if log_content else CONTENT_FIELDS
+        # (whole second, "YYYY-MM-DDTHH:MM:SS"): replaced as a whole, so threads never see half of it.
+        self._second: tuple[int, str] = (-1, "")
+
+    def format(self, record: logging.LogRecord) -> str:
+        msg = record.msg
+        if type(msg) is not Event or record.exc_info:
+            return super().format(record)
+        seconds, micros = divmod(round(record.created * 1_000_000), 1_000_000)
+        cached = self._second
+        if cached[0] != seconds:
+            cached = self._second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
+        line: dict[str, Any] = {
+            "timestamp": f"{cached[1]}.{micros:06d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        line.update(msg)
+        drop = self._drop
+        if drop is not None:
+            for key in drop & msg.keys():
+                del line[key]
+        return _ENCODER.encode(line)
 
 
 def _drop_content(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:

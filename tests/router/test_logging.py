@@ -306,3 +306,40 @@ def test_importing_router_logging_does_not_import_structlog() -> None:
         "assert before or 'structlog' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def test_json_timestamps_are_right_across_second_boundaries(router_logger: logging.Logger) -> None:
+    # The formatter makes a second's date part once and reuses it: each line must still carry its own
+    # record's time, in whatever order seconds come (a clock that steps back included).
+    stream = io.StringIO()
+    handler = router_logging.configure(json=True, stream=stream)
+    created = [1780315199.999999, 1780315200.000001, 1780315200.5, 1780315199.25, 1780315261.0]
+    remaining = iter(created)
+
+    class Stamp(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            record.created = next(remaining)
+            return True
+
+    handler.addFilter(Stamp())
+    for _ in created:
+        EVENTS.completed(fallback_record())
+    stamps = [line["timestamp"] for line in lines(stream)]
+    expected = [
+        datetime.fromtimestamp(round(c * 1_000_000) / 1_000_000, UTC).isoformat(timespec="microseconds")
+        for c in created
+    ]
+    assert stamps == [e.replace("+00:00", "Z") for e in expected]
+
+
+def test_json_lines_of_events_and_of_plain_records_share_one_header(router_logger: logging.Logger) -> None:
+    # Events take a shorter way than other records through the formatter; both lines start the same.
+    stream = io.StringIO()
+    router_logging.configure(json=True, stream=stream, log_content=False)
+    Events(policy_hash="x", log_content=True).completed(fallback_record(), content=ANSWER)
+    router_logger.info("plain")
+    event, plain = lines(stream)
+    assert list(event)[:4] == list(plain)[:4] == ["timestamp", "level", "logger", "event"]
+    assert (event["level"], event["logger"]) == (plain["level"], plain["logger"]) == ("info", "router")
+    assert "content" not in event
+    assert ANSWER not in stream.getvalue()
