@@ -43,7 +43,7 @@ def _client(policy: Path, ledger: str | None) -> OpenAI:
     from router._openai import OpenAI
 
     try:
-        return OpenAI(policy=policy, ledger=ledger, _enforce_credentials=False)
+        return OpenAI(policy=policy, ledger=ledger)
     except PolicyError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(1) from None
