@@ -184,6 +184,13 @@ def _pool(
         }
         if prices:
             priced[deployment.key] = prices
+    if responses and not all(m.deployment.responses for m in members):
+        # One deployment without the Responses API: the model has no such capability, and a routed
+        # responses.create is translated to chat on every deployment alike.
+        members = [
+            Member(dataclasses.replace(m.deployment, responses=False), m.weight, m.tpm, m.rpm)
+            for m in members
+        ]
     pool = Pool(
         name,
         tuple(members),
