@@ -3,8 +3,8 @@
 Times ``Planner.plan`` plus the balancer's pick of the first candidate's deployment (what
 ``Session.next_step`` adds for a pooled model), on a 10-model policy whose models each have three
 deployments: weighted (no I/O), usage with rpm/tpm on the in-process counters, and usage on the SQLite
-counters (one short transaction per claim). Limits are set far above what the run sends, so every pick
-claims a slot and none is refused; the injected wall clock moves 10 ms per call.
+counters (one INSERT ... SELECT statement per claim). Limits are set far above what the run sends, so
+every pick claims a slot and none is refused; the injected wall clock moves 10 ms per call.
 """
 
 from __future__ import annotations

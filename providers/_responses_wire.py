@@ -63,6 +63,12 @@ def responses_url(chat_url: httpx.URL) -> httpx.URL:
     return chat_url.copy_with(path=base + "/responses")
 
 
+def azure_responses_url(api_base: str | None) -> httpx.URL:
+    """Azure OpenAI's Responses endpoint: ``{resource}/openai/v1/responses`` (the v1 API: no
+    deployment in the path and no api-version; the deployment's name goes in the body's ``model``)."""
+    return httpx.URL((api_base or "").rstrip("/") + "/openai/v1/responses")
+
+
 def chat_usage(usage: object) -> JSON | None:
     """Responses usage in chat's names, for the router's cost (figures unchecked: the router vets them)."""
     if not isinstance(usage, Mapping):

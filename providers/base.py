@@ -28,6 +28,25 @@ DEFAULT_TIMEOUT = httpx.Timeout(timeout=600.0, connect=5.0)
 # skipped and counted, and the stream is judged by how it ends (its finish reason), not by that event.
 MALFORMED_EVENT = "router.malformed_event"
 
+# The key under which an adapter hands back a provider's ``x-ratelimit-*`` headers with an answer (a
+# dict's extra key; a stream's first, content-free chunk), only for a deployment with
+# ``rate_limits`` set: the router folds them into its tpm/rpm counters (docs/deployments.md).
+RATE_LIMITS = "router.rate_limits"
+_RATE_PREFIX = "x-ratelimit-"
+
+
+def rate_limit_headers(headers: Any) -> dict[str, str]:
+    """The ``x-ratelimit-*`` headers of a response (httpx, aiohttp or raw ``(bytes, bytes)`` pairs)."""
+    items = headers.items() if hasattr(headers, "items") else headers
+    out: dict[str, str] = {}
+    for name, value in items:
+        if isinstance(name, bytes):
+            name, value = name.decode("latin-1"), value.decode("latin-1")
+        lower = name.lower()
+        if lower.startswith(_RATE_PREFIX):
+            out[lower] = value
+    return out
+
 
 def as_timeout(value: object) -> Timeout:
     """``value`` as a timeout httpx reads.
@@ -68,6 +87,9 @@ class Deployment:
     # One of several endpoints of the model ``name`` (policy ``deployments:``): its own name there.
     pool_name: str | None = None
     region: str | None = None
+    # The policy gives this deployment a tpm or rpm: its answers carry the provider's x-ratelimit-*
+    # headers back (``RATE_LIMITS``). Off elsewhere, so the plain path never reads them.
+    rate_limits: bool = False
 
     @property
     def key(self) -> str:

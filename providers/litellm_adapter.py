@@ -23,7 +23,15 @@ from typing import Any, Final
 import httpx
 import openai
 
-from providers.base import JSON, NATIVE_RESPONSES, CallOptions, Deployment, Timeout
+from providers.base import (
+    JSON,
+    NATIVE_RESPONSES,
+    RATE_LIMITS,
+    CallOptions,
+    Deployment,
+    Timeout,
+    rate_limit_headers,
+)
 from providers.errors import connection_failed, from_litellm, timeout_error
 from providers.tiers import set_tier
 
@@ -166,6 +174,18 @@ def _copy(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+def _with_limits(data: JSON, answer: Any, deployment: Deployment) -> JSON:
+    """The answer with the provider's rate-limit headers for a deployment with tpm/rpm
+    (``Deployment.rate_limits``): litellm keeps them in ``_hidden_params["additional_headers"]``,
+    under OpenAI's ``x-ratelimit-*`` names (Anthropic's ``anthropic-ratelimit-*`` mapped by litellm)."""
+    if deployment.rate_limits:
+        hidden = getattr(answer, "_hidden_params", None)
+        headers = hidden.get("additional_headers") if isinstance(hidden, dict) else None
+        if isinstance(headers, dict):
+            data[RATE_LIMITS] = rate_limit_headers(headers)
+    return data
+
+
 def _as_dict(obj: Any) -> JSON:
     data: JSON = obj.model_dump() if hasattr(obj, "model_dump") else dict(obj)
     return data
@@ -262,9 +282,10 @@ class LiteLLMAdapter:
     def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
         litellm = self._litellm.get(_longest_phase(options.timeout))
         try:
-            return _as_dict(litellm.completion(**_arguments(deployment, body, options, stream=False)))
+            answer = litellm.completion(**_arguments(deployment, body, options, stream=False))
         except Exception as exc:
             raise from_litellm(exc) from exc
+        return _with_limits(_as_dict(answer), answer, deployment)
 
     def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> Iterator[JSON]:
         litellm = self._litellm.get(_longest_phase(options.timeout))
@@ -322,9 +343,10 @@ class AsyncLiteLLMAdapter:
     async def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
         litellm = await self._import()
         try:
-            return _as_dict(await litellm.acompletion(**_arguments(deployment, body, options, stream=False)))
+            answer = await litellm.acompletion(**_arguments(deployment, body, options, stream=False))
         except Exception as exc:
             raise from_litellm(exc) from exc
+        return _with_limits(_as_dict(answer), answer, deployment)
 
     async def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> AsyncIterator[JSON]:
         litellm = await self._import()

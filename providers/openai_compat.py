@@ -26,7 +26,16 @@ from providers._aiohttp import (
     send,
     to_httpx,
 )
-from providers.base import DEFAULT_TIMEOUT, JSON, MALFORMED_EVENT, NATIVE_RESPONSES, CallOptions, Deployment
+from providers.base import (
+    DEFAULT_TIMEOUT,
+    JSON,
+    MALFORMED_EVENT,
+    NATIVE_RESPONSES,
+    RATE_LIMITS,
+    CallOptions,
+    Deployment,
+    rate_limit_headers,
+)
 from providers.errors import connection_error, malformed_response, status_error_from_response
 from providers.tiers import set_tier
 
@@ -118,7 +127,11 @@ def _target(url: httpx.URL, deployment: Deployment, body: JSON) -> tuple[httpx.U
         if deployment.responses:
             native = body[NATIVE_RESPONSES]
             payload = responses_wire.request_payload(native, deployment, stream=bool(body.get("stream")))
-            url = responses_wire.responses_url(url)
+            url = (
+                responses_wire.azure_responses_url(deployment.api_base)
+                if deployment.adapter == "azure"
+                else responses_wire.responses_url(url)
+            )
         else:
             payload = {k: v for k, v in body.items() if k != NATIVE_RESPONSES}
             payload["model"] = deployment.model
@@ -191,6 +204,19 @@ def _interrupted(request: httpx.Request) -> openai.APIConnectionError:
     )
 
 
+def _with_limits(data: JSON, deployment: Deployment, headers: Any) -> JSON:
+    """An answer with the provider's x-ratelimit-* headers, for a deployment whose tpm/rpm the router
+    counts (``Deployment.rate_limits``); as is otherwise."""
+    if deployment.rate_limits:
+        data[RATE_LIMITS] = rate_limit_headers(headers)
+    return data
+
+
+def _limits_chunk(deployment: Deployment, headers: Any) -> JSON | None:
+    """A stream's first chunk: the provider's x-ratelimit-* headers (``_with_limits``), or None."""
+    return {RATE_LIMITS: rate_limit_headers(headers)} if deployment.rate_limits else None
+
+
 def _native(deployment: Deployment, body: JSON) -> bool:
     """Whether this call goes to the deployment's ``/responses`` (see ``_build``)."""
     return deployment.responses and NATIVE_RESPONSES in body
@@ -242,7 +268,7 @@ class OpenAICompatible(_OpenAICompatibleBase):
             response = self._client.send(request)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
-        return self._read(response, _native(deployment, body))
+        return _with_limits(self._read(response, _native(deployment, body)), deployment, response.headers)
 
     def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> Iterator[JSON]:
         request = self._build(deployment, body, options)
@@ -250,16 +276,19 @@ class OpenAICompatible(_OpenAICompatibleBase):
             response = self._client.send(request, stream=True)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
+        head = _limits_chunk(deployment, response.headers)
         if _native(deployment, body):
-            return self._iterate_native(response)
-        return self._iterate(response, _Ending(body))
+            return self._iterate_native(response, head)
+        return self._iterate(response, _Ending(body), head)
 
-    def _iterate_native(self, response: httpx.Response) -> Iterator[JSON]:
+    def _iterate_native(self, response: httpx.Response, head: JSON | None) -> Iterator[JSON]:
         reader = responses_wire.EventReader(response.request)
         try:
             if response.status_code >= 400:
                 response.read()
                 raise status_error_from_response(response)
+            if head is not None:
+                yield head
             for line in response.iter_lines():
                 chunk = reader.chunk(line)
                 if chunk is not None:
@@ -273,12 +302,14 @@ class OpenAICompatible(_OpenAICompatibleBase):
         finally:
             response.close()
 
-    def _iterate(self, response: httpx.Response, ending: _Ending) -> Iterator[JSON]:
+    def _iterate(self, response: httpx.Response, ending: _Ending, head: JSON | None) -> Iterator[JSON]:
         request = response.request
         try:
             if response.status_code >= 400:
                 response.read()
                 raise status_error_from_response(response)
+            if head is not None:
+                yield head
             for line in response.iter_lines():
                 chunk = self._event(line, lambda: request)
                 if chunk is not None:
@@ -320,7 +351,7 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
             response = await send(client, request, stream=False)
         except httpx.HTTPError as exc:
             raise connection_error(exc, request) from exc
-        return self._read(response, _native(deployment, body))
+        return _with_limits(self._read(response, _native(deployment, body)), deployment, response.headers)
 
     async def _post(
         self, client: AiohttpTransport, deployment: Deployment, body: JSON, options: CallOptions
@@ -348,12 +379,12 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
             except ValueError:
                 data = None
             if isinstance(data, dict) and "choices" in data:
-                return data
+                return _with_limits(data, deployment, reply.headers) if deployment.rate_limits else data
         # An error, a compressed body, or a body that is not an answer: read the httpx way, which
         # raises the right error with the response attached.
         response = reply.to_httpx(request())
         await response.aread()
-        return self._read(response)
+        return _with_limits(self._read(response), deployment, response.headers)
 
     async def stream(self, deployment: Deployment, body: JSON, options: CallOptions) -> AsyncIterator[JSON]:
         client = self._client
@@ -379,6 +410,8 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
                 ending = _Ending(body)
                 whole = False  # read to its end: the connection may be pooled, else it is dropped
                 try:
+                    if deployment.rate_limits:
+                        yield {RATE_LIMITS: rate_limit_headers(raw.raw_headers)}
                     async for line in event_lines(raw, make):
                         chunk = self._event(line, make)
                         if chunk is not None:
@@ -406,12 +439,15 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
                 response = await send(client, request, stream=True)
             except httpx.HTTPError as exc:
                 raise connection_error(exc, request) from exc
+        head = _limits_chunk(deployment, response.headers)
         if _native(deployment, body):
             reader = responses_wire.EventReader(response.request)
             try:
                 if response.status_code >= 400:
                     await response.aread()
                     raise status_error_from_response(response)
+                if head is not None:
+                    yield head
                 async for line in response.aiter_lines():
                     chunk = reader.chunk(line)
                     if chunk is not None:
@@ -429,6 +465,8 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
             if response.status_code >= 400:
                 await response.aread()
                 raise status_error_from_response(response)
+            if head is not None:
+                yield head
             async for line in response.aiter_lines():
                 chunk = self._event(line, lambda: request)
                 if chunk is not None:

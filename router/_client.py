@@ -30,6 +30,7 @@ from providers.openai_compat import AsyncOpenAICompatible, OpenAICompatible
 from router._budgets import BudgetBook
 from router._continuation import Prefix, Resumed
 from router._decide import (
+    Bookkeep,
     Call,
     Cancelled,
     ClaimRate,
@@ -148,6 +149,8 @@ class _BaseClient:
         )
         # Models with several deployments: the balancer picks one per request (router._deployments).
         self._balancer = _balancer_for(self._engine, self._ledger_url, wall_clock)
+        # A stream's end reports back through the decider (Publish, Bookkeep) when either is in use.
+        self._stream_reports = self._shared is not None or self._balancer is not None
         self._events = Events(
             policy_hash=self._engine.policy_hash,
             log_content=bool(policy_spec.logging and policy_spec.logging.log_content),
@@ -337,7 +340,7 @@ class SyncRouter(_BaseClient):
 
     def _wrap(self, action: Wrap, decider: Decider) -> RoutedStream:
         resume = partial(self._resume, decider) if action.resumable else None
-        publish = partial(self._publish_later, decider) if self._shared is not None else None
+        publish = partial(self._publish_later, decider) if self._stream_reports else None
         return RoutedStream(
             *action.parts, self._settler(decider, action.hold), resume=resume, publish=publish
         )
@@ -347,8 +350,14 @@ class SyncRouter(_BaseClient):
         assert self._balancer is not None
         return self._balancer.perform(action)
 
+    def _bookkeep(self, action: Bookkeep, decider: Decider) -> None:
+        """Calls begun or ended on pooled deployments, told to the balancer, inline."""
+        assert self._balancer is not None
+        self._balancer.record(action)
+
     def _publish_later(self, decider: Decider) -> None:
-        """A stream's end changed a shared breaker: the decider's Publish, performed here."""
+        """A stream's end changed a shared breaker or a deployment's counts: the decider's Publish and
+        Bookkeep, performed here."""
         self._drive(decider.publishing())
 
     def _publish(self, action: Publish, decider: Decider) -> None:
@@ -514,7 +523,7 @@ class AsyncRouter(_BaseClient):
 
     async def _wrap(self, action: Wrap, decider: Decider) -> AsyncRoutedStream:
         resume = partial(self._resume, decider) if action.resumable else None
-        publish = partial(self._publish_later, decider) if self._shared is not None else None
+        publish = partial(self._publish_later, decider) if self._stream_reports else None
         return AsyncRoutedStream(
             *action.parts,
             self._settler(decider, action.hold),
@@ -531,6 +540,16 @@ class AsyncRouter(_BaseClient):
         if balancer.counters_block:
             return await asyncio.to_thread(balancer.perform, action)
         return balancer.perform(action)
+
+    async def _bookkeep(self, action: Bookkeep, decider: Decider) -> None:
+        """``SyncRouter._bookkeep``; on a worker thread when it settles a claim or folds headers into
+        counters that wait on I/O (SQLite, Redis), so the event loop never waits on them."""
+        balancer = self._balancer
+        assert balancer is not None
+        if balancer.record_blocks(action):
+            await asyncio.to_thread(balancer.record, action)
+        else:
+            balancer.record(action)
 
     async def _publish_later(self, decider: Decider) -> None:
         await self._drive(decider.publishing())
@@ -685,6 +704,7 @@ _SYNC_PERFORM: Final[Mapping[type, Callable[..., Any]]] = {
     Fetch: SyncRouter._fetch,
     ReadUsage: SyncRouter._count,
     ClaimRate: SyncRouter._count,
+    Bookkeep: SyncRouter._bookkeep,
     Raise: _raise,
 }
 _ASYNC_PERFORM: Final[Mapping[type, Callable[..., Awaitable[Any]]]] = {
@@ -703,5 +723,6 @@ _ASYNC_PERFORM: Final[Mapping[type, Callable[..., Awaitable[Any]]]] = {
     Fetch: AsyncRouter._fetch,
     ReadUsage: AsyncRouter._count,
     ClaimRate: AsyncRouter._count,
+    Bookkeep: AsyncRouter._bookkeep,
     Raise: _araise,
 }

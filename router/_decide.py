@@ -26,7 +26,7 @@ from typing import Any, Final, Literal, NamedTuple
 import httpx
 import openai
 
-from providers.base import JSON, CallOptions, Deployment
+from providers.base import JSON, RATE_LIMITS, CallOptions, Deployment
 from providers.catalog import ModelInfo
 from providers.errors import timeout_error
 from router._budgets import BudgetBook
@@ -38,7 +38,7 @@ from router._continuation import (
     continuation_step,
     enabled,
 )
-from router._deployments import ClaimRate, ReadUsage
+from router._deployments import Bookkeep, ClaimRate, ReadUsage
 from router._exceptions import BudgetExceededError
 from router._health import BreakerWrite, SharedBreakers
 from router._request import Request, usage_of
@@ -200,6 +200,7 @@ Action = (
     | Fetch
     | ReadUsage
     | ClaimRate
+    | Bookkeep
     | Return
     | Raise
 )
@@ -288,23 +289,30 @@ class Decider:
 
         With shared breakers, a decision that opened or closed one (a failure, a success) is
         published first: ``Publish``, then the decision itself (even a ``Raise`` or ``Return``).
+        Likewise calls begun or ended on pooled deployments go to the balancer first (``Bookkeep``).
         """
         held = self._held
         if held is not None:
             self._held = None
-            return held
-        outcome, self._outcome = self._outcome, None
-        action: Action
-        try:
-            action = self._flow.send(outcome)
-        except StopIteration as done:
-            action = Return(done.value)
-        except BaseException as error:  # decided: give up with this error (or re-raise the caller's)
-            action = Raise(error)
+            action: Action = held
+        else:
+            outcome, self._outcome = self._outcome, None
+            try:
+                action = self._flow.send(outcome)
+            except StopIteration as done:
+                action = Return(done.value)
+            except BaseException as error:  # decided: give up with this error (or re-raise the caller's)
+                action = Raise(error)
         shared = self._shared
         if shared is not None and shared.pending:
             self._held = action
             return Publish(shared.drain())
+        session = self.session
+        if session is not None and session.notes:
+            self._held = action
+            notes = tuple(session.notes)
+            session.notes.clear()
+            return Bookkeep(notes)
         return action
 
     def report(self, outcome: Any) -> None:
@@ -316,6 +324,9 @@ class Decider:
         committed to its model, or its first content is late: the next action closes it)."""
         tracker = self._tracker
         assert tracker is not None and self.session is not None
+        if RATE_LIMITS in data:  # the provider's rate-limit headers (a deployment with tpm/rpm)
+            self.session.provider_limits(data[RATE_LIMITS])
+            return False
         tracker.observe(data)
         self._buffered.append(data)
         if tracker.committed:
@@ -437,6 +448,8 @@ class Decider:
                 yield from self._settle(session, hold, None, estimated=True)
                 raise outcome.error
             data: JSON = outcome
+            if deployment.rate_limits:
+                session.provider_limits(data.pop(RATE_LIMITS, None))
             usage = usage_of(data.get("usage"), data.get("service_tier"))
             if hold:
                 cost = session.cost_of(deployment, usage) if usage else _WORST_CASE
@@ -646,6 +659,7 @@ class DowngradeCheck:
 
 __all__ = [
     "Action",
+    "Bookkeep",
     "Call",
     "Cancelled",
     "ClaimRate",

@@ -54,6 +54,33 @@ class ClaimRate(NamedTuple):
     max_wait_s: float
 
 
+class Started(NamedTuple):
+    """A call on pooled ``deployment`` begins: one more in flight (``least_busy``)."""
+
+    deployment: Deployment
+
+
+class Finished(NamedTuple):
+    """A call on pooled ``deployment`` ended (``Balancer.finished``): ``latency_ms`` and ``tokens``
+    of a success (None otherwise), the rate ``claim`` to settle, the ``error`` of a failure, and the
+    provider's x-ratelimit-* ``headers`` of a success (None when it sent none)."""
+
+    deployment: Deployment
+    latency_ms: float | None
+    tokens: int | None
+    claim: tuple[str, str] | None
+    error: BaseException | None = None
+    headers: Mapping[str, str] | None = None
+
+
+class Bookkeep(NamedTuple):
+    """Record calls starting and ending on pooled deployments (``Balancer.record``): in-flight counts,
+    latency averages, claims settled to the tokens used, providers' rate-limit headers folded into
+    the counters. Reports nothing; a counter that fails is logged (the request goes on)."""
+
+    notes: tuple[Started | Finished, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Pick:
     """The deployment to call (after ``wait_s``), or None with ``reason``; what was skipped, and why."""
@@ -179,6 +206,29 @@ class Balancer:
             return rates.usage(action.keys, action.now)
         except rates.errors as exc:
             return exc
+
+    def record(self, action: Bookkeep) -> None:
+        """The calls ``action`` reports as started or ended (what both drivers do with a Bookkeep)."""
+        for note in action.notes:
+            if isinstance(note, Started):
+                self.started(note.deployment)
+            else:
+                self.finished(
+                    note.deployment,
+                    latency_ms=note.latency_ms,
+                    tokens=note.tokens,
+                    claim=note.claim,
+                    error=note.error,
+                    headers=note.headers,
+                )
+
+    def record_blocks(self, action: Bookkeep) -> bool:
+        """Whether recording ``action`` waits on the counters' I/O (a claim to settle, headers to fold)
+        on SQLite or Redis: the async driver then runs it on a thread. In-flight and latency are memory."""
+        return self.counters_block and any(
+            type(note) is Finished and (note.claim is not None or note.headers or note.error is not None)
+            for note in action.notes
+        )
 
     @property
     def counters_block(self) -> bool:
@@ -326,9 +376,11 @@ class Balancer:
         tokens: int | None,
         claim: tuple[str, str] | None,
         error: BaseException | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         """A call ended: in-flight count down, latency learned (successes only), the claim corrected to
-        the tokens really used, and a provider's rate-limit headers folded into the counters."""
+        the tokens really used, and a provider's rate-limit headers (an error's, or ``headers`` sent
+        with a success) folded into the counters."""
         if deployment.pool_name is None:
             return
         key = deployment.key
@@ -342,15 +394,16 @@ class Balancer:
             if claim is not None and tokens is not None and claim[0] == key:
                 self._rates.settle(key, claim[1], tokens)
             if error is not None:
-                self._fold_headers(deployment, error)
+                response: Any = getattr(error, "response", None)
+                headers = getattr(response, "headers", None)
+            if headers:
+                self._fold_headers(deployment, headers)
         except self._rates.errors as exc:
             self._counters_failed(exc)
 
-    def _fold_headers(self, deployment: Deployment, error: BaseException) -> None:
-        response: Any = getattr(error, "response", None)
-        headers = getattr(response, "headers", None)
-        if not headers:
-            return
+    def _fold_headers(self, deployment: Deployment, headers: Mapping[str, str]) -> None:
+        """What the provider says is used of the deployment's quota beyond our own claims becomes
+        placeholder claims until its counter resets: the next picks skip a deployment it calls full."""
         member = next((m for m in self.pools[deployment.name].members if m.key == deployment.key), None)
         if member is None or not member.limited:
             return

@@ -56,7 +56,13 @@ class Engine:
             )
             if spec.deployments:
                 pool, priced = _pool(
-                    name, spec, env=env, api_key=api_key, base_url=base_url, default_headers=default_headers
+                    name,
+                    spec,
+                    env=env,
+                    api_key=api_key,
+                    base_url=base_url,
+                    default_headers=default_headers,
+                    responses="responses" in catalog[name].supports,
                 )
                 pools[name] = pool
                 for key, prices in priced.items():
@@ -68,9 +74,16 @@ class Engine:
                         f"{n}: {why}" for n, why in (pool.unavailable or {}).items()
                     )
             if "responses" in catalog[name].supports:
-                # Only the OpenAI-compatible fast path speaks /responses (not Azure's URL shape, not
-                # litellm): elsewhere the capability would promise what no adapter does.
-                if deployment.adapter == "openai":
+                # Only the fast path speaks /responses (OpenAI-compatible servers; Azure's v1 API for a
+                # pooled model's deployments), not litellm: elsewhere the capability would promise what
+                # no adapter does. A pooled model keeps it when every deployment speaks it (``_pool``).
+                members = pools[name].members if spec.deployments else ()
+                native = (
+                    all(m.deployment.responses for m in members)
+                    if members
+                    else deployment.adapter == "openai" and not spec.deployments
+                )
+                if native:
                     deployment = dataclasses.replace(deployment, responses=True)
                 else:
                     catalog[name] = dataclasses.replace(
@@ -134,9 +147,11 @@ def _pool(
     api_key: str | None,
     base_url: str | None,
     default_headers: Mapping[str, str] | None,
+    responses: bool = False,
 ) -> tuple[Pool, dict[str, dict[str, float]]]:
     """A model's deployments as a Pool (those that cannot be called left out, with why), and the
-    price overrides by deployment key."""
+    price overrides by deployment key. ``responses``: the model has the capability, so deployments
+    on the fast path (OpenAI-compatible, Azure) take a routed ``responses.create`` natively."""
     members: list[Member] = []
     unavailable: dict[str, str] = {}
     priced: dict[str, dict[str, float]] = {}
@@ -150,7 +165,13 @@ def _pool(
         deployment, problem = _deployment(
             name, merged, env=env, api_key=api_key, base_url=base_url, default_headers=default_headers
         )
-        deployment = dataclasses.replace(deployment, pool_name=pool_name, region=entry.region)
+        deployment = dataclasses.replace(
+            deployment,
+            pool_name=pool_name,
+            region=entry.region,
+            rate_limits=entry.tpm is not None or entry.rpm is not None,
+            responses=responses and deployment.adapter in ("openai", "azure"),
+        )
         if problem is not None:
             # The advice names the deployment, not the model: the model's other deployments still serve.
             unavailable[pool_name] = problem.replace("remove the model", "remove the deployment")
@@ -163,6 +184,13 @@ def _pool(
         }
         if prices:
             priced[deployment.key] = prices
+    if responses and not all(m.deployment.responses for m in members):
+        # One deployment without the Responses API: the model has no such capability, and a routed
+        # responses.create is translated to chat on every deployment alike.
+        members = [
+            Member(dataclasses.replace(m.deployment, responses=False), m.weight, m.tpm, m.rpm)
+            for m in members
+        ]
     pool = Pool(
         name,
         tuple(members),

@@ -22,7 +22,7 @@ from providers import error_kinds
 from providers.base import CallOptions, Deployment
 from providers.errors import error_class, retry_after_s
 from router._budgets import BudgetBook
-from router._deployments import Balancer, ClaimRate, Pick, ReadUsage
+from router._deployments import Balancer, ClaimRate, Finished, Pick, ReadUsage, Started
 from router._engine import Engine
 from router._events import Events
 from router._exceptions import (
@@ -116,6 +116,10 @@ class Session:
         self._balancer = balancer  # picks among a model's deployments (issue 18)
         self._claim: tuple[str, str] | None = None
         self._picked_by = ""
+        # Calls begun and ended on pooled deployments, for the balancer: the Decider hands them to
+        # the driver (``Bookkeep``), so the session itself writes no shared state.
+        self.notes: list[Started | Finished] = []
+        self._limits: Mapping[str, str] | None = None  # the answer's x-ratelimit-* headers
         self._outcomes = outcomes  # kept for client.feedback() (router._feedback)
         self._observations = observations
         self._breakers = breakers
@@ -236,8 +240,14 @@ class Session:
         self._tries_on_current += 1
         self._attempt_started = self._clock()
         self._attempt_started_at = self._wall_clock()
-        if self._balancer is not None:
-            self._balancer.started(step.deployment)
+        if step.deployment.pool_name is not None:
+            self._limits = None
+            self.notes.append(Started(step.deployment))
+
+    def provider_limits(self, headers: Mapping[str, str] | None) -> None:
+        """The x-ratelimit-* headers the provider sent with the answer being read (a deployment with
+        tpm/rpm): folded into the counters when the attempt is recorded."""
+        self._limits = headers
 
     def remaining_s(self) -> float:
         return max(self._deadline - self._clock(), 0.0)
@@ -344,8 +354,8 @@ class Session:
         self._last_error = exc
         if self._breakers is not None:
             self._breakers.failed(deployment.key, kind, self.resilience.cooldown)
-        if self._balancer is not None:
-            self._balancer.finished(deployment, latency_ms=None, tokens=None, claim=self._claim, error=exc)
+        if deployment.pool_name is not None:
+            self.notes.append(Finished(deployment, None, None, self._claim, exc))
         return kind
 
     def content_filtered(self, deployment: Deployment, answer: Any, usage: Usage | None) -> None:
@@ -368,8 +378,8 @@ class Session:
                 picked_by=self._picked_by if deployment.pool_name else None,
             )
         )
-        if self._balancer is not None:
-            self._balancer.finished(deployment, latency_ms=None, tokens=None, claim=self._claim)
+        if deployment.pool_name is not None:
+            self.notes.append(Finished(deployment, None, None, self._claim, None, self._limits))
         if self._kept is None:
             self._kept = (deployment, answer, self.vetted(deployment, usage))
 
@@ -422,9 +432,9 @@ class Session:
         )
         if self._breakers is not None:
             self._breakers.succeeded(deployment.key)
-        if self._balancer is not None:
+        if deployment.pool_name is not None:
             used = usage.prompt_tokens + usage.completion_tokens if usage is not None else None
-            self._balancer.finished(deployment, latency_ms=latency_ms, tokens=used, claim=self._claim)
+            self.notes.append(Finished(deployment, latency_ms, used, self._claim, None, self._limits))
         if self._observations is not None and continued_from_usd is None:
             trusted = usage is not None and usage.suspect is None
             self._observations.record(

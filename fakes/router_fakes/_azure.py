@@ -1,5 +1,7 @@
 """Azure OpenAI on the wire: ``POST /azure/{resource}/openai/deployments/{deployment}/chat/completions
-?api-version=…`` with an ``api-key`` header.
+?api-version=…`` with an ``api-key`` header, and the Responses API at ``POST /azure/{resource}/openai/v1/
+responses`` (the v1 API: no api-version; the deployment's name is the body's ``model``), or the older
+``/openai/responses?api-version=…``.
 
 The bodies are OpenAI's with Azure's additions: ``prompt_filter_results`` and per-choice
 ``content_filter_results`` (in a stream, a first chunk with no choices carries the prompt's), and
@@ -14,6 +16,7 @@ from typing import Any
 
 from ._answer import Answer, Conversation
 from ._openai import OpenAIWire
+from ._openai_responses import OpenAIResponsesWire
 from ._wire import HEAD, ErrorReply, Frame, Ids, ProtocolName, sse
 
 _SAFE: Mapping[str, Any] = {
@@ -114,3 +117,21 @@ def _violence() -> dict[str, Any]:
 def resource_not_found() -> ErrorReply:
     """Azure's answer to a request without ``api-version`` (or to a path it does not serve)."""
     return ErrorReply(404, {"error": {"code": "404", "message": "Resource not found"}})
+
+
+class AzureResponsesWire(OpenAIResponsesWire):
+    """Azure's Responses API: OpenAI's Responses bodies and events, Azure's error bodies."""
+
+    name: ProtocolName = "azure"
+
+    def error(self, status: int, message: str | None = None, retry_after: float | None = None) -> ErrorReply:
+        return AzureWire.error(AzureWire(), status, message, retry_after)
+
+    def not_found(self, model: str) -> ErrorReply:
+        return self.error(404)
+
+    def auth_error(self, key: str | None) -> ErrorReply:
+        return self.error(401)
+
+    def content_policy(self, message: str | None) -> ErrorReply:
+        return AzureWire().content_policy(message)

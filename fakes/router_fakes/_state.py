@@ -76,6 +76,7 @@ class State:
         self.clock = clock
         # Arrival times per rate key within the last 60 s, and the requests refused for going over.
         self._arrivals: dict[str, deque[float]] = {}
+        self._spent: dict[str, deque[tuple[float, int]]] = {}  # (time, tokens) of answers, per rate key
         self.rate_limited: list[tuple[str, float]] = []
         self._lock = threading.Lock()
         self._models: dict[str, _ModelState] = {}
@@ -91,6 +92,7 @@ class State:
             self._models.clear()
             self._log.clear()
             self._arrivals.clear()
+            self._spent.clear()
             self.rate_limited.clear()
 
     def admit(self, key: str, rpm: int) -> tuple[int, float]:
@@ -106,6 +108,29 @@ class State:
                 return 0, max(arrivals[0] + 60.0 - now, 0.001)
             arrivals.append(now)
             return rpm - len(arrivals), 0.0
+
+    def requests_reset_s(self, key: str) -> float:
+        """Seconds until the oldest request counted in ``key``'s window leaves it (0: none counted)."""
+        now = self.clock()
+        with self._lock:
+            arrivals = self._arrivals.get(key)
+            return max(arrivals[0] + 60.0 - now, 0.0) if arrivals else 0.0
+
+    def tokens_left(self, key: str, tpm: int) -> tuple[int, float]:
+        """Tokens ``key`` may still use within the 60 s before now, and seconds until the oldest
+        counted ones leave the window."""
+        now = self.clock()
+        with self._lock:
+            spent = self._spent.setdefault(key, deque())
+            while spent and spent[0][0] <= now - 60.0:
+                spent.popleft()
+            used = sum(tokens for _, tokens in spent)
+            return max(tpm - used, 0), (max(spent[0][0] + 60.0 - now, 0.0) if spent else 0.0)
+
+    def spend(self, key: str, tokens: int) -> None:
+        """Count an answer's tokens against ``key``'s tpm window."""
+        with self._lock:
+            self._spent.setdefault(key, deque()).append((self.clock(), tokens))
 
     def scripted_models(self) -> list[str]:
         with self._lock:

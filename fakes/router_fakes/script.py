@@ -202,6 +202,10 @@ class ModelScript:
     # Requests per minute this model (each Azure deployment: resource/deployment) takes on the fake's
     # clock; one more within any 60 s is answered 429 with Retry-After, as the provider would.
     rpm: int | None = None
+    # Tokens per minute (prompt + completion of the answers) likewise: a request while the window is
+    # spent is answered 429. With ``rpm``/``tpm``, every answer carries OpenAI's (and Azure's)
+    # x-ratelimit-limit/-remaining/-reset-requests and -tokens headers for what is left.
+    tpm: int | None = None
     # OpenAI protocol, requests with ``service_tier: "flex"`` only: their faults (when given, flex
     # requests consume these in order and leave ``faults`` to the others; ``repeat_faults`` applies),
     # the extra time they take, and the tier the answer reports ("default" = served at standard).

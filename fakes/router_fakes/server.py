@@ -17,7 +17,7 @@ from aiohttp import web
 
 from ._answer import decide
 from ._anthropic import AnthropicWire
-from ._azure import AzureWire, resource_not_found
+from ._azure import AzureResponsesWire, AzureWire, resource_not_found
 from ._batch import BatchControl
 from ._batch_routes import BatchRoutes, add_batch_routes
 from ._gemini import GeminiWire
@@ -45,7 +45,7 @@ _CONTENT_POLICY = (
 
 def _content_policy(wire: Wire, message: str | None) -> ErrorReply:
     """The provider's 400 for a request refused for its content (OpenAI names it content_policy_violation)."""
-    if isinstance(wire, AzureWire):
+    if isinstance(wire, AzureWire | AzureResponsesWire):
         return wire.content_policy(message)
     reply = wire.bad_request(message or _CONTENT_POLICY)
     if wire.name != "openai":
@@ -93,6 +93,7 @@ class _Handlers:
         wires: dict[str, Wire] = {"openai": self.openai, "gemini": self.gemini, "anthropic": self.anthropic}
         self.batches = BatchRoutes(batches or BatchControl(state, wires), self.api_keys)
         self.azure = AzureWire()
+        self.azure_responses = AzureResponsesWire(self.openai_responses.store)
 
     # --- routes -----------------------------------------------------------------------------------
 
@@ -136,6 +137,18 @@ class _Handlers:
         key = request.headers.get("api-key")
         rate_key = f"{request.match_info['resource']}/{deployment}"
         return await self._serve(request, self.azure, deployment, stream, body, key, rate_key)
+
+    async def azure_responses_create(self, request: web.Request) -> web.StreamResponse:
+        """Azure's Responses API: ``/openai/v1/responses``, or ``/openai/responses?api-version=…``."""
+        if not request.path.endswith("/v1/responses") and not request.query.get("api-version"):
+            reply = resource_not_found()
+            return _json(reply.body, reply.status)
+        body = await self._body(request)
+        model = str(body.get("model", "")) if body is not None else ""
+        stream = body is not None and body.get("stream") is True
+        rate_key = f"{request.match_info['resource']}/{model}"
+        wire = self.azure_responses
+        return await self._serve(request, wire, model, stream, body, request.headers.get("api-key"), rate_key)
 
     async def openai_models(self, request: web.Request) -> web.StreamResponse:
         names = list(dict.fromkeys([*DEFAULT_OPENAI_MODELS, *self.state.scripted_models()]))
@@ -223,16 +236,30 @@ class _Handlers:
         if turn.script.unknown:
             return self._error(wire.not_found(model))
         rate_headers: dict[str, str] = {}
-        if turn.script.rpm is not None:
-            left, wait = self.state.admit(rate_key or model, turn.script.rpm)
+        script, counted = turn.script, rate_key or model
+        if script.tpm is not None:
+            tokens_left, reset = self.state.tokens_left(counted, script.tpm)
+            if tokens_left <= 0:
+                reply = wire.error(429)
+                headers = {
+                    "retry-after": str(max(int(reset + 0.999), 1)),
+                    "x-ratelimit-remaining-tokens": "0",
+                    "x-ratelimit-reset-tokens": _duration(reset),
+                }
+                return _json(reply.body, 429, {**reply.headers, **headers})
+        if script.rpm is not None:
+            left, wait = self.state.admit(counted, script.rpm)
             if wait:
                 reply = wire.error(429)
                 headers = {
                     "retry-after": str(max(int(wait + 0.999), 1)),
                     "x-ratelimit-remaining-requests": "0",
+                    "x-ratelimit-reset-requests": _duration(wait),
                 }
                 return _json(reply.body, 429, {**reply.headers, **headers})
+            rate_headers["x-ratelimit-limit-requests"] = str(script.rpm)
             rate_headers["x-ratelimit-remaining-requests"] = str(left)
+            rate_headers["x-ratelimit-reset-requests"] = _duration(self.state.requests_reset_s(counted))
         latency = turn.script.latency_s + (turn.script.flex_latency_s if flex else 0.0)
         if latency:
             await asyncio.sleep(latency)
@@ -253,6 +280,14 @@ class _Handlers:
             scripted_reply=turn.reply,
         )
         ids = Ids(turn.number, int(time.time()))
+        if script.tpm is not None:
+            self.state.spend(counted, answer.total_tokens)
+            tokens_left, reset = self.state.tokens_left(counted, script.tpm)
+            rate_headers["x-ratelimit-limit-tokens"] = str(script.tpm)
+            rate_headers["x-ratelimit-remaining-tokens"] = str(tokens_left)
+            rate_headers["x-ratelimit-reset-tokens"] = _duration(reset)
+        if wire.name == "anthropic":
+            rate_headers = _anthropic_rate_headers(rate_headers)
         headers = {**self._headers(wire, turn), **rate_headers}
         if not stream:
             return _json(wire.render(answer, conv, ids), headers=headers)
@@ -338,6 +373,22 @@ class _Handlers:
         return response
 
 
+def _anthropic_rate_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """OpenAI's x-ratelimit-{limit,remaining}-{requests,tokens} under Anthropic's names
+    (``anthropic-ratelimit-requests-remaining``, ...); its resets are dates, left out here."""
+    out = {}
+    for name, value in headers.items():
+        kind, _, unit = name.removeprefix("x-ratelimit-").partition("-")
+        if kind in ("limit", "remaining"):
+            out[f"anthropic-ratelimit-{unit}-{kind}"] = value
+    return out
+
+
+def _duration(seconds: float) -> str:
+    """A reset time as OpenAI writes it (``1s``, ``6m0s``, ``20ms``): seconds with a unit."""
+    return f"{seconds:.3f}s"
+
+
 def build_app(
     state: State, api_keys: Mapping[str, str] | None = None, batches: BatchControl | None = None
 ) -> web.Application:
@@ -356,6 +407,8 @@ def build_app(
     app.router.add_post(
         "/azure/{resource}/openai/deployments/{deployment}/chat/completions", handlers.azure_chat
     )
+    app.router.add_post("/azure/{resource}/openai/v1/responses", handlers.azure_responses_create)
+    app.router.add_post("/azure/{resource}/openai/responses", handlers.azure_responses_create)
     app.router.add_post("/gemini/{version}/models/{target}", handlers.gemini_generate)
     app.router.add_post("/anthropic/v1/messages", handlers.anthropic_messages)
     app.router.add_post("/_fake/script", handlers.control_script)

@@ -21,6 +21,7 @@ window when the provider's counter resets.
 from __future__ import annotations
 
 import bisect
+import math
 import os
 import re
 import threading
@@ -189,8 +190,65 @@ class MemoryRates:
         """Nothing to release."""
 
 
+# Each key's claim count and token total, kept by triggers in the claims' own transactions: a claim
+# reads two numbers instead of aggregating its window (which held thousands of rows at high rpm).
+_SQLITE_SCHEMA: Final = (
+    "CREATE TABLE IF NOT EXISTS rate_claims"
+    " (key TEXT NOT NULL, at REAL NOT NULL, tokens INTEGER NOT NULL, entry TEXT PRIMARY KEY)",
+    "CREATE INDEX IF NOT EXISTS rate_claims_key_at ON rate_claims (key, at)",
+    "CREATE TABLE IF NOT EXISTS rate_totals"
+    " (key TEXT PRIMARY KEY, n INTEGER NOT NULL, tokens INTEGER NOT NULL) WITHOUT ROWID",
+)
+_SQLITE_TRIGGERS: Final = (
+    "CREATE TRIGGER rate_claims_added AFTER INSERT ON rate_claims BEGIN"
+    " INSERT INTO rate_totals VALUES (NEW.key, 1, NEW.tokens)"
+    " ON CONFLICT (key) DO UPDATE SET n = n + 1, tokens = tokens + excluded.tokens; END",
+    "CREATE TRIGGER rate_claims_removed AFTER DELETE ON rate_claims BEGIN"
+    " UPDATE rate_totals SET n = n - 1, tokens = tokens - OLD.tokens WHERE key = OLD.key; END",
+    "CREATE TRIGGER rate_claims_settled AFTER UPDATE OF tokens ON rate_claims BEGIN"
+    " UPDATE rate_totals SET tokens = tokens - OLD.tokens + NEW.tokens WHERE key = OLD.key; END",
+    # Files written before the totals existed: their claims counted once, with the triggers.
+    "INSERT OR REPLACE INTO rate_totals SELECT key, count(*), sum(tokens) FROM rate_claims GROUP BY key",
+)
+# A claim that fits now, in one statement (one implicit write transaction, which takes the write lock
+# before it reads: as atomic across processes as BEGIN IMMEDIATE, without four more round trips). The
+# window is the key's totals less its expired claims (pruned now and then, so few); no row inserted
+# means the request does not fit at once, and ``_full`` works out when it would.
+_SQLITE_FAST_CLAIM: Final = """
+INSERT INTO rate_claims (key, at, tokens, entry)
+SELECT :key, max(:now, coalesce(w.last, :now)), :tokens, :entry
+FROM (
+  SELECT coalesce(t.n, 0) - e.n AS n, coalesce(t.tokens, 0) - e.tokens AS total,
+    (SELECT max(at) FROM rate_claims WHERE key = :key) AS last
+  FROM (SELECT count(*) AS n, coalesce(sum(tokens), 0) AS tokens
+        FROM rate_claims WHERE key = :key AND at <= :cut) AS e
+  LEFT JOIN rate_totals AS t ON t.key = :key
+) AS w
+WHERE (:rpm IS NULL OR w.n < :rpm)
+  AND (:tpm IS NULL OR w.total + min(:tokens, :tpm) <= :tpm)
+  AND max(:now, coalesce(w.last, :now)) - :now <= :max_wait
+RETURNING at
+"""
+# This window's (requests, tokens) of a key: its totals less the claims expired or still waiting.
+_SQLITE_USAGE: Final = """
+SELECT t.key,
+  t.n - (SELECT count(*) FROM rate_claims AS c WHERE c.key = t.key AND c.at <= :cut)
+      - (SELECT count(*) FROM rate_claims AS c WHERE c.key = t.key AND c.at > :now),
+  t.tokens - (SELECT coalesce(sum(tokens), 0) FROM rate_claims AS c WHERE c.key = t.key AND c.at <= :cut)
+           - (SELECT coalesce(sum(tokens), 0) FROM rate_claims AS c WHERE c.key = t.key AND c.at > :now)
+FROM rate_totals AS t WHERE t.key IN ({marks})
+"""
+# How often a handle deletes a key's expired claims (they are excluded meanwhile, not counted).
+_PRUNE_EVERY_S: Final = 5.0
+
+
 class SqliteRates:
-    """Counters shared by the processes of one machine, in a SQLite file (``BEGIN IMMEDIATE`` per claim)."""
+    """Counters shared by the processes of one machine, in a SQLite file.
+
+    A claim that fits at once is one ``INSERT … SELECT … RETURNING`` (its own write transaction); a
+    full window takes a ``BEGIN IMMEDIATE`` transaction that reads the claims to schedule the slot.
+    Per-key totals kept by triggers spare both from aggregating the window.
+    """
 
     def __init__(self, path: str | os.PathLike[str], busy_timeout_s: float = 5.0) -> None:
         import sqlite3  # only a SQLite ledger gets here
@@ -205,11 +263,18 @@ class SqliteRates:
         # Counters, not money: a claim lost to a power cut only frees a slot early. No fsync per claim
         # (FULL costs milliseconds a request); WAL with NORMAL is still safe against a crashed process.
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(
-            "CREATE TABLE IF NOT EXISTS rate_claims"
-            " (key TEXT NOT NULL, at REAL NOT NULL, tokens INTEGER NOT NULL, entry TEXT PRIMARY KEY)"
-        )
-        self._db.execute("CREATE INDEX IF NOT EXISTS rate_claims_key_at ON rate_claims (key, at)")
+        self._pruned: dict[str, float] = {}  # when this handle last deleted each key's expired claims
+        self._transaction(self._create)
+
+    def _create(self) -> None:
+        for statement in _SQLITE_SCHEMA:
+            self._db.execute(statement)
+        found = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = 'rate_claims_added'"
+        ).fetchone()
+        if found is None:  # under BEGIN IMMEDIATE: one process adds them, the others see them
+            for statement in _SQLITE_TRIGGERS:
+                self._db.execute(statement)
 
     def _transaction(self, work: Any) -> Any:
         with self._lock:
@@ -225,40 +290,58 @@ class SqliteRates:
     def claim(
         self, key: str, *, rpm: int | None, tpm: int | None, tokens: int, now: float, max_wait_s: float
     ) -> Claim:
-        def work() -> Claim:
-            self._db.execute("DELETE FROM rate_claims WHERE key = ? AND at <= ?", (key, now - WINDOW_S))
-            count, total, last = self._db.execute(
-                "SELECT count(*), coalesce(sum(tokens), 0), max(at) FROM rate_claims WHERE key = ?", (key,)
-            ).fetchone()
-            at = _fits_now(count, total, last, now, rpm, tpm, tokens)
-            if at is None:  # full now: when it frees takes the claims themselves
-                rows = self._db.execute(
-                    "SELECT at, tokens FROM rate_claims WHERE key = ? ORDER BY at", (key,)
-                ).fetchall()
-                granted, at = _decide(rows, now, rpm, tpm, tokens, max_wait_s)
-                if not granted:
-                    return Claim(False, at - now)
-            elif at - now > max_wait_s:
-                return Claim(False, at - now)
-            entry = os.urandom(8).hex()
-            self._db.execute("INSERT INTO rate_claims VALUES (?, ?, ?, ?)", (key, at, tokens, entry))
-            return Claim(True, at - now, entry)
-
-        claim: Claim = self._transaction(work)
+        entry = os.urandom(8).hex()
+        cut = now - WINDOW_S
+        arguments = {
+            "key": key,
+            "now": now,
+            "cut": cut,
+            "tokens": tokens,
+            "entry": entry,
+            "rpm": rpm,
+            "tpm": tpm,
+            "max_wait": max_wait_s,
+        }
+        with self._lock:
+            if now - self._pruned.get(key, -math.inf) >= _PRUNE_EVERY_S:
+                self._pruned[key] = now
+                self._db.execute("DELETE FROM rate_claims WHERE key = ? AND at <= ?", (key, cut))
+            rows = self._db.execute(_SQLITE_FAST_CLAIM, arguments).fetchall()
+        if rows:
+            return Claim(True, float(rows[0][0]) - now, entry)
+        claim: Claim = self._transaction(lambda: self._full(key, rpm, tpm, tokens, now, max_wait_s, entry))
         return claim
+
+    def _full(
+        self,
+        key: str,
+        rpm: int | None,
+        tpm: int | None,
+        tokens: int,
+        now: float,
+        max_wait_s: float,
+        entry: str,
+    ) -> Claim:
+        """A claim on a window that was full a moment ago: when a slot frees, from the claims themselves."""
+        self._db.execute("DELETE FROM rate_claims WHERE key = ? AND at <= ?", (key, now - WINDOW_S))
+        rows = self._db.execute(
+            "SELECT at, tokens FROM rate_claims WHERE key = ? ORDER BY at", (key,)
+        ).fetchall()
+        granted, at = _decide(rows, now, rpm, tpm, tokens, max_wait_s)
+        if not granted:
+            return Claim(False, at - now)
+        self._db.execute("INSERT INTO rate_claims VALUES (?, ?, ?, ?)", (key, at, tokens, entry))
+        return Claim(True, at - now, entry)
 
     def settle(self, key: str, entry: str, tokens: int) -> None:
         with self._lock:
             self._db.execute("UPDATE rate_claims SET tokens = ? WHERE entry = ?", (tokens, entry))
 
     def usage(self, keys: Sequence[str], now: float) -> dict[str, tuple[int, int]]:
-        marks = ", ".join("?" * len(keys))
+        names = {f"k{i}": key for i, key in enumerate(keys)}
+        query = _SQLITE_USAGE.format(marks=", ".join(f":{name}" for name in names))
         with self._lock:
-            rows = self._db.execute(
-                "SELECT key, count(*), coalesce(sum(tokens), 0) FROM rate_claims"
-                f" WHERE key IN ({marks}) AND at > ? AND at <= ? GROUP BY key",
-                (*keys, now - WINDOW_S, now),
-            ).fetchall()
+            rows = self._db.execute(query, {"cut": now - WINDOW_S, "now": now, **names}).fetchall()
         found = {key: (int(count), int(tokens)) for key, count, tokens in rows}
         return {key: found.get(key, (0, 0)) for key in keys}
 

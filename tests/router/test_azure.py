@@ -162,6 +162,35 @@ def test_an_azure_content_filter_rejection_surfaces_as_openais_bad_request(azure
     assert [a.error for a in error.routing.attempts] == ["content_policy"]  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("kind", ["sync-stream", "async-plain", "async-stream"])
+def test_an_azure_content_filter_rejection_is_openais_bad_request_on_streams_and_async_too(
+    azure_fake: FakeProviders, kind: str
+) -> None:
+    for deployment in ("mini-east", "mini-west"):
+        azure_fake.script(ModelScript(deployment, faults=(content_policy(),), repeat_faults=True))
+    stream = kind.endswith("stream")
+    policy = _azure_only(azure_fake)
+
+    async def on_async() -> None:
+        async with AsyncOpenAI(policy=policy) as client:
+            answer = await client.chat.completions.create(model="auto", messages=QUESTION, stream=stream)
+            if stream:
+                async for _ in answer:  # type: ignore[union-attr]
+                    pass
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        if kind.startswith("async"):
+            asyncio.run(on_async())
+        else:
+            with OpenAI(policy=policy) as client:
+                for _ in client.chat.completions.create(model="auto", messages=QUESTION, stream=True):
+                    pass
+    error = caught.value
+    assert error.status_code == 400 and error.code == "content_filter" and error.param == "prompt"
+    assert isinstance(error.body, dict) and error.body["innererror"]["code"] == "ResponsibleAIPolicyViolation"
+    assert len(azure_fake.requests) == 1 and azure_fake.requests[0].stream is stream
+
+
 def test_an_azure_429_with_its_headers_moves_to_the_other_azure_deployment(azure_fake: FakeProviders) -> None:
     azure_fake.script(ModelScript("mini-east", faults=(status(429, retry_after=1),), repeat_faults=True))
     with OpenAI(policy=_azure_only(azure_fake)) as client:

@@ -37,7 +37,7 @@ from router._decide import (
     Warn,
     Wrap,
 )
-from router._deployments import Balancer, ClaimRate
+from router._deployments import Balancer, Bookkeep, ClaimRate, Finished, Started
 from router._engine import Engine
 from router._exceptions import BudgetExceededError, DeadlineExceededError
 from router._health import Breakers, BreakerWrite, SharedBreakers
@@ -679,17 +679,38 @@ def test_a_pooled_model_claims_its_rate_slot_as_an_action_and_skips_a_full_deplo
     assert isinstance(first, ClaimRate) and first.key == "a/d1" and first.rpm == 2 and first.max_wait_s == 0
     second = _then(decider, Claim(granted=False, wait_s=30.0))  # d1 is at its rpm
     assert isinstance(second, ClaimRate) and second.key == "a/d2"
-    call = _then(decider, Claim(granted=True, wait_s=0.0, entry="e1"))
+    began = _then(decider, Claim(granted=True, wait_s=0.0, entry="e1"))
+    assert isinstance(began, Bookkeep) and [type(n) for n in began.notes] == [Started]
+    call = _then(decider, None)
     assert isinstance(call, Call) and call.deployment.key == "a/d2"
-    done = _then(decider, OK_BODY)
+    ended = _then(decider, OK_BODY)
+    assert isinstance(ended, Bookkeep)
+    (note,) = ended.notes
+    assert isinstance(note, Finished) and note.claim == ("a/d2", "e1") and note.error is None
+    done = _then(decider, None)
     assert isinstance(done, Return)
     assert done.answer.routing.rejected["a/d1"].startswith("at its limit (2 rpm); a slot frees in 30.0s")
+
+
+def test_a_pooled_calls_failure_is_booked_for_the_balancer_by_the_driver_before_the_next_try() -> None:
+    decider, sessions = _decider(_pooled_policy(), Clock(), pooled=True)
+    assert isinstance(decider.next_action(), ClaimRate)
+    assert isinstance(_then(decider, Claim(granted=True, wait_s=0.0, entry="e1")), Bookkeep)
+    assert isinstance(_then(decider, None), Call)
+    failed = _then(decider, Failed(_error(500, {"error": {"message": "boom"}})))
+    assert isinstance(failed, Bookkeep)
+    (note,) = failed.notes
+    assert isinstance(note, Finished) and note.error is not None and note.latency_ms is None
+    assert sessions[0].notes == []  # handed over: the session keeps none
+    assert isinstance(_then(decider, None), ClaimRate)  # then the next deployment
 
 
 def test_counters_out_of_reach_serve_the_pick_unchecked() -> None:
     decider, _ = _decider(_pooled_policy(), Clock(), pooled=True)
     assert isinstance(decider.next_action(), ClaimRate)
-    call = _then(decider, OSError("counters down"))  # the driver reports the counters' error
+    began = _then(decider, OSError("counters down"))  # the driver reports the counters' error
+    assert isinstance(began, Bookkeep)
+    call = _then(decider, None)
     assert isinstance(call, Call) and call.deployment.key == "a/d1"
 
 
@@ -700,5 +721,6 @@ def test_every_deployment_full_waits_for_the_soonest_slot_when_the_policy_says_w
     retry = _then(decider, Claim(granted=False, wait_s=5.0))
     assert isinstance(retry, ClaimRate) and retry.key == "a/d2" and retry.max_wait_s > 5.0
     assert _is(_then(decider, Claim(granted=True, wait_s=5.0, entry="e2")), Sleep(5.0))
+    assert isinstance(_then(decider, None), Bookkeep)
     call = _then(decider, None)
     assert isinstance(call, Call) and call.deployment.key == "a/d2"

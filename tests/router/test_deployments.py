@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
+import time
 from collections import Counter
 from typing import Any
 
@@ -463,3 +464,45 @@ async def test_the_async_client_serves_other_work_while_a_rate_claim_waits_on_th
         assert len(counters.claims(f"pooled/{deployment}")) == 1  # the claim was made, once
     assert ticks == 10 and counters.released_in_time == [True]
     assert answer.routing.model == "pooled" and deployment in ("d1", "d2")
+
+
+class _HeldSettles(_HeldCounters):
+    """SQLite counters whose settle (the tokens really used, after the call) waits for the test."""
+
+    def claim(self, key: str, **kwargs: Any) -> Any:
+        return self._rates.claim(key, **kwargs)
+
+    def settle(self, key: str, entry: str, tokens: int) -> None:
+        self.entered.set()
+        self.released_in_time.append(self.release.wait(timeout=10))
+        self._rates.settle(key, entry, tokens)
+
+
+async def test_the_async_client_settles_a_claim_off_its_event_loop_after_the_call(
+    fake: FakeProviders, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    counters = _HeldSettles(str(tmp_path / "ledger.db.rates"))
+    monkeypatch.setattr("router.ledger._rates.open_rates", lambda url: counters)
+    policy = pool_policy(fake, [{"name": "d1", "rpm": 5}, {"name": "d2", "rpm": 5}])
+    ticks = 0
+
+    async def other_work() -> None:
+        nonlocal ticks
+        while not counters.entered.is_set():  # the answer is in; its settle has not begun yet
+            await asyncio.sleep(0)
+        for _ in range(10):  # the loop turns while the settle waits on its worker thread
+            ticks += 1
+            await asyncio.sleep(0)
+        counters.release.set()
+
+    async with AsyncOpenAI(policy=policy) as client:
+        answer, _ = await asyncio.gather(
+            client.chat.completions.create(model="auto", messages=QUESTION), other_work()
+        )
+        key = f"pooled/{answer.routing.deployment}"
+        usage = answer.usage
+        assert usage is not None
+        used = counters.usage([key], time.time())
+    assert ticks == 10 and counters.released_in_time == [True]
+    # The claim now counts the tokens really used, not its estimate.
+    assert used == {key: (1, usage.prompt_tokens + usage.completion_tokens)}

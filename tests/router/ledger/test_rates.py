@@ -165,3 +165,43 @@ def test_provider_headers_count_what_others_used_beyond_our_own_claims() -> None
     assert usage is not None
     assert (usage.requests, usage.tokens, usage.reset_s) == (6, 800, 30.0)
     assert provider_usage({"x-ratelimit-remaining-requests": "56"}, rpm=60, tpm=None, counted=(4, 0)) is None
+
+
+def test_sqlite_counters_written_before_the_totals_existed_are_counted_once_opened(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.rates"
+    with sqlite3.connect(path) as db:  # the schema before per-key totals: claims only
+        db.execute(
+            "CREATE TABLE rate_claims (key TEXT NOT NULL, at REAL NOT NULL, tokens INTEGER NOT NULL,"
+            " entry TEXT PRIMARY KEY)"
+        )
+        db.executemany("INSERT INTO rate_claims VALUES ('d', ?, 10, ?)", [(T0, "a"), (T0 + 1, "b")])
+    db.close()
+    rates = SqliteRates(path)
+    try:
+        assert rates.usage(["d"], T0 + 2) == {"d": (2, 20)}
+        assert not rates.claim("d", rpm=2, tpm=None, tokens=1, now=T0 + 2, max_wait_s=0).granted
+        assert rates.claim("d", rpm=3, tpm=None, tokens=1, now=T0 + 2, max_wait_s=0).granted
+        again = SqliteRates(path)  # a second handle neither adds the triggers twice nor recounts
+        assert again.usage(["d"], T0 + 2) == {"d": (3, 21)}
+        again.close()
+    finally:
+        rates.close()
+
+
+def test_sqlite_claims_ignore_expired_claims_not_yet_deleted(tmp_path: Path) -> None:
+    rates = SqliteRates(tmp_path / "x.rates")
+    try:
+        for i in range(3):
+            assert rates.claim("d", rpm=3, tpm=30, tokens=10, now=T0 + i, max_wait_s=0).granted
+        # 60.5 s on, the first claim has expired: still stored until this handle's next prune (none
+        # due), yet not counted.
+        rates._pruned["d"] = T0 + 60
+        assert len(rates.claims("d")) == 3
+        assert rates.usage(["d"], T0 + 60.5) == {"d": (2, 20)}
+        assert rates.claim("d", rpm=3, tpm=30, tokens=10, now=T0 + 60.5, max_wait_s=0).granted
+        assert len(rates.claims("d")) == 4
+        assert not rates.claim("d", rpm=3, tpm=None, tokens=1, now=T0 + 60.6, max_wait_s=0).granted
+    finally:
+        rates.close()
