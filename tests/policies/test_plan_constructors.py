@@ -13,7 +13,7 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from policies.filters import NoObservations, PlanContext
@@ -105,6 +105,7 @@ def test_each_constructor_sets_every_field_to_its_own_value() -> None:
         assert [getattr(built, f.name) for f in dataclasses.fields(cls)] == expected, cls.__name__
 
 
+@settings(deadline=None)  # a loaded machine must not fail it
 @given(candidate_fields)
 def test_new_candidate_equals_the_dataclass_init(values: dict[str, Any]) -> None:
     fields = {**values, "expected_cost_usd": values["cost"]}
@@ -114,11 +115,13 @@ def test_new_candidate_equals_the_dataclass_init(values: dict[str, Any]) -> None
     assert hash(built) == hash(expected)
 
 
+@settings(deadline=None)  # a loaded machine must not fail it
 @given(plan_fields)
 def test_new_plan_equals_the_dataclass_init(values: dict[str, Any]) -> None:
     assert _new_plan(**values) == Plan(**values)
 
 
+@settings(deadline=None)  # a loaded machine must not fail it
 @given(context_fields)
 def test_new_context_equals_the_dataclass_init(values: dict[str, Any]) -> None:
     assert _new_context(**values) == PlanContext(**values)
