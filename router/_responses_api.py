@@ -14,6 +14,11 @@ answer is turned back into openai's ``Response`` (with ``.routing``) or Response
 ``stream()`` returns openai's stream manager machinery, so ``get_final_response()`` and the typed
 events work as in openai. A turn the router answered is kept (``router._turns``) for ``previous_response_id``.
 
+Decide once, drive twice (as ``router._decide`` and ``router._client``): ``_Routed._decide`` makes
+every decision of a call and hands out its I/O as actions (``_Read``/``_Write`` a turn, ``_Route``
+the chat call); ``Responses`` and ``AsyncResponses`` only perform them. Their event streams feed one
+source without I/O (``_Translated`` or ``_Native``) and perform the turn writes it returns.
+
 openai's private parts used here (``construct_type`` for typed events, ``parse_response`` and
 ``type_to_text_format_param`` for ``parse``, the pydantic tool classes of ``openai.lib._tools``)
 are pinned by tests/router/test_responses_end_to_end.py (typed events, ``output_parsed``,
