@@ -30,11 +30,25 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
+class _Endpoint(_Frozen):
+    """A model or deployment: what it is called with (``headers``, ``api_base``) is kept out of reprs."""
+
+    def __repr_args__(self) -> Any:
+        # Header values and URL userinfo are credentials: a repr (a log line, a traceback) shows neither.
+        for name, value in super().__repr_args__():
+            if name == "headers" and value:
+                value = {key: "<redacted>" for key in value}
+            elif name == "api_base" and value and "@" in value:
+                scheme, _, rest = value.partition("://")
+                value = f"{scheme}://<redacted>@{rest.rpartition('@')[2]}"
+            yield name, value
+
+
 Balance = Literal["weighted", "least_busy", "latency", "usage"]
 WhenAllLimited = Literal["wait", "fallback"]
 
 
-class DeploymentSpec(_Frozen):
+class DeploymentSpec(_Endpoint):
     """One endpoint that serves a model (docs/deployments.md): unset keys are the model's own."""
 
     name: str | None = Field(
@@ -64,17 +78,8 @@ class DeploymentSpec(_Frozen):
     cached_input_cost_per_mtok: NonNegativeFloat | None = None
     output_cost_per_mtok: NonNegativeFloat | None = None
 
-    def __repr_args__(self) -> Any:
-        for name, value in super().__repr_args__():
-            if name == "headers" and value:
-                value = {key: "<redacted>" for key in value}
-            elif name == "api_base" and value and "@" in value:
-                scheme, _, rest = value.partition("://")
-                value = f"{scheme}://<redacted>@{rest.rpartition('@')[2]}"
-            yield name, value
 
-
-class ModelSpec(_Frozen):
+class ModelSpec(_Endpoint):
     """One deployable model: where it lives and anything the catalog should be told about it."""
 
     provider: str = Field(
@@ -128,16 +133,6 @@ class ModelSpec(_Frozen):
         default=None,
         description="Every deployment at its tpm/rpm: wait (within the deadline) or fallback (default).",
     )
-
-    def __repr_args__(self) -> Any:
-        # Header values and URL userinfo are credentials: a repr (a log line, a traceback) shows neither.
-        for name, value in super().__repr_args__():
-            if name == "headers" and value:
-                value = {key: "<redacted>" for key in value}
-            elif name == "api_base" and value and "@" in value:
-                scheme, _, rest = value.partition("://")
-                value = f"{scheme}://<redacted>@{rest.rpartition('@')[2]}"
-            yield name, value
 
     def catalog_overrides(self) -> dict[str, Any]:
         """The fields that override the catalog, for providers.catalog.resolve_model."""
@@ -259,6 +254,15 @@ OnInadequate = Annotated[
 ]
 
 
+# The tier to ask models for (docs/flex.md), the same key on a route and on a feature (the feature's wins).
+Tier = Annotated[ServiceTier | None, Field(validation_alias=AliasChoices("service_tier", "urgency"))]
+
+
+def _overrides(key: str) -> Any:
+    """A route's resilience key: unset, the top-level key of the same name applies."""
+    return Field(default=None, description=f"Overrides the top-level {key}.")
+
+
 class RouteSpec(_Frozen):
     """A virtual model name (``model="auto"``) and how it chooses among real models."""
 
@@ -285,43 +289,28 @@ class RouteSpec(_Frozen):
         default=None,
         description="Completion tokens assumed for ranking before any are observed (no max_tokens given).",
     )
-    retry: RetrySpec | None = Field(default=None, description="Overrides the top-level retry.")
-    timeout_s: PositiveFloat | None = Field(default=None, description="Overrides the top-level timeout_s.")
-    max_attempts: PositiveInt | None = Field(
-        default=None, description="Overrides the top-level max_attempts."
-    )
-    max_retry_after_s: NonNegativeFloat | None = Field(
-        default=None, description="Overrides the top-level max_retry_after_s."
-    )
-    stream_idle_timeout_s: PositiveFloat | None = Field(
-        default=None, description="Overrides the top-level stream_idle_timeout_s."
-    )
-    cooldown: CooldownSpec | None = Field(default=None, description="Overrides the top-level cooldown.")
-    first_token_timeout_s: PositiveFloat | None = Field(
-        default=None, description="Overrides the top-level first_token_timeout_s."
-    )
-    retry_on_timeout: bool | None = Field(
-        default=None, description="Overrides the top-level retry_on_timeout."
-    )
-    on_content_policy: ContentPolicyConduct | None = Field(
-        default=None, description="Overrides the top-level on_content_policy."
-    )
+    retry: RetrySpec | None = _overrides("retry")
+    timeout_s: PositiveFloat | None = _overrides("timeout_s")
+    max_attempts: PositiveInt | None = _overrides("max_attempts")
+    max_retry_after_s: NonNegativeFloat | None = _overrides("max_retry_after_s")
+    stream_idle_timeout_s: PositiveFloat | None = _overrides("stream_idle_timeout_s")
+    cooldown: CooldownSpec | None = _overrides("cooldown")
+    first_token_timeout_s: PositiveFloat | None = _overrides("first_token_timeout_s")
+    retry_on_timeout: bool | None = _overrides("retry_on_timeout")
+    on_content_policy: ContentPolicyConduct | None = _overrides("on_content_policy")
     adequacy: AdequacyFile = None
     min_success: MinSuccess = None
     max_shortfall: MaxShortfall = None
     on_inadequate: OnInadequate = None
-    stream_recovery: StreamRecovery | None = Field(
-        default=None, description="Overrides the top-level stream_recovery."
-    )
+    stream_recovery: StreamRecovery | None = _overrides("stream_recovery")
     balance: Balance | None = Field(
         default=None, description="Overrides the models' balance: for requests of this route."
     )
     when_all_limited: WhenAllLimited | None = Field(
         default=None, description="Overrides the models' when_all_limited: for requests of this route."
     )
-    service_tier: ServiceTier | None = Field(
+    service_tier: Tier = Field(
         default=None,
-        validation_alias=AliasChoices("service_tier", "urgency"),
         description=(
             "flex: ask models that have a flex tier for it, rank them at flex prices, and fall back to"
             " the same model at standard on a flex 429 or timeout (docs/flex.md); alias: urgency."
@@ -346,9 +335,8 @@ class FeatureSpec(_Frozen):
     stream_recovery: StreamRecovery | None = Field(
         default=None, description="Overrides the route's stream_recovery for this feature."
     )
-    service_tier: ServiceTier | None = Field(
+    service_tier: Tier = Field(
         default=None,
-        validation_alias=AliasChoices("service_tier", "urgency"),
         description=("Overrides the route's service_tier (flex or standard; alias: urgency); docs/flex.md."),
     )
 

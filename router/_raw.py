@@ -14,7 +14,7 @@ constructor) are pinned by tests/router/test_raw_response.py.
 from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping
-from typing import Any, Final, Literal, TypeVar, overload
+from typing import Any, Final, Generic, Literal, TypeVar, cast, overload
 
 import httpx
 import openai
@@ -67,69 +67,59 @@ def _retries(value: Any) -> int:
     return max(len(routing.attempts) - 1, 0) if routing is not None else 0
 
 
-class RawResponse(LegacyAPIResponse[_R]):
+def _fields(value: Any, client: Any, *, stream: bool) -> dict[str, Any]:
+    """openai's response constructor arguments for a routed answer (no HTTP call of its own)."""
+    return {
+        "raw": _http_response(value),
+        "cast_to": type(value),
+        "client": client,
+        "stream": stream,
+        "stream_cls": None,
+        "options": _OPTIONS,
+        "retries_taken": _retries(value),
+    }
+
+
+class _Parsed(Generic[_R]):
+    """``parse()`` of a sync response: the routed value itself (with ``.routing``); ``parse(to=...)``
+    is openai's, from the body."""
+
+    _value: _R
+
+    @overload
+    def parse(self, *, to: type[_T]) -> _T: ...
+
+    @overload
+    def parse(self) -> _R: ...
+
+    def parse(self, *, to: type[_T] | None = None) -> _R | _T:
+        # super(): the openai response class this mixes into (see RawResponse's bases).
+        return self._value if to is None else cast(Any, super()).parse(to=to)
+
+
+class RawResponse(_Parsed[_R], LegacyAPIResponse[_R]):
     """openai's raw response (``with_raw_response``) around a routed answer."""
 
     def __init__(self, value: _R, client: Any) -> None:
         super().__init__(
-            raw=_http_response(value),
-            cast_to=type(value),
-            client=client,
-            stream=isinstance(value, openai.Stream | openai.AsyncStream),
-            stream_cls=None,
-            options=_OPTIONS,
-            retries_taken=_retries(value),
+            **_fields(value, client, stream=isinstance(value, openai.Stream | openai.AsyncStream))
         )
         self._value = value
 
-    @overload
-    def parse(self, *, to: type[_T]) -> _T: ...
 
-    @overload
-    def parse(self) -> _R: ...
-
-    def parse(self, *, to: type[_T] | None = None) -> _R | _T:
-        return self._value if to is None else super().parse(to=to)
-
-
-class StreamedResponse(APIResponse[_R]):
+class StreamedResponse(_Parsed[_R], APIResponse[_R]):
     """openai's streamed response (``with_streaming_response``) around a routed answer."""
 
     def __init__(self, value: _R, client: Any) -> None:
-        super().__init__(
-            raw=_http_response(value),
-            cast_to=type(value),
-            client=client,
-            stream=isinstance(value, openai.Stream),
-            stream_cls=None,
-            options=_OPTIONS,
-            retries_taken=_retries(value),
-        )
+        super().__init__(**_fields(value, client, stream=isinstance(value, openai.Stream)))
         self._value = value
-
-    @overload
-    def parse(self, *, to: type[_T]) -> _T: ...
-
-    @overload
-    def parse(self) -> _R: ...
-
-    def parse(self, *, to: type[_T] | None = None) -> _R | _T:
-        return self._value if to is None else super().parse(to=to)
 
 
 class AsyncStreamedResponse(AsyncAPIResponse[_R]):
     """openai's async streamed response (``with_streaming_response``) around a routed answer."""
 
     def __init__(self, value: _R, client: Any) -> None:
-        super().__init__(
-            raw=_http_response(value),
-            cast_to=type(value),
-            client=client,
-            stream=isinstance(value, openai.AsyncStream),
-            stream_cls=None,
-            options=_OPTIONS,
-            retries_taken=_retries(value),
-        )
+        super().__init__(**_fields(value, client, stream=isinstance(value, openai.AsyncStream)))
         self._value = value
 
     @overload

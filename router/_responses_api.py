@@ -14,6 +14,11 @@ answer is turned back into openai's ``Response`` (with ``.routing``) or Response
 ``stream()`` returns openai's stream manager machinery, so ``get_final_response()`` and the typed
 events work as in openai. A turn the router answered is kept (``router._turns``) for ``previous_response_id``.
 
+Decide once, drive twice (as ``router._decide`` and ``router._client``): ``_Routed._decide`` makes
+every decision of a call and hands out its I/O as actions (``_Read``/``_Write`` a turn, ``_Route``
+the chat call); ``Responses`` and ``AsyncResponses`` only perform them. Their event streams feed one
+source without I/O (``_Translated`` or ``_Native``) and perform the turn writes it returns.
+
 openai's private parts used here (``construct_type`` for typed events, ``parse_response`` and
 ``type_to_text_format_param`` for ``parse``, the pydantic tool classes of ``openai.lib._tools``)
 are pinned by tests/router/test_responses_end_to_end.py (typed events, ``output_parsed``,
@@ -22,10 +27,10 @@ are pinned by tests/router/test_responses_end_to_end.py (typed events, ``output_
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator, Mapping
 from functools import cached_property, partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Literal, NamedTuple, TypeVar, cast, overload
 
 import httpx
 import openai
@@ -46,7 +51,7 @@ from pydantic import PrivateAttr
 
 from providers._responses_wire import NATIVE_EVENT, NATIVE_RESPONSE
 from router._exceptions import NoCandidateError
-from router._raw import raw_mode, wrap
+from router._raw import Mode, raw_mode, wrap
 from router._response import build
 from router._responses import (
     JSON,
@@ -72,6 +77,7 @@ if TYPE_CHECKING:
 
 _ROUTER_URL: Final = "router://responses"
 _T = TypeVar("_T")
+_V = TypeVar("_V")
 
 
 class RoutedResponse(Response):
@@ -170,63 +176,6 @@ def _origin(found: list[JSON] | None) -> str | None:
     return base if isinstance(base, str) else None
 
 
-class _Routed:
-    """What the sync and async resources share: preparing a call and what to keep of its answer."""
-
-    _router: SyncRouter | AsyncRouter
-    _turns: TurnStore
-
-    def _prepared(
-        self,
-        params: Mapping[str, Any],
-        previous: str | None,
-        history: list[JSON] | None,
-        found: list[JSON] | None,
-    ) -> Prepared:
-        not_held = _not_held(previous, self._turns) if previous and history is None else None
-        return prepare(params, history, _origin(found), not_held)
-
-    def _direct(self, found: list[JSON] | None, asynchronous: bool) -> Any:
-        """An openai client for the server that created a native response (its base URL, key and
-        headers; the client's own HTTP connections), or None when the router made none."""
-        name = found[0].get("model") if found and isinstance(found[0], dict) else None
-        deployment = self._router._engine.deployments.get(name) if isinstance(name, str) else None
-        if deployment is None or not deployment.api_base:
-            return None
-        owner: Any = self._client  # type: ignore[attr-defined]
-        kind = openai.AsyncOpenAI if asynchronous else openai.OpenAI
-        return kind(
-            api_key=deployment.api_key or "unused",
-            base_url=deployment.api_base,
-            default_headers=dict(deployment.headers),
-            http_client=owner._client,
-            max_retries=owner.max_retries,
-            timeout=owner.timeout,
-        )
-
-    def _native(self, model: str | None) -> bool:
-        deployment = self._router._engine.deployments.get(model or "")
-        return deployment is not None and deployment.responses
-
-    def _keeps(
-        self, prepared: Prepared, response_id: str, turn: list[JSON], native_model: str | None
-    ) -> list[tuple[str, list[JSON]]]:
-        """The turn-store writes for an answer: the turn (when the router could translate the whole
-        conversation), and for a native answer where it was made (``retrieve`` and a later
-        ``previous_response_id`` go there)."""
-        if not prepared.call.store:
-            return []
-        keeps: list[tuple[str, list[JSON]]] = []
-        if prepared.refusal is None:
-            keeps.append((response_id, turn))
-        if native_model is not None:
-            deployment = self._router._engine.deployments[native_model]
-            keeps.append(
-                (origin_key(response_id), [{"api_base": deployment.api_base, "model": native_model}])
-            )
-        return keeps
-
-
 def _native_event(event: JSON, model: str, routing: Callable[[], RoutingRecord]) -> ResponseStreamEvent:
     if isinstance(event.get("response"), dict):
         event = {**event, "response": {**event["response"], "model": model}}
@@ -280,7 +229,8 @@ def _parse_tools(tools: Any) -> list[Any] | None:
     return converted
 
 
-def _parsed(response: RoutedResponse, text_format: Any, tools: list[Any] | None) -> ParsedResponse[Any]:
+def _parsed(response: object, text_format: Any, tools: list[Any] | None) -> ParsedResponse[Any]:
+    assert isinstance(response, RoutedResponse)
     parsed: ParsedResponse[Any] = parse_response(
         text_format=text_format if text_format is not None else openai.omit,
         input_tools=tools if tools is not None else openai.omit,
@@ -303,6 +253,260 @@ def _request() -> httpx.Request:
     return httpx.Request("POST", _ROUTER_URL)
 
 
+def _parse_call(
+    params: dict[str, Any], text_format: Any, tools: Any
+) -> tuple[Mode | None, dict[str, Any], list[Any] | None]:
+    """``parse``'s call: its raw-response mode, the call to route (never a stream), its parse tools."""
+    mode = raw_mode(params)
+    params.pop("stream", None)
+    parse_tools = _parse_tools(tools)
+    return mode, {**params, "text": _text_with_format(params, text_format), "tools": parse_tools}, parse_tools
+
+
+def _stream_call(
+    create: Callable[..., Any],
+    params: Mapping[str, Any],
+    text_format: Any,
+    tools: Any,
+    response_id: Any,
+    starting_after: Any,
+) -> tuple[Callable[[], Any], Any]:
+    """``stream``'s request (``create`` with ``stream=True``, made when the manager is entered) and
+    the input tools its manager parses with."""
+    if isinstance(response_id, str) or isinstance(starting_after, int):
+        raise _unsupported_resume()
+    parse_tools = _parse_tools(tools)
+    request = partial(
+        create, **params, text=_text_with_format(params, text_format), tools=parse_tools, stream=True
+    )
+    return request, parse_tools if parse_tools is not None else openai.omit
+
+
+# --------------------------------------------------------------------------- actions
+# What the decisions below ask the sync and async resources to do: the turn store's reads and
+# writes and the routed chat call are their only I/O.
+
+_Writes = list[tuple[str, list[JSON]]]
+
+
+class _Read(NamedTuple):
+    """Read a turn-store record (``turns.get``); reports it, or None when it is not held."""
+
+    key: str
+
+
+class _Write(NamedTuple):
+    """Keep a turn-store record (``turns.put``)."""
+
+    key: str
+    value: list[JSON]
+
+
+class _Route(NamedTuple):
+    """Make the routed chat call (the client's ``_create``); reports its completion or stream, or
+    the NoCandidateError it raised (thrown back into the decisions)."""
+
+    kwargs: Mapping[str, Any]
+
+
+class _Stream(NamedTuple):
+    """A streamed call's answer: the routed chat stream and what turns its chunks into events."""
+
+    chat: Any
+    source: _Translated | _Native
+
+
+class _Done(NamedTuple):
+    """The decisions' end: the answer to return (a stream to wrap in the driver's event stream)."""
+
+    answer: RoutedResponse | _Stream
+
+
+_Flow = Generator["_Read | _Write | _Route", Any, "RoutedResponse | _Stream"]
+
+
+def _step(flow: _Flow, outcome: Any) -> _Read | _Write | _Route | _Done:
+    """The next action, given the last one's outcome."""
+    try:
+        return flow.throw(outcome) if isinstance(outcome, NoCandidateError) else flow.send(outcome)
+    except StopIteration as done:
+        return _Done(done.value)
+
+
+class _Translated:
+    """A chat stream's chunks as Responses events (``EventTranslator``). No I/O: the sync and async
+    event streams feed it and perform the writes ``finish`` returns."""
+
+    def __init__(
+        self,
+        translator: EventTranslator,
+        routing: Callable[[], RoutingRecord],
+        keeps: Callable[[str, list[JSON]], _Writes],
+    ) -> None:
+        self._translator = translator
+        self._routing = routing
+        self._keeps = keeps
+
+    def start(self) -> list[ResponseStreamEvent]:
+        return [_event(data, self._routing) for data in self._translator.start()]
+
+    def feed(self, chunk: Any) -> list[ResponseStreamEvent]:
+        return [_event(data, self._routing) for data in self._translator.feed(chunk)]
+
+    def finish(self) -> tuple[_Writes, list[ResponseStreamEvent]]:
+        """At the stream's end: the turn to keep, then the closing events (the record is complete)."""
+        translator = self._translator
+        closing = translator.finish(_usage(self._routing()))
+        writes = self._keeps(translator.response_id, translator.output)
+        return writes, [_event(data, self._routing) for data in closing]
+
+
+class _Native:
+    """The provider's own events; the terminal one waits for the end of the stream, when the
+    routing record (usage, cost) is complete."""
+
+    def __init__(
+        self, model: str, routing: Callable[[], RoutingRecord], keeps: Callable[[str, list[JSON]], _Writes]
+    ) -> None:
+        self._model = model
+        self._routing = routing
+        self._keeps = keeps
+        self._terminal: JSON | None = None
+
+    def start(self) -> tuple[ResponseStreamEvent, ...]:
+        return ()
+
+    def feed(self, chunk: Any) -> tuple[ResponseStreamEvent, ...]:
+        event = (chunk.model_extra or {}).get(NATIVE_EVENT)
+        if not isinstance(event, dict):
+            return ()
+        if event.get("type") in _TERMINAL:
+            self._terminal = event
+            return ()
+        return (_native_event(event, self._model, self._routing),)
+
+    def finish(self) -> tuple[_Writes, tuple[ResponseStreamEvent, ...]]:
+        terminal = self._terminal
+        if terminal is None:
+            return [], ()
+        final = terminal.get("response") or {}
+        writes = self._keeps(str(final.get("id") or ""), _message_items(final.get("output")))
+        return writes, (_native_event(terminal, self._model, self._routing),)
+
+
+class _Routed:
+    """What the sync and async resources share: every decision of a routed call (``_decide``), made
+    once; the resources below only perform its actions."""
+
+    _asynchronous: ClassVar[bool]
+    _client: Any
+    _router: SyncRouter | AsyncRouter
+    _turns: TurnStore
+
+    def _decide(self, params: Mapping[str, Any]) -> _Flow:
+        """One call's decisions, in the order they happen: each ``yield`` hands the driver an action
+        and receives its outcome; the flow returns the answer (a Response, or a stream to wrap)."""
+        previous = _previous_id(params)
+        history: list[JSON] | None = (yield _Read(previous)) if previous else []
+        found: list[JSON] | None = (
+            (yield _Read(origin_key(previous))) if previous and history is not None else None
+        )
+        prepared = self._prepared(params, previous, history, found)
+        call = prepared.call
+        stream = bool(params.get("stream"))
+        try:
+            result = yield _Route({**call.kwargs, "stream": True} if stream else call.kwargs)
+        except NoCandidateError as exc:
+            replacement = none_native(exc, prepared)
+            if replacement is None:
+                raise
+            raise replacement from exc
+        wall_clock = self._router._wall_clock
+        if not stream:
+            completion = cast("RoutedChatCompletion", result)
+            native = _native_answer(call, completion)
+            response, turn = native or _answer(call, completion, wall_clock())
+            model = completion.routing.model if native is not None else None
+            for key, value in self._keeps(prepared, response.id, turn, model):
+                yield _Write(key, value)
+            return response
+        chat = result
+        assert isinstance(chat, RoutedStream | AsyncRoutedStream)
+        answered = chat.routing.model
+        native_model = answered if self._native(answered) else None
+
+        def keeps(response_id: str, output: list[JSON]) -> _Writes:
+            turn = [*call.conversation, assistant_message(output)]
+            return self._keeps(prepared, response_id, turn, native_model)
+
+        routing = partial(getattr, chat, "routing")
+        if native_model is not None:
+            return _Stream(chat, _Native(native_model, routing, keeps))
+        translator = EventTranslator(
+            response_id=new_id("resp"),
+            created_at=wall_clock(),
+            model=answered or str(params["model"]),
+            echo=call.echo,
+        )
+        return _Stream(chat, _Translated(translator, routing, keeps))
+
+    def _prepared(
+        self,
+        params: Mapping[str, Any],
+        previous: str | None,
+        history: list[JSON] | None,
+        found: list[JSON] | None,
+    ) -> Prepared:
+        not_held = _not_held(previous, self._turns) if previous and history is None else None
+        return prepare(params, history, _origin(found), not_held)
+
+    def _direct(self, found: list[JSON] | None) -> Any:
+        """An openai client for the server that created a native response (its base URL, key and
+        headers; the client's own HTTP connections), or None when the router made none."""
+        name = found[0].get("model") if found and isinstance(found[0], dict) else None
+        deployment = self._router._engine.deployments.get(name) if isinstance(name, str) else None
+        if deployment is None or not deployment.api_base:
+            return None
+        owner = self._client
+        kind = openai.AsyncOpenAI if self._asynchronous else openai.OpenAI
+        return kind(
+            api_key=deployment.api_key or "unused",
+            base_url=deployment.api_base,
+            default_headers=dict(deployment.headers),
+            http_client=owner._client,
+            max_retries=owner.max_retries,
+            timeout=owner.timeout,
+        )
+
+    def _native(self, model: str | None) -> bool:
+        deployment = self._router._engine.deployments.get(model or "")
+        return deployment is not None and deployment.responses
+
+    def _keeps(
+        self, prepared: Prepared, response_id: str, turn: list[JSON], native_model: str | None
+    ) -> _Writes:
+        """The turn-store writes for an answer: the turn (when the router could translate the whole
+        conversation), and for a native answer where it was made (``retrieve`` and a later
+        ``previous_response_id`` go there)."""
+        if not prepared.call.store:
+            return []
+        keeps: _Writes = []
+        if prepared.refusal is None:
+            keeps.append((response_id, turn))
+        if native_model is not None:
+            deployment = self._router._engine.deployments[native_model]
+            keeps.append(
+                (origin_key(response_id), [{"api_base": deployment.api_base, "model": native_model}])
+            )
+        return keeps
+
+    def _raw(self, mode: Mode | None, value: _V) -> _V:
+        """The value, or (through ``with_raw_response`` / ``with_streaming_response``) its raw response."""
+        if mode is None:
+            return value
+        return cast(_V, wrap(mode, value, self._client, asynchronous=self._asynchronous))
+
+
 # --------------------------------------------------------------------------- sync
 
 
@@ -322,6 +526,35 @@ def _http_response(
     return httpx.Response(200, headers=headers, stream=body, request=_request())
 
 
+class _EventStream:
+    """What the sync and async event streams share: openai's stream attributes, made from a routed
+    chat stream, and ``.routing``."""
+
+    response: httpx.Response
+    _cast_to: Any
+    _options: Any
+    _chat: Any
+    _source: _Translated | _Native
+    _closed: bool
+
+    def _begin(
+        self, chat: Any, source: _Translated | _Native, body: httpx.SyncByteStream | httpx.AsyncByteStream
+    ) -> None:
+        # Not openai's __init__: there is no SSE body to decode, the events are made here.
+        self.response = _http_response(chat.routing, body)
+        self._cast_to = cast(Any, ResponseStreamEvent)
+        self._options = None
+        self._chat = chat
+        self._source = source
+        self._closed = False
+
+    @property
+    def routing(self) -> RoutingRecord:
+        """The decision record; complete (usage, cost) once the stream is exhausted."""
+        routing: RoutingRecord = self._chat.routing
+        return routing
+
+
 class _EventBytes(httpx.SyncByteStream):
     """The body of the event stream's ``.response``: reading it reads the stream; closing it closes
     the routed chat stream (as openai's ``ResponseStream.close()`` does)."""
@@ -338,69 +571,31 @@ class _EventBytes(httpx.SyncByteStream):
         self._stream._chat.close()
 
 
-class ResponseEventStream(openai.Stream[ResponseStreamEvent]):
+class ResponseEventStream(_EventStream, openai.Stream[ResponseStreamEvent]):
     """openai's ``Stream`` of Responses events, made from a routed chat stream."""
 
-    def __init__(
-        self,
-        chat: RoutedStream,
-        translator: EventTranslator,
-        keep: Callable[[str, list[JSON]], None],
-        native: bool = False,
-    ) -> None:
-        # Not openai's __init__: there is no SSE body to decode, the events are made here.
-        self.response = _http_response(chat.routing, _EventBytes(self))
-        self._cast_to = cast(Any, ResponseStreamEvent)
-        self._options = None
-        self._chat = chat
-        self._translator = translator
-        self._keep = keep
-        self._closed = False
-        self._iterator = self._native_events() if native else self._events()
+    _chat: RoutedStream
 
-    @property
-    def routing(self) -> RoutingRecord:
-        """The decision record; complete (usage, cost) once the stream is exhausted."""
-        return self._chat.routing
+    def __init__(
+        self, chat: RoutedStream, source: _Translated | _Native, keep: Callable[[str, list[JSON]], None]
+    ) -> None:
+        self._begin(chat, source, _EventBytes(self))
+        self._keep = keep
+        self._iterator = self._events()
 
     def _events(self) -> Iterator[ResponseStreamEvent]:
-        translator = self._translator
-        routing = partial(getattr, self._chat, "routing")
-        for data in translator.start():
-            yield _event(data, routing)
+        source = self._source
+        yield from source.start()
         for chunk in self._chat:
             if self._closed:
                 return
-            for data in translator.feed(chunk):
-                yield _event(data, routing)
+            yield from source.feed(chunk)
         if self._closed:  # closed early: it ends, never "completed" with a cut answer
             return
-        closing = translator.finish(_usage(self._chat.routing))
-        self._keep(translator.response_id, translator.output)
-        for data in closing:
-            yield _event(data, routing)
-
-    def _native_events(self) -> Iterator[ResponseStreamEvent]:
-        """The provider's own events; the terminal one waits for the end of the stream, when the
-        routing record (usage, cost) is complete."""
-        routing = partial(getattr, self._chat, "routing")
-        model = self._chat.routing.model or ""
-        terminal: JSON | None = None
-        for chunk in self._chat:
-            if self._closed:
-                return
-            event = (chunk.model_extra or {}).get(NATIVE_EVENT)
-            if not isinstance(event, dict):
-                continue
-            if event.get("type") in _TERMINAL:
-                terminal = event
-                continue
-            yield _native_event(event, model, routing)
-        if self._closed or terminal is None:
-            return
-        final = terminal.get("response") or {}
-        self._keep(str(final.get("id") or ""), _message_items(final.get("output")))
-        yield _native_event(terminal, model, routing)
+        writes, closing = source.finish()
+        for key, value in writes:
+            self._keep(key, value)
+        yield from closing
 
 
 class RoutedResponseStream(ResponseStream[_T]):
@@ -496,6 +691,8 @@ class _AsyncPage:
 class Responses(_Routed, _Responses):
     """openai's ``client.responses``; ``create``, ``parse`` and ``stream`` are routed by the policy."""
 
+    _asynchronous = False
+
     def __init__(self, client: OpenAI) -> None:
         super().__init__(client)
         self._router: SyncRouter = client._router
@@ -505,7 +702,7 @@ class Responses(_Routed, _Responses):
     # id goes to OpenAI's API with the client's key, as with openai's client.
 
     def _stored(self, response_id: str) -> Any:
-        return self._direct(self._turns.get(origin_key(response_id)), asynchronous=False)
+        return self._direct(self._turns.get(origin_key(response_id)))
 
     def retrieve(self, response_id: str, **params: Any) -> Any:  # type: ignore[override]
         direct = self._stored(response_id)
@@ -534,71 +731,35 @@ class Responses(_Routed, _Responses):
     def create(self, **params: Any) -> RoutedResponse | ResponseEventStream:
         """Route a Responses API call; same arguments and return types as openai's ``create``."""
         mode = raw_mode(params)
-        value = self._route(params)
-        return (
-            value
-            if mode is None
-            else cast(RoutedResponse, wrap(mode, value, self._client, asynchronous=False))
-        )
+        return self._raw(mode, self._route(params))
 
     def _route(self, params: Mapping[str, Any]) -> RoutedResponse | ResponseEventStream:
-        previous = _previous_id(params)
-        history = self._turns.get(previous) if previous else []
-        found = self._turns.get(origin_key(previous)) if previous and history is not None else None
-        prepared = self._prepared(params, previous, history, found)
-        call = prepared.call
-        client = self._router
-        stream = bool(params.get("stream"))
-        try:
-            result = client._create({**call.kwargs, "stream": True} if stream else call.kwargs)
-        except NoCandidateError as exc:
-            replacement = none_native(exc, prepared)
-            if replacement is None:
-                raise
-            raise replacement from exc
-        if not stream:
-            completion = cast("RoutedChatCompletion", result)
-            native = _native_answer(call, completion)
-            response, turn = native or _answer(call, completion, client._wall_clock())
-            model = completion.routing.model if native is not None else None
-            for key, value in self._keeps(prepared, response.id, turn, model):
-                self._turns.put(key, value)
-            return response
-        chat = result
-        assert isinstance(chat, RoutedStream)
-        native_model = chat.routing.model if self._native(chat.routing.model) else None
-        translator = EventTranslator(
-            response_id=new_id("resp"),
-            created_at=client._wall_clock(),
-            model=chat.routing.model or str(params["model"]),
-            echo=call.echo,
-        )
-
-        def keep(response_id: str, output: list[JSON]) -> None:
-            turn = [*call.conversation, assistant_message(output)]
-            for key, value in self._keeps(prepared, response_id, turn, native_model):
-                self._turns.put(key, value)
-
-        return ResponseEventStream(chat, translator, keep, native=native_model is not None)
+        """Perform what ``_decide`` says: the turn store's reads and writes, the routed call."""
+        flow = self._decide(params)
+        outcome: Any = None
+        while not isinstance(action := _step(flow, outcome), _Done):
+            if isinstance(action, _Read):
+                outcome = self._turns.get(action.key)
+            elif isinstance(action, _Write):
+                outcome = None
+                self._turns.put(action.key, action.value)
+            else:
+                try:
+                    outcome = self._router._create(action.kwargs)
+                except NoCandidateError as exc:  # the decisions say what it comes to
+                    outcome = exc
+        answer = action.answer
+        if isinstance(answer, _Stream):
+            return ResponseEventStream(answer.chat, answer.source, self._turns.put)
+        return answer
 
     def parse(  # type: ignore[override]
         self, *, text_format: Any = openai.omit, tools: Any = openai.omit, **params: Any
     ) -> ParsedResponse[Any]:
         """Like openai's ``parse``: a pydantic ``text_format`` (or pydantic function tools) in,
         ``.output_parsed`` out."""
-        mode = raw_mode(params)
-        params.pop("stream", None)
-        parse_tools = _parse_tools(tools)
-        response = self._route(
-            {**params, "text": _text_with_format(params, text_format), "tools": parse_tools}
-        )
-        assert isinstance(response, RoutedResponse)
-        parsed = _parsed(response, text_format, parse_tools)
-        return (
-            parsed
-            if mode is None
-            else cast(ParsedResponse[Any], wrap(mode, parsed, self._client, asynchronous=False))
-        )
+        mode, call, parse_tools = _parse_call(params, text_format, tools)
+        return self._raw(mode, _parsed(self._route(call), text_format, parse_tools))
 
     def stream(  # type: ignore[override]
         self,
@@ -610,17 +771,10 @@ class Responses(_Routed, _Responses):
         **params: Any,
     ) -> RoutedResponseStreamManager[Any]:
         """Like openai's ``stream``: a context manager over typed events, with ``get_final_response()``."""
-        if isinstance(response_id, str) or isinstance(starting_after, int):
-            raise _unsupported_resume()
-        parse_tools = _parse_tools(tools)
-        request = partial(
-            self.create, **params, text=_text_with_format(params, text_format), tools=parse_tools, stream=True
+        request, input_tools = _stream_call(
+            self.create, params, text_format, tools, response_id, starting_after
         )
-        return RoutedResponseStreamManager(
-            cast(Callable[[], ResponseEventStream], request),
-            text_format=text_format,
-            input_tools=parse_tools if parse_tools is not None else openai.omit,
-        )
+        return RoutedResponseStreamManager(request, text_format=text_format, input_tools=input_tools)
 
 
 # --------------------------------------------------------------------------- async
@@ -639,65 +793,38 @@ class _AsyncEventBytes(httpx.AsyncByteStream):
         await self._stream._chat.close()
 
 
-class AsyncResponseEventStream(openai.AsyncStream[ResponseStreamEvent]):
+class AsyncResponseEventStream(_EventStream, openai.AsyncStream[ResponseStreamEvent]):
     """openai's ``AsyncStream`` of Responses events, made from a routed chat stream."""
+
+    _chat: AsyncRoutedStream
 
     def __init__(
         self,
         chat: AsyncRoutedStream,
-        translator: EventTranslator,
+        source: _Translated | _Native,
         keep: Callable[[str, list[JSON]], Awaitable[None]],
-        native: bool = False,
     ) -> None:
-        self.response = _http_response(chat.routing, _AsyncEventBytes(self))
-        self._cast_to = cast(Any, ResponseStreamEvent)
-        self._options = None
-        self._chat = chat
-        self._translator = translator
+        self._begin(chat, source, _AsyncEventBytes(self))
         self._keep = keep
-        self._closed = False
-        self._iterator = self._native_events() if native else self._events()
-
-    @property
-    def routing(self) -> RoutingRecord:
-        return self._chat.routing
+        self._iterator = self._events()
 
     async def _events(self) -> AsyncIterator[ResponseStreamEvent]:
-        translator = self._translator
-        routing = partial(getattr, self._chat, "routing")
-        for data in translator.start():
-            yield _event(data, routing)
+        """``ResponseEventStream._events``, awaited."""
+        source = self._source
+        for event in source.start():
+            yield event
         async for chunk in self._chat:
             if self._closed:
                 return
-            for data in translator.feed(chunk):
-                yield _event(data, routing)
+            for event in source.feed(chunk):
+                yield event
         if self._closed:
             return
-        closing = translator.finish(_usage(self._chat.routing))
-        await self._keep(translator.response_id, translator.output)
-        for data in closing:
-            yield _event(data, routing)
-
-    async def _native_events(self) -> AsyncIterator[ResponseStreamEvent]:
-        routing = partial(getattr, self._chat, "routing")
-        model = self._chat.routing.model or ""
-        terminal: JSON | None = None
-        async for chunk in self._chat:
-            if self._closed:
-                return
-            event = (chunk.model_extra or {}).get(NATIVE_EVENT)
-            if not isinstance(event, dict):
-                continue
-            if event.get("type") in _TERMINAL:
-                terminal = event
-                continue
-            yield _native_event(event, model, routing)
-        if self._closed or terminal is None:
-            return
-        final = terminal.get("response") or {}
-        await self._keep(str(final.get("id") or ""), _message_items(final.get("output")))
-        yield _native_event(terminal, model, routing)
+        writes, closing = source.finish()
+        for key, value in writes:
+            await self._keep(key, value)
+        for event in closing:
+            yield event
 
 
 class AsyncRoutedResponseStream(AsyncResponseStream[_T]):
@@ -745,13 +872,15 @@ class AsyncRoutedResponseStreamManager(AsyncResponseStreamManager[_T]):
 class AsyncResponses(_Routed, _AsyncResponses):
     """openai's async ``client.responses``; ``create``, ``parse`` and ``stream`` are routed."""
 
+    _asynchronous = True
+
     def __init__(self, client: AsyncOpenAI) -> None:
         super().__init__(client)
         self._router: AsyncRouter = client._router
         self._turns: TurnStore = client._router._turns
 
     async def _stored(self, response_id: str) -> Any:
-        return self._direct(await self._turns.aget(origin_key(response_id)), asynchronous=True)
+        return self._direct(await self._turns.aget(origin_key(response_id)))
 
     async def retrieve(self, response_id: str, **params: Any) -> Any:  # type: ignore[override]
         direct = await self._stored(response_id)
@@ -780,69 +909,33 @@ class AsyncResponses(_Routed, _AsyncResponses):
     async def create(self, **params: Any) -> RoutedResponse | AsyncResponseEventStream:
         """Route a Responses API call; same arguments and return types as openai's async ``create``."""
         mode = raw_mode(params)
-        value = await self._route(params)
-        return (
-            value
-            if mode is None
-            else cast(RoutedResponse, wrap(mode, value, self._client, asynchronous=True))
-        )
+        return self._raw(mode, await self._route(params))
 
     async def _route(self, params: Mapping[str, Any]) -> RoutedResponse | AsyncResponseEventStream:
-        previous = _previous_id(params)
-        history = await self._turns.aget(previous) if previous else []
-        found = await self._turns.aget(origin_key(previous)) if previous and history is not None else None
-        prepared = self._prepared(params, previous, history, found)
-        call = prepared.call
-        client = self._router
-        stream = bool(params.get("stream"))
-        try:
-            result = await client._create({**call.kwargs, "stream": True} if stream else call.kwargs)
-        except NoCandidateError as exc:
-            replacement = none_native(exc, prepared)
-            if replacement is None:
-                raise
-            raise replacement from exc
-        if not stream:
-            completion = cast("RoutedChatCompletion", result)
-            native = _native_answer(call, completion)
-            response, turn = native or _answer(call, completion, client._wall_clock())
-            model = completion.routing.model if native is not None else None
-            for key, value in self._keeps(prepared, response.id, turn, model):
-                await self._turns.aput(key, value)
-            return response
-        chat = result
-        assert isinstance(chat, AsyncRoutedStream)
-        native_model = chat.routing.model if self._native(chat.routing.model) else None
-        translator = EventTranslator(
-            response_id=new_id("resp"),
-            created_at=client._wall_clock(),
-            model=chat.routing.model or str(params["model"]),
-            echo=call.echo,
-        )
-
-        async def keep(response_id: str, output: list[JSON]) -> None:
-            turn = [*call.conversation, assistant_message(output)]
-            for key, value in self._keeps(prepared, response_id, turn, native_model):
-                await self._turns.aput(key, value)
-
-        return AsyncResponseEventStream(chat, translator, keep, native=native_model is not None)
+        """``Responses._route``, awaited."""
+        flow = self._decide(params)
+        outcome: Any = None
+        while not isinstance(action := _step(flow, outcome), _Done):
+            if isinstance(action, _Read):
+                outcome = await self._turns.aget(action.key)
+            elif isinstance(action, _Write):
+                outcome = None
+                await self._turns.aput(action.key, action.value)
+            else:
+                try:
+                    outcome = await self._router._create(action.kwargs)
+                except NoCandidateError as exc:
+                    outcome = exc
+        answer = action.answer
+        if isinstance(answer, _Stream):
+            return AsyncResponseEventStream(answer.chat, answer.source, self._turns.aput)
+        return answer
 
     async def parse(  # type: ignore[override]
         self, *, text_format: Any = openai.omit, tools: Any = openai.omit, **params: Any
     ) -> ParsedResponse[Any]:
-        mode = raw_mode(params)
-        params.pop("stream", None)
-        parse_tools = _parse_tools(tools)
-        response = await self._route(
-            {**params, "text": _text_with_format(params, text_format), "tools": parse_tools}
-        )
-        assert isinstance(response, RoutedResponse)
-        parsed = _parsed(response, text_format, parse_tools)
-        return (
-            parsed
-            if mode is None
-            else cast(ParsedResponse[Any], wrap(mode, parsed, self._client, asynchronous=True))
-        )
+        mode, call, parse_tools = _parse_call(params, text_format, tools)
+        return self._raw(mode, _parsed(await self._route(call), text_format, parse_tools))
 
     def stream(  # type: ignore[override]
         self,
@@ -853,17 +946,10 @@ class AsyncResponses(_Routed, _AsyncResponses):
         starting_after: Any = openai.omit,
         **params: Any,
     ) -> AsyncRoutedResponseStreamManager[Any]:
-        if isinstance(response_id, str) or isinstance(starting_after, int):
-            raise _unsupported_resume()
-        parse_tools = _parse_tools(tools)
-        request = partial(
-            self.create, **params, text=_text_with_format(params, text_format), tools=parse_tools, stream=True
+        request, input_tools = _stream_call(
+            self.create, params, text_format, tools, response_id, starting_after
         )
-        return AsyncRoutedResponseStreamManager(
-            cast(Callable[[], Awaitable[AsyncResponseEventStream]], request),
-            text_format=text_format,
-            input_tools=parse_tools if parse_tools is not None else openai.omit,
-        )
+        return AsyncRoutedResponseStreamManager(request, text_format=text_format, input_tools=input_tools)
 
 
 __all__ = [

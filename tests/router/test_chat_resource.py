@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from openai.lib.streaming.chat import AsyncChatCompletionStreamManager, ChatCompletionStreamManager
@@ -295,6 +296,25 @@ async def test_async_with_streaming_response_reads_like_openais(aclient: router.
     ) as response:
         lines = [line async for line in response.iter_lines() if line]
     assert lines[-1] == "data: [DONE]"
+
+
+def test_parse_to_a_type_reads_the_body_as_openais_raw_responses_do(client: router.OpenAI) -> None:
+    raw = client.chat.completions.with_raw_response.create(model="auto", messages=QUESTION)
+    assert json.loads(raw.parse(to=str))["id"] == raw.parse().id
+    assert raw.parse(to=httpx.Response) is raw.http_response
+    with client.chat.completions.with_streaming_response.create(model="auto", messages=QUESTION) as response:
+        body = json.loads(response.parse(to=str))
+        assert body["id"] == response.parse().id and body["model"] == "gemini-2.5-flash-lite"
+
+
+async def test_async_parse_to_a_type_reads_the_body_as_openais_streamed_responses_do(
+    aclient: router.AsyncOpenAI,
+) -> None:
+    async with aclient.chat.completions.with_streaming_response.create(
+        model="auto", messages=QUESTION
+    ) as response:
+        body = json.loads(await response.parse(to=str))
+        assert body["id"] == (await response.parse()).id and body["model"] == "gemini-2.5-flash-lite"
 
 
 def test_errors_in_raw_mode_are_raised_as_openai_raises_them(client: router.OpenAI) -> None:

@@ -18,7 +18,7 @@ from router_fakes import FakeProviders, ModelScript, reply_text, status, stream_
 from router_fakes._openai_responses import REASONING_TOKENS
 
 from policies.schema import Policy
-from router import StreamInterruptedError
+from router import NoCandidateError, StreamInterruptedError
 from router.testing import capture_events
 
 from .fault_helpers import KEY_ENV
@@ -178,6 +178,16 @@ def test_with_no_model_that_speaks_the_responses_api_the_error_names_what_needed
         "gemini-2.5-flash-lite": "no native Responses API support",
         "local": "no native Responses API support",
     }
+    assert fake.requests == []
+
+
+def test_a_request_no_model_can_serve_for_other_reasons_raises_the_routers_own_error(
+    api: Api, fake: FakeProviders
+) -> None:
+    with pytest.raises(NoCandidateError) as caught:
+        api.create(model="native-first", input=QUESTION, max_output_tokens=1_000_000)
+    assert isinstance(caught.value, openai.BadRequestError) and caught.value.status_code == 400
+    assert set(caught.value.rejected) == {"gpt-4o-mini", "gemini-2.5-flash-lite"}
     assert fake.requests == []
 
 
