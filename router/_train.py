@@ -27,6 +27,7 @@ from policies.adequacy import (
     choose,
     encode_floats,
     prompt_fingerprint,
+    reference_cost,
 )
 from policies.tokens import estimate_prompt_tokens
 from router._eval import Point, best_single, hull, hull_quality, oracle, single_points
@@ -412,9 +413,9 @@ def train(
     tokens = [estimate_prompt_tokens(list(m)) for m in data.messages]
     reference_tokens = _reference_tokens(tokens, data.origin)
     out = settings.output_tokens
-    # cost_weight prices against the dearest model's cost at the typical length: per row, that is
-    # the row's dearest cost times this.
-    scale = [(reference_tokens + out) / max(t + out, 1) for t in tokens]
+    # cost_weight prices against the dearest model's cost moved toward the typical length
+    # (policies.adequacy.reference_cost): per row, the row's dearest cost times this.
+    scale = [reference_cost(1.0, (t, out), reference_tokens) for t in tokens]
 
     # Rows with an outcome for at least two models are where a router has a choice to make.
     complete = [i for i in range(n) if sum(data.outcomes[m][i] is not None for m in names) >= 2]

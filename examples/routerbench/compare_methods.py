@@ -186,7 +186,8 @@ def choose(
         return np.argmax(u, axis=1)
     if rule == "absutility":  # argmax p - knob * cost / the set's mean dearest cost (cost per prompt varies)
         return np.argmax(p - knob * cost / cost.max(axis=1).mean(), axis=1)
-    if rule in ("refutility", "tokutility"):  # p - knob * cost / the dearest's cost at the reference length
+    # p - knob * cost / the dearest's cost (moved toward) the reference length
+    if rule == "refutility" or rule.startswith("tokutility"):
         assert ref is not None
         return np.argmax(p - knob * cost / ref[:, None], axis=1)
     if rule == "logutility":  # argmax p - knob * log10(cost / the dearest's)
@@ -213,6 +214,8 @@ KNOBS = {
     "logutility": [i / 400 for i in range(0, 101)],
     "refutility": [i / 100 for i in range(0, 101)] + [1.25, 1.5, 2, 3, 5, 10],
     "tokutility": [i / 100 for i in range(0, 101)] + [1.25, 1.5, 2, 3, 5, 10],
+    "tokutility0.5": [i / 100 for i in range(0, 101)] + [1.25, 1.5, 2, 3, 5, 10],
+    "tokutility0.25": [i / 100 for i in range(0, 101)] + [1.25, 1.5, 2, 3, 5, 10],
     "absutility": [i / 100 for i in range(0, 101)] + [1.5, 2, 3, 5, 10],
 }
 
@@ -236,9 +239,10 @@ def evaluate(data: Data, p: np.ndarray, rule: str) -> dict[str, Any]:
         exp = data.expected[np.ix_(rows, cand)]
         dearest = np.array(cand)[np.argmax(exp, axis=1)]
         ref = (data.ref_tokens * data.prices[dearest, 0] + data.out_tokens * data.prices[dearest, 1]) / 1e6
-        if rule == "tokutility":  # the dearest's cost scaled to the reference length (what routing does)
+        if rule.startswith("tokutility"):  # the dearest's cost scaled to the reference length
             t = data.tokens[rows] + data.out_tokens
-            ref = exp.max(axis=1) * (data.ref_tokens + data.out_tokens) / t
+            power = float(rule.removeprefix("tokutility") or 1)  # tokutility0.5: square root
+            ref = exp.max(axis=1) * ((data.ref_tokens + data.out_tokens) / t) ** power
         for knob in KNOBS[rule]:
             pick = choose(rule, knob, p[np.ix_(rows, cand)], exp, ref)
             q = y[np.arange(len(rows)), pick].mean()

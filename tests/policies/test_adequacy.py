@@ -299,12 +299,13 @@ def test_cost_weight_weighs_a_long_prompts_price_more_than_the_typical_prompts()
     costs = {"cheap": 0.001, "strong": 0.01}
     # the typical length: hard goes to strong (0.881 - 0.5 > 0.047 - 0.05)
     assert set(gate.verdicts("hard", ["cheap", "strong"], costs, (100, 50))[0]) == {"cheap"}
-    # ten times the typical length (1,500 tokens with the reply against 150): the reference is a tenth
-    # of the dearest's cost, so strong scores 0.881 - 5 and cheap 0.047 - 0.5: cheap first, strong
-    # kept as the retry
-    assert reference_cost(0.01, (1450, 50), 100.0) == pytest.approx(0.001)
-    assert gate.verdicts("hard", ["cheap", "strong"], costs, (1450, 50))[0] == {}
-    assert reference_cost(0.01, (1450, 50), None) == 0.01  # a version 1 file: the dearest's cost
+    # a hundred times the typical length (15,000 tokens with the reply against 150): the reference is
+    # the dearest's cost times sqrt(1/100), so strong scores 0.881 - 5 and cheap 0.047 - 0.5: cheap
+    # first, strong kept as the retry
+    assert reference_cost(0.01, (14950, 50), 100.0) == pytest.approx(0.001)
+    assert gate.verdicts("hard", ["cheap", "strong"], costs, (14950, 50))[0] == {}
+    assert reference_cost(0.01, (14950, 50), None) == 0.01  # a version 1 file: the dearest's cost
+    assert reference_cost(0.01, (100, 50), 100.0) == pytest.approx(0.01)  # the typical length
 
 
 def test_choose_with_cost_weight_is_the_gate_followed_by_cheapest() -> None:
