@@ -2,8 +2,9 @@
 
 An adequacy file is what ``router train`` writes: a portable, versioned JSON artifact (no pickle)
 holding the featurizer (a TF-IDF vocabulary over word uni- and bigrams, with its IDF weights) and,
-per model, the weights of a logistic regression on those features. Planning reads it once and
-then predicts in tens of microseconds per request; numpy is imported only when a policy uses one.
+per model, the weights of a logistic regression on those features and its calibration. Planning
+reads it once and then predicts in tens of microseconds per request; numpy is imported only when a
+policy uses one.
 
 The featurizer is written here, not taken from scikit-learn, so that routing never imports
 scikit-learn (seconds and a large install): training fits scikit-learn's ``TfidfVectorizer`` and
@@ -358,29 +359,31 @@ class AdequacyGate:
         or dearer and no better); likelier ones stay, dearer, as retries."""
         weight = self.cost_weight
         assert weight is not None
-        priced = [
-            (name, cost)
+        priced = {
+            name: cost
             for name, cost in costs.items()
             if cost is not None and cost >= 0 and name in judged and name not in rejected
-        ]
+        }
         if len(priced) < 2:
             return
-        dearest = max(cost for _, cost in priced)
+        dearest = max(priced.values())
         if dearest <= 0:
             return
         per_cost = weight / reference_cost(dearest, tokens, self.adequacy.reference_tokens)
-        score = {name: judged[name] - per_cost * cost for name, cost in priced}
+        score = {name: judged[name] - per_cost * cost for name, cost in priced.items()}
         first = max(score, key=score.__getitem__)
-        best, p_first = score[first], judged[first]
-        # Formatted once: the tail every rejection shares.
-        tail = f" < {first}'s {best:.2f} (cost_weight {weight:g})"
-        for name, cost in priced:
-            p = judged[name]
-            if p <= p_first and name != first:
-                share, value = f"{cost / dearest:.0%}", score[name]
-                rejected[name] = (
-                    f"predicted success {p:.2f} at {share} of the dearest's cost scores {value:.2f}{tail}"
-                )
+        p_first = judged[first]
+        losers = [name for name in priced if judged[name] <= p_first and name != first]
+        if not losers:
+            return
+        # Formatted once: the tail every rejection shares; most requests reject most candidates.
+        tail = f" < {first}'s {score[first]:.2f} (cost_weight {weight:g})"
+        share = 100.0 / dearest
+        for name in losers:
+            rejected[name] = (
+                f"predicted success {judged[name]:.2f} at {priced[name] * share:.0f}% of the dearest's "
+                f"cost scores {score[name]:.2f}{tail}"
+            )
 
 
 def reference_cost(dearest: float, tokens: tuple[int, int] | None, reference_tokens: float | None) -> float:

@@ -55,7 +55,9 @@ def eval_command(
     sweep: Annotated[
         bool,
         typer.Option(
-            "--sweep", help="Also vary the route's max_shortfall (or min_success) and report the curve."
+            "--sweep",
+            help="Also vary the route's gate setting (cost_weight, max_shortfall or min_success) and "
+            "report the curve.",
         ),
     ] = False,
     plot: Annotated[

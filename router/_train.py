@@ -1,12 +1,14 @@
 """``router train``: learn each model's probability of success per prompt, and prove it on held-out folds.
 
 The method (chosen by cross-validation on RouterBench and RouteLLM training splits; the figures
-are in docs/adequacy.md): TF-IDF over word uni- and bigrams of the prompt's last 1,000 characters,
-and one L2-regularized logistic regression per model. It is fitted with scikit-learn
+are in docs/adequacy.md and examples/routerbench/compare_methods.py reproduces them): TF-IDF over
+word uni- and bigrams of the prompt's last 1,000 characters, one L2-regularized logistic
+regression per model, each recalibrated by Platt scaling fitted on held-out folds; routes weigh
+those predictions against cost (``cost_weight``). It is fitted with scikit-learn
 (``pip install 'router-sdk[train]'``); routing reads the weights with numpy alone.
 
 Everything reported is measured on folds the model was not fitted on: calibration per model, and
-with ``--target`` the threshold that reaches the target quality at the lowest cost.
+with ``--target`` the setting that reaches the target quality at the lowest cost.
 """
 
 from __future__ import annotations
