@@ -120,8 +120,13 @@ def _adequacy_cells(budget_s: float) -> list[dict[str, Any]]:
         "format": FORMAT,
         "version": VERSION,
         "featurizer": {"vocabulary": vocabulary, "idf": encode_floats(rng.uniform(1, 8) for _ in vocabulary)},
+        "reference_tokens": 250,
         "models": {
-            name: {"coef": encode_floats(rng.gauss(0, 1) for _ in vocabulary), "intercept": 0.5}
+            name: {
+                "coef": encode_floats(rng.gauss(0, 1) for _ in vocabulary),
+                "intercept": 0.5,
+                "calibration": {"a": 0.9, "b": 0.1},
+            }
             for name in models
         },
     }
@@ -131,7 +136,8 @@ def _adequacy_cells(budget_s: float) -> list[dict[str, Any]]:
             {
                 "models": models,
                 "routes": {
-                    "auto": {"strategy": "cheapest", "adequacy": "adequacy.json", "max_shortfall": 0.05}
+                    # router train's default gate: predicted success priced against cost
+                    "auto": {"strategy": "cheapest", "adequacy": "adequacy.json", "cost_weight": 0.05}
                 },
                 "source": str(Path(folder) / "policy.yaml"),
             }

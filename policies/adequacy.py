@@ -2,8 +2,9 @@
 
 An adequacy file is what ``router train`` writes: a portable, versioned JSON artifact (no pickle)
 holding the featurizer (a TF-IDF vocabulary over word uni- and bigrams, with its IDF weights) and,
-per model, the weights of a logistic regression on those features. Planning reads it once and
-then predicts in tens of microseconds per request; numpy is imported only when a policy uses one.
+per model, the weights of a logistic regression on those features and its calibration. Planning
+reads it once and then predicts in tens of microseconds per request; numpy is imported only when a
+policy uses one.
 
 The featurizer is written here, not taken from scikit-learn, so that routing never imports
 scikit-learn (seconds and a large install): training fits scikit-learn's ``TfidfVectorizer`` and
@@ -29,7 +30,10 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 FORMAT: Final = "router-adequacy"
-VERSION: Final = 1
+# 2 added per-model calibration (``calibration: {a, b}``: p = sigmoid(a * logit + b)) and the
+# training prompts' typical length (``reference_tokens``, what ``cost_weight`` prices against).
+VERSION: Final = 2
+READABLE_VERSIONS: Final = frozenset({1, 2})
 # scikit-learn's default token pattern: runs of two or more word characters.
 TOKEN_PATTERN: Final = r"(?u)\b\w\w+\b"
 _FAST_TOKEN: Final = r"\w\w+"
@@ -94,10 +98,10 @@ class Adequacy:
             raise AdequacyError(
                 f"{source}: not an adequacy file (format is not {FORMAT!r}); make one with `router train`."
             )
-        if data.get("version") != VERSION:
+        if data.get("version") not in READABLE_VERSIONS:
             raise AdequacyError(
                 f"{source}: adequacy file version {data.get('version')!r}; "
-                f"this router reads version {VERSION}. "
+                f"this router reads versions {', '.join(map(str, sorted(READABLE_VERSIONS)))}. "
                 "Retrain it with this router's `router train`."
             )
         try:
@@ -108,6 +112,12 @@ class Adequacy:
             self.models: tuple[str, ...] = tuple(models)
             coef = np.column_stack([decode_floats(models[m]["coef"]).astype(np.float64) for m in self.models])
             intercept = np.array([float(models[m]["intercept"]) for m in self.models])
+            # Platt scaling fitted on held-out folds (version 2); version 1 files predict uncalibrated.
+            calibration = [models[m].get("calibration") or {} for m in self.models]
+            slope = np.array([float(c.get("a", 1.0)) for c in calibration])
+            shift = np.array([float(c.get("b", 0.0)) for c in calibration])
+            reference = data.get("reference_tokens")
+            self.reference_tokens: float | None = None if reference is None else float(reference)
             low, high = featurizer.get("ngram_range", (1, 2))
             self._max_chars = int(featurizer.get("max_chars", DEFAULT_MAX_CHARS))
             self._lowercase = bool(featurizer.get("lowercase", True))
@@ -139,13 +149,14 @@ class Adequacy:
             else:
                 self._index[term] = i
         self._idf = idf
-        self._scaled = np.ascontiguousarray(coef * idf[:, None])
-        self._intercept = intercept
+        # The calibration's slope folds into the weights: one product per prediction, as before.
+        self._scaled = np.ascontiguousarray(coef * idf[:, None] * slope[None, :])
+        self._intercept = intercept * slope + shift
         self.digest = digest or hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
         suggested = data.get("suggested") or {}
         self.suggested: dict[str, float] = {
             key: float(suggested[key])
-            for key in ("min_success", "max_shortfall")
+            for key in ("min_success", "max_shortfall", "cost_weight")
             if suggested.get(key) is not None
         }
         self._fingerprints: frozenset[str] | None = None
@@ -263,34 +274,55 @@ class Adequacy:
 class AdequacyGate:
     """A route's or feature's use of an adequacy file: who passes for one request, and why not.
 
-    Two settings, either or both: ``min_success`` rejects a model predicted below an absolute floor;
-    ``max_shortfall`` rejects one predicted more than that far below the likeliest candidate (the
-    better rule in cross-validation: it adapts to how hard the prompt is for every model).
+    Three settings, any of them: ``min_success`` rejects a model predicted below an absolute floor;
+    ``max_shortfall`` rejects one predicted more than that far below the likeliest candidate;
+    ``cost_weight`` (the best rule in cross-validation, docs/adequacy.md) prices predicted success:
+    each model scores ``p - cost_weight * cost / reference``, where the reference is the dearest
+    candidate's cost for a prompt of the training data's typical length (the file's
+    ``reference_tokens``; without it, for this prompt). The best score is the first choice; only
+    models more likely than it stay on, as (dearer) retries.
     """
 
     adequacy: Adequacy
     min_success: float | None = None
     max_shortfall: float | None = None
     on_inadequate: str = "best"  # "best": keep the most likely model; "fail": reject them all
+    cost_weight: float | None = None
 
     def describe(self) -> str:
         settings = [
             f"{key} {value:g}"
-            for key, value in (("min_success", self.min_success), ("max_shortfall", self.max_shortfall))
+            for key, value in (
+                ("min_success", self.min_success),
+                ("max_shortfall", self.max_shortfall),
+                ("cost_weight", self.cost_weight),
+            )
             if value is not None
         ]
         return f"adequacy {self.adequacy.short_digest} {' '.join(settings)}"
 
-    def verdicts(self, text: str, names: Iterable[str]) -> tuple[dict[str, str], dict[str, float]]:
+    def verdicts(
+        self,
+        text: str,
+        names: Iterable[str],
+        costs: Mapping[str, float | None] | None = None,
+        tokens: tuple[int, int] | None = None,
+    ) -> tuple[dict[str, str], dict[str, float]]:
         """Rejection reasons for the models of ``names`` predicted to fall short on this prompt."""
-        rejected, judged, _ = self.judge(text, names)
+        rejected, judged, _ = self.judge(text, names, costs, tokens)
         return rejected, judged
 
     def judge(
-        self, text: str, names: Iterable[str]
+        self,
+        text: str,
+        names: Iterable[str],
+        costs: Mapping[str, float | None] | None = None,
+        tokens: tuple[int, int] | None = None,
     ) -> tuple[dict[str, str], dict[str, float], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
         """``verdicts``, and the prompt's term counts (what the ledger keeps for retraining).
 
+        ``costs``: each model's expected cost for this request, and ``tokens`` its (prompt, output)
+        tokens: ``cost_weight`` needs them (a model without a cost is not priced against the others).
         Models the file doesn't know are not judged (their static floors apply). When every judged
         model falls short, ``on_inadequate: best`` keeps the one most likely to succeed.
         """
@@ -309,9 +341,65 @@ class AdequacyGate:
                 rejected[name] = f"predicted success {p:.2f} < {floor:.2f}"
             elif shortfall is not None and p < top - shortfall:
                 rejected[name] = f"predicted success {p:.2f}, {top - p:.2f}{below}"
+        if self.cost_weight is not None and costs is not None:
+            self._price(judged, costs, tokens, rejected)
         if len(rejected) == len(judged) and self.on_inadequate == "best":
             del rejected[likeliest]
         return rejected, judged, counts
+
+    def _price(
+        self,
+        judged: Mapping[str, float],
+        costs: Mapping[str, float | None],
+        tokens: tuple[int, int] | None,
+        rejected: dict[str, str],
+    ) -> None:
+        """``cost_weight``: among the models still passing, the best ``p - w * cost / reference`` is
+        the first choice; a model scoring lower and no likelier is rejected (it is cheaper and worse,
+        or dearer and no better); likelier ones stay, dearer, as retries."""
+        weight = self.cost_weight
+        assert weight is not None
+        priced = {
+            name: cost
+            for name, cost in costs.items()
+            if cost is not None and cost >= 0 and name in judged and name not in rejected
+        }
+        if len(priced) < 2:
+            return
+        dearest = max(priced.values())
+        if dearest <= 0:
+            return
+        per_cost = weight / reference_cost(dearest, tokens, self.adequacy.reference_tokens)
+        score = {name: judged[name] - per_cost * cost for name, cost in priced.items()}
+        first = max(score, key=score.__getitem__)
+        p_first = judged[first]
+        losers = [name for name in priced if judged[name] <= p_first and name != first]
+        if not losers:
+            return
+        # Formatted once: the tail every rejection shares; most requests reject most candidates.
+        tail = f" < {first}'s {score[first]:.2f} (cost_weight {weight:g})"
+        share = 100.0 / dearest
+        for name in losers:
+            rejected[name] = (
+                f"predicted success {judged[name]:.2f} at {priced[name] * share:.0f}% of the dearest's "
+                f"cost scores {score[name]:.2f}{tail}"
+            )
+
+
+def reference_cost(dearest: float, tokens: tuple[int, int] | None, reference_tokens: float | None) -> float:
+    """What ``cost_weight`` prices against: the dearest candidate's cost, moved toward what it would
+    be on a prompt of the training data's typical length (by the square root of the length ratio),
+    so that a long prompt weighs its price more, and a short one less, than the typical prompt;
+    ``dearest`` itself without the lengths.
+
+    The square root: in cross-validation (docs/adequacy.md) the full ratio did best on MMLU, whose
+    prompt lengths vary most, and no scaling did best on RouterBench; the square root came within
+    noise of the best on both.
+    """
+    if tokens is None or reference_tokens is None:
+        return dearest
+    prompt, output = tokens
+    return dearest * math.sqrt((reference_tokens + output) / max(prompt + output, 1))
 
 
 def choose(
@@ -320,11 +408,28 @@ def choose(
     *,
     min_success: float | None = None,
     max_shortfall: float | None = None,
+    cost_weight: float | None = None,
+    costs: Mapping[str, float] | None = None,
+    scale: float = 1.0,
 ) -> str:
-    """What the gate followed by ``cheapest`` picks (training and tests use it to score thresholds)."""
+    """What the gate followed by ``cheapest`` picks (training and tests use it to score thresholds).
+
+    ``by_cost``: the models, cheapest first; ``costs``: their costs for this prompt, and ``scale``
+    (``reference_cost`` / the dearest's cost) for ``cost_weight``.
+    """
     top = max(predicted[m] for m in by_cost)
-    for model in by_cost:
-        p = predicted[model]
-        if (min_success is None or p >= min_success) and (max_shortfall is None or p >= top - max_shortfall):
-            return model
-    return max(by_cost, key=lambda m: predicted[m])
+    passing = [
+        m
+        for m in by_cost
+        if (min_success is None or predicted[m] >= min_success)
+        and (max_shortfall is None or predicted[m] >= top - max_shortfall)
+    ]
+    if not passing:
+        return max(by_cost, key=lambda m: predicted[m])
+    if cost_weight is not None and costs is not None and len(passing) > 1:
+        dearest = max(costs[m] for m in passing)
+        if dearest > 0:
+            # max() keeps the first of equal scores: the cheapest, as the gate then `cheapest` do.
+            reference = dearest * scale
+            return max(passing, key=lambda m: predicted[m] - cost_weight * costs[m] / reference)
+    return passing[0]

@@ -344,14 +344,18 @@ class Planner:
         adequacy = self._adequacy[path]
         min_success = next((s.min_success for s in specs if s.min_success is not None), None)
         max_shortfall = next((s.max_shortfall for s in specs if s.max_shortfall is not None), None)
-        if min_success is None and max_shortfall is None:
-            # Neither set: what `router train --target` found on held-out folds, else a 5-point margin.
-            min_success = adequacy.suggested.get("min_success")
-            max_shortfall = adequacy.suggested.get(
-                "max_shortfall", DEFAULT_MAX_SHORTFALL if min_success is None else None
+        cost_weight = next((s.cost_weight for s in specs if s.cost_weight is not None), None)
+        if min_success is None and max_shortfall is None and cost_weight is None:
+            # None set: what `router train --target` found on held-out folds, else a 5-point margin.
+            suggested = adequacy.suggested
+            min_success = suggested.get("min_success")
+            cost_weight = suggested.get("cost_weight")
+            max_shortfall = suggested.get(
+                "max_shortfall",
+                DEFAULT_MAX_SHORTFALL if min_success is None and cost_weight is None else None,
             )
         on_inadequate = next((s.on_inadequate for s in specs if s.on_inadequate is not None), "best")
-        return AdequacyGate(adequacy, min_success, max_shortfall, on_inadequate)
+        return AdequacyGate(adequacy, min_success, max_shortfall, on_inadequate, cost_weight)
 
     # ------------------------------------------------------------------ planning
 
@@ -523,7 +527,12 @@ def _gate_candidates(
     rejected: dict[str, str],
 ) -> tuple[list[Candidate], str, tuple[Any, Any]]:
     """Drop the candidates predicted to fail this request; the rule says what was predicted."""
-    reasons, predicted, counts = gate.judge(prompt_text(messages), [c.model for c in ranked])
+    costs = tokens = None
+    if gate.cost_weight is not None:
+        costs = {c.model: c.expected_cost_usd for c in ranked}
+        dearest = max(ranked, key=lambda c: c.expected_cost_usd or 0.0)
+        tokens = (dearest.prompt_tokens, dearest.output_tokens)
+    reasons, predicted, counts = gate.judge(prompt_text(messages), [c.model for c in ranked], costs, tokens)
     rejected.update(reasons)
     shown = ", ".join([f"{name} {p:.2f}" for name, p in predicted.items()])
     rule = f"predicted success: {shown or 'no candidate is in the adequacy file'}"

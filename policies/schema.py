@@ -248,6 +248,15 @@ MaxShortfall = Annotated[
         description="With adequacy: reject a model predicted more than this below the likeliest candidate.",
     ),
 ]
+CostWeight = Annotated[
+    float | None,
+    Field(
+        ge=0.0,
+        allow_inf_nan=False,
+        description="With adequacy: price predicted success; the first choice maximizes predicted success "
+        "minus cost_weight x (its expected cost / the dearest candidate's).",
+    ),
+]
 OnInadequate = Annotated[
     Literal["best", "fail"] | None,
     Field(description="When no model passes: best (default) = the most likely one answers; fail = refuse."),
@@ -301,6 +310,7 @@ class RouteSpec(_Frozen):
     adequacy: AdequacyFile = None
     min_success: MinSuccess = None
     max_shortfall: MaxShortfall = None
+    cost_weight: CostWeight = None
     on_inadequate: OnInadequate = None
     stream_recovery: StreamRecovery | None = _overrides("stream_recovery")
     balance: Balance | None = Field(
@@ -331,6 +341,7 @@ class FeatureSpec(_Frozen):
     adequacy: AdequacyFile = None
     min_success: MinSuccess = None
     max_shortfall: MaxShortfall = None
+    cost_weight: CostWeight = None
     on_inadequate: OnInadequate = None
     stream_recovery: StreamRecovery | None = Field(
         default=None, description="Overrides the route's stream_recovery for this feature."

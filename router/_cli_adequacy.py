@@ -55,7 +55,9 @@ def eval_command(
     sweep: Annotated[
         bool,
         typer.Option(
-            "--sweep", help="Also vary the route's max_shortfall (or min_success) and report the curve."
+            "--sweep",
+            help="Also vary the route's gate setting (cost_weight, max_shortfall or min_success) and "
+            "report the curve.",
         ),
     ] = False,
     plot: Annotated[
@@ -182,9 +184,10 @@ def train_command(
     setting: Annotated[
         str,
         typer.Option(
-            "--setting", help="The gate setting --target tunes: max_shortfall (default) or min_success."
+            "--setting",
+            help="The gate setting --target tunes: cost_weight (default), max_shortfall or min_success.",
         ),
-    ] = "max_shortfall",
+    ] = "cost_weight",
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
     from_ledger: Annotated[
         str | None,
@@ -219,15 +222,18 @@ def train_command(
             if not as_json:
                 typer.echo(describe(recorded))
         assert labeled is not None
-        costs = _training_costs(labeled, _policy(policy) if policy is not None else None)
+        loaded = _policy(policy) if policy is not None else None
+        costs = _training_costs(labeled, loaded)
+        # Routing assumes the policy's reply length; cost_weight's reference length includes it.
+        output_tokens = loaded.expected_output_tokens if loaded is not None else 256
         if setting not in SETTINGS:
-            raise TrainError(f"--setting {setting!r}: use max_shortfall or min_success.")
+            raise TrainError(f"--setting {setting!r}: use cost_weight, max_shortfall or min_success.")
         artifact, report = train(
             labeled,
             costs,
             models=names,
             target=parsed_target,
-            settings=Settings(folds=folds),
+            settings=Settings(folds=folds, output_tokens=output_tokens),
             setting=setting,
             counted=counted,
             featurizer=featurizer,
@@ -254,8 +260,8 @@ def train_command(
             typer.echo(
                 f"{report.setting} {report.threshold:g} reaches {report.target_quality:.3f} "
                 f"({report.target.fraction:g} of {report.target.model}) at the lowest held-out cost; "
-                "written to the file as its suggestion (for routes that set neither min_success nor "
-                "max_shortfall)."
+                "written to the file as its suggestion (for routes that set none of cost_weight, "
+                "max_shortfall and min_success)."
             )
     for s in report.sets:
         hull = "-" if s.hull_quality is None else f"{s.hull_quality:.3f}"

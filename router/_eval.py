@@ -193,28 +193,36 @@ def cost_table(
     return table
 
 
+GATE_SETTINGS = ("cost_weight", "max_shortfall", "min_success")
+
+
 def swept_setting(policy: Policy, route: str, feature: str | None) -> str:
-    """The gate setting a sweep varies: min_success when the feature or route uses it, else max_shortfall."""
+    """The gate setting a sweep varies: the one the feature or route sets (cost_weight, then
+    max_shortfall, then min_success), else cost_weight (the default method's setting)."""
     specs = [
         s for s in (policy.features.get(feature) if feature else None, policy.routes[route]) if s is not None
     ]
-    uses_floor = any(s.min_success is not None for s in specs) and not any(
-        s.max_shortfall is not None for s in specs
-    )
-    return "min_success" if uses_floor else "max_shortfall"
+    for key in GATE_SETTINGS:
+        if any(getattr(s, key) is not None for s in specs):
+            return key
+    return "cost_weight"
 
 
 def sweep_values(policy: Policy, route: str, feature: str | None) -> list[float]:
-    if swept_setting(policy, route, feature) == "min_success":
+    setting = swept_setting(policy, route, feature)
+    if setting == "min_success":
         return [i / 20 for i in range(21)]
+    if setting == "cost_weight":
+        return [0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0]
     return [0.0, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0]
 
 
 def _with_setting(policy: Policy, route: str, feature: str | None, value: float) -> Policy:
-    """The policy with the swept gate setting at ``value`` (on the feature when it sets its own)."""
+    """The policy with the swept gate setting at ``value`` (on the feature when it sets its own)
+    and the other gate settings cleared."""
     key = swept_setting(policy, route, feature)
-    other = "min_success" if key == "max_shortfall" else "max_shortfall"
-    update = {key: value, other: None}
+    update: dict[str, float | None] = {k: None for k in GATE_SETTINGS}
+    update[key] = value
     feature_spec = policy.features.get(feature) if feature else None
     if feature_spec is not None and getattr(feature_spec, key) is not None:
         features = dict(policy.features)

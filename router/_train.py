@@ -1,12 +1,14 @@
 """``router train``: learn each model's probability of success per prompt, and prove it on held-out folds.
 
 The method (chosen by cross-validation on RouterBench and RouteLLM training splits; the figures
-are in docs/adequacy.md): TF-IDF over word uni- and bigrams of the prompt's last 1,000 characters,
-and one L2-regularized logistic regression per model. It is fitted with scikit-learn
+are in docs/adequacy.md and examples/routerbench/compare_methods.py reproduces them): TF-IDF over
+word uni- and bigrams of the prompt's last 1,000 characters, one L2-regularized logistic
+regression per model, each recalibrated by Platt scaling fitted on held-out folds; routes weigh
+those predictions against cost (``cost_weight``). It is fitted with scikit-learn
 (``pip install 'router-sdk[train]'``); routing reads the weights with numpy alone.
 
 Everything reported is measured on folds the model was not fitted on: calibration per model, and
-with ``--target`` the threshold that reaches the target quality at the lowest cost.
+with ``--target`` the setting that reaches the target quality at the lowest cost.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from policies.adequacy import (
     choose,
     encode_floats,
     prompt_fingerprint,
+    reference_cost,
 )
+from policies.tokens import estimate_prompt_tokens
 from router._eval import Point, best_single, hull, hull_quality, oracle, single_points
 from router._labeled import LabeledData
 
@@ -36,9 +40,16 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
 THRESHOLDS: Final = tuple(round(i / 100, 2) for i in range(101))
-# The gate setting --target searches: max_shortfall beat min_success in cross-validation on every
-# RouterBench set (docs/adequacy.md), so it is the default.
-SETTINGS: Final = ("max_shortfall", "min_success")
+# cost_weight is not bounded by 1: a weight of 2 gives up 2 points of success for the dearest price.
+GRIDS: Final = {
+    "max_shortfall": THRESHOLDS,
+    "min_success": THRESHOLDS,
+    "cost_weight": (*THRESHOLDS, 1.25, 1.5, 2.0, 3.0, 5.0),
+}
+DEFAULTS: Final = {"max_shortfall": 0.05, "min_success": 0.5, "cost_weight": 0.1}
+# The gate settings --target can tune, the default first: cost_weight (predicted success priced
+# against cost) did best in cross-validation (docs/adequacy.md, examples/routerbench/compare_methods.py).
+SETTINGS: Final = ("cost_weight", "max_shortfall", "min_success")
 
 
 class TrainError(ValueError):
@@ -159,6 +170,8 @@ class Settings:
     seed: int = 0
     min_df: int = 2
     ngram_max: int = 2  # word uni- and bigrams (1: unigrams only)
+    calibrate: bool = True  # Platt scaling per model, fitted on held-out folds
+    output_tokens: int = 256  # what routing expects a reply to take (cost_weight's reference length)
 
 
 def _texts(data: LabeledData, settings: Settings) -> list[str]:
@@ -352,7 +365,7 @@ def train(
     models: Sequence[str] | None = None,
     target: Target | None = None,
     settings: Settings = Settings(),
-    setting: str = "max_shortfall",
+    setting: str = "cost_weight",
     counted: Sequence[tuple[Any, Any] | None] | None = None,
     featurizer: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], TrainReport]:
@@ -392,7 +405,19 @@ def train(
         predicted = _predict(docs, vectorizer, fitted, test.tolist())
         for m in names:
             held_out[m][test] = predicted[m]
+    platt: dict[str, tuple[float, float]] = {}
+    if settings.calibrate:
+        # Each fold's predictions recalibrated by a map fitted on the other folds' (cross-fitting):
+        # still out of sample. The file's map is fitted on every held-out prediction.
+        folds = [order[fold :: settings.folds] for fold in range(settings.folds)]
+        held_out, platt = _platt(held_out, data, names, folds)
     calibration = tuple(_calibration(m, held_out[m].tolist(), data.outcomes[m]) for m in names)
+    tokens = [estimate_prompt_tokens(list(m)) for m in data.messages]
+    reference_tokens = _reference_tokens(tokens, data.origin)
+    out = settings.output_tokens
+    # cost_weight prices against the dearest model's cost moved toward the typical length
+    # (policies.adequacy.reference_cost): per row, the row's dearest cost times this.
+    scale = [reference_cost(1.0, (t, out), reference_tokens) for t in tokens]
 
     # Rows with an outcome for at least two models are where a router has a choice to make.
     complete = [i for i in range(n) if sum(data.outcomes[m][i] is not None for m in names) >= 2]
@@ -406,10 +431,17 @@ def train(
         scored = [i for i in complete if data.outcomes[target.model][i] is not None]
         reference = sum(data.outcomes[target.model][i] or 0.0 for i in scored) / len(scored)
         target_quality = target.fraction * reference
-        threshold = _threshold(held_out, data, costs, scored, by_cost, target, setting)
-    default = 0.5 if setting == "min_success" else 0.05
+        threshold = _threshold(held_out, data, costs, scale, scored, by_cost, target, setting)
+    default = DEFAULTS[setting]
     sets = _per_set(
-        held_out, data, costs, complete, by_cost, threshold if threshold is not None else default, setting
+        held_out,
+        data,
+        costs,
+        scale,
+        complete,
+        by_cost,
+        threshold if threshold is not None else default,
+        setting,
     )
 
     vectorizer, fitted = _fit(docs, data, names, list(range(n)), settings)
@@ -418,7 +450,8 @@ def train(
     artifact: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
-        "method": "tfidf-logreg",
+        "method": "tfidf-logreg-platt" if platt else "tfidf-logreg",
+        "reference_tokens": reference_tokens,
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "featurizer": featurizer_section,
         "models": {
@@ -427,6 +460,7 @@ def train(
                 "intercept": float(classifier.intercept_[0]) if classifier is not None else _logit(prior),
                 "prior": prior,
                 "rows": sum(1 for v in data.outcomes[m] if v is not None),
+                **({"calibration": dict(zip("ab", platt[m], strict=True))} if m in platt else {}),
             }
             for m, (classifier, prior) in fitted.items()
         },
@@ -459,6 +493,64 @@ def train(
     return artifact, report
 
 
+def _platt(
+    held_out: Mapping[str, npt.NDArray[np.float64]],
+    data: LabeledData,
+    names: Sequence[str],
+    folds: Sequence[npt.NDArray[np.intp]],
+) -> tuple[dict[str, npt.NDArray[np.float64]], dict[str, tuple[float, float]]]:
+    """Platt scaling per model on held-out predictions: p' = sigmoid(a * logit(p) + b).
+
+    Logistic regressions fitted with L2 on TF-IDF are over- or under-confident by different
+    amounts per model (held-out slopes of 0.8-1.0 on RouterBench); the gates compare models'
+    predictions, so each is put on the scale of its observed success rate. Returns the
+    cross-fitted predictions and each model's (a, b) on all rows.
+    """
+    import numpy as np
+
+    _, logistic = _sklearn()
+    out: dict[str, npt.NDArray[np.float64]] = {}
+    maps: dict[str, tuple[float, float]] = {}
+    n = len(data)
+    for m in names:
+        z = np.log(np.clip(held_out[m], 1e-6, 1 - 1e-6) / np.clip(1 - held_out[m], 1e-6, 1))
+        local, labels, weights = _labels(data.outcomes[m])
+        if len(set(labels)) < 2:
+            out[m] = held_out[m]
+            continue
+        rows = np.asarray(local)
+        x, y, w = z[rows].reshape(-1, 1), np.asarray(labels), np.asarray(weights)
+        calibrated = held_out[m].copy()
+        for test in folds:
+            in_test = np.zeros(n, dtype=bool)
+            in_test[test] = True
+            keep = ~in_test[rows]
+            a, b = _fit_platt(logistic, x[keep], y[keep], w[keep])
+            calibrated[test] = 1.0 / (1.0 + np.exp(-(a * z[test] + b)))
+        out[m] = calibrated
+        maps[m] = _fit_platt(logistic, x, y, w)
+    return out, maps
+
+
+def _fit_platt(logistic: Any, x: Any, y: Any, w: Any) -> tuple[float, float]:
+    if len(set(y.tolist())) < 2:
+        return 1.0, 0.0  # nothing to calibrate against: the identity
+    model = logistic(C=1.0, max_iter=1000)
+    model.fit(x, y, sample_weight=w)
+    return float(model.coef_[0][0]), float(model.intercept_[0])
+
+
+def _reference_tokens(tokens: Sequence[int], origin: Sequence[int]) -> float:
+    """The training prompts' typical length: the median of each file's median, so that one large
+    file does not set it alone."""
+    import numpy as np
+
+    by_file: dict[int, list[int]] = {}
+    for t, o in zip(tokens, origin, strict=True):
+        by_file.setdefault(o, []).append(t)
+    return float(np.median([np.median(v) for v in by_file.values()]))
+
+
 def _logit(p: float) -> float:
     import math
 
@@ -470,6 +562,7 @@ def _score(
     held_out: Mapping[str, Any],
     data: LabeledData,
     costs: Mapping[str, Sequence[float]],
+    scale: Sequence[float],
     rows: Sequence[int],
     by_cost: Sequence[str],
     threshold: float,
@@ -479,7 +572,13 @@ def _score(
     quality = cost = 0.0
     for i in rows:
         order = [m for m in by_cost if data.outcomes[m][i] is not None]
-        chosen = choose({m: float(held_out[m][i]) for m in order}, order, **{setting: threshold})
+        chosen = choose(
+            {m: float(held_out[m][i]) for m in order},
+            order,
+            costs={m: costs[m][i] for m in order},
+            scale=scale[i],
+            **{setting: threshold},
+        )
         quality += data.outcomes[chosen][i] or 0.0
         cost += costs[chosen][i]
     return Point(f"{setting} {threshold:g}", quality / len(rows), cost / len(rows) * 1000)
@@ -489,6 +588,7 @@ def _threshold(
     held_out: Mapping[str, Any],
     data: LabeledData,
     costs: Mapping[str, Sequence[float]],
+    scale: Sequence[float],
     rows: Sequence[int],
     by_cost: Sequence[str],
     target: Target,
@@ -507,8 +607,10 @@ def _threshold(
         for source, members in groups.items()
     }
     best: tuple[float, float] | None = None
-    for threshold in THRESHOLDS:
-        points = {s: _score(held_out, data, costs, m, by_cost, threshold, setting) for s, m in groups.items()}
+    for threshold in GRIDS[setting]:
+        points = {
+            s: _score(held_out, data, costs, scale, m, by_cost, threshold, setting) for s, m in groups.items()
+        }
         if any(points[s].quality + 1e-12 < goals[s] for s in groups):
             continue
         cost = sum(points[s].cost_per_1k * len(groups[s]) for s in groups) / len(rows)
@@ -521,6 +623,7 @@ def _per_set(
     held_out: Mapping[str, Any],
     data: LabeledData,
     costs: Mapping[str, Sequence[float]],
+    scale: Sequence[float],
     rows: Sequence[int],
     by_cost: Sequence[str],
     threshold: float,
@@ -538,7 +641,7 @@ def _per_set(
         outcomes = {m: [float(data.outcomes[m][i] or 0.0) for i in members] for m in present}
         set_costs = {m: [costs[m][i] for i in members] for m in present}
         singles = single_points(outcomes, set_costs)
-        route = _score(held_out, data, costs, members, present, threshold, setting)
+        route = _score(held_out, data, costs, scale, members, present, threshold, setting)
         results.append(
             SetResult(
                 source=Path(source).name,

@@ -95,9 +95,16 @@ def test_predictions_match_the_fitted_classifier() -> None:
     vectorizer, fitted = _fit(docs, data, ("weak", "strong"), list(range(len(CORPUS))), settings)
     expected = _predict(docs, vectorizer, fitted, [len(CORPUS), len(CORPUS) + 1])
     adequacy = Adequacy(artifact)
+
+    def calibrated(model: str, p: float) -> float:
+        # The file's Platt map (fitted on held-out folds) applied to the classifier's probability.
+        c = artifact["models"][model].get("calibration", {"a": 1.0, "b": 0.0})
+        return 1.0 / (1.0 + math.exp(-(c["a"] * math.log(p / (1.0 - p)) + c["b"])))
+
+    assert "calibration" in artifact["models"]["weak"]
     for i, text in enumerate(["Prove this theorem", "What is the capital?"]):
         got = adequacy.predict(text)
-        assert got["weak"] == pytest.approx(float(expected["weak"][i]), abs=1e-5)
+        assert got["weak"] == pytest.approx(calibrated("weak", float(expected["weak"][i])), abs=1e-5)
         assert got["strong"] == pytest.approx(float(expected["strong"][i]), abs=1e-5)
     assert adequacy.predict("Prove this theorem")["weak"] < adequacy.predict("What is the capital?")["weak"]
 
@@ -253,5 +260,86 @@ def test_rows_given_as_term_counts_train_the_same_classifiers_as_their_text() ->
     again, _ = train(labeled(prompts), costs, settings=settings, counted=counted, featurizer=featurizer)
     retrained = Adequacy(again)
     assert retrained.featurizer_id == base.featurizer_id
+    for model in ("weak", "strong"):  # the same classifiers
+        assert first["models"][model]["coef"] == again["models"][model]["coef"]
+        assert first["models"][model]["intercept"] == pytest.approx(again["models"][model]["intercept"])
+    # Their calibration is fitted on held-out folds, whose vocabularies differ (a fold fitted from
+    # text learns its own; counted rows keep the file's), so the predictions agree closely, not exactly.
     for text in ("Prove this theorem", "What is the capital?", *CORPUS[:3]):
-        assert retrained.predict(text) == pytest.approx(base.predict(text), abs=1e-5)
+        assert retrained.predict(text) == pytest.approx(base.predict(text), abs=0.02)
+
+
+def test_cost_weight_puts_the_best_priced_model_first_and_keeps_likelier_ones_as_retries() -> None:
+    pytest.importorskip("numpy")
+    adequacy = Adequacy(hand_artifact())  # hard: cheap 0.047, strong 0.881; easy: cheap 0.953
+    costs = {"cheap": 0.001, "strong": 0.01}
+    gate = AdequacyGate(adequacy, cost_weight=0.3)
+    # hard: cheap scores 0.047 - 0.3 * 0.1 = 0.017, strong 0.881 - 0.3 = 0.581: strong first
+    rejected, _ = gate.verdicts("a hard question", ["cheap", "strong"], costs)
+    assert rejected == {
+        "cheap": "predicted success 0.05 at 10% of the dearest's cost scores 0.02 < strong's 0.58"
+        " (cost_weight 0.3)"
+    }
+    # easy: cheap 0.953 - 0.03 beats strong 0.581, and strong is no likelier: rejected
+    assert set(gate.verdicts("easy", ["cheap", "strong"], costs)[0]) == {"strong"}
+    # a weight of 1: cheap scores 0.047 - 0.1 = -0.053 > strong's -0.119, so cheap answers first and
+    # strong, likelier, stays as the retry
+    assert AdequacyGate(adequacy, cost_weight=1.0).verdicts("hard", ["cheap", "strong"], costs)[0] == {}
+    # without costs (or for a model without one) nothing is priced
+    assert gate.verdicts("hard", ["cheap", "strong"])[0] == {}
+    assert gate.verdicts("hard", ["cheap", "strong"], {"cheap": 0.001, "strong": None})[0] == {}
+
+
+def test_cost_weight_weighs_a_long_prompts_price_more_than_the_typical_prompts() -> None:
+    pytest.importorskip("numpy")
+    from policies.adequacy import reference_cost
+
+    artifact = {**hand_artifact(), "reference_tokens": 100}
+    gate = AdequacyGate(Adequacy(artifact), cost_weight=0.5)
+    costs = {"cheap": 0.001, "strong": 0.01}
+    # the typical length: hard goes to strong (0.881 - 0.5 > 0.047 - 0.05)
+    assert set(gate.verdicts("hard", ["cheap", "strong"], costs, (100, 50))[0]) == {"cheap"}
+    # a hundred times the typical length (15,000 tokens with the reply against 150): the reference is
+    # the dearest's cost times sqrt(1/100), so strong scores 0.881 - 5 and cheap 0.047 - 0.5: cheap
+    # first, strong kept as the retry
+    assert reference_cost(0.01, (14950, 50), 100.0) == pytest.approx(0.001)
+    assert gate.verdicts("hard", ["cheap", "strong"], costs, (14950, 50))[0] == {}
+    assert reference_cost(0.01, (14950, 50), None) == 0.01  # a version 1 file: the dearest's cost
+    assert reference_cost(0.01, (100, 50), 100.0) == pytest.approx(0.01)  # the typical length
+
+
+def test_choose_with_cost_weight_is_the_gate_followed_by_cheapest() -> None:
+    from policies.adequacy import choose
+
+    predicted = {"cheap": 0.7, "mid": 0.85, "strong": 0.9}
+    costs = {"cheap": 1.0, "mid": 2.0, "strong": 10.0}
+    order = ["cheap", "mid", "strong"]
+    # scores at 0.1: cheap 0.69, mid 0.83, strong 0.80 -> mid
+    assert choose(predicted, order, cost_weight=0.1, costs=costs) == "mid"
+    assert choose(predicted, order, cost_weight=0.0, costs=costs) == "strong"
+    assert choose(predicted, order, cost_weight=2.0, costs=costs) == "cheap"
+    # scale 0.25 (a prompt 4x the typical length) quadruples the weight: cheap 0.66, mid 0.77,
+    # strong 0.5 -> mid; scale 0.05 (20x): cheap 0.5, mid 0.45, strong -1.1 -> cheap
+    assert choose(predicted, order, cost_weight=0.1, costs=costs, scale=0.25) == "mid"
+    assert choose(predicted, order, cost_weight=0.1, costs=costs, scale=0.05) == "cheap"
+    # other settings filter first: min_success 0.8 leaves mid and strong
+    assert choose(predicted, order, cost_weight=2.0, costs=costs, min_success=0.8) == "mid"
+
+
+def test_a_version_1_file_is_still_read_and_predicts_uncalibrated() -> None:
+    pytest.importorskip("numpy")
+    v1 = {**hand_artifact(), "version": 1}
+    assert Adequacy(v1).predict("hard") == pytest.approx(Adequacy(hand_artifact()).predict("hard"))
+    assert Adequacy(v1).reference_tokens is None
+    with pytest.raises(AdequacyError, match="reads versions 1, 2"):
+        Adequacy({**hand_artifact(), "version": 3})
+
+
+def test_a_files_calibration_maps_each_models_logit() -> None:
+    pytest.importorskip("numpy")
+    artifact = hand_artifact()
+    artifact["models"]["cheap"]["calibration"] = {"a": 0.5, "b": 1.0}
+    predicted = Adequacy(artifact).predict("hard")
+    # cheap's logit on "hard" is -3; calibrated: 0.5 * -3 + 1 = -0.5
+    assert predicted["cheap"] == pytest.approx(1 / (1 + math.exp(0.5)))
+    assert predicted["strong"] == pytest.approx(1 / (1 + math.exp(-2)))

@@ -659,3 +659,18 @@ def test_a_feature_named_star_is_reserved_for_the_policy_wide_budget() -> None:
     assert "reserved" in problem.message and "rename the feature" in problem.message
     with pytest.raises(PolicyError):
         policy_from_dict({"models": {"a": {"provider": "openai"}}, "features": {"*": {}}})
+
+
+def test_a_negative_or_infinite_cost_weight_is_reported_on_its_line() -> None:
+    text = """\
+        models:
+          a: {provider: openai}
+        routes:
+          auto:
+            adequacy: adequacy.json
+            cost_weight: %s
+        """
+    problem = only_problem(text % "-0.1")
+    assert (problem.line, problem.key) == (6, "routes.auto.cost_weight")
+    assert problem.message.startswith("must be ≥ 0")
+    assert only_problem(text % ".inf").key == "routes.auto.cost_weight"

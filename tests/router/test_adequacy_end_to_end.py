@@ -92,3 +92,20 @@ def test_a_missing_adequacy_file_fails_the_client_naming_the_file_and_the_policy
         AdequacyError, match=r"adequacy.json: can't read the adequacy file.*router train.*policy.yaml"
     ):
         OpenAI(policy=path)
+
+
+def test_a_route_with_cost_weight_sends_easy_prompts_cheap_and_hard_ones_strong(
+    tmp_path: Path, fake: FakeProviders
+) -> None:
+    path = policy_file(tmp_path, fake)
+    path.write_text(path.read_text().replace("min_success: 0.8", "cost_weight: 0.3"))
+    client = OpenAI(policy=path)
+    easy = client.chat.completions.create(model="auto", messages=ask("An easy question, please."))
+    hard = client.chat.completions.create(model="auto", messages=ask("A hard question, please."))
+    assert easy.model == "cheap" and hard.model == "strong"
+    # cheap costs 4% of strong here: 0.05 - 0.3 * 0.04 scores far below strong's 0.88 - 0.3
+    assert hard.routing.rejected["cheap"].startswith("predicted success 0.05 at 4% of the dearest's cost")
+    assert hard.routing.rejected["cheap"].endswith("< strong's 0.58 (cost_weight 0.3)")
+    assert easy.routing.rejected["strong"].startswith("predicted success 0.88 at 100% of the dearest's cost")
+    assert any("cost_weight 0.3" in rule for rule in hard.routing.rules)
+    assert [r.model for r in fake.requests] == ["cheap", "strong"]

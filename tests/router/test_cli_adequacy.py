@@ -91,7 +91,7 @@ def test_train_writes_an_artifact_a_route_can_use_and_reports_held_out_figures(t
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["models"] == ["cheap", "strong"]
-    assert report["suggested"] is not None and set(report["suggested"]) == {"max_shortfall"}
+    assert report["suggested"] is not None and set(report["suggested"]) == {"cost_weight"}
     (s,) = report["sets"]
     # held out, the learned route is as good as the strong model at well under its cost
     assert s["route"]["quality"] >= 0.95 * s["best_single"]["quality"]

@@ -1,0 +1,75 @@
+"""router train's method on small hand-made data: Platt calibration on held-out folds, the
+reference length cost_weight prices against, and the artifact they go into."""
+
+from __future__ import annotations
+
+import pytest
+
+from router._labeled import LabeledData
+
+
+def labeled(
+    prompts: list[str], outcomes: dict[str, list[float]], origin: list[int] | None = None
+) -> LabeledData:
+    n = len(prompts)
+    return LabeledData(
+        ("a.csv", "b.csv", "c.csv"),
+        tuple(prompts),
+        tuple(({"role": "user", "content": p},) for p in prompts),
+        {m: tuple(v) for m, v in outcomes.items()},
+        {m: (None,) * n for m in outcomes},
+        tuple(origin or [0] * n),
+    )
+
+
+def test_the_reference_length_is_the_median_of_each_files_median() -> None:
+    from router._train import _reference_tokens
+
+    # files' medians: 2, 15, 100 -> 15 (the big first file does not set it alone)
+    assert _reference_tokens([1, 2, 3, 2, 2, 10, 20, 100], [0, 0, 0, 0, 0, 1, 1, 2]) == 15.0
+
+
+def test_platt_scaling_sharpens_timid_held_out_predictions() -> None:
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("sklearn")
+    from router._train import _platt
+
+    y = [1.0, 0.0] * 30
+    data = labeled([f"p{i}" for i in range(60)], {"m": y})
+    timid = np.array([0.6 if v else 0.4 for v in y])  # right every time, but barely confident
+    folds = [np.arange(60)[f::3] for f in range(3)]
+    calibrated, maps = _platt({"m": timid}, data, ["m"], folds)
+    a, b = maps["m"]
+    assert a > 1.0 and abs(b) < 0.1  # a steeper map, centred where the outcomes are balanced
+    assert calibrated["m"][0] > 0.75 and calibrated["m"][1] < 0.25
+    # every row's calibrated value came from a map fitted on the other folds: all rows moved
+    assert np.all(np.abs(calibrated["m"] - timid) > 0.1)
+
+
+def test_train_writes_a_version_2_file_with_calibration_and_the_reference_length() -> None:
+    pytest.importorskip("sklearn")
+    from policies.adequacy import VERSION, Adequacy
+    from policies.tokens import estimate_prompt_tokens
+    from router._train import Settings, Target, train
+
+    prompts = [f"easy question number {i}" for i in range(20)] + [f"hard proof number {i}" for i in range(20)]
+    outcomes = {"cheap": [1.0] * 20 + [0.0] * 20, "strong": [1.0] * 40}
+    costs = {"cheap": [0.001] * 40, "strong": [0.01] * 40}
+    artifact, report = train(
+        labeled(prompts, outcomes),
+        costs,
+        target=Target(0.95, "strong"),
+        settings=Settings(folds=4, min_df=1, output_tokens=16),
+    )
+    assert artifact["version"] == VERSION == 2 and artifact["method"] == "tfidf-logreg-platt"
+    # one file: the median of its prompts' estimated tokens
+    lengths = sorted(estimate_prompt_tokens([{"role": "user", "content": p}]) for p in prompts)
+    assert artifact["reference_tokens"] == (lengths[19] + lengths[20]) / 2
+    assert set(artifact["models"]["cheap"]["calibration"]) == {"a", "b"}
+    assert "calibration" not in artifact["models"]["strong"]  # always right: a constant, nothing to map
+    assert report.setting == "cost_weight" and report.threshold is not None
+    (s,) = report.sets
+    assert s.route.quality >= 0.95 and s.route.cost_per_1k < 0.75 * s.best.cost_per_1k
+    adequacy = Adequacy(artifact)
+    assert adequacy.suggested == {"cost_weight": report.threshold}
+    assert adequacy.predict("hard proof")["cheap"] < 0.5 < adequacy.predict("easy question")["cheap"]
