@@ -63,10 +63,16 @@ def responses_url(chat_url: httpx.URL) -> httpx.URL:
     return chat_url.copy_with(path=base + "/responses")
 
 
+def azure_v1_base(api_base: str | None) -> str:
+    """An Azure OpenAI resource's v1 API, ``{resource}/openai/v1``: OpenAI's paths below it, no
+    api-version (what openai's own client takes as ``base_url`` for Azure)."""
+    return (api_base or "").rstrip("/") + "/openai/v1"
+
+
 def azure_responses_url(api_base: str | None) -> httpx.URL:
     """Azure OpenAI's Responses endpoint: ``{resource}/openai/v1/responses`` (the v1 API: no
     deployment in the path and no api-version; the deployment's name goes in the body's ``model``)."""
-    return httpx.URL((api_base or "").rstrip("/") + "/openai/v1/responses")
+    return httpx.URL(azure_v1_base(api_base) + "/responses")
 
 
 def chat_usage(usage: object) -> JSON | None:
