@@ -33,18 +33,25 @@ def _same_base(a: str | None, b: str | None) -> bool:
     return (a or "").rstrip("/") == (b or "").rstrip("/")
 
 
+def _made_elsewhere(call: NativeResponses, deployment: Deployment) -> bool:
+    if call.previous_keys is not None:
+        return deployment.key not in call.previous_keys
+    return not _same_base(call.previous_base, deployment.api_base)
+
+
 def request_payload(call: NativeResponses, deployment: Deployment, *, stream: bool) -> JSON:
     """The JSON body of ``POST /responses`` for this deployment.
 
-    A ``previous_response_id`` made by another server (``previous_base``) means nothing here: this
-    server gets the conversation the router holds for it as input items instead.
+    A ``previous_response_id`` made by another server or account (``previous_keys``, else
+    ``previous_base``) means nothing here: this server gets the conversation the router holds for it
+    as input items instead.
     """
     params = dict(call.params)
     if (
         params.get("previous_response_id")
         and call.previous_base is not None
         and call.expanded_input is not None
-        and not _same_base(call.previous_base, deployment.api_base)
+        and _made_elsewhere(call, deployment)
     ):
         del params["previous_response_id"]
         params["input"] = [dict(item) for item in call.expanded_input]

@@ -142,6 +142,13 @@ class Engine:
                 return member.deployment
         return None
 
+    def sharing(self, deployment: Deployment) -> frozenset[str]:
+        """The keys of the deployments that see what ``deployment``'s server keeps for its account
+        (stored responses): the same API base and key."""
+        base, key = (deployment.api_base or "").rstrip("/"), deployment.api_key
+        every = [*self.deployments.values(), *(m.deployment for p in self.pools.values() for m in p.members)]
+        return frozenset(d.key for d in every if (d.api_base or "").rstrip("/") == base and d.api_key == key)
+
     @property
     def breaker_keys(self) -> tuple[str, ...]:
         """Every name a breaker may be kept under: the models, and each deployment of a pooled one."""

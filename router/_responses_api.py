@@ -473,7 +473,9 @@ class _Routed:
         found: list[JSON] | None,
     ) -> Prepared:
         not_held = _not_held(previous, self._turns) if previous and history is None else None
-        return prepare(params, history, _origin(found), not_held)
+        made_at = self._made_at(found)
+        sharing = self._router._engine.sharing(made_at) if made_at is not None else None
+        return prepare(params, history, _origin(found), not_held, sharing)
 
     def _direct(self, found: list[JSON] | None) -> _Direct | None:
         """An openai client for the deployment that created a native response (its base URL, key and

@@ -7,7 +7,7 @@ failed deployment falls back to the next one of the same model. Sync and async, 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
@@ -284,3 +284,81 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(part.get("text") or "" for part in content)
+
+
+OTHER_KEY_ENV = "ROUTER_DEPLOY_OTHER_PROJECT_KEY"
+
+
+def _one_server_policy(fake: FakeProviders, provider: str) -> Policy:
+    """Two deployments on one server: two OpenAI projects (one base, a key each), or two deployments
+    of one Azure resource (one base, one key); the answer made on the second."""
+    if provider == "openai":
+        shared: dict[str, Any] = {"api_base": fake.openai_base}
+        keys = [KEY_ENV, OTHER_KEY_ENV]
+    else:
+        shared = {"provider": "azure", "api_base": fake.azure_base("east")}
+        keys = [AZURE_KEY_ENV, AZURE_KEY_ENV]
+    deployments = [
+        {**shared, "name": name, "model": model, "api_key_env": key, "weight": weight}
+        for name, model, key, weight in zip(("a", "b"), ("mini-a", "mini-b"), keys, (1, 10**6), strict=True)
+    ]
+    return Policy.model_validate(
+        {
+            "retry": {"attempts": 1},
+            "models": {"gpt-4o-mini": {"provider": "openai", "deployments": deployments}},
+        }
+    )
+
+
+@pytest.fixture
+def one_server(
+    kind: str, fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[[str], Api]]:
+    monkeypatch.setenv(KEY_ENV, "project-a-key")
+    monkeypatch.setenv(OTHER_KEY_ENV, "project-b-key")
+    monkeypatch.setenv(AZURE_KEY_ENV, "azure-key")
+    made: list[Api] = []
+
+    def make(provider: str) -> Api:
+        api = Api(kind, _one_server_policy(fake, provider))
+        client: OpenAI | AsyncOpenAI = api.client
+        client._router._balancer._rng = random.Random(5)
+        made.append(api)
+        return api
+
+    yield make
+    for api in made:
+        api.close()
+
+
+def test_a_follow_up_on_another_account_of_the_same_server_gets_the_conversation(
+    one_server: Callable[[str], Api], fake: FakeProviders
+) -> None:
+    # Two OpenAI projects share a base URL but not their stored responses.
+    api = one_server("openai")
+    made = api.create(model="gpt-4o-mini", input=QUESTION)
+    assert made.routing.deployment == "b"
+    fake.script(ModelScript("mini-b", faults=(status(500),)))
+    follow_up = api.create(model="gpt-4o-mini", input="And of Germany?", previous_response_id=made.id)
+    assert follow_up.routing.deployment == "a"
+    sent = fake.requests[-1]
+    assert sent.body["model"] == "mini-a" and "previous_response_id" not in sent.body
+    assert [_text(item["content"]) for item in sent.body["input"]] == [
+        QUESTION,
+        made.output_text,
+        "And of Germany?",
+    ]
+
+
+def test_a_follow_up_on_another_deployment_of_the_same_azure_resource_sends_the_id(
+    one_server: Callable[[str], Api], fake: FakeProviders
+) -> None:
+    # One resource, one key: its deployments see the same stored responses.
+    api = one_server("azure")
+    made = api.create(model="gpt-4o-mini", input=QUESTION)
+    fake.script(ModelScript("mini-b", faults=(status(500),)))
+    follow_up = api.create(model="gpt-4o-mini", input="And of Germany?", previous_response_id=made.id)
+    assert follow_up.routing.deployment == "a"
+    sent = fake.requests[-1]
+    assert sent.body["model"] == "mini-a" and sent.body["previous_response_id"] == made.id
+    assert sent.body["input"] == "And of Germany?"
