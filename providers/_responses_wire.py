@@ -33,18 +33,25 @@ def _same_base(a: str | None, b: str | None) -> bool:
     return (a or "").rstrip("/") == (b or "").rstrip("/")
 
 
+def _made_elsewhere(call: NativeResponses, deployment: Deployment) -> bool:
+    if call.previous_keys is not None:
+        return deployment.key not in call.previous_keys
+    return not _same_base(call.previous_base, deployment.api_base)
+
+
 def request_payload(call: NativeResponses, deployment: Deployment, *, stream: bool) -> JSON:
     """The JSON body of ``POST /responses`` for this deployment.
 
-    A ``previous_response_id`` made by another server (``previous_base``) means nothing here: this
-    server gets the conversation the router holds for it as input items instead.
+    A ``previous_response_id`` made by another server or account (``previous_keys``, else
+    ``previous_base``) means nothing here: this server gets the conversation the router holds for it
+    as input items instead.
     """
     params = dict(call.params)
     if (
         params.get("previous_response_id")
         and call.previous_base is not None
         and call.expanded_input is not None
-        and not _same_base(call.previous_base, deployment.api_base)
+        and _made_elsewhere(call, deployment)
     ):
         del params["previous_response_id"]
         params["input"] = [dict(item) for item in call.expanded_input]
@@ -63,10 +70,16 @@ def responses_url(chat_url: httpx.URL) -> httpx.URL:
     return chat_url.copy_with(path=base + "/responses")
 
 
+def azure_v1_base(api_base: str | None) -> str:
+    """An Azure OpenAI resource's v1 API, ``{resource}/openai/v1``: OpenAI's paths below it, no
+    api-version (what openai's own client takes as ``base_url`` for Azure)."""
+    return (api_base or "").rstrip("/") + "/openai/v1"
+
+
 def azure_responses_url(api_base: str | None) -> httpx.URL:
     """Azure OpenAI's Responses endpoint: ``{resource}/openai/v1/responses`` (the v1 API: no
     deployment in the path and no api-version; the deployment's name goes in the body's ``model``)."""
-    return httpx.URL((api_base or "").rstrip("/") + "/openai/v1/responses")
+    return httpx.URL(azure_v1_base(api_base) + "/responses")
 
 
 def chat_usage(usage: object) -> JSON | None:

@@ -172,11 +172,15 @@ class NativeResponses:
     ``previous_response_id`` the router does not hold, ...), so only such models may serve it; the
     planner reads it as the capability ``responses``. ``previous_base``: the API base of the server
     that created ``params["previous_response_id"]``; another server gets ``expanded_input`` (the held
-    conversation as input items) instead of the id.
+    conversation as input items) instead of the id. ``previous_keys``: when the router knows the
+    deployment that created it, the keys (``Deployment.key``) of those that can see it (the same base
+    and API key: one server and account); they decide instead of the base, since two accounts on one
+    base (two OpenAI projects) do not see each other's responses.
     """
 
     params: Mapping[str, Any]
     required: bool = False
     reason: str | None = None
     previous_base: str | None = None
+    previous_keys: frozenset[str] | None = None
     expanded_input: tuple[Mapping[str, Any], ...] | None = None

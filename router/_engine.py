@@ -130,6 +130,25 @@ class Engine:
         when = (spec.when_all_limited if spec is not None else None) or pool.when_all_limited
         return balance, when
 
+    def deployment_of(self, model: str, pool_name: str | None = None) -> Deployment | None:
+        """The deployment of ``model`` named ``pool_name`` (a pooled model's member, as
+        ``routing.deployment`` names it); without a name, the model's own (a pooled model's first).
+        None when the policy has no such model or deployment."""
+        pool = self.pools.get(model)
+        if pool is None or pool_name is None:
+            return self.deployments.get(model)
+        for member in pool.members:
+            if member.deployment.pool_name == pool_name:
+                return member.deployment
+        return None
+
+    def sharing(self, deployment: Deployment) -> frozenset[str]:
+        """The keys of the deployments that see what ``deployment``'s server keeps for its account
+        (stored responses): the same API base and key."""
+        base, key = (deployment.api_base or "").rstrip("/"), deployment.api_key
+        every = [*self.deployments.values(), *(m.deployment for p in self.pools.values() for m in p.members)]
+        return frozenset(d.key for d in every if (d.api_base or "").rstrip("/") == base and d.api_key == key)
+
     @property
     def breaker_keys(self) -> tuple[str, ...]:
         """Every name a breaker may be kept under: the models, and each deployment of a pooled one."""

@@ -49,7 +49,7 @@ from openai.resources.responses.input_items import AsyncInputItems, InputItems
 from openai.types.responses import ParsedResponse, Response, ResponseStreamEvent
 from pydantic import PrivateAttr
 
-from providers._responses_wire import NATIVE_EVENT, NATIVE_RESPONSE
+from providers._responses_wire import NATIVE_EVENT, NATIVE_RESPONSE, azure_v1_base
 from router._exceptions import NoCandidateError
 from router._raw import Mode, raw_mode, wrap
 from router._response import build
@@ -71,6 +71,7 @@ from router._streaming import AsyncRoutedStream, RoutedStream
 from router._turns import TurnStore
 
 if TYPE_CHECKING:
+    from providers.base import Deployment
     from router._client import AsyncRouter, SyncRouter
     from router._openai import AsyncOpenAI, OpenAI
     from router._response import RoutedChatCompletion
@@ -394,6 +395,20 @@ class _Native:
         return writes, (_native_event(terminal, self._model, self._routing),)
 
 
+class _Direct(NamedTuple):
+    """An openai client for the server that made a native response, and the headers each call to it
+    adds (Azure: ``Authorization`` left out, the key goes in ``api-key``)."""
+
+    client: Any
+    headers: Mapping[str, Any]
+
+    def params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """A call's arguments with these headers (the caller's ``extra_headers`` win)."""
+        if not self.headers:
+            return dict(params)
+        return {**params, "extra_headers": {**self.headers, **(params.get("extra_headers") or {})}}
+
+
 class _Routed:
     """What the sync and async resources share: every decision of a routed call (``_decide``), made
     once; the resources below only perform its actions."""
@@ -426,8 +441,8 @@ class _Routed:
             completion = cast("RoutedChatCompletion", result)
             native = _native_answer(call, completion)
             response, turn = native or _answer(call, completion, wall_clock())
-            model = completion.routing.model if native is not None else None
-            for key, value in self._keeps(prepared, response.id, turn, model):
+            made_at = completion.routing if native is not None else None
+            for key, value in self._keeps(prepared, response.id, turn, made_at):
                 yield _Write(key, value)
             return response
         chat = result
@@ -437,7 +452,7 @@ class _Routed:
 
         def keeps(response_id: str, output: list[JSON]) -> _Writes:
             turn = [*call.conversation, assistant_message(output)]
-            return self._keeps(prepared, response_id, turn, native_model)
+            return self._keeps(prepared, response_id, turn, chat.routing if native_model else None)
 
         routing = partial(getattr, chat, "routing")
         if native_model is not None:
@@ -458,46 +473,66 @@ class _Routed:
         found: list[JSON] | None,
     ) -> Prepared:
         not_held = _not_held(previous, self._turns) if previous and history is None else None
-        return prepare(params, history, _origin(found), not_held)
+        made_at = self._made_at(found)
+        sharing = self._router._engine.sharing(made_at) if made_at is not None else None
+        return prepare(params, history, _origin(found), not_held, sharing)
 
-    def _direct(self, found: list[JSON] | None) -> Any:
-        """An openai client for the server that created a native response (its base URL, key and
+    def _direct(self, found: list[JSON] | None) -> _Direct | None:
+        """An openai client for the deployment that created a native response (its base URL, key and
         headers; the client's own HTTP connections), or None when the router made none."""
-        name = found[0].get("model") if found and isinstance(found[0], dict) else None
-        deployment = self._router._engine.deployments.get(name) if isinstance(name, str) else None
+        deployment = self._made_at(found)
         if deployment is None or not deployment.api_base:
             return None
         owner = self._client
         kind = openai.AsyncOpenAI if self._asynchronous else openai.OpenAI
-        return kind(
+        azure = deployment.adapter == "azure"
+        headers: dict[str, Any] = dict(deployment.headers)
+        if azure and deployment.api_key:
+            # As the chat path sends it; Azure refuses a request with both this and Authorization.
+            headers["api-key"] = deployment.api_key
+        client = kind(
             api_key=deployment.api_key or "unused",
-            base_url=deployment.api_base,
-            default_headers=dict(deployment.headers),
+            base_url=azure_v1_base(deployment.api_base) if azure else deployment.api_base,
+            default_headers=headers,
             http_client=owner._client,
             max_retries=owner.max_retries,
             timeout=owner.timeout,
         )
+        return _Direct(client, {"Authorization": openai.omit} if azure else {})
+
+    def _made_at(self, found: list[JSON] | None) -> Deployment | None:
+        """The deployment an origin record names: the pool member that answered (``deployment``),
+        or, in records kept before they named one, the model's own deployment."""
+        entry = found[0] if found and isinstance(found[0], dict) else {}
+        model, member = entry.get("model"), entry.get("deployment")
+        if not isinstance(model, str):
+            return None
+        return self._router._engine.deployment_of(model, member if isinstance(member, str) else None)
 
     def _native(self, model: str | None) -> bool:
         deployment = self._router._engine.deployments.get(model or "")
         return deployment is not None and deployment.responses
 
     def _keeps(
-        self, prepared: Prepared, response_id: str, turn: list[JSON], native_model: str | None
+        self, prepared: Prepared, response_id: str, turn: list[JSON], made_at: RoutingRecord | None
     ) -> _Writes:
         """The turn-store writes for an answer: the turn (when the router could translate the whole
-        conversation), and for a native answer where it was made (``retrieve`` and a later
-        ``previous_response_id`` go there)."""
+        conversation), and for a native answer (``made_at``: its routing) the deployment that made it,
+        a pooled model's member included (``retrieve`` and a later ``previous_response_id`` go there)."""
         if not prepared.call.store:
             return []
         keeps: _Writes = []
         if prepared.refusal is None:
             keeps.append((response_id, turn))
-        if native_model is not None:
-            deployment = self._router._engine.deployments[native_model]
-            keeps.append(
-                (origin_key(response_id), [{"api_base": deployment.api_base, "model": native_model}])
-            )
+        model = made_at.model if made_at is not None else None
+        deployment = (
+            self._router._engine.deployment_of(model, made_at.deployment)
+            if made_at is not None and model is not None
+            else None
+        )
+        if deployment is not None:
+            origin = {"api_base": deployment.api_base, "model": model, "deployment": deployment.pool_name}
+            keeps.append((origin_key(response_id), [origin]))
         return keeps
 
     def _raw(self, mode: Mode | None, value: _V) -> _V:
@@ -650,7 +685,7 @@ class _InputItems(InputItems):
         direct = self._responses._stored(response_id)
         if direct is None:
             return super().list(response_id, **params)
-        return direct.responses.input_items.list(response_id, **params)
+        return direct.client.responses.input_items.list(response_id, **direct.params(params))
 
 
 class _AsyncInputItems(AsyncInputItems):
@@ -675,7 +710,7 @@ class _AsyncPage:
         direct = await self._items._responses._stored(self._response_id)
         if direct is None:
             return AsyncInputItems.list(self._items, self._response_id, **self._params)
-        return direct.responses.input_items.list(self._response_id, **self._params)
+        return direct.client.responses.input_items.list(self._response_id, **direct.params(self._params))
 
     def __await__(self) -> Any:
         async def first() -> Any:
@@ -701,20 +736,20 @@ class Responses(_Routed, _Responses):
     # Stored responses: one the router had made natively is at the server that made it; any other
     # id goes to OpenAI's API with the client's key, as with openai's client.
 
-    def _stored(self, response_id: str) -> Any:
+    def _stored(self, response_id: str) -> _Direct | None:
         return self._direct(self._turns.get(origin_key(response_id)))
 
     def retrieve(self, response_id: str, **params: Any) -> Any:  # type: ignore[override]
         direct = self._stored(response_id)
         if direct is None:
             return super().retrieve(response_id, **params)
-        return direct.responses.retrieve(response_id, **params)
+        return direct.client.responses.retrieve(response_id, **direct.params(params))
 
     def delete(self, response_id: str, **params: Any) -> Any:  # type: ignore[override]
         direct = self._stored(response_id)
         if direct is None:
             return super().delete(response_id, **params)
-        return direct.responses.delete(response_id, **params)
+        return direct.client.responses.delete(response_id, **direct.params(params))
 
     @cached_property
     def input_items(self) -> InputItems:
@@ -879,20 +914,20 @@ class AsyncResponses(_Routed, _AsyncResponses):
         self._router: AsyncRouter = client._router
         self._turns: TurnStore = client._router._turns
 
-    async def _stored(self, response_id: str) -> Any:
+    async def _stored(self, response_id: str) -> _Direct | None:
         return self._direct(await self._turns.aget(origin_key(response_id)))
 
     async def retrieve(self, response_id: str, **params: Any) -> Any:  # type: ignore[override]
         direct = await self._stored(response_id)
         if direct is None:
             return await super().retrieve(response_id, **params)
-        return await direct.responses.retrieve(response_id, **params)
+        return await direct.client.responses.retrieve(response_id, **direct.params(params))
 
     async def delete(self, response_id: str, **params: Any) -> Any:  # type: ignore[override]
         direct = await self._stored(response_id)
         if direct is None:
             return await super().delete(response_id, **params)
-        return await direct.responses.delete(response_id, **params)
+        return await direct.client.responses.delete(response_id, **direct.params(params))
 
     @cached_property
     def input_items(self) -> AsyncInputItems:

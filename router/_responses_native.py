@@ -159,9 +159,11 @@ def prepare(
     history: Sequence[JSON] | None,
     origin: str | None,
     not_held: ResponsesRequestError | None = None,
+    origin_keys: frozenset[str] | None = None,
 ) -> Prepared:
     """Both forms of a call. ``history``: the held turn ``previous_response_id`` names (None: not
-    held, ``not_held`` says why); ``origin``: the API base of the server that created it natively."""
+    held, ``not_held`` says why); ``origin``: the API base of the server that created it natively,
+    ``origin_keys`` the deployments that can see it (``NativeResponses.previous_keys``)."""
     previous = params.get("previous_response_id")
     native_params = _native_params(params)
     new_items = input_items(params["input"]) if "input" in params else []
@@ -190,6 +192,7 @@ def prepare(
         required=refusal is not None,
         reason=refusal.message if refusal is not None else None,
         previous_base=origin,
+        previous_keys=origin_keys if origin is not None else None,
         expanded_input=expanded,
     )
     call = replace(call, kwargs={**call.kwargs, NATIVE_RESPONSES: native})

@@ -93,7 +93,18 @@ class _Handlers:
         wires: dict[str, Wire] = {"openai": self.openai, "gemini": self.gemini, "anthropic": self.anthropic}
         self.batches = BatchRoutes(batches or BatchControl(state, wires), self.api_keys)
         self.azure = AzureWire()
-        self.azure_responses = AzureResponsesWire(self.openai_responses.store)
+        # Each Azure resource keeps its own responses, apart from OpenAI's and from other resources':
+        # an id one made means nothing to another (as on the real services).
+        self._azure_responses: dict[str, AzureResponsesWire] = {}
+        self._azure_lock = threading.Lock()
+
+    def azure_responses(self, resource: str) -> AzureResponsesWire:
+        """The Responses API of Azure resource ``resource``, with its own store."""
+        with self._azure_lock:
+            wire = self._azure_responses.get(resource)
+            if wire is None:
+                wire = self._azure_responses[resource] = AzureResponsesWire(ResponsesStore())
+            return wire
 
     # --- routes -----------------------------------------------------------------------------------
 
@@ -113,9 +124,16 @@ class _Handlers:
 
     async def openai_responses_stored(self, request: web.Request) -> web.StreamResponse:
         """GET/DELETE /responses/{id}, GET /responses/{id}/input_items: the stored responses."""
-        wire = self.openai_responses
-        expected = self.api_keys.get("openai")
         key = request.headers.get("authorization", "").removeprefix("Bearer ").strip() or None
+        return self._stored(request, self.openai_responses, key)
+
+    async def azure_responses_stored(self, request: web.Request) -> web.StreamResponse:
+        """The same at an Azure resource's v1 API (``/openai/v1/responses/{id}``), key in ``api-key``."""
+        wire = self.azure_responses(request.match_info["resource"])
+        return self._stored(request, wire, request.headers.get("api-key"))
+
+    def _stored(self, request: web.Request, wire: OpenAIResponsesWire, key: str | None) -> web.Response:
+        expected = self.api_keys.get(wire.name)
         if expected is not None and key != expected:
             return self._error(wire.auth_error(key))
         response_id = request.match_info["response_id"]
@@ -147,7 +165,7 @@ class _Handlers:
         model = str(body.get("model", "")) if body is not None else ""
         stream = body is not None and body.get("stream") is True
         rate_key = f"{request.match_info['resource']}/{model}"
-        wire = self.azure_responses
+        wire = self.azure_responses(request.match_info["resource"])
         return await self._serve(request, wire, model, stream, body, request.headers.get("api-key"), rate_key)
 
     async def openai_models(self, request: web.Request) -> web.StreamResponse:
@@ -187,6 +205,8 @@ class _Handlers:
     async def control_reset(self, request: web.Request) -> web.StreamResponse:
         self.state.reset()
         self.openai_responses.store.clear()
+        with self._azure_lock:
+            self._azure_responses.clear()
         self.batches.control.reset()
         return _json({"reset": True})
 
@@ -409,6 +429,10 @@ def build_app(
     )
     app.router.add_post("/azure/{resource}/openai/v1/responses", handlers.azure_responses_create)
     app.router.add_post("/azure/{resource}/openai/responses", handlers.azure_responses_create)
+    stored = "/azure/{resource}/openai/v1/responses/{response_id}"
+    app.router.add_get(stored, handlers.azure_responses_stored)
+    app.router.add_delete(stored, handlers.azure_responses_stored)
+    app.router.add_get(stored + "/{tail:input_items}", handlers.azure_responses_stored)
     app.router.add_post("/gemini/{version}/models/{target}", handlers.gemini_generate)
     app.router.add_post("/anthropic/v1/messages", handlers.anthropic_messages)
     app.router.add_post("/_fake/script", handlers.control_script)

@@ -4,6 +4,7 @@ httpx, async over the default aiohttp transport) and, for what the fake does not
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from typing import Any
 
@@ -226,3 +227,19 @@ def test_a_previous_id_made_by_another_server_is_replaced_by_the_held_conversati
         "model": "gpt-4o-mini",
         "stream": True,
     }
+
+
+def test_the_deployments_that_can_see_a_previous_id_decide_over_its_base() -> None:
+    # Two accounts on one base: only the one that made the response gets its id.
+    expanded = ({"role": "user", "content": "Who?"},)
+    call = NativeResponses(
+        params={"input": "Who?", "previous_response_id": "resp_1"},
+        previous_base="https://api.openai.com/v1",
+        previous_keys=frozenset({"gpt-4o-mini/project-a"}),
+        expanded_input=expanded,
+    )
+    base = deployment("https://api.openai.com/v1")
+    maker = dataclasses.replace(base, pool_name="project-a")
+    other = dataclasses.replace(base, pool_name="project-b", api_key="other-key")
+    assert request_payload(call, maker, stream=False)["previous_response_id"] == "resp_1"
+    assert request_payload(call, other, stream=False) == {"input": list(expanded), "model": "gpt-4o-mini"}
