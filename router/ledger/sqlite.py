@@ -233,10 +233,10 @@ class SqliteLedger:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()  # a failed COMMIT too: the next transaction must not find this one open
                 raise
-            self._db.execute("COMMIT")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -347,23 +347,43 @@ class SqliteLedger:
         the batch decides exactly what the same calls one transaction each would have decided, and no
         cap is passed. A refused reserve takes back what it added and changes nothing else; a settle
         replayed in the same batch counts once. The commit is what costs (dirty pages written to the
-        WAL): a batch pays for one. If anything but a refusal fails, the whole batch is rolled back and
-        each op is done again in a transaction of its own, so one op's error is its own outcome and
-        the others' results still land.
+        WAL): a batch pays for one. If anything but a refusal fails inside the transaction, the whole
+        batch is rolled back and each op is done again in a transaction of its own, so one op's error
+        is its own outcome and the others' results still land.
+
+        Raises, having done nothing, when the transaction cannot begin (the write lock not had within
+        the busy timeout, the file deleted or replaced): that is every op's outcome, and trying each
+        alone would only wait as long again for each.
         """
-        if len(ops) == 1:
-            return [self._alone(ops[0])]
+        if not ops:
+            return []
         nows = [op.now for op in ops if isinstance(op, ReserveOp) and op.hold.lines]
-        swept_at = self._swept_at
-        try:
-            with self._write() as db:
+        with self._lock:
+            self._enter()
+            self._set_busy_timeout()
+            self._db.execute("BEGIN IMMEDIATE")
+            swept_at = self._swept_at
+            try:
                 if nows:
-                    self._sweep(db, min(nows))  # the earliest clock: a later one could free a hold early
-                outcomes = [_outcome(_apply_in(db, op)) for op in ops]
-        except Exception:
-            self._swept_at = swept_at
-            return [self._alone(op) for op in ops]
+                    # The earliest clock: a later one could free a hold early.
+                    self._sweep(self._db, min(nows))
+                outcomes = [_outcome(_apply_in(self._db, op)) for op in ops]
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                self._swept_at = swept_at
+                self._rollback()
+                if not isinstance(exc, Exception):
+                    raise
+                if len(ops) == 1:
+                    return [(None, exc)]
+                return [self._alone(op) for op in ops]
         return outcomes
+
+    def _rollback(self) -> None:
+        """End a failed transaction, whether SQLite already rolled it back or not."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
 
     def _alone(self, op: Op) -> Outcome:
         """One op in a transaction of its own, its error as its outcome."""
