@@ -438,14 +438,14 @@ class SqliteLedger:
 
 
 class AsyncSqliteLedger(ThreadedAsyncLedger):
-    """``SqliteLedger`` for asyncio code, on a worker thread of its own, with group commit.
+    """``SqliteLedger`` for asyncio code, with group commit and a worker thread of its own.
 
     Another process may hold the write lock for seconds (a long ``BEGIN IMMEDIATE``, a backup):
     that wait must stall the worker, never the event loop and every other request on it. Reserves,
-    settles and releases are queued and done by the worker in batches, one transaction each
-    (``router.ledger._group``): under load a commit per call is what the ledger costs. Reads
-    (totals, warnings, the report) are first tried inline with no busy wait at all, and handed to
-    the worker only when the lock is taken.
+    settles and releases are queued and done in batches, one transaction each, at the end of the
+    loop's turn (``router.ledger._group``): under load a commit per call is what the ledger costs.
+    A batch, like a read (totals, warnings, the report), is first tried inline with no busy wait at
+    all, and handed to the worker only when the lock is taken.
     """
 
     def __init__(
@@ -453,7 +453,10 @@ class AsyncSqliteLedger(ThreadedAsyncLedger):
     ) -> None:
         self._sqlite = SqliteLedger(path, busy_timeout_s=busy_timeout_s)
         super().__init__(self._sqlite)
-        self._group: GroupCommit[Op] = GroupCommit(self._worker, self._sqlite.apply)
+        sqlite = self._sqlite
+        self._group: GroupCommit[Op] = GroupCommit(
+            self._worker, sqlite.apply, lambda ops: sqlite.without_waiting(lambda: sqlite.apply(ops))
+        )
 
     def now(self, call: Callable[[], _T]) -> _T:
         return self._sqlite.without_waiting(call)

@@ -2,7 +2,8 @@
 
 The writes queued in one turn of the event loop are done together; each reserve is checked against
 what the ones before it left, a refusal or a failure touches nothing but its own call, a settle
-replayed within a batch counts once, and the loop is woken once per batch. Counts, not times.
+replayed within a batch counts once; a batch that would wait for the lock is the worker thread's, which
+wakes the loop once per batch. Counts, not times.
 """
 
 from __future__ import annotations
@@ -134,8 +135,8 @@ def test_apply_on_the_sync_ledger_gives_each_op_its_own_outcome(tmp_path: Path) 
         ledger.close()
 
 
-async def test_the_loop_is_woken_once_per_batch_not_once_per_call(
-    ledger: AsyncSqliteLedger, monkeypatch: pytest.MonkeyPatch
+async def test_a_batch_that_would_wait_for_the_lock_goes_to_the_worker_and_wakes_the_loop_once(
+    ledger: AsyncSqliteLedger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loop = asyncio.get_running_loop()
     wakeups: list[Callable[..., object]] = []
@@ -147,10 +148,25 @@ async def test_the_loop_is_woken_once_per_batch_not_once_per_call(
 
     begun = await transactions(ledger)
     monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
-    holds = await asyncio.gather(*(ledger.reserve([WIDE], 0.001, ttl_s=60, now=T0) for _ in range(50)))
-    assert all(isinstance(h, Hold) for h in holds)
-    assert len(begun) == 1
+    # Inline, with the lock free: one transaction, and no thread to wake the loop.
+    assert all(isinstance(h, Hold) for h in await reserve_many(ledger, 50))
+    assert (len(begun), len(wakeups)) == (1, 0)
+    # Another process holds the write lock: the loop does not wait for it, the worker does; then
+    # one transaction and one wake-up for the fifty.
+    other = sqlite3.connect(tmp_path / "ledger.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    reserving = asyncio.create_task(reserve_many(ledger, 50))
+    await asyncio.sleep(0.05)
+    assert not reserving.done()
+    other.execute("COMMIT")
+    other.close()
+    assert all(isinstance(h, Hold) for h in await reserving)
     assert len(wakeups) == 1
+    assert len(begun) == 1 + 2  # the attempt inline (refused at once) and the worker's
+
+
+async def reserve_many(ledger: AsyncSqliteLedger, n: int) -> list[Hold | Refusal]:
+    return await asyncio.gather(*(ledger.reserve([WIDE], 0.001, ttl_s=60, now=T0) for _ in range(n)))
 
 
 async def test_a_reserve_cancelled_while_its_batch_runs_is_released_once_it_lands(
@@ -181,8 +197,8 @@ async def test_a_settle_whose_caller_was_cancelled_still_lands(ledger: AsyncSqli
     assert await ledger.totals([CAP], now=T0) == {CAP.key: Totals(0.007, 0.0)}
 
 
-async def test_a_closed_ledger_refuses_new_writes_with_an_error(tmp_path: Path) -> None:
+async def test_a_closed_ledger_refuses_new_writes_with_an_error_rather_than_hang(tmp_path: Path) -> None:
     ledger = AsyncSqliteLedger(tmp_path / "ledger.db")
     await ledger.close()
-    with pytest.raises(RuntimeError):
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         await ledger.reserve([CAP], 0.01, ttl_s=60, now=T0)
