@@ -64,6 +64,9 @@ class GroupCommit(Generic[_Op]):
         self._queue: list[_Queued[_Op]] = []
         # A flush is scheduled or running (on a loop or the worker): it will see what is queued now.
         self._flushing = False
+        # The loop it is scheduled on (None: the worker has it). A loop closed before running it
+        # never will: the next ``submit`` takes the queue over rather than leave it stranded.
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
 
     def submit(self, op: _Op) -> asyncio.Future[object]:
         """Queue ``op``; the future (of the running loop) gets its result once its batch committed.
@@ -75,9 +78,10 @@ class GroupCommit(Generic[_Op]):
         future: asyncio.Future[object] = loop.create_future()
         with self._lock:
             self._queue.append((op, future))
-            if self._flushing:
+            owner = self._flush_loop
+            if self._flushing and (owner is None or owner is loop or not owner.is_closed()):
                 return future
-            self._flushing = True
+            self._flushing, self._flush_loop = True, loop
         loop.call_soon(self._flush)
         return future
 
@@ -94,10 +98,13 @@ class GroupCommit(Generic[_Op]):
                 with self._lock:
                     del self._queue[: len(batch)]
                     more = self._flushing = bool(self._queue)
+                    self._flush_loop = asyncio.get_running_loop() if more else None
                 _hand_back(batch, outcomes, asyncio.get_running_loop())
                 if more:  # beyond MAX_BATCH, or queued by another loop meanwhile
                     asyncio.get_running_loop().call_soon(self._flush)
                 return
+        with self._lock:
+            self._flush_loop = None
         try:
             self._worker.submit(self._drain)
         except RuntimeError as exc:  # the worker is shut down (the ledger closed): nothing will drain

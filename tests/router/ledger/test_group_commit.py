@@ -202,3 +202,32 @@ async def test_a_closed_ledger_refuses_new_writes_with_an_error_rather_than_hang
     await ledger.close()
     with pytest.raises(sqlite3.ProgrammingError, match="closed"):
         await ledger.reserve([CAP], 0.01, ttl_s=60, now=T0)
+
+
+def test_calls_queued_on_a_loop_closed_before_its_flush_are_done_by_the_next_loop(tmp_path: Path) -> None:
+    ledger = AsyncSqliteLedger(tmp_path / "ledger.db")
+    hold = Hold("c" * 24, (CAP,), 0.01, T0 + 60)
+
+    first = asyncio.new_event_loop()
+    queued: list[asyncio.Future[object]] = []
+
+    def queue_and_stop() -> None:
+        queued.append(ledger._group.submit(ReserveOp(hold, T0)))  # its flush is scheduled...
+        first.stop()  # ...for the next turn, which never comes
+
+    first.call_soon(queue_and_stop)
+    first.run_forever()
+    first.close()
+    (stranded,) = queued
+    assert not stranded.done()
+
+    async def later() -> Hold | Refusal:
+        # A safety net, not a measurement: a stranded queue would hang here forever.
+        return await asyncio.wait_for(ledger.reserve([CAP], 0.01, ttl_s=60, now=T0), timeout=30)
+
+    try:
+        assert isinstance(asyncio.run(later()), Hold)
+        # Both landed: the stranded reservation too (its loop is gone; it expires at its TTL).
+        assert ledger.sync.totals([CAP], now=T0) == {CAP.key: Totals(0.0, 0.02)}
+    finally:
+        asyncio.run(ledger.close())
