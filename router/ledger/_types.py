@@ -279,7 +279,7 @@ class ThreadedAsyncLedger:
             future.add_done_callback(self._release_orphan)
             raise
 
-    def _release_orphan(self, future: asyncio.Future[Hold | Refusal]) -> None:
+    def _release_orphan(self, future: asyncio.Future[Hold | Refusal] | asyncio.Future[object]) -> None:
         if not future.cancelled() and future.exception() is None:
             outcome = future.result()
             if isinstance(outcome, Hold):

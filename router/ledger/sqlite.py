@@ -1,7 +1,9 @@
 """``sqlite:///path``: the default ledger. One machine, any number of processes and threads.
 
 Each reserve and settle is one ``BEGIN IMMEDIATE`` transaction: SQLite lets one writer in at a
-time across every process that has the file open, so check-then-add can never interleave.
+time across every process that has the file open, so check-then-add can never interleave. The
+async ledger commits in groups: the reserves, settles and releases queued meanwhile share one
+transaction (``apply``), each checked in order against what the ones before it left.
 WAL lets readers (``router spend``) run beside the writer; ``synchronous=NORMAL`` is durable
 against a process crash, which is what a ledger on one machine has to survive, and skips the
 fsync per transaction that FULL would cost.
@@ -20,6 +22,7 @@ reservation anyway, so the sweep only bounds the tables' size.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import sqlite3
@@ -27,9 +30,11 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
+from router.ledger._group import GroupCommit, Outcome
 from router.ledger._types import (
     SETTLED_KEEP_S,
     Hold,
@@ -112,13 +117,9 @@ _ADD: Final = (
 # checks them against the limit, a settle returns them, without a SELECT of their own.
 _ADD_RETURNING: Final = f"{_ADD} RETURNING spent_nanos, {_LIVE_RESERVED.replace('?', '?9')}, estimated_nanos"
 _TAKE: Final = "DELETE FROM reservations WHERE id = ? RETURNING key, amount_nanos"
-
-
-class _Refused(Exception):
-    """Inside a reserve's transaction: a line would go over its limit; the transaction rolls back."""
-
-    def __init__(self, refusal: Refusal) -> None:
-        self.refusal = refusal
+_DROP_UNUSED: Final = (
+    "DELETE FROM spend WHERE key = ? AND spent_nanos = 0 AND reserved_nanos = 0 AND estimated_nanos = 0"
+)
 
 
 class _Checkpointer:
@@ -232,10 +233,10 @@ class SqliteLedger:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._rollback()  # a failed COMMIT too: the next transaction must not find this one open
                 raise
-            self._db.execute("COMMIT")
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -316,7 +317,6 @@ class SqliteLedger:
         self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
     ) -> Hold | Refusal:
         check_amount("amount_usd", amount_usd)
-        amount = to_nanos_up(amount_usd)
         hold = Hold(new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
         if not lines:
             return hold
@@ -324,48 +324,85 @@ class SqliteLedger:
         try:
             with self._write() as db:
                 self._sweep(db, now)
-                # Add first, then check what the period holds with this reservation in: over the limit
-                # rolls the whole transaction back, so nothing of a refused reservation stays.
-                for line in lines:
-                    spent, reserved, _ = _add(db, _change(line, 0, amount), now)
-                    if spent + reserved > to_nanos_down(line.limit_usd):
-                        raise _Refused(Refusal(line, to_usd(spent), to_usd(reserved - amount), amount_usd))
-                db.executemany(
-                    "INSERT INTO reservations (id, key, amount_nanos, expires_at) VALUES (?, ?, ?, ?)",
-                    [(hold.id, line.key, amount, hold.expires_at) for line in lines],
-                )
-        except _Refused as refused:
-            self._swept_at = swept_at  # the sweep was rolled back with the rest
-            return refused.refusal
+                return _reserve_in(db, hold, now)
         except BaseException:
-            self._swept_at = swept_at
+            self._swept_at = swept_at  # the sweep was rolled back with the rest
             raise
-        return hold
 
     def settle(
         self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
     ) -> dict[str, Totals]:
         check_amount("cost_usd", cost_usd)
-        cost = to_nanos(cost_usd)
         with self._write() as db:
-            first = db.execute(
-                "INSERT OR IGNORE INTO settled (id, forget_at) VALUES (?, ?)",
-                (hold.id, max(hold.expires_at, now) + SETTLED_KEEP_S),
-            ).rowcount
-            if not first:  # a replay of a settle that already landed: count it once
-                return _totals(db, hold.lines, now)
-            held = _take(db, hold.id)  # empty if it expired and a sweep deleted it meanwhile
-            totals = {}
-            for line in hold.lines:
-                change = _change(line, cost, -held.get(line.key, 0), cost if estimated else 0)
-                spent, reserved, estimated_nanos = _add(db, change, now)
-                totals[line.key] = Totals(to_usd(spent), to_usd(reserved), to_usd(estimated_nanos))
-            return totals
+            return _settle_in(db, hold, cost_usd, now, estimated)
 
     def release(self, hold: Hold) -> None:
         with self._write() as db:
-            held = _take(db, hold.id)
-            db.executemany(_ADD, [_change(line, 0, -held.get(line.key, 0)) for line in hold.lines])
+            _release_in(db, hold)
+
+    def apply(self, ops: Sequence[Op]) -> list[Outcome]:
+        """Several reserves, settles and releases in ONE write transaction (group commit), in order.
+
+        Each reserve is checked against the figures as the ops before it in the batch left them, so
+        the batch decides exactly what the same calls one transaction each would have decided, and no
+        cap is passed. A refused reserve takes back what it added and changes nothing else; a settle
+        replayed in the same batch counts once. The commit is what costs (dirty pages written to the
+        WAL): a batch pays for one. If anything but a refusal fails inside the transaction, the whole
+        batch is rolled back and each op is done again in a transaction of its own, so one op's error
+        is its own outcome and the others' results still land.
+
+        Raises, having done nothing, when the transaction cannot begin (the write lock not had within
+        the busy timeout, the file deleted or replaced): that is every op's outcome, and trying each
+        alone would only wait as long again for each.
+        """
+        if not ops:
+            return []
+        nows = [op.now for op in ops if isinstance(op, ReserveOp) and op.hold.lines]
+        with self._lock:
+            self._enter()
+            self._set_busy_timeout()
+            self._db.execute("BEGIN IMMEDIATE")
+            swept_at = self._swept_at
+            try:
+                if nows:
+                    # The earliest clock: a later one could free a hold early.
+                    self._sweep(self._db, min(nows))
+                outcomes = [_outcome(_apply_in(self._db, op)) for op in ops]
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                self._swept_at = swept_at
+                self._rollback()
+                if not isinstance(exc, Exception):
+                    raise
+                if len(ops) == 1:
+                    return [(None, exc)]
+                return [self._alone(op) for op in ops]
+        return outcomes
+
+    def _rollback(self) -> None:
+        """End a failed transaction, whether SQLite already rolled it back or not."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    def _alone(self, op: Op) -> Outcome:
+        """One op in a transaction of its own, its error as its outcome."""
+        try:
+            if isinstance(op, ReserveOp):
+                if not op.hold.lines:
+                    return (op.hold, None)
+                swept_at = self._swept_at
+                try:
+                    with self._write() as db:
+                        self._sweep(db, op.now)
+                        return (_reserve_in(db, op.hold, op.now), None)
+                except BaseException:
+                    self._swept_at = swept_at
+                    raise
+            with self._write() as db:
+                return (_apply_in(db, op), None)
+        except Exception as exc:
+            return (None, exc)
 
     def totals(self, lines: Sequence[Line], *, now: float) -> dict[str, Totals]:
         with self._read() as db:
@@ -401,12 +438,14 @@ class SqliteLedger:
 
 
 class AsyncSqliteLedger(ThreadedAsyncLedger):
-    """``SqliteLedger`` for asyncio code, on a worker thread of its own.
+    """``SqliteLedger`` for asyncio code, with group commit and a worker thread of its own.
 
-    A transaction takes tens of microseconds, but another process may hold the write lock for
-    seconds (a long ``BEGIN IMMEDIATE``, a backup): that wait must stall the worker, never the
-    event loop and every other request on it. So each call is first tried inline with no busy
-    wait at all, and handed to the worker only when the lock is taken.
+    Another process may hold the write lock for seconds (a long ``BEGIN IMMEDIATE``, a backup):
+    that wait must stall the worker, never the event loop and every other request on it. Reserves,
+    settles and releases are queued and done in batches, one transaction each, at the end of the
+    loop's turn (``router.ledger._group``): under load a commit per call is what the ledger costs.
+    A batch, like a read (totals, warnings, the report), is first tried inline with no busy wait at
+    all, and handed to the worker only when the lock is taken.
     """
 
     def __init__(
@@ -414,9 +453,136 @@ class AsyncSqliteLedger(ThreadedAsyncLedger):
     ) -> None:
         self._sqlite = SqliteLedger(path, busy_timeout_s=busy_timeout_s)
         super().__init__(self._sqlite)
+        sqlite = self._sqlite
+        self._group: GroupCommit[Op] = GroupCommit(
+            self._worker, sqlite.apply, lambda ops: sqlite.without_waiting(lambda: sqlite.apply(ops))
+        )
 
     def now(self, call: Callable[[], _T]) -> _T:
         return self._sqlite.without_waiting(call)
+
+    async def reserve(
+        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+    ) -> Hold | Refusal:
+        check_amount("amount_usd", amount_usd)
+        hold = Hold(new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
+        if not lines:
+            return hold
+        future = self._group.submit(ReserveOp(hold, now))
+        try:
+            outcome = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # Cancelled while it was being made: once it lands, give it back.
+            future.add_done_callback(self._release_orphan)
+            raise
+        assert isinstance(outcome, Hold | Refusal)
+        return outcome
+
+    async def settle(
+        self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
+    ) -> dict[str, Totals]:
+        check_amount("cost_usd", cost_usd)
+        # A settle whose caller was cancelled still lands: it is queued, the work is the worker's.
+        totals = await _landed(self._group.submit(SettleOp(hold, cost_usd, now, estimated)))
+        return totals  # type: ignore[return-value]
+
+    async def release(self, hold: Hold) -> None:
+        await _landed(self._group.submit(ReleaseOp(hold)))
+
+
+async def _landed(future: asyncio.Future[object]) -> object:
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(_consume)  # its error, if any, has nobody left to raise it to
+        raise
+
+
+def _consume(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+@dataclass(frozen=True, slots=True)
+class ReserveOp:
+    """``SqliteLedger.reserve`` as data, for ``apply``; the hold (its id made by the caller) is what
+    a granted reserve returns."""
+
+    hold: Hold
+    now: float
+
+
+@dataclass(frozen=True, slots=True)
+class SettleOp:
+    hold: Hold
+    cost_usd: float
+    now: float
+    estimated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseOp:
+    hold: Hold
+
+
+Op = ReserveOp | SettleOp | ReleaseOp
+
+
+def _outcome(result: object) -> Outcome:
+    return (result, None)
+
+
+def _apply_in(db: sqlite3.Connection, op: Op) -> object:
+    if isinstance(op, ReserveOp):
+        return _reserve_in(db, op.hold, op.now) if op.hold.lines else op.hold
+    if isinstance(op, SettleOp):
+        return _settle_in(db, op.hold, op.cost_usd, op.now, op.estimated)
+    _release_in(db, op.hold)
+    return None
+
+
+def _reserve_in(db: sqlite3.Connection, hold: Hold, now: float) -> Hold | Refusal:
+    """Inside a write transaction: add the hold to every line and check each with it in; over a
+    limit, take back what this reserve added (nothing else in the transaction is touched)."""
+    amount = to_nanos_up(hold.amount_usd)
+    lines = hold.lines
+    for n, line in enumerate(lines):
+        spent, reserved, _ = _add(db, _change(line, 0, amount), now)
+        if spent + reserved > to_nanos_down(line.limit_usd):
+            taken = lines[: n + 1]
+            db.executemany(_ADD, [_change(taken_line, 0, -amount) for taken_line in taken])
+            # A period this reserve opened and nothing else used leaves no row behind.
+            db.executemany(_DROP_UNUSED, [(taken_line.key,) for taken_line in taken])
+            return Refusal(line, to_usd(spent), to_usd(reserved - amount), hold.amount_usd)
+    db.executemany(
+        "INSERT INTO reservations (id, key, amount_nanos, expires_at) VALUES (?, ?, ?, ?)",
+        [(hold.id, line.key, amount, hold.expires_at) for line in lines],
+    )
+    return hold
+
+
+def _settle_in(
+    db: sqlite3.Connection, hold: Hold, cost_usd: float, now: float, estimated: bool
+) -> dict[str, Totals]:
+    cost = to_nanos(cost_usd)
+    first = db.execute(
+        "INSERT OR IGNORE INTO settled (id, forget_at) VALUES (?, ?)",
+        (hold.id, max(hold.expires_at, now) + SETTLED_KEEP_S),
+    ).rowcount
+    if not first:  # a replay of a settle that already landed: count it once
+        return _totals(db, hold.lines, now)
+    held = _take(db, hold.id)  # empty if it expired and a sweep deleted it meanwhile
+    totals = {}
+    for line in hold.lines:
+        change = _change(line, cost, -held.get(line.key, 0), cost if estimated else 0)
+        spent, reserved, estimated_nanos = _add(db, change, now)
+        totals[line.key] = Totals(to_usd(spent), to_usd(reserved), to_usd(estimated_nanos))
+    return totals
+
+
+def _release_in(db: sqlite3.Connection, hold: Hold) -> None:
+    held = _take(db, hold.id)
+    db.executemany(_ADD, [_change(line, 0, -held.get(line.key, 0)) for line in hold.lines])
 
 
 def _identity(path: Path) -> tuple[int, int]:

@@ -1,4 +1,8 @@
-"""Across processes: no overspend under a burst, no starvation, and a killed process leaks nothing."""
+"""Across processes: no overspend under a burst, no starvation, and a killed process leaks nothing.
+
+The async ledgers' writes go in batches (group commit on SQLite): the bursts below run hundreds of
+concurrent requests per process, so most of their reserves and settles share a transaction.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +18,14 @@ import pytest
 
 from router.ledger import Hold, Totals, open_ledger
 from tests.processes import run_released_together
-from tests.router.ledger.workers import AMOUNT_NANOS, CAP, hammer
+from tests.router.ledger.workers import AMOUNT_NANOS, CAP, SERVE_TTL_S, WIDE, hammer, hammer_two_lines
 
 REPO = Path(__file__).resolve().parents[3]
 
 
-def burst(url: str, processes: int, tasks_per_process: int) -> list[dict[str, Any]]:
+def burst(url: str, processes: int, tasks_per_process: int, target: Any = hammer) -> list[dict[str, Any]]:
     """Start every process, let them all open the ledger, then release them at once."""
-    return run_released_together(hammer, [(url, tasks_per_process, seed) for seed in range(processes)])
+    return run_released_together(target, [(url, tasks_per_process, seed) for seed in range(processes)])
 
 
 def check_burst(url: str, outcomes: list[dict[str, Any]], requests: int) -> None:
@@ -47,6 +51,22 @@ def test_four_processes_on_one_sqlite_file_never_overspend_and_fill_the_cap(tmp_
     url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
     open_ledger(url).close()  # create the schema once, so the burst measures only reserve/settle
     check_burst(url, burst(url, processes=4, tasks_per_process=125), requests=500)
+
+
+@pytest.mark.slow
+def test_batches_refused_on_their_second_line_give_the_first_back_across_processes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    open_ledger(url).close()
+    outcomes = burst(url, processes=3, tasks_per_process=300, target=hammer_two_lines)
+    check_burst(url, outcomes, requests=900)
+    ledger = open_ledger(url)
+    try:
+        wide = ledger.totals([WIDE], now=time.time())[WIDE.key]
+    finally:
+        ledger.close()
+    # The wide line holds exactly what was settled: nothing of a refused reservation stayed on it.
+    settled = sum(cost for outcome in outcomes for cost in outcome["settled"])
+    assert (round(wide.spent_usd * 1e9), wide.reserved_usd) == (settled, 0.0)
 
 
 @pytest.mark.slow
@@ -93,5 +113,51 @@ def test_a_process_killed_mid_call_leaks_no_reservation_once_it_expires(
         full = ledger.reserve([CAP], CAP.limit_usd, ttl_s=30, now=now + 30)
         assert isinstance(full, Hold)  # the whole cap is available again
         assert ledger.report(now=now + 30) == [("burst", "total", 0.0, Totals(0.0, CAP.limit_usd))]
+    finally:
+        ledger.close()
+
+
+@pytest.mark.slow
+def test_a_process_killed_while_its_batches_are_written_loses_no_acknowledged_charge(tmp_path: Path) -> None:
+    """SIGKILL lands while the worker is mid-batch (it always is: 200 requests in flight); every
+    settle that returned is in the file, the rest is at most what was in flight, and a second process
+    goes on writing the same file."""
+    url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+    open_ledger(url).close()
+    tasks = 200
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.router.ledger.workers", "serve", url, str(tasks)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    acknowledged: list[int] = []
+    try:
+        assert process.stdout is not None
+        while len(acknowledged) < 3000:
+            line = process.stdout.readline()
+            assert line, "the serving process ended before it was killed"
+            acknowledged.append(int(line))
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert process.stdout is not None
+    acknowledged.extend(int(line) for line in process.stdout.read().split())  # written before the kill
+    killed_at = time.time()
+
+    ledger = open_ledger(url)
+    try:
+        landed = ledger.totals([WIDE], now=killed_at)[WIDE.key]
+        spent = round(landed.spent_usd * 1e9)
+        assert sum(acknowledged) <= spent  # every acknowledged settle landed
+        assert spent <= sum(acknowledged) + tasks * AMOUNT_NANOS  # and at most the ones in flight more
+        # What the killed process still held expires with its TTL; the file takes new writes at once.
+        hold = ledger.reserve([WIDE], 0.01, ttl_s=60, now=killed_at)
+        assert isinstance(hold, Hold)
+        ledger.settle(hold, 0.01, now=killed_at)
+        after = ledger.totals([WIDE], now=killed_at + SERVE_TTL_S + 1)[WIDE.key]
+        assert (round(after.spent_usd * 1e9), after.reserved_usd) == (spent + 10_000_000, 0.0)
     finally:
         ledger.close()

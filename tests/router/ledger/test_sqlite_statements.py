@@ -1,7 +1,8 @@
 """What the SQLite ledger runs per request: statements counted through SQLite's own trace hook.
 
-A reserve and its settle are each one transaction of a few statements; calls made inline on an
-event loop (busy timeout 0) do not reset the connection's busy timeout around every call; the sweep of
+A reserve and its settle are each one transaction of a few statements; on an event loop, the writes
+queued in one turn share one transaction, and calls made inline (busy timeout 0) do not reset the
+connection's busy timeout around every call; the sweep of
 expired reservations and forgotten settle ids runs once a second of ledger time, and skipping it in
 between changes no figure. Counts, not times.
 """
@@ -9,8 +10,9 @@ between changes no figure. Counts, not times.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -71,25 +73,56 @@ def test_each_more_line_adds_one_upsert_and_one_row(ledger: SqliteLedger) -> Non
     assert len(traced.take()) == 6
 
 
-async def test_inline_calls_on_an_event_loop_set_the_busy_timeout_once(tmp_path: Path) -> None:
+async def test_calls_inline_on_an_event_loop_set_the_busy_timeout_once(tmp_path: Path) -> None:
     ledger = AsyncSqliteLedger(tmp_path / "ledger.db")
     try:
         traced = Traced(ledger._sqlite)
         for n in range(5):
             hold = _hold(await ledger.reserve([DAY], 0.01, ttl_s=60, now=T0 + n / 10))
             await ledger.settle(hold, 0.01, now=T0 + n / 10)
+            await ledger.totals([DAY], now=T0 + n / 10)
         pragmas = [s for s in traced.take() if s.startswith("PRAGMA busy_timeout")]
         assert pragmas == ["PRAGMA busy_timeout = 0"]
-        # A call handed to the worker thread (the lock is taken) waits with the full timeout again.
-        _hold(await on_worker(ledger, lambda: ledger.sync.reserve([DAY], 0.01, ttl_s=60, now=T0)))
+        # Another process holds the write lock: the batch goes to the worker thread, which waits
+        # for it with the full timeout.
+        with write_locked(tmp_path / "ledger.db"):
+            reserving = asyncio.create_task(ledger.reserve([DAY], 0.01, ttl_s=60, now=T0))
+            await asyncio.sleep(0.05)
+            assert not reserving.done()
+        _hold(await reserving)
         pragmas = [s for s in traced.take() if s.startswith("PRAGMA busy_timeout")]
         assert pragmas == ["PRAGMA busy_timeout = 5000"]
     finally:
         await ledger.close()
 
 
-async def on_worker(ledger: AsyncSqliteLedger, call: Callable[[], Hold | Refusal]) -> Hold | Refusal:
-    return await asyncio.get_running_loop().run_in_executor(ledger._worker, call)
+@contextlib.contextmanager
+def write_locked(path: Path) -> Iterator[None]:
+    """SQLite's write lock on ``path``, held by another connection (as another process would)."""
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        yield
+        other.execute("COMMIT")
+    finally:
+        other.close()
+
+
+async def test_writes_queued_in_one_turn_of_the_event_loop_commit_in_one_transaction(tmp_path: Path) -> None:
+    ledger = AsyncSqliteLedger(tmp_path / "ledger.db")
+    try:
+        _hold(await ledger.reserve([DAY], 0.01, ttl_s=60, now=T0))  # the first one sweeps
+        traced = Traced(ledger._sqlite)
+        holds = await asyncio.gather(*(ledger.reserve([DAY], 0.01, ttl_s=60, now=T0) for _ in range(20)))
+        reserves = traced.take()
+        await asyncio.gather(*(ledger.settle(_hold(hold), 0.005, now=T0) for hold in holds))
+        settles = traced.take()
+        # One BEGIN and one COMMIT for all twenty; per reserve an upsert and a row, per settle three.
+        assert [s.split()[0] for s in reserves] == ["BEGIN", *["INSERT", "INSERT"] * 20, "COMMIT"]
+        assert [s.split()[0] for s in settles] == ["BEGIN", *["INSERT", "DELETE", "INSERT"] * 20, "COMMIT"]
+        assert await ledger.totals([DAY], now=T0) == {DAY.key: Totals(0.1, 0.01)}
+    finally:
+        await ledger.close()
 
 
 def test_a_refused_reservation_leaves_no_row_and_no_sum(ledger: SqliteLedger) -> None:

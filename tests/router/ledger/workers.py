@@ -1,7 +1,8 @@
 """Code that runs in other processes for the multi-process and crash tests.
 
 ``hammer`` is a multiprocessing target; ``python -m tests.router.ledger.workers hold URL NOW`` is
-the process that gets SIGKILLed holding a reservation.
+the process that gets SIGKILLed holding a reservation; ``... serve URL TASKS`` the one SIGKILLed
+while its batches of settles are being written.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ WARN_AT = 0.5
 GIVE_UP_S = 60.0
 
 
-async def one_request(ledger: AsyncLedger, rng: random.Random) -> tuple[str, int, bool]:
+async def one_request(
+    ledger: AsyncLedger, rng: random.Random, lines: tuple[Line, ...] = (CAP,)
+) -> tuple[str, int, bool]:
     """What the pipeline does: reserve the worst case, call, settle the actual cost; while only
     in-flight reservations stand in the way, wait a little and try again.
 
@@ -29,7 +32,7 @@ async def one_request(ledger: AsyncLedger, rng: random.Random) -> tuple[str, int
     """
     give_up = time.monotonic() + GIVE_UP_S
     while True:
-        result = await ledger.reserve([CAP], AMOUNT_NANOS / 1e9, ttl_s=120, now=time.time())
+        result = await ledger.reserve(lines, AMOUNT_NANOS / 1e9, ttl_s=120, now=time.time())
         if isinstance(result, Hold):
             await asyncio.sleep(rng.uniform(0, 0.004))  # the provider call
             cost = rng.randint(AMOUNT_NANOS // 2, AMOUNT_NANOS)
@@ -42,13 +45,15 @@ async def one_request(ledger: AsyncLedger, rng: random.Random) -> tuple[str, int
         await asyncio.sleep(rng.uniform(0.001, 0.003))
 
 
-async def _run(url: str, tasks: int, seed: int, ready: Any, go: Any) -> dict[str, Any]:
+async def _run(
+    url: str, tasks: int, seed: int, ready: Any, go: Any, lines: tuple[Line, ...] = (CAP,)
+) -> dict[str, Any]:
     ledger = open_async_ledger(url)
     rng = random.Random(seed)
     ready.put(seed)
     go.wait()
     try:
-        outcomes = await asyncio.gather(*(one_request(ledger, rng) for _ in range(tasks)))
+        outcomes = await asyncio.gather(*(one_request(ledger, rng, lines) for _ in range(tasks)))
     finally:
         await ledger.close()
     return {
@@ -64,6 +69,35 @@ def hammer(url: str, tasks: int, seed: int, ready: Any, go: Any, results: Any) -
     results.put(asyncio.run(_run(url, tasks, seed, ready, go)))
 
 
+def hammer_two_lines(url: str, tasks: int, seed: int, ready: Any, go: Any, results: Any) -> None:
+    """``hammer`` with every request on a wide line first and the capped one second: a refusal comes
+    from the second line, after the first was added (and is taken back)."""
+    results.put(asyncio.run(_run(url, tasks, seed, ready, go, (WIDE, CAP))))
+
+
+WIDE = Line("wide", "total", 0.0, None, 1000.0)
+SERVE_TTL_S = 30.0
+
+
+async def _serve(url: str, tasks: int) -> None:
+    """Reserve, "call", settle, print the settled cost once ``settle`` returned; forever, ``tasks``
+    at a time. A printed line is an acknowledged charge: the parent kills this process mid-stream."""
+    ledger = open_async_ledger(url)
+    rng = random.Random(tasks)
+
+    async def loop() -> None:
+        while True:
+            hold = await ledger.reserve([WIDE], AMOUNT_NANOS / 1e9, ttl_s=SERVE_TTL_S, now=time.time())
+            assert isinstance(hold, Hold), hold
+            await asyncio.sleep(rng.uniform(0, 0.002))
+            cost = rng.randint(AMOUNT_NANOS // 2, AMOUNT_NANOS)
+            await ledger.settle(hold, cost / 1e9, now=time.time())
+            sys.stdout.write(f"{cost}\n")
+            sys.stdout.flush()
+
+    await asyncio.gather(*(loop() for _ in range(tasks)))
+
+
 def hold(url: str, now: float) -> None:
     """Reserve the whole cap, say so, then hang in the "provider call" until killed."""
     ledger = open_ledger(url)
@@ -76,3 +110,5 @@ def hold(url: str, now: float) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "hold":
         hold(sys.argv[2], float(sys.argv[3]))
+    if sys.argv[1] == "serve":
+        asyncio.run(_serve(sys.argv[2], int(sys.argv[3])))
