@@ -177,7 +177,6 @@ class Adequacy:
         self.tasks: tuple[str, ...] = ()
         self.task_suggested: dict[str, dict[str, float]] = {}
         self.task_threshold = 0.0
-        self._centroids: npt.NDArray[np.float64] | None = None
         if not tasks:
             return
         try:
@@ -197,16 +196,15 @@ class Adequacy:
                 f"{self.source}: malformed tasks section ({exc!r}); retrain it with `router train`."
             ) from None
         self.tasks = names
-        self._centroids = centroids
+
+        # The centroids times IDF join the models' columns: the similarities come out of the same
+        # gather and product as the logits (predict_task), a few columns more.
+        self._scaled = np.ascontiguousarray(np.hstack([self._scaled, centroids * self._idf[:, None]]))
 
     def task_of(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> str | None:
         """The task a prompt (its term counts) is recognised as; None: none of the file's tasks is
         near enough (or the file has none)."""
-        if self._centroids is None or not len(idx):
-            return None
-        similarity = self.weights(idx, counts) @ self._centroids[idx]
-        best = int(similarity.argmax())
-        return self.tasks[best] if similarity[best] >= self.task_threshold else None
+        return self.predict_task(idx, counts)[1]
 
     def suggested_for(self, task: str | None) -> dict[str, float]:
         """A task's suggested setting, else the file's global one."""
@@ -293,20 +291,35 @@ class Adequacy:
 
     def predict_counts(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> dict[str, float]:
         """Each model's probability of success, from the prompt's term counts (``counts``)."""
+        return self.predict_task(idx, counts)[0]
+
+    def predict_task(
+        self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]
+    ) -> tuple[dict[str, float], str | None]:
+        """``predict_counts``, and the task the prompt is recognised as (``task_of``): one pass."""
         import numpy as np
 
+        task = None
         if len(idx):
             tf = counts.astype(np.float64)
             if self._sublinear:
                 tf = np.log(tf) + 1.0
             weights = tf * self._idf[idx]
             norm = math.sqrt(float(weights @ weights))
-            # _scaled holds IDF x coefficient per term and model: one gather and one product.
-            logits = self._intercept + (tf @ self._scaled[idx]) / norm
+            # _scaled holds IDF x coefficient per term and model (then IDF x centroid per task):
+            # one gather and one product.
+            raw = (tf @ self._scaled[idx]) / norm
+            m = len(self.models)
+            logits = self._intercept + raw[:m]
+            if self.tasks:
+                similarity = raw[m:]
+                best = int(similarity.argmax())
+                if similarity[best] >= self.task_threshold:
+                    task = self.tasks[best]
         else:
             logits = self._intercept
         probabilities = 1.0 / (1.0 + np.exp(-logits))
-        return dict(zip(self.models, probabilities.tolist(), strict=True))
+        return dict(zip(self.models, probabilities.tolist(), strict=True)), task
 
     def predict(self, text: str) -> dict[str, float]:
         """Each model's probability of success on this prompt."""
@@ -365,9 +378,12 @@ class AdequacyGate:
     ) -> tuple[float | None, str | None]:
         """The cost_weight for this prompt and the task it was recognised as (None: not ``auto``,
         or no task recognised)."""
+        return self.weight_for(self.adequacy.task_of(*counts) if self.auto else None)
+
+    def weight_for(self, task: str | None) -> tuple[float | None, str | None]:
+        """The cost_weight for a prompt recognised as ``task`` (and the task, for the rule)."""
         if not self.auto:
             return self.cost_weight, None
-        task = self.adequacy.task_of(*counts)
         weight = self.adequacy.suggested_for(task).get("cost_weight")
         if weight is None:
             weight = self.adequacy.suggested.get("cost_weight", DEFAULT_COST_WEIGHT)
@@ -393,21 +409,23 @@ class AdequacyGate:
         *,
         counts: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = None,
         cost_weight: float | None = None,
+        predicted: Mapping[str, float] | None = None,
     ) -> tuple[dict[str, str], dict[str, float], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
         """``verdicts``, and the prompt's term counts (what the ledger keeps for retraining).
 
         ``costs``: each model's expected cost for this request, and ``tokens`` its (prompt, output)
         tokens: ``cost_weight`` needs them (a model without a cost is not priced against the others).
-        ``counts`` (the prompt's, if already counted) and ``cost_weight`` (what ``resolve`` gave;
-        default: the gate's own, resolved here when ``auto``).
+        ``counts`` and ``predicted`` (the prompt's, if already counted and predicted) and
+        ``cost_weight`` (what ``resolve`` gave; default: the gate's own, resolved here when ``auto``).
         Models the file doesn't know are not judged (their static floors apply). When every judged
         model falls short, ``on_inadequate: best`` keeps the one most likely to succeed.
         """
         if counts is None:
             counts = self.adequacy.counts(text)
-        if cost_weight is None:
-            cost_weight = self.resolve(counts)[0]
-        predicted = self.adequacy.predict_counts(*counts)
+        if predicted is None:
+            predicted, task = self.adequacy.predict_task(*counts)
+            if cost_weight is None:
+                cost_weight = self.weight_for(task)[0]
         judged = {name: predicted[name] for name in names if name in predicted}
         if not judged:
             return {}, judged, counts

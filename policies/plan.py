@@ -533,14 +533,21 @@ def _gate_candidates(
     with ``cost_weight: auto``, which task's weight was used)."""
     text = prompt_text(messages)
     counts = gate.adequacy.counts(text)
-    weight, task = gate.resolve(counts)
+    predicted_all, task = gate.adequacy.predict_task(*counts)
+    weight, task = gate.weight_for(task)
     costs = tokens = None
     if weight is not None:
         costs = {c.model: c.expected_cost_usd for c in ranked}
         dearest = max(ranked, key=lambda c: c.expected_cost_usd or 0.0)
         tokens = (dearest.prompt_tokens, dearest.output_tokens)
     reasons, predicted, counts = gate.judge(
-        text, [c.model for c in ranked], costs, tokens, counts=counts, cost_weight=weight
+        text,
+        [c.model for c in ranked],
+        costs,
+        tokens,
+        counts=counts,
+        cost_weight=weight,
+        predicted=predicted_all,
     )
     rejected.update(reasons)
     shown = ", ".join([f"{name} {p:.2f}" for name, p in predicted.items()])
