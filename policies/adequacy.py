@@ -424,8 +424,10 @@ class AdequacyGate:
             counts = self.adequacy.counts(text)
         if predicted is None:
             predicted, task = self.adequacy.predict_task(*counts)
-            if cost_weight is None:
-                cost_weight = self.weight_for(task)[0]
+        else:
+            task = self.adequacy.task_of(*counts) if self.auto and cost_weight is None else None
+        if cost_weight is None:
+            cost_weight = self.weight_for(task)[0]
         judged = {name: predicted[name] for name in names if name in predicted}
         if not judged:
             return {}, judged, counts
