@@ -94,8 +94,10 @@ ADEQUACY_PROMPT: Final = "adequacy, ~2k chars"
 
 
 def _adequacy_cells(budget_s: float) -> list[dict[str, Any]]:
-    """Planning with learned adequacy on: 10 models, a 12,000-term adequacy file, a 2,000-character prompt
-    (RouterBench's median), each call's prompt different. Skipped when numpy isn't installed."""
+    """Planning with learned adequacy on: 10 models, a 12,000-term adequacy file with four tasks
+    (``cost_weight: auto``: the task recognised per request), a 2,000-character prompt (RouterBench's
+    median), each call's prompt different. Skipped when numpy isn't installed."""
+    import base64
     import json
     import os
     import random
@@ -129,6 +131,21 @@ def _adequacy_cells(budget_s: float) -> list[dict[str, Any]]:
             }
             for name in models
         },
+        "suggested": {"cost_weight": 0.05},
+        "tasks": [
+            {
+                "name": f"task{t}",
+                "terms": base64.b64encode(
+                    b"".join(
+                        i.to_bytes(4, "little") for i in sorted(rng.sample(range(len(vocabulary)), 2000))
+                    )
+                ).decode("ascii"),
+                "weights": encode_floats(rng.uniform(0, 0.05) for _ in range(2000)),
+                "suggested": {"cost_weight": 0.02 * (t + 1)},
+            }
+            for t in range(4)
+        ],
+        "task_threshold": 0.01,
     }
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "adequacy.json").write_text(json.dumps(artifact))
@@ -136,8 +153,9 @@ def _adequacy_cells(budget_s: float) -> list[dict[str, Any]]:
             {
                 "models": models,
                 "routes": {
-                    # router train's default gate: predicted success priced against cost
-                    "auto": {"strategy": "cheapest", "adequacy": "adequacy.json", "cost_weight": 0.05}
+                    # router train's default gate: predicted success priced against cost, with the
+                    # weight of the task recognised in the prompt
+                    "auto": {"strategy": "cheapest", "adequacy": "adequacy.json", "cost_weight": "auto"}
                 },
                 "source": str(Path(folder) / "policy.yaml"),
             }

@@ -32,14 +32,18 @@ if TYPE_CHECKING:
 FORMAT: Final = "router-adequacy"
 # 2 added per-model calibration (``calibration: {a, b}``: p = sigmoid(a * logit + b)) and the
 # training prompts' typical length (``reference_tokens``, what ``cost_weight`` prices against).
-VERSION: Final = 2
-READABLE_VERSIONS: Final = frozenset({1, 2})
+# 3 added tasks (``tasks``: per task a centroid over the same TF-IDF vector and its suggested
+# setting; ``task_threshold``): what ``cost_weight: auto`` reads.
+VERSION: Final = 3
+READABLE_VERSIONS: Final = frozenset({1, 2, 3})
 # scikit-learn's default token pattern: runs of two or more word characters.
 TOKEN_PATTERN: Final = r"(?u)\b\w\w+\b"
 _FAST_TOKEN: Final = r"\w\w+"
 # Only the end of a long prompt is read: few-shot prompts repeat their examples up front, and what
 # varies (the question) comes last. Bounds the work per request too.
 DEFAULT_MAX_CHARS: Final = 1000
+# cost_weight: auto with a file that suggests none (router train without --target).
+DEFAULT_COST_WEIGHT: Final = 0.1
 
 
 class AdequacyError(ValueError):
@@ -161,6 +165,50 @@ class Adequacy:
         }
         self._fingerprints: frozenset[str] | None = None
         self._featurizer_id: str | None = None
+        self._tasks(data, len(vocabulary))
+
+    def _tasks(self, data: Mapping[str, Any], size: int) -> None:
+        """Version 3: the tasks the file was trained on, each a centroid of its prompts' TF-IDF
+        vectors (its largest terms, unit length) with its own suggested setting. A prompt is of the
+        task whose centroid is nearest by cosine, if that similarity reaches ``task_threshold``."""
+        import numpy as np
+
+        tasks = data.get("tasks") or []
+        self.tasks: tuple[str, ...] = ()
+        self.task_suggested: dict[str, dict[str, float]] = {}
+        self.task_threshold = 0.0
+        if not tasks:
+            return
+        try:
+            names = tuple(str(t["name"]) for t in tasks)
+            centroids = np.zeros((size, len(tasks)))
+            for j, task in enumerate(tasks):
+                terms = np.frombuffer(base64.b64decode(task["terms"]), dtype="<i4")
+                centroids[terms, j] = decode_floats(task["weights"])
+                self.task_suggested[names[j]] = {
+                    key: float(value)
+                    for key, value in (task.get("suggested") or {}).items()
+                    if key in ("min_success", "max_shortfall", "cost_weight") and value is not None
+                }
+            self.task_threshold = float(data.get("task_threshold", 0.0))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise AdequacyError(
+                f"{self.source}: malformed tasks section ({exc!r}); retrain it with `router train`."
+            ) from None
+        self.tasks = names
+
+        # The centroids times IDF join the models' columns: the similarities come out of the same
+        # gather and product as the logits (predict_task), a few columns more.
+        self._scaled = np.ascontiguousarray(np.hstack([self._scaled, centroids * self._idf[:, None]]))
+
+    def task_of(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> str | None:
+        """The task a prompt (its term counts) is recognised as; None: none of the file's tasks is
+        near enough (or the file has none)."""
+        return self.predict_task(idx, counts)[1]
+
+    def suggested_for(self, task: str | None) -> dict[str, float]:
+        """A task's suggested setting, else the file's global one."""
+        return self.task_suggested.get(task, self.suggested) if task is not None else self.suggested
 
     @classmethod
     def load(cls, path: str | Path) -> Adequacy:
@@ -243,20 +291,35 @@ class Adequacy:
 
     def predict_counts(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> dict[str, float]:
         """Each model's probability of success, from the prompt's term counts (``counts``)."""
+        return self.predict_task(idx, counts)[0]
+
+    def predict_task(
+        self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]
+    ) -> tuple[dict[str, float], str | None]:
+        """``predict_counts``, and the task the prompt is recognised as (``task_of``): one pass."""
         import numpy as np
 
+        task = None
         if len(idx):
             tf = counts.astype(np.float64)
             if self._sublinear:
                 tf = np.log(tf) + 1.0
             weights = tf * self._idf[idx]
             norm = math.sqrt(float(weights @ weights))
-            # _scaled holds IDF x coefficient per term and model: one gather and one product.
-            logits = self._intercept + (tf @ self._scaled[idx]) / norm
+            # _scaled holds IDF x coefficient per term and model (then IDF x centroid per task):
+            # one gather and one product.
+            raw = (tf @ self._scaled[idx]) / norm
+            m = len(self.models)
+            logits = self._intercept + raw[:m]
+            if self.tasks:
+                similarity = raw[m:]
+                best = int(similarity.argmax())
+                if similarity[best] >= self.task_threshold:
+                    task = self.tasks[best]
         else:
             logits = self._intercept
         probabilities = 1.0 / (1.0 + np.exp(-logits))
-        return dict(zip(self.models, probabilities.tolist(), strict=True))
+        return dict(zip(self.models, probabilities.tolist(), strict=True)), task
 
     def predict(self, text: str) -> dict[str, float]:
         """Each model's probability of success on this prompt."""
@@ -288,18 +351,43 @@ class AdequacyGate:
     max_shortfall: float | None = None
     on_inadequate: str = "best"  # "best": keep the most likely model; "fail": reject them all
     cost_weight: float | None = None
+    # cost_weight: auto: per request, the suggestion for the task recognised in the prompt
+    # (``Adequacy.task_of``), else the file's global suggestion, else DEFAULT_COST_WEIGHT.
+    auto: bool = False
 
-    def describe(self) -> str:
+    def describe(self, cost_weight: float | None = None, task: str | None = None) -> str:
+        """The rule routing shows; with ``auto``, per request: the weight used and the task it is for."""
         settings = [
             f"{key} {value:g}"
             for key, value in (
                 ("min_success", self.min_success),
                 ("max_shortfall", self.max_shortfall),
-                ("cost_weight", self.cost_weight),
+                ("cost_weight", self.cost_weight if cost_weight is None else cost_weight),
             )
             if value is not None
         ]
+        if self.auto:
+            if cost_weight is None:
+                settings.append("cost_weight auto")
+            else:
+                settings.append(f"(task {task})" if task is not None else "(no task recognised: global)")
         return f"adequacy {self.adequacy.short_digest} {' '.join(settings)}"
+
+    def resolve(
+        self, counts: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]
+    ) -> tuple[float | None, str | None]:
+        """The cost_weight for this prompt and the task it was recognised as (None: not ``auto``,
+        or no task recognised)."""
+        return self.weight_for(self.adequacy.task_of(*counts) if self.auto else None)
+
+    def weight_for(self, task: str | None) -> tuple[float | None, str | None]:
+        """The cost_weight for a prompt recognised as ``task`` (and the task, for the rule)."""
+        if not self.auto:
+            return self.cost_weight, None
+        weight = self.adequacy.suggested_for(task).get("cost_weight")
+        if weight is None:
+            weight = self.adequacy.suggested.get("cost_weight", DEFAULT_COST_WEIGHT)
+        return weight, task
 
     def verdicts(
         self,
@@ -318,16 +406,28 @@ class AdequacyGate:
         names: Iterable[str],
         costs: Mapping[str, float | None] | None = None,
         tokens: tuple[int, int] | None = None,
+        *,
+        counts: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = None,
+        cost_weight: float | None = None,
+        predicted: Mapping[str, float] | None = None,
     ) -> tuple[dict[str, str], dict[str, float], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
         """``verdicts``, and the prompt's term counts (what the ledger keeps for retraining).
 
         ``costs``: each model's expected cost for this request, and ``tokens`` its (prompt, output)
         tokens: ``cost_weight`` needs them (a model without a cost is not priced against the others).
+        ``counts`` and ``predicted`` (the prompt's, if already counted and predicted) and
+        ``cost_weight`` (what ``resolve`` gave; default: the gate's own, resolved here when ``auto``).
         Models the file doesn't know are not judged (their static floors apply). When every judged
         model falls short, ``on_inadequate: best`` keeps the one most likely to succeed.
         """
-        counts = self.adequacy.counts(text)
-        predicted = self.adequacy.predict_counts(*counts)
+        if counts is None:
+            counts = self.adequacy.counts(text)
+        if predicted is None:
+            predicted, task = self.adequacy.predict_task(*counts)
+        else:
+            task = self.adequacy.task_of(*counts) if self.auto and cost_weight is None else None
+        if cost_weight is None:
+            cost_weight = self.weight_for(task)[0]
         judged = {name: predicted[name] for name in names if name in predicted}
         if not judged:
             return {}, judged, counts
@@ -341,8 +441,8 @@ class AdequacyGate:
                 rejected[name] = f"predicted success {p:.2f} < {floor:.2f}"
             elif shortfall is not None and p < top - shortfall:
                 rejected[name] = f"predicted success {p:.2f}, {top - p:.2f}{below}"
-        if self.cost_weight is not None and costs is not None:
-            self._price(judged, costs, tokens, rejected)
+        if cost_weight is not None and costs is not None:
+            self._price(judged, costs, tokens, rejected, cost_weight)
         if len(rejected) == len(judged) and self.on_inadequate == "best":
             del rejected[likeliest]
         return rejected, judged, counts
@@ -353,12 +453,11 @@ class AdequacyGate:
         costs: Mapping[str, float | None],
         tokens: tuple[int, int] | None,
         rejected: dict[str, str],
+        weight: float,
     ) -> None:
         """``cost_weight``: among the models still passing, the best ``p - w * cost / reference`` is
         the first choice; a model scoring lower and no likelier is rejected (it is cheaper and worse,
         or dearer and no better); likelier ones stay, dearer, as retries."""
-        weight = self.cost_weight
-        assert weight is not None
         priced = {
             name: cost
             for name, cost in costs.items()

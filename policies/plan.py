@@ -309,8 +309,8 @@ class Planner:
             else:
                 rejected[name] = reason
         gate = self._gate(target, feature)
-        if gate is not None:
-            rules.append(gate.describe())
+        if gate is not None and not gate.auto:
+            rules.append(gate.describe())  # with auto, the weight is per request: _gate_candidates
         route = self.policy.routes.get(target.route) if target.route is not None else None
         tiers = [spec.service_tier for spec in (feature, route) if spec is not None and spec.service_tier]
         return _Static(
@@ -355,6 +355,9 @@ class Planner:
                 DEFAULT_MAX_SHORTFALL if min_success is None and cost_weight is None else None,
             )
         on_inadequate = next((s.on_inadequate for s in specs if s.on_inadequate is not None), "best")
+        if cost_weight == "auto":
+            # Per request: the suggestion for the task recognised in the prompt (AdequacyGate.resolve).
+            return AdequacyGate(adequacy, min_success, max_shortfall, on_inadequate, None, auto=True)
         return AdequacyGate(adequacy, min_success, max_shortfall, on_inadequate, cost_weight)
 
     # ------------------------------------------------------------------ planning
@@ -427,8 +430,8 @@ class Planner:
         if static.gate is not None and ranked and prompt is not None:
             if added is None:
                 added = dict(rejected)
-            ranked, rule, counts = _gate_candidates(static.gate, prompt.messages, ranked, added)
-            rules = (*rules, rule)
+            ranked, gate_rules, counts = _gate_candidates(static.gate, prompt.messages, ranked, added)
+            rules = (*rules, *gate_rules)
         flex = static.flex if request.service_tier is None else request.service_tier == FLEX
         followers: Mapping[str, Candidate] = _NO_FOLLOWERS
         if flex:
@@ -525,14 +528,27 @@ def _gate_candidates(
     messages: Sequence[Mapping[str, Any]],
     ranked: list[Candidate],
     rejected: dict[str, str],
-) -> tuple[list[Candidate], str, tuple[Any, Any]]:
-    """Drop the candidates predicted to fail this request; the rule says what was predicted."""
+) -> tuple[list[Candidate], tuple[str, ...], tuple[Any, Any]]:
+    """Drop the candidates predicted to fail this request; the rules say what was predicted (and,
+    with ``cost_weight: auto``, which task's weight was used)."""
+    text = prompt_text(messages)
+    counts = gate.adequacy.counts(text)
+    predicted_all, task = gate.adequacy.predict_task(*counts)
+    weight, task = gate.weight_for(task)
     costs = tokens = None
-    if gate.cost_weight is not None:
+    if weight is not None:
         costs = {c.model: c.expected_cost_usd for c in ranked}
         dearest = max(ranked, key=lambda c: c.expected_cost_usd or 0.0)
         tokens = (dearest.prompt_tokens, dearest.output_tokens)
-    reasons, predicted, counts = gate.judge(prompt_text(messages), [c.model for c in ranked], costs, tokens)
+    reasons, predicted, counts = gate.judge(
+        text,
+        [c.model for c in ranked],
+        costs,
+        tokens,
+        counts=counts,
+        cost_weight=weight,
+        predicted=predicted_all,
+    )
     rejected.update(reasons)
     shown = ", ".join([f"{name} {p:.2f}" for name, p in predicted.items()])
     rule = f"predicted success: {shown or 'no candidate is in the adequacy file'}"
@@ -540,7 +556,8 @@ def _gate_candidates(
     kept = floor is not None and [n for n, p in predicted.items() if p < floor and n not in reasons]
     if kept:
         rule += f" (none reaches {floor:.2f}: {kept[0]}, the most likely, is kept)"
-    return [c for c in ranked if c.model not in reasons], rule, counts
+    rules = (gate.describe(weight, task), rule) if gate.auto else (rule,)
+    return [c for c in ranked if c.model not in reasons], rules, counts
 
 
 def _active_filters(

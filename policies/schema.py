@@ -7,6 +7,7 @@ setting.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -16,10 +17,12 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeFloat,
+    PlainValidator,
     PositiveFloat,
     PositiveInt,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from providers.catalog import Capability
 
@@ -248,13 +251,26 @@ MaxShortfall = Annotated[
         description="With adequacy: reject a model predicted more than this below the likeliest candidate.",
     ),
 ]
+
+
+def _cost_weight(value: Any) -> float | Literal["auto"] | None:
+    """A number >= 0, or ``auto`` (the adequacy file's suggestion for the recognised task)."""
+    if value is None or value == "auto":
+        return value  # type: ignore[no-any-return]
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise PydanticCustomError("cost_weight", "must be ≥ 0, or auto (the file's suggestion per task)")
+    if not math.isfinite(value):
+        raise PydanticCustomError("cost_weight", "must be a finite number, or auto")
+    return float(value)
+
+
 CostWeight = Annotated[
-    float | None,
+    float | Literal["auto"] | None,
+    PlainValidator(_cost_weight, json_schema_input_type=float | Literal["auto"] | None),
     Field(
-        ge=0.0,
-        allow_inf_nan=False,
         description="With adequacy: price predicted success; the first choice maximizes predicted success "
-        "minus cost_weight x (its expected cost / the dearest candidate's).",
+        "minus cost_weight x (its expected cost / the dearest candidate's). auto: the adequacy file's "
+        "suggestion for the task recognised in the prompt (router train --target), else its global one.",
     ),
 ]
 OnInadequate = Annotated[

@@ -271,6 +271,19 @@ def train_command(
             f"hull at the route's cost {hull}; "
             f"oracle {s.oracle.quality:.3f} at ${s.oracle.cost_per_1k:.4f}"
         )
+    if report.task_accuracy is not None:
+        typer.echo(
+            f"Tasks (one per file; held out, {report.task_accuracy:.1%} of prompts recognised as their "
+            "file's): each file's own suggestion, for routes with cost_weight: auto:"
+        )
+        for s in report.sets:
+            if s.task_setting is None or s.task_route is None:
+                typer.echo(f"  {s.source}: no {report.setting} reaches the target; auto uses the global one")
+                continue
+            typer.echo(
+                f"  {s.source}: {report.setting} {s.task_setting:g}: route {s.task_route.quality:.3f} "
+                f"at ${s.task_route.cost_per_1k:.4f}/1k"
+            )
 
 
 def _training_costs(labeled: LabeledData, policy: Policy | None) -> dict[str, list[float]]:

@@ -13,6 +13,7 @@ with ``--target`` the setting that reaches the target quality at the lowest cost
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import re
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+# A task's centroid keeps its largest terms only: the file stays small and recognition as good
+# (held-out accuracy in docs/adequacy.md).
+TASK_TERMS: Final = 2000
 THRESHOLDS: Final = tuple(round(i / 100, 2) for i in range(101))
 # cost_weight is not bounded by 1: a weight of 2 gives up 2 points of success for the dearest price.
 GRIDS: Final = {
@@ -93,6 +97,8 @@ class SetResult:
     best: Point
     hull_quality: float | None
     oracle: Point
+    task_setting: float | None = None  # this file's own suggestion (cost_weight: auto), if any
+    task_route: Point | None = None  # the route's figures at it
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +112,7 @@ class TrainReport:
     target: Target | None
     target_quality: float | None
     sets: tuple[SetResult, ...] = field(default=())
+    task_accuracy: float | None = None  # held-out share of prompts recognised as their own file's task
 
     def to_dict(self) -> dict[str, Any]:
         def point(p: Point) -> dict[str, Any]:
@@ -144,9 +151,12 @@ class TrainReport:
                     if s.hull_quality is None
                     else round(s.hull_quality, 6),
                     "oracle": point(s.oracle),
+                    "task_suggested": None if s.task_setting is None else {self.setting: s.task_setting},
+                    "task_route": None if s.task_route is None else point(s.task_route),
                 }
                 for s in self.sets
             ],
+            "task_accuracy": None if self.task_accuracy is None else round(self.task_accuracy, 6),
         }
 
 
@@ -303,8 +313,8 @@ def _count_matrix(
 
 def _fit(
     docs: _Docs, data: LabeledData, models: Sequence[str], rows: Sequence[int], settings: Settings
-) -> tuple[Any, dict[str, tuple[Any, float]]]:
-    """A featurizer and one classifier per model, fitted on ``rows``."""
+) -> tuple[Any, dict[str, tuple[Any, float]], Any]:
+    """A featurizer, one classifier per model fitted on ``rows``, and the rows' matrix."""
     import numpy as np
 
     _, logistic = _sklearn()
@@ -324,7 +334,7 @@ def _fit(
         classifier = logistic(C=settings.c, max_iter=5000)
         classifier.fit(matrix[local], labels, sample_weight=weights)
         fitted[model] = (classifier, prior)
-    return vectorizer, fitted
+    return vectorizer, fitted, matrix
 
 
 def _predict(
@@ -393,6 +403,14 @@ def train(
     n = len(texts)
     if n < settings.folds * 2:
         raise TrainError(f"{n} rows are too few for {settings.folds}-fold cross-validation.")
+    # Tasks: one per input file with rows a router has a choice on (production rows have one
+    # model's outcome each and are no task). Recognised by the nearest centroid (cosine) of their
+    # prompts' TF-IDF vectors; cross-validated below like everything else.
+    origin = np.asarray(data.origin)
+    multi = np.array([sum(data.outcomes[m][i] is not None for m in names) >= 2 for i in range(n)])
+    task_ids = np.array(sorted({int(o) for o in origin[multi]}), dtype=int) if n else np.zeros(0, int)
+    recognised = np.full(n, -1)
+    nearest = np.zeros(n)
     # Out-of-fold predictions: every figure below is on rows the classifiers never saw.
     rng = np.random.default_rng(settings.seed)
     order = rng.permutation(n)
@@ -401,10 +419,16 @@ def train(
         test = order[fold :: settings.folds]
         mask = np.ones(n, dtype=bool)
         mask[test] = False
-        vectorizer, fitted = _fit(docs, data, names, np.flatnonzero(mask).tolist(), settings)
+        train_rows = np.flatnonzero(mask)
+        vectorizer, fitted, matrix = _fit(docs, data, names, train_rows.tolist(), settings)
         predicted = _predict(docs, vectorizer, fitted, test.tolist())
         for m in names:
             held_out[m][test] = predicted[m]
+        if len(task_ids) > 1:
+            centroids = _centroids(matrix, origin[train_rows], task_ids, TASK_TERMS)
+            similarity = np.asarray(docs.transform(vectorizer, test.tolist()) @ centroids)
+            recognised[test] = task_ids[similarity.argmax(axis=1)]
+            nearest[test] = similarity.max(axis=1)
     platt: dict[str, tuple[float, float]] = {}
     if settings.calibrate:
         # Each fold's predictions recalibrated by a map fitted on the other folds' (cross-fitting):
@@ -432,6 +456,17 @@ def train(
         reference = sum(data.outcomes[target.model][i] or 0.0 for i in scored) / len(scored)
         target_quality = target.fraction * reference
         threshold = _threshold(held_out, data, costs, scale, scored, by_cost, target, setting)
+    task_names = _task_names(data.sources, task_ids)
+    task_settings: dict[int, float | None] = {}
+    if target is not None and len(task_ids) > 1:
+        for t in task_ids.tolist():
+            members = [i for i in complete if origin[i] == t and data.outcomes[target.model][i] is not None]
+            if members:
+                task_settings[t] = _threshold(held_out, data, costs, scale, members, by_cost, target, setting)
+    in_task = np.isin(origin, task_ids) & multi
+    # "None of these": a prompt less like its nearest task than 99% of held-out prompts were.
+    task_threshold = float(np.percentile(nearest[in_task], 1)) if len(task_ids) > 1 and in_task.any() else 0.0
+    task_accuracy = float(np.mean(recognised[in_task] == origin[in_task])) if len(task_ids) > 1 else None
     default = DEFAULTS[setting]
     sets = _per_set(
         held_out,
@@ -442,9 +477,24 @@ def train(
         by_cost,
         threshold if threshold is not None else default,
         setting,
+        {source: task_settings.get(t) for t, source in enumerate(data.sources)},
     )
 
-    vectorizer, fitted = _fit(docs, data, names, list(range(n)), settings)
+    vectorizer, fitted, matrix = _fit(docs, data, names, list(range(n)), settings)
+    tasks_section = []
+    if len(task_ids) > 1:
+        centroids = _centroids(matrix, origin, task_ids, TASK_TERMS)
+        for j, t in enumerate(task_ids.tolist()):
+            terms = np.flatnonzero(centroids[:, j])
+            tasks_section.append(
+                {
+                    "name": task_names[t],
+                    "rows": int(np.sum(origin == t)),
+                    "terms": base64.b64encode(terms.astype("<i4").tobytes()).decode("ascii"),
+                    "weights": encode_floats(centroids[terms, j].tolist()),
+                    "suggested": None if task_settings.get(t) is None else {setting: task_settings[t]},
+                }
+            )
     featurizer_section = docs.featurizer_of(vectorizer)
     size = len(featurizer_section["vocabulary"])
     artifact: dict[str, Any] = {
@@ -466,6 +516,7 @@ def train(
         },
         "suggested": None if threshold is None else {setting: threshold},
         "target": None if target is None else f"{target.fraction:g} of {target.model}",
+        **({"tasks": tasks_section, "task_threshold": task_threshold} if tasks_section else {}),
         "training": {
             "files": [Path(s).name for s in data.sources],
             "rows": n,
@@ -477,6 +528,7 @@ def train(
             "calibration": {
                 c.model: {"brier": round(c.brier, 6), "ece": round(c.ece, 6)} for c in calibration
             },
+            **({"task_accuracy": round(task_accuracy, 6)} if task_accuracy is not None else {}),
         },
     }
     report = TrainReport(
@@ -489,8 +541,33 @@ def train(
         target=target,
         target_quality=target_quality,
         sets=sets,
+        task_accuracy=task_accuracy,
     )
     return artifact, report
+
+
+def _task_names(sources: Sequence[str], task_ids: Any) -> dict[int, str]:
+    """Each task's name: its file's stem (``mmlu.csv`` -> ``mmlu``), numbered if two files share one."""
+    names: dict[int, str] = {}
+    for t in task_ids.tolist():
+        stem = Path(sources[t]).stem
+        names[t] = stem if stem not in names.values() else f"{stem}-{t + 1}"
+    return names
+
+
+def _centroids(matrix: Any, origin: Any, task_ids: Any, terms: int | None) -> npt.NDArray[np.float64]:
+    """(vocabulary, tasks): each task's mean TF-IDF vector, cut to its ``terms`` largest weights
+    (all: None) and put at unit length, so that a prompt's dot product with it is their cosine."""
+    import numpy as np
+
+    out = np.zeros((matrix.shape[1], len(task_ids)))
+    for j, t in enumerate(task_ids.tolist()):
+        mean = np.asarray(matrix[origin == t].mean(axis=0)).ravel()
+        if terms is not None and np.count_nonzero(mean) > terms:
+            mean[np.argsort(mean)[:-terms]] = 0.0
+        norm = np.linalg.norm(mean)
+        out[:, j] = mean / norm if norm > 0 else mean
+    return out
 
 
 def _platt(
@@ -628,6 +705,7 @@ def _per_set(
     by_cost: Sequence[str],
     threshold: float,
     setting: str,
+    task_settings: Mapping[str, float | None] | None = None,
 ) -> tuple[SetResult, ...]:
     results = []
     for index, source in enumerate(data.sources):
@@ -642,6 +720,10 @@ def _per_set(
         set_costs = {m: [costs[m][i] for i in members] for m in present}
         singles = single_points(outcomes, set_costs)
         route = _score(held_out, data, costs, scale, members, present, threshold, setting)
+        own = (task_settings or {}).get(source)
+        task_route = (
+            None if own is None else _score(held_out, data, costs, scale, members, present, own, setting)
+        )
         results.append(
             SetResult(
                 source=Path(source).name,
@@ -650,6 +732,8 @@ def _per_set(
                 best=best_single(singles),
                 hull_quality=hull_quality(hull(singles), route.cost_per_1k),
                 oracle=oracle(outcomes, set_costs),
+                task_setting=own,
+                task_route=task_route,
             )
         )
     return tuple(results)

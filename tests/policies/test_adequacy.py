@@ -20,7 +20,7 @@ from policies.adequacy import (
     prompt_fingerprint,
     prompt_text,
 )
-from tests.adequacy_helpers import hand_artifact, write_hand_artifact
+from tests.adequacy_helpers import hand_artifact, task_artifact, write_hand_artifact
 
 CORPUS = [
     "What is the capital of France? Answer with one word.",
@@ -92,7 +92,7 @@ def test_predictions_match_the_fitted_classifier() -> None:
     )
     probes = ["Prove this theorem", "What is the capital?"]
     docs = _Docs([*CORPUS, *probes], settings)
-    vectorizer, fitted = _fit(docs, data, ("weak", "strong"), list(range(len(CORPUS))), settings)
+    vectorizer, fitted, _ = _fit(docs, data, ("weak", "strong"), list(range(len(CORPUS))), settings)
     expected = _predict(docs, vectorizer, fitted, [len(CORPUS), len(CORPUS) + 1])
     adequacy = Adequacy(artifact)
 
@@ -331,8 +331,8 @@ def test_a_version_1_file_is_still_read_and_predicts_uncalibrated() -> None:
     v1 = {**hand_artifact(), "version": 1}
     assert Adequacy(v1).predict("hard") == pytest.approx(Adequacy(hand_artifact()).predict("hard"))
     assert Adequacy(v1).reference_tokens is None
-    with pytest.raises(AdequacyError, match="reads versions 1, 2"):
-        Adequacy({**hand_artifact(), "version": 3})
+    with pytest.raises(AdequacyError, match="reads versions 1, 2, 3"):
+        Adequacy({**hand_artifact(), "version": 4})
 
 
 def test_a_files_calibration_maps_each_models_logit() -> None:
@@ -343,3 +343,63 @@ def test_a_files_calibration_maps_each_models_logit() -> None:
     # cheap's logit on "hard" is -3; calibrated: 0.5 * -3 + 1 = -0.5
     assert predicted["cheap"] == pytest.approx(1 / (1 + math.exp(0.5)))
     assert predicted["strong"] == pytest.approx(1 / (1 + math.exp(-2)))
+
+
+def test_a_prompt_is_recognised_as_the_task_of_its_nearest_centroid() -> None:
+    pytest.importorskip("numpy")
+    adequacy = Adequacy(task_artifact())
+    assert adequacy.tasks == ("quiz", "proof")
+    assert adequacy.task_of(*adequacy.counts("an easy one")) == "quiz"
+    # "poem" is in no centroid: "poem hard" is 0.71 like proof (cosine), above the 0.5 threshold
+    assert adequacy.task_of(*adequacy.counts("a poem, hard")) == "proof"
+
+
+def test_a_prompt_like_no_task_enough_is_of_none_and_gets_the_global_setting() -> None:
+    pytest.importorskip("numpy")
+    adequacy = Adequacy(task_artifact())
+    # poem x3 weighs 1 + ln 3 = 2.10 against easy's 1: cosine with quiz 1 / 2.32 = 0.43 < 0.5
+    assert adequacy.task_of(*adequacy.counts("poem poem poem easy")) is None
+    assert adequacy.task_of(*adequacy.counts("no known word")) is None
+    assert Adequacy(task_artifact(threshold=0.4)).task_of(*adequacy.counts("poem poem poem easy")) == "quiz"
+    gate = AdequacyGate(adequacy, auto=True)
+    assert gate.resolve(adequacy.counts("poem poem poem easy")) == (0.3, None)
+    assert (
+        gate.describe(0.3, None)
+        == f"adequacy {adequacy.short_digest} cost_weight 0.3 (no task recognised: global)"
+    )
+
+
+def test_cost_weight_auto_uses_the_recognised_tasks_suggestion() -> None:
+    pytest.importorskip("numpy")
+    adequacy = Adequacy(task_artifact())
+    costs = {"cheap": 0.001, "strong": 0.01}
+    auto = AdequacyGate(adequacy, auto=True)
+    assert auto.resolve(adequacy.counts("hard")) == (5.0, "proof")
+    assert auto.resolve(adequacy.counts("easy")) == (0.0, "quiz")
+    # hard, proof's weight 5: cheap 0.047 - 0.5 beats strong 0.881 - 5; strong (likelier) stays as retry
+    assert auto.verdicts("hard", ["cheap", "strong"], costs)[0] == {}
+    # the same prompt at the global 0.3: strong 0.58 beats cheap 0.02
+    assert set(AdequacyGate(adequacy, cost_weight=0.3).verdicts("hard", ["cheap", "strong"], costs)[0]) == {
+        "cheap"
+    }
+    assert auto.describe(5.0, "proof") == f"adequacy {adequacy.short_digest} cost_weight 5 (task proof)"
+    assert auto.describe() == f"adequacy {adequacy.short_digest} cost_weight auto"
+
+
+def test_a_version_2_file_is_still_read_and_auto_uses_its_global_suggestion() -> None:
+    pytest.importorskip("numpy")
+    v2 = {**hand_artifact(threshold=None), "version": 2, "suggested": {"cost_weight": 0.3}}
+    adequacy = Adequacy(v2)
+    assert adequacy.tasks == () and adequacy.task_of(*adequacy.counts("hard")) is None
+    assert AdequacyGate(adequacy, auto=True).resolve(adequacy.counts("hard")) == (0.3, None)
+    # no suggestion at all: the default weight
+    bare = Adequacy({**hand_artifact(threshold=None), "version": 2})
+    assert AdequacyGate(bare, auto=True).resolve(bare.counts("hard")) == (0.1, None)
+
+
+def test_a_malformed_tasks_section_names_the_file() -> None:
+    pytest.importorskip("numpy")
+    artifact = task_artifact()
+    del artifact["tasks"][0]["terms"]
+    with pytest.raises(AdequacyError, match=r"malformed tasks section.*router train"):
+        Adequacy(artifact, source="a.json")

@@ -674,3 +674,21 @@ def test_a_negative_or_infinite_cost_weight_is_reported_on_its_line() -> None:
     assert (problem.line, problem.key) == (6, "routes.auto.cost_weight")
     assert problem.message.startswith("must be ≥ 0")
     assert only_problem(text % ".inf").key == "routes.auto.cost_weight"
+
+
+def test_cost_weight_auto_is_read_and_any_other_word_is_reported_on_its_line() -> None:
+    text = """\
+        models:
+          a: {provider: openai}
+        routes:
+          auto:
+            adequacy: adequacy.json
+            cost_weight: %s
+        """
+    assert (
+        parse_policy(textwrap.dedent(text % "auto"), source="p.yaml", env={}).routes["auto"].cost_weight
+        == "auto"
+    )
+    problem = only_problem(text % "automatic")
+    assert (problem.line, problem.key) == (6, "routes.auto.cost_weight")
+    assert problem.message.startswith("must be ≥ 0, or auto")

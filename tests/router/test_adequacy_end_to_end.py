@@ -109,3 +109,37 @@ def test_a_route_with_cost_weight_sends_easy_prompts_cheap_and_hard_ones_strong(
     assert easy.routing.rejected["strong"].startswith("predicted success 0.88 at 100% of the dearest's cost")
     assert any("cost_weight 0.3" in rule for rule in hard.routing.rules)
     assert [r.model for r in fake.requests] == ["cheap", "strong"]
+
+
+def test_cost_weight_auto_routes_each_prompt_by_its_tasks_setting_and_an_explicit_weight_wins(
+    tmp_path: Path, fake: FakeProviders
+) -> None:
+    import json
+
+    from tests.adequacy_helpers import task_artifact
+
+    path = policy_file(tmp_path, fake)
+    (tmp_path / "adequacy.json").write_text(json.dumps(task_artifact()))
+    path.write_text(
+        path.read_text().replace("min_success: 0.8", "cost_weight: auto")
+        + "features:\n  careful:\n    cost_weight: 0.3\n"
+    )
+    client = OpenAI(policy=path)
+    # "hard" is task proof, whose suggestion (5) prices strong out: cheap first, strong its retry
+    hard = client.chat.completions.create(model="auto", messages=ask("A hard question, please."))
+    assert hard.model == "cheap" and "cheap" not in hard.routing.rejected
+    rule = next(r for r in hard.routing.rules if r.startswith("adequacy sha256:"))
+    assert rule.endswith(" cost_weight 5 (task proof)")
+    # a prompt like no task: the file's global 0.3, which sends hard-ish prompts to strong
+    vague = client.chat.completions.create(model="auto", messages=ask("poem poem poem hard"))
+    assert vague.model == "strong"
+    assert any(r.endswith("cost_weight 0.3 (no task recognised: global)") for r in vague.routing.rules)
+    # the feature's explicit weight wins over the route's auto
+    careful = client.chat.completions.create(
+        model="auto", messages=ask("A hard question, please."), metadata={"feature": "careful"}
+    )
+    assert careful.model == "strong"
+    assert any(
+        r.startswith("adequacy sha256:") and r.endswith("cost_weight 0.3") for r in careful.routing.rules
+    )
+    assert [r.model for r in fake.requests] == ["cheap", "strong", "strong"]

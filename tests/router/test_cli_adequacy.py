@@ -131,3 +131,16 @@ def test_eval_png_plot_without_matplotlib_says_what_to_install(
     result = runner.invoke(app, ["eval", str(data), "--policy", str(policy), "--plot", str(plot)])
     assert result.exit_code != 0
     assert "pip install 'router-sdk[plot]'" in result.output and not plot.exists()
+
+
+def test_explain_names_the_recognised_task_and_its_weight_with_cost_weight_auto(tmp_path: Path) -> None:
+    from tests.adequacy_helpers import task_artifact
+
+    (tmp_path / "adequacy.json").write_text(json.dumps(task_artifact()))
+    (tmp_path / "policy.yaml").write_text(POLICY.replace("min_success: 0.7", "cost_weight: auto"))
+    request = tmp_path / "request.json"
+    request.write_text(json.dumps({"model": "auto", "messages": [{"role": "user", "content": "a hard one"}]}))
+    result = runner.invoke(app, ["explain", str(tmp_path / "policy.yaml"), str(request), "--json"])
+    assert result.exit_code == 0, result.output
+    rules = json.loads(result.stdout)["rules"]
+    assert any(r.startswith("adequacy sha256:") and r.endswith("cost_weight 5 (task proof)") for r in rules)

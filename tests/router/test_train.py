@@ -46,7 +46,7 @@ def test_platt_scaling_sharpens_timid_held_out_predictions() -> None:
     assert np.all(np.abs(calibrated["m"] - timid) > 0.1)
 
 
-def test_train_writes_a_version_2_file_with_calibration_and_the_reference_length() -> None:
+def test_train_writes_a_version_3_file_with_calibration_and_the_reference_length() -> None:
     pytest.importorskip("sklearn")
     from policies.adequacy import VERSION, Adequacy
     from policies.tokens import estimate_prompt_tokens
@@ -61,7 +61,7 @@ def test_train_writes_a_version_2_file_with_calibration_and_the_reference_length
         target=Target(0.95, "strong"),
         settings=Settings(folds=4, min_df=1, output_tokens=16),
     )
-    assert artifact["version"] == VERSION == 2 and artifact["method"] == "tfidf-logreg-platt"
+    assert artifact["version"] == VERSION == 3 and artifact["method"] == "tfidf-logreg-platt"
     # one file: the median of its prompts' estimated tokens
     lengths = sorted(estimate_prompt_tokens([{"role": "user", "content": p}]) for p in prompts)
     assert artifact["reference_tokens"] == (lengths[19] + lengths[20]) / 2
@@ -73,3 +73,37 @@ def test_train_writes_a_version_2_file_with_calibration_and_the_reference_length
     adequacy = Adequacy(artifact)
     assert adequacy.suggested == {"cost_weight": report.threshold}
     assert adequacy.predict("hard proof")["cheap"] < 0.5 < adequacy.predict("easy question")["cheap"]
+    assert "tasks" not in artifact  # one file: one task, and the global suggestion is its own
+
+
+def test_train_on_two_files_recognises_each_task_and_suggests_each_its_own_setting() -> None:
+    pytest.importorskip("sklearn")
+    from policies.adequacy import Adequacy, AdequacyGate
+    from router._train import Settings, Target, train
+
+    # file a: trivia the cheap model always gets right; file b: proofs it always gets wrong
+    prompts = [f"trivia quiz question {i}" for i in range(20)] + [
+        f"prove lemma theorem {i}" for i in range(20)
+    ]
+    outcomes = {"cheap": [1.0] * 20 + [0.0] * 20, "strong": [1.0] * 40}
+    costs = {"cheap": [0.001] * 40, "strong": [0.01] * 40}
+    artifact, report = train(
+        labeled(prompts, outcomes, [0] * 20 + [1] * 20),
+        costs,
+        target=Target(0.95, "strong"),
+        settings=Settings(folds=4, min_df=1, output_tokens=16),
+    )
+    assert [t["name"] for t in artifact["tasks"]] == ["a", "b"]
+    assert report.task_accuracy == 1.0
+    a, b = (s.task_setting for s in report.sets)
+    assert a is not None and b is not None and a > b  # trivia may price strong out; proofs may not
+    assert all(s.task_route is not None and s.task_route.quality >= 0.95 for s in report.sets)
+    # on trivia its own setting costs no more than the global one (which must also serve proofs)
+    trivia = report.sets[0]
+    assert trivia.task_route is not None and trivia.task_route.cost_per_1k <= trivia.route.cost_per_1k
+    adequacy = Adequacy(artifact)
+    gate = AdequacyGate(adequacy, auto=True)
+    assert gate.resolve(adequacy.counts("trivia quiz question 7")) == (a, "a")
+    assert gate.resolve(adequacy.counts("prove lemma theorem 7")) == (b, "b")
+    assert adequacy.task_of(*adequacy.counts("zebra")) is None  # no known word: the global setting
+    assert artifact["cross_validation"]["task_accuracy"] == 1.0
