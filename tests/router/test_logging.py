@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -343,3 +344,78 @@ def test_json_lines_of_events_and_of_plain_records_share_one_header(router_logge
     assert (event["level"], event["logger"]) == (plain["level"], plain["logger"]) == ("info", "router")
     assert "content" not in event
     assert ANSWER not in stream.getvalue()
+
+
+def _on_disk(path: Path) -> list[str]:
+    return [json.loads(line)["event"] for line in path.read_text().splitlines()]
+
+
+def test_a_log_file_written_inside_an_event_loop_is_flushed_once_the_loop_turn_ends(
+    router_logger: logging.Logger, tmp_path: Path
+) -> None:
+    # One flush per loop turn, not per line: the lines are on disk before the loop does anything else.
+    path = tmp_path / "router.log"
+    router_logging.configure(file=path)
+    seen: list[list[str]] = []
+
+    async def requests() -> None:
+        record = fallback_record()
+        EVENTS.decided(record)
+        EVENTS.completed(record)
+        seen.append(_on_disk(path))
+        await asyncio.sleep(0)
+        seen.append(_on_disk(path))
+
+    asyncio.run(requests())
+    assert seen == [[], ["route.decided", "route.completed"]]
+
+
+def test_a_log_file_written_outside_an_event_loop_has_each_line_on_disk_at_once(
+    router_logger: logging.Logger, tmp_path: Path
+) -> None:
+    path = tmp_path / "router.log"
+    router_logging.configure(file=path)
+    EVENTS.completed(fallback_record())
+    assert _on_disk(path) == ["route.completed"]
+
+
+def test_lines_left_by_a_loop_closed_before_its_flush_are_written_by_the_next_loop(
+    router_logger: logging.Logger, tmp_path: Path
+) -> None:
+    path = tmp_path / "router.log"
+    router_logging.configure(file=path)
+
+    async def log_and_stop() -> None:
+        EVENTS.completed(fallback_record())
+        asyncio.get_running_loop().stop()  # the turn ends the loop: the flush it scheduled never runs
+
+    loop = asyncio.new_event_loop()
+    loop.run_until_complete(log_and_stop())
+    loop.close()
+    stranded = _on_disk(path)
+
+    async def log_again() -> None:
+        EVENTS.completed(fallback_record())
+        await asyncio.sleep(0)
+
+    asyncio.run(log_again())
+    assert stranded == []
+    assert _on_disk(path) == ["route.completed", "route.completed"]
+
+
+def test_lines_not_flushed_when_the_process_exits_are_written_at_exit(tmp_path: Path) -> None:
+    path = tmp_path / "router.log"
+    code = (
+        "import asyncio, router.logging\n"
+        "from router._events import Events\n"
+        "from tests.router.event_helpers import fallback_record\n"
+        f"router.logging.configure(file={str(path)!r})\n"
+        "async def main():\n"
+        "    Events(policy_hash='0123456789ab').completed(fallback_record())\n"
+        "    asyncio.get_running_loop().stop()\n"
+        "loop = asyncio.new_event_loop()\n"
+        "loop.run_until_complete(main())\n"
+        "assert open(" + repr(str(path)) + ").read() == ''\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+    assert _on_disk(path) == ["route.completed"]
