@@ -309,8 +309,13 @@ class SyncRouter(_BaseClient):
     def _drive(self, decider: Decider) -> Any:
         """Perform what the decider says and report back, until it returns (or raises)."""
         perform = _SYNC_PERFORM
-        while type(action := decider.next_action()) is not Return:
-            decider.report(perform[type(action)](self, action, decider))
+        try:
+            while type(action := decider.next_action()) is not Return:
+                decider.report(perform[type(action)](self, action, decider))
+        except BaseException:
+            for cleanup in decider.abandoned():
+                perform[type(cleanup)](self, cleanup, decider)
+            raise
         return action.answer
 
     # ------------------------------------------------------------------ what each action does
@@ -406,9 +411,11 @@ class SyncRouter(_BaseClient):
     def _reserve(self, action: Reserve, decider: Decider) -> Hold | Refusal | Failed:
         ledger = self._ledger()
         try:
-            return ledger.reserve(action.lines, action.amount_usd, ttl_s=action.ttl_s, now=action.now)
+            outcome = ledger.reserve(action.lines, action.amount_usd, ttl_s=action.ttl_s, now=action.now)
         except LedgerError as exc:
             return Failed(exc)
+        decider.report(outcome)  # at once: an interrupt from here on is the decider's to give back
+        return outcome
 
     def _unchecked(self, action: Unchecked, decider: Decider) -> Hold:
         ask = action.ask
@@ -485,8 +492,13 @@ class AsyncRouter(_BaseClient):
     async def _drive(self, decider: Decider) -> Any:
         """``SyncRouter._drive``, awaited."""
         perform = _ASYNC_PERFORM
-        while type(action := decider.next_action()) is not Return:
-            decider.report(await perform[type(action)](self, action, decider))
+        try:
+            while type(action := decider.next_action()) is not Return:
+                decider.report(await perform[type(action)](self, action, decider))
+        except BaseException:
+            for cleanup in decider.abandoned():
+                await perform[type(cleanup)](self, cleanup, decider)
+            raise
         return action.answer
 
     # ------------------------------------------------------------------ what each action does

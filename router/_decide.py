@@ -247,8 +247,10 @@ class Decider:
         "_flow",
         "_held",
         "_late",
+        "_open_hold",
         "_outcome",
         "_plan",
+        "_sent",
         "_shared",
         "_tracker",
         "_wall_clock",
@@ -274,6 +276,10 @@ class Decider:
         self.request = request
         self._shared = shared
         self._held: Action | None = None  # the decision held back behind a Publish
+        # The hold reserved and not yet settled, released or handed to a stream, and whether a call
+        # was made on it: what ``abandoned`` gives back when the driver is interrupted between actions.
+        self._open_hold: Hold | None = None
+        self._sent = False
         self._plan = plan
         self._budgets = budgets
         self._wall_clock = wall_clock
@@ -303,6 +309,11 @@ class Decider:
                 action = Return(done.value)
             except BaseException as error:  # decided: give up with this error (or re-raise the caller's)
                 action = Raise(error)
+        kind = type(action)
+        if kind is Call or kind is OpenStream:
+            self._sent = self._open_hold is not None
+        elif kind is Settle or kind is Release or kind is Wrap:
+            self._open_hold = None  # from here the action itself (or the stream) accounts for it
         shared = self._shared
         if shared is not None and shared.pending:
             self._held = action
@@ -317,7 +328,20 @@ class Decider:
 
     def report(self, outcome: Any) -> None:
         """What the last action came to (its result, ``Failed``, ``Cancelled`` or ``Opened``)."""
+        if type(outcome) is Hold:
+            self._open_hold, self._sent = outcome, False
         self._outcome = outcome
+
+    def abandoned(self) -> tuple[Settle | Release, ...]:
+        """The driver was interrupted between two actions (a KeyboardInterrupt landing in decision
+        code, a task cancelled while bookkeeping): what gives back the budget still held, so nothing
+        stays reserved until its expiry. A call already made on it is charged as cancelled in flight."""
+        hold, self._open_hold = self._open_hold, None
+        if hold is None:
+            return ()
+        if self._sent:
+            return (Settle(hold, hold.amount_usd, self._wall_clock(), True),)
+        return (Release(hold),)
 
     def take(self, data: JSON) -> bool:
         """A chunk of the stream being opened: True when the driver should stop reading (the stream

@@ -325,8 +325,13 @@ class SqliteLedger:
             with self._write() as db:
                 self._sweep(db, now)
                 return _reserve_in(db, hold, now)
-        except BaseException:
+        except BaseException as exc:
             self._swept_at = swept_at  # the sweep was rolled back with the rest
+            if not isinstance(exc, Exception):
+                # Interrupted (Ctrl-C) around the COMMIT: the hold may have landed with nobody to
+                # settle it. Give it back now rather than at its expiry (a no-op if it did not land).
+                with contextlib.suppress(Exception):
+                    self.release(hold)
             raise
 
     def settle(
