@@ -353,11 +353,11 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
             raise connection_error(exc, request) from exc
         return _with_limits(self._read(response, _native(deployment, body)), deployment, response.headers)
 
-    async def _post(
-        self, client: AiohttpTransport, deployment: Deployment, body: JSON, options: CallOptions
-    ) -> JSON:
-        """``complete`` over aiohttp without httpx objects, unless an error or a compressed body needs
-        them: same bytes on the wire, same answers and errors."""
+    def _wire(
+        self, deployment: Deployment, body: JSON, options: CallOptions
+    ) -> tuple[str, list[tuple[str, str]], bytes, Callable[[], httpx.Request]]:
+        """What the aiohttp fast path sends (URL, headers, encoded body), and how to build the
+        equivalent httpx.Request, only when an error or a non-plain answer needs one."""
         url, headers = self._prepare(deployment)
         url, payload = _target(url, deployment, body)
         content = _encode(payload)
@@ -367,10 +367,16 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
         def request() -> httpx.Request:
             return self._build(deployment, body, options, content)
 
+        return str(url), headers.multi_items(), content, request
+
+    async def _post(
+        self, client: AiohttpTransport, deployment: Deployment, body: JSON, options: CallOptions
+    ) -> JSON:
+        """``complete`` over aiohttp without httpx objects, unless an error or a compressed body needs
+        them: same bytes on the wire, same answers and errors."""
+        url, headers, content, request = self._wire(deployment, body, options)
         try:
-            reply: Reply = await client.post(
-                str(url), headers.multi_items(), content, _timeout_dict(options), request
-            )
+            reply: Reply = await client.post(url, headers, content, _timeout_dict(options), request)
         except httpx.HTTPError as exc:
             raise connection_error(exc, exc.request) from exc
         if reply.plain:
@@ -391,19 +397,9 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
         if isinstance(client, AiohttpTransport) and not options.extra_query and not _native(deployment, body):
             # A plain 200 event stream is read straight off aiohttp, without httpx objects; anything
             # else (an error status, a compressed or non-SSE body) becomes the httpx.Response below.
-            url, headers = self._prepare(deployment)
-            url, payload = _target(url, deployment, body)
-            content = _encode(payload)
-            if options.extra_headers:
-                headers = self._headers(deployment, options)
-
-            def make() -> httpx.Request:
-                return self._build(deployment, body, options, content)
-
+            url, headers, content, make = self._wire(deployment, body, options)
             try:
-                raw = await client.open_stream(
-                    str(url), headers.multi_items(), content, _timeout_dict(options), make
-                )
+                raw = await client.open_stream(url, headers, content, _timeout_dict(options), make)
             except httpx.HTTPError as exc:
                 raise connection_error(exc, exc.request) from exc
             if plain_event_stream(raw):
