@@ -411,11 +411,11 @@ class SyncRouter(_BaseClient):
     def _reserve(self, action: Reserve, decider: Decider) -> Hold | Refusal | Failed:
         ledger = self._ledger()
         try:
-            outcome = ledger.reserve(action.lines, action.amount_usd, ttl_s=action.ttl_s, now=action.now)
+            return ledger.reserve(
+                action.lines, action.amount_usd, ttl_s=action.ttl_s, now=action.now, hold_id=action.hold_id
+            )
         except LedgerError as exc:
             return Failed(exc)
-        decider.report(outcome)  # at once: an interrupt from here on is the decider's to give back
-        return outcome
 
     def _unchecked(self, action: Unchecked, decider: Decider) -> Hold:
         ask = action.ask
@@ -639,7 +639,9 @@ class AsyncRouter(_BaseClient):
     async def _reserve(self, action: Reserve, decider: Decider) -> Hold | Refusal | Failed:
         ledger = self._ledger()
         try:
-            return await ledger.reserve(action.lines, action.amount_usd, ttl_s=action.ttl_s, now=action.now)
+            return await ledger.reserve(
+                action.lines, action.amount_usd, ttl_s=action.ttl_s, now=action.now, hold_id=action.hold_id
+            )
         except LedgerError as exc:
             return Failed(exc)
 

@@ -45,7 +45,7 @@ from router._request import Request, usage_of
 from router._response import completion
 from router._session import Choice, Session, Step
 from router._stream_state import StreamTracker, content_filtered
-from router.ledger._types import Hold, LedgerError, Line, Refusal, Totals
+from router.ledger._types import Hold, LedgerError, Line, Refusal, Totals, new_hold_id
 
 # --------------------------------------------------------------------------- actions
 # Named tuples: immutable, typed, and about ten times cheaper to make than frozen dataclasses (one
@@ -66,12 +66,21 @@ class Sleep(NamedTuple):
 
 
 class Reserve(NamedTuple):
-    """Reserve ``amount_usd`` on every line (``ledger.reserve``); reports a Hold or a Refusal."""
+    """Reserve ``amount_usd`` on every line (``ledger.reserve``); reports a Hold or a Refusal.
+
+    ``hold_id`` is chosen here, before asking: an interrupt that lands after the ledger answered
+    and before the answer was reported still knows which hold to give back (``Decider.abandoned``).
+    """
 
     lines: tuple[Line, ...]
     amount_usd: float
     ttl_s: float
     now: float
+    hold_id: str
+
+    def hold(self) -> Hold:
+        """The hold this reservation makes if it is granted."""
+        return Hold(self.hold_id, self.lines, self.amount_usd, self.now + self.ttl_s)
 
 
 class Unchecked(NamedTuple):
@@ -250,6 +259,7 @@ class Decider:
         "_open_hold",
         "_outcome",
         "_plan",
+        "_reserving",
         "_sent",
         "_shared",
         "_tracker",
@@ -276,10 +286,12 @@ class Decider:
         self.request = request
         self._shared = shared
         self._held: Action | None = None  # the decision held back behind a Publish
-        # The hold reserved and not yet settled, released or handed to a stream, and whether a call
-        # was made on it: what ``abandoned`` gives back when the driver is interrupted between actions.
+        # The hold reserved (or being reserved) and not yet settled, released or handed to a stream,
+        # and whether a call was made on it: what ``abandoned`` gives back when the driver is
+        # interrupted between actions. ``_reserving``: the action out is a Reserve.
         self._open_hold: Hold | None = None
         self._sent = False
+        self._reserving = False
         self._plan = plan
         self._budgets = budgets
         self._wall_clock = wall_clock
@@ -324,11 +336,18 @@ class Decider:
             notes = tuple(session.notes)
             session.notes.clear()
             return Bookkeep(notes)
+        if type(action) is Reserve:
+            # Counted as held from now: from the ledger's answer to ``report`` is a window an
+            # interrupt can land in, and releasing an id that was never reserved does nothing.
+            self._open_hold, self._sent, self._reserving = action.hold(), False, True
         return action
 
     def report(self, outcome: Any) -> None:
         """What the last action came to (its result, ``Failed``, ``Cancelled`` or ``Opened``)."""
-        if type(outcome) is Hold:
+        if self._reserving:
+            self._reserving = False
+            self._open_hold = outcome if type(outcome) is Hold else None  # refused or failed: none
+        elif type(outcome) is Hold:  # an unchecked hold (the ledger failed open)
             self._open_hold, self._sent = outcome, False
         self._outcome = outcome
 
@@ -586,8 +605,9 @@ class Decider:
         ask = session.budget_ask(deployment)
         if ask is None:
             return None
+        hold_id = new_hold_id()  # one for every try: a refusal reserved nothing under it
         while True:
-            reserve = Reserve(ask.lines, ask.amount_usd, ask.ttl_s, self._wall_clock())
+            reserve = Reserve(ask.lines, ask.amount_usd, ask.ttl_s, self._wall_clock(), hold_id)
             outcome = yield reserve
             if isinstance(outcome, Failed):
                 unchecked = self._budgets is not None and self._budgets.fail_open(ask.lines)

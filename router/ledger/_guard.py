@@ -192,11 +192,17 @@ class Guarded(_Base[Ledger]):
         self.backend.settle(charge.hold, charge.cost_usd, now=charge.at, estimated=charge.estimated)
 
     def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+        self,
+        lines: Sequence[Line],
+        amount_usd: float,
+        *,
+        ttl_s: float,
+        now: float,
+        hold_id: str | None = None,
     ) -> Hold | Refusal:
         self._replay()
         try:
-            return self.backend.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
+            return self.backend.reserve(lines, amount_usd, ttl_s=ttl_s, now=now, hold_id=hold_id)
         except Exception as exc:
             self._raise(exc, "reserve")
 
@@ -262,11 +268,17 @@ class AsyncGuarded(_Base[AsyncLedger]):
         await self.backend.settle(charge.hold, charge.cost_usd, now=charge.at, estimated=charge.estimated)
 
     async def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+        self,
+        lines: Sequence[Line],
+        amount_usd: float,
+        *,
+        ttl_s: float,
+        now: float,
+        hold_id: str | None = None,
     ) -> Hold | Refusal:
         await self._replay()
         try:
-            return await self.backend.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
+            return await self.backend.reserve(lines, amount_usd, ttl_s=ttl_s, now=now, hold_id=hold_id)
         except Exception as exc:
             self._raise(exc, "reserve")
 

@@ -134,10 +134,20 @@ class Ledger(Protocol):
     """Spend and reservations per budget line; every method is atomic, across processes too."""
 
     def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+        self,
+        lines: Sequence[Line],
+        amount_usd: float,
+        *,
+        ttl_s: float,
+        now: float,
+        hold_id: str | None = None,
     ) -> Hold | Refusal:
         """Set ``amount_usd`` aside on every line, or on none: refused when spent + live reserved +
-        amount would pass a line's limit. Expired reservations no longer count."""
+        amount would pass a line's limit. Expired reservations no longer count.
+
+        ``hold_id``: the id the hold gets (a fresh one when None). A caller that chose it before
+        asking can give the hold back (``release``) even when it was interrupted before the answer
+        reached it; releasing an id that was never reserved does nothing."""
         ...
 
     def settle(
@@ -170,7 +180,13 @@ class AsyncLedger(Protocol):
     """``Ledger`` for asyncio code: the same methods and meaning, awaited."""
 
     async def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+        self,
+        lines: Sequence[Line],
+        amount_usd: float,
+        *,
+        ttl_s: float,
+        now: float,
+        hold_id: str | None = None,
     ) -> Hold | Refusal: ...
 
     async def settle(
@@ -204,9 +220,15 @@ class InlineAsyncLedger:
         self.sync = ledger
 
     async def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+        self,
+        lines: Sequence[Line],
+        amount_usd: float,
+        *,
+        ttl_s: float,
+        now: float,
+        hold_id: str | None = None,
     ) -> Hold | Refusal:
-        return self.sync.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
+        return self.sync.reserve(lines, amount_usd, ttl_s=ttl_s, now=now, hold_id=hold_id)
 
     async def settle(
         self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
@@ -263,10 +285,16 @@ class ThreadedAsyncLedger:
         return await asyncio.shield(future)
 
     async def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+        self,
+        lines: Sequence[Line],
+        amount_usd: float,
+        *,
+        ttl_s: float,
+        now: float,
+        hold_id: str | None = None,
     ) -> Hold | Refusal:
         def call() -> Hold | Refusal:
-            return self.sync.reserve(lines, amount_usd, ttl_s=ttl_s, now=now)
+            return self.sync.reserve(lines, amount_usd, ttl_s=ttl_s, now=now, hold_id=hold_id)
 
         try:
             return self.now(call)

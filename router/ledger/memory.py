@@ -62,11 +62,17 @@ class MemoryLedger:
         return period
 
     def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+        self,
+        lines: Sequence[Line],
+        amount_usd: float,
+        *,
+        ttl_s: float,
+        now: float,
+        hold_id: str | None = None,
     ) -> Hold | Refusal:
         check_amount("amount_usd", amount_usd)
         amount = to_nanos_up(amount_usd)
-        hold = Hold(new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
+        hold = Hold(hold_id or new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
         with self._lock:
             periods = [self._period(line) for line in lines]
             for line, period in zip(lines, periods, strict=True):

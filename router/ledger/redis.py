@@ -133,8 +133,10 @@ class _Codec:
         return escaped + "*"
 
 
-def _new_hold(lines: Sequence[Line], amount_usd: float, ttl_s: float, now: float) -> Hold:
-    return Hold(new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
+def _new_hold(
+    lines: Sequence[Line], amount_usd: float, ttl_s: float, now: float, hold_id: str | None
+) -> Hold:
+    return Hold(hold_id or new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
 
 
 class RedisLedger:
@@ -160,10 +162,16 @@ class RedisLedger:
         self._totals = self._redis.register_script(_lua.TOTALS)
 
     def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+        self,
+        lines: Sequence[Line],
+        amount_usd: float,
+        *,
+        ttl_s: float,
+        now: float,
+        hold_id: str | None = None,
     ) -> Hold | Refusal:
         check_amount("amount_usd", amount_usd)
-        hold = _new_hold(lines, amount_usd, ttl_s, now)
+        hold = _new_hold(lines, amount_usd, ttl_s, now, hold_id)
         if not lines:
             return hold
         args = self._codec.reserve_args(hold, to_nanos_up(amount_usd), now)
@@ -228,10 +236,16 @@ class AsyncRedisLedger:
         self._totals = self._redis.register_script(_lua.TOTALS)
 
     async def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+        self,
+        lines: Sequence[Line],
+        amount_usd: float,
+        *,
+        ttl_s: float,
+        now: float,
+        hold_id: str | None = None,
     ) -> Hold | Refusal:
         check_amount("amount_usd", amount_usd)
-        hold = _new_hold(lines, amount_usd, ttl_s, now)
+        hold = _new_hold(lines, amount_usd, ttl_s, now, hold_id)
         if not lines:
             return hold
         args = self._codec.reserve_args(hold, to_nanos_up(amount_usd), now)

@@ -314,10 +314,16 @@ class SqliteLedger:
         self._swept_at = now
 
     def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+        self,
+        lines: Sequence[Line],
+        amount_usd: float,
+        *,
+        ttl_s: float,
+        now: float,
+        hold_id: str | None = None,
     ) -> Hold | Refusal:
         check_amount("amount_usd", amount_usd)
-        hold = Hold(new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
+        hold = Hold(hold_id or new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
         if not lines:
             return hold
         swept_at = self._swept_at
@@ -467,10 +473,16 @@ class AsyncSqliteLedger(ThreadedAsyncLedger):
         return self._sqlite.without_waiting(call)
 
     async def reserve(
-        self, lines: Sequence[Line], amount_usd: float, *, ttl_s: float, now: float
+        self,
+        lines: Sequence[Line],
+        amount_usd: float,
+        *,
+        ttl_s: float,
+        now: float,
+        hold_id: str | None = None,
     ) -> Hold | Refusal:
         check_amount("amount_usd", amount_usd)
-        hold = Hold(new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
+        hold = Hold(hold_id or new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
         if not lines:
             return hold
         future = self._group.submit(ReserveOp(hold, now))

@@ -729,3 +729,74 @@ async def test_a_task_cancelled_between_the_reserve_and_the_call_gives_the_hold_
         assert raised and fake.requests_for("gpt-4o-mini") == []
         await aask(client)
     assert only_row(ledger) == Totals(BILL / 1e9, 0.0, 0.0)
+
+
+def _interrupt_after_reserving(
+    monkeypatch: pytest.MonkeyPatch, ledger_class: type, error: BaseException
+) -> list[Hold]:
+    """Make ``ledger_class.reserve`` grant the hold and then raise ``error``, once: an interrupt in
+    the few bytecodes between the ledger's answer and the Decider hearing of it."""
+    original = ledger_class.reserve
+    granted: list[Hold] = []
+
+    def interrupted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        outcome = original(self, *args, **kwargs)
+        if not granted and isinstance(outcome, Hold):
+            granted.append(outcome)
+            raise error
+        return outcome
+
+    async def ainterrupted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        outcome = await original(self, *args, **kwargs)
+        if not granted and isinstance(outcome, Hold):
+            granted.append(outcome)
+            raise error
+        return outcome
+
+    monkeypatch.setattr(
+        ledger_class, "reserve", ainterrupted if asyncio.iscoroutinefunction(original) else interrupted
+    )
+    return granted
+
+
+def test_an_interrupt_as_the_ledger_answers_the_reserve_gives_the_hold_back(
+    fake: FakeProviders, ledger: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from router.ledger.sqlite import SqliteLedger
+
+    with router.OpenAI(policy=policy(fake), ledger=ledger) as client:
+        granted = _interrupt_after_reserving(monkeypatch, SqliteLedger, KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt):
+            ask(client)
+        assert granted and fake.requests_for("gpt-4o-mini") == []
+        assert figures(ledger, time.time()) == []  # released at once, not at the hold's expiry
+        ask(client)
+    assert only_row(ledger) == Totals(BILL / 1e9, 0.0, 0.0)
+
+
+def test_an_interrupt_as_the_memory_ledger_answers_the_reserve_gives_the_hold_back(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from router.ledger.memory import MemoryLedger
+
+    with router.OpenAI(policy=policy(fake), ledger="memory://") as client:
+        granted = _interrupt_after_reserving(monkeypatch, MemoryLedger, KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt):
+            ask(client)
+        (line,) = granted[0].lines
+        assert client._router._ledger().totals([line], now=time.time())[line.key] == Totals(0.0, 0.0, 0.0)
+
+
+async def test_a_task_cancelled_as_the_ledger_answers_the_reserve_gives_the_hold_back(
+    fake: FakeProviders, ledger: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from router.ledger.sqlite import AsyncSqliteLedger
+
+    async with router.AsyncOpenAI(policy=policy(fake), ledger=ledger) as client:
+        granted = _interrupt_after_reserving(monkeypatch, AsyncSqliteLedger, asyncio.CancelledError())
+        with pytest.raises(asyncio.CancelledError):
+            await aask(client)
+        assert granted and fake.requests_for("gpt-4o-mini") == []
+        assert figures(ledger, time.time()) == []
+        await aask(client)
+    assert only_row(ledger) == Totals(BILL / 1e9, 0.0, 0.0)

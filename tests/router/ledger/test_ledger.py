@@ -91,6 +91,23 @@ async def test_release_drops_the_reservation_and_spends_nothing(ledger: AsyncLed
     }
 
 
+async def test_a_hold_id_chosen_by_the_caller_names_the_hold_and_releases_it(ledger: AsyncLedger) -> None:
+    # The router picks the id before asking, so it can give the hold back without having seen it.
+    chosen = Hold("a1b2c3d4e5f6a1b2c3d4e5f6", (DAY,), 0.25, T0 + 60)
+    granted = await ledger.reserve([DAY], 0.25, ttl_s=60, now=T0, hold_id=chosen.id)
+    assert granted == chosen
+    await ledger.release(chosen)
+    assert await ledger.totals([DAY], now=T0) == {DAY.key: Totals(0.0, 0.0)}
+
+
+async def test_releasing_a_hold_id_that_was_never_reserved_changes_nothing(ledger: AsyncLedger) -> None:
+    kept = await reserve(ledger, [DAY], 0.25)
+    await ledger.release(Hold("0" * 24, (DAY,), 0.5, T0 + 60))  # refused, or never asked for
+    assert await ledger.totals([DAY], now=T0) == {DAY.key: Totals(0.0, 0.25)}
+    await ledger.settle(kept, 0.1, now=T0)
+    assert await ledger.totals([DAY], now=T0) == {DAY.key: Totals(0.1, 0.0)}
+
+
 async def test_an_expired_reservation_no_longer_counts_and_frees_the_cap(ledger: AsyncLedger) -> None:
     await reserve(ledger, [DAY], 1.0)  # expires at T0 + 60
     assert (await ledger.totals([DAY], now=T0 + 59.9))[DAY.key].reserved_usd == 1.0
