@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final, Protocol, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 from providers.errors import RouterError
 
@@ -202,6 +202,21 @@ class AsyncLedger(Protocol):
     async def report(self, *, now: float) -> Report: ...
 
     async def close(self) -> None: ...
+
+
+async def landed(future: asyncio.Future[_T]) -> _T:
+    """Await a ledger write that must complete even if its caller is cancelled (a settle, a
+    release): the caller gets its CancelledError at once, the write goes on and lands."""
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        future.add_done_callback(_consume)  # its error, if any, has nobody left to raise it to
+        raise
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def check_amount(name: str, usd: float) -> None:

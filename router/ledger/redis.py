@@ -8,9 +8,11 @@ async classes differ by ``await``. Imported only when a redis URL is opened (``r
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
-from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, Final, TypeVar
 
 import redis
 import redis.asyncio
@@ -24,6 +26,7 @@ from router.ledger._types import (
     Report,
     Totals,
     check_amount,
+    landed,
     new_hold_id,
     parse_key,
     to_nanos,
@@ -31,6 +34,8 @@ from router.ledger._types import (
     to_nanos_up,
     to_usd,
 )
+
+_T = TypeVar("_T")
 
 # The hash tag keeps every key in one Redis Cluster slot, so one script may touch them all.
 DEFAULT_PREFIX: Final = "router:{ledger}:"
@@ -234,6 +239,16 @@ class AsyncRedisLedger:
         self._settle = self._redis.register_script(_lua.SETTLE)
         self._release = self._redis.register_script(_lua.RELEASE)
         self._totals = self._redis.register_script(_lua.TOTALS)
+        # Writes whose caller was cancelled, going on to land (referenced: the loop keeps only weak ones).
+        self._landing: set[asyncio.Task[Any]] = set()
+
+    def _spawn(self, work: Awaitable[_T]) -> asyncio.Task[_T]:
+        """A write that goes on if its caller is cancelled: redis-py drops a connection whose reply
+        was not read, so a cancelled script may or may not have run; finishing it says which."""
+        task = asyncio.ensure_future(work)
+        self._landing.add(task)
+        task.add_done_callback(self._landing.discard)
+        return task
 
     async def reserve(
         self,
@@ -249,7 +264,23 @@ class AsyncRedisLedger:
         if not lines:
             return hold
         args = self._codec.reserve_args(hold, to_nanos_up(amount_usd), now)
-        return self._codec.reserve_reply(hold, await self._reserve(keys=self._codec.keys(lines), args=args))
+        asked = self._spawn(self._reserve(keys=self._codec.keys(lines), args=args))
+        try:
+            reply = await asyncio.shield(asked)
+        except asyncio.CancelledError:
+            # Cancelled while it was being made: once it lands, give it back.
+            asked.add_done_callback(lambda done: self._release_orphan(hold, done))
+            raise
+        return self._codec.reserve_reply(hold, reply)
+
+    def _release_orphan(self, hold: Hold, done: asyncio.Future[Any]) -> None:
+        granted = not done.cancelled() and done.exception() is None
+        if granted and self._codec.reserve_reply(hold, done.result()) is hold:
+            self._spawn(self._quiet_release(hold))
+
+    async def _quiet_release(self, hold: Hold) -> None:
+        with contextlib.suppress(Exception):  # unreleased, it expires at its TTL
+            await self.release(hold)
 
     async def settle(
         self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
@@ -258,12 +289,12 @@ class AsyncRedisLedger:
         if not hold.lines:
             return {}
         args = self._codec.settle_args(hold, to_nanos(cost_usd), now, estimated)
-        reply = await self._settle(keys=self._codec.settle_keys(hold), args=args)
+        reply = await landed(self._spawn(self._settle(keys=self._codec.settle_keys(hold), args=args)))
         return self._codec.totals_reply([line.key for line in hold.lines], reply)
 
     async def release(self, hold: Hold) -> None:
         if hold.lines:
-            await self._release(keys=self._codec.keys(hold.lines), args=[hold.id])
+            await landed(self._spawn(self._release(keys=self._codec.keys(hold.lines), args=[hold.id])))
 
     async def totals(self, lines: Sequence[Line], *, now: float) -> dict[str, Totals]:
         return await self._totals_of([line.key for line in lines], now)
@@ -284,4 +315,6 @@ class AsyncRedisLedger:
         return self._codec.report(keys, await self._totals_of(keys, now))
 
     async def close(self) -> None:
+        while self._landing:  # cancelled callers' writes (and releases they start): let them land
+            await asyncio.gather(*self._landing, return_exceptions=True)
         await self._redis.aclose()

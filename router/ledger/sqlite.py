@@ -46,6 +46,7 @@ from router.ledger._types import (
     Totals,
     WouldWait,
     check_amount,
+    landed,
     new_hold_id,
     to_nanos,
     to_nanos_down,
@@ -500,24 +501,11 @@ class AsyncSqliteLedger(ThreadedAsyncLedger):
     ) -> dict[str, Totals]:
         check_amount("cost_usd", cost_usd)
         # A settle whose caller was cancelled still lands: it is queued, the work is the worker's.
-        totals = await _landed(self._group.submit(SettleOp(hold, cost_usd, now, estimated)))
+        totals = await landed(self._group.submit(SettleOp(hold, cost_usd, now, estimated)))
         return totals  # type: ignore[return-value]
 
     async def release(self, hold: Hold) -> None:
-        await _landed(self._group.submit(ReleaseOp(hold)))
-
-
-async def _landed(future: asyncio.Future[object]) -> object:
-    try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        future.add_done_callback(_consume)  # its error, if any, has nobody left to raise it to
-        raise
-
-
-def _consume(future: asyncio.Future[object]) -> None:
-    if not future.cancelled():
-        future.exception()
+        await landed(self._group.submit(ReleaseOp(hold)))
 
 
 @dataclass(frozen=True, slots=True)
