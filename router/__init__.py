@@ -6,6 +6,9 @@ response = client.chat.completions.create(model="auto", messages=[...])
 response.routing  # which model answered, why, and what it cost
 """
 
+from router import _lean_httpx  # noqa: F401  (first: see the module)
+
+# isort: split
 from policies.loader import PolicyError
 from providers._aiohttp import TransportLimits
 from router._exceptions import (
