@@ -23,11 +23,15 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from typing import Any, Final
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Final
 
 from providers.errors import error_class
 from providers.tiers import STANDARD
 from router._routing import Attempt, BudgetEvent, RoutingRecord
+
+if TYPE_CHECKING:
+    from policies.plan import Candidate, Plan
 
 LOGGER_NAME: Final = "router"
 # Fields that hold the caller's text; only ever present when log_content is on.
@@ -91,15 +95,54 @@ class Events:
 
     def decided(self, record: RoutingRecord, *, messages: object = None) -> None:
         """``route.decided``: the ranked candidates, the rejected models with reasons, the rules applied."""
-        if not _logger.isEnabledFor(_INFO):
-            return
+        if _logger.isEnabledFor(_INFO):
+            self._decided(
+                record.request_id,
+                record.feature,
+                record.requested,
+                record.route,
+                record.strategy,
+                record.candidates,
+                record.rejected,
+                record.rules,
+                messages,
+            )
+
+    def planned(self, request_id: str, feature: str, requested: str, plan: Plan, *, messages: object) -> None:
+        """``decided`` of a request just planned (nothing skipped yet), from its plan: the same event
+        without the routing record a session would build only for it."""
+        if _logger.isEnabledFor(_INFO):
+            self._decided(
+                request_id,
+                feature,
+                requested,
+                plan.route,
+                plan.strategy,
+                plan.candidates,
+                plan.rejected,
+                plan.rules,
+                messages,
+            )
+
+    def _decided(
+        self,
+        request_id: str,
+        feature: str,
+        requested: str,
+        route: str | None,
+        strategy: str,
+        candidates: tuple[Candidate, ...],
+        rejected: Mapping[str, object],
+        rules: tuple[str, ...],
+        messages: object,
+    ) -> None:
         event = Event(
             event="route.decided",
-            request_id=record.request_id,
-            feature=record.feature,
-            route=record.route,
-            requested=record.requested,
-            strategy=record.strategy,
+            request_id=request_id,
+            feature=feature,
+            route=route,
+            requested=requested,
+            strategy=strategy,
             candidates=[
                 {
                     "model": c.model,
@@ -107,10 +150,10 @@ class Events:
                     "expected_cost_usd": c.expected_cost_usd,
                     "fallback": c.fallback,
                 }
-                for c in record.candidates
+                for c in candidates
             ],
-            rejected=dict(record.rejected),
-            rules=list(record.rules),
+            rejected=dict(rejected),
+            rules=list(rules),
             policy_hash=self._policy_hash,
         )
         if self._log_content and messages is not None:

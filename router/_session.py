@@ -151,7 +151,8 @@ class Session:
         self._last_refusal: Refusal | None = None
         self._settled_totals: Mapping[str, Totals] = {}
         if events is not None and events.deciding():
-            events.decided(self.record(None), messages=request.body.get("messages"))
+            route, messages = request.route, request.body.get("messages")
+            events.planned(request.request_id, route.feature, route.model, plan, messages=messages)
         self._kept: tuple[Deployment, Any, Usage | None] | None = None
 
     # ----------------------------------------------------------------- what to do next
