@@ -154,6 +154,8 @@ class Session:
             route, messages = request.route, request.body.get("messages")
             events.planned(request.request_id, route.feature, route.model, plan, messages=messages)
         self._kept: tuple[Deployment, Any, Usage | None] | None = None
+        # The last usage vetted: (deployment, as given, as vetted).
+        self._vetted: tuple[Deployment, Usage, Usage] | None = None
 
     # ----------------------------------------------------------------- what to do next
 
@@ -472,11 +474,16 @@ class Session:
         provider's figures are impossible (malformed, or beyond the model's limits)."""
         if usage is None:
             return None
+        last = self._vetted
+        if last is not None and last[0] is deployment and (last[1] is usage or last[2] is usage):
+            return last[2]  # the same answer's usage, asked again (to settle, record, price it)
         reason = usage.suspect or self._impossible(deployment, usage)
-        if reason is None:
-            return usage
-        prompt, output = worst_case_tokens(self.engine.catalog[deployment.name], self._plan_context())
-        return Usage(prompt_tokens=prompt, completion_tokens=output, suspect=reason)
+        vetted = usage
+        if reason is not None:
+            prompt, output = worst_case_tokens(self.engine.catalog[deployment.name], self._plan_context())
+            vetted = Usage(prompt_tokens=prompt, completion_tokens=output, suspect=reason)
+        self._vetted = (deployment, usage, vetted)
+        return vetted
 
     def _impossible(self, deployment: Deployment, usage: Usage) -> str | None:
         info = self.engine.catalog[deployment.name]
