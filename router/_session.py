@@ -154,6 +154,7 @@ class Session:
             route, messages = request.route, request.body.get("messages")
             events.planned(request.request_id, route.feature, route.model, plan, messages=messages)
         self._kept: tuple[Deployment, Any, Usage | None] | None = None
+        self._context: PlanContext | None = None  # made on first use (_plan_context)
         # The last usage vetted: (deployment, as given, as vetted).
         self._vetted: tuple[Deployment, Usage, Usage] | None = None
 
@@ -506,11 +507,15 @@ class Session:
         return None
 
     def _plan_context(self) -> PlanContext:
-        route = self.engine.policy.routes.get(self.plan.route or "")
-        expected = (
-            route.expected_output_tokens if route else None
-        ) or self.engine.policy.expected_output_tokens
-        return PlanContext(request=self.request.route, expected_output_tokens=expected)
+        """What the worst case of a call is judged on (the same for every call of the request)."""
+        context = self._context
+        if context is None:
+            route = self.engine.policy.routes.get(self.plan.route or "")
+            expected = (
+                route.expected_output_tokens if route else None
+            ) or self.engine.policy.expected_output_tokens
+            context = self._context = PlanContext(request=self.request.route, expected_output_tokens=expected)
+        return context
 
     def record(
         self, deployment: Deployment | None, usage: Usage | None = None, cost: float | None = None
