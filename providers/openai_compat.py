@@ -152,9 +152,11 @@ def _encode(payload: JSON) -> bytes:
 
 
 def _timeout_dict(options: CallOptions) -> dict[str, float | None]:
-    if options.timeout is None:
+    timeout = options.timeout
+    if timeout is None:
         return dict(_DEFAULT_TIMEOUT_DICT)
-    return httpx.Timeout(options.timeout).as_dict()
+    # A Timeout is read as is (as_dict makes a new dict); a number or tuple goes through httpx's parsing.
+    return timeout.as_dict() if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout).as_dict()
 
 
 _DEFAULT_TIMEOUT_DICT = httpx.Timeout(DEFAULT_TIMEOUT).as_dict()

@@ -7,6 +7,7 @@ messages. Built once per policy, so a request pays for a dict lookup and a littl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Final
 
@@ -23,13 +24,16 @@ ALL_FEATURES: Final = "*"
 class BudgetBook:
     """The policy's budgets: the feature caps and the policy-wide one."""
 
-    __slots__ = ("_features", "_overall")
+    __slots__ = ("_current", "_features", "_overall")
 
     def __init__(self, policy: Policy) -> None:
         self._features: dict[str, BudgetSpec] = {
             name: spec.budget for name, spec in policy.features.items() if spec.budget is not None
         }
         self._overall = policy.budget
+        # The lines of each budgeted feature (None: the policy-wide line alone) with the span of time
+        # they hold for (their windows' latest start, earliest reset): made again only past it.
+        self._current: dict[str | None, tuple[float, float, tuple[Line, ...]]] = {}
 
     @property
     def has_budgets(self) -> bool:
@@ -39,6 +43,17 @@ class BudgetBook:
 
     def lines_for(self, feature: str, now: float) -> tuple[Line, ...]:
         """The feature's line (if it has a budget), then the policy-wide one (if set); often ()."""
+        key = feature if feature in self._features else None
+        current = self._current.get(key)
+        if current is not None and current[0] <= now < current[1]:
+            return current[2]
+        lines = self._lines_for(feature, now)
+        start = max((line.period_start for line in lines), default=now)
+        end = min((line.resets_at for line in lines if line.resets_at is not None), default=math.inf)
+        self._current[key] = (start, end, lines)  # replaced whole: a thread sees the old or the new
+        return lines
+
+    def _lines_for(self, feature: str, now: float) -> tuple[Line, ...]:
         spec = self._features.get(feature)
         if spec is None:
             return () if self._overall is None else (_line(ALL_FEATURES, self._overall, now),)

@@ -151,8 +151,12 @@ class Session:
         self._last_refusal: Refusal | None = None
         self._settled_totals: Mapping[str, Totals] = {}
         if events is not None and events.deciding():
-            events.decided(self.record(None), messages=request.body.get("messages"))
+            route, messages = request.route, request.body.get("messages")
+            events.planned(request.request_id, route.feature, route.model, plan, messages=messages)
         self._kept: tuple[Deployment, Any, Usage | None] | None = None
+        self._context: PlanContext | None = None  # made on first use (_plan_context)
+        # The last usage vetted: (deployment, as given, as vetted).
+        self._vetted: tuple[Deployment, Usage, Usage] | None = None
 
     # ----------------------------------------------------------------- what to do next
 
@@ -471,11 +475,16 @@ class Session:
         provider's figures are impossible (malformed, or beyond the model's limits)."""
         if usage is None:
             return None
+        last = self._vetted
+        if last is not None and last[0] is deployment and (last[1] is usage or last[2] is usage):
+            return last[2]  # the same answer's usage, asked again (to settle, record, price it)
         reason = usage.suspect or self._impossible(deployment, usage)
-        if reason is None:
-            return usage
-        prompt, output = worst_case_tokens(self.engine.catalog[deployment.name], self._plan_context())
-        return Usage(prompt_tokens=prompt, completion_tokens=output, suspect=reason)
+        vetted = usage
+        if reason is not None:
+            prompt, output = worst_case_tokens(self.engine.catalog[deployment.name], self._plan_context())
+            vetted = Usage(prompt_tokens=prompt, completion_tokens=output, suspect=reason)
+        self._vetted = (deployment, usage, vetted)
+        return vetted
 
     def _impossible(self, deployment: Deployment, usage: Usage) -> str | None:
         info = self.engine.catalog[deployment.name]
@@ -498,11 +507,15 @@ class Session:
         return None
 
     def _plan_context(self) -> PlanContext:
-        route = self.engine.policy.routes.get(self.plan.route or "")
-        expected = (
-            route.expected_output_tokens if route else None
-        ) or self.engine.policy.expected_output_tokens
-        return PlanContext(request=self.request.route, expected_output_tokens=expected)
+        """What the worst case of a call is judged on (the same for every call of the request)."""
+        context = self._context
+        if context is None:
+            route = self.engine.policy.routes.get(self.plan.route or "")
+            expected = (
+                route.expected_output_tokens if route else None
+            ) or self.engine.policy.expected_output_tokens
+            context = self._context = PlanContext(request=self.request.route, expected_output_tokens=expected)
+        return context
 
     def record(
         self, deployment: Deployment | None, usage: Usage | None = None, cost: float | None = None

@@ -15,9 +15,10 @@ import asyncio
 import logging  # absolute: the stdlib's, not this module
 import os
 import sys
-from typing import TYPE_CHECKING, Final, TextIO
+import time
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from router._events import LOGGER_NAME
+from router._events import LOGGER_NAME, Event, _record
 
 if TYPE_CHECKING:
     from policies.schema import LoggingSpec, Policy
@@ -144,15 +145,44 @@ class _FileHandler(logging.FileHandler):
         self._flush_on: asyncio.AbstractEventLoop | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            loop = None
-        self._emitting_on = loop  # emit runs under the handler's lock
+        self._emitting_on = _running_loop()  # emit runs under the handler's lock
         try:
             super().emit(record)
         finally:
             self._emitting_on = None
+
+    @property
+    def writes_events(self) -> bool:
+        """Whether ``write_event`` writes what ``handle`` would: its formatter is ``configure``'s JSON one."""
+        formatting = sys.modules.get("router._formatting")
+        return formatting is not None and type(self.formatter) is formatting._JsonFormatter
+
+    def write_event(self, level: int, event: Event) -> None:
+        """``handle`` of the router event's record (``router._events``), without making the record:
+        the same line, written the way ``emit`` writes it. Only when ``writes_events`` and nothing
+        else would see the record (no filter, no other handler: ``router._events._sink``)."""
+        created = time.time()
+        self.acquire()
+        try:
+            if self.stream is None and (self.mode != "w" or not getattr(self, "_closed", False)):
+                self.stream = self._open()
+            if not self.stream:
+                return
+            try:
+                formatter: Any = self.formatter
+                line = formatter.event_line(created, logging.getLevelName(level), LOGGER_NAME, event)
+                self._emitting_on = _running_loop()
+                try:
+                    self.stream.write(line + self.terminator)
+                    self.flush()
+                finally:
+                    self._emitting_on = None
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(_record(level, event))
+        finally:
+            self.release()
 
     def flush(self) -> None:
         self.acquire()  # reentrant: another thread's flush waits for an emit to end, then flushes
@@ -173,6 +203,13 @@ class _FileHandler(logging.FileHandler):
             super().flush()
         finally:
             self.release()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _level(level: str | int) -> int:

@@ -64,6 +64,25 @@ def test_lines_roll_over_to_the_next_month_at_the_utc_boundary() -> None:
     assert BOOK.window_bounds("day", NOW + 1) == (ts(2026, 12, 1), ts(2026, 12, 2))
 
 
+def test_lines_are_those_of_the_windows_around_now_whichever_order_the_times_come_in() -> None:
+    # Lines are kept between requests while their windows last: a time after a reset, or one
+    # before the kept windows began (a clock set back), gets that time's own windows.
+    book = BudgetBook(
+        policy(
+            features={"support": {"budget": {"limit_usd": 50, "window": "day"}}},
+            budget={"limit_usd": 1000, "window": "week"},
+        )
+    )
+    times = [NOW, NOW - 60, NOW + 1, NOW - 86_400, NOW + 86_400 * 7, NOW, NOW + 1]
+    for now in times:
+        own, overall = book.lines_for("support", now)
+        assert (own.period_start, own.resets_at) == book.window_bounds("day", now)
+        assert (overall.period_start, overall.resets_at) == book.window_bounds("week", now)
+        assert book.lines_for("no-budget", now) == (overall,)
+    total = BudgetBook(policy(budget={"limit_usd": 1, "window": "total"}))
+    assert total.lines_for("any", NOW) == total.lines_for("any", NOW + 10**9)
+
+
 def test_spec_for_finds_the_settings_a_line_came_from() -> None:
     own, overall = BOOK.lines_for("summarizer", NOW)
     assert BOOK.spec_for(own).on_exceed == "downgrade"

@@ -16,7 +16,7 @@ import pytest
 
 import router.logging as router_logging
 from policies.schema import LoggingSpec
-from router._events import Events
+from router._events import Events, _sink
 from tests.router.event_helpers import (
     ANSWER,
     API_KEY,
@@ -419,3 +419,76 @@ def test_lines_not_flushed_when_the_process_exits_are_written_at_exit(tmp_path: 
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
     assert _on_disk(path) == ["route.completed"]
+
+
+def _without_timestamps(path: Path) -> list[dict[str, Any]]:
+    return [
+        {k: v for k, v in json.loads(line).items() if k != "timestamp"}
+        for line in path.read_text().splitlines()
+    ]
+
+
+def test_a_json_log_file_gets_the_same_lines_with_or_without_a_log_record(
+    router_logger: logging.Logger, tmp_path: Path
+) -> None:
+    # Alone on the logger, the file handler writes each event's line without a LogRecord; a filter
+    # (which must see records) sends the same events the stdlib's way: the lines do not change.
+    router_logger.propagate = False  # pytest's own handlers on the root would see the records
+    direct, via_records = tmp_path / "direct.log", tmp_path / "records.log"
+    handler = router_logging.configure(file=direct)
+    assert _sink(logging.INFO) is handler
+    run(EVENTS)
+    handler = router_logging.configure(file=via_records)
+    router_logger.addFilter(keep := lambda record: True)
+    try:
+        assert _sink(logging.INFO) is None
+        run(EVENTS)
+    finally:
+        router_logger.removeFilter(keep)
+    assert _without_timestamps(direct) == _without_timestamps(via_records)
+    assert len(_without_timestamps(direct)) == 10  # every level: info, warning (attempt, budget), error
+
+
+def test_events_take_the_stdlib_way_whenever_something_else_could_see_the_record(
+    router_logger: logging.Logger, tmp_path: Path
+) -> None:
+    router_logger.propagate = False
+    handler = router_logging.configure(file=tmp_path / "router.log")
+    assert _sink(logging.INFO) is handler
+    assert _sink(logging.DEBUG) is None  # below the handler's level: the stdlib drops it
+    handler.addFilter(lambda record: True)
+    assert _sink(logging.INFO) is None
+    handler.filters.clear()
+    router_logger.propagate = True
+    other = logging.StreamHandler(io.StringIO())
+    logging.getLogger().addHandler(other)  # propagated to the root's handler too
+    try:
+        assert _sink(logging.INFO) is None
+    finally:
+        logging.getLogger().removeHandler(other)
+    router_logger.propagate = False
+    assert _sink(logging.INFO) is handler
+    factory = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(lambda *args, **kwargs: factory(*args, **kwargs))  # an app's own records
+    try:
+        assert _sink(logging.INFO) is None
+    finally:
+        logging.setLogRecordFactory(factory)
+    handler.setFormatter(router_logging.formatter(json=False))  # console lines: rendered from a record
+    assert _sink(logging.INFO) is None
+
+
+def test_a_log_file_that_cannot_be_written_reports_the_event_as_logging_does(
+    router_logger: logging.Logger, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    router_logger.propagate = False
+    handler = router_logging.configure(file=tmp_path / "router.log")
+    assert _sink(logging.INFO) is handler
+    broken = io.StringIO()
+    broken.close()
+    handler.stream = broken  # type: ignore[assignment]
+    EVENTS.completed(fallback_record())  # no exception reaches the caller
+    err = capsys.readouterr().err
+    assert "--- Logging error ---" in err
+    assert "route.completed" in err
+    handler.stream = None  # type: ignore[assignment]
