@@ -18,10 +18,9 @@ import hashlib
 import json
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import repeat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -130,9 +129,6 @@ class Adequacy:
             # The same tokens without the word-boundary checks, which cost a third of the time:
             # findall takes maximal runs of word characters either way (tests pin the equality).
             self._token = re.compile(_FAST_TOKEN if pattern == TOKEN_PATTERN else pattern)
-            # On ASCII text the Unicode and ASCII classes of \w are the same characters, and the ASCII
-            # matcher is a third faster; most prompts are ASCII (counts() checks, in 0.1 us).
-            self._ascii_token = re.compile(_FAST_TOKEN, re.ASCII) if pattern == TOKEN_PATTERN else self._token
         except (KeyError, TypeError, ValueError) as exc:
             raise AdequacyError(
                 f"{source}: malformed adequacy file ({exc!r}); retrain it with `router train`."
@@ -142,20 +138,12 @@ class Adequacy:
         if (int(low), int(high)) not in ((1, 1), (1, 2)):
             raise AdequacyError(f"{source}: ngram_range {low}-{high} is not supported (1-1 or 1-2).")
         self._bigrams = int(high) == 2
-        # Unigrams by text, bigrams by (first, second): counting then runs in C (Counter over the
-        # token list and over pairs of it) and only distinct terms are looked up.
-        self._index: dict[str, int] = {}
-        self._pairs: dict[tuple[str, str], int] = {}
-        for i, term in enumerate(vocabulary):
-            first, _, second = term.partition(" ")
-            if second:
-                self._pairs[(first, second)] = i
-            else:
-                self._index[term] = i
+        self._lookup(vocabulary, pattern == TOKEN_PATTERN)
         self._idf = idf
-        # The calibration's slope folds into the weights: one product per prediction, as before.
-        self._scaled = np.ascontiguousarray(coef * idf[:, None] * slope[None, :])
         self._intercept = intercept * slope + shift
+        self._intercepts: tuple[float, ...] = tuple(self._intercept.tolist())
+        # What a prompt without any known term gets: the intercepts alone.
+        self._prior = tuple(1.0 / (1.0 + math.exp(-b)) for b in self._intercepts)
         self.digest = digest or hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
         suggested = data.get("suggested") or {}
         self.suggested: dict[str, float] = {
@@ -165,9 +153,63 @@ class Adequacy:
         }
         self._fingerprints: frozenset[str] | None = None
         self._featurizer_id: str | None = None
-        self._tasks(data, len(vocabulary))
+        centroids = self._tasks(data, len(vocabulary))
+        # One row per term: its IDF, then per model IDF x coefficient x the calibration's slope (which
+        # folds into the weights), then per task IDF x centroid. A prediction gathers the prompt's
+        # rows once; one product with its term frequencies gives every logit and task similarity.
+        self._table = np.ascontiguousarray(
+            np.hstack([idf[:, None], coef * idf[:, None] * slope[None, :], centroids * idf[:, None]])
+        )
 
-    def _tasks(self, data: Mapping[str, Any], size: int) -> None:
+    def _lookup(self, vocabulary: Sequence[str], default_pattern: bool) -> None:
+        """The tables ``counts`` reads: each word of the vocabulary (a unigram or either half of a
+        bigram) gets a token id; a unigram's term is ``_uni[id]``, a bigram's is found by the key
+        ``first * (W + 1) + second`` in the sorted ``_bigram_keys``. Ids ``W`` (a word outside the
+        vocabulary) and ``W + 1`` (a one-character run, which is not a token) have no term.
+
+        Counting then takes one dict lookup per token and a few vector operations for the prompt,
+        unigrams and bigrams together, instead of counting strings and pairs of strings."""
+        import numpy as np
+
+        ids: dict[str, int] = {}
+        unigrams: list[tuple[int, int]] = []
+        bigrams: list[tuple[str, str, int]] = []
+        for i, term in enumerate(vocabulary):
+            first, _, second = term.partition(" ")
+            if second:
+                bigrams.append((first, second, i))
+                ids.setdefault(first, len(ids))
+                ids.setdefault(second, len(ids))
+            else:
+                unigrams.append((ids.setdefault(term, len(ids)), i))
+        size = len(ids)
+        self._unknown = size
+        self._uni = np.full(size + 2, -1, dtype=np.intp)
+        for word, i in unigrams:
+            self._uni[word] = i
+        keys = np.array([ids[a] * (size + 1) + ids[b] for a, b, _ in bigrams], dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        # A last key above every real one: searchsorted's answer is always a valid position.
+        self._bigram_keys = np.append(keys[order], np.iinfo(np.int64).max)
+        self._bigram_terms = np.append(np.array([i for _, _, i in bigrams], dtype=np.intp)[order], -1)
+        self._ids = ids.get
+        # ASCII prompts (most of them) skip the regex: one byte table maps every non-word character to
+        # a space (and upper case to lower, if the file lowercases), and bytes.split() then gives the
+        # runs of word characters; runs of one character, which the regex doesn't match, are dropped
+        # by their id. On ASCII text the Unicode and ASCII classes of \w are the same characters.
+        self._ascii_ids: Any = None
+        if default_pattern:
+            word_chars = {c for c in range(128) if chr(c).isalnum() or c == ord("_")}
+            lower = self._lowercase
+            self._translate = bytes(
+                (c + 32 if lower and 65 <= c <= 90 else c) if c in word_chars else 32 for c in range(256)
+            )
+            ascii_ids = {w.encode("ascii"): i for w, i in ids.items() if w.isascii()}
+            for c in word_chars:
+                ascii_ids[bytes((c,))] = size + 1
+            self._ascii_ids = ascii_ids.get
+
+    def _tasks(self, data: Mapping[str, Any], size: int) -> npt.NDArray[np.float64]:
         """Version 3: the tasks the file was trained on, each a centroid of its prompts' TF-IDF
         vectors (its largest terms, unit length) with its own suggested setting. A prompt is of the
         task whose centroid is nearest by cosine, if that similarity reaches ``task_threshold``."""
@@ -178,7 +220,7 @@ class Adequacy:
         self.task_suggested: dict[str, dict[str, float]] = {}
         self.task_threshold = 0.0
         if not tasks:
-            return
+            return np.zeros((size, 0))
         try:
             names = tuple(str(t["name"]) for t in tasks)
             centroids = np.zeros((size, len(tasks)))
@@ -196,10 +238,7 @@ class Adequacy:
                 f"{self.source}: malformed tasks section ({exc!r}); retrain it with `router train`."
             ) from None
         self.tasks = names
-
-        # The centroids times IDF join the models' columns: the similarities come out of the same
-        # gather and product as the logits (predict_task), a few columns more.
-        self._scaled = np.ascontiguousarray(np.hstack([self._scaled, centroids * self._idf[:, None]]))
+        return centroids
 
     def task_of(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> str | None:
         """The task a prompt (its term counts) is recognised as; None: none of the file's tasks is
@@ -259,17 +298,32 @@ class Adequacy:
         import numpy as np
 
         text = text[-self._max_chars :]
-        if self._lowercase:
-            text = text.lower()
-        tokens = (self._ascii_token if text.isascii() else self._token).findall(text)
-        # Counted in C (Counter over map() of dict lookups), unigrams then bigrams; None counts the
-        # terms outside the vocabulary. This and the tokenizing are most of a prediction's time.
-        found = Counter(map(self._index.get, tokens))
-        if self._bigrams:
-            found.update(map(self._pairs.get, pairwise(tokens)))
-        found.pop(None, None)
-        n = len(found)
-        return np.fromiter(found, np.intp, n), np.fromiter(found.values(), np.intp, n)
+        skip = self._ascii_ids is not None and text.isascii()
+        if skip:
+            tokens: list[Any] = text.encode("ascii").translate(self._translate).split()
+        else:
+            tokens = self._token.findall(text.lower() if self._lowercase else text)
+        unknown = self._unknown
+        ids = np.fromiter(
+            map(self._ascii_ids if skip else self._ids, tokens, repeat(unknown)), np.int64, len(tokens)
+        )
+        if skip:
+            ids = ids[ids <= unknown]
+        terms = self._uni[ids]
+        if self._bigrams and len(ids) > 1:
+            keys = ids[:-1] * (unknown + 1) + ids[1:]
+            at = self._bigram_keys.searchsorted(keys)
+            terms = np.concatenate((terms, self._bigram_terms[at[self._bigram_keys[at] == keys]]))
+        terms = terms[terms >= 0]
+        if not len(terms):
+            return terms, terms.copy()
+        # Each term once (ascending), and how often: the boundaries of its run in the sorted terms.
+        terms.sort()
+        edges = np.empty(len(terms) + 1, dtype=bool)
+        edges[0] = edges[-1] = True
+        np.not_equal(terms[1:], terms[:-1], out=edges[1:-1])
+        starts = np.flatnonzero(edges)
+        return terms[starts[:-1]], np.diff(starts)
 
     def weights(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
         """TF-IDF weights of term counts, L2-normalized (scikit-learn's ``TfidfVectorizer``)."""
@@ -299,27 +353,30 @@ class Adequacy:
         """``predict_counts``, and the task the prompt is recognised as (``task_of``): one pass."""
         import numpy as np
 
+        if not len(idx):
+            return dict(zip(self.models, self._prior, strict=True)), None
+        tf = np.log(counts) + 1.0 if self._sublinear else counts.astype(np.float64)
+        # One gather of the prompt's rows of _table (IDF, then each model's and task's weights)
+        # and one product give the weights' norm, every logit and every task similarity; the
+        # dozen numbers that come out are finished in Python, cheaper than as arrays.
+        rows = self._table.take(idx, axis=0)
+        weights = tf * rows[:, 0]
+        norm = math.sqrt(float(weights @ weights))
+        if norm == 0.0:  # only terms of IDF 0 (a hand-made file): no evidence either way
+            return dict(zip(self.models, self._prior, strict=True)), None
+        raw = (tf @ rows).tolist()
+        m = len(self.models) + 1
+        exp = math.exp
+        probabilities = [
+            1.0 / (1.0 + exp(-(b + r / norm))) for b, r in zip(self._intercepts, raw[1:m], strict=True)
+        ]
         task = None
-        if len(idx):
-            tf = counts.astype(np.float64)
-            if self._sublinear:
-                tf = np.log(tf) + 1.0
-            weights = tf * self._idf[idx]
-            norm = math.sqrt(float(weights @ weights))
-            # _scaled holds IDF x coefficient per term and model (then IDF x centroid per task):
-            # one gather and one product.
-            raw = (tf @ self._scaled[idx]) / norm
-            m = len(self.models)
-            logits = self._intercept + raw[:m]
-            if self.tasks:
-                similarity = raw[m:]
-                best = int(similarity.argmax())
-                if similarity[best] >= self.task_threshold:
-                    task = self.tasks[best]
-        else:
-            logits = self._intercept
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
-        return dict(zip(self.models, probabilities.tolist(), strict=True)), task
+        if self.tasks:
+            similarity = [r / norm for r in raw[m:]]
+            best = max(similarity)
+            if best >= self.task_threshold:
+                task = self.tasks[similarity.index(best)]
+        return dict(zip(self.models, probabilities, strict=True)), task
 
     def predict(self, text: str) -> dict[str, float]:
         """Each model's probability of success on this prompt."""
