@@ -19,9 +19,10 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ _FAST_TOKEN: Final = r"\w\w+"
 DEFAULT_MAX_CHARS: Final = 1000
 # cost_weight: auto with a file that suggests none (router train without --target).
 DEFAULT_COST_WEIGHT: Final = 0.1
+_NO_TASKS: Final[Mapping[str | None, tuple[float | None, str]]] = MappingProxyType({})
 
 
 class AdequacyError(ValueError):
@@ -411,6 +413,27 @@ class AdequacyGate:
     # cost_weight: auto: per request, the suggestion for the task recognised in the prompt
     # (``Adequacy.task_of``), else the file's global suggestion, else DEFAULT_COST_WEIGHT.
     auto: bool = False
+    # With auto, per task the file knows (and None): the weight and the rule routing shows, worked
+    # out once here (the gate is frozen) instead of per request.
+    _per_task: Mapping[str | None, tuple[float | None, str]] = field(
+        init=False, repr=False, compare=False, default_factory=lambda: _NO_TASKS
+    )
+
+    def __post_init__(self) -> None:
+        if self.auto:
+            per_task = {}
+            for task in (None, *self.adequacy.tasks):
+                weight = self.weight_for(task)[0]
+                per_task[task] = (weight, self.describe(weight, task))
+            object.__setattr__(self, "_per_task", MappingProxyType(per_task))
+
+    def rule_for(self, task: str | None) -> tuple[float | None, str]:
+        """With ``auto``: the cost_weight for a prompt recognised as ``task``, and the rule to show."""
+        known = self._per_task.get(task)
+        if known is not None:
+            return known
+        weight = self.weight_for(task)[0]
+        return weight, self.describe(weight, task)
 
     def describe(self, cost_weight: float | None = None, task: str | None = None) -> str:
         """The rule routing shows; with ``auto``, per request: the weight used and the task it is for."""
@@ -489,15 +512,16 @@ class AdequacyGate:
         if not judged:
             return {}, judged, counts
         likeliest = max(judged, key=judged.__getitem__)
-        top = judged[likeliest]
         rejected: dict[str, str] = {}
         floor, shortfall = self.min_success, self.max_shortfall
-        below = "" if shortfall is None else f" below {likeliest}'s {top:.2f} (max_shortfall {shortfall:g})"
-        for name, p in judged.items():
-            if floor is not None and p < floor:
-                rejected[name] = f"predicted success {p:.2f} < {floor:.2f}"
-            elif shortfall is not None and p < top - shortfall:
-                rejected[name] = f"predicted success {p:.2f}, {top - p:.2f}{below}"
+        if floor is not None or shortfall is not None:
+            top = judged[likeliest]
+            below = "" if shortfall is None else f" below {likeliest}'s {top:.2f} (max_shortfall {shortfall:g})"
+            for name, p in judged.items():
+                if floor is not None and p < floor:
+                    rejected[name] = f"predicted success {p:.2f} < {floor:.2f}"
+                elif shortfall is not None and p < top - shortfall:
+                    rejected[name] = f"predicted success {p:.2f}, {top - p:.2f}{below}"
         if cost_weight is not None and costs is not None:
             self._price(judged, costs, tokens, rejected, cost_weight)
         if len(rejected) == len(judged) and self.on_inadequate == "best":
@@ -529,17 +553,15 @@ class AdequacyGate:
         score = {name: judged[name] - per_cost * cost for name, cost in priced.items()}
         first = max(score, key=score.__getitem__)
         p_first = judged[first]
-        losers = [name for name in priced if judged[name] <= p_first and name != first]
-        if not losers:
-            return
         # Formatted once: the tail every rejection shares; most requests reject most candidates.
-        tail = f" < {first}'s {score[first]:.2f} (cost_weight {weight:g})"
+        # (%-formatting: the same text as f"{x:.2f}", in one call per reason.)
+        tail = f" < {first}'s {score[first]:.2f} (cost_weight {weight:g})".replace("%", "%%")
+        reason = "predicted success %.2f at %.0f%% of the dearest's cost scores %.2f" + tail
         share = 100.0 / dearest
-        for name in losers:
-            rejected[name] = (
-                f"predicted success {judged[name]:.2f} at {priced[name] * share:.0f}% of the dearest's "
-                f"cost scores {score[name]:.2f}{tail}"
-            )
+        for name, cost in priced.items():
+            p = judged[name]
+            if p <= p_first and name != first:
+                rejected[name] = reason % (p, cost * share, score[name])
 
 
 def reference_cost(dearest: float, tokens: tuple[int, int] | None, reference_tokens: float | None) -> float:

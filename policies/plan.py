@@ -534,7 +534,10 @@ def _gate_candidates(
     text = prompt_text(messages)
     counts = gate.adequacy.counts(text)
     predicted_all, task = gate.adequacy.predict_task(*counts)
-    weight, task = gate.weight_for(task)
+    if gate.auto:
+        weight, described = gate.rule_for(task)  # per task, worked out once per gate
+    else:
+        weight = gate.cost_weight
     costs = tokens = None
     if weight is not None:
         costs = {c.model: c.expected_cost_usd for c in ranked}
@@ -556,7 +559,7 @@ def _gate_candidates(
     kept = floor is not None and [n for n, p in predicted.items() if p < floor and n not in reasons]
     if kept:
         rule += f" (none reaches {floor:.2f}: {kept[0]}, the most likely, is kept)"
-    rules = (gate.describe(weight, task), rule) if gate.auto else (rule,)
+    rules = (described, rule) if gate.auto else (rule,)
     return [c for c in ranked if c.model not in reasons], rules, counts
 
 
