@@ -516,7 +516,11 @@ class AdequacyGate:
         floor, shortfall = self.min_success, self.max_shortfall
         if floor is not None or shortfall is not None:
             top = judged[likeliest]
-            below = "" if shortfall is None else f" below {likeliest}'s {top:.2f} (max_shortfall {shortfall:g})"
+            below = (
+                f" below {likeliest}'s {top:.2f} (max_shortfall {shortfall:g})"
+                if shortfall is not None
+                else ""
+            )
             for name, p in judged.items():
                 if floor is not None and p < floor:
                     rejected[name] = f"predicted success {p:.2f} < {floor:.2f}"
