@@ -320,12 +320,13 @@ class Adequacy:
         if not len(terms):
             return terms, terms.copy()
         # Each term once (ascending), and how often: the boundaries of its run in the sorted terms.
+        # (nonzero and slices, not flatnonzero and diff: their Python wrappers cost as much as the work)
         terms.sort()
         edges = np.empty(len(terms) + 1, dtype=bool)
         edges[0] = edges[-1] = True
         np.not_equal(terms[1:], terms[:-1], out=edges[1:-1])
-        starts = np.flatnonzero(edges)
-        return terms[starts[:-1]], np.diff(starts)
+        starts = edges.nonzero()[0]
+        return terms[starts[:-1]], starts[1:] - starts[:-1]
 
     def weights(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
         """TF-IDF weights of term counts, L2-normalized (scikit-learn's ``TfidfVectorizer``)."""
@@ -357,7 +358,9 @@ class Adequacy:
 
         if not len(idx):
             return dict(zip(self.models, self._prior, strict=True)), None
-        tf = np.log(counts) + 1.0 if self._sublinear else counts.astype(np.float64)
+        tf = counts.astype(np.float64)
+        if self._sublinear:
+            tf = np.log(tf) + 1.0
         # One gather of the prompt's rows of _table (IDF, then each model's and task's weights)
         # and one product give the weights' norm, every logit and every task similarity; the
         # dozen numbers that come out are finished in Python, cheaper than as arrays.

@@ -553,7 +553,7 @@ def _gate_candidates(
         predicted=predicted_all,
     )
     rejected.update(reasons)
-    shown = ", ".join([f"{name} {p:.2f}" for name, p in predicted.items()])
+    shown = ", ".join(map("%s %.2f".__mod__, predicted.items()))  # f"{name} {p:.2f}", in C
     rule = f"predicted success: {shown or 'no candidate is in the adequacy file'}"
     floor = gate.min_success
     kept = floor is not None and [n for n, p in predicted.items() if p < floor and n not in reasons]
