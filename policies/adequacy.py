@@ -514,10 +514,10 @@ class AdequacyGate:
         judged = {name: predicted[name] for name in names if name in predicted}
         if not judged:
             return {}, judged, counts
-        likeliest = max(judged, key=judged.__getitem__)
         rejected: dict[str, str] = {}
         floor, shortfall = self.min_success, self.max_shortfall
         if floor is not None or shortfall is not None:
+            likeliest = max(judged, key=judged.__getitem__)
             top = judged[likeliest]
             below = (
                 f" below {likeliest}'s {top:.2f} (max_shortfall {shortfall:g})"
@@ -532,7 +532,7 @@ class AdequacyGate:
         if cost_weight is not None and costs is not None:
             self._price(judged, costs, tokens, rejected, cost_weight)
         if len(rejected) == len(judged) and self.on_inadequate == "best":
-            del rejected[likeliest]
+            del rejected[max(judged, key=judged.__getitem__)]  # the likeliest
         return rejected, judged, counts
 
     def _price(

@@ -330,16 +330,24 @@ def _plan_policy(folder: Path, artifact: Mapping[str, Any], route: Mapping[str, 
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(seed=st.integers(0, 2**32 - 1), options=options, texts=st.lists(prompts, min_size=1, max_size=3))
-def test_the_planner_with_cost_weight_auto_chooses_as_the_reference_does(
-    tmp_path: Path, seed: int, options: dict[str, Any], texts: list[str]
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    options=options,
+    texts=st.lists(prompts, min_size=1, max_size=3),
+    gate=gate_settings.filter(lambda g: g["cost_weight"] is not None),
+)
+def test_the_planner_chooses_as_the_reference_does(
+    tmp_path: Path, seed: int, options: dict[str, Any], texts: list[str], gate: dict[str, Any]
 ) -> None:
+    """Through ``Planner.plan`` (a cheapest route, its cost_weight fixed or auto): the candidates
+    left, cheapest first, and the rule naming the task whose weight was used."""
     from policies.plan import Planner
     from providers.catalog import resolve_model
     from tests.policies.helpers import make_request
 
     artifact = make_artifact(seed, {**options, "version": 3})
-    policy = _plan_policy(tmp_path, artifact, {"cost_weight": "auto"})
+    route = {key: value for key, value in gate.items() if value is not None}
+    policy = _plan_policy(tmp_path, artifact, route)
     catalog = {
         name: resolve_model(
             name, provider=spec.provider, model=spec.model, overrides=spec.catalog_overrides()
@@ -348,11 +356,15 @@ def test_the_planner_with_cost_weight_auto_chooses_as_the_reference_does(
     }
     planner = Planner(policy, catalog)
     for text in texts:
-        plan = planner.plan(make_request(text))
+        request = make_request(text)
+        plan = planner.plan(request)
         expected, task = reference_predict(artifact, prompt_text([{"role": "user", "content": text}]))
-        by_task = {t["name"]: t["suggested"] for t in artifact.get("tasks") or []}
-        weight = by_task.get(task, artifact["suggested"]).get("cost_weight")
-        prompt_tokens, output_tokens = plan.candidates[0].prompt_tokens, plan.candidates[0].output_tokens
+        weight = gate["cost_weight"]
+        if weight == "auto":
+            by_task = {t["name"]: t["suggested"] for t in artifact.get("tasks") or []}
+            weight = by_task.get(task, artifact["suggested"]).get("cost_weight")
+        assert request.prompt is not None
+        prompt_tokens, output_tokens = request.prompt.best, policy.expected_output_tokens
         costs = {
             name: (prompt_tokens * spec.input_cost_per_mtok + output_tokens * spec.output_cost_per_mtok) / 1e6
             for name, spec in policy.models.items()
@@ -360,16 +372,17 @@ def test_the_planner_with_cost_weight_auto_chooses_as_the_reference_does(
         rejected = reference_rejected(
             expected,
             list(costs),
-            min_success=None,
-            max_shortfall=None,
+            min_success=gate["min_success"],
+            max_shortfall=gate["max_shortfall"],
             cost_weight=weight,
             costs=costs,
             tokens=(prompt_tokens, output_tokens),
             reference_tokens=artifact["reference_tokens"],
-            on_inadequate="best",
+            on_inadequate=gate["on_inadequate"],
         )
         assert set(plan.rejected) == rejected
         survivors = sorted((n for n in costs if n not in rejected), key=costs.__getitem__)
         assert [c.model for c in plan.candidates] == survivors
-        rule = ("(task " + task + ")") if task is not None else "(no task recognised: global)"
-        assert any(r.endswith(rule) for r in plan.rules)
+        if gate["cost_weight"] == "auto":
+            rule = ("(task " + task + ")") if task is not None else "(no task recognised: global)"
+            assert any(r.endswith(rule) for r in plan.rules)
