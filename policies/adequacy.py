@@ -47,6 +47,19 @@ DEFAULT_COST_WEIGHT: Final = 0.1
 _NO_TASKS: Final[Mapping[str | None, tuple[float | None, str]]] = MappingProxyType({})
 
 
+def _sigmoids(logits: Sequence[float]) -> list[float]:
+    """1 / (1 + e^-x) of each logit: in Python for the dozen a prediction has (cheaper than numpy
+    calls), through numpy when one overflows ``math.exp`` (a logit below -709: probability 0)."""
+    exp = math.exp
+    try:
+        return [1.0 / (1.0 + exp(-x)) for x in logits]
+    except OverflowError:
+        import numpy as np
+
+        with np.errstate(over="ignore"):
+            return (1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))).tolist()  # type: ignore[no-any-return]
+
+
 class AdequacyError(ValueError):
     """An adequacy file that can't be used; the message names the file and what to do."""
 
@@ -145,7 +158,7 @@ class Adequacy:
         self._intercept = intercept * slope + shift
         self._intercepts: tuple[float, ...] = tuple(self._intercept.tolist())
         # What a prompt without any known term gets: the intercepts alone.
-        self._prior = tuple(1.0 / (1.0 + math.exp(-b)) for b in self._intercepts)
+        self._prior = tuple(_sigmoids(self._intercepts))
         self.digest = digest or hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
         suggested = data.get("suggested") or {}
         self.suggested: dict[str, float] = {
@@ -371,10 +384,7 @@ class Adequacy:
             return dict(zip(self.models, self._prior, strict=True)), None
         raw = (tf @ rows).tolist()
         m = len(self.models) + 1
-        exp = math.exp
-        probabilities = [
-            1.0 / (1.0 + exp(-(b + r / norm))) for b, r in zip(self._intercepts, raw[1:m], strict=True)
-        ]
+        probabilities = _sigmoids([b + r / norm for b, r in zip(self._intercepts, raw[1:m], strict=True)])
         task = None
         if self.tasks:
             similarity = [r / norm for r in raw[m:]]

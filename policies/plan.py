@@ -534,10 +534,8 @@ def _gate_candidates(
     text = prompt_text(messages)
     counts = gate.adequacy.counts(text)
     predicted_all, task = gate.adequacy.predict_task(*counts)
-    if gate.auto:
-        weight, described = gate.rule_for(task)  # per task, worked out once per gate
-    else:
-        weight = gate.cost_weight
+    # With auto, the weight and its rule per task, worked out once per gate (AdequacyGate.rule_for).
+    weight, described = gate.rule_for(task) if gate.auto else (gate.cost_weight, "")
     costs = tokens = None
     if weight is not None:
         costs = {c.model: c.expected_cost_usd for c in ranked}

@@ -386,3 +386,31 @@ def test_the_planner_chooses_as_the_reference_does(
         if gate["cost_weight"] == "auto":
             rule = ("(task " + task + ")") if task is not None else "(no task recognised: global)"
             assert any(r.endswith(rule) for r in plan.rules)
+
+
+def test_logits_beyond_what_exp_can_take_give_probabilities_of_zero_and_one() -> None:
+    artifact = make_artifact(1, {**plain_options(), "version": 2})
+    artifact["featurizer"]["vocabulary"] = ["alpha", "beta"]
+    artifact["featurizer"]["idf"] = encode_floats([1.0, 1.0])
+    for spec in artifact["models"].values():
+        spec["coef"] = encode_floats([3000.0, -3000.0])
+        spec["intercept"] = 0.0
+        spec["calibration"] = {"a": 1.0, "b": 0.0}
+    adequacy = Adequacy(artifact)
+    assert set(adequacy.predict("alpha").values()) == {1.0}
+    assert set(adequacy.predict("beta").values()) == {0.0}
+    assert adequacy.predict("alpha") == reference_predict(artifact, "alpha")[0]
+    # An intercept alone that far down: the prior, read at load, is 0 too.
+    artifact["models"]["m0"]["intercept"] = -5000.0
+    assert Adequacy(artifact).predict("nothing known")["m0"] == 0.0
+
+
+def plain_options() -> dict[str, Any]:
+    return {
+        "ngram_max": 2,
+        "lowercase": True,
+        "sublinear": True,
+        "max_chars": 1000,
+        "pattern": None,
+        "twins": False,
+    }
