@@ -18,11 +18,11 @@ import hashlib
 import json
 import math
 import re
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from itertools import pairwise
+from dataclasses import dataclass, field
+from itertools import repeat
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
@@ -44,6 +44,20 @@ _FAST_TOKEN: Final = r"\w\w+"
 DEFAULT_MAX_CHARS: Final = 1000
 # cost_weight: auto with a file that suggests none (router train without --target).
 DEFAULT_COST_WEIGHT: Final = 0.1
+_NO_TASKS: Final[Mapping[str | None, tuple[float | None, str]]] = MappingProxyType({})
+
+
+def _sigmoids(logits: Sequence[float]) -> list[float]:
+    """1 / (1 + e^-x) of each logit: in Python for the dozen a prediction has (cheaper than numpy
+    calls), through numpy when one overflows ``math.exp`` (a logit below -709: probability 0)."""
+    exp = math.exp
+    try:
+        return [1.0 / (1.0 + exp(-x)) for x in logits]
+    except OverflowError:
+        import numpy as np
+
+        with np.errstate(over="ignore"):
+            return (1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))).tolist()  # type: ignore[no-any-return]
 
 
 class AdequacyError(ValueError):
@@ -130,9 +144,6 @@ class Adequacy:
             # The same tokens without the word-boundary checks, which cost a third of the time:
             # findall takes maximal runs of word characters either way (tests pin the equality).
             self._token = re.compile(_FAST_TOKEN if pattern == TOKEN_PATTERN else pattern)
-            # On ASCII text the Unicode and ASCII classes of \w are the same characters, and the ASCII
-            # matcher is a third faster; most prompts are ASCII (counts() checks, in 0.1 us).
-            self._ascii_token = re.compile(_FAST_TOKEN, re.ASCII) if pattern == TOKEN_PATTERN else self._token
         except (KeyError, TypeError, ValueError) as exc:
             raise AdequacyError(
                 f"{source}: malformed adequacy file ({exc!r}); retrain it with `router train`."
@@ -142,20 +153,12 @@ class Adequacy:
         if (int(low), int(high)) not in ((1, 1), (1, 2)):
             raise AdequacyError(f"{source}: ngram_range {low}-{high} is not supported (1-1 or 1-2).")
         self._bigrams = int(high) == 2
-        # Unigrams by text, bigrams by (first, second): counting then runs in C (Counter over the
-        # token list and over pairs of it) and only distinct terms are looked up.
-        self._index: dict[str, int] = {}
-        self._pairs: dict[tuple[str, str], int] = {}
-        for i, term in enumerate(vocabulary):
-            first, _, second = term.partition(" ")
-            if second:
-                self._pairs[(first, second)] = i
-            else:
-                self._index[term] = i
+        self._lookup(vocabulary, pattern == TOKEN_PATTERN)
         self._idf = idf
-        # The calibration's slope folds into the weights: one product per prediction, as before.
-        self._scaled = np.ascontiguousarray(coef * idf[:, None] * slope[None, :])
         self._intercept = intercept * slope + shift
+        self._intercepts: tuple[float, ...] = tuple(self._intercept.tolist())
+        # What a prompt without any known term gets: the intercepts alone.
+        self._prior = tuple(_sigmoids(self._intercepts))
         self.digest = digest or hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
         suggested = data.get("suggested") or {}
         self.suggested: dict[str, float] = {
@@ -165,9 +168,63 @@ class Adequacy:
         }
         self._fingerprints: frozenset[str] | None = None
         self._featurizer_id: str | None = None
-        self._tasks(data, len(vocabulary))
+        centroids = self._tasks(data, len(vocabulary))
+        # One row per term: its IDF, then per model IDF x coefficient x the calibration's slope (which
+        # folds into the weights), then per task IDF x centroid. A prediction gathers the prompt's
+        # rows once; one product with its term frequencies gives every logit and task similarity.
+        self._table = np.ascontiguousarray(
+            np.hstack([idf[:, None], coef * idf[:, None] * slope[None, :], centroids * idf[:, None]])
+        )
 
-    def _tasks(self, data: Mapping[str, Any], size: int) -> None:
+    def _lookup(self, vocabulary: Sequence[str], default_pattern: bool) -> None:
+        """The tables ``counts`` reads: each word of the vocabulary (a unigram or either half of a
+        bigram) gets a token id; a unigram's term is ``_uni[id]``, a bigram's is found by the key
+        ``first * (W + 1) + second`` in the sorted ``_bigram_keys``. Ids ``W`` (a word outside the
+        vocabulary) and ``W + 1`` (a one-character run, which is not a token) have no term.
+
+        Counting then takes one dict lookup per token and a few vector operations for the prompt,
+        unigrams and bigrams together, instead of counting strings and pairs of strings."""
+        import numpy as np
+
+        ids: dict[str, int] = {}
+        unigrams: list[tuple[int, int]] = []
+        bigrams: list[tuple[str, str, int]] = []
+        for i, term in enumerate(vocabulary):
+            first, _, second = term.partition(" ")
+            if second:
+                bigrams.append((first, second, i))
+                ids.setdefault(first, len(ids))
+                ids.setdefault(second, len(ids))
+            else:
+                unigrams.append((ids.setdefault(term, len(ids)), i))
+        size = len(ids)
+        self._unknown = size
+        self._uni = np.full(size + 2, -1, dtype=np.intp)
+        for word, i in unigrams:
+            self._uni[word] = i
+        keys = np.array([ids[a] * (size + 1) + ids[b] for a, b, _ in bigrams], dtype=np.int64)
+        order = np.argsort(keys, kind="stable")
+        # A last key above every real one: searchsorted's answer is always a valid position.
+        self._bigram_keys = np.append(keys[order], np.iinfo(np.int64).max)
+        self._bigram_terms = np.append(np.array([i for _, _, i in bigrams], dtype=np.intp)[order], -1)
+        self._ids = ids.get
+        # ASCII prompts (most of them) skip the regex: one byte table maps every non-word character to
+        # a space (and upper case to lower, if the file lowercases), and bytes.split() then gives the
+        # runs of word characters; runs of one character, which the regex doesn't match, are dropped
+        # by their id. On ASCII text the Unicode and ASCII classes of \w are the same characters.
+        self._ascii_ids: Any = None
+        if default_pattern:
+            word_chars = {c for c in range(128) if chr(c).isalnum() or c == ord("_")}
+            lower = self._lowercase
+            self._translate = bytes(
+                (c + 32 if lower and 65 <= c <= 90 else c) if c in word_chars else 32 for c in range(256)
+            )
+            ascii_ids = {w.encode("ascii"): i for w, i in ids.items() if w.isascii()}
+            for c in word_chars:
+                ascii_ids[bytes((c,))] = size + 1
+            self._ascii_ids = ascii_ids.get
+
+    def _tasks(self, data: Mapping[str, Any], size: int) -> npt.NDArray[np.float64]:
         """Version 3: the tasks the file was trained on, each a centroid of its prompts' TF-IDF
         vectors (its largest terms, unit length) with its own suggested setting. A prompt is of the
         task whose centroid is nearest by cosine, if that similarity reaches ``task_threshold``."""
@@ -178,7 +235,7 @@ class Adequacy:
         self.task_suggested: dict[str, dict[str, float]] = {}
         self.task_threshold = 0.0
         if not tasks:
-            return
+            return np.zeros((size, 0))
         try:
             names = tuple(str(t["name"]) for t in tasks)
             centroids = np.zeros((size, len(tasks)))
@@ -196,10 +253,7 @@ class Adequacy:
                 f"{self.source}: malformed tasks section ({exc!r}); retrain it with `router train`."
             ) from None
         self.tasks = names
-
-        # The centroids times IDF join the models' columns: the similarities come out of the same
-        # gather and product as the logits (predict_task), a few columns more.
-        self._scaled = np.ascontiguousarray(np.hstack([self._scaled, centroids * self._idf[:, None]]))
+        return centroids
 
     def task_of(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> str | None:
         """The task a prompt (its term counts) is recognised as; None: none of the file's tasks is
@@ -259,17 +313,33 @@ class Adequacy:
         import numpy as np
 
         text = text[-self._max_chars :]
-        if self._lowercase:
-            text = text.lower()
-        tokens = (self._ascii_token if text.isascii() else self._token).findall(text)
-        # Counted in C (Counter over map() of dict lookups), unigrams then bigrams; None counts the
-        # terms outside the vocabulary. This and the tokenizing are most of a prediction's time.
-        found = Counter(map(self._index.get, tokens))
-        if self._bigrams:
-            found.update(map(self._pairs.get, pairwise(tokens)))
-        found.pop(None, None)
-        n = len(found)
-        return np.fromiter(found, np.intp, n), np.fromiter(found.values(), np.intp, n)
+        skip = self._ascii_ids is not None and text.isascii()
+        if skip:
+            tokens: list[Any] = text.encode("ascii").translate(self._translate).split()
+        else:
+            tokens = self._token.findall(text.lower() if self._lowercase else text)
+        unknown = self._unknown
+        ids = np.fromiter(
+            map(self._ascii_ids if skip else self._ids, tokens, repeat(unknown)), np.int64, len(tokens)
+        )
+        if skip:
+            ids = ids[ids <= unknown]
+        terms = self._uni[ids]
+        if self._bigrams and len(ids) > 1:
+            keys = ids[:-1] * (unknown + 1) + ids[1:]
+            at = self._bigram_keys.searchsorted(keys)
+            terms = np.concatenate((terms, self._bigram_terms[at[self._bigram_keys[at] == keys]]))
+        terms = terms[terms >= 0]
+        if not len(terms):
+            return terms, terms.copy()
+        # Each term once (ascending), and how often: the boundaries of its run in the sorted terms.
+        # (nonzero and slices, not flatnonzero and diff: their Python wrappers cost as much as the work)
+        terms.sort()
+        edges = np.empty(len(terms) + 1, dtype=bool)
+        edges[0] = edges[-1] = True
+        np.not_equal(terms[1:], terms[:-1], out=edges[1:-1])
+        starts = edges.nonzero()[0]
+        return terms[starts[:-1]], starts[1:] - starts[:-1]
 
     def weights(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
         """TF-IDF weights of term counts, L2-normalized (scikit-learn's ``TfidfVectorizer``)."""
@@ -299,27 +369,29 @@ class Adequacy:
         """``predict_counts``, and the task the prompt is recognised as (``task_of``): one pass."""
         import numpy as np
 
+        if not len(idx):
+            return dict(zip(self.models, self._prior, strict=True)), None
+        tf = counts.astype(np.float64)
+        if self._sublinear:
+            tf = np.log(tf) + 1.0
+        # One gather of the prompt's rows of _table (IDF, then each model's and task's weights)
+        # and one product give the weights' norm, every logit and every task similarity; the
+        # dozen numbers that come out are finished in Python, cheaper than as arrays.
+        rows = self._table.take(idx, axis=0)
+        weights = tf * rows[:, 0]
+        norm = math.sqrt(float(weights @ weights))
+        if norm == 0.0:  # only terms of IDF 0 (a hand-made file): no evidence either way
+            return dict(zip(self.models, self._prior, strict=True)), None
+        raw = (tf @ rows).tolist()
+        m = len(self.models) + 1
+        probabilities = _sigmoids([b + r / norm for b, r in zip(self._intercepts, raw[1:m], strict=True)])
         task = None
-        if len(idx):
-            tf = counts.astype(np.float64)
-            if self._sublinear:
-                tf = np.log(tf) + 1.0
-            weights = tf * self._idf[idx]
-            norm = math.sqrt(float(weights @ weights))
-            # _scaled holds IDF x coefficient per term and model (then IDF x centroid per task):
-            # one gather and one product.
-            raw = (tf @ self._scaled[idx]) / norm
-            m = len(self.models)
-            logits = self._intercept + raw[:m]
-            if self.tasks:
-                similarity = raw[m:]
-                best = int(similarity.argmax())
-                if similarity[best] >= self.task_threshold:
-                    task = self.tasks[best]
-        else:
-            logits = self._intercept
-        probabilities = 1.0 / (1.0 + np.exp(-logits))
-        return dict(zip(self.models, probabilities.tolist(), strict=True)), task
+        if self.tasks:
+            similarity = [r / norm for r in raw[m:]]
+            best = max(similarity)
+            if best >= self.task_threshold:
+                task = self.tasks[similarity.index(best)]
+        return dict(zip(self.models, probabilities, strict=True)), task
 
     def predict(self, text: str) -> dict[str, float]:
         """Each model's probability of success on this prompt."""
@@ -354,6 +426,27 @@ class AdequacyGate:
     # cost_weight: auto: per request, the suggestion for the task recognised in the prompt
     # (``Adequacy.task_of``), else the file's global suggestion, else DEFAULT_COST_WEIGHT.
     auto: bool = False
+    # With auto, per task the file knows (and None): the weight and the rule routing shows, worked
+    # out once here (the gate is frozen) instead of per request.
+    _per_task: Mapping[str | None, tuple[float | None, str]] = field(
+        init=False, repr=False, compare=False, default_factory=lambda: _NO_TASKS
+    )
+
+    def __post_init__(self) -> None:
+        if self.auto:
+            per_task = {}
+            for task in (None, *self.adequacy.tasks):
+                weight = self.weight_for(task)[0]
+                per_task[task] = (weight, self.describe(weight, task))
+            object.__setattr__(self, "_per_task", MappingProxyType(per_task))
+
+    def rule_for(self, task: str | None) -> tuple[float | None, str]:
+        """With ``auto``: the cost_weight for a prompt recognised as ``task``, and the rule to show."""
+        known = self._per_task.get(task)
+        if known is not None:
+            return known
+        weight = self.weight_for(task)[0]
+        return weight, self.describe(weight, task)
 
     def describe(self, cost_weight: float | None = None, task: str | None = None) -> str:
         """The rule routing shows; with ``auto``, per request: the weight used and the task it is for."""
@@ -431,20 +524,25 @@ class AdequacyGate:
         judged = {name: predicted[name] for name in names if name in predicted}
         if not judged:
             return {}, judged, counts
-        likeliest = max(judged, key=judged.__getitem__)
-        top = judged[likeliest]
         rejected: dict[str, str] = {}
         floor, shortfall = self.min_success, self.max_shortfall
-        below = "" if shortfall is None else f" below {likeliest}'s {top:.2f} (max_shortfall {shortfall:g})"
-        for name, p in judged.items():
-            if floor is not None and p < floor:
-                rejected[name] = f"predicted success {p:.2f} < {floor:.2f}"
-            elif shortfall is not None and p < top - shortfall:
-                rejected[name] = f"predicted success {p:.2f}, {top - p:.2f}{below}"
+        if floor is not None or shortfall is not None:
+            likeliest = max(judged, key=judged.__getitem__)
+            top = judged[likeliest]
+            below = (
+                f" below {likeliest}'s {top:.2f} (max_shortfall {shortfall:g})"
+                if shortfall is not None
+                else ""
+            )
+            for name, p in judged.items():
+                if floor is not None and p < floor:
+                    rejected[name] = f"predicted success {p:.2f} < {floor:.2f}"
+                elif shortfall is not None and p < top - shortfall:
+                    rejected[name] = f"predicted success {p:.2f}, {top - p:.2f}{below}"
         if cost_weight is not None and costs is not None:
             self._price(judged, costs, tokens, rejected, cost_weight)
         if len(rejected) == len(judged) and self.on_inadequate == "best":
-            del rejected[likeliest]
+            del rejected[max(judged, key=judged.__getitem__)]  # the likeliest
         return rejected, judged, counts
 
     def _price(
@@ -472,17 +570,15 @@ class AdequacyGate:
         score = {name: judged[name] - per_cost * cost for name, cost in priced.items()}
         first = max(score, key=score.__getitem__)
         p_first = judged[first]
-        losers = [name for name in priced if judged[name] <= p_first and name != first]
-        if not losers:
-            return
         # Formatted once: the tail every rejection shares; most requests reject most candidates.
-        tail = f" < {first}'s {score[first]:.2f} (cost_weight {weight:g})"
+        # (%-formatting: the same text as f"{x:.2f}", in one call per reason.)
+        tail = f" < {first}'s {score[first]:.2f} (cost_weight {weight:g})".replace("%", "%%")
+        reason = "predicted success %.2f at %.0f%% of the dearest's cost scores %.2f" + tail
         share = 100.0 / dearest
-        for name in losers:
-            rejected[name] = (
-                f"predicted success {judged[name]:.2f} at {priced[name] * share:.0f}% of the dearest's "
-                f"cost scores {score[name]:.2f}{tail}"
-            )
+        for name, cost in priced.items():
+            p = judged[name]
+            if p <= p_first and name != first:
+                rejected[name] = reason % (p, cost * share, score[name])
 
 
 def reference_cost(dearest: float, tokens: tuple[int, int] | None, reference_tokens: float | None) -> float:

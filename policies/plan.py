@@ -534,7 +534,8 @@ def _gate_candidates(
     text = prompt_text(messages)
     counts = gate.adequacy.counts(text)
     predicted_all, task = gate.adequacy.predict_task(*counts)
-    weight, task = gate.weight_for(task)
+    # With auto, the weight and its rule per task, worked out once per gate (AdequacyGate.rule_for).
+    weight, described = gate.rule_for(task) if gate.auto else (gate.cost_weight, "")
     costs = tokens = None
     if weight is not None:
         costs = {c.model: c.expected_cost_usd for c in ranked}
@@ -550,13 +551,13 @@ def _gate_candidates(
         predicted=predicted_all,
     )
     rejected.update(reasons)
-    shown = ", ".join([f"{name} {p:.2f}" for name, p in predicted.items()])
+    shown = ", ".join(map("%s %.2f".__mod__, predicted.items()))  # f"{name} {p:.2f}", in C
     rule = f"predicted success: {shown or 'no candidate is in the adequacy file'}"
     floor = gate.min_success
     kept = floor is not None and [n for n, p in predicted.items() if p < floor and n not in reasons]
     if kept:
         rule += f" (none reaches {floor:.2f}: {kept[0]}, the most likely, is kept)"
-    rules = (gate.describe(weight, task), rule) if gate.auto else (rule,)
+    rules = (described, rule) if gate.auto else (rule,)
     return [c for c in ranked if c.model not in reasons], rules, counts
 
 
