@@ -177,6 +177,7 @@ class Adequacy:
         self.tasks: tuple[str, ...] = ()
         self.task_suggested: dict[str, dict[str, float]] = {}
         self.task_threshold = 0.0
+        self.task_thresholds: tuple[float, ...] = ()
         if not tasks:
             return
         try:
@@ -191,6 +192,8 @@ class Adequacy:
                     if key in ("min_success", "max_shortfall", "cost_weight") and value is not None
                 }
             self.task_threshold = float(data.get("task_threshold", 0.0))
+            # Each task's own threshold (files since per-task thresholds); else the file's one.
+            self.task_thresholds = tuple(float(t.get("threshold", self.task_threshold)) for t in tasks)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise AdequacyError(
                 f"{self.source}: malformed tasks section ({exc!r}); retrain it with `router train`."
@@ -314,7 +317,7 @@ class Adequacy:
             if self.tasks:
                 similarity = raw[m:]
                 best = int(similarity.argmax())
-                if similarity[best] >= self.task_threshold:
+                if similarity[best] >= self.task_thresholds[best]:
                     task = self.tasks[best]
         else:
             logits = self._intercept
