@@ -6,6 +6,8 @@ On the default predictor's out-of-fold predictions (compare_methods.py's cache; 
 per set: the curve's best margin over the zero-router hull and the cheapest cost reaching 95% of
 GPT-4 (``tokutility0.5``: routing's cost_weight rule), for
 
+- ``files weighed equally``: each file the same total weight in every model's fit and calibration,
+  (router train's ``balance_files``, measured for prompts of a kind no file holds: leave_one_out.py);
 - ``shrink-A``: each prediction shrunk toward its model's success rate on the prompt's own file
   (measured on the training folds): ``A * p + (1 - A) * prior`` — per-prompt signal is weak, so a
   noisy prediction should move the choice less;
@@ -113,6 +115,8 @@ def main(argv: list[str]) -> None:
     data = Data(root)
     base = second_stage(data, oof(data, "lr-word1000", logreg(tfidf())), "platt")
     show("default (LR + Platt)", evaluate(data, base, RULE))
+    shipped = oof(data, "lr-word1000-balanced", logreg(tfidf(), balance=True))
+    show("files weighed equally", evaluate(data, second_stage(data, shipped, "platt", balance=True), RULE))
     priors = file_priors(data, base)
     for a in (0.75, 0.5, 0.25) if "--no-shrink" not in argv else ():
         show(f"shrink-{a:g}", evaluate(data, a * base + (1 - a) * priors, RULE))

@@ -1,6 +1,7 @@
 """Per-task cost_weight vs one shared setting, by nested cross-validation on the training splits.
 
-    nice -n 10 python examples/routerbench/per_task.py /work/shared/data [--refit] [--balanced]
+    nice -n 10 python examples/routerbench/per_task.py /work/shared/data [--refit]
+        [--per-task-thresholds] [--balanced]
 
 The predictor is compare_methods.py's default (TF-IDF word 1-2grams, per-model LR, Platt,
 ``cost_weight`` priced against the dearest's cost scaled by the square root of the length ratio).
@@ -114,9 +115,11 @@ def recogniser(
 def main(argv: list[str]) -> None:
     root = Path(argv[0]) if argv and not argv[0].startswith("-") else Path("/work/shared/data")
     refit = "--refit" in argv
-    # --balanced: each file weighs the same in every model's fit and calibration, and each task has
-    # its own recognition threshold (router train's method since leave_one_out.py measured it).
+    # --per-task-thresholds: each task its own recognition threshold (router train's method since
+    # leave_one_out.py measured it); --balanced: each file weighs the same in every model's fit and
+    # calibration (router train's balance_files, not the default).
     balanced = "--balanced" in argv
+    per_task = "--per-task-thresholds" in argv
     data = Data(root)
     fit_predict = logreg(tfidf(), balance=balanced)
     name = "lr-word1000-balanced" if balanced else "lr-word1000"
@@ -142,7 +145,7 @@ def main(argv: list[str]) -> None:
         in_groups = {k: (np.intersect1d(rows, train), cand) for k, (rows, cand) in sets.items()}
         one = pick_knob(data, p_in, in_groups)
         per = {k: pick_knob(data, p_in, {k: g}) for k, g in in_groups.items()}
-        task, threshold = recogniser(data, train, test, inner, per_task=balanced)
+        task, threshold = recogniser(data, train, test, inner, per_task=per_task)
         recognised[test] = task
         for k in sets:
             rows = test[data.origin[test] == k]
