@@ -1,6 +1,7 @@
 """Ideas for the within-set margins, scored like compare_methods.py (5-fold CV, training splits only).
 
-    nice -n 10 python examples/routerbench/ideas.py /work/shared/data
+    nice -n 10 python examples/routerbench/ideas.py /work/shared/data [--balanced]
+        [--refit[=structure,char]]
 
 On the default predictor's out-of-fold predictions (compare_methods.py's cache; Platt cross-fitted),
 per set: the curve's best margin over the zero-router hull and the cheapest cost reaching 95% of
@@ -115,16 +116,20 @@ def main(argv: list[str]) -> None:
     data = Data(root)
     base = second_stage(data, oof(data, "lr-word1000", logreg(tfidf())), "platt")
     show("default (LR + Platt)", evaluate(data, base, RULE))
-    shipped = oof(data, "lr-word1000-balanced", logreg(tfidf(), balance=True))
-    show("files weighed equally", evaluate(data, second_stage(data, shipped, "platt", balance=True), RULE))
+    if "--balanced" in argv:
+        balanced = oof(data, "lr-word1000-balanced", logreg(tfidf(), balance=True))
+        p = second_stage(data, balanced, "platt", balance=True)
+        show("files weighed equally", evaluate(data, p, RULE))
     priors = file_priors(data, base)
     for a in (0.75, 0.5, 0.25) if "--no-shrink" not in argv else ():
         show(f"shrink-{a:g}", evaluate(data, a * base + (1 - a) * priors, RULE))
     show("hull-only", evaluate(data, hull_only(data, base), RULE))
     show("hull-only + shrink-0.5", evaluate(data, hull_only(data, 0.5 * base + 0.5 * priors), RULE))
-    if "--refit" in argv:
+    refit = next((a.partition("=")[2] or "structure,char" for a in argv if a.startswith("--refit")), "")
+    if "structure" in refit:
         p = second_stage(data, oof(data, "lr-word1000-structure", with_structure(tfidf())), "platt")
         show("structure", evaluate(data, p, RULE))
+    if "char" in refit:
         chars = logreg(tfidf(1000, "char_wb", (3, 5), max_features=2**17))
         p = second_stage(data, oof(data, "lr-char3-5", chars), "platt")
         show("char3-5", evaluate(data, p, RULE))
