@@ -234,6 +234,7 @@ class Adequacy:
         self.tasks: tuple[str, ...] = ()
         self.task_suggested: dict[str, dict[str, float]] = {}
         self.task_threshold = 0.0
+        self.task_thresholds: tuple[float, ...] = ()
         if not tasks:
             return np.zeros((size, 0))
         try:
@@ -248,6 +249,8 @@ class Adequacy:
                     if key in ("min_success", "max_shortfall", "cost_weight") and value is not None
                 }
             self.task_threshold = float(data.get("task_threshold", 0.0))
+            # Each task's own threshold (files since per-task thresholds); else the file's one.
+            self.task_thresholds = tuple(float(t.get("threshold", self.task_threshold)) for t in tasks)
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise AdequacyError(
                 f"{self.source}: malformed tasks section ({exc!r}); retrain it with `router train`."
@@ -388,9 +391,9 @@ class Adequacy:
         task = None
         if self.tasks:
             similarity = [r / norm for r in raw[m:]]
-            best = max(similarity)
-            if best >= self.task_threshold:
-                task = self.tasks[similarity.index(best)]
+            best = similarity.index(max(similarity))
+            if similarity[best] >= self.task_thresholds[best]:
+                task = self.tasks[best]
         return dict(zip(self.models, probabilities, strict=True)), task
 
     def predict(self, text: str) -> dict[str, float]:
@@ -566,19 +569,19 @@ class AdequacyGate:
         dearest = max(priced.values())
         if dearest <= 0:
             return
-        per_cost = weight / reference_cost(dearest, tokens, self.adequacy.reference_tokens)
-        score = {name: judged[name] - per_cost * cost for name, cost in priced.items()}
+        reference = reference_cost(dearest, tokens, self.adequacy.reference_tokens)
+        # cost / reference first: weight / reference overflows for a tiny (subnormal) reference.
+        score = {name: judged[name] - weight * (cost / reference) for name, cost in priced.items()}
         first = max(score, key=score.__getitem__)
         p_first = judged[first]
         # Formatted once: the tail every rejection shares; most requests reject most candidates.
         # (%-formatting: the same text as f"{x:.2f}", in one call per reason.)
         tail = f" < {first}'s {score[first]:.2f} (cost_weight {weight:g})".replace("%", "%%")
         reason = "predicted success %.2f at %.0f%% of the dearest's cost scores %.2f" + tail
-        share = 100.0 / dearest
         for name, cost in priced.items():
             p = judged[name]
             if p <= p_first and name != first:
-                rejected[name] = reason % (p, cost * share, score[name])
+                rejected[name] = reason % (p, 100.0 * (cost / dearest), score[name])
 
 
 def reference_cost(dearest: float, tokens: tuple[int, int] | None, reference_tokens: float | None) -> float:

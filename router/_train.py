@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 # A task's centroid keeps its largest terms only: the file stays small and recognition as good
 # (held-out accuracy in docs/adequacy.md).
 TASK_TERMS: Final = 2000
+# A task's own prompts: the percentile of their held-out similarity to its centroid below which a
+# prompt is of none of the tasks (chosen by leaving each training file out in turn: docs/adequacy.md).
+TASK_PERCENTILE: Final = 1.0
 THRESHOLDS: Final = tuple(round(i / 100, 2) for i in range(101))
 # cost_weight is not bounded by 1: a weight of 2 gives up 2 points of success for the dearest price.
 GRIDS: Final = {
@@ -181,6 +184,9 @@ class Settings:
     min_df: int = 2
     ngram_max: int = 2  # word uni- and bigrams (1: unigrams only)
     calibrate: bool = True  # Platt scaling per model, fitted on held-out folds
+    # Each input file weighs the same in every model's fit (and calibration), rather than each row:
+    # measured by leaving each file out (docs/adequacy.md) and not made the default.
+    balance_files: bool = False
     output_tokens: int = 256  # what routing expects a reply to take (cost_weight's reference length)
 
 
@@ -204,7 +210,7 @@ def _vectorizer(settings: Settings) -> Any:
     )
 
 
-def _labels(values: Sequence[float | None]) -> tuple[list[int], list[float], list[int]]:
+def _labels(values: Sequence[float | None]) -> tuple[list[int], list[float], list[float]]:
     """Rows, labels and weights for a logistic fit: a score s counts as s of a success, 1-s of a failure."""
     rows: list[int] = []
     labels: list[float] = []
@@ -220,7 +226,7 @@ def _labels(values: Sequence[float | None]) -> tuple[list[int], list[float], lis
             rows += [i, i]
             labels += [1.0, 0.0]
             weights += [value, 1.0 - value]
-    return rows, labels, weights  # type: ignore[return-value]
+    return rows, labels, weights
 
 
 class _Docs:
@@ -323,6 +329,8 @@ def _fit(
     for model in models:
         values = [data.outcomes[model][i] for i in rows]
         local, labels, weights = _labels(values)
+        if settings.balance_files:
+            weights = _balanced(weights, [data.origin[rows[k]] for k in local])
         if not local:
             # A model only a few rows label (production feedback) may have none in a fold.
             fitted[model] = (None, 0.5)
@@ -335,6 +343,15 @@ def _fit(
         classifier.fit(matrix[local], labels, sample_weight=weights)
         fitted[model] = (classifier, prior)
     return vectorizer, fitted, matrix
+
+
+def _balanced(weights: Sequence[float], origin: Sequence[int]) -> list[float]:
+    """``weights`` rescaled so that each file's rows weigh the same in total (the mean weight stays 1)."""
+    totals: dict[int, float] = {}
+    for w, o in zip(weights, origin, strict=True):
+        totals[o] = totals.get(o, 0.0) + w
+    mean = sum(totals.values()) / len(totals)
+    return [w * mean / totals[o] if totals[o] > 0 else w for w, o in zip(weights, origin, strict=True)]
 
 
 def _predict(
@@ -409,8 +426,7 @@ def train(
     origin = np.asarray(data.origin)
     multi = np.array([sum(data.outcomes[m][i] is not None for m in names) >= 2 for i in range(n)])
     task_ids = np.array(sorted({int(o) for o in origin[multi]}), dtype=int) if n else np.zeros(0, int)
-    recognised = np.full(n, -1)
-    nearest = np.zeros(n)
+    similarities = np.zeros((n, len(task_ids)))
     # Out-of-fold predictions: every figure below is on rows the classifiers never saw.
     rng = np.random.default_rng(settings.seed)
     order = rng.permutation(n)
@@ -426,15 +442,13 @@ def train(
             held_out[m][test] = predicted[m]
         if len(task_ids) > 1:
             centroids = _centroids(matrix, origin[train_rows], task_ids, TASK_TERMS)
-            similarity = np.asarray(docs.transform(vectorizer, test.tolist()) @ centroids)
-            recognised[test] = task_ids[similarity.argmax(axis=1)]
-            nearest[test] = similarity.max(axis=1)
+            similarities[test] = np.asarray(docs.transform(vectorizer, test.tolist()) @ centroids)
     platt: dict[str, tuple[float, float]] = {}
     if settings.calibrate:
         # Each fold's predictions recalibrated by a map fitted on the other folds' (cross-fitting):
         # still out of sample. The file's map is fitted on every held-out prediction.
         folds = [order[fold :: settings.folds] for fold in range(settings.folds)]
-        held_out, platt = _platt(held_out, data, names, folds)
+        held_out, platt = _platt(held_out, data, names, folds, settings.balance_files)
     calibration = tuple(_calibration(m, held_out[m].tolist(), data.outcomes[m]) for m in names)
     tokens = [estimate_prompt_tokens(list(m)) for m in data.messages]
     reference_tokens = _reference_tokens(tokens, data.origin)
@@ -464,9 +478,24 @@ def train(
             if members:
                 task_settings[t] = _threshold(held_out, data, costs, scale, members, by_cost, target, setting)
     in_task = np.isin(origin, task_ids) & multi
-    # "None of these": a prompt less like its nearest task than 99% of held-out prompts were.
-    task_threshold = float(np.percentile(nearest[in_task], 1)) if len(task_ids) > 1 and in_task.any() else 0.0
-    task_accuracy = float(np.mean(recognised[in_task] == origin[in_task])) if len(task_ids) > 1 else None
+    # "None of these", per task: a prompt is of its nearest task (cosine) only if it is as like
+    # that task's centroid as 99% of the task's own held-out prompts were. Tasks differ in spread
+    # (templated prompts sit close to their centroid, a many-subject file far from its), so one
+    # threshold for all is too loose for the tight ones: another kind of prompt sharing a
+    # template's words would take their setting (leave_one_out.py measures it).
+    own = np.zeros(len(task_ids))
+    for j, t in enumerate(task_ids.tolist()):
+        members = in_task & (origin == t)
+        if members.any():
+            own[j] = float(np.percentile(similarities[members, j], TASK_PERCENTILE))
+    # Read by routers before per-task thresholds: the loosest task's.
+    task_threshold = float(own.min()) if len(own) else 0.0
+    task_accuracy = None
+    if len(task_ids) > 1:
+        nearest = similarities.argmax(axis=1)
+        ok = similarities[np.arange(n), nearest] >= own[nearest]
+        recognised = np.where(ok, task_ids[nearest], -1)
+        task_accuracy = float(np.mean(recognised[in_task] == origin[in_task]))
     default = DEFAULTS[setting]
     sets = _per_set(
         held_out,
@@ -493,6 +522,7 @@ def train(
                     "terms": base64.b64encode(terms.astype("<i4").tobytes()).decode("ascii"),
                     "weights": encode_floats(centroids[terms, j].tolist()),
                     "suggested": None if task_settings.get(t) is None else {setting: task_settings[t]},
+                    "threshold": float(own[j]),
                 }
             )
     featurizer_section = docs.featurizer_of(vectorizer)
@@ -520,7 +550,12 @@ def train(
         "training": {
             "files": [Path(s).name for s in data.sources],
             "rows": n,
-            "settings": {"C": settings.c, "max_features": settings.max_features, "min_df": settings.min_df},
+            "settings": {
+                "C": settings.c,
+                "max_features": settings.max_features,
+                "min_df": settings.min_df,
+                "balance_files": settings.balance_files,
+            },
             "fingerprints": " ".join(sorted({prompt_fingerprint(p) for p in data.prompts if p})),
         },
         "cross_validation": {
@@ -575,6 +610,7 @@ def _platt(
     data: LabeledData,
     names: Sequence[str],
     folds: Sequence[npt.NDArray[np.intp]],
+    balance: bool = False,
 ) -> tuple[dict[str, npt.NDArray[np.float64]], dict[str, tuple[float, float]]]:
     """Platt scaling per model on held-out predictions: p' = sigmoid(a * logit(p) + b).
 
@@ -592,6 +628,8 @@ def _platt(
     for m in names:
         z = np.log(np.clip(held_out[m], 1e-6, 1 - 1e-6) / np.clip(1 - held_out[m], 1e-6, 1))
         local, labels, weights = _labels(data.outcomes[m])
+        if balance and local:
+            weights = _balanced(weights, [data.origin[i] for i in local])
         if len(set(labels)) < 2:
             out[m] = held_out[m]
             continue

@@ -124,9 +124,10 @@ def oof(
     return p
 
 
-def logreg(make: Any, c: float = 1.0, label: str = "own") -> Any:
+def logreg(make: Any, c: float = 1.0, label: str = "own", balance: bool = False) -> Any:
     """One logistic regression per model; label 'own' = the model's success, 'as-strong' = the model
-    does at least as well as GPT-4 on the prompt (RouteLLM's strong-vs-weak label, per model)."""
+    does at least as well as GPT-4 on the prompt (RouteLLM's strong-vs-weak label, per model).
+    ``balance``: each file weighs the same in each model's fit (router train's balance_files)."""
 
     def fit_predict(data: Data, train: np.ndarray, test: np.ndarray) -> np.ndarray:
         from sklearn.linear_model import LogisticRegression
@@ -142,8 +143,9 @@ def logreg(make: Any, c: float = 1.0, label: str = "own") -> Any:
                 y = np.where(np.isnan(strong[train]), np.nan, (y >= strong[train]).astype(float))
                 y[np.isnan(data.y[train, j])] = np.nan
             known = ~np.isnan(y)
+            weight = file_weights(data, train[known]) if balance else None
             clf = LogisticRegression(C=c, max_iter=5000)
-            clf.fit(xtr[known], y[known])
+            clf.fit(xtr[known], y[known], sample_weight=weight)
             out[:, j] = clf.predict_proba(xte)[:, 1]
         return out
 
@@ -301,6 +303,7 @@ def methods() -> dict[str, Any]:
         "lr-word4000": logreg(tfidf(4000)),
         "lr-char1000": logreg(tfidf(1000, "char_wb", (2, 5))),
         "lr-word1000-asstrong": logreg(word, label="as-strong"),
+        "lr-word1000-balanced": logreg(word, balance=True),
         "knn20-word1000": knn(word, 20),
         "knn50-word1000": knn(word, 50),
     }
@@ -340,7 +343,16 @@ def _logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def second_stage(data: Data, base: np.ndarray, kind: str, extra: np.ndarray | None = None) -> np.ndarray:
+def file_weights(data: Data, rows: np.ndarray) -> np.ndarray:
+    """Per row of ``rows``: a weight making each file's rows weigh the same in total."""
+    files, counts = np.unique(data.origin[rows], return_counts=True)
+    per_file = dict(zip(files.tolist(), (len(rows) / len(files) / counts).tolist(), strict=True))
+    return np.array([per_file[o] for o in data.origin[rows].tolist()])
+
+
+def second_stage(
+    data: Data, base: np.ndarray, kind: str, extra: np.ndarray | None = None, balance: bool = False
+) -> np.ndarray:
     """Recalibrate out-of-fold predictions: for each fold, fit on the other folds' out-of-fold
     predictions, apply to this fold. 'platt': per model, a logistic map of its own logit;
     'stack': per model, a logistic regression over every model's logit (and ``extra`` columns)."""
@@ -357,7 +369,8 @@ def second_stage(data: Data, base: np.ndarray, kind: str, extra: np.ndarray | No
             x = features[mask][:, [j]] if kind == "platt" else features[mask]
             xt = features[test][:, [j]] if kind == "platt" else features[test]
             clf = LogisticRegression(C=1.0 if kind == "platt" else 0.1, max_iter=2000)
-            clf.fit(x[known], y[known])
+            rows = np.flatnonzero(mask)[known]
+            clf.fit(x[known], y[known], sample_weight=file_weights(data, rows) if balance else None)
             out[test, j] = clf.predict_proba(xt)[:, 1]
     return out
 

@@ -1,6 +1,7 @@
 """Per-task cost_weight vs one shared setting, by nested cross-validation on the training splits.
 
     nice -n 10 python examples/routerbench/per_task.py /work/shared/data [--refit]
+        [--per-task-thresholds] [--balanced]
 
 The predictor is compare_methods.py's default (TF-IDF word 1-2grams, per-model LR, Platt,
 ``cost_weight`` priced against the dearest's cost scaled by the square root of the length ratio).
@@ -74,9 +75,13 @@ def pick_knob(data: Data, p: np.ndarray, groups: dict[int, tuple[np.ndarray, lis
     return None if best is None else best[0]
 
 
-def recogniser(data: Data, train: np.ndarray, test: np.ndarray, inner: list[np.ndarray]) -> tuple:
+def recogniser(
+    data: Data, train: np.ndarray, test: np.ndarray, inner: list[np.ndarray], per_task: bool = False
+) -> tuple:
     """Nearest centroid on inner rows; the threshold: the 1st percentile of the inner held-out
-    rows' best similarity. Returns (predicted task per test row or -1, accuracy on test)."""
+    rows' best similarity (``per_task``: each task's own, the 1st percentile of its own rows'
+    similarity to its centroid, as ``router train`` now writes it). Returns (predicted task per
+    test row or -1, the thresholds)."""
     make = tfidf()
 
     def fit(rows: np.ndarray) -> tuple:
@@ -87,26 +92,38 @@ def recogniser(data: Data, train: np.ndarray, test: np.ndarray, inner: list[np.n
         cent /= np.linalg.norm(cent, axis=1, keepdims=True)
         return vec, cent, np.array(tasks)
 
-    sims = []
+    sims, own = [], []
     for held in inner:
         rest = np.setdiff1d(train, held)
         vec, cent, tasks = fit(rest)
-        s = vec.transform([data.texts[i] for i in held]) @ cent.T
-        sims.append(np.asarray(s).max(axis=1))
-    threshold = float(np.percentile(np.concatenate(sims), 1))
+        s = np.asarray(vec.transform([data.texts[i] for i in held]) @ cent.T)
+        sims.append(s.max(axis=1))
+        own.append(s[np.arange(len(held)), np.searchsorted(tasks, data.origin[held])])
     vec, cent, tasks = fit(train)
     s = np.asarray(vec.transform([data.texts[i] for i in test]) @ cent.T)
-    task = tasks[s.argmax(axis=1)]
-    task[s.max(axis=1) < threshold] = -1
-    return task, threshold
+    nearest = s.argmax(axis=1)
+    if per_task:
+        origin, mine = data.origin[np.concatenate(inner)], np.concatenate(own)
+        thresholds = np.array([float(np.percentile(mine[origin == t], 1)) for t in tasks])
+    else:
+        thresholds = np.full(len(tasks), float(np.percentile(np.concatenate(sims), 1)))
+    task = tasks[nearest]
+    task[s.max(axis=1) < thresholds[nearest]] = -1
+    return task, thresholds.round(3).tolist()
 
 
 def main(argv: list[str]) -> None:
-    root = Path(argv[0]) if argv else Path("/work/shared/data")
+    root = Path(argv[0]) if argv and not argv[0].startswith("-") else Path("/work/shared/data")
     refit = "--refit" in argv
+    # --per-task-thresholds: each task its own recognition threshold (router train's method since
+    # leave_one_out.py measured it); --balanced: each file weighs the same in every model's fit and
+    # calibration (router train's balance_files, not the default).
+    balanced = "--balanced" in argv
+    per_task = "--per-task-thresholds" in argv
     data = Data(root)
-    fit_predict = logreg(tfidf())
-    p_outer = second_stage(data, oof(data, "lr-word1000", fit_predict), "platt")
+    fit_predict = logreg(tfidf(), balance=balanced)
+    name = "lr-word1000-balanced" if balanced else "lr-word1000"
+    p_outer = second_stage(data, oof(data, name, fit_predict), "platt", balance=balanced)
     sets = {k: (rows, cand) for k, (_, rows, cand) in enumerate(data.sets)}
     names = [name for name, _, _ in data.sets]
     n = len(data.texts)
@@ -128,7 +145,7 @@ def main(argv: list[str]) -> None:
         in_groups = {k: (np.intersect1d(rows, train), cand) for k, (rows, cand) in sets.items()}
         one = pick_knob(data, p_in, in_groups)
         per = {k: pick_knob(data, p_in, {k: g}) for k, g in in_groups.items()}
-        task, threshold = recogniser(data, train, test, inner)
+        task, threshold = recogniser(data, train, test, inner, per_task=per_task)
         recognised[test] = task
         for k in sets:
             rows = test[data.origin[test] == k]
@@ -140,7 +157,7 @@ def main(argv: list[str]) -> None:
         log.append((f, one, per, threshold))
         print(f"fold {f}: one {KNOB[one] if one is not None else None}, per task "
               f"{ {names[k]: (KNOB[v] if v is not None else None) for k, v in per.items()} }, "
-              f"threshold {threshold:.3f}", flush=True)  # fmt: skip
+              f"thresholds {threshold}", flush=True)  # fmt: skip
     print(f"recogniser accuracy {np.mean(recognised == data.origin):.4f}, "
           f"unrecognised {np.mean(recognised == -1):.4f}")  # fmt: skip
     for name, rows, cand in data.sets:

@@ -369,6 +369,20 @@ def test_a_prompt_like_no_task_enough_is_of_none_and_gets_the_global_setting() -
     )
 
 
+def test_a_tasks_own_threshold_overrides_the_files_and_files_without_one_use_the_files() -> None:
+    pytest.importorskip("numpy")
+    artifact = task_artifact(threshold=0.3)
+    artifact["tasks"][1]["threshold"] = 0.8  # proof's own prompts sit close to its centroid
+    adequacy = Adequacy(artifact)
+    assert adequacy.task_thresholds == (0.3, 0.8)
+    # "a poem, hard": 0.71 like proof, below proof's own 0.8 though above the file's 0.3
+    assert adequacy.task_of(*adequacy.counts("a poem, hard")) is None
+    assert adequacy.task_of(*adequacy.counts("hard")) == "proof"
+    # quiz has no threshold of its own: the file's 0.3 (0.43 like quiz passes)
+    assert adequacy.task_of(*adequacy.counts("poem poem poem easy")) == "quiz"
+    assert Adequacy(task_artifact(threshold=0.3)).task_of(*adequacy.counts("a poem, hard")) == "proof"
+
+
 def test_cost_weight_auto_uses_the_recognised_tasks_suggestion() -> None:
     pytest.importorskip("numpy")
     adequacy = Adequacy(task_artifact())

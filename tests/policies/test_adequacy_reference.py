@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 np = pytest.importorskip("numpy")
@@ -261,6 +261,16 @@ gate_settings = st.fixed_dictionaries(
     costs=st.lists(st.none() | st.floats(0.0, 0.01), min_size=5, max_size=5),
     tokens=st.none() | st.tuples(st.integers(0, 5000), st.integers(0, 2000)),
 )
+@example(  # a subnormal dearest cost: weight / reference overflowed to inf, and inf * 0.0 is NaN
+    seed=0,
+    options={"version": 1, "ngram_max": 1, "lowercase": False, "sublinear": False, "max_chars": 7,
+             "pattern": None, "twins": False},
+    text="",
+    gate={"min_success": None, "max_shortfall": None, "cost_weight": "auto", "on_inadequate": "best"},
+    names=["m0", "m1", "m2", "m3"],
+    costs=[None, None, 0.0, 2.2250738585e-313, None],
+    tokens=None,
+)  # fmt: skip
 def test_the_gate_rejects_what_its_rules_reject_on_the_reference_predictions(
     seed: int,
     options: dict[str, Any],
