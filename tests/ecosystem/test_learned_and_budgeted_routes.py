@@ -111,12 +111,11 @@ class Answer(BaseModel):
     age: int
 
 
-def test_langchain_invoke_is_routed_by_its_prompt_and_settled(
-    clients: tuple[OpenAI, AsyncOpenAI], fake: FakeProviders, ledger: str
-) -> None:
+def chat_openai(clients: tuple[OpenAI, AsyncOpenAI]) -> Any:
+    """langchain's ChatOpenAI on router's clients, the way langchain documents passing your own."""
     langchain_openai = pytest.importorskip("langchain_openai")
     sync, async_ = clients
-    llm = langchain_openai.ChatOpenAI(
+    return langchain_openai.ChatOpenAI(
         model="learned",
         api_key="sk-unused",
         client=sync.chat.completions,
@@ -124,22 +123,19 @@ def test_langchain_invoke_is_routed_by_its_prompt_and_settled(
         root_client=sync,
         root_async_client=async_,
     )
+
+
+def test_langchain_invoke_is_routed_by_its_prompt_and_settled(
+    clients: tuple[OpenAI, AsyncOpenAI], fake: FakeProviders, ledger: str
+) -> None:
+    llm = chat_openai(clients)
     routed_and_settled(fake, ledger, run_both(llm.invoke))
 
 
 async def test_langchain_astream_is_routed_by_its_prompt_and_settled(
     aclients: tuple[OpenAI, AsyncOpenAI], fake: FakeProviders, ledger: str
 ) -> None:
-    langchain_openai = pytest.importorskip("langchain_openai")
-    sync, async_ = aclients
-    llm = langchain_openai.ChatOpenAI(
-        model="learned",
-        api_key="sk-unused",
-        client=sync.chat.completions,
-        async_client=async_.chat.completions,
-        root_client=sync,
-        root_async_client=async_,
-    )
+    llm = chat_openai(aclients)
 
     async def streamed(text: str) -> str:
         return "".join([str(chunk.content) async for chunk in llm.astream(text)])
