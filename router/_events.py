@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from providers.errors import error_class
@@ -31,7 +30,7 @@ from providers.tiers import STANDARD
 from router._routing import Attempt, BudgetEvent, RoutingRecord
 
 if TYPE_CHECKING:
-    from policies.plan import Candidate, Plan
+    from policies.plan import Plan
 
 LOGGER_NAME: Final = "router"
 # Fields that hold the caller's text; only ever present when log_content is on.
@@ -95,54 +94,22 @@ class Events:
 
     def decided(self, record: RoutingRecord, *, messages: object = None) -> None:
         """``route.decided``: the ranked candidates, the rejected models with reasons, the rules applied."""
-        if _logger.isEnabledFor(_INFO):
-            self._decided(
-                record.request_id,
-                record.feature,
-                record.requested,
-                record.route,
-                record.strategy,
-                record.candidates,
-                record.rejected,
-                record.rules,
-                messages,
-            )
+        self.planned(record.request_id, record.feature, record.requested, record, messages=messages)
 
-    def planned(self, request_id: str, feature: str, requested: str, plan: Plan, *, messages: object) -> None:
-        """``decided`` of a request just planned (nothing skipped yet), from its plan: the same event
-        without the routing record a session would build only for it."""
-        if _logger.isEnabledFor(_INFO):
-            self._decided(
-                request_id,
-                feature,
-                requested,
-                plan.route,
-                plan.strategy,
-                plan.candidates,
-                plan.rejected,
-                plan.rules,
-                messages,
-            )
-
-    def _decided(
-        self,
-        request_id: str,
-        feature: str,
-        requested: str,
-        route: str | None,
-        strategy: str,
-        candidates: tuple[Candidate, ...],
-        rejected: Mapping[str, object],
-        rules: tuple[str, ...],
-        messages: object,
+    def planned(
+        self, request_id: str, feature: str, requested: str, plan: Plan | RoutingRecord, *, messages: object
     ) -> None:
+        """``decided`` from a request's plan (nothing skipped yet): the same event without the routing
+        record a session would build only for it. A record carries the plan's fields too."""
+        if not _logger.isEnabledFor(_INFO):
+            return
         event = Event(
             event="route.decided",
             request_id=request_id,
             feature=feature,
-            route=route,
+            route=plan.route,
             requested=requested,
-            strategy=strategy,
+            strategy=plan.strategy,
             candidates=[
                 {
                     "model": c.model,
@@ -150,10 +117,10 @@ class Events:
                     "expected_cost_usd": c.expected_cost_usd,
                     "fallback": c.fallback,
                 }
-                for c in candidates
+                for c in plan.candidates
             ],
-            rejected=dict(rejected),
-            rules=list(rules),
+            rejected=dict(plan.rejected),
+            rules=list(plan.rules),
             policy_hash=self._policy_hash,
         )
         if self._log_content and messages is not None:
