@@ -5,8 +5,6 @@ forbids unknown keys so that a typo is an error with a line number, not a silent
 setting.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
@@ -30,7 +28,7 @@ Benchmark = Annotated[str, Field(min_length=1, pattern=r"^[a-z0-9_.\-]+$")]
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True, defer_build=True)
 
 
 class _Endpoint(_Frozen):
