@@ -21,7 +21,7 @@ class Options:
     soak_rounds: int = 40
     soak_requests: int = 500
     # Cold import: fresh processes per module.
-    import_runs: int = 5
+    import_runs: int = 11
     # Planning: seconds of timed calls per cell (at least 50 calls).
     planning_budget_s: float = 1.0
     # Memory: requests in all, RSS baseline taken after the warm-up.

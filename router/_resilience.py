@@ -6,14 +6,16 @@ per route when the client is built, so a request only reads a frozen object.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
-from typing import Final
-
-import tenacity
+from typing import TYPE_CHECKING, Final
 
 from policies.schema import ContentPolicyConduct, CooldownSpec, Policy, RetrySpec, StreamRecovery
 from providers import error_kinds
+
+if TYPE_CHECKING:
+    import tenacity
 
 # Failures a second call to the same model may cure (the error table's ``retry`` column). The rest
 # either cannot improve by waiting (the request is at fault, or too long) or are about the
@@ -60,6 +62,8 @@ class Resilience:
         retry = self.retry
         if retry.backoff_initial_s <= 0 or retry.backoff_max_s <= 0:
             return 0.0
+        import tenacity  # here, not at the top: only a retry needs it, and import router stays light
+
         strategy: tenacity.wait.wait_base
         if retry.jitter:
             strategy = tenacity.wait_random_exponential(
@@ -67,14 +71,18 @@ class Resilience:
             )
         else:
             strategy = tenacity.wait_exponential(multiplier=retry.backoff_initial_s, max=retry.backoff_max_s)
-        state = tenacity.RetryCallState(retry_object=_NO_RETRYING, fn=None, args=(), kwargs={})
+        state = tenacity.RetryCallState(retry_object=_no_retrying(), fn=None, args=(), kwargs={})
         state.attempt_number = max(failures, 1)
         wait = strategy(state)
         return wait if math.isfinite(wait) else retry.backoff_max_s
 
 
-# tenacity's wait strategies only read ``attempt_number`` from the call state.
-_NO_RETRYING: Final = tenacity.Retrying()
+@functools.cache
+def _no_retrying() -> tenacity.Retrying:
+    """A call state needs a Retrying; tenacity's wait strategies only read ``attempt_number``."""
+    import tenacity
+
+    return tenacity.Retrying()
 
 
 def resilience_for(policy: Policy, route: str | None) -> Resilience:

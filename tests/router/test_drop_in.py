@@ -105,3 +105,4 @@ def test_import_router_does_not_import_litellm() -> None:
     assert "router" in imported
     assert "litellm" not in imported
     assert "typer" not in imported and "ruamel" not in imported
+    assert "tenacity" not in imported  # only a retry's backoff needs it
