@@ -1,8 +1,9 @@
 """What the SQLite ledger runs per request: statements counted through SQLite's own trace hook.
 
 A reserve and its settle are each one transaction of a few statements; on an event loop, the writes
-queued in one turn share one transaction, and calls made inline (busy timeout 0) do not reset the
-connection's busy timeout around every call; the sweep of
+queued in one turn share one transaction, which reads each period once and writes its net change
+once (the rows of holds and settle ids are one each), and calls made inline (busy timeout 0) do
+not reset the connection's busy timeout around every call; the sweep of
 expired reservations and forgotten settle ids runs once a second of ledger time, and skipping it in
 between changes no figure. Counts, not times.
 """
@@ -49,28 +50,30 @@ def _hold(outcome: Hold | Refusal) -> Hold:
     return outcome
 
 
-def test_a_reserve_and_its_settle_run_nine_statements_for_one_line(ledger: SqliteLedger) -> None:
+def test_a_reserve_and_its_settle_run_eleven_statements_for_one_line(ledger: SqliteLedger) -> None:
     _hold(ledger.reserve([DAY], 0.1, ttl_s=60, now=T0))  # the first one sweeps
     traced = Traced(ledger)
     hold = _hold(ledger.reserve([DAY], 0.1, ttl_s=60, now=T0 + 0.5))
     reserve = traced.take()
     totals = ledger.settle(hold, 0.05, now=T0 + 0.5)
     settle = traced.take()
-    assert [s.split()[0] for s in reserve] == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
-    assert [s.split()[0] for s in settle] == ["BEGIN", "INSERT", "DELETE", "INSERT", "COMMIT"]
+    # Read the period, add to it, insert the hold's row.
+    assert [s.split()[0] for s in reserve] == ["BEGIN", "SELECT", "INSERT", "INSERT", "COMMIT"]
+    # Mark the id settled, delete the hold's row, read the period, add to it.
+    assert [s.split()[0] for s in settle] == ["BEGIN", "INSERT", "DELETE", "SELECT", "INSERT", "COMMIT"]
     assert totals == {DAY.key: Totals(0.05, 0.1)}  # the first reservation is still held
 
 
-def test_each_more_line_adds_one_upsert_and_one_row(ledger: SqliteLedger) -> None:
+def test_each_more_line_adds_one_read_one_upsert_and_one_row(ledger: SqliteLedger) -> None:
     _hold(ledger.reserve([DAY, TOTAL], 0.1, ttl_s=60, now=T0))
     traced = Traced(ledger)
     hold = _hold(ledger.reserve([DAY, TOTAL], 0.1, ttl_s=60, now=T0 + 0.5))
-    assert len(traced.take()) == 6  # BEGIN, an upsert per line, a reservation row per line, COMMIT
+    assert len(traced.take()) == 8  # BEGIN, per line a read, an upsert and a reservation row, COMMIT
     assert ledger.settle(hold, 0.1, now=T0 + 0.5) == {
         DAY.key: Totals(0.1, 0.1),
         TOTAL.key: Totals(0.1, 0.1),
     }
-    assert len(traced.take()) == 6
+    assert len(traced.take()) == 8  # BEGIN, the settle id, one delete, per line a read and an upsert, COMMIT
 
 
 async def test_calls_inline_on_an_event_loop_set_the_busy_timeout_once(tmp_path: Path) -> None:
@@ -117,9 +120,17 @@ async def test_writes_queued_in_one_turn_of_the_event_loop_commit_in_one_transac
         reserves = traced.take()
         await asyncio.gather(*(ledger.settle(_hold(hold), 0.005, now=T0) for hold in holds))
         settles = traced.take()
-        # One BEGIN and one COMMIT for all twenty; per reserve an upsert and a row, per settle three.
-        assert [s.split()[0] for s in reserves] == ["BEGIN", *["INSERT", "INSERT"] * 20, "COMMIT"]
-        assert [s.split()[0] for s in settles] == ["BEGIN", *["INSERT", "DELETE", "INSERT"] * 20, "COMMIT"]
+        # One transaction for all twenty, which reads the period once and adds to it once; per
+        # reserve its hold's row, per settle its id; the twenty holds' rows deleted in one statement.
+        assert [s.split()[0] for s in reserves] == ["BEGIN", "SELECT", "INSERT", *["INSERT"] * 20, "COMMIT"]
+        assert [s.split()[0] for s in settles] == [
+            "BEGIN",
+            *["INSERT"] * 20,
+            "DELETE",
+            "SELECT",
+            "INSERT",
+            "COMMIT",
+        ]
         assert await ledger.totals([DAY], now=T0) == {DAY.key: Totals(0.1, 0.01)}
     finally:
         await ledger.close()
