@@ -3,7 +3,8 @@
 Each reserve and settle is one ``BEGIN IMMEDIATE`` transaction: SQLite lets one writer in at a
 time across every process that has the file open, so check-then-add can never interleave. The
 async ledger commits in groups: the reserves, settles and releases queued meanwhile share one
-transaction (``apply``), each checked in order against what the ones before it left.
+transaction (``apply``), each checked in order against what the ones before it left; the
+transaction reads and writes each budget period once, not once per call (``_batch``).
 WAL lets readers (``router spend``) run beside the writer; ``synchronous=NORMAL`` is durable
 against a process crash, which is what a ledger on one machine has to survive, and skips the
 fsync per transaction that FULL would cost.
@@ -12,12 +13,13 @@ Each period's row keeps the sum of the reservations stored for it (``reserved_na
 reserve costs the same with five requests in flight or five thousand. Reservations carry their
 expiry, so a process killed mid-call leaks nothing: each reserve first deletes the expired ones
 (taking them off the sums), and readers subtract any expired ones not deleted yet. At a few
-microseconds per statement, the number of statements is the cost, hence the combined ones: a
-reserve is BEGIN, one upsert per line that returns the figures it is checked against, one insert,
-COMMIT; a settle is BEGIN, the idempotency insert, one delete that returns what was held, one
-upsert per line that returns the totals, COMMIT. The sweep of expired reservations and forgotten
-settle ids runs at most once a second (of the ledger's clock): readers never count an expired
-reservation anyway, so the sweep only bounds the tables' size.
+microseconds per statement, the number of statements is a cost, hence the combined ones: a
+reserve alone is BEGIN, one upsert per line that returns the figures it is checked against, one
+insert, COMMIT; a settle alone is BEGIN, the idempotency insert, one delete that returns what was
+held, one upsert per line that returns the totals, COMMIT. The other cost is the pages a commit
+writes to the WAL, hence hold ids in time order (``new_hold_id``). The sweep of expired
+reservations and forgotten settle ids runs at most once a second (of the ledger's clock): readers
+never count an expired reservation anyway, so the sweep only bounds the tables' size.
 """
 
 from __future__ import annotations

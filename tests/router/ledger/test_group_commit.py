@@ -307,3 +307,14 @@ def test_a_reserve_of_an_id_already_held_fails_alone_as_its_own_transaction_woul
         assert ledger.totals([CAP], now=T0) == {CAP.key: Totals(0.0, 0.01)}
     finally:
         ledger.close()
+
+
+def test_a_refused_reserve_leaves_the_period_it_would_have_opened_without_a_row(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    try:
+        over = Hold("a" * 24, (WIDE, CAP), 0.05, T0 + 60)  # fits WIDE, not CAP
+        assert ledger.apply([ReserveOp(over, T0)]) == [(Refusal(CAP, 0.0, 0.0, 0.05), None)]
+        assert ledger._db.execute("SELECT COUNT(*) FROM spend").fetchone() == (0,)
+        assert ledger._db.execute("SELECT COUNT(*) FROM reservations").fetchone() == (0,)
+    finally:
+        ledger.close()
