@@ -49,6 +49,11 @@ class GroupCommit(Generic[_Op]):
     ``apply`` gets the ops in the order they were queued and returns one outcome per op; it raises
     only when the batch could not start (that is then every op's outcome). ``inline`` is ``apply``
     that raises ``WouldWait`` (having done nothing) rather than wait for a lock.
+
+    A caller awaits its op's future directly (no ``asyncio.shield``: that is a second future and a
+    second turn of the loop per call). Cancelling the caller cancels the future, not the op: the op
+    is queued and lands all the same, and its result, which nobody awaits any more, goes to
+    ``orphaned(op, result)`` on the loop (e.g. to give back a reservation the caller never got).
     """
 
     def __init__(
@@ -56,10 +61,12 @@ class GroupCommit(Generic[_Op]):
         worker: Executor,
         apply: Callable[[Sequence[_Op]], list[Outcome]],
         inline: Callable[[Sequence[_Op]], list[Outcome]] | None = None,
+        orphaned: Callable[[_Op, object], None] | None = None,
     ) -> None:
         self._worker = worker
         self._apply = apply
         self._inline = inline
+        self._orphaned = orphaned
         self._lock = threading.Lock()
         self._queue: list[_Queued[_Op]] = []
         # A flush is scheduled or running (on a loop or the worker): it will see what is queued now.
@@ -99,7 +106,7 @@ class GroupCommit(Generic[_Op]):
                     del self._queue[: len(batch)]
                     more = self._flushing = bool(self._queue)
                     self._flush_loop = asyncio.get_running_loop() if more else None
-                _hand_back(batch, outcomes, asyncio.get_running_loop())
+                self._hand_back(batch, outcomes, asyncio.get_running_loop())
                 if more:  # beyond MAX_BATCH, or queued by another loop meanwhile
                     asyncio.get_running_loop().call_soon(self._flush)
                 return
@@ -111,7 +118,7 @@ class GroupCommit(Generic[_Op]):
             with self._lock:
                 self._flushing = False
                 batch, self._queue[:] = list(self._queue), []
-            _hand_back(batch, [(None, exc)] * len(batch), asyncio.get_running_loop())
+            self._hand_back(batch, [(None, exc)] * len(batch), asyncio.get_running_loop())
 
     def _drain(self) -> None:
         """On the worker: batch after batch until the queue is empty."""
@@ -122,7 +129,34 @@ class GroupCommit(Generic[_Op]):
                 if not batch:
                     self._flushing = False
                     return
-            _hand_back(batch, _applied(self._apply, batch), None)
+            self._hand_back(batch, _applied(self._apply, batch), None)
+
+    def _hand_back(
+        self, batch: list[_Queued[_Op]], outcomes: list[Outcome], here: asyncio.AbstractEventLoop | None
+    ) -> None:
+        """Resolve the futures: at once on ``here`` (the running loop), and with one
+        ``call_soon_threadsafe`` per other event loop (normally the one), not one per op."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Op, asyncio.Future[object], Outcome]]] = {}
+        for (op, future), outcome in zip(batch, outcomes, strict=True):
+            by_loop.setdefault(future.get_loop(), []).append((op, future, outcome))
+        for loop, results in by_loop.items():
+            if loop is here:
+                self._resolve(results)
+                continue
+            # A loop closed meanwhile has nobody left waiting on these futures.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._resolve, results)
+
+    def _resolve(self, results: list[tuple[_Op, asyncio.Future[object], Outcome]]) -> None:
+        for op, future, (value, error) in results:
+            if future.done():  # cancelled: its caller is no longer waiting on it
+                if error is None and self._orphaned is not None:
+                    self._orphaned(op, value)
+                continue
+            if error is None:
+                future.set_result(value)
+            else:
+                future.set_exception(error)
 
 
 def _applied(apply: Callable[[Sequence[_Op]], list[Outcome]], batch: list[_Queued[_Op]]) -> list[Outcome]:
@@ -132,30 +166,3 @@ def _applied(apply: Callable[[Sequence[_Op]], list[Outcome]], batch: list[_Queue
         raise
     except Exception as exc:  # the batch could not start: every op of it gets the error
         return [(None, exc)] * len(batch)
-
-
-def _hand_back(
-    batch: list[_Queued[_Op]], outcomes: list[Outcome], here: asyncio.AbstractEventLoop | None
-) -> None:
-    """Resolve the futures: at once on ``here`` (the running loop), and with one
-    ``call_soon_threadsafe`` per other event loop (normally the one), not one per op."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[object], Outcome]]] = {}
-    for (_, future), outcome in zip(batch, outcomes, strict=True):
-        by_loop.setdefault(future.get_loop(), []).append((future, outcome))
-    for loop, results in by_loop.items():
-        if loop is here:
-            _resolve(results)
-            continue
-        # A loop closed meanwhile has nobody left waiting on these futures.
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(_resolve, results)
-
-
-def _resolve(results: list[tuple[asyncio.Future[object], Outcome]]) -> None:
-    for future, (value, error) in results:
-        if future.done():  # cancelled: shielded callers are no longer waiting on it
-            continue
-        if error is None:
-            future.set_result(value)
-        else:
-            future.set_exception(error)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,8 +51,17 @@ def to_usd(nanos: int) -> float:
 
 
 def new_hold_id() -> str:
-    """96 random bits: unique across processes and machines without coordination."""
-    return os.urandom(12).hex()
+    """The time in nanoseconds, then 64 random bits: unique across processes and machines without
+    coordination, and in the order they were made.
+
+    The order is what a SQLite ledger writes: a settle's id goes into an index (``settled``) that
+    grows all day. Random ids land each on a page of their own, so a batch of 30 settles dirtied
+    about 30 pages that the commit copies to the WAL (two writes each) and the checkpoint back;
+    ids in time order all land on the index's last page or two. The random part comes from the OS
+    (not ``random``, which a program may seed: two processes seeded alike on a coarse clock would
+    make the same ids, and a settle of one would pass for a replay of the other's).
+    """
+    return f"{time.time_ns():016x}{os.urandom(8).hex()}"
 
 
 class LedgerError(RouterError):

@@ -3,7 +3,8 @@
 Each reserve and settle is one ``BEGIN IMMEDIATE`` transaction: SQLite lets one writer in at a
 time across every process that has the file open, so check-then-add can never interleave. The
 async ledger commits in groups: the reserves, settles and releases queued meanwhile share one
-transaction (``apply``), each checked in order against what the ones before it left.
+transaction (``apply``), each checked in order against what the ones before it left; the
+transaction reads and writes each budget period once, not once per call (``_batch``).
 WAL lets readers (``router spend``) run beside the writer; ``synchronous=NORMAL`` is durable
 against a process crash, which is what a ledger on one machine has to survive, and skips the
 fsync per transaction that FULL would cost.
@@ -12,12 +13,13 @@ Each period's row keeps the sum of the reservations stored for it (``reserved_na
 reserve costs the same with five requests in flight or five thousand. Reservations carry their
 expiry, so a process killed mid-call leaks nothing: each reserve first deletes the expired ones
 (taking them off the sums), and readers subtract any expired ones not deleted yet. At a few
-microseconds per statement, the number of statements is the cost, hence the combined ones: a
-reserve is BEGIN, one upsert per line that returns the figures it is checked against, one insert,
-COMMIT; a settle is BEGIN, the idempotency insert, one delete that returns what was held, one
-upsert per line that returns the totals, COMMIT. The sweep of expired reservations and forgotten
-settle ids runs at most once a second (of the ledger's clock): readers never count an expired
-reservation anyway, so the sweep only bounds the tables' size.
+microseconds per statement, the number of statements is a cost, hence the combined ones: a
+reserve alone is BEGIN, one upsert per line that returns the figures it is checked against, one
+insert, COMMIT; a settle alone is BEGIN, the idempotency insert, one delete that returns what was
+held, one upsert per line that returns the totals, COMMIT. The other cost is the pages a commit
+writes to the WAL, hence hold ids in time order (``new_hold_id``). The sweep of expired
+reservations and forgotten settle ids runs at most once a second (of the ledger's clock): readers
+never count an expired reservation anyway, so the sweep only bounds the tables' size.
 """
 
 from __future__ import annotations
@@ -30,13 +32,12 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, TypeVar
 
+from router.ledger._batch import Op, ReleaseOp, ReserveOp, SettleOp, apply_in
 from router.ledger._group import GroupCommit, Outcome
 from router.ledger._types import (
-    SETTLED_KEEP_S,
     Hold,
     LedgerError,
     Line,
@@ -46,11 +47,7 @@ from router.ledger._types import (
     Totals,
     WouldWait,
     check_amount,
-    landed,
     new_hold_id,
-    to_nanos,
-    to_nanos_down,
-    to_nanos_up,
     to_usd,
 )
 
@@ -106,21 +103,6 @@ _LIVE_RESERVED: Final = (
     " WHERE r.key = spend.key AND r.expires_at <= ?)"
 )
 _FIGURES: Final = f"SELECT spent_nanos, {_LIVE_RESERVED}, estimated_nanos FROM spend WHERE key = ?"
-# An upsert (SQLite 3.24+): the period's row is made by whichever change comes first.
-_ADD: Final = (
-    "INSERT INTO spend (key, scope, window, period_start, resets_at, spent_nanos, reserved_nanos,"
-    " estimated_nanos) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET"
-    " spent_nanos = spent_nanos + excluded.spent_nanos,"
-    " reserved_nanos = reserved_nanos + excluded.reserved_nanos,"
-    " estimated_nanos = estimated_nanos + excluded.estimated_nanos"
-)
-# The same upsert returning the period's figures after it (spent, live reserved, estimated): a reserve
-# checks them against the limit, a settle returns them, without a SELECT of their own.
-_ADD_RETURNING: Final = f"{_ADD} RETURNING spent_nanos, {_LIVE_RESERVED.replace('?', '?9')}, estimated_nanos"
-_TAKE: Final = "DELETE FROM reservations WHERE id = ? RETURNING key, amount_nanos"
-_DROP_UNUSED: Final = (
-    "DELETE FROM spend WHERE key = ? AND spent_nanos = 0 AND reserved_nanos = 0 AND estimated_nanos = 0"
-)
 
 
 class _Checkpointer:
@@ -331,7 +313,9 @@ class SqliteLedger:
         try:
             with self._write() as db:
                 self._sweep(db, now)
-                return _reserve_in(db, hold, now)
+                granted = apply_in(db, [ReserveOp(hold, now)])[0]
+            assert isinstance(granted, Hold | Refusal)
+            return granted
         except BaseException as exc:
             self._swept_at = swept_at  # the sweep was rolled back with the rest
             if not isinstance(exc, Exception):
@@ -346,22 +330,24 @@ class SqliteLedger:
     ) -> dict[str, Totals]:
         check_amount("cost_usd", cost_usd)
         with self._write() as db:
-            return _settle_in(db, hold, cost_usd, now, estimated)
+            totals = apply_in(db, [SettleOp(hold, cost_usd, now, estimated)])[0]
+        assert isinstance(totals, dict)
+        return totals
 
     def release(self, hold: Hold) -> None:
         with self._write() as db:
-            _release_in(db, hold)
+            apply_in(db, [ReleaseOp(hold)])
 
     def apply(self, ops: Sequence[Op]) -> list[Outcome]:
         """Several reserves, settles and releases in ONE write transaction (group commit), in order.
 
         Each reserve is checked against the figures as the ops before it in the batch left them, so
         the batch decides exactly what the same calls one transaction each would have decided, and no
-        cap is passed. A refused reserve takes back what it added and changes nothing else; a settle
-        replayed in the same batch counts once. The commit is what costs (dirty pages written to the
-        WAL): a batch pays for one. If anything but a refusal fails inside the transaction, the whole
-        batch is rolled back and each op is done again in a transaction of its own, so one op's error
-        is its own outcome and the others' results still land.
+        cap is passed. A refused reserve changes nothing; a settle replayed in the same batch counts
+        once. A batch reads each period once and writes its net change once (``_batch``), and pays for
+        one commit (the dirty pages written to the WAL). If anything but a refusal fails inside the
+        transaction, the whole batch is rolled back and each op is done again in a transaction of its
+        own, so one op's error is its own outcome and the others' results still land.
 
         Raises, having done nothing, when the transaction cannot begin (the write lock not had within
         the busy timeout, the file deleted or replaced): that is every op's outcome, and trying each
@@ -379,7 +365,7 @@ class SqliteLedger:
                 if nows:
                     # The earliest clock: a later one could free a hold early.
                     self._sweep(self._db, min(nows))
-                outcomes = [_outcome(_apply_in(self._db, op)) for op in ops]
+                outcomes: list[Outcome] = [(result, None) for result in apply_in(self._db, ops)]
                 self._db.execute("COMMIT")
             except BaseException as exc:
                 self._swept_at = swept_at
@@ -407,12 +393,12 @@ class SqliteLedger:
                 try:
                     with self._write() as db:
                         self._sweep(db, op.now)
-                        return (_reserve_in(db, op.hold, op.now), None)
+                        return (apply_in(db, [op])[0], None)
                 except BaseException:
                     self._swept_at = swept_at
                     raise
             with self._write() as db:
-                return (_apply_in(db, op), None)
+                return (apply_in(db, [op])[0], None)
         except Exception as exc:
             return (None, exc)
 
@@ -467,7 +453,10 @@ class AsyncSqliteLedger(ThreadedAsyncLedger):
         super().__init__(self._sqlite)
         sqlite = self._sqlite
         self._group: GroupCommit[Op] = GroupCommit(
-            self._worker, sqlite.apply, lambda ops: sqlite.without_waiting(lambda: sqlite.apply(ops))
+            self._worker,
+            sqlite.apply,
+            lambda ops: sqlite.without_waiting(lambda: sqlite.apply(ops)),
+            self._orphaned,
         )
 
     def now(self, call: Callable[[], _T]) -> _T:
@@ -486,12 +475,15 @@ class AsyncSqliteLedger(ThreadedAsyncLedger):
         hold = Hold(hold_id or new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
         if not lines:
             return hold
-        future = self._group.submit(ReserveOp(hold, now))
+        op = ReserveOp(hold, now)
+        future = self._group.submit(op)
         try:
-            outcome = await asyncio.shield(future)
+            outcome = await future
         except asyncio.CancelledError:
-            # Cancelled while it was being made: once it lands, give it back.
-            future.add_done_callback(self._release_orphan)
+            # Cancelled while it was being made: once it lands, give it back (``_orphaned``); or it
+            # had landed, and this task was cancelled before it could take the hold.
+            if not future.cancelled():
+                self._orphaned(op, future.result())
             raise
         assert isinstance(outcome, Hold | Refusal)
         return outcome
@@ -500,94 +492,34 @@ class AsyncSqliteLedger(ThreadedAsyncLedger):
         self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
     ) -> dict[str, Totals]:
         check_amount("cost_usd", cost_usd)
-        # A settle whose caller was cancelled still lands: it is queued, the work is the worker's.
-        totals = await landed(self._group.submit(SettleOp(hold, cost_usd, now, estimated)))
+        # A settle whose caller was cancelled still lands: it is queued, the work is the batch's.
+        totals = await _landed(self._group.submit(SettleOp(hold, cost_usd, now, estimated)))
         return totals  # type: ignore[return-value]
 
     async def release(self, hold: Hold) -> None:
-        await landed(self._group.submit(ReleaseOp(hold)))
+        await _landed(self._group.submit(ReleaseOp(hold)))
+
+    def _orphaned(self, op: Op, outcome: object) -> None:
+        """An op landed after its caller was cancelled: a reservation nobody got is given back."""
+        if isinstance(op, ReserveOp) and isinstance(outcome, Hold):
+            with contextlib.suppress(RuntimeError):  # the worker is shut down: it expires at its TTL
+                self._worker.submit(_quietly, self._sqlite.release, outcome)
 
 
-@dataclass(frozen=True, slots=True)
-class ReserveOp:
-    """``SqliteLedger.reserve`` as data, for ``apply``; the hold (its id made by the caller) is what
-    a granted reserve returns."""
-
-    hold: Hold
-    now: float
-
-
-@dataclass(frozen=True, slots=True)
-class SettleOp:
-    hold: Hold
-    cost_usd: float
-    now: float
-    estimated: bool = False
+async def _landed(future: asyncio.Future[object]) -> object:
+    """``landed`` without a shield: the op lands whether or not its future is cancelled."""
+    try:
+        return await future
+    except asyncio.CancelledError:
+        if not future.cancelled():
+            future.exception()  # landed with an error nobody is left to see
+        raise
 
 
-@dataclass(frozen=True, slots=True)
-class ReleaseOp:
-    hold: Hold
-
-
-Op = ReserveOp | SettleOp | ReleaseOp
-
-
-def _outcome(result: object) -> Outcome:
-    return (result, None)
-
-
-def _apply_in(db: sqlite3.Connection, op: Op) -> object:
-    if isinstance(op, ReserveOp):
-        return _reserve_in(db, op.hold, op.now) if op.hold.lines else op.hold
-    if isinstance(op, SettleOp):
-        return _settle_in(db, op.hold, op.cost_usd, op.now, op.estimated)
-    _release_in(db, op.hold)
-    return None
-
-
-def _reserve_in(db: sqlite3.Connection, hold: Hold, now: float) -> Hold | Refusal:
-    """Inside a write transaction: add the hold to every line and check each with it in; over a
-    limit, take back what this reserve added (nothing else in the transaction is touched)."""
-    amount = to_nanos_up(hold.amount_usd)
-    lines = hold.lines
-    for n, line in enumerate(lines):
-        spent, reserved, _ = _add(db, _change(line, 0, amount), now)
-        if spent + reserved > to_nanos_down(line.limit_usd):
-            taken = lines[: n + 1]
-            db.executemany(_ADD, [_change(taken_line, 0, -amount) for taken_line in taken])
-            # A period this reserve opened and nothing else used leaves no row behind.
-            db.executemany(_DROP_UNUSED, [(taken_line.key,) for taken_line in taken])
-            return Refusal(line, to_usd(spent), to_usd(reserved - amount), hold.amount_usd)
-    db.executemany(
-        "INSERT INTO reservations (id, key, amount_nanos, expires_at) VALUES (?, ?, ?, ?)",
-        [(hold.id, line.key, amount, hold.expires_at) for line in lines],
-    )
-    return hold
-
-
-def _settle_in(
-    db: sqlite3.Connection, hold: Hold, cost_usd: float, now: float, estimated: bool
-) -> dict[str, Totals]:
-    cost = to_nanos(cost_usd)
-    first = db.execute(
-        "INSERT OR IGNORE INTO settled (id, forget_at) VALUES (?, ?)",
-        (hold.id, max(hold.expires_at, now) + SETTLED_KEEP_S),
-    ).rowcount
-    if not first:  # a replay of a settle that already landed: count it once
-        return _totals(db, hold.lines, now)
-    held = _take(db, hold.id)  # empty if it expired and a sweep deleted it meanwhile
-    totals = {}
-    for line in hold.lines:
-        change = _change(line, cost, -held.get(line.key, 0), cost if estimated else 0)
-        spent, reserved, estimated_nanos = _add(db, change, now)
-        totals[line.key] = Totals(to_usd(spent), to_usd(reserved), to_usd(estimated_nanos))
-    return totals
-
-
-def _release_in(db: sqlite3.Connection, hold: Hold) -> None:
-    held = _take(db, hold.id)
-    db.executemany(_ADD, [_change(line, 0, -held.get(line.key, 0)) for line in hold.lines])
+def _quietly(release: Callable[[Hold], None], hold: Hold) -> None:
+    """Best effort: an orphaned hold that cannot be released expires at its TTL instead."""
+    with contextlib.suppress(Exception):
+        release(hold)
 
 
 def _identity(path: Path) -> tuple[int, int]:
@@ -607,22 +539,6 @@ def _totals(db: sqlite3.Connection, lines: Sequence[Line], now: float) -> dict[s
         spent, reserved, estimated = _figures(db, line.key, now)
         result[line.key] = Totals(to_usd(spent), to_usd(reserved), to_usd(estimated))
     return result
-
-
-def _change(line: Line, spent: int, reserved: int, estimated: int = 0) -> tuple[object, ...]:
-    """The parameters of ``_ADD``: add ``spent`` and ``reserved`` (negative: take off) to the period."""
-    return (line.key, line.scope, line.window, line.period_start, line.resets_at, spent, reserved, estimated)
-
-
-def _take(db: sqlite3.Connection, hold_id: str) -> dict[str, int]:
-    """Delete a reservation's rows; returns what it held per key, for the caller to take off the sums."""
-    return dict(db.execute(_TAKE, (hold_id,)).fetchall())
-
-
-def _add(db: sqlite3.Connection, change: tuple[object, ...], now: float) -> tuple[int, int, int]:
-    """``_ADD`` one change; the period's (spent, live reserved, estimated) after it."""
-    row = db.execute(_ADD_RETURNING, (*change, now)).fetchall()[0]
-    return row[0], row[1], row[2]
 
 
 def _purge(db: sqlite3.Connection, now: float) -> None:

@@ -231,3 +231,90 @@ def test_calls_queued_on_a_loop_closed_before_its_flush_are_done_by_the_next_loo
         assert ledger.sync.totals([CAP], now=T0) == {CAP.key: Totals(0.0, 0.02)}
     finally:
         asyncio.run(ledger.close())
+
+
+def test_a_batch_grants_exactly_the_reserves_that_fit_in_order_even_a_smaller_one_after_a_refusal(
+    tmp_path: Path,
+) -> None:
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    try:
+        asks = [0.02, 0.02, 0.01, 0.005]  # on a $0.03 cap: the second does not fit, the third does
+        holds = [Hold(f"{n:024x}", (WIDE, CAP), usd, T0 + 60) for n, usd in enumerate(asks)]
+        outcomes = [result for result, _ in ledger.apply([ReserveOp(hold, T0) for hold in holds])]
+        assert outcomes == [holds[0], Refusal(CAP, 0.0, 0.02, 0.02), holds[2], Refusal(CAP, 0.0, 0.03, 0.005)]
+        # What was written is what one transaction per call would have left.
+        assert ledger.totals([WIDE, CAP], now=T0) == {WIDE.key: Totals(0.0, 0.03), CAP.key: Totals(0.0, 0.03)}
+        rows = ledger._db.execute("SELECT id, key FROM reservations ORDER BY id, key").fetchall()
+        assert rows == sorted((hold.id, line.key) for hold in (holds[0], holds[2]) for line in hold.lines)
+    finally:
+        ledger.close()
+
+
+def test_each_reserve_of_a_batch_counts_an_unswept_expired_hold_as_its_own_clock_says(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    try:
+        first = ledger.reserve([CAP], 0.03, ttl_s=0.5, now=T0)  # sweeps at T0; expires at T0 + 0.5
+        assert isinstance(first, Hold)
+        early = Hold("e" * 24, (CAP,), 0.01, T0 + 60)
+        late = Hold("f" * 24, (CAP,), 0.01, T0 + 60)
+        # No sweep before T0 + 1: the expired hold is still a row, and each reserve judges it by its own now.
+        outcomes = ledger.apply([ReserveOp(early, T0 + 0.4), ReserveOp(late, T0 + 0.6)])
+        assert outcomes == [(Refusal(CAP, 0.0, 0.03, 0.01), None), (late, None)]
+        assert ledger.totals([CAP], now=T0 + 0.6) == {CAP.key: Totals(0.0, 0.01)}
+        # Settled late, the expired hold's row goes and its cost counts; the figures agree with a fresh read.
+        (settled, _), (after, _) = ledger.apply([SettleOp(first, 0.02, T0 + 0.7), ReserveOp(early, T0 + 0.7)])
+        assert settled == {CAP.key: Totals(0.02, 0.01)}
+        assert after == Refusal(CAP, 0.02, 0.01, 0.01)
+        assert ledger.totals([CAP], now=T0 + 0.7) == {CAP.key: Totals(0.02, 0.01)}
+    finally:
+        ledger.close()
+
+
+def test_a_hold_reserved_and_settled_in_one_batch_leaves_no_row_and_counts_its_cost(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    try:
+        hold = Hold("a" * 24, (WIDE, CAP), 0.02, T0 + 60)
+        gone = Hold("b" * 24, (CAP,), 0.01, T0 + 60)
+        outcomes = ledger.apply(
+            [
+                ReserveOp(hold, T0),
+                ReserveOp(gone, T0),
+                ReleaseOp(gone),
+                SettleOp(hold, 0.015, T0, estimated=True),
+            ]
+        )
+        assert [result for result, _ in outcomes] == [
+            hold,
+            gone,
+            None,
+            {WIDE.key: Totals(0.015, 0.0, 0.015), CAP.key: Totals(0.015, 0.0, 0.015)},
+        ]
+        assert ledger._db.execute("SELECT COUNT(*) FROM reservations").fetchone() == (0,)
+        assert ledger.totals([CAP], now=T0) == {CAP.key: Totals(0.015, 0.0, 0.015)}
+    finally:
+        ledger.close()
+
+
+def test_a_reserve_of_an_id_already_held_fails_alone_as_its_own_transaction_would(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    try:
+        hold = Hold("c" * 24, (CAP,), 0.01, T0 + 60)
+        assert ledger.reserve([CAP], 0.01, ttl_s=60, now=T0, hold_id=hold.id) == hold
+        other = Hold("d" * 24, (CAP,), 0.01, T0 + 60)
+        outcomes = ledger.apply([ReserveOp(hold, T0), ReserveOp(other, T0), ReleaseOp(hold)])
+        assert isinstance(outcomes[0][1], sqlite3.IntegrityError)
+        assert outcomes[1:] == [(other, None), (None, None)]
+        assert ledger.totals([CAP], now=T0) == {CAP.key: Totals(0.0, 0.01)}
+    finally:
+        ledger.close()
+
+
+def test_a_refused_reserve_leaves_the_period_it_would_have_opened_without_a_row(tmp_path: Path) -> None:
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    try:
+        over = Hold("a" * 24, (WIDE, CAP), 0.05, T0 + 60)  # fits WIDE, not CAP
+        assert ledger.apply([ReserveOp(over, T0)]) == [(Refusal(CAP, 0.0, 0.0, 0.05), None)]
+        assert ledger._db.execute("SELECT COUNT(*) FROM spend").fetchone() == (0,)
+        assert ledger._db.execute("SELECT COUNT(*) FROM reservations").fetchone() == (0,)
+    finally:
+        ledger.close()

@@ -175,3 +175,12 @@ async def test_negative_or_non_finite_amounts_are_refused_as_errors(ledger: Asyn
     hold = await reserve(ledger, [DAY], 0.1)
     with pytest.raises(ValueError, match="cost_usd"):
         await ledger.settle(hold, -1.0, now=T0)
+
+
+def test_hold_ids_sort_in_the_order_they_were_made() -> None:
+    # A SQLite ledger's settled-id index then grows at its end instead of on a random page per settle.
+    from router.ledger._types import new_hold_id
+
+    ids = [new_hold_id() for _ in range(1000)]
+    assert len(set(ids)) == len(ids)
+    assert sorted(ids) == ids

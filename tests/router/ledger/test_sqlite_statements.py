@@ -1,8 +1,9 @@
 """What the SQLite ledger runs per request: statements counted through SQLite's own trace hook.
 
 A reserve and its settle are each one transaction of a few statements; on an event loop, the writes
-queued in one turn share one transaction, and calls made inline (busy timeout 0) do not reset the
-connection's busy timeout around every call; the sweep of
+queued in one turn share one transaction, which reads each period once and writes its net change
+once (the rows of holds and settle ids are one each), and calls made inline (busy timeout 0) do
+not reset the connection's busy timeout around every call; the sweep of
 expired reservations and forgotten settle ids runs once a second of ledger time, and skipping it in
 between changes no figure. Counts, not times.
 """
@@ -56,7 +57,9 @@ def test_a_reserve_and_its_settle_run_nine_statements_for_one_line(ledger: Sqlit
     reserve = traced.take()
     totals = ledger.settle(hold, 0.05, now=T0 + 0.5)
     settle = traced.take()
+    # Add to the period (returning its figures, which the reserve is checked against), insert the row.
     assert [s.split()[0] for s in reserve] == ["BEGIN", "INSERT", "INSERT", "COMMIT"]
+    # Mark the id settled, delete the hold's row, add to the period.
     assert [s.split()[0] for s in settle] == ["BEGIN", "INSERT", "DELETE", "INSERT", "COMMIT"]
     assert totals == {DAY.key: Totals(0.05, 0.1)}  # the first reservation is still held
 
@@ -70,7 +73,7 @@ def test_each_more_line_adds_one_upsert_and_one_row(ledger: SqliteLedger) -> Non
         DAY.key: Totals(0.1, 0.1),
         TOTAL.key: Totals(0.1, 0.1),
     }
-    assert len(traced.take()) == 6
+    assert len(traced.take()) == 6  # BEGIN, the settle id, one delete, an upsert per line, COMMIT
 
 
 async def test_calls_inline_on_an_event_loop_set_the_busy_timeout_once(tmp_path: Path) -> None:
@@ -117,9 +120,16 @@ async def test_writes_queued_in_one_turn_of_the_event_loop_commit_in_one_transac
         reserves = traced.take()
         await asyncio.gather(*(ledger.settle(_hold(hold), 0.005, now=T0) for hold in holds))
         settles = traced.take()
-        # One BEGIN and one COMMIT for all twenty; per reserve an upsert and a row, per settle three.
-        assert [s.split()[0] for s in reserves] == ["BEGIN", *["INSERT", "INSERT"] * 20, "COMMIT"]
-        assert [s.split()[0] for s in settles] == ["BEGIN", *["INSERT", "DELETE", "INSERT"] * 20, "COMMIT"]
+        # One transaction for all twenty, which adds to the period once; per reserve its hold's row,
+        # per settle its id; the twenty holds' rows deleted in one statement.
+        assert [s.split()[0] for s in reserves] == ["BEGIN", "INSERT", *["INSERT"] * 20, "COMMIT"]
+        assert [s.split()[0] for s in settles] == [
+            "BEGIN",
+            *["INSERT"] * 20,
+            "DELETE",
+            "INSERT",
+            "COMMIT",
+        ]
         assert await ledger.totals([DAY], now=T0) == {DAY.key: Totals(0.1, 0.01)}
     finally:
         await ledger.close()
