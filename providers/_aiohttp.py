@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from httpx._decoders import LineDecoder, TextDecoder
@@ -71,17 +71,16 @@ class TransportLimits:
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A response read to its end, as aiohttp gave it: no httpx object built."""
+    """A response read to its end, as aiohttp gave it: no httpx object built.
+
+    ``plain``: a success whose body is the bytes to parse (not compressed): no httpx.Response needed.
+    """
 
     status: int
     reason: str | None
     headers: Sequence[tuple[bytes, bytes]]
     body: bytes
-
-    @property
-    def plain(self) -> bool:
-        """A success whose body is the bytes to parse (not compressed): no httpx.Response needed."""
-        return self.status < 400 and not any(name.lower() == b"content-encoding" for name, _ in self.headers)
+    plain: bool
 
     def to_httpx(self, request: httpx.Request) -> httpx.Response:
         """The httpx.Response for error handling (openai's errors carry one); read with ``aread``."""
@@ -140,7 +139,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             self._closer = _closed_with_loop(session)
         return session
 
-    def _timeout(self, timeout: dict[str, float | None] | None) -> aiohttp.ClientTimeout:
+    def client_timeout(self, timeout: dict[str, float | None] | None) -> aiohttp.ClientTimeout:
+        """aiohttp's timeout for httpx's four phases (``Timeout.as_dict()``; None: none)."""
         key = () if not timeout else tuple(timeout.get(phase) for phase in _PHASES)
         cached = self._timeouts.get(key)
         if cached is None:
@@ -154,62 +154,66 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         url: str,
         headers: Sequence[tuple[str, str]],
         body: bytes,
-        timeout: dict[str, float | None] | None,
+        timeout: aiohttp.ClientTimeout,
         request: Callable[[], httpx.Request],
     ) -> Reply:
         """POST ``body`` and read the answer to its end: the chat fast path, no httpx object per call.
 
-        ``request`` builds the equivalent httpx.Request, only for an exception to carry (httpx's
-        exceptions, like openai's, name their request). Cancelled or failed before the end, the
-        response is closed, which drops its connection; read to the end, the connection is pooled.
+        ``timeout``: from ``client_timeout``. ``request`` builds the equivalent httpx.Request, only for
+        an exception to carry (httpx's exceptions, like openai's, name their request). Cancelled or
+        failed before the end, the response is closed, which drops its connection; read to the end,
+        the connection is pooled.
         """
         session = self._open()
-        with _mapped(request):
+        mapped = _Mapped(request)
+        with mapped:
             response = await session.request(
                 "POST",
                 url,
                 headers=headers,
                 data=body,
-                timeout=self._timeout(timeout),
+                timeout=timeout,
                 allow_redirects=False,
                 compress=None,
             )
         try:
-            with _mapped(request):
+            with mapped:
                 content = await response.read()
         except BaseException:
             response.close()
             raise
-        return Reply(response.status, response.reason, response.raw_headers, content)
+        status = response.status
+        plain = status < 400 and "Content-Encoding" not in response.headers
+        return Reply(status, response.reason, response.raw_headers, content, plain)
 
     async def open_stream(
         self,
         url: str,
         headers: Sequence[tuple[str, str]],
         body: bytes,
-        timeout: dict[str, float | None] | None,
+        timeout: aiohttp.ClientTimeout,
         request: Callable[[], httpx.Request],
     ) -> aiohttp.ClientResponse:
         """POST ``body`` and return the response once its headers are in, its body unread: the stream
         fast path. The caller owns the response: ``event_lines`` reads it, ``release`` pools its
         connection after the end, ``close`` drops it before; ``to_httpx`` hands it to an httpx.Response."""
         session = self._open()
-        with _mapped(request):
+        with _Mapped(request):
             return await session.request(
                 "POST",
                 url,
                 headers=headers,
                 data=body,
-                timeout=self._timeout(timeout),
+                timeout=timeout,
                 allow_redirects=False,
                 compress=None,
             )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         session = self._open()
-        timeout = self._timeout(request.extensions.get("timeout"))
+        timeout = self.client_timeout(request.extensions.get("timeout"))
         body = request.content if request.stream is None else await request.aread()
-        with _mapped(lambda: request):
+        with _Mapped(lambda: request):
             response = await session.request(
                 request.method,
                 str(request.url),
@@ -293,7 +297,7 @@ async def event_lines(
     aiohttp's failures come out as httpx's, carrying ``request()``."""
     text = TextDecoder("utf-8")
     lines = LineDecoder()
-    with _mapped(request):
+    with _Mapped(request):
         async for chunk in response.content.iter_any():
             for line in lines.decode(text.decode(chunk)):
                 yield line
@@ -312,7 +316,7 @@ class _Body(httpx.AsyncByteStream):
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
-            with _mapped(lambda: self._request):
+            with _Mapped(lambda: self._request):
                 async for chunk in self._response.content.iter_any():
                     yield chunk
         except BaseException:
@@ -361,32 +365,53 @@ def _client_timeout(timeout: dict[str, float | None] | None) -> aiohttp.ClientTi
     )
 
 
-@contextlib.contextmanager
-def _mapped(make_request: Callable[[], httpx.Request]) -> Iterator[None]:
-    """aiohttp's failures as the httpx exceptions they correspond to, most specific first; the
-    httpx request they carry is built only then."""
+class _Mapped:
+    """Maps aiohttp's failures to the httpx exceptions they correspond to, most specific first; the
+    httpx request they carry is built only then. A class, not a ``contextmanager`` generator: it runs
+    twice on every call of the fast path."""
+
+    __slots__ = ("_make_request",)
+
+    def __init__(self, make_request: Callable[[], httpx.Request]) -> None:
+        self._make_request = make_request
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> Literal[False]:
+        if exc is None or not isinstance(exc, Exception):
+            return False  # no error, or a cancellation, an interrupt: as they are
+        mapped = _httpx_error(exc, self._make_request)
+        if mapped is None:
+            return False
+        raise mapped from exc
+
+
+def _httpx_error(exc: Exception, make_request: Callable[[], httpx.Request]) -> httpx.TransportError | None:
+    """The httpx exception for one of aiohttp's (or aiohttp's own pool timeout), None for any other."""
     import aiohttp
 
-    try:
-        yield
-    except aiohttp.ConnectionTimeoutError as exc:
-        raise httpx.ConnectTimeout(str(exc) or "connect timed out", request=make_request()) from exc
-    except aiohttp.SocketTimeoutError as exc:
-        raise httpx.ReadTimeout(str(exc) or "read timed out", request=make_request()) from exc
-    except aiohttp.ServerTimeoutError as exc:
-        raise httpx.ReadTimeout(str(exc) or "timed out", request=make_request()) from exc
-    except aiohttp.ClientConnectorError as exc:
-        raise httpx.ConnectError(str(exc), request=make_request()) from exc
-    except aiohttp.ServerDisconnectedError as exc:
-        raise httpx.RemoteProtocolError(str(exc) or "server disconnected", request=make_request()) from exc
-    except aiohttp.ClientOSError as exc:
-        raise httpx.ReadError(str(exc), request=make_request()) from exc
-    except (aiohttp.ClientPayloadError, aiohttp.ClientResponseError) as exc:
-        raise httpx.RemoteProtocolError(str(exc), request=make_request()) from exc
-    except aiohttp.InvalidURL as exc:
-        raise httpx.UnsupportedProtocol(str(exc), request=make_request()) from exc
-    except aiohttp.ClientError as exc:
-        raise httpx.TransportError(str(exc), request=make_request()) from exc
-    except TimeoutError as exc:  # aiohttp's own (a pool wait past ``connect``); never the caller's
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return httpx.ConnectTimeout(str(exc) or "connect timed out", request=make_request())
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return httpx.ReadTimeout(str(exc) or "read timed out", request=make_request())
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return httpx.ReadTimeout(str(exc) or "timed out", request=make_request())
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return httpx.ConnectError(str(exc), request=make_request())
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return httpx.RemoteProtocolError(str(exc) or "server disconnected", request=make_request())
+    if isinstance(exc, aiohttp.ClientOSError):
+        return httpx.ReadError(str(exc), request=make_request())
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        return httpx.RemoteProtocolError(str(exc), request=make_request())
+    if isinstance(exc, aiohttp.InvalidURL):
+        return httpx.UnsupportedProtocol(str(exc), request=make_request())
+    if isinstance(exc, aiohttp.ClientError):
+        return httpx.TransportError(str(exc), request=make_request())
+    if isinstance(exc, TimeoutError):  # aiohttp's own (a pool wait past ``connect``); never the caller's
         message = str(exc) or "timed out waiting for a connection"
-        raise httpx.PoolTimeout(message, request=make_request()) from exc
+        return httpx.PoolTimeout(message, request=make_request())
+    return None

@@ -10,8 +10,8 @@ sync and async classes only add I/O.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Final
 
 import httpx
 import openai
@@ -50,14 +50,17 @@ class _OpenAICompatibleBase:
         # Request (about 17 us a call). Deployments are frozen, so this never goes stale. Keyed by
         # the deployment object (kept alive here, so its id is not reused): client copies with
         # another key share this adapter with deployments of the same name.
-        self._prepared: dict[int, tuple[Deployment, httpx.URL, httpx.Headers]] = {}
+        self._prepared: dict[int, _Prepared] = {}
 
     def _prepare(self, deployment: Deployment) -> tuple[httpx.URL, httpx.Headers]:
-        prepared = self._prepared.get(id(deployment))
-        if prepared is None:
-            url, headers = _url_and_headers(deployment)
-            prepared = self._prepared[id(deployment)] = (deployment, httpx.URL(url), httpx.Headers(headers))
-        return prepared[1], prepared[2]
+        prepared = self._prepared.get(id(deployment)) or self._prepare_new(deployment)
+        return prepared.url, prepared.headers
+
+    def _prepare_new(self, deployment: Deployment) -> _Prepared:
+        url, headers = _url_and_headers(deployment)
+        prepared = _Prepared(deployment, httpx.URL(url), httpx.Headers(headers))
+        self._prepared[id(deployment)] = prepared
+        return prepared
 
     def _headers(self, deployment: Deployment, options: CallOptions) -> httpx.Headers:
         headers = self._prepare(deployment)[1]
@@ -142,13 +145,32 @@ def _target(url: httpx.URL, deployment: Deployment, body: JSON) -> tuple[httpx.U
     return url, payload
 
 
+class _Prepared:
+    """A deployment's URL and headers, parsed once (httpx's objects), and as the aiohttp fast path sends
+    them (a string and a list of pairs, which httpx would rebuild on every call)."""
+
+    __slots__ = ("deployment", "headers", "url", "wire_headers", "wire_url")
+
+    def __init__(self, deployment: Deployment, url: httpx.URL, headers: httpx.Headers) -> None:
+        self.deployment = deployment  # kept alive, so that its id is not reused while it is a key
+        self.url = url
+        self.headers = headers
+        self.wire_url = str(url)
+        self.wire_headers = tuple(headers.multi_items())
+
+
+# json.dumps with options builds a JSONEncoder on every call; these are built once (same output).
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+_COMPACT_ASCII: Final = json.JSONEncoder(separators=(",", ":"))
+
+
 def _encode(payload: JSON) -> bytes:
     try:
-        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        return _COMPACT.encode(payload).encode()
     except UnicodeEncodeError:
         # A lone surrogate (text cut between the halves of a pair) has no UTF-8 form: send the
         # body \u-escaped instead, which JSON allows and every server decodes to the same string.
-        return json.dumps(payload, separators=(",", ":")).encode()
+        return _COMPACT_ASCII.encode(payload).encode()
 
 
 def _timeout_dict(options: CallOptions) -> dict[str, float | None]:
@@ -343,6 +365,18 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
         self._owns_client = http_client is None
         # Default: aiohttp (providers/_aiohttp.py), which survives cancellation; a given httpx client as is.
         self._client: httpx.AsyncClient | AiohttpTransport = http_client or AiohttpTransport(limits)
+        # The last call's timeout and aiohttp's for it: calls share the client's Timeout object unless
+        # a deadline caps it, so this is found by identity, without reading its phases again.
+        self._last_timeout: tuple[object, Any] = (object(), None)
+
+    def _client_timeout(self, client: AiohttpTransport, options: CallOptions) -> Any:
+        timeout = options.timeout
+        last = self._last_timeout
+        if last[0] is timeout:
+            return last[1]
+        made = client.client_timeout(_timeout_dict(options))
+        self._last_timeout = (timeout, made)  # keeps ``timeout`` alive: its id is not reused meanwhile
+        return made
 
     async def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
         client = self._client
@@ -357,19 +391,20 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
 
     def _wire(
         self, deployment: Deployment, body: JSON, options: CallOptions
-    ) -> tuple[str, list[tuple[str, str]], bytes, Callable[[], httpx.Request]]:
+    ) -> tuple[str, Sequence[tuple[str, str]], bytes, Callable[[], httpx.Request]]:
         """What the aiohttp fast path sends (URL, headers, encoded body), and how to build the
         equivalent httpx.Request, only when an error or a non-plain answer needs one."""
-        url, headers = self._prepare(deployment)
-        url, payload = _target(url, deployment, body)
+        prepared = self._prepared.get(id(deployment)) or self._prepare_new(deployment)
+        url, payload = _target(prepared.url, deployment, body)
         content = _encode(payload)
+        headers: Sequence[tuple[str, str]] = prepared.wire_headers
         if options.extra_headers:
-            headers = self._headers(deployment, options)
+            headers = self._headers(deployment, options).multi_items()
 
         def request() -> httpx.Request:
             return self._build(deployment, body, options, content)
 
-        return str(url), headers.multi_items(), content, request
+        return prepared.wire_url if url is prepared.url else str(url), headers, content, request
 
     async def _post(
         self, client: AiohttpTransport, deployment: Deployment, body: JSON, options: CallOptions
@@ -378,7 +413,8 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
         them: same bytes on the wire, same answers and errors."""
         url, headers, content, request = self._wire(deployment, body, options)
         try:
-            reply: Reply = await client.post(url, headers, content, _timeout_dict(options), request)
+            timeout = self._client_timeout(client, options)
+            reply: Reply = await client.post(url, headers, content, timeout, request)
         except httpx.HTTPError as exc:
             raise connection_error(exc, exc.request) from exc
         if reply.plain:
@@ -401,7 +437,8 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
             # else (an error status, a compressed or non-SSE body) becomes the httpx.Response below.
             url, headers, content, make = self._wire(deployment, body, options)
             try:
-                raw = await client.open_stream(url, headers, content, _timeout_dict(options), make)
+                timeout = self._client_timeout(client, options)
+                raw = await client.open_stream(url, headers, content, timeout, make)
             except httpx.HTTPError as exc:
                 raise connection_error(exc, exc.request) from exc
             if plain_event_stream(raw):

@@ -8,6 +8,7 @@ first ``configure``.
 from __future__ import annotations
 
 import json
+import json.encoder
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -87,6 +88,8 @@ class _JsonFormatter(_Formatter):
         self._drop = None if log_content else CONTENT_FIELDS
         # (whole second, "YYYY-MM-DDTHH:MM:SS"): replaced as a whole, so threads never see half of it.
         self._second: tuple[int, str] = (-1, "")
+        # The encoded level and logger fields by (level name, logger name).
+        self._heads: dict[tuple[str, str], str] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         msg = record.msg
@@ -101,17 +104,26 @@ class _JsonFormatter(_Formatter):
         cached = self._second
         if cached[0] != seconds:
             cached = self._second = (seconds, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)))
-        line: dict[str, Any] = {
-            "timestamp": f"{cached[1]}.{micros:06d}Z",
-            "level": levelname.lower(),
-            "logger": name,
-        }
-        line.update(msg)
+        timestamp = f"{cached[1]}.{micros:06d}Z"
         drop = self._drop
+        if msg and _HEADER.isdisjoint(msg) and (drop is None or drop.isdisjoint(msg)):
+            # The header as text, then the event's own encoding spliced in after its "{": the same
+            # line as the dict below, without copying the event into it.
+            head = self._heads.get((levelname, name)) or self._head(levelname, name)
+            return f'{{"timestamp":"{timestamp}",{head}{_encode(msg)[1:]}'
+        line: dict[str, Any] = {"timestamp": timestamp, "level": levelname.lower(), "logger": name}
+        line.update(msg)
         if drop is not None:
             for key in drop & msg.keys():
                 del line[key]
-        return _ENCODER.encode(line)
+        return _encode(line)
+
+    def _head(self, levelname: str, name: str) -> str:
+        """``"level":...,"logger":...,`` as the encoder writes them (the timestamp needs no escaping)."""
+        head = f'"level":{_encode(levelname.lower())},"logger":{_encode(name)},'
+        if len(self._heads) < 64:  # levels and logger names are few; never let the cache grow unbounded
+            self._heads[levelname, name] = head
+        return head
 
 
 def _drop_content(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -122,7 +134,21 @@ def _drop_content(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict
 
 # One encoder, built once: json.dumps with a `default=` would build a new one for every line.
 _ENCODER: Final = json.JSONEncoder(default=repr, ensure_ascii=False, separators=(",", ":"))
+# The keys a line starts with (``event_line``).
+_HEADER: Final = frozenset({"timestamp", "level", "logger"})
+# The C encoder ``JSONEncoder.iterencode`` builds for ``_ENCODER`` (None without the C accelerator).
+_C_ENCODER: Final[Any] = getattr(json.encoder, "c_make_encoder", None)
+_ENCODE_STR: Final = json.encoder.encode_basestring
+
+
+def _encode(value: object) -> str:
+    """``_ENCODER.encode(value)``, without what ``JSONEncoder.encode`` sets up in Python on every call
+    (a closure, then a list to join): the same C encoder with the same arguments, a fresh cycle check."""
+    if _C_ENCODER is None or not isinstance(value, dict):
+        return _ENCODER.encode(value)
+    make = _C_ENCODER({}, repr, _ENCODE_STR, None, ":", ",", False, False, True)
+    return "".join(make(value, 0))
 
 
 def _render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
-    return _ENCODER.encode(event_dict)
+    return _encode(event_dict)

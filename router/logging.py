@@ -162,27 +162,28 @@ class _FileHandler(logging.FileHandler):
         the same line, written the way ``emit`` writes it. Only when ``writes_events`` and nothing
         else would see the record (no filter, no other handler: ``router._events._sink``)."""
         created = time.time()
-        self.acquire()
-        try:
-            if self.stream is None and (self.mode != "w" or not getattr(self, "_closed", False)):
-                self.stream = self._open()
-            if not self.stream:
+        with self.lock:  # type: ignore[union-attr]  # always made by Handler.__init__
+            stream = self.stream
+            if stream is None and (self.mode != "w" or not getattr(self, "_closed", False)):
+                stream = self.stream = self._open()
+            if not stream:
                 return
             try:
                 formatter: Any = self.formatter
                 line = formatter.event_line(created, logging.getLevelName(level), LOGGER_NAME, event)
-                self._emitting_on = _running_loop()
-                try:
-                    self.stream.write(line + self.terminator)
-                    self.flush()
-                finally:
-                    self._emitting_on = None
+                stream.write(line + self.terminator)
+                # ``flush`` as ``emit`` has it, under the lock already held: inside a running loop, once
+                # per loop turn; outside one, now.
+                loop = _running_loop()
+                if loop is None:
+                    stream.flush()
+                elif self._flush_on is not loop:
+                    self._flush_on = loop
+                    loop.call_soon(self._flush_turn)
             except RecursionError:
                 raise
             except Exception:
                 self.handleError(_record(level, event))
-        finally:
-            self.release()
 
     def flush(self) -> None:
         self.acquire()  # reentrant: another thread's flush waits for an emit to end, then flushes
@@ -206,10 +207,7 @@ class _FileHandler(logging.FileHandler):
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+    return asyncio._get_running_loop()  # get_running_loop's answer, None instead of raising
 
 
 def _level(level: str | int) -> int:
