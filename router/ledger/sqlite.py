@@ -355,7 +355,10 @@ class SqliteLedger:
         """
         if not ops:
             return []
-        nows = [op.now for op in ops if isinstance(op, ReserveOp) and op.hold.lines]
+        # A batch with a reserve sweeps expired holds first, at the earliest clock of any op that reads
+        # the figures: a later one would drop a hold that a reserve or settle before it still counts.
+        reserving = any(isinstance(op, ReserveOp) and op.hold.lines for op in ops)
+        nows = [op.now for op in ops if not isinstance(op, ReleaseOp)] if reserving else []
         with self._lock:
             self._enter()
             self._set_busy_timeout()
@@ -363,7 +366,6 @@ class SqliteLedger:
             swept_at = self._swept_at
             try:
                 if nows:
-                    # The earliest clock: a later one could free a hold early.
                     self._sweep(self._db, min(nows))
                 outcomes: list[Outcome] = [(result, None) for result in apply_in(self._db, ops)]
                 self._db.execute("COMMIT")

@@ -318,3 +318,22 @@ def test_a_refused_reserve_leaves_the_period_it_would_have_opened_without_a_row(
         assert ledger._db.execute("SELECT COUNT(*) FROM reservations").fetchone() == (0,)
     finally:
         ledger.close()
+
+
+def test_a_settle_in_a_batch_counts_the_holds_its_own_clock_counts_though_a_later_reserve_finds_them_expired(
+    tmp_path: Path,
+) -> None:
+    """The batch sweeps expired holds at its earliest clock: a reserve's later clock must not drop a
+    hold from the figures a settle before it reports (found by the batch-against-reference test)."""
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    try:
+        first = ledger.reserve([CAP], 0.01, ttl_s=5, now=T0)
+        other = ledger.reserve([CAP], 0.01, ttl_s=5, now=T0)
+        assert isinstance(first, Hold) and isinstance(other, Hold)
+        late = Hold("f" * 32, (CAP,), 0.01, T0 + 70)
+        (settled, _), (granted, _) = ledger.apply([SettleOp(first, 0.005, T0 + 1), ReserveOp(late, T0 + 10)])
+        assert settled == {CAP.key: Totals(0.005, 0.01)}  # `other` still held at T0 + 1
+        assert granted == late  # and expired at T0 + 10
+        assert ledger.totals([CAP], now=T0 + 10) == {CAP.key: Totals(0.005, 0.01)}
+    finally:
+        ledger.close()
