@@ -18,8 +18,8 @@ from policies._checks import cross_check, value_checks
 from policies._convert import Converted, Where, convert
 from policies._explain import allowed_keys, explain, unknown_key
 from policies._issue import Issue, Path, describe, dotted
+from policies.errors import PolicyError, Problem
 from policies.schema import Policy
-from providers.errors import RouterError
 
 __all__ = [
     "DEFAULT_POLICY_ENV",
@@ -41,20 +41,6 @@ DEFAULT_POLICY_ENV: Final = "ROUTER_POLICY"
 
 # Sections where an empty value (``routes:`` or ``auto:`` with nothing after it) means "all defaults".
 _EMPTY_MEANS_DEFAULT: Final = ("routes", "features")
-
-
-@dataclass(frozen=True, slots=True)
-class Problem:
-    """One mistake in a policy: where (file, 1-based line when known, dotted key) and what to do."""
-
-    file: str
-    line: int | None
-    key: str
-    message: str
-
-    def __str__(self) -> str:
-        where = self.file + (f":{self.line}" if self.file and self.line is not None else "")
-        return ": ".join(part for part in (where, self.key, self.message) if part)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,22 +79,6 @@ class LoadedPolicy:
 
     policy: Policy
     positions: Positions
-
-
-class PolicyError(RouterError, ValueError):
-    """The policy could not be loaded. ``problems`` lists every mistake found, in file order.
-
-    A ``router.RouterError`` (hence an ``openai.OpenAIError``) so that code catching the router's
-    or the SDK's errors also catches this one, and a ``ValueError`` because it is, at heart, a bad
-    configuration value. Exported as ``router.PolicyError``.
-    """
-
-    def __init__(self, problems: Iterable[Problem]) -> None:
-        self.problems: tuple[Problem, ...] = tuple(problems)
-        super().__init__("\n".join(str(p) for p in self.problems))
-
-    def __reduce__(self) -> tuple[type[PolicyError], tuple[tuple[Problem, ...]]]:
-        return type(self), (self.problems,)
 
 
 def _fail(file: str, line: int | None, key: str, message: str) -> PolicyError:

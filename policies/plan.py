@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from policies.adequacy import Adequacy, AdequacyError, AdequacyGate, prompt_text
 from policies.filters import (
@@ -33,11 +33,13 @@ from policies.filters import (
     within_budget,
 )
 from policies.rankings import RANKINGS
-from policies.schema import FeatureSpec, Policy, RouteSpec
 from policies.tokens import PromptSize, has_images
 from providers.base import NATIVE_RESPONSES, NativeResponses
 from providers.catalog import ModelInfo
 from providers.tiers import FLEX, flex_name
+
+if TYPE_CHECKING:
+    from policies.schema import FeatureSpec, Policy, RouteSpec
 
 DEFAULT_FEATURE: Final = "default"
 DEFAULT_MAX_SHORTFALL: Final = 0.05

@@ -9,7 +9,7 @@ response.routing  # which model answered, why, and what it cost
 from router import _lean_httpx  # noqa: F401  (first: see the module)
 
 # isort: split
-from policies.loader import PolicyError
+from policies.errors import PolicyError
 from providers._aiohttp import TransportLimits
 from router._exceptions import (
     BudgetExceededError,

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from policies.schema import BudgetSpec, Policy
 from router.ledger._types import Line, Refusal, Totals, to_nanos, to_nanos_down, to_nanos_up
 from router.ledger._windows import iso_utc, window_bounds
+
+if TYPE_CHECKING:
+    from policies.schema import BudgetSpec, Policy
 
 __all__ = ["ALL_FEATURES", "BudgetBook", "exceeded_message", "format_usd"]
 

@@ -15,14 +15,13 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, TypeAlias
 
 import httpx
 import openai
 from openai.types.model import Model
 
 from policies.plan import UnknownModelError
-from policies.schema import Policy
 from providers._aiohttp import TransportLimits
 from providers.base import AsyncAdapter, SyncAdapter, Timeout
 from providers.litellm_adapter import AsyncLiteLLMAdapter, LiteLLMAdapter
@@ -75,15 +74,19 @@ from router.ledger import (
 )
 
 if TYPE_CHECKING:
+    from policies.schema import Policy
     from router._deployments import Balancer
     from router._feedback import Outcomes
     from router.ledger._guard import AsyncGuarded, Guarded
 
-PolicySource = Policy | str | os.PathLike[str] | Mapping[str, Any] | None
+# A string: the schema (pydantic) is loaded with the first policy, not at `import router`.
+PolicySource: TypeAlias = "Policy | str | os.PathLike[str] | Mapping[str, Any] | None"
 
 
 def load_policy_source(policy: PolicySource) -> Policy:
     """A policy from a Policy, a path, a dict, or (None) the file named by ROUTER_POLICY."""
+    from policies.schema import Policy  # loaded with the first policy, not at `import router`
+
     if isinstance(policy, Policy):
         return policy
     from policies import loader  # the YAML machinery is paid for only when a file is read

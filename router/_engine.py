@@ -11,15 +11,18 @@ import dataclasses
 import hashlib
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from policies.plan import Planner
-from policies.schema import ModelSpec, Policy, deployment_names
 from providers.base import Deployment, split_credentials
 from providers.catalog import ModelInfo, resolve_model
 from providers.registry import provider_spec
 from router._balancing import Balance, Member, Pool, WhenAllLimited
 from router._resilience import Resilience, resilience_for
 from router._tiers import add_flex_deployments, priced_at
+
+if TYPE_CHECKING:
+    from policies.schema import ModelSpec, Policy
 
 
 class Engine:
@@ -174,6 +177,8 @@ def _pool(
     members: list[Member] = []
     unavailable: dict[str, str] = {}
     priced: dict[str, dict[str, float]] = {}
+    from policies.schema import deployment_names  # loaded with the policy, not at `import router`
+
     for entry, pool_name in zip(spec.deployments or (), deployment_names(spec), strict=True):
         connection = {
             key: getattr(entry, key)

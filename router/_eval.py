@@ -15,14 +15,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from policies.adequacy import Adequacy
 from policies.plan import Planner, describe_request, route_models
-from policies.schema import Policy
 from policies.tokens import estimate_prompt_tokens
 from providers.catalog import ModelInfo
 from router._labeled import LabeledData
+
+if TYPE_CHECKING:
+    from policies.schema import Policy
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,10 +17,12 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import MappingProxyType
-from typing import Final, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
-from policies.schema import CooldownSpec
 from providers import error_kinds
+
+if TYPE_CHECKING:
+    from policies.schema import CooldownSpec
 
 # Error classes that say something about the deployment's health (the error table's ``breaker``
 # column). A bad request, a too-long prompt or a content filter says nothing about it.

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import httpx
 import openai
 
-from policies.schema import Policy
 from providers._aiohttp import TransportLimits
 from router._client import AsyncRouter, PolicySource, SyncRouter
 from router._engine import Engine
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
     from openai._provider import _Provider
     from openai.auth import WorkloadIdentity
 
+    from policies.schema import Policy
     from router._chat import AsyncBeta, AsyncChat, AsyncModels, Beta, Chat, Models
     from router._responses_api import AsyncResponses, Responses
     from router.batch._resources import AsyncBatches, AsyncFiles, Batches, Files

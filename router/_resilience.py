@@ -11,11 +11,12 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from policies.schema import ContentPolicyConduct, CooldownSpec, Policy, RetrySpec, StreamRecovery
 from providers import error_kinds
 
 if TYPE_CHECKING:
     import tenacity
+
+    from policies.schema import ContentPolicyConduct, CooldownSpec, Policy, RetrySpec, StreamRecovery
 
 # Failures a second call to the same model may cure (the error table's ``retry`` column). The rest
 # either cannot improve by waiting (the request is at fault, or too long) or are about the
@@ -94,6 +95,8 @@ def resilience_for(policy: Policy, route: str | None) -> Resilience:
         default = getattr(policy, name)
         if value is None:
             return default
+        from policies.schema import CooldownSpec, RetrySpec  # loaded with the policy
+
         if isinstance(value, RetrySpec | CooldownSpec):
             # A route's block overrides only the keys it sets; the rest come from the top level.
             return default.model_copy(update={key: getattr(value, key) for key in value.model_fields_set})

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
-from policies.schema import Policy
 from providers.base import Deployment
 from providers.catalog import ModelInfo
 from providers.tiers import FLEX, STANDARD, flex_name, model_of, offers_flex, tier_of
+
+if TYPE_CHECKING:
+    from policies.schema import Policy
 
 
 def add_flex_deployments(

@@ -106,3 +106,6 @@ def test_import_router_does_not_import_litellm() -> None:
     assert "litellm" not in imported
     assert "typer" not in imported and "ruamel" not in imported
     assert "tenacity" not in imported  # only a retry's backoff needs it
+    modules = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    # The policy machinery (YAML, the schema's pydantic models) comes with the first policy loaded.
+    assert "policies.schema" not in modules and "policies.loader" not in modules
