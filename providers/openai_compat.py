@@ -365,18 +365,6 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
         self._owns_client = http_client is None
         # Default: aiohttp (providers/_aiohttp.py), which survives cancellation; a given httpx client as is.
         self._client: httpx.AsyncClient | AiohttpTransport = http_client or AiohttpTransport(limits)
-        # The last call's timeout and aiohttp's for it: calls share the client's Timeout object unless
-        # a deadline caps it, so this is found by identity, without reading its phases again.
-        self._last_timeout: tuple[object, Any] = (object(), None)
-
-    def _client_timeout(self, client: AiohttpTransport, options: CallOptions) -> Any:
-        timeout = options.timeout
-        last = self._last_timeout
-        if last[0] is timeout:
-            return last[1]
-        made = client.client_timeout(_timeout_dict(options))
-        self._last_timeout = (timeout, made)  # keeps ``timeout`` alive: its id is not reused meanwhile
-        return made
 
     async def complete(self, deployment: Deployment, body: JSON, options: CallOptions) -> JSON:
         client = self._client
@@ -413,7 +401,7 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
         them: same bytes on the wire, same answers and errors."""
         url, headers, content, request = self._wire(deployment, body, options)
         try:
-            timeout = self._client_timeout(client, options)
+            timeout = client.client_timeout(_timeout_dict(options))
             reply: Reply = await client.post(url, headers, content, timeout, request)
         except httpx.HTTPError as exc:
             raise connection_error(exc, exc.request) from exc
@@ -437,7 +425,7 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
             # else (an error status, a compressed or non-SSE body) becomes the httpx.Response below.
             url, headers, content, make = self._wire(deployment, body, options)
             try:
-                timeout = self._client_timeout(client, options)
+                timeout = client.client_timeout(_timeout_dict(options))
                 raw = await client.open_stream(url, headers, content, timeout, make)
             except httpx.HTTPError as exc:
                 raise connection_error(exc, exc.request) from exc

@@ -172,14 +172,7 @@ class _FileHandler(logging.FileHandler):
                 formatter: Any = self.formatter
                 line = formatter.event_line(created, logging.getLevelName(level), LOGGER_NAME, event)
                 stream.write(line + self.terminator)
-                # ``flush`` as ``emit`` has it, under the lock already held: inside a running loop, once
-                # per loop turn; outside one, now.
-                loop = _running_loop()
-                if loop is None:
-                    stream.flush()
-                elif self._flush_on is not loop:
-                    self._flush_on = loop
-                    loop.call_soon(self._flush_turn)
+                self._flush_for(_running_loop())
             except RecursionError:
                 raise
             except Exception:
@@ -188,14 +181,17 @@ class _FileHandler(logging.FileHandler):
     def flush(self) -> None:
         self.acquire()  # reentrant: another thread's flush waits for an emit to end, then flushes
         try:
-            loop = self._emitting_on
-            if loop is None:
-                super().flush()
-            elif self._flush_on is not loop:
-                self._flush_on = loop
-                loop.call_soon(self._flush_turn)
+            self._flush_for(self._emitting_on)
         finally:
             self.release()
+
+    def _flush_for(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Under the lock: flush now outside a running loop, else once per turn of ``loop``."""
+        if loop is None:
+            super().flush()
+        elif self._flush_on is not loop:
+            self._flush_on = loop
+            loop.call_soon(self._flush_turn)
 
     def _flush_turn(self) -> None:
         self.acquire()
