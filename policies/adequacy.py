@@ -83,6 +83,11 @@ NEIGHBOUR_SEED: Final = 20261207
 OUTCOME_SCALE: Final = 250
 OUTCOME_UNKNOWN: Final = 255
 _WORD: Final = re.compile(r"\w+")
+# What a rejection reason adds when a neighbour moved the predictions (by tier).
+NEIGHBOUR_NOTES: Final = (
+    " (an exact repeat of a training prompt: its outcomes counted)",
+    " (a near-duplicate of a training prompt: its outcomes counted)",
+)
 
 
 def ending(text: str) -> str:
@@ -200,15 +205,30 @@ class Neighbours:
                 "(or `router train --no-neighbours` for a file without it)."
             ) from None
         self.rows = rows
+        # Per training prompt, every remembered model's outcome byte in one row (one gather per
+        # hit), and each model's column: the hit's shifts are then worked out in plain Python.
+        self._columns = {model: k for k, model in enumerate(self._outcomes)}
+        self._table = (
+            np.column_stack(list(self._outcomes.values()))
+            if self._outcomes
+            else np.zeros((rows, 0), np.uint8)
+        )
+        # Exact repeats (every byte agreeing) by the signature itself: the earliest row of each.
+        self._exact: dict[bytes, int] = {}
+        for k, raw_row in enumerate(map(bytes, self._signatures)):
+            self._exact.setdefault(raw_row, k)
         # Band keys: band number in the high 32 bits, the band's 4 bytes in the low ones; sorted,
         # so that a lookup is one searchsorted over every band at once.
         bands = self.hashes // band
         values = self._signatures.view("<u4").astype(np.int64) if rows else np.zeros((0, bands), np.int64)
         keys = (values + (np.arange(bands, dtype=np.int64) << 32)[None, :]).ravel()
         order = np.argsort(keys, kind="stable")
-        # A last key above every real one: searchsorted's answer is always a valid position.
-        self._keys = np.append(keys[order], np.iinfo(np.int64).max)
-        self._rows = np.append(order // bands, -1).astype(np.intp)
+        self._rows = (order // bands).astype(np.intp)
+        # Each distinct key once, and where its rows start in _rows (CSR); a last key above every
+        # real one: searchsorted's answer is always a valid position.
+        unique, starts = np.unique(keys[order], return_index=True)
+        self._keys = np.append(unique, np.iinfo(np.int64).max)
+        self._starts = np.append(starts, len(order)).astype(np.intp)
         self._offsets = np.arange(bands, dtype=np.int64) << 32
         self._np = np
 
@@ -218,14 +238,17 @@ class Neighbours:
         sig = signature(text, self._parameters)
         if sig is None:
             return None
+        exact = self._exact.get(sig.tobytes())
+        if exact is not None:
+            return exact, 0
         query = sig.view("<u4").astype(self._keys.dtype)
         query += self._offsets
         at = self._keys.searchsorted(query)
-        hit = (self._keys[at] == query).nonzero()[0]  # the last key, above every real one, never hits
-        if not len(hit):
+        at = at[self._keys[at] == query]  # the last key, above every real one, never hits
+        if not len(at):
             return None
-        ends = self._keys.searchsorted(query[hit], "right").tolist()
-        starts = at[hit].tolist()
+        starts = self._starts[at].tolist()
+        ends = self._starts[at + 1].tolist()
         rows = (
             self._rows[starts[0] : ends[0]]
             if len(starts) == 1
@@ -238,30 +261,31 @@ class Neighbours:
         row = int(rows[matches == best].min())
         return row, 0 if best == self.hashes else 1
 
-    def shift(self, model: str, row: int, tier: int) -> float:
-        """What a neighbour's outcome adds to ``model``'s logit (0: unknown outcome or model)."""
-        weights = self._weights.get(model)
-        if weights is None:
-            return 0.0
-        value = int(self._outcomes[model][row])
-        if value == OUTCOME_UNKNOWN:
-            return 0.0
-        ok = value / OUTCOME_SCALE
-        return weights[2 * tier] * ok + weights[2 * tier + 1] * (1.0 - ok)
-
     def adjust(self, text: str, predicted: Mapping[str, float]) -> dict[str, float]:
         """``predicted`` moved by the prompt's neighbour's outcomes (unchanged without one)."""
+        return self.moved(text, predicted)[0]
+
+    def moved(self, text: str, predicted: Mapping[str, float]) -> tuple[dict[str, float], str | None]:
+        """``adjust``, and what moved the predictions for routing's reasons (None: nothing)."""
         found = self.find(text)
         if found is None:
-            return dict(predicted)
+            return predicted if isinstance(predicted, dict) else dict(predicted), None
         row, tier = found
         out = dict(predicted)
+        outcomes = self._table[row].tolist()
+        columns, weights = self._columns, self._weights
         for model, p in predicted.items():
-            delta = self.shift(model, row, tier)
+            k = columns.get(model)
+            if k is None or outcomes[k] == OUTCOME_UNKNOWN:
+                continue
+            ok = outcomes[k] / OUTCOME_SCALE
+            w = weights[model]
+            delta = w[2 * tier] * ok + w[2 * tier + 1] * (1.0 - ok)
             if delta:
                 p = min(max(p, 1e-12), 1 - 1e-12)
-                out[model] = _sigmoids([math.log(p / (1 - p)) + delta])[0]
-        return out
+                x = math.log(p / (1 - p)) + delta
+                out[model] = 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
+        return out, NEIGHBOUR_NOTES[tier]
 
 
 class AdequacyError(ValueError):
@@ -739,8 +763,9 @@ class AdequacyGate:
         else:
             task = self.adequacy.task_of(*counts) if self.auto and cost_weight is None else None
         # The term counts' predictions (what the planner passes) moved by the prompt's neighbour.
+        note = None
         if self.adequacy.neighbours is not None:
-            predicted = self.adequacy.neighbours.adjust(text, predicted)
+            predicted, note = self.adequacy.neighbours.moved(text, predicted)
         if cost_weight is None:
             cost_weight = self.weight_for(task)[0]
         judged = {name: predicted[name] for name in names if name in predicted}
@@ -765,6 +790,8 @@ class AdequacyGate:
             self._price(judged, costs, tokens, rejected, cost_weight)
         if len(rejected) == len(judged) and self.on_inadequate == "best":
             del rejected[max(judged, key=judged.__getitem__)]  # the likeliest
+        if note is not None:
+            rejected = {name: reason + note for name, reason in rejected.items()}
         return rejected, judged, counts
 
     def _price(

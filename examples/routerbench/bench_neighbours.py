@@ -6,13 +6,16 @@ Plans every sampled training prompt (RouterBench's ARC, MBPP, Winogrande and Rou
 of each) through examples/routerbench/policy.yaml's ``routerbench`` route (11 models, cost_weight
 auto) with each adequacy file in turn, alternating, and prints the median and p90 CPU time
 (``time.thread_time_ns``, so that load on the machine doesn't count) per plan, and of the
-neighbour lookup alone (``Neighbours.find``) and how many prompts found a neighbour. The prompts
-are training prompts, so most Winogrande and MMLU ones find themselves: the lookup's slow path.
+neighbour lookup alone (``Neighbours.find``) and how many prompts found a neighbour, for three
+versions of the prompts: as they are (each finds itself: an exact repeat, the slowest path), with
+one word of the ending changed (a near-duplicate), and with the ending's words shuffled (no
+neighbour: what most production prompts are).
 """
 
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -57,6 +60,28 @@ def main(argv: list[str]) -> None:
     for k in range(len(FILES)):
         rows = [p for p, o in zip(labeled.prompts, labeled.origin, strict=True) if o == k]
         prompts += rows[:: max(1, len(rows) // 300)][:300]
+    rng = random.Random(0)
+
+    def changed(text: str, shuffle: bool) -> str:
+        cut = text.rstrip().rfind("\n\n")
+        head, tail = (text[: cut + 2], text[cut + 2 :]) if cut >= 0 else ("", text)
+        words = tail.split(" ")
+        if shuffle:
+            rng.shuffle(words)
+        else:
+            words[len(words) // 2] = "zebra"
+        return head + " ".join(words)
+
+    for label, texts in (
+        ("training prompts (exact repeats)", prompts),
+        ("one word changed (near-duplicates)", [changed(p, False) for p in prompts]),
+        ("ending shuffled (no neighbour)", [changed(p, True) for p in prompts]),
+    ):
+        print(f"{label}:")
+        run(old, new, texts)
+
+
+def run(old: Path, new: Path, prompts: list[str]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         planners = {"old": planner(old, Path(folder)), "new": planner(new, Path(folder))}
         routes = [
@@ -76,16 +101,29 @@ def main(argv: list[str]) -> None:
 
     neighbours = Adequacy.load(new).neighbours
     assert neighbours is not None, f"{new} has no neighbour memory"
+    adequacy = Adequacy.load(new)
     lookups: list[int] = []
+    whole: dict[str, list[int]] = {"without": [], "with": []}
     found = 0
     for text in prompts:
         start = time.thread_time_ns()
         hit = neighbours.find(text)
         lookups.append(time.thread_time_ns() - start)
         found += hit is not None
+        # what the gate does per request: count terms, predict every model, (then) the neighbour
+        start = time.thread_time_ns()
+        predicted = adequacy.predict_task(*adequacy.counts(text))[0]
+        middle = time.thread_time_ns()
+        neighbours.moved(text, predicted)
+        end = time.thread_time_ns()
+        whole["without"].append(middle - start)
+        whole["with"].append(end - start)
     for name, values in times.items():
         median = statistics.median(values) / 1000
         print(f"plan, {name} file: median {median:.1f} µs, p90 {percentile(values, 0.9):.1f} µs")
+    for name, values in whole.items():
+        median, p90 = statistics.median(values) / 1000, percentile(values, 0.9)
+        print(f"terms + predictions, {name} the neighbour: median {median:.1f} µs, p90 {p90:.1f} µs")
     print(
         f"neighbour lookup alone: median {statistics.median(lookups) / 1000:.1f} µs, "
         f"p90 {percentile(lookups, 0.9):.1f} µs; {found} of {len(prompts)} prompts found one"

@@ -153,7 +153,9 @@ def test_the_gate_judges_on_the_moved_predictions_and_says_so() -> None:
     gate = AdequacyGate(Adequacy(artifact), min_success=0.3)
     rejected, judged = gate.verdicts(OTHER_TWIN, ["cheap", "strong"])
     assert judged["cheap"] == pytest.approx(sigmoid(-2.0))
-    assert rejected == {"cheap": "predicted success 0.12 < 0.30"}
+    assert rejected == {
+        "cheap": "predicted success 0.12 < 0.30 (a near-duplicate of a training prompt: its outcomes counted)"
+    }
     # the planner passes the term counts' predictions; the gate moves them itself
     counts = gate.adequacy.counts(OTHER_TWIN)
     unmoved = gate.adequacy.predict_counts(*counts)
