@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from policies.adequacy import (
     NEIGHBOUR_HASHES,
@@ -195,3 +197,20 @@ def test_version_3_files_are_read_and_predict_as_before() -> None:
     adequacy = Adequacy(v3)
     assert adequacy.neighbours is None
     assert adequacy.predict(OTHER_TWIN) == pytest.approx({"cheap": 0.5, "strong": sigmoid(2.0)})
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=600))
+def test_on_ascii_text_the_byte_table_finds_the_regexs_words(text: str) -> None:
+    import re
+
+    from policies.adequacy import _ending, _words
+
+    assert _words(text) == [w.encode() for w in re.findall(r"\w+", _ending(text).lower())]
+
+
+def test_non_ascii_endings_are_read_by_the_regex_in_lower_case() -> None:
+    from policies.adequacy import _words
+
+    assert _words("Über die Brücke, ÉCOLE_1 é") == [
+        w.encode() for w in ("über", "die", "brücke", "école_1", "é")
+    ]
