@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import re
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -34,8 +35,13 @@ FORMAT: Final = "router-adequacy"
 # training prompts' typical length (``reference_tokens``, what ``cost_weight`` prices against).
 # 3 added tasks (``tasks``: per task a centroid over the same TF-IDF vector and its suggested
 # setting; ``task_threshold``): what ``cost_weight: auto`` reads.
-VERSION: Final = 3
-READABLE_VERSIONS: Final = frozenset({1, 2, 3})
+# 4 added the neighbour memory (``neighbours``: per training prompt a MinHash signature of its
+# ending and each model's outcome; per model the learned weights of a near-duplicate's outcome).
+# Routers reading only 1-3 reject a version 4 file (their message says to retrain): its
+# predictions differ from what they would compute, so it is not silently half-read.
+VERSION: Final = 4
+VERSION_WITHOUT_NEIGHBOURS: Final = 3
+READABLE_VERSIONS: Final = frozenset({1, 2, 3, 4})
 # scikit-learn's default token pattern: runs of two or more word characters.
 TOKEN_PATTERN: Final = r"(?u)\b\w\w+\b"
 _FAST_TOKEN: Final = r"\w\w+"
@@ -58,6 +64,228 @@ def _sigmoids(logits: Sequence[float]) -> list[float]:
 
         with np.errstate(over="ignore"):
             return (1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))).tolist()  # type: ignore[no-any-return]
+
+
+# The neighbour memory (version 4). A prompt's *ending* (the text after its last blank line, at most
+# its last 400 characters: few-shot prompts share their examples, the question comes last) is
+# summarised by a MinHash signature over its word bigrams: NEIGHBOUR_HASHES one-byte values. Two
+# endings' signatures agree in about a share J of their bytes, J their bigrams' Jaccard similarity.
+NEIGHBOUR_CHARS: Final = 400
+NEIGHBOUR_HASHES: Final = 64
+# Bytes per LSH band: a training prompt is a candidate when one band of 4 bytes matches exactly
+# (probability J^4 per band; at J = 0.8 some band of 16 matches with probability 0.9998).
+NEIGHBOUR_BAND: Final = 4
+# A near-duplicate: estimated Jaccard >= 0.8 (chosen by cross-validation, docs/adequacy.md);
+# an exact repeat: every byte of the signature agrees. Each has its own learned weights.
+NEIGHBOUR_JACCARD: Final = 0.8
+NEIGHBOUR_SEED: Final = 20261207
+# Outcome bytes: a score s in [0, 1] stored as round(250 * s); 255 = the model's outcome is unknown.
+OUTCOME_SCALE: Final = 250
+OUTCOME_UNKNOWN: Final = 255
+_WORD: Final = re.compile(r"\w+")
+# What a rejection reason adds when a neighbour moved the predictions (by tier).
+NEIGHBOUR_NOTES: Final = (
+    " (an exact repeat of a training prompt: its outcomes counted)",
+    " (a near-duplicate of a training prompt: its outcomes counted)",
+)
+
+
+def ending(text: str) -> str:
+    """The part of a prompt near-duplicates are looked for in: after its last blank line, at most
+    its last ``NEIGHBOUR_CHARS`` characters, lower case."""
+    return _ending(text).lower()
+
+
+def _ending(text: str) -> str:
+    text = text.strip()
+    cut = text.rfind("\n\n")
+    if cut >= 0:
+        text = text[cut + 2 :]
+    return text[-NEIGHBOUR_CHARS:]
+
+
+# ASCII endings (most) skip the regex: word characters kept (upper case lowered), every other byte
+# a space, then bytes.split(): the same words as \w+ finds in the lowered text.
+_ASCII_WORDS: Final = bytes(
+    (c + 32 if 65 <= c <= 90 else c) if c < 128 and (chr(c).isalnum() or c == 95) else 32 for c in range(256)
+)
+
+
+def _words(text: str) -> list[bytes]:
+    """The words of a prompt's ending (lower case, UTF-8): what its shingles are made of."""
+    tail = _ending(text)
+    if tail.isascii():
+        return tail.encode("ascii").translate(_ASCII_WORDS).split()
+    return [w.encode("utf-8", "surrogatepass") for w in _WORD.findall(tail.lower())]
+
+
+HashParameters = tuple["npt.NDArray[np.uint64]", "npt.NDArray[np.uint64]", "np.uint64"]
+
+
+def _hash_parameters(hashes: int, seed: int) -> HashParameters:
+    """Multiply-shift hash functions: h(x) = a * x + b mod 2^64, a odd; a signature's byte is bits
+    32-39 of each function's minimum over the shingles. (And numpy's 32, made once.)"""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, 2**63, size=hashes, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+    b = rng.integers(0, 2**63, size=hashes, dtype=np.uint64)
+    return a, b, np.uint64(32)
+
+
+def signature(text: str, parameters: HashParameters) -> npt.NDArray[np.uint8] | None:
+    """The MinHash signature of a prompt's ending, one byte per hash function; None when the
+    ending has no word."""
+    import numpy as np
+
+    words = _words(text)
+    if not words:
+        return None
+    # Stable across processes (Python's str hash is not): CRC-32 of each word; a bigram is the
+    # pair of its words' CRCs in one 64-bit number.
+    a, b, shift = parameters
+    h = np.fromiter(map(zlib.crc32, words), np.uint64, len(words))
+    if len(h) > 1:
+        h = (h[:-1] << shift) | h[1:]
+    values = h[:, None] * a
+    values += b
+    # astype keeps the lowest byte of bits 32 and up
+    out: npt.NDArray[np.uint8] = (values.min(axis=0) >> shift).astype(np.uint8)
+    return out
+
+
+def near_matches(hashes: int, jaccard: float = NEIGHBOUR_JACCARD) -> int:
+    """How many of ``hashes`` one-byte MinHash values two endings of Jaccard ``jaccard`` share,
+    in expectation (a byte also agrees by chance, 1 time in 256)."""
+    return math.ceil(hashes * (jaccard + (1 - jaccard) / 256) - 1e-9)
+
+
+class Neighbours:
+    """The neighbour memory: for a prompt, the training prompt whose ending nearly repeats its own,
+    and that prompt's recorded outcome per model, moving each model's prediction by learned weights.
+
+    RouterBench's Winogrande comes in twins (one trigger word changed, the answer flipped): a model
+    biased toward one option gets one twin right and the other wrong, so a near-duplicate's success
+    there predicts failure; MMLU's exact repeats agree. The weights (per model: an exact repeat's
+    success and failure, a near one's) are learned with their sign free, on top of the default's
+    calibrated logit; a prompt without a neighbour is predicted exactly as without the memory.
+    """
+
+    def __init__(self, section: Mapping[str, Any], models: Sequence[str], source: str) -> None:
+        import numpy as np
+
+        try:
+            self.hashes = int(section["hashes"])
+            band = int(section["band"])
+            if self.hashes <= 0 or band <= 0 or self.hashes % band or band != 4:
+                raise ValueError(f"hashes {self.hashes} in bands of {band} (4 bytes per band are read)")
+            self._parameters = _hash_parameters(self.hashes, int(section["seed"]))
+            raw = base64.b64decode(section["signatures"])
+            if len(raw) % self.hashes:
+                raise ValueError("signatures are not whole rows")
+            self._signatures = np.frombuffer(raw, dtype=np.uint8).reshape(-1, self.hashes)
+            rows = len(self._signatures)
+            self._near = near_matches(self.hashes, float(section.get("jaccard", NEIGHBOUR_JACCARD)))
+            self._outcomes: dict[str, npt.NDArray[np.uint8]] = {}
+            self._weights: dict[str, tuple[float, float, float, float]] = {}
+            for model, spec in (section.get("models") or {}).items():
+                if model not in models:
+                    continue
+                outcomes = np.frombuffer(base64.b64decode(spec["outcomes"]), dtype=np.uint8)
+                if len(outcomes) != rows:
+                    raise ValueError(f"{model}: {len(outcomes)} outcomes for {rows} signatures")
+                w = tuple(float(x) for x in spec["weights"])
+                if len(w) != 4:
+                    raise ValueError(f"{model}: 4 weights expected")
+                self._outcomes[model] = outcomes
+                self._weights[model] = (w[0], w[1], w[2], w[3])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AdequacyError(
+                f"{source}: malformed neighbours section ({exc!r}); retrain it with `router train` "
+                "(or `router train --no-neighbours` for a file without it)."
+            ) from None
+        self.rows = rows
+        # Per training prompt, every remembered model's outcome byte in one row (one gather per
+        # hit), and each model's column: the hit's shifts are then worked out in plain Python.
+        self._columns = {model: k for k, model in enumerate(self._outcomes)}
+        self._table = (
+            np.column_stack(list(self._outcomes.values()))
+            if self._outcomes
+            else np.zeros((rows, 0), np.uint8)
+        )
+        # Exact repeats (every byte agreeing) by the signature itself: the earliest row of each.
+        self._exact: dict[bytes, int] = {}
+        for k, raw_row in enumerate(map(bytes, self._signatures)):
+            self._exact.setdefault(raw_row, k)
+        # Band keys: band number in the high 32 bits, the band's 4 bytes in the low ones; sorted,
+        # so that a lookup is one searchsorted over every band at once.
+        bands = self.hashes // band
+        values = self._signatures.view("<u4").astype(np.int64) if rows else np.zeros((0, bands), np.int64)
+        keys = (values + (np.arange(bands, dtype=np.int64) << 32)[None, :]).ravel()
+        order = np.argsort(keys, kind="stable")
+        self._rows = (order // bands).astype(np.intp)
+        # Each distinct key once, and where its rows start in _rows (CSR); a last key above every
+        # real one: searchsorted's answer is always a valid position.
+        unique, starts = np.unique(keys[order], return_index=True)
+        self._keys = np.append(unique, np.iinfo(np.int64).max)
+        self._starts = np.append(starts, len(order)).astype(np.intp)
+        self._offsets = np.arange(bands, dtype=np.int64) << 32
+        self._np = np
+
+    def find(self, text: str) -> tuple[int, int] | None:
+        """The training prompt nearest-repeating this one: (its row, tier: 0 = an exact repeat,
+        1 = a near one), or None. Ties go to the earliest row."""
+        sig = signature(text, self._parameters)
+        if sig is None:
+            return None
+        exact = self._exact.get(sig.tobytes())
+        if exact is not None:
+            return exact, 0
+        query = sig.view("<u4").astype(self._keys.dtype)
+        query += self._offsets
+        at = self._keys.searchsorted(query)
+        at = at[self._keys[at] == query]  # the last key, above every real one, never hits
+        if not len(at):
+            return None
+        starts = self._starts[at].tolist()
+        ends = self._starts[at + 1].tolist()
+        rows = (
+            self._rows[starts[0] : ends[0]]
+            if len(starts) == 1
+            else self._np.concatenate([self._rows[i:j] for i, j in zip(starts, ends, strict=True)])
+        )
+        matches = self._np.count_nonzero(self._signatures[rows] == sig, axis=1)
+        best = int(matches.max())
+        if best < self._near:
+            return None
+        row = int(rows[matches == best].min())
+        return row, 0 if best == self.hashes else 1
+
+    def adjust(self, text: str, predicted: Mapping[str, float]) -> dict[str, float]:
+        """``predicted`` moved by the prompt's neighbour's outcomes (unchanged without one)."""
+        return self.moved(text, predicted)[0]
+
+    def moved(self, text: str, predicted: Mapping[str, float]) -> tuple[dict[str, float], str | None]:
+        """``adjust``, and what moved the predictions for routing's reasons (None: nothing)."""
+        found = self.find(text)
+        if found is None:
+            return predicted if isinstance(predicted, dict) else dict(predicted), None
+        row, tier = found
+        out = dict(predicted)
+        outcomes = self._table[row].tolist()
+        columns, weights = self._columns, self._weights
+        for model, p in predicted.items():
+            k = columns.get(model)
+            if k is None or outcomes[k] == OUTCOME_UNKNOWN:
+                continue
+            ok = outcomes[k] / OUTCOME_SCALE
+            w = weights[model]
+            delta = w[2 * tier] * ok + w[2 * tier + 1] * (1.0 - ok)
+            if delta:
+                p = min(max(p, 1e-12), 1 - 1e-12)
+                x = math.log(p / (1 - p)) + delta
+                out[model] = 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
+        return out, NEIGHBOUR_NOTES[tier]
 
 
 class AdequacyError(ValueError):
@@ -168,6 +396,10 @@ class Adequacy:
         }
         self._fingerprints: frozenset[str] | None = None
         self._featurizer_id: str | None = None
+        section = data.get("neighbours")
+        self.neighbours: Neighbours | None = (
+            Neighbours(section, self.models, source) if isinstance(section, Mapping) else None
+        )
         centroids = self._tasks(data, len(vocabulary))
         # One row per term: its IDF, then per model IDF x coefficient x the calibration's slope (which
         # folds into the weights), then per task IDF x centroid. A prediction gathers the prompt's
@@ -397,8 +629,16 @@ class Adequacy:
         return dict(zip(self.models, probabilities, strict=True)), task
 
     def predict(self, text: str) -> dict[str, float]:
-        """Each model's probability of success on this prompt."""
-        return self.predict_counts(*self.counts(text))
+        """Each model's probability of success on this prompt (with its neighbour's outcomes, if
+        the file has a neighbour memory)."""
+        return self.adjust(text, self.predict_counts(*self.counts(text)))
+
+    def adjust(self, text: str, predicted: Mapping[str, float]) -> dict[str, float]:
+        """Predictions from the term counts (``predict_counts``) moved by the prompt's near-duplicate
+        in the training data, if the file has a neighbour memory and the prompt has one."""
+        if self.neighbours is None:
+            return dict(predicted)
+        return self.neighbours.adjust(text, predicted)
 
     def trained_on(self, texts: Iterable[str]) -> int:
         """How many of ``texts`` were in this file's training data (by fingerprint)."""
@@ -522,6 +762,10 @@ class AdequacyGate:
             predicted, task = self.adequacy.predict_task(*counts)
         else:
             task = self.adequacy.task_of(*counts) if self.auto and cost_weight is None else None
+        # The term counts' predictions (what the planner passes) moved by the prompt's neighbour.
+        note = None
+        if self.adequacy.neighbours is not None:
+            predicted, note = self.adequacy.neighbours.moved(text, predicted)
         if cost_weight is None:
             cost_weight = self.weight_for(task)[0]
         judged = {name: predicted[name] for name in names if name in predicted}
@@ -546,6 +790,8 @@ class AdequacyGate:
             self._price(judged, costs, tokens, rejected, cost_weight)
         if len(rejected) == len(judged) and self.on_inadequate == "best":
             del rejected[max(judged, key=judged.__getitem__)]  # the likeliest
+        if note is not None:
+            rejected = {name: reason + note for name, reason in rejected.items()}
         return rejected, judged, counts
 
     def _price(

@@ -197,6 +197,14 @@ def train_command(
             "(a path or a sqlite:///, redis:// URL).",
         ),
     ] = None,
+    no_neighbours: Annotated[
+        bool,
+        typer.Option(
+            "--no-neighbours",
+            help="Leave out the neighbour memory (a near-duplicate training prompt's outcomes as a "
+            "learned feature): a smaller version 3 file that older routers read too.",
+        ),
+    ] = False,
 ) -> None:
     """Learn each model's probability of success per prompt from labeled data; report cross-validated
     calibration and (with --target) the threshold to use; write a portable adequacy file."""
@@ -233,7 +241,7 @@ def train_command(
             costs,
             models=names,
             target=parsed_target,
-            settings=Settings(folds=folds, output_tokens=output_tokens),
+            settings=Settings(folds=folds, output_tokens=output_tokens, neighbours=not no_neighbours),
             setting=setting,
             counted=counted,
             featurizer=featurizer,

@@ -25,12 +25,23 @@ from typing import TYPE_CHECKING, Any, Final
 from policies.adequacy import (
     DEFAULT_MAX_CHARS,
     FORMAT,
+    NEIGHBOUR_BAND,
+    NEIGHBOUR_CHARS,
+    NEIGHBOUR_HASHES,
+    NEIGHBOUR_JACCARD,
+    NEIGHBOUR_SEED,
+    OUTCOME_SCALE,
+    OUTCOME_UNKNOWN,
     TOKEN_PATTERN,
     VERSION,
+    VERSION_WITHOUT_NEIGHBOURS,
+    _hash_parameters,
     choose,
     encode_floats,
+    near_matches,
     prompt_fingerprint,
     reference_cost,
+    signature,
 )
 from policies.tokens import estimate_prompt_tokens
 from router._eval import Point, best_single, hull, hull_quality, oracle, single_points
@@ -188,6 +199,9 @@ class Settings:
     # measured by leaving each file out (docs/adequacy.md) and not made the default.
     balance_files: bool = False
     output_tokens: int = 256  # what routing expects a reply to take (cost_weight's reference length)
+    # The neighbour memory (a near-duplicate training prompt's outcomes as a learned feature):
+    # version 4 files; off: a version 3 file, which older routers read too.
+    neighbours: bool = True
 
 
 def _texts(data: LabeledData, settings: Settings) -> list[str]:
@@ -449,6 +463,15 @@ def train(
         # still out of sample. The file's map is fitted on every held-out prediction.
         folds = [order[fold :: settings.folds] for fold in range(settings.folds)]
         held_out, platt = _platt(held_out, data, names, folds, settings.balance_files)
+    neighbours: dict[str, Any] | None = None
+    neighbour_stats: dict[str, Any] = {}
+    if settings.neighbours:
+        fold_of = np.zeros(n, dtype=np.intp)
+        for fold in range(settings.folds):
+            fold_of[order[fold :: settings.folds]] = fold
+        neighbours, held_out, neighbour_stats = _neighbour_memory(
+            data, names, held_out, fold_of, settings.folds
+        )
     calibration = tuple(_calibration(m, held_out[m].tolist(), data.outcomes[m]) for m in names)
     tokens = [estimate_prompt_tokens(list(m)) for m in data.messages]
     reference_tokens = _reference_tokens(tokens, data.origin)
@@ -529,8 +552,8 @@ def train(
     size = len(featurizer_section["vocabulary"])
     artifact: dict[str, Any] = {
         "format": FORMAT,
-        "version": VERSION,
-        "method": "tfidf-logreg-platt" if platt else "tfidf-logreg",
+        "version": VERSION if neighbours is not None else VERSION_WITHOUT_NEIGHBOURS,
+        "method": ("tfidf-logreg-platt" if platt else "tfidf-logreg") + ("-neighbours" if neighbours else ""),
         "reference_tokens": reference_tokens,
         "created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "featurizer": featurizer_section,
@@ -547,6 +570,7 @@ def train(
         "suggested": None if threshold is None else {setting: threshold},
         "target": None if target is None else f"{target.fraction:g} of {target.model}",
         **({"tasks": tasks_section, "task_threshold": task_threshold} if tasks_section else {}),
+        **({"neighbours": neighbours} if neighbours is not None else {}),
         "training": {
             "files": [Path(s).name for s in data.sources],
             "rows": n,
@@ -564,6 +588,11 @@ def train(
                 c.model: {"brier": round(c.brier, 6), "ece": round(c.ece, 6)} for c in calibration
             },
             **({"task_accuracy": round(task_accuracy, 6)} if task_accuracy is not None else {}),
+            **(
+                {"with_neighbour": round(neighbour_stats["held_out_with_neighbour"], 6)}
+                if neighbour_stats
+                else {}
+            ),
         },
     }
     report = TrainReport(
@@ -784,3 +813,172 @@ def write_artifact(artifact: Mapping[str, Any], path: str | Path) -> str:
     raw = json.dumps(artifact, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     Path(path).write_bytes(raw)
     return hashlib.sha256(raw).hexdigest()
+
+
+def _neighbour_candidates(signatures: Any, near: int) -> list[list[tuple[int, int]]]:
+    """Per memory row: the other rows sharing an LSH band with it whose signatures agree in at least
+    ``near`` bytes, as (agreeing bytes, row), best first, then earliest row (``Neighbours.find``)."""
+    import numpy as np
+
+    n, hashes = signatures.shape
+    bands = signatures.view("<u4") if n else np.zeros((0, hashes // NEIGHBOUR_BAND), np.uint32)
+    firsts: list[Any] = []
+    seconds: list[Any] = []
+    for b in range(bands.shape[1]):
+        keys = bands[:, b]
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        ends = np.r_[starts[1:], n]
+        for start, end in zip(
+            starts[ends - starts > 1].tolist(), ends[ends - starts > 1].tolist(), strict=True
+        ):
+            members = order[start:end]
+            i, j = np.triu_indices(len(members), 1)
+            firsts.append(members[i])
+            seconds.append(members[j])
+    out: list[list[tuple[int, int]]] = [[] for _ in range(n)]
+    if not firsts:
+        return out
+    pairs = np.unique(np.stack([np.concatenate(firsts), np.concatenate(seconds)], axis=1), axis=0)
+    agree = np.count_nonzero(signatures[pairs[:, 0]] == signatures[pairs[:, 1]], axis=1)
+    keep = agree >= near
+    for (a, b), m in zip(pairs[keep].tolist(), agree[keep].tolist(), strict=True):
+        out[a].append((m, b))
+        out[b].append((m, a))
+    for found in out:
+        found.sort(key=lambda item: (-item[0], item[1]))
+    return out
+
+
+def _fit_offset(x: Any, offset: Any, y: Any, l2: float = 1.0) -> Any:
+    """A logistic regression without intercept whose logit adds to a fixed ``offset`` (the default's
+    calibrated logit): Newton's method with an L2 penalty; ``y`` may be a score in [0, 1]."""
+    import numpy as np
+
+    w = np.zeros(x.shape[1])
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-(offset + x @ w)))
+        gradient = x.T @ (p - y) + l2 * w
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(len(w))
+        step = np.linalg.solve(hessian, gradient)
+        w -= step
+        if float(np.abs(step).max()) < 1e-9:
+            break
+    return w
+
+
+def _neighbour_memory(
+    data: LabeledData,
+    names: Sequence[str],
+    held_out: Mapping[str, npt.NDArray[np.float64]],
+    fold_of: npt.NDArray[np.intp],
+    folds: int,
+) -> tuple[dict[str, Any] | None, dict[str, npt.NDArray[np.float64]], dict[str, Any]]:
+    """The neighbour memory and its learned weights, and the held-out predictions with it.
+
+    Cross-fitted like everything else: a row's neighbour always comes from other folds than its
+    own, as a routed prompt's comes from the training data; for the held-out figures, the weights
+    used on a fold are fitted on the other folds' rows, whose neighbours come from neither their
+    own fold nor the held-out one. Returns (section or None: no prompt has text, the held-out
+    predictions, statistics for the report)."""
+    import numpy as np
+
+    parameters = _hash_parameters(NEIGHBOUR_HASHES, NEIGHBOUR_SEED)
+    memory: list[int] = []
+    signatures: list[Any] = []
+    for i, prompt in enumerate(data.prompts):
+        sig = signature(prompt, parameters) if prompt else None
+        if sig is not None:
+            memory.append(i)
+            signatures.append(sig)
+    if not memory:
+        return None, dict(held_out), {}
+    matrix = np.stack(signatures)
+    index = np.asarray(memory)
+    near = near_matches(NEIGHBOUR_HASHES)
+    local = _neighbour_candidates(matrix, near)
+    candidates: list[list[tuple[int, int]]] = [[] for _ in range(len(data))]
+    for k, found in enumerate(local):
+        candidates[memory[k]] = [(m, int(index[r])) for m, r in found]
+    # Outcomes as the file stores them (a byte each), so that training sees what routing will.
+    stored = {
+        m: np.array([_outcome_byte(data.outcomes[m][i]) for i in memory], dtype=np.uint8) for m in names
+    }
+    position = np.full(len(data), -1)
+    position[index] = np.arange(len(memory))
+
+    def neighbour(i: int, banned: tuple[int, ...]) -> tuple[int, int] | None:
+        for agree, row in candidates[i]:
+            if int(fold_of[row]) not in banned:
+                return row, 0 if agree == NEIGHBOUR_HASHES else 1
+        return None
+
+    def features(found: Sequence[tuple[int, int] | None], model: str) -> Any:
+        x = np.zeros((len(found), 4))
+        for k, hit in enumerate(found):
+            if hit is None:
+                continue
+            value = int(stored[model][position[hit[0]]])
+            if value == OUTCOME_UNKNOWN:
+                continue
+            ok = value / OUTCOME_SCALE
+            x[k, 2 * hit[1]] = ok
+            x[k, 2 * hit[1] + 1] = 1.0 - ok
+        return x
+
+    def fit(rows: Any, found: Sequence[tuple[int, int] | None], model: str) -> Any:
+        x = features(found, model)
+        y = np.array([np.nan if (v := data.outcomes[model][i]) is None else v for i in rows.tolist()])
+        use = ~np.isnan(y) & (x.sum(axis=1) > 0)
+        if use.sum() < 10:  # too few near-duplicates to learn from: no effect
+            return np.zeros(4)
+        return _fit_offset(x[use], logits[model][rows[use]], y[use])
+
+    logits = {m: _logits(held_out[m]) for m in names}
+    n = len(data)
+    adjusted = {m: held_out[m].copy() for m in names}
+    found_test = np.zeros(n, dtype=bool)
+    for f in range(folds):
+        test = np.flatnonzero(fold_of == f)
+        train_rows = np.flatnonzero(fold_of != f)
+        train_found = [neighbour(i, (f, int(fold_of[i]))) for i in train_rows.tolist()]
+        test_found = [neighbour(i, (f,)) for i in test.tolist()]
+        found_test[test] = [hit is not None for hit in test_found]
+        for m in names:
+            w = fit(train_rows, train_found, m)
+            shift = features(test_found, m) @ w
+            adjusted[m][test] = 1.0 / (1.0 + np.exp(-(logits[m][test] + shift)))
+    everyone = np.arange(n)
+    found_all = [neighbour(i, (int(fold_of[i]),)) for i in range(n)]
+    weights = {m: fit(everyone, found_all, m) for m in names}
+    section = {
+        "kind": "minhash-word-bigrams",
+        "ending_chars": NEIGHBOUR_CHARS,
+        "hashes": NEIGHBOUR_HASHES,
+        "band": NEIGHBOUR_BAND,
+        "seed": NEIGHBOUR_SEED,
+        "jaccard": NEIGHBOUR_JACCARD,
+        "signatures": base64.b64encode(matrix.tobytes()).decode("ascii"),
+        "models": {
+            m: {
+                "outcomes": base64.b64encode(stored[m].tobytes()).decode("ascii"),
+                "weights": [round(float(v), 6) for v in weights[m]],
+            }
+            for m in names
+        },
+    }
+    stats = {"rows": len(memory), "held_out_with_neighbour": float(found_test.mean()) if n else 0.0}
+    return section, adjusted, stats
+
+
+def _outcome_byte(value: float | None) -> int:
+    """An outcome as the neighbour memory stores it: 0-250 for a score in [0, 1], 255 unknown."""
+    return OUTCOME_UNKNOWN if value is None else round(OUTCOME_SCALE * value)
+
+
+def _logits(p: Any) -> Any:
+    import numpy as np
+
+    q = np.clip(p, 1e-6, 1 - 1e-6)
+    return np.log(q / (1 - q))

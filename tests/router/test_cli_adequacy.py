@@ -105,6 +105,24 @@ def test_train_writes_an_artifact_a_route_can_use_and_reports_held_out_figures(t
     assert "training data" in check.output  # evaluating on the training set warns
 
 
+def test_train_no_neighbours_writes_a_version_3_file_and_by_default_version_4(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    rows = ["prompt,cheap,strong,cheap|total_cost,strong|total_cost"]
+    for i in range(10):
+        rows.append(f"the _ in riddle {i} was too big,{i % 2},1,0.001,0.01")
+        rows.append(f"the _ in riddle {i} was too small,{1 - i % 2},1,0.001,0.01")
+    data = tmp_path / "train.csv"
+    data.write_text("\n".join(rows) + "\n")
+    versions = {}
+    for flags in ([], ["--no-neighbours"]):
+        out = tmp_path / f"a{len(flags)}.json"
+        result = runner.invoke(app, ["train", str(data), "--out", str(out), "--folds", "2", *flags])
+        assert result.exit_code == 0, result.output
+        artifact = json.loads(out.read_text())
+        versions[bool(flags)] = (artifact["version"], "neighbours" in artifact)
+    assert versions == {False: (4, True), True: (3, False)}
+
+
 def test_train_refuses_a_bad_target(tmp_path: Path) -> None:
     _, data = setup(tmp_path)
     result = runner.invoke(

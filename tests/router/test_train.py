@@ -3,6 +3,8 @@ reference length cost_weight prices against, and the artifact they go into."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from router._labeled import LabeledData
@@ -46,7 +48,7 @@ def test_platt_scaling_sharpens_timid_held_out_predictions() -> None:
     assert np.all(np.abs(calibrated["m"] - timid) > 0.1)
 
 
-def test_train_writes_a_version_3_file_with_calibration_and_the_reference_length() -> None:
+def test_train_writes_a_version_4_file_with_calibration_and_the_reference_length() -> None:
     pytest.importorskip("sklearn")
     from policies.adequacy import VERSION, Adequacy
     from policies.tokens import estimate_prompt_tokens
@@ -61,7 +63,7 @@ def test_train_writes_a_version_3_file_with_calibration_and_the_reference_length
         target=Target(0.95, "strong"),
         settings=Settings(folds=4, min_df=1, output_tokens=16),
     )
-    assert artifact["version"] == VERSION == 3 and artifact["method"] == "tfidf-logreg-platt"
+    assert artifact["version"] == VERSION == 4 and artifact["method"] == "tfidf-logreg-platt-neighbours"
     # one file: the median of its prompts' estimated tokens
     lengths = sorted(estimate_prompt_tokens([{"role": "user", "content": p}]) for p in prompts)
     assert artifact["reference_tokens"] == (lengths[19] + lengths[20]) / 2
@@ -117,7 +119,8 @@ def test_each_file_weighs_the_same_so_an_unknown_prompt_gets_the_models_average_
     from router._train import Settings, train
 
     # m fails the 30 prompts of file a and answers the 10 of file b, all worded alike: its
-    # prediction is its prior, by rows 10/40, by files (0 + 1) / 2.
+    # prediction is its prior, by rows 10/40, by files (0 + 1) / 2. (Without the neighbour memory:
+    # the prompts repeat each other, and a repeat's recorded outcome would move the prediction.)
     prompts = ["solve this task"] * 40
     outcomes = {"m": [0.0] * 30 + [1.0] * 10, "n": [1.0, 0.0] * 20}
     costs = {"m": [0.001] * 40, "n": [0.01] * 40}
@@ -127,7 +130,7 @@ def test_each_file_weighs_the_same_so_an_unknown_prompt_gets_the_models_average_
         artifact, _ = train(
             labeled(prompts, outcomes, origin),
             costs,
-            settings=Settings(folds=4, min_df=1, output_tokens=16, balance_files=balance),
+            settings=Settings(folds=4, min_df=1, output_tokens=16, balance_files=balance, neighbours=False),
         )
         predicted[balance] = Adequacy(artifact).predict("solve this task")["m"]
         assert artifact["training"]["settings"]["balance_files"] is balance
@@ -176,3 +179,100 @@ def test_each_task_has_its_own_threshold_so_a_tight_task_does_not_take_a_prompt_
     assert adequacy.task_of(*adequacy.counts(f"{template} quiz 99")) == "a"
     assert adequacy.task_of(*adequacy.counts("river stone winter")) == "b"
     assert adequacy.task_of(*adequacy.counts("tell me a story about a dragon, answer please")) is None
+
+
+def twins(pairs: int, seed: int = 3) -> tuple[list[str], dict[str, list[float]]]:
+    """Winogrande-like twins: two prompts differing in their last word. "biased" gets a random one
+    of each pair right and the other wrong (the words say nothing); "steady" gets both or neither."""
+    import random
+
+    rng = random.Random(seed)
+    prompts: list[str] = []
+    outcomes: dict[str, list[float]] = {"biased": [], "steady": []}
+    for _ in range(pairs):
+        words = " ".join(f"w{rng.randrange(10**6)}" for _ in range(12))
+        prompts += [f"{words} because the _ was big", f"{words} because the _ was small"]
+        first = float(rng.random() < 0.5)
+        outcomes["biased"] += [first, 1.0 - first]
+        both = float(rng.random() < 0.5)
+        outcomes["steady"] += [both, both]
+    return prompts, outcomes
+
+
+def test_train_learns_that_a_biased_models_twins_flip_and_a_steady_ones_agree() -> None:
+    pytest.importorskip("sklearn")
+    from policies.adequacy import Adequacy
+    from router._train import Settings, train
+
+    prompts, outcomes = twins(60)
+    costs = {"biased": [0.001] * 120, "steady": [0.01] * 120}
+    artifact, _ = train(labeled(prompts, outcomes), costs, settings=Settings(folds=5, min_df=1))
+    weights = {m: s["weights"] for m, s in artifact["neighbours"]["models"].items()}
+    exact_ok, exact_fail, near_ok, near_fail = weights["biased"]
+    assert near_ok < -1.0 and near_fail > 1.0  # a twin right: this one wrong, and the other way
+    assert exact_ok == exact_fail == 0.0  # no exact repeats to learn from: no effect
+    assert weights["steady"][2] > 1.0 and weights["steady"][3] < -1.0
+    # a third variant of pair 0 nearly repeats both twins: one of them is its neighbour
+    adequacy = Adequacy(artifact)
+    assert adequacy.neighbours is not None
+    variant = prompts[0].replace("was big", "was huge")
+    found = adequacy.neighbours.find(variant)
+    assert found is not None and found[0] in (0, 1) and found[1] == 1
+    plain = adequacy.predict_counts(*adequacy.counts(variant))
+    moved = adequacy.predict(variant)
+    assert (moved["biased"] < plain["biased"]) == (outcomes["biased"][found[0]] == 1.0)
+    assert (moved["steady"] > plain["steady"]) == (outcomes["steady"][found[0]] == 1.0)
+
+
+def test_held_out_a_rows_neighbour_comes_from_another_fold_and_its_weights_from_the_others() -> None:
+    np = pytest.importorskip("numpy")
+    from router._train import _neighbour_memory
+
+    prompts, outcomes = twins(60)
+    data = labeled(prompts, outcomes)
+    base = {m: np.full(120, 0.5) for m in outcomes}  # the words know nothing
+    # 5 folds, each pair's twins in different folds, except pair 0's, both in fold 0
+    fold_of = np.array([(i // 2 + i % 2) % 5 for i in range(120)])
+    fold_of[1] = 0
+    section, held_out, stats = _neighbour_memory(data, list(outcomes), base, fold_of, 5)
+    assert section is not None and stats["rows"] == 120
+    # pair 0's twin was never in another fold: no neighbour, the base prediction
+    assert held_out["biased"][0] == held_out["biased"][1] == 0.5
+    assert stats["held_out_with_neighbour"] == pytest.approx(118 / 120)
+    y = np.array(outcomes["biased"])
+    brier = float(np.mean((held_out["biased"] - y) ** 2))
+    assert brier < 0.1  # against 0.25 for the base: the twin's outcome, flipped, held out
+    steady = float(np.mean((held_out["steady"] - np.array(outcomes["steady"])) ** 2))
+    assert steady < 0.1
+
+
+def test_without_neighbours_train_writes_a_version_3_file_older_routers_read() -> None:
+    pytest.importorskip("sklearn")
+    from policies.adequacy import Adequacy
+    from router._train import Settings, train
+
+    prompts, outcomes = twins(10)
+    costs = {"biased": [0.001] * 20, "steady": [0.01] * 20}
+    data = labeled(prompts, outcomes)
+    artifact, _ = train(data, costs, settings=Settings(folds=2, min_df=1, neighbours=False))
+    assert artifact["version"] == 3 and "neighbours" not in artifact
+    assert artifact["method"] == "tfidf-logreg-platt"
+    assert Adequacy(artifact).neighbours is None
+    with_memory, _ = train(data, costs, settings=Settings(folds=2, min_df=1))
+    # the same predictor underneath: without a neighbour, the same predictions
+    assert with_memory["models"] == artifact["models"]
+
+
+def test_the_neighbour_memory_round_trips_through_the_written_file(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    from policies.adequacy import Adequacy
+    from router._train import Settings, train, write_artifact
+
+    prompts, outcomes = twins(20)
+    costs = {"biased": [0.001] * 40, "steady": [0.01] * 40}
+    artifact, _ = train(labeled(prompts, outcomes), costs, settings=Settings(folds=4, min_df=1))
+    digest = write_artifact(artifact, tmp_path / "a.json")
+    loaded = Adequacy.load(tmp_path / "a.json")
+    assert loaded.digest == digest and loaded.neighbours is not None and loaded.neighbours.rows == 40
+    for text in (prompts[3], prompts[3].replace("was", "is"), "nothing like the training data"):
+        assert loaded.predict(text) == pytest.approx(Adequacy(artifact).predict(text))

@@ -1,0 +1,216 @@
+"""The neighbour memory: a near-duplicate training prompt's recorded outcome moves each model's
+prediction by its learned weights; without a near-duplicate, predictions are the default's."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from policies.adequacy import (
+    NEIGHBOUR_HASHES,
+    NEIGHBOUR_SEED,
+    OUTCOME_UNKNOWN,
+    Adequacy,
+    AdequacyError,
+    AdequacyGate,
+    _hash_parameters,
+    ending,
+    near_matches,
+    signature,
+)
+from tests.adequacy_helpers import hand_artifact
+
+pytest.importorskip("numpy")
+
+TWIN = (
+    "The trophy would not fit into the brown suitcase that my aunt gave me last summer "
+    "because the _ was far too large for it, so we left it at the hotel.\nA) trophy\nB) suitcase"
+)
+OTHER_TWIN = TWIN.replace("too large", "too small")
+UNRELATED = "Write a Python function that returns the sum of the squares of a list of integers."
+FEW_SHOT = "Answer like this.\n\nThe cat sat on the mat.\nA) cat\nB) mat\nAnswer: A\n\n"
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def signatures(*texts: str) -> Any:
+    parameters = _hash_parameters(NEIGHBOUR_HASHES, NEIGHBOUR_SEED)
+    return [signature(t, parameters) for t in texts]
+
+
+def memory_artifact(outcomes: dict[str, list[int]], weights: dict[str, list[float]]) -> dict[str, Any]:
+    """``hand_artifact`` (cheap: +3 per "easy", -3 per "hard"; strong: 2.0) with a neighbour memory
+    of two training prompts, TWIN (row 0) and UNRELATED (row 1), their outcomes (bytes: 250 = right,
+    0 = wrong, 255 = unknown) and per model [exact ok, exact failed, near ok, near failed]."""
+    import numpy as np
+
+    rows = np.stack(signatures(TWIN, UNRELATED))
+    artifact = hand_artifact()
+    artifact["neighbours"] = {
+        "kind": "minhash-word-bigrams",
+        "ending_chars": 400,
+        "hashes": NEIGHBOUR_HASHES,
+        "band": 4,
+        "seed": NEIGHBOUR_SEED,
+        "jaccard": 0.8,
+        "signatures": base64.b64encode(rows.tobytes()).decode("ascii"),
+        "models": {
+            m: {
+                "outcomes": base64.b64encode(bytes(outcomes[m])).decode("ascii"),
+                "weights": weights[m],
+            }
+            for m in outcomes
+        },
+    }
+    return artifact
+
+
+def test_the_ending_is_after_the_last_blank_line_and_at_most_400_characters() -> None:
+    assert ending(FEW_SHOT + TWIN) == TWIN.lower()
+    assert ending("x " * 500) == ("x " * 500).strip()[-400:]
+    # few-shot examples up front don't change a prompt's signature; its question does
+    with_shots, bare, other = signatures(FEW_SHOT + TWIN, TWIN, OTHER_TWIN)
+    assert (with_shots == bare).all() and not (bare == other).all()
+    assert signatures("", "  \n\n ") == [None, None]
+
+
+def test_signatures_agree_in_about_the_share_of_shared_bigrams() -> None:
+    import re
+
+    def bigrams(t: str) -> set[tuple[str, str]]:
+        w = re.findall(r"\w+", t.lower())
+        return set(itertools.pairwise(w))
+
+    a, b = bigrams(TWIN), bigrams(OTHER_TWIN)
+    jaccard = len(a & b) / len(a | b)  # 33 of 37 distinct bigrams ("too large" -> "too small"): 0.89
+    assert jaccard == pytest.approx(33 / 37)
+    one, two, far = signatures(TWIN, OTHER_TWIN, UNRELATED)
+    assert abs(int((one == two).sum()) / NEIGHBOUR_HASHES - jaccard) < 0.15
+    assert int((one == far).sum()) < near_matches(NEIGHBOUR_HASHES)
+    # 0.8 of 64 bytes, plus chance agreement (1 in 256): 52
+    assert near_matches(64) == 52
+
+
+def test_a_near_duplicate_that_was_right_lowers_a_biased_models_prediction_as_learned() -> None:
+    # cheap got TWIN right; near twins flip for it (near ok -2.0): its twin is predicted to fail
+    artifact = memory_artifact(
+        {"cheap": [250, 0], "strong": [250, 250]},
+        {"cheap": [1.0, -1.0, -2.0, 2.0], "strong": [0.5, -0.5, 0.3, -0.3]},
+    )
+    adequacy = Adequacy(artifact)
+    assert adequacy.neighbours is not None and adequacy.neighbours.find(OTHER_TWIN) == (0, 1)
+    plain = Adequacy(hand_artifact()).predict(OTHER_TWIN)  # no "easy"/"hard": cheap 0.5, strong sigmoid(2)
+    assert plain == pytest.approx({"cheap": 0.5, "strong": sigmoid(2.0)})
+    assert adequacy.predict(OTHER_TWIN) == pytest.approx(
+        {"cheap": sigmoid(0.0 - 2.0), "strong": sigmoid(2.0 + 0.3)}
+    )
+    # an exact repeat (few-shot examples aside) takes the exact tier's weights
+    assert adequacy.neighbours.find(FEW_SHOT + TWIN) == (0, 0)
+    assert adequacy.predict(FEW_SHOT + TWIN) == pytest.approx(
+        {"cheap": sigmoid(0.0 + 1.0), "strong": sigmoid(2.0 + 0.5)}
+    )
+
+
+def test_a_near_duplicate_that_failed_raises_the_prediction_by_the_failure_weight() -> None:
+    artifact = memory_artifact({"cheap": [0, 0]}, {"cheap": [1.0, -1.0, -2.0, 2.0]})
+    assert Adequacy(artifact).predict(OTHER_TWIN)["cheap"] == pytest.approx(sigmoid(2.0))
+
+
+def test_without_a_near_duplicate_predictions_and_verdicts_are_the_defaults() -> None:
+    artifact = memory_artifact(
+        {"cheap": [250, 250], "strong": [0, 0]}, {"cheap": [5.0, -5.0, -5.0, 5.0], "strong": [5.0] * 4}
+    )
+    with_memory, without = Adequacy(artifact), Adequacy(hand_artifact())
+    for text in (
+        "an easy one",
+        "a hard proof of something else entirely",
+        UNRELATED.replace("sum", "product of"),
+    ):
+        if text != UNRELATED:
+            assert with_memory.predict(text) == without.predict(text)
+    costs = {"cheap": 0.001, "strong": 0.01}
+    gates = [AdequacyGate(a, cost_weight=0.1) for a in (with_memory, without)]
+    verdicts = [g.verdicts("an easy one", ["cheap", "strong"], costs) for g in gates]
+    assert verdicts[0] == verdicts[1]
+
+
+def test_an_unknown_outcome_or_a_model_outside_the_memory_is_not_moved() -> None:
+    artifact = memory_artifact({"cheap": [OUTCOME_UNKNOWN, 0]}, {"cheap": [1.0, -1.0, -2.0, 2.0]})
+    predicted = Adequacy(artifact).predict(OTHER_TWIN)
+    assert predicted == pytest.approx({"cheap": 0.5, "strong": sigmoid(2.0)})  # strong: not in the memory
+
+
+def test_the_gate_judges_on_the_moved_predictions_and_says_so() -> None:
+    artifact = memory_artifact({"cheap": [250, 0]}, {"cheap": [1.0, -1.0, -2.0, 2.0]})
+    gate = AdequacyGate(Adequacy(artifact), min_success=0.3)
+    rejected, judged = gate.verdicts(OTHER_TWIN, ["cheap", "strong"])
+    assert judged["cheap"] == pytest.approx(sigmoid(-2.0))
+    assert rejected == {
+        "cheap": "predicted success 0.12 < 0.30 (a near-duplicate of a training prompt: its outcomes counted)"
+    }
+    # the planner passes the term counts' predictions; the gate moves them itself
+    counts = gate.adequacy.counts(OTHER_TWIN)
+    unmoved = gate.adequacy.predict_counts(*counts)
+    assert gate.judge(OTHER_TWIN, ["cheap", "strong"], counts=counts, predicted=unmoved)[0] == rejected
+
+
+def test_the_file_round_trips_through_json(tmp_path: Path) -> None:
+    artifact = memory_artifact({"cheap": [250, 0]}, {"cheap": [1.0, -1.0, -2.0, 2.0]})
+    path = tmp_path / "a.json"
+    path.write_text(json.dumps(artifact), encoding="utf-8")
+    loaded = Adequacy.load(path)
+    assert loaded.predict(OTHER_TWIN) == Adequacy(artifact).predict(OTHER_TWIN)
+    assert loaded.neighbours is not None and loaded.neighbours.rows == 2
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"signatures": "AAAA"}, "signatures are not whole rows"),
+        ({"band": 3}, "in bands of 3"),
+        ({"models": {"cheap": {"outcomes": "AA==", "weights": [0, 0, 0, 0]}}}, "1 outcomes for 2"),
+        ({"models": {"cheap": {"outcomes": "AAA=", "weights": [0]}}}, "4 weights expected"),
+    ],
+)
+def test_a_malformed_neighbour_memory_names_the_file_and_the_way_out(
+    change: dict[str, Any], message: str
+) -> None:
+    artifact = memory_artifact({"cheap": [250, 0]}, {"cheap": [1.0, -1.0, -2.0, 2.0]})
+    artifact["neighbours"] = {**artifact["neighbours"], **change}
+    with pytest.raises(AdequacyError, match="malformed neighbours section") as info:
+        Adequacy(artifact, source="n.json")
+    assert message in str(info.value) and "n.json" in str(info.value) and "--no-neighbours" in str(info.value)
+
+
+def test_version_3_files_are_read_and_predict_as_before() -> None:
+    v3 = {**hand_artifact(), "version": 3}
+    adequacy = Adequacy(v3)
+    assert adequacy.neighbours is None
+    assert adequacy.predict(OTHER_TWIN) == pytest.approx({"cheap": 0.5, "strong": sigmoid(2.0)})
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=127), max_size=600))
+def test_on_ascii_text_the_byte_table_finds_the_regexs_words(text: str) -> None:
+    import re
+
+    from policies.adequacy import _ending, _words
+
+    assert _words(text) == [w.encode() for w in re.findall(r"\w+", _ending(text).lower())]
+
+
+def test_non_ascii_endings_are_read_by_the_regex_in_lower_case() -> None:
+    from policies.adequacy import _words
+
+    assert _words("Über die Brücke, ÉCOLE_1 é") == [
+        w.encode() for w in ("über", "die", "brücke", "école_1", "é")
+    ]
