@@ -17,9 +17,11 @@ microseconds per statement, the number of statements is a cost, hence the combin
 reserve alone is BEGIN, one upsert per line that returns the figures it is checked against, one
 insert, COMMIT; a settle alone is BEGIN, the idempotency insert, one delete that returns what was
 held, one upsert per line that returns the totals, COMMIT. The other cost is the pages a commit
-writes to the WAL, hence hold ids in time order (``new_hold_id``). The sweep of expired
-reservations and forgotten settle ids runs at most once a second (of the ledger's clock): readers
-never count an expired reservation anyway, so the sweep only bounds the tables' size.
+copies to the WAL (two writes and a checksum each), hence hold ids in time order (``new_hold_id``),
+and a new file's layout: one B-tree per table, one index per table, 1 KiB pages (``_SCHEMA``).
+The sweep of expired reservations and forgotten settle ids runs at most once a second (of the
+ledger's clock): readers never count an expired reservation anyway, so the sweep only bounds the
+tables' size.
 """
 
 from __future__ import annotations
@@ -59,11 +61,16 @@ _SCHEMA_VERSION: Final = 2
 # ?busy_timeout_s=N.
 DEFAULT_BUSY_TIMEOUT_S: Final = 5.0
 _CHECKPOINT_EVERY_S: Final = 1.0
+_PAGE_SIZE: Final = 1024
 _CHECKPOINT_RETRY_S: Final = 0.05
 # After SQLite starts the WAL over, it cuts the file back to this size.
 _WAL_SIZE_LIMIT: Final = 16 * 1024 * 1024
 # Seconds (of the callers' ``now``) between two sweeps of expired reservations and forgotten settle ids.
 _PURGE_EVERY_S: Final = 1.0
+# A new file's layout. Each table is one B-tree (WITHOUT ROWID: a rowid table with a text key is two,
+# the rows and the key's index) and reservations have one index: a commit copies every page it dirtied
+# to the WAL, so a reserve writes three pages and a settle five, not five and eight. Files made by an
+# older router keep their layout (same tables and columns, so both run the same statements).
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS spend (
     key            TEXT PRIMARY KEY,
@@ -73,25 +80,24 @@ CREATE TABLE IF NOT EXISTS spend (
     resets_at      REAL,
     spent_nanos    INTEGER NOT NULL DEFAULT 0,
     reserved_nanos INTEGER NOT NULL DEFAULT 0
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS reservations (
     id           TEXT NOT NULL,
     key          TEXT NOT NULL,
     amount_nanos INTEGER NOT NULL,
     expires_at   REAL NOT NULL,
     PRIMARY KEY (id, key)
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS reservations_by_key ON reservations (key, expires_at);
-CREATE INDEX IF NOT EXISTS reservations_by_expiry ON reservations (expires_at);
 CREATE TABLE IF NOT EXISTS warnings (
     key       TEXT NOT NULL,
     threshold REAL NOT NULL,
     PRIMARY KEY (key, threshold)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS settled (
     id         TEXT PRIMARY KEY,
     forget_at  REAL NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS settled_by_age ON settled (forget_at);
 """
 # Version 2: settles are idempotent by hold id (the settled table) and estimated charges are counted.
@@ -180,6 +186,10 @@ class SqliteLedger:
         self._swept_at = float("-inf")
         try:
             self._db.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
+            # Only a new, empty file takes it (an existing one keeps its own). The ledger's rows are small
+            # and a commit copies each page it dirtied whole: 1 KiB pages make a reserve and its settle
+            # about a third cheaper than 4 KiB ones.
+            self._db.execute(f"PRAGMA page_size = {_PAGE_SIZE}")
             # A file already set up needs no write to open: opening must not wait on another
             # process's write lock any more than a request does.
             if self._db.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
@@ -545,7 +555,8 @@ def _totals(db: sqlite3.Connection, lines: Sequence[Line], now: float) -> dict[s
 
 def _purge(db: sqlite3.Connection, now: float) -> None:
     """Delete the expired reservations and take them off their periods' sums."""
-    # No GROUP BY: SQLite would walk the (key, expires_at) index, every row, to avoid a sort.
+    # No GROUP BY: SQLite would walk the (key, expires_at) index, every row, to avoid a sort. A new
+    # file has no index by expiry: this scans the table, which holds only the holds in flight.
     expired = db.execute(
         "SELECT key, amount_nanos FROM reservations WHERE expires_at <= ?", (now,)
     ).fetchall()
