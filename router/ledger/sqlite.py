@@ -165,6 +165,7 @@ class SqliteLedger:
         self, path: str | os.PathLike[str], *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
     ) -> None:
         self.path = Path(path)
+        self._file = os.fspath(self.path)  # what _check_file stats before every transaction
         self.busy_timeout_s = busy_timeout_s
         self._identity: tuple[int, int] | None = None  # set once open: see _check_file
         try:
@@ -221,15 +222,42 @@ class SqliteLedger:
     def _write(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: taken at BEGIN, so no other process can slip in before COMMIT."""
         with self._lock:
-            self._enter()
-            self._set_busy_timeout()
-            self._db.execute("BEGIN IMMEDIATE")
+            self._begin()
             try:
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException:
                 self._rollback()  # a failed COMMIT too: the next transaction must not find this one open
                 raise
+
+    def _begin(self) -> None:
+        """``BEGIN IMMEDIATE`` (under the lock): raises, having started nothing, when it cannot."""
+        self._enter()
+        if self._wanted_busy_ms != self._busy_ms:
+            self._set_busy_timeout()
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def _commit(self, ops: Sequence[Op], sweep_at: float | None) -> list[object]:
+        """After ``_begin``: the sweep (if due at ``sweep_at``), the ops, COMMIT. On any failure, a
+        failed COMMIT too, rolled back (the sweep's clock with it) and raised. Plain calls, not a
+        context manager: this is every reserve's and settle's path."""
+        db, swept_at = self._db, self._swept_at
+        try:
+            if sweep_at is not None:
+                self._sweep(db, sweep_at)
+            results = apply_in(db, ops)
+            db.execute("COMMIT")
+        except BaseException:
+            self._swept_at = swept_at
+            self._rollback()
+            raise
+        return results
+
+    def _transaction(self, ops: Sequence[Op], sweep_at: float | None = None) -> list[object]:
+        """The ops in one write transaction of their own."""
+        with self._lock:
+            self._begin()
+            return self._commit(ops, sweep_at)
 
     @contextmanager
     def _read(self) -> Iterator[sqlite3.Connection]:
@@ -286,7 +314,8 @@ class SqliteLedger:
         if identity is None:  # still opening
             return
         try:
-            current = _identity(self.path)
+            stat = os.stat(self._file)
+            current = (stat.st_dev, stat.st_ino)
         except OSError:
             current = None
         if current != identity:
@@ -319,34 +348,28 @@ class SqliteLedger:
         hold = Hold(hold_id or new_hold_id(), tuple(lines), amount_usd, now + ttl_s)
         if not lines:
             return hold
-        swept_at = self._swept_at
         try:
-            with self._write() as db:
-                self._sweep(db, now)
-                granted = apply_in(db, [ReserveOp(hold, now)])[0]
-            assert isinstance(granted, Hold | Refusal)
-            return granted
+            granted = self._transaction((ReserveOp(hold, now),), now)[0]
         except BaseException as exc:
-            self._swept_at = swept_at  # the sweep was rolled back with the rest
             if not isinstance(exc, Exception):
                 # Interrupted (Ctrl-C) around the COMMIT: the hold may have landed with nobody to
                 # settle it. Give it back now rather than at its expiry (a no-op if it did not land).
                 with contextlib.suppress(Exception):
                     self.release(hold)
             raise
+        assert isinstance(granted, Hold | Refusal)
+        return granted
 
     def settle(
         self, hold: Hold, cost_usd: float, *, now: float, estimated: bool = False
     ) -> dict[str, Totals]:
         check_amount("cost_usd", cost_usd)
-        with self._write() as db:
-            totals = apply_in(db, [SettleOp(hold, cost_usd, now, estimated)])[0]
+        totals = self._transaction((SettleOp(hold, cost_usd, now, estimated),))[0]
         assert isinstance(totals, dict)
         return totals
 
     def release(self, hold: Hold) -> None:
-        with self._write() as db:
-            apply_in(db, [ReleaseOp(hold)])
+        self._transaction((ReleaseOp(hold),))
 
     def apply(self, ops: Sequence[Op]) -> list[Outcome]:
         """Several reserves, settles and releases in ONE write transaction (group commit), in order.
@@ -370,24 +393,14 @@ class SqliteLedger:
         reserving = any(isinstance(op, ReserveOp) and op.hold.lines for op in ops)
         nows = [op.now for op in ops if not isinstance(op, ReleaseOp)] if reserving else []
         with self._lock:
-            self._enter()
-            self._set_busy_timeout()
-            self._db.execute("BEGIN IMMEDIATE")
-            swept_at = self._swept_at
+            self._begin()
             try:
-                if nows:
-                    self._sweep(self._db, min(nows))
-                outcomes: list[Outcome] = [(result, None) for result in apply_in(self._db, ops)]
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                self._swept_at = swept_at
-                self._rollback()
-                if not isinstance(exc, Exception):
-                    raise
+                results = self._commit(ops, min(nows) if nows else None)
+            except Exception as exc:
                 if len(ops) == 1:
                     return [(None, exc)]
                 return [self._alone(op) for op in ops]
-        return outcomes
+        return [(result, None) for result in results]
 
     def _rollback(self) -> None:
         """End a failed transaction, whether SQLite already rolled it back or not."""
@@ -401,16 +414,8 @@ class SqliteLedger:
             if isinstance(op, ReserveOp):
                 if not op.hold.lines:
                     return (op.hold, None)
-                swept_at = self._swept_at
-                try:
-                    with self._write() as db:
-                        self._sweep(db, op.now)
-                        return (apply_in(db, [op])[0], None)
-                except BaseException:
-                    self._swept_at = swept_at
-                    raise
-            with self._write() as db:
-                return (apply_in(db, [op])[0], None)
+                return (self._transaction((op,), op.now)[0], None)
+            return (self._transaction((op,))[0], None)
         except Exception as exc:
             return (None, exc)
 
