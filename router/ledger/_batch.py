@@ -21,7 +21,9 @@ the read (3) and the writes (5), so deciding in Python is as safe across process
 SQL. The file looks the same afterwards as if each op had run alone (``spend.reserved_nanos`` is
 still the sum of the period's reservation rows), so processes running an older router share it.
 A reserve alone is then ``BEGIN``, one upsert, one insert, ``COMMIT``; a settle ``BEGIN``, its id,
-one delete, one upsert, ``COMMIT``; a batch of twenty of each, 44 statements instead of 102.
+one delete, one upsert, ``COMMIT``; a batch of twenty of each, 44 statements instead of 102. A reserve
+or settle alone (every call of the sync client) runs those statements without the batch's bookkeeping
+(``_reserve_alone``, ``_settle_alone``): about a third of its Python time.
 """
 
 from __future__ import annotations
@@ -107,7 +109,88 @@ _INSERT_HOLD: Final = "INSERT INTO reservations (id, key, amount_nanos, expires_
 def apply_in(db: sqlite3.Connection, ops: Sequence[Op]) -> list[object]:
     """Inside a write transaction: each op's result, in order (a Hold or Refusal, the totals after
     a settle, None for a release). Raises, having written nothing, on anything but a refusal."""
+    if len(ops) == 1:
+        op = ops[0]
+        keys = tuple(line.key for line in op.hold.lines)
+        if len(set(keys)) == len(keys):  # (a hold naming a period twice takes the general way)
+            if isinstance(op, ReserveOp):
+                return [_reserve_alone(db, op, keys)]
+            if isinstance(op, SettleOp):
+                return [_settle_alone(db, op, keys)]
     return _Batch(db, ops).run()
+
+
+# A reserve or a settle alone (every sync call's): the same statements and the same results as a batch
+# of one (``_Batch``), without the bookkeeping a batch needs to hand figures from one op to the next.
+
+
+def _live(db: sqlite3.Connection, key: str, reserved: int, earliest: float | None, now: float) -> int:
+    """A period's stored reserved sum less its rows expired at ``now`` and not swept yet (rare)."""
+    if earliest is None or earliest > now:
+        return reserved
+    expired: int = sum(row[2] for row in db.execute(_EXPIRED, (key, now)))
+    return reserved - expired
+
+
+def _reserve_alone(db: sqlite3.Connection, op: ReserveOp, keys: tuple[str, ...]) -> Hold | Refusal:
+    """Add the amount to every period (returning its figures), check each in order; granted, insert
+    the hold's rows; refused, take the amount back (and drop the periods it opened)."""
+    hold, now = op.hold, op.now
+    if not keys:
+        return hold
+    amount = to_nanos_up(hold.amount_usd)
+    stored = []
+    refusal = None
+    for key, line in zip(keys, hold.lines, strict=True):
+        if amount:
+            row = db.execute(_ADD_RETURNING, _parameters(key, line, 0, amount, 0)).fetchone()
+        else:  # adds nothing: a period never used gets no row
+            row = db.execute(_FIGURES, (key,)).fetchone() or (0, 0, 0, None)
+        spent, reserved, estimated, earliest = row
+        stored.append((key, line, spent, reserved - amount, estimated))
+        if refusal is None:
+            live = _live(db, key, reserved, earliest, now)
+            if spent + live > to_nanos_down(line.limit_usd):
+                refusal = Refusal(line, to_usd(spent), to_usd(live - amount), hold.amount_usd)
+    if refusal is None:
+        db.executemany(_INSERT_HOLD, [(hold.id, key, amount, hold.expires_at) for key in keys])
+        return hold
+    if not amount:
+        return refusal
+    db.executemany(_ADD, [_parameters(key, line, 0, -amount, 0) for key, line, *_ in stored])
+    db.executemany(
+        _DROP_UNUSED,
+        [(key,) for key, _, spent, reserved, estimated in stored if spent == reserved == estimated == 0],
+    )
+    return refusal
+
+
+def _settle_alone(db: sqlite3.Connection, op: SettleOp, keys: tuple[str, ...]) -> dict[str, Totals]:
+    """Mark the id settled; the first time, delete the hold's rows and add the cost less what they
+    held to every period (returning the totals); a replay only reads them."""
+    hold, now = op.hold, op.now
+    forget_at = max(hold.expires_at, now) + SETTLED_KEEP_S
+    fresh = db.execute(_FIRST_SETTLE, (hold.id, forget_at)).rowcount == 1
+    cost = estimated_cost = 0
+    held: dict[str, int] = {}
+    if fresh:
+        held = {key: amount for _, key, amount, _ in db.execute(_TAKE_ONE, (hold.id,)).fetchall()}
+        cost = to_nanos(op.cost_usd)
+        estimated_cost = cost if op.estimated else 0
+    totals = {}
+    for key, line in zip(keys, hold.lines, strict=True):
+        taken = held.get(key, 0)
+        if cost or taken or estimated_cost:
+            row = db.execute(_ADD_RETURNING, _parameters(key, line, cost, -taken, estimated_cost)).fetchone()
+        else:
+            row = db.execute(_FIGURES, (key,)).fetchone()
+        if row is None:
+            totals[key] = Totals(0.0, 0.0, 0.0)
+            continue
+        spent, reserved, estimated, earliest = row
+        live = _live(db, key, reserved, earliest, now)
+        totals[key] = Totals(to_usd(spent), to_usd(live), to_usd(estimated))
+    return totals
 
 
 class _Period:

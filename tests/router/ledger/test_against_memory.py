@@ -154,3 +154,77 @@ def test_the_sqlite_ledgers_batches_answer_as_the_reference_does_one_call_at_a_t
             ledger.close()
 
     check()
+
+
+alone_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("reserve"), line_sets, nanos, st.sampled_from([5.0, 30.0])),
+        st.tuples(st.just("settle"), st.integers(0, 20), nanos, st.booleans()),
+        st.tuples(st.just("settle-again"), st.integers(0, 20), nanos),
+        st.tuples(st.just("settle-unknown"), line_sets, nanos),
+        st.tuples(st.just("wait"), st.sampled_from([1.0, 10.0, 40.0])),
+    ),
+    max_size=40,
+)
+
+
+def test_a_sqlite_reserve_or_settle_alone_writes_and_answers_as_a_batch_of_one(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A reserve or settle alone (every sync call's) skips the batch's bookkeeping (``_reserve_alone``,
+    ``_settle_alone``): in twin files, with no sweep (so expired holds stay behind unswept), each op
+    must answer as ``_Batch`` does with the op alone and leave every table row for row the same."""
+    import sqlite3
+
+    from router.ledger._batch import Op, ReserveOp, SettleOp, _Batch, apply_in
+    from router.ledger.sqlite import SqliteLedger
+
+    def run(db: sqlite3.Connection, op: Op, alone: bool) -> object:
+        db.execute("BEGIN IMMEDIATE")
+        result = apply_in(db, [op])[0] if alone else _Batch(db, [op]).run()[0]
+        db.execute("COMMIT")
+        return result
+
+    def rows(db: sqlite3.Connection) -> list[list[Any]]:
+        return [
+            db.execute(f"SELECT * FROM {table} ORDER BY 1, 2").fetchall()
+            for table in ("spend", "reservations", "settled")
+        ]
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(script=alone_operations)
+    def check(script: list[tuple[Any, ...]]) -> None:
+        directory = Path(tmp_path_factory.mktemp("alone"))
+        twins = [SqliteLedger(directory / "alone.db"), SqliteLedger(directory / "batch.db")]
+        try:
+            now, number = 1_000.0, 0
+            granted: list[Hold] = []
+            settled: list[Hold] = []
+            for step in script:
+                op: Op | None = None
+                if step[0] == "reserve":
+                    number += 1
+                    op = ReserveOp(Hold(f"{number:032x}", tuple(step[1]), step[2], now + step[3]), now)
+                elif step[0] == "settle" and granted:
+                    hold = granted.pop(step[1] % len(granted))
+                    settled.append(hold)
+                    op = SettleOp(hold, step[2], now, estimated=step[3])
+                elif step[0] == "settle-again" and settled:
+                    op = SettleOp(settled[step[1] % len(settled)], step[2], now)
+                elif step[0] == "settle-unknown":  # a hold the ledger never saw (fail_open)
+                    number += 1
+                    op = SettleOp(Hold(f"{number:032x}", tuple(step[1]), 0.1, now + 5.0), step[2], now)
+                elif step[0] == "wait":
+                    now += step[1]
+                if op is None:
+                    continue
+                alone, batch = (run(twin._db, op, alone=n == 0) for n, twin in enumerate(twins))
+                assert alone == batch
+                assert rows(twins[0]._db) == rows(twins[1]._db)
+                if isinstance(op, ReserveOp) and isinstance(alone, Hold):
+                    granted.append(alone)
+        finally:
+            for twin in twins:
+                twin.close()
+
+    check()

@@ -180,3 +180,80 @@ def test_the_statements_are_plain_sqlite(tmp_path: Path, ledger: SqliteLedger) -
     finally:
         other.close()
     assert row == (125_000_000, 0)
+
+
+def _wal_frames(ledger: SqliteLedger) -> int:
+    """Pages appended to the WAL so far (each a frame: a 24-byte header and the page)."""
+    wal = Path(f"{ledger.path}-wal")
+    page_size: int = ledger._db.execute("PRAGMA page_size").fetchone()[0]
+    return (wal.stat().st_size - 32) // (page_size + 24) if wal.exists() else 0
+
+
+def _no_checkpoints(ledger: SqliteLedger) -> None:
+    """Stop the checkpointer: a RESTART would start the WAL over between two counts."""
+    ledger._checkpointer.stop()
+    ledger._checkpointer._thread.join()
+
+
+def test_a_new_file_commits_three_pages_for_a_reserve_and_five_for_its_settle(ledger: SqliteLedger) -> None:
+    _no_checkpoints(ledger)
+    _hold(ledger.reserve([DAY], 0.1, ttl_s=60, now=T0))  # the first one sweeps and makes the period's row
+    written = []
+    for n in range(5):
+        before = _wal_frames(ledger)
+        hold = _hold(ledger.reserve([DAY], 0.1, ttl_s=60, now=T0 + n / 10))
+        reserved = _wal_frames(ledger)
+        ledger.settle(hold, 0.05, now=T0 + n / 10)
+        written.append((reserved - before, _wal_frames(ledger) - reserved))
+    # A reserve: the period's row, the hold's row and its index entry. A settle: the settle id and its
+    # index entry, the hold's row and index entry deleted, the period's row. Small pages (1 KiB): each
+    # is copied to the WAL and checksummed whole.
+    assert written == [(3, 5)] * 5
+    assert ledger._db.execute("PRAGMA page_size").fetchone()[0] == 1024
+
+
+# The layout files made by routers before the WITHOUT ROWID tables had: rowid tables (two B-trees for a
+# text key), an index of reservations by expiry, 4 KiB pages.
+_OLDER_LAYOUT = """
+CREATE TABLE spend (key TEXT PRIMARY KEY, scope TEXT NOT NULL, window TEXT NOT NULL,
+    period_start REAL NOT NULL, resets_at REAL, spent_nanos INTEGER NOT NULL DEFAULT 0,
+    reserved_nanos INTEGER NOT NULL DEFAULT 0, estimated_nanos INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE reservations (id TEXT NOT NULL, key TEXT NOT NULL, amount_nanos INTEGER NOT NULL,
+    expires_at REAL NOT NULL, PRIMARY KEY (id, key));
+CREATE INDEX reservations_by_key ON reservations (key, expires_at);
+CREATE INDEX reservations_by_expiry ON reservations (expires_at);
+CREATE TABLE warnings (key TEXT NOT NULL, threshold REAL NOT NULL, PRIMARY KEY (key, threshold));
+CREATE TABLE settled (id TEXT PRIMARY KEY, forget_at REAL NOT NULL);
+CREATE INDEX settled_by_age ON settled (forget_at);
+PRAGMA user_version = 2;
+"""
+
+
+def test_a_file_in_an_older_routers_layout_keeps_it_and_counts_the_same(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    older = sqlite3.connect(path)
+    older.execute("PRAGMA page_size = 4096")
+    older.execute("PRAGMA journal_mode = WAL")
+    older.executescript(_OLDER_LAYOUT)
+    older.close()
+    ledger = SqliteLedger(path)
+    try:
+        expiring = _hold(ledger.reserve([DAY, TOTAL], 0.25, ttl_s=0.5, now=T0))
+        hold = _hold(ledger.reserve([DAY, TOTAL], 0.25, ttl_s=60, now=T0))
+        assert ledger.settle(hold, 0.125, now=T0) == {
+            DAY.key: Totals(0.125, 0.25),
+            TOTAL.key: Totals(0.125, 0.25),
+        }
+        assert ledger.settle(hold, 0.125, now=T0) == {  # a replay counts once
+            DAY.key: Totals(0.125, 0.25),
+            TOTAL.key: Totals(0.125, 0.25),
+        }
+        assert ledger.reserve([DAY], 0.875, ttl_s=60, now=T0 + 0.25) == Refusal(DAY, 0.125, 0.25, 0.875)
+        _hold(ledger.reserve([DAY], 0.875, ttl_s=60, now=T0 + 2))  # the expired hold is swept and freed
+        rows = ledger._db.execute("SELECT id FROM reservations").fetchall()
+        assert expiring.id not in {row[0] for row in rows}
+        assert ledger._db.execute("PRAGMA page_size").fetchone()[0] == 4096
+        indexes = ledger._db.execute("SELECT name FROM sqlite_master WHERE type = 'index'").fetchall()
+        assert ("reservations_by_expiry",) in indexes
+    finally:
+        ledger.close()
