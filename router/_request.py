@@ -21,12 +21,8 @@ from router._validation import messages_list, validate_params
 _TRANSPORT: Final = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 
 
+# openai's NOT_GIVEN / omit sentinels are falsy singletons of their own classes.
 _SENTINELS: Final = (openai.NotGiven, openai.Omit)
-
-
-def _given(value: object) -> bool:
-    # openai's NOT_GIVEN / omit sentinels are falsy singletons of their own classes.
-    return not isinstance(value, _SENTINELS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +40,7 @@ class Request:
 
 def normalize(kwargs: Mapping[str, Any], default_timeout: Timeout) -> Request:
     """Turn ``create(**kwargs)`` into a Request: feature from metadata, route from model."""
-    params = {k: v for k, v in kwargs.items() if v is not None and _given(v)}
+    params = {k: v for k, v in kwargs.items() if v is not None and not isinstance(v, _SENTINELS)}
     if "messages" not in params:
         raise TypeError("create() missing required keyword argument: 'messages'")
     if "model" not in params:
