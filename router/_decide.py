@@ -403,13 +403,8 @@ class Decider:
     # ----------------------------------------------------------------- the decisions
 
     def _decide(self, lines: tuple[Line, ...]) -> Flow:
-        budgets = self._budgets
         # The lines whose cap downgrades: planning reads their figures first and skips what cannot fit.
-        downgrade = (
-            tuple(line for line in lines if budgets.spec_for(line).on_exceed == "downgrade")
-            if budgets is not None
-            else ()
-        )
+        downgrade = _downgrading(self._budgets, lines)
         shared = self._shared
         if shared is not None and shared.fetch_due():
             yield Fetch(shared.keys, shared.fetched)  # what the fleet learned, before planning
@@ -651,6 +646,14 @@ class Decider:
         for line, threshold in session.budget_settled(hold, totals, amount):
             if (yield Warn(line, threshold)):
                 session.budget_warned(line, threshold)
+
+
+def _downgrading(budgets: BudgetBook | None, lines: tuple[Line, ...]) -> tuple[Line, ...]:
+    """The lines whose cap is ``on_exceed: downgrade``. A function of its own: a generator expression
+    inside ``_decide`` made ``budgets`` a cell that lived as long as the request."""
+    if budgets is None:
+        return ()
+    return tuple([line for line in lines if budgets.spec_for(line).on_exceed == "downgrade"])
 
 
 def _nothing() -> Flow:

@@ -180,7 +180,13 @@ class Events:
             if record.deployment is not None:
                 event["deployment"] = record.deployment
             tier = record.service_tier
-            if tier != STANDARD or any(a.service_tier != STANDARD for a in attempts):
+            flex = tier != STANDARD
+            if not flex:  # a loop, not any(generator): this runs for every request
+                for tried in attempts:
+                    if tried.service_tier != STANDARD:
+                        flex = True
+                        break
+            if flex:
                 event["service_tier"] = tier  # a flex request: the tier the cost was settled at
             if usage is not None and usage.suspect is not None:
                 event["usage_suspect"] = usage.suspect  # charged at the worst case instead

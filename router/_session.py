@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import openai
 
-from policies.filters import PlanContext, worst_case_cost, worst_case_tokens
+from policies.filters import NoObservations, PlanContext, worst_case_cost, worst_case_tokens
 from policies.plan import Plan
 from providers import error_kinds
 from providers.base import CallOptions, Deployment
@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 
 # Errors after which trying another model cannot help: the request itself is at fault.
 _FATAL: Final = error_kinds.FATAL
+
+# A worst case is judged on the request alone (PlanContext's default, shared: it holds nothing).
+_NOTHING_OBSERVED: Final = NoObservations()
 
 # No model has a window this large: a count above it is a provider bug, not a bill.
 _ABSURD_TOKENS: Final = 100_000_000
@@ -556,7 +559,9 @@ class Session:
             expected = (
                 route.expected_output_tokens if route else None
             ) or self.engine.policy.expected_output_tokens
-            context = self._context = PlanContext(request=self.request.route, expected_output_tokens=expected)
+            context = self._context = PlanContext(
+                request=self.request.route, expected_output_tokens=expected, observed=_NOTHING_OBSERVED
+            )
         return context
 
     def record(
