@@ -288,8 +288,9 @@ class Decider:
         self._held: Action | None = None  # the decision held back behind a Publish
         # The hold reserved (or being reserved) and not yet settled, released or handed to a stream,
         # and whether a call was made on it: what ``abandoned`` gives back when the driver is
-        # interrupted between actions. ``_reserving``: the action out is a Reserve.
-        self._open_hold: Hold | None = None
+        # interrupted between actions. ``_reserving``: the action out is a Reserve (kept as the hold
+        # until the ledger answers: its Hold is made only if it has to be given back).
+        self._open_hold: Hold | Reserve | None = None
         self._sent = False
         self._reserving = False
         self._plan = plan
@@ -339,7 +340,7 @@ class Decider:
         if type(action) is Reserve:
             # Counted as held from now: from the ledger's answer to ``report`` is a window an
             # interrupt can land in, and releasing an id that was never reserved does nothing.
-            self._open_hold, self._sent, self._reserving = action.hold(), False, True
+            self._open_hold, self._sent, self._reserving = action, False, True
         return action
 
     def report(self, outcome: Any) -> None:
@@ -355,9 +356,10 @@ class Decider:
         """The driver was interrupted between two actions (a KeyboardInterrupt landing in decision
         code, a task cancelled while bookkeeping): what gives back the budget still held, so nothing
         stays reserved until its expiry. A call already made on it is charged as cancelled in flight."""
-        hold, self._open_hold = self._open_hold, None
-        if hold is None:
+        held, self._open_hold = self._open_hold, None
+        if held is None:
             return ()
+        hold = held.hold() if isinstance(held, Reserve) else held
         if self._sent:
             return (Settle(hold, hold.amount_usd, self._wall_clock(), True),)
         return (Release(hold),)
