@@ -174,6 +174,25 @@ def _encode(payload: JSON) -> bytes:
         return _COMPACT_ASCII.encode(payload).encode()
 
 
+# json.loads' own scanner (its default decoder's settings), called directly by _loads.
+_SCAN: Final[Callable[[str, int], tuple[Any, int]]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+
+
+def _loads(body: bytes) -> Any:
+    """``json.loads(body)`` for the usual answer, UTF-8 with nothing around the value, without what
+    json.loads does in Python first (encoding detection, two whitespace matches): a third of its
+    cost for an answer's size. Anything else (a BOM, UTF-16, whitespace, an error) is json.loads' own,
+    result and exception alike."""
+    try:
+        text = body.decode()
+        data, end = _SCAN(text, 0)
+    except (ValueError, StopIteration):
+        return json.loads(body)
+    if end != len(text):
+        return json.loads(body)
+    return data
+
+
 def _timeout_dict(options: CallOptions) -> dict[str, float | None]:
     timeout = options.timeout
     if timeout is None:
@@ -408,7 +427,7 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
             raise connection_error(exc, exc.request) from exc
         if reply.plain:
             try:
-                data = json.loads(reply.body)
+                data = _loads(reply.body)
             except ValueError:
                 data = None
             if isinstance(data, dict) and "choices" in data:
