@@ -10,6 +10,7 @@ sync and async classes only add I/O.
 from __future__ import annotations
 
 import json
+import json.encoder
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, Final
@@ -165,9 +166,25 @@ _COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 _COMPACT_ASCII: Final = json.JSONEncoder(separators=(",", ":"))
 
 
+# The C encoder JSONEncoder.encode ends up calling for _COMPACT (None without the C accelerator).
+_C_MAKE_ENCODER: Final[Any] = getattr(json.encoder, "c_make_encoder", None)
+
+
+def _compact(payload: JSON) -> str:
+    """``_COMPACT.encode(payload)`` without its Python-level set-up per call: the same C encoder with
+    the same arguments, a fresh cycle check (a caller's messages may refer to themselves)."""
+    if _C_MAKE_ENCODER is None:
+        return _COMPACT.encode(payload)
+    encode = _C_MAKE_ENCODER({}, _COMPACT.default, _ENCODE_STR, None, ":", ",", False, False, True)
+    return "".join(encode(payload, 0))
+
+
+_ENCODE_STR: Final = json.encoder.encode_basestring
+
+
 def _encode(payload: JSON) -> bytes:
     try:
-        return _COMPACT.encode(payload).encode()
+        return _compact(payload).encode()
     except UnicodeEncodeError:
         # A lone surrogate (text cut between the halves of a pair) has no UTF-8 form: send the
         # body \u-escaped instead, which JSON allows and every server decodes to the same string.
