@@ -77,6 +77,9 @@ class RouteRequest:
     service_tier: str | None = None
 
 
+_NO_NEEDS: Final[frozenset[str]] = frozenset()
+
+
 def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: bool) -> RouteRequest:
     """The capabilities a request needs and its size, from the body as the openai client sends it."""
     messages = body.get("messages") or ()
@@ -89,7 +92,12 @@ def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: 
     if has_images(messages):
         needs.add("vision")
     response_format = body.get("response_format")
-    if isinstance(response_format, Mapping) and response_format.get("type") == "json_schema":
+    # None first: Mapping's ABC check is a Python-level call, on every request without the field.
+    if (
+        response_format is not None
+        and isinstance(response_format, Mapping)
+        and response_format.get("type") == "json_schema"
+    ):
         needs.add("json_schema")
     if stream:
         needs.add("streaming")
@@ -98,15 +106,18 @@ def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: 
         needs.add("responses")  # a Responses API call only a native Responses server can serve
     # Both given: which one a provider honours varies (older servers ignore max_completion_tokens),
     # so the larger bounds what it may bill.
-    limits = [int(v) for v in (body.get("max_completion_tokens"), body.get("max_tokens")) if v]
+    limit: int | None = None
+    for value in (body.get("max_completion_tokens"), body.get("max_tokens")):
+        if value:
+            limit = int(value) if limit is None else max(limit, int(value))
     tier = body.get("service_tier")
     return RouteRequest(
         model=model,
         feature=feature,
         stream=stream,
-        needs=frozenset(needs),
+        needs=frozenset(needs) if needs else _NO_NEEDS,
         prompt=PromptSize(messages, tools),
-        max_output_tokens=max(limits) if limits else None,
+        max_output_tokens=limit,
         choices=int(body.get("n") or 1),
         service_tier=tier if isinstance(tier, str) else None,
     )

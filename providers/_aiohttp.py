@@ -44,8 +44,6 @@ __all__ = [
     "to_httpx",
 ]
 
-_PHASES = ("connect", "read", "write", "pool")
-
 
 @dataclass(frozen=True, slots=True)
 class TransportLimits:
@@ -141,7 +139,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
     def client_timeout(self, timeout: dict[str, float | None] | None) -> aiohttp.ClientTimeout:
         """aiohttp's timeout for httpx's four phases (``Timeout.as_dict()``; None: none)."""
-        key = () if not timeout else tuple(timeout.get(phase) for phase in _PHASES)
+        get = timeout.get if timeout else None
+        # httpx's four phases, without a generator per call.
+        key = () if get is None else (get("connect"), get("read"), get("write"), get("pool"))
         cached = self._timeouts.get(key)
         if cached is None:
             if len(self._timeouts) > 64:  # per-call timeouts of every value: keep the cache small

@@ -288,8 +288,9 @@ class Decider:
         self._held: Action | None = None  # the decision held back behind a Publish
         # The hold reserved (or being reserved) and not yet settled, released or handed to a stream,
         # and whether a call was made on it: what ``abandoned`` gives back when the driver is
-        # interrupted between actions. ``_reserving``: the action out is a Reserve.
-        self._open_hold: Hold | None = None
+        # interrupted between actions. ``_reserving``: the action out is a Reserve (kept as the hold
+        # until the ledger answers: its Hold is made only if it has to be given back).
+        self._open_hold: Hold | Reserve | None = None
         self._sent = False
         self._reserving = False
         self._plan = plan
@@ -339,7 +340,7 @@ class Decider:
         if type(action) is Reserve:
             # Counted as held from now: from the ledger's answer to ``report`` is a window an
             # interrupt can land in, and releasing an id that was never reserved does nothing.
-            self._open_hold, self._sent, self._reserving = action.hold(), False, True
+            self._open_hold, self._sent, self._reserving = action, False, True
         return action
 
     def report(self, outcome: Any) -> None:
@@ -355,9 +356,10 @@ class Decider:
         """The driver was interrupted between two actions (a KeyboardInterrupt landing in decision
         code, a task cancelled while bookkeeping): what gives back the budget still held, so nothing
         stays reserved until its expiry. A call already made on it is charged as cancelled in flight."""
-        hold, self._open_hold = self._open_hold, None
-        if hold is None:
+        held, self._open_hold = self._open_hold, None
+        if held is None:
             return ()
+        hold = held.hold() if isinstance(held, Reserve) else held
         if self._sent:
             return (Settle(hold, hold.amount_usd, self._wall_clock(), True),)
         return (Release(hold),)
@@ -403,13 +405,8 @@ class Decider:
     # ----------------------------------------------------------------- the decisions
 
     def _decide(self, lines: tuple[Line, ...]) -> Flow:
-        budgets = self._budgets
         # The lines whose cap downgrades: planning reads their figures first and skips what cannot fit.
-        downgrade = (
-            tuple(line for line in lines if budgets.spec_for(line).on_exceed == "downgrade")
-            if budgets is not None
-            else ()
-        )
+        downgrade = _downgrading(self._budgets, lines)
         shared = self._shared
         if shared is not None and shared.fetch_due():
             yield Fetch(shared.keys, shared.fetched)  # what the fleet learned, before planning
@@ -651,6 +648,14 @@ class Decider:
         for line, threshold in session.budget_settled(hold, totals, amount):
             if (yield Warn(line, threshold)):
                 session.budget_warned(line, threshold)
+
+
+def _downgrading(budgets: BudgetBook | None, lines: tuple[Line, ...]) -> tuple[Line, ...]:
+    """The lines whose cap is ``on_exceed: downgrade``. A function of its own: a generator expression
+    inside ``_decide`` made ``budgets`` a cell that lived as long as the request."""
+    if budgets is None:
+        return ()
+    return tuple([line for line in lines if budgets.spec_for(line).on_exceed == "downgrade"])
 
 
 def _nothing() -> Flow:

@@ -103,14 +103,14 @@ class Events:
         record a session would build only for it. A record carries the plan's fields too."""
         if not _logger.isEnabledFor(_INFO):
             return
-        event = Event(
-            event="route.decided",
-            request_id=request_id,
-            feature=feature,
-            route=plan.route,
-            requested=requested,
-            strategy=plan.strategy,
-            candidates=[
+        event: dict[str, Any] = {
+            "event": "route.decided",
+            "request_id": request_id,
+            "feature": feature,
+            "route": plan.route,
+            "requested": requested,
+            "strategy": plan.strategy,
+            "candidates": [
                 {
                     "model": c.model,
                     "provider": c.provider,
@@ -119,10 +119,10 @@ class Events:
                 }
                 for c in plan.candidates
             ],
-            rejected=dict(plan.rejected),
-            rules=list(plan.rules),
-            policy_hash=self._policy_hash,
-        )
+            "rejected": dict(plan.rejected),
+            "rules": list(plan.rules),
+            "policy_hash": self._policy_hash,
+        }
         if self._log_content and messages is not None:
             event["messages"] = messages
         _emit(_INFO, event)
@@ -132,20 +132,20 @@ class Events:
         level = _INFO if attempt.error is None else _WARNING
         if not _logger.isEnabledFor(level):
             return
-        event = Event(
-            event="route.attempt",
-            request_id=record_request_id,
-            feature=feature,
-            model=attempt.model,
-            provider=attempt.provider,
-            attempt=number,
-            outcome="ok" if attempt.error is None else "error",
-            error_class=attempt.error,
-            status=attempt.status,
-            wait_s=attempt.wait_s,
-            latency_ms=attempt.latency_ms,
-            ttft_ms=attempt.ttft_ms,
-        )
+        event: dict[str, Any] = {
+            "event": "route.attempt",
+            "request_id": record_request_id,
+            "feature": feature,
+            "model": attempt.model,
+            "provider": attempt.provider,
+            "attempt": number,
+            "outcome": "ok" if attempt.error is None else "error",
+            "error_class": attempt.error,
+            "status": attempt.status,
+            "wait_s": attempt.wait_s,
+            "latency_ms": attempt.latency_ms,
+            "ttft_ms": attempt.ttft_ms,
+        }
         if attempt.service_tier != STANDARD:
             event["service_tier"] = attempt.service_tier  # docs/flex.md
         if attempt.malformed_events:
@@ -160,27 +160,33 @@ class Events:
         if _logger.isEnabledFor(_INFO):
             usage = record.usage
             attempts = record.attempts
-            event = Event(
-                event="route.completed",
-                request_id=record.request_id,
-                feature=record.feature,
-                route=record.route,
-                model=record.model,
-                provider=record.provider,
-                prompt_tokens=usage.prompt_tokens if usage else None,
-                completion_tokens=usage.completion_tokens if usage else None,
-                cached_tokens=usage.cached_tokens if usage else None,
-                reasoning_tokens=usage.reasoning_tokens if usage else None,
-                cost_usd=record.cost_usd,
-                latency_ms=record.latency_ms,
-                attempts=len(attempts),
-                fallback=bool(attempts) and record.model != attempts[0].model,
-                stream=record.stream,
-            )
+            event: dict[str, Any] = {
+                "event": "route.completed",
+                "request_id": record.request_id,
+                "feature": record.feature,
+                "route": record.route,
+                "model": record.model,
+                "provider": record.provider,
+                "prompt_tokens": usage.prompt_tokens if usage else None,
+                "completion_tokens": usage.completion_tokens if usage else None,
+                "cached_tokens": usage.cached_tokens if usage else None,
+                "reasoning_tokens": usage.reasoning_tokens if usage else None,
+                "cost_usd": record.cost_usd,
+                "latency_ms": record.latency_ms,
+                "attempts": len(attempts),
+                "fallback": bool(attempts) and record.model != attempts[0].model,
+                "stream": record.stream,
+            }
             if record.deployment is not None:
                 event["deployment"] = record.deployment
             tier = record.service_tier
-            if tier != STANDARD or any(a.service_tier != STANDARD for a in attempts):
+            flex = tier != STANDARD
+            if not flex:  # a loop, not any(generator): this runs for every request
+                for tried in attempts:
+                    if tried.service_tier != STANDARD:
+                        flex = True
+                        break
+            if flex:
                 event["service_tier"] = tier  # a flex request: the tier the cost was settled at
             if usage is not None and usage.suspect is not None:
                 event["usage_suspect"] = usage.suspect  # charged at the worst case instead
@@ -257,13 +263,17 @@ class Events:
         _tracing.emit(trace, cached[1], record, error, self._policy_hash)
 
 
-def _emit(level: int, event: Event) -> None:
-    """Hand one event to the ``router`` logger's handlers as a structlog-style record."""
+def _emit(level: int, event: dict[str, Any]) -> None:
+    """Hand one event to the ``router`` logger's handlers as a structlog-style record.
+
+    The hot events come as plain dicts (a literal is one allocation; ``Event(**fields)`` was two): a
+    sink writes their line as is, a record gets the ``Event`` it needs.
+    """
     sink = _sink(level)
     if sink is not None:
         sink.write_event(level, event)
         return
-    _logger.handle(_record(level, event))
+    _logger.handle(_record(level, event if type(event) is Event else Event(event)))
 
 
 def _record(level: int, event: Event) -> logging.LogRecord:

@@ -110,7 +110,7 @@ class _JsonFormatter(_Formatter):
             # The header as text, then the event's own encoding spliced in after its "{": the same
             # line as the dict below, without copying the event into it.
             head = self._heads.get((levelname, name)) or self._head(levelname, name)
-            return f'{{"timestamp":"{timestamp}",{head}{_encode(msg)[1:]}'
+            return f'{{"timestamp":"{timestamp}",{head}{_encode_event(msg)[1:]}'
         line: dict[str, Any] = {"timestamp": timestamp, "level": levelname.lower(), "logger": name}
         line.update(msg)
         if drop is not None:
@@ -148,6 +148,26 @@ def _encode(value: object) -> str:
         return _ENCODER.encode(value)
     make = _C_ENCODER({}, repr, _ENCODE_STR, None, ":", ",", False, False, True)
     return "".join(make(value, 0))
+
+
+# The same C encoder without the cycle check (no ``markers``), made once: it keeps no state between
+# calls, so threads share it. Only for what ``_encode_event`` gives it.
+_C_EVENT_ENCODER: Final[Any] = (
+    None if _C_ENCODER is None else _C_ENCODER(None, repr, _ENCODE_STR, None, ":", ",", False, False, True)
+)
+
+
+def _encode_event(event: Mapping[str, Any]) -> str:
+    """``_encode`` of a router event. One without content fields holds only what ``router._events``
+    built (strings, numbers, fresh lists and dicts), which cannot refer to itself: its line skips the
+    cycle check and the encoder's construction. The caller's messages or an answer's content go
+    through ``_encode``, whose check turns a cycle into an error the handler reports."""
+    kind = type(event)
+    if _C_EVENT_ENCODER is None or (kind is not dict and kind is not Event):
+        return _encode(event)
+    if not CONTENT_FIELDS.isdisjoint(event):
+        return _encode(event)
+    return "".join(_C_EVENT_ENCODER(event, 0))
 
 
 def _render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> str:

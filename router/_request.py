@@ -21,12 +21,8 @@ from router._validation import messages_list, validate_params
 _TRANSPORT: Final = frozenset({"extra_headers", "extra_query", "extra_body", "timeout"})
 
 
+# openai's NOT_GIVEN / omit sentinels are falsy singletons of their own classes.
 _SENTINELS: Final = (openai.NotGiven, openai.Omit)
-
-
-def _given(value: object) -> bool:
-    # openai's NOT_GIVEN / omit sentinels are falsy singletons of their own classes.
-    return not isinstance(value, _SENTINELS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +40,7 @@ class Request:
 
 def normalize(kwargs: Mapping[str, Any], default_timeout: Timeout) -> Request:
     """Turn ``create(**kwargs)`` into a Request: feature from metadata, route from model."""
-    params = {k: v for k, v in kwargs.items() if v is not None and _given(v)}
+    params = {k: v for k, v in kwargs.items() if v is not None and not isinstance(v, _SENTINELS)}
     if "messages" not in params:
         raise TypeError("create() missing required keyword argument: 'messages'")
     if "model" not in params:
@@ -137,22 +133,51 @@ def _tokens(data: Mapping[str, Any], key: str, problems: list[str]) -> int:
 def capped_timeout(timeout: Timeout, remaining: float, idle: float | None) -> Timeout:
     """``timeout`` with no phase longer than the time left, and reads bounded by ``idle``.
 
-    Returns ``timeout`` itself when nothing needs capping (the common case: no allocation).
+    Returns ``timeout`` itself when nothing needs capping (no allocation). Every call under a deadline
+    shorter than the client's timeout caps it, so this runs once per attempt: no closure, no
+    generator, and the result made without ``httpx.Timeout``'s argument parsing (``_timeout_of``).
     """
     if isinstance(timeout, httpx.Timeout):
-        phases = (timeout.connect, timeout.read, timeout.write, timeout.pool)
+        connect, read, write, pool = timeout.connect, timeout.read, timeout.write, timeout.pool
     else:
-        phases = (timeout, timeout, timeout, timeout)
+        connect = read = write = pool = timeout
     read_cap = remaining if idle is None else min(idle, remaining)
-    if all(p is not None and p <= remaining for p in phases) and (phases[1] or 0) <= read_cap:
+    if (
+        connect is not None
+        and connect <= remaining
+        and read is not None
+        and read <= remaining
+        and write is not None
+        and write <= remaining
+        and pool is not None
+        and pool <= remaining
+        and read <= read_cap
+    ):
         return timeout
-
-    def cap(value: float | None, limit: float) -> float:
-        return limit if value is None else min(value, limit)
-
-    return httpx.Timeout(
-        connect=cap(phases[0], remaining),
-        read=cap(phases[1], read_cap),
-        write=cap(phases[2], remaining),
-        pool=cap(phases[3], remaining),
+    return _timeout_of(
+        remaining if connect is None else min(connect, remaining),
+        read_cap if read is None else min(read, read_cap),
+        remaining if write is None else min(write, remaining),
+        remaining if pool is None else min(pool, remaining),
     )
+
+
+def _timeout_of(connect: float, read: float, write: float, pool: float) -> httpx.Timeout:
+    """``httpx.Timeout(connect=..., read=..., write=..., pool=...)``: its four attributes set directly,
+    when that makes the same object (checked once, at import, against this httpx); else the real call."""
+    if not _PLAIN_TIMEOUT:
+        return httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
+    timeout: httpx.Timeout = _new_object(httpx.Timeout)
+    timeout.connect, timeout.read, timeout.write, timeout.pool = connect, read, write, pool
+    return timeout
+
+
+_new_object = object.__new__
+# Whether an httpx.Timeout is its four phases and nothing else (httpx 0.2x), so that _timeout_of's
+# shortcut makes what the constructor would.
+_PLAIN_TIMEOUT: Final = vars(httpx.Timeout(connect=1.0, read=2.0, write=3.0, pool=4.0)) == {
+    "connect": 1.0,
+    "read": 2.0,
+    "write": 3.0,
+    "pool": 4.0,
+}

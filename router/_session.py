@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 import openai
 
-from policies.filters import PlanContext, worst_case_cost, worst_case_tokens
+from policies.filters import NoObservations, PlanContext, worst_case_cost, worst_case_tokens
 from policies.plan import Plan
 from providers import error_kinds
 from providers.base import CallOptions, Deployment
@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 
 # Errors after which trying another model cannot help: the request itself is at fault.
 _FATAL: Final = error_kinds.FATAL
+
+# A worst case is judged on the request alone (PlanContext's default, shared: it holds nothing).
+_NOTHING_OBSERVED: Final = NoObservations()
 
 # No model has a window this large: a count above it is a provider bug, not a bill.
 _ABSURD_TOKENS: Final = 100_000_000
@@ -94,6 +97,49 @@ class Session:
     give up) come from here; the clients only perform the Decider's actions.
     """
 
+    # Slots: one Session per request, and its attributes are all set here (no per-request dict).
+    __slots__ = (
+        "_attempt_started",
+        "_attempt_started_at",
+        "_attempts",
+        "_balancer",
+        "_breakers",
+        "_budget_events",
+        "_budget_poll",
+        "_budgets",
+        "_claim",
+        "_clock",
+        "_context",
+        "_current",
+        "_deadline",
+        "_deadline_passed",
+        "_events",
+        "_kept",
+        "_last_error",
+        "_last_refusal",
+        "_limits",
+        "_lines",
+        "_observations",
+        "_outcomes",
+        "_pending",
+        "_picked_by",
+        "_retry_attempts",
+        "_retry_wait",
+        "_settled_totals",
+        "_skipped",
+        "_started",
+        "_started_at",
+        "_tries_on_current",
+        "_vetted",
+        "_wait_s",
+        "_wall_clock",
+        "engine",
+        "notes",
+        "plan",
+        "request",
+        "resilience",
+    )
+
     def __init__(
         self,
         engine: Engine,
@@ -133,7 +179,8 @@ class Session:
         self._started_at = wall_clock()
         self._deadline = self._started + self.resilience.timeout_s
         self._pending: deque[str] = deque(c.model for c in plan.candidates)
-        self._attempts: list[Attempt] = []
+        # Tuples, grown by one: the record takes them as they are (usually one attempt, no events).
+        self._attempts: tuple[Attempt, ...] = ()
         self._skipped: dict[str, str] = {}
         self._last_error: BaseException | None = None
         self._current: Deployment | None = None
@@ -146,7 +193,7 @@ class Session:
         self._events = events
         self._budgets = budgets
         self._lines = budget_lines
-        self._budget_events: list[BudgetEvent] = []
+        self._budget_events: tuple[BudgetEvent, ...] = ()
         self._budget_poll = _BUDGET_POLL_S
         self._last_refusal: Refusal | None = None
         self._settled_totals: Mapping[str, Totals] = {}
@@ -281,11 +328,9 @@ class Session:
         return round((self._clock() - since) * 1000.0, 3)
 
     def _add(self, attempt: Attempt) -> None:
-        self._attempts.append(attempt)
+        attempts = self._attempts = (*self._attempts, attempt)
         if self._events is not None:
-            self._events.attempt(
-                self.request.request_id, self.request.route.feature, attempt, len(self._attempts)
-            )
+            self._events.attempt(self.request.request_id, self.request.route.feature, attempt, len(attempts))
 
     def failed(self, deployment: Deployment, exc: BaseException) -> None:
         """Record a failed attempt and decide: raise now, retry this model, or move on."""
@@ -514,7 +559,9 @@ class Session:
             expected = (
                 route.expected_output_tokens if route else None
             ) or self.engine.policy.expected_output_tokens
-            context = self._context = PlanContext(request=self.request.route, expected_output_tokens=expected)
+            context = self._context = PlanContext(
+                request=self.request.route, expected_output_tokens=expected, observed=_NOTHING_OBSERVED
+            )
         return context
 
     def record(
@@ -534,13 +581,13 @@ class Session:
             candidates=self.plan.candidates,
             rejected=rejected,
             rules=self.plan.rules,
-            attempts=tuple(self._attempts),
+            attempts=self._attempts,
             usage=usage,
             cost_usd=cost,
             latency_ms=self._elapsed_ms(self._started),
             started_at=self._started_at,
             stream=self.request.stream,
-            budget_events=tuple(self._budget_events),
+            budget_events=self._budget_events,
             deployment=deployment.pool_name if deployment else None,
         )
 
@@ -764,7 +811,7 @@ class Session:
             self._budget_event(event)
 
     def _budget_event(self, event: BudgetEvent) -> None:
-        self._budget_events.append(event)
+        self._budget_events = (*self._budget_events, event)
         if self._events is not None:
             self._events.budget(self.request.request_id, self.request.route.feature, event)
 

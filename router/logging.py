@@ -16,6 +16,7 @@ import logging  # absolute: the stdlib's, not this module
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final, TextIO
 
 from router._events import LOGGER_NAME, Event, _record
@@ -157,7 +158,7 @@ class _FileHandler(logging.FileHandler):
         formatting = sys.modules.get("router._formatting")
         return formatting is not None and type(self.formatter) is formatting._JsonFormatter
 
-    def write_event(self, level: int, event: Event) -> None:
+    def write_event(self, level: int, event: dict[str, Any]) -> None:
         """``handle`` of the router event's record (``router._events``), without making the record:
         the same line, written the way ``emit`` writes it. Only when ``writes_events`` and nothing
         else would see the record (no filter, no other handler: ``router._events._sink``)."""
@@ -176,7 +177,7 @@ class _FileHandler(logging.FileHandler):
             except RecursionError:
                 raise
             except Exception:
-                self.handleError(_record(level, event))
+                self.handleError(_record(level, Event(event)))
 
     def flush(self) -> None:
         self.acquire()  # reentrant: another thread's flush waits for an emit to end, then flushes
@@ -202,8 +203,9 @@ class _FileHandler(logging.FileHandler):
             self.release()
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    return asyncio._get_running_loop()  # get_running_loop's answer, None instead of raising
+# get_running_loop's answer, None instead of raising; the C function itself (a wrapper's call was a
+# measurable part of each line).
+_running_loop: Final[Callable[[], asyncio.AbstractEventLoop | None]] = asyncio._get_running_loop
 
 
 def _level(level: str | int) -> int:

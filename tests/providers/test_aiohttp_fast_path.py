@@ -94,6 +94,26 @@ async def test_a_plain_answer_is_parsed_from_the_bytes_and_the_request_is_the_sa
     assert "user-agent" not in headers and "accept-encoding" not in headers
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"\xef\xbb\xbf" + json.dumps(ANSWER).encode(),  # a UTF-8 byte order mark
+        json.dumps(ANSWER).encode("utf-16"),
+        b" \n" + json.dumps(ANSWER).encode() + b"\r\n",
+        json.dumps(ANSWER, ensure_ascii=False).replace('"1"', '"\u00e9\u4e2d"').encode(),
+    ],
+)
+async def test_an_answer_is_read_as_json_loads_reads_it_whatever_its_encoding_or_whitespace(
+    server: Server, body: bytes
+) -> None:
+    server.reply(200, body)
+    adapter = AsyncOpenAICompatible()
+    try:
+        assert await adapter.complete(deployment(server.url), BODY, CallOptions()) == json.loads(body)
+    finally:
+        await adapter.close()
+
+
 async def test_a_compressed_answer_is_decoded(server: Server) -> None:
     server.reply(200, gzip.compress(json.dumps(ANSWER).encode()), **{"content-encoding": "gzip"})
     adapter = AsyncOpenAICompatible()
@@ -115,7 +135,7 @@ async def test_an_error_status_raises_openais_class_with_the_response_attached(s
     assert caught.value.response.request.url.path == "/v1/chat/completions"
 
 
-@pytest.mark.parametrize("body", [b"{not json", b'{"no": "choices"}'])
+@pytest.mark.parametrize("body", [b"{not json", b'{"no": "choices"}', json.dumps(ANSWER).encode() + b" {}"])
 async def test_a_body_that_is_not_an_answer_is_a_validation_error(server: Server, body: bytes) -> None:
     server.reply(200, body)
     adapter = AsyncOpenAICompatible()

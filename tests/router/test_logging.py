@@ -492,3 +492,29 @@ def test_a_log_file_that_cannot_be_written_reports_the_event_as_logging_does(
     assert "--- Logging error ---" in err
     assert "route.completed" in err
     handler.stream = None  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("log_content", [True, False])
+def test_each_json_line_is_the_text_the_processor_chain_renders_for_it(
+    router_logger: logging.Logger, log_content: bool
+) -> None:
+    # The JSON formatter writes an event's line itself (no processor chain, the encoder without its
+    # cycle check when no content is in it); the chain it replaces must render the very same text.
+    from router._formatting import _Formatter
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    router_logger.setLevel(logging.INFO)
+    router_logger.addHandler(keep := Keep())
+    try:
+        run(Events(policy_hash="0123456789ab", log_content=log_content))
+    finally:
+        router_logger.removeHandler(keep)
+    formatter = router_logging.formatter(json=True, log_content=log_content)
+    lines = [formatter.format(record) for record in records]
+    assert lines == [_Formatter.format(formatter, record) for record in records]
+    assert len(lines) == 10 and any('"content":' in line for line in lines) is log_content

@@ -85,6 +85,20 @@ def test_no_phase_outlasts_the_deadline_or_a_read_the_idle_timeout_and_none_grow
     assert idle is None or (after[1] is not None and after[1] <= idle)
 
 
+@given(timeout=_TIMEOUTS, remaining=_SECONDS, idle=st.one_of(st.none(), _SECONDS))
+def test_a_capped_timeout_is_the_object_httpx_would_make_of_its_phases(
+    timeout: Any, remaining: float, idle: float | None
+) -> None:
+    capped = capped_timeout(timeout, remaining, idle)
+    if capped is timeout:
+        return
+    connect, read, write, pool = _phases(capped)
+    made = httpx.Timeout(connect=connect, read=read, write=write, pool=pool)
+    assert type(capped) is httpx.Timeout
+    assert vars(capped) == vars(made) and capped == made and repr(capped) == repr(made)
+    assert capped.as_dict() == made.as_dict()
+
+
 # --------------------------------------------------------------------------- through the session
 
 
