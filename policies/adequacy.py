@@ -178,7 +178,10 @@ def _four(model: str, values: Any) -> Weights:
 _FEW_CANDIDATES: Final = 48
 
 
-def _lines(weights: Sequence[Weights]) -> tuple[list[tuple[float, float]], list[tuple[float, float]]]:
+Lines = tuple[list[tuple[float, float]], list[tuple[float, float]]]
+
+
+def _lines(weights: Sequence[Weights]) -> Lines:
     def line(ok: float, failed: float) -> tuple[float, float]:
         # clamped at the outcome's ends (0 and OUTCOME_SCALE): the shift stays within +-700
         low, high = max(-700.0, min(700.0, failed)), max(-700.0, min(700.0, ok))
@@ -272,10 +275,14 @@ class Neighbours:
         # Per set of weights (None: pooled; else a task's) and tier, per outcome column: the logit's
         # shift as a line in the outcome byte: w_fail + (w_ok - w_fail) * byte / OUTCOME_SCALE, its
         # magnitude capped so that e^shift stays finite.
-        self._lines: dict[str | None, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = {
+        self._lines: dict[str | None, Lines] = {
             name: _lines([weights[m] for m in self._outcomes])
             for name, weights in ((None, self._weights), *self._task_weights.items())
         }
+        # Weights that move nothing (a task with too few near repeats to learn from): no lookup.
+        self._inert_tasks = frozenset(
+            name for name, (exact, near) in self._lines.items() if not any(map(any, exact + near))
+        )
 
     def find(self, text: str) -> tuple[int, int] | None:
         """The training prompt nearest-repeating this one: (its row, tier: 0 = an exact repeat,
@@ -342,15 +349,20 @@ class Neighbours:
         ``task``: the task the prompt was recognised as (its weights; None: the pooled ones), or a
         function giving it, called only when the prompt has a neighbour and the weights are per task.
         """
+        unchanged = predicted if isinstance(predicted, dict) else dict(predicted), None
+        lines = None
+        if not callable(task):
+            lines = self._lines_for(task)
+            if lines is None:  # this task's weights are all zero: its near repeats don't count
+                return unchanged
         found = self.find(text)
         if found is None:
-            return predicted if isinstance(predicted, dict) else dict(predicted), None
+            return unchanged
+        if callable(task):
+            lines = self._lines_for(task())
+        if lines is None:
+            return unchanged
         row, tier = found
-        lines = self._lines[None]
-        if len(self._lines) > 1:
-            name = task() if callable(task) else task
-            if name is not None:
-                lines = self._lines.get(name, lines)
         line = lines[tier]
         width = len(self._columns)
         outcomes = self._outcome_blob[row * width : (row + 1) * width]
@@ -367,6 +379,11 @@ class Neighbours:
                 factor = exp(shift)
                 out[model] = p * factor / (1.0 - p + p * factor)
         return out, NEIGHBOUR_NOTES[tier]
+
+    def _lines_for(self, task: str | None) -> Lines | None:
+        """The lines of a task's weights (else the pooled ones); None when they are all zero."""
+        key = task if task in self._lines else None
+        return None if key in self._inert_tasks else self._lines[key]
 
 
 class AdequacyError(ValueError):

@@ -305,3 +305,17 @@ def test_a_lookup_finds_what_comparing_every_row_finds(few: int, monkeypatch: py
         assert memory.find(text) == expected, text
         found += expected is not None and expected[1] == 1
     assert found >= 20  # near ones, not only exact repeats
+
+
+def test_a_task_whose_weights_are_all_zero_is_not_moved_nor_noted() -> None:
+    artifact = task_memory_artifact()
+    artifact["neighbours"]["models"]["cheap"]["tasks"]["quiz"] = [0.0, 0.0, 0.0, 0.0]
+    adequacy = Adequacy(artifact)
+    assert adequacy.neighbours is not None
+    quiz = "easy " + OTHER_TWIN
+    plain = adequacy.predict_counts(*adequacy.counts(quiz))
+    assert adequacy.neighbours.find(quiz) == (0, 1)
+    assert adequacy.neighbours.moved(quiz, plain, "quiz") == (plain, None)
+    assert adequacy.neighbours.moved(quiz, plain, lambda: "quiz") == (plain, None)
+    moved, note = adequacy.neighbours.moved(quiz, plain, None)  # pooled: -2 for a right neighbour
+    assert moved["cheap"] == pytest.approx(sigmoid(3.0 - 2.0)) and note is not None
