@@ -80,6 +80,15 @@ NEIGHBOUR_BAND: Final = 4
 # an exact repeat: every byte of the signature agrees. Each has its own learned weights.
 NEIGHBOUR_JACCARD: Final = 0.8
 NEIGHBOUR_SEED: Final = 20261207
+# The memory's shingle filter (optional): one bit per slot of a table of 2^k, set for every training
+# prompt's bigrams (slot: the top k bits of bigram x FILTER_MULTIPLIER). A training prompt of
+# Jaccard J with a request holds at least a share J of the request's bigrams, so a request with less
+# than FILTER_COVERAGE of its bigrams in the table has none of Jaccard >= 0.6 - and one below that
+# agrees in 52 of 64 signature bytes with a chance under 1 in 3,000 (at 0.5, 1 in 10^7): it is
+# neither MinHashed nor searched. On the shared training data, 74% of prompts without a neighbour
+# (their endings' words shuffled) skip the lookup; none with one does (examples in docs/adequacy.md).
+FILTER_MULTIPLIER: Final = 0x9E3779B97F4A7C15
+FILTER_COVERAGE: Final = 0.6
 # Outcome bytes: a score s in [0, 1] stored as round(250 * s); 255 = the model's outcome is unknown.
 OUTCOME_SCALE: Final = 250
 OUTCOME_UNKNOWN: Final = 255
@@ -140,6 +149,13 @@ def _hash_parameters(hashes: int, seed: int) -> HashParameters:
 def signature(text: str, parameters: HashParameters) -> npt.NDArray[np.uint8] | None:
     """The MinHash signature of a prompt's ending, one byte per hash function; None when the
     ending has no word."""
+    h = shingles(text)
+    return None if h is None else minhash(h, parameters)
+
+
+def shingles(text: str) -> npt.NDArray[np.uint64] | None:
+    """The word bigrams of a prompt's ending, each a 64-bit number (the lone word of a one-word
+    ending); None when the ending has no word."""
     import numpy as np
 
     words = _words(text)
@@ -147,10 +163,17 @@ def signature(text: str, parameters: HashParameters) -> npt.NDArray[np.uint8] | 
         return None
     # Stable across processes (Python's str hash is not): CRC-32 of each word; a bigram is the
     # pair of its words' CRCs in one 64-bit number.
-    a, b, shift = parameters
     h = np.fromiter(map(zlib.crc32, words), np.uint64, len(words))
     if len(h) > 1:
-        h = (h[:-1] << shift) | h[1:]
+        h = (h[:-1] << np.uint64(32)) | h[1:]
+    return h
+
+
+def minhash(h: npt.NDArray[np.uint64], parameters: HashParameters) -> npt.NDArray[np.uint8]:
+    """The signature of a set of shingles: per hash function, a byte of the minimum hash."""
+    import numpy as np
+
+    a, b, shift = parameters
     values = h[:, None] * a
     values += b
     # astype keeps the lowest byte of bits 32 and up
@@ -165,6 +188,32 @@ def near_matches(hashes: int, jaccard: float = NEIGHBOUR_JACCARD) -> int:
 
 
 Weights = tuple[float, float, float, float]
+
+
+def _filter(spec: Any) -> tuple[Any, Any]:
+    """The shingle filter of a memory section (None: the file has none, every request is hashed),
+    one bool per slot, and the shift giving a bigram's slot."""
+    import numpy as np
+
+    if spec is None:
+        return None, None
+    bits = int(spec["bits"])
+    if not 1 <= bits <= 32:
+        raise ValueError(f"filter of 2^{bits} slots")
+    table = np.unpackbits(np.frombuffer(base64.b64decode(spec["table"]), np.uint8), bitorder="little")
+    if len(table) != 1 << max(bits, 3):
+        raise ValueError(f"filter table of {len(table)} bits for 2^{bits}")
+    return table.view(bool), np.uint64(64 - bits)
+
+
+def shingle_filter(h: npt.NDArray[np.uint64], bits: int) -> dict[str, Any]:
+    """The filter section for a memory whose training endings' bigrams are ``h``."""
+    import numpy as np
+
+    table = np.zeros(1 << max(bits, 3), dtype=np.uint8)
+    table[(h * np.uint64(FILTER_MULTIPLIER)) >> np.uint64(64 - bits)] = 1
+    packed = np.packbits(table, bitorder="little")
+    return {"bits": bits, "table": base64.b64encode(packed.tobytes()).decode("ascii")}
 
 
 def _four(model: str, values: Any) -> Weights:
@@ -210,6 +259,8 @@ class Neighbours:
             if self.hashes <= 0 or band <= 0 or self.hashes % band or band != 4:
                 raise ValueError(f"hashes {self.hashes} in bands of {band} (4 bytes per band are read)")
             self._parameters = _hash_parameters(self.hashes, int(section["seed"]))
+            self._filter, self._filter_shift = _filter(section.get("filter"))
+            self._multiplier = np.uint64(FILTER_MULTIPLIER)
             raw = base64.b64decode(section["signatures"])
             if len(raw) % self.hashes:
                 raise ValueError("signatures are not whole rows")
@@ -287,9 +338,15 @@ class Neighbours:
     def find(self, text: str) -> tuple[int, int] | None:
         """The training prompt nearest-repeating this one: (its row, tier: 0 = an exact repeat,
         1 = a near one), or None. Ties go to the earliest row."""
-        sig = signature(text, self._parameters)
-        if sig is None:
+        h = shingles(text)
+        if h is None:
             return None
+        table = self._filter
+        if table is not None:
+            known = self._np.count_nonzero(table[(h * self._multiplier) >> self._filter_shift])
+            if known < FILTER_COVERAGE * len(h):
+                return None  # too few of its bigrams occur in any training prompt's ending
+        sig = minhash(h, self._parameters)
         raw = sig.tobytes()
         exact = self._exact.get(raw)
         if exact is not None:

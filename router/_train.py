@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,10 +39,12 @@ from policies.adequacy import (
     _hash_parameters,
     choose,
     encode_floats,
+    minhash,
     near_matches,
     prompt_fingerprint,
     reference_cost,
-    signature,
+    shingle_filter,
+    shingles,
 )
 from policies.tokens import estimate_prompt_tokens
 from router._eval import Point, best_single, hull, hull_quality, oracle, single_points
@@ -922,13 +925,18 @@ def _neighbour_memory(
     parameters = _hash_parameters(NEIGHBOUR_HASHES, NEIGHBOUR_SEED)
     memory: list[int] = []
     signatures: list[Any] = []
+    bigrams: list[Any] = []
     for i, prompt in enumerate(data.prompts):
-        sig = signature(prompt, parameters) if prompt else None
-        if sig is not None:
+        h = shingles(prompt) if prompt else None
+        if h is not None:
             memory.append(i)
-            signatures.append(sig)
+            signatures.append(minhash(h, parameters))
+            bigrams.append(h)
     if not memory:
         return None, dict(held_out), {}
+    # The shingle filter: a slot per bigram, in a table of at least 4 slots per distinct bigram.
+    distinct = np.unique(np.concatenate(bigrams))
+    filter_bits = max(10, math.ceil(math.log2(4 * len(distinct))))
     matrix = np.stack(signatures)
     index = np.asarray(memory)
     near = near_matches(NEIGHBOUR_HASHES)
@@ -1023,6 +1031,7 @@ def _neighbour_memory(
         "seed": NEIGHBOUR_SEED,
         "jaccard": NEIGHBOUR_JACCARD,
         "signatures": base64.b64encode(matrix.tobytes()).decode("ascii"),
+        "filter": shingle_filter(distinct, filter_bits),
         "models": {
             m: {
                 "outcomes": base64.b64encode(stored[m].tobytes()).decode("ascii"),

@@ -319,3 +319,30 @@ def test_a_task_whose_weights_are_all_zero_is_not_moved_nor_noted() -> None:
     assert adequacy.neighbours.moved(quiz, plain, lambda: "quiz") == (plain, None)
     moved, note = adequacy.neighbours.moved(quiz, plain, None)  # pooled: -2 for a right neighbour
     assert moved["cheap"] == pytest.approx(sigmoid(3.0 - 2.0)) and note is not None
+
+
+def test_a_request_whose_bigrams_the_training_endings_lack_is_not_hashed_and_finds_what_it_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import numpy as np
+
+    import policies.adequacy as module
+    from policies.adequacy import shingle_filter, shingles
+
+    artifact = memory_artifact({"cheap": [250, 0]}, {"cheap": [0.0, 0.0, -2.0, 2.0]})
+    unfiltered = Adequacy(artifact).neighbours
+    bigrams = np.unique(np.concatenate([shingles(TWIN), shingles(UNRELATED)]))
+    artifact["neighbours"]["filter"] = shingle_filter(bigrams, 12)
+    filtered = Adequacy(json.loads(json.dumps(artifact))).neighbours
+    assert filtered is not None and unfiltered is not None
+    hashed: list[int] = []
+    real = module.minhash
+    monkeypatch.setattr(module, "minhash", lambda h, p: hashed.append(len(h)) or real(h, p))
+    texts = [TWIN, OTHER_TWIN, FEW_SHOT + TWIN, UNRELATED, UNRELATED.replace("sum", "product")]
+    assert [filtered.find(t) for t in texts] == [unfiltered.find(t) for t in texts] == [
+        (0, 0), (0, 1), (0, 0), (1, 0), None
+    ]  # fmt: skip
+    hashed.clear()
+    foreign = "Translate into French: the weather is lovely in the mountains this week."
+    assert filtered.find(foreign) is None and hashed == []  # stopped at the filter
+    assert unfiltered.find(foreign) is None and len(hashed) == 1

@@ -325,3 +325,18 @@ def test_train_on_several_files_writes_neighbour_weights_per_task_named_as_the_r
         assert sorted(spec["tasks"]) == names and all(len(w) == 4 for w in spec["tasks"].values())
     memory = Adequacy(artifact).neighbours
     assert memory is not None and memory.per_task
+
+
+def test_the_memorys_shingle_filter_lets_every_training_prompt_through() -> None:
+    pytest.importorskip("sklearn")
+    from policies.adequacy import Adequacy
+    from router._train import Settings, train
+
+    prompts, outcomes = twins(20)
+    costs = {"biased": [0.001] * 40, "steady": [0.01] * 40}
+    artifact, _ = train(labeled(prompts, outcomes), costs, settings=Settings(folds=4, min_df=1))
+    assert artifact["neighbours"]["filter"]["bits"] >= 10
+    memory = Adequacy(artifact).neighbours
+    assert memory is not None
+    assert all(memory.find(p) is not None for p in prompts)
+    assert memory.find("an unrelated request about a different subject entirely, in other words") is None
