@@ -95,8 +95,11 @@ ADEQUACY_PROMPT: Final = "adequacy, ~2k chars"
 
 def _adequacy_cells(budget_s: float) -> list[dict[str, Any]]:
     """Planning with learned adequacy on: 10 models, a 12,000-term adequacy file with four tasks
-    (``cost_weight: auto``: the task recognised per request), a 2,000-character prompt (RouterBench's
-    median), each call's prompt different. Skipped when numpy isn't installed."""
+    (``cost_weight: auto``: the task recognised per request) and a neighbour memory of 16,267
+    training prompts (the shared training splits' count; per task weights), a 2,000-character
+    prompt (RouterBench's median), each call's prompt different and with no near-duplicate in the
+    memory (what most traffic is: the memory's cost is its lookup, here its shingle filter, which
+    most such prompts stop at). Skipped when numpy isn't installed."""
     import base64
     import json
     import os
@@ -146,6 +149,7 @@ def _adequacy_cells(budget_s: float) -> list[dict[str, Any]]:
             for t in range(4)
         ],
         "task_threshold": 0.01,
+        "neighbours": _memory(rng, models, [f"task{t}" for t in range(4)]),
     }
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "adequacy.json").write_text(json.dumps(artifact))
@@ -178,3 +182,46 @@ def _adequacy_cells(budget_s: float) -> list[dict[str, Any]]:
             "rejected": len(plan.rejected),
         }
     ]
+
+
+MEMORY_ROWS: Final = 16_267  # the shared training splits' prompts (examples/routerbench/adequacy.json)
+
+
+def _memory(rng: Any, models: Any, tasks: list[str]) -> dict[str, Any]:
+    """A neighbour memory of random signatures (their band keys nearly all distinct, as real
+    prompts' are), each model's outcome on every row, pooled and per-task weights, and a shingle
+    filter of 271,875 random bigrams (the shared training endings' count: 13% of its slots set)."""
+    import base64
+
+    import numpy as np
+
+    from policies.adequacy import (
+        NEIGHBOUR_BAND,
+        NEIGHBOUR_HASHES,
+        NEIGHBOUR_JACCARD,
+        NEIGHBOUR_SEED,
+        shingle_filter,
+    )
+
+    def weights() -> list[float]:
+        return [rng.uniform(-2, 2) for _ in range(4)]
+
+    return {
+        "kind": "minhash-word-bigrams",
+        "hashes": NEIGHBOUR_HASHES,
+        "band": NEIGHBOUR_BAND,
+        "seed": NEIGHBOUR_SEED,
+        "jaccard": NEIGHBOUR_JACCARD,
+        "signatures": base64.b64encode(rng.randbytes(NEIGHBOUR_HASHES * MEMORY_ROWS)).decode("ascii"),
+        "filter": shingle_filter(np.random.default_rng(7).integers(0, 2**63, 271_875, dtype=np.uint64), 21),
+        "models": {
+            name: {
+                "outcomes": base64.b64encode(bytes(rng.choice((0, 250)) for _ in range(MEMORY_ROWS))).decode(
+                    "ascii"
+                ),
+                "weights": weights(),
+                "tasks": {task: weights() for task in tasks},
+            }
+            for name in models
+        },
+    }

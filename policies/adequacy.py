@@ -19,12 +19,12 @@ import json
 import math
 import re
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeAlias
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,6 +50,7 @@ _FAST_TOKEN: Final = r"\w\w+"
 DEFAULT_MAX_CHARS: Final = 1000
 # cost_weight: auto with a file that suggests none (router train without --target).
 DEFAULT_COST_WEIGHT: Final = 0.1
+_UNSET: Final[Any] = object()  # judge(): the prompt's task not given
 _NO_TASKS: Final[Mapping[str | None, tuple[float | None, str]]] = MappingProxyType({})
 
 
@@ -79,6 +80,15 @@ NEIGHBOUR_BAND: Final = 4
 # an exact repeat: every byte of the signature agrees. Each has its own learned weights.
 NEIGHBOUR_JACCARD: Final = 0.8
 NEIGHBOUR_SEED: Final = 20261207
+# The memory's shingle filter (optional): one bit per slot of a table of 2^k, set for every training
+# prompt's bigrams (slot: the top k bits of bigram x FILTER_MULTIPLIER). A training prompt of
+# Jaccard J with a request holds at least a share J of the request's bigrams, so a request with less
+# than FILTER_COVERAGE of its bigrams in the table has none of Jaccard >= 0.6 - and one below that
+# agrees in 52 of 64 signature bytes with a chance under 1 in 3,000 (at 0.5, 1 in 10^7): it is
+# neither MinHashed nor searched. On the shared training data, 74% of prompts without a neighbour
+# (their endings' words shuffled) skip the lookup; none with one does (examples in docs/adequacy.md).
+FILTER_MULTIPLIER: Final = 0x9E3779B97F4A7C15
+FILTER_COVERAGE: Final = 0.6
 # Outcome bytes: a score s in [0, 1] stored as round(250 * s); 255 = the model's outcome is unknown.
 OUTCOME_SCALE: Final = 250
 OUTCOME_UNKNOWN: Final = 255
@@ -120,6 +130,9 @@ def _words(text: str) -> list[bytes]:
 
 
 HashParameters = tuple["npt.NDArray[np.uint64]", "npt.NDArray[np.uint64]", "np.uint64"]
+# A prompt's task for the neighbour memory's weights: its name, None (pooled), or a function giving
+# it (worked out only when a neighbour is found).
+TaskArg: TypeAlias = "str | Callable[[], str | None] | None"
 
 
 def _hash_parameters(hashes: int, seed: int) -> HashParameters:
@@ -136,6 +149,13 @@ def _hash_parameters(hashes: int, seed: int) -> HashParameters:
 def signature(text: str, parameters: HashParameters) -> npt.NDArray[np.uint8] | None:
     """The MinHash signature of a prompt's ending, one byte per hash function; None when the
     ending has no word."""
+    h = shingles(text)
+    return None if h is None else minhash(h, parameters)
+
+
+def shingles(text: str) -> npt.NDArray[np.uint64] | None:
+    """The word bigrams of a prompt's ending, each a 64-bit number (the lone word of a one-word
+    ending); None when the ending has no word."""
     import numpy as np
 
     words = _words(text)
@@ -143,10 +163,17 @@ def signature(text: str, parameters: HashParameters) -> npt.NDArray[np.uint8] | 
         return None
     # Stable across processes (Python's str hash is not): CRC-32 of each word; a bigram is the
     # pair of its words' CRCs in one 64-bit number.
-    a, b, shift = parameters
     h = np.fromiter(map(zlib.crc32, words), np.uint64, len(words))
     if len(h) > 1:
-        h = (h[:-1] << shift) | h[1:]
+        h = (h[:-1] << np.uint64(32)) | h[1:]
+    return h
+
+
+def minhash(h: npt.NDArray[np.uint64], parameters: HashParameters) -> npt.NDArray[np.uint8]:
+    """The signature of a set of shingles: per hash function, a byte of the minimum hash."""
+    import numpy as np
+
+    a, b, shift = parameters
     values = h[:, None] * a
     values += b
     # astype keeps the lowest byte of bits 32 and up
@@ -158,6 +185,58 @@ def near_matches(hashes: int, jaccard: float = NEIGHBOUR_JACCARD) -> int:
     """How many of ``hashes`` one-byte MinHash values two endings of Jaccard ``jaccard`` share,
     in expectation (a byte also agrees by chance, 1 time in 256)."""
     return math.ceil(hashes * (jaccard + (1 - jaccard) / 256) - 1e-9)
+
+
+Weights = tuple[float, float, float, float]
+
+
+def _filter(spec: Any) -> tuple[Any, Any]:
+    """The shingle filter of a memory section (None: the file has none, every request is hashed),
+    one bool per slot, and the shift giving a bigram's slot."""
+    import numpy as np
+
+    if spec is None:
+        return None, None
+    bits = int(spec["bits"])
+    if not 1 <= bits <= 32:
+        raise ValueError(f"filter of 2^{bits} slots")
+    table = np.unpackbits(np.frombuffer(base64.b64decode(spec["table"]), np.uint8), bitorder="little")
+    if len(table) != 1 << max(bits, 3):
+        raise ValueError(f"filter table of {len(table)} bits for 2^{bits}")
+    return table.view(bool), np.uint64(64 - bits)
+
+
+def shingle_filter(h: npt.NDArray[np.uint64], bits: int) -> dict[str, Any]:
+    """The filter section for a memory whose training endings' bigrams are ``h``."""
+    import numpy as np
+
+    table = np.zeros(1 << max(bits, 3), dtype=np.uint8)
+    table[(h * np.uint64(FILTER_MULTIPLIER)) >> np.uint64(64 - bits)] = 1
+    packed = np.packbits(table, bitorder="little")
+    return {"bits": bits, "table": base64.b64encode(packed.tobytes()).decode("ascii")}
+
+
+def _four(model: str, values: Any) -> Weights:
+    w = tuple(float(x) for x in values)
+    if len(w) != 4:
+        raise ValueError(f"{model}: 4 weights expected")
+    return (w[0], w[1], w[2], w[3])
+
+
+# Up to this many candidate rows (band hits, repeats counted), a lookup compares them in Python.
+_FEW_CANDIDATES: Final = 48
+
+
+Lines = tuple[list[tuple[float, float]], list[tuple[float, float]]]
+
+
+def _lines(weights: Sequence[Weights]) -> Lines:
+    def line(ok: float, failed: float) -> tuple[float, float]:
+        # clamped at the outcome's ends (0 and OUTCOME_SCALE): the shift stays within +-700
+        low, high = max(-700.0, min(700.0, failed)), max(-700.0, min(700.0, ok))
+        return low, (high - low) / OUTCOME_SCALE
+
+    return [line(w[0], w[1]) for w in weights], [line(w[2], w[3]) for w in weights]
 
 
 class Neighbours:
@@ -180,6 +259,8 @@ class Neighbours:
             if self.hashes <= 0 or band <= 0 or self.hashes % band or band != 4:
                 raise ValueError(f"hashes {self.hashes} in bands of {band} (4 bytes per band are read)")
             self._parameters = _hash_parameters(self.hashes, int(section["seed"]))
+            self._filter, self._filter_shift = _filter(section.get("filter"))
+            self._multiplier = np.uint64(FILTER_MULTIPLIER)
             raw = base64.b64decode(section["signatures"])
             if len(raw) % self.hashes:
                 raise ValueError("signatures are not whole rows")
@@ -187,18 +268,23 @@ class Neighbours:
             rows = len(self._signatures)
             self._near = near_matches(self.hashes, float(section.get("jaccard", NEIGHBOUR_JACCARD)))
             self._outcomes: dict[str, npt.NDArray[np.uint8]] = {}
-            self._weights: dict[str, tuple[float, float, float, float]] = {}
+            self._weights: dict[str, Weights] = {}
+            # Per task (files trained with tasks): each model's own weights; a prompt recognised as
+            # none of the tasks, or a model without weights for its task, uses the pooled ones.
+            self._task_weights: dict[str, dict[str, Weights]] = {}
             for model, spec in (section.get("models") or {}).items():
                 if model not in models:
                     continue
                 outcomes = np.frombuffer(base64.b64decode(spec["outcomes"]), dtype=np.uint8)
                 if len(outcomes) != rows:
                     raise ValueError(f"{model}: {len(outcomes)} outcomes for {rows} signatures")
-                w = tuple(float(x) for x in spec["weights"])
-                if len(w) != 4:
-                    raise ValueError(f"{model}: 4 weights expected")
                 self._outcomes[model] = outcomes
-                self._weights[model] = (w[0], w[1], w[2], w[3])
+                self._weights[model] = _four(model, spec["weights"])
+                for task, weights in (spec.get("tasks") or {}).items():
+                    self._task_weights.setdefault(str(task), {})[model] = _four(model, weights)
+            for per_model in self._task_weights.values():
+                for model, weights in self._weights.items():
+                    per_model.setdefault(model, weights)
         except (KeyError, TypeError, ValueError) as exc:
             raise AdequacyError(
                 f"{source}: malformed neighbours section ({exc!r}); retrain it with `router train` "
@@ -231,61 +317,130 @@ class Neighbours:
         self._starts = np.append(starts, len(order)).astype(np.intp)
         self._offsets = np.arange(bands, dtype=np.int64) << 32
         self._np = np
+        # For lookups in plain Python (cheaper than numpy calls for the few rows a lookup touches):
+        # the rows' signatures and outcome bytes as bytes, the CSR arrays as memoryviews.
+        self._blob = self._signatures.tobytes()
+        self._outcome_blob = self._table.tobytes()
+        self._start_view = self._starts.data
+        self._row_view = self._rows.data
+        # Per set of weights (None: pooled; else a task's) and tier, per outcome column: the logit's
+        # shift as a line in the outcome byte: w_fail + (w_ok - w_fail) * byte / OUTCOME_SCALE, its
+        # magnitude capped so that e^shift stays finite.
+        self._lines: dict[str | None, Lines] = {
+            name: _lines([weights[m] for m in self._outcomes])
+            for name, weights in ((None, self._weights), *self._task_weights.items())
+        }
+        # Weights that move nothing (a task with too few near repeats to learn from): no lookup.
+        self._inert_tasks = frozenset(
+            name for name, (exact, near) in self._lines.items() if not any(map(any, exact + near))
+        )
 
     def find(self, text: str) -> tuple[int, int] | None:
         """The training prompt nearest-repeating this one: (its row, tier: 0 = an exact repeat,
         1 = a near one), or None. Ties go to the earliest row."""
-        sig = signature(text, self._parameters)
-        if sig is None:
+        h = shingles(text)
+        if h is None:
             return None
-        exact = self._exact.get(sig.tobytes())
+        table = self._filter
+        if table is not None:
+            known = self._np.count_nonzero(table[(h * self._multiplier) >> self._filter_shift])
+            if known < FILTER_COVERAGE * len(h):
+                return None  # too few of its bigrams occur in any training prompt's ending
+        sig = minhash(h, self._parameters)
+        raw = sig.tobytes()
+        exact = self._exact.get(raw)
         if exact is not None:
             return exact, 0
-        query = sig.view("<u4").astype(self._keys.dtype)
-        query += self._offsets
-        at = self._keys.searchsorted(query)
-        at = at[self._keys[at] == query]  # the last key, above every real one, never hits
-        if not len(at):
+        keys = self._keys
+        query = self._offsets + sig.view("<u4")
+        at = keys.searchsorted(query)
+        hits = at[keys[at] == query].tolist()  # the last key, above every real one, never hits
+        if not hits:
             return None
-        starts = self._starts[at].tolist()
-        ends = self._starts[at + 1].tolist()
-        rows = (
-            self._rows[starts[0] : ends[0]]
-            if len(starts) == 1
-            else self._np.concatenate([self._rows[i:j] for i, j in zip(starts, ends, strict=True)])
-        )
-        matches = self._np.count_nonzero(self._signatures[rows] == sig, axis=1)
-        best = int(matches.max())
-        if best < self._near:
-            return None
-        row = int(rows[matches == best].min())
-        return row, 0 if best == self.hashes else 1
+        starts, rows_of, hashes = self._start_view, self._row_view, self.hashes
+        # Most lookups: a handful of candidate rows, compared in plain Python as integers (XOR: a
+        # zero byte agrees); many (a template's bands, shared by hundreds of rows) are left to numpy.
+        candidates: set[int] = set()
+        total = 0
+        for k in hits:
+            i, j = starts[k], starts[k + 1]
+            total += j - i
+            if total > _FEW_CANDIDATES:
+                return self._find_many(sig, hits)
+            candidates.update(rows_of[i:j])
+        mine = int.from_bytes(raw, "little")
+        blob = self._blob
+        best = row = -1
+        for r in candidates:
+            agree = (
+                (mine ^ int.from_bytes(blob[r * hashes : (r + 1) * hashes], "little"))
+                .to_bytes(hashes, "little")
+                .count(0)
+            )
+            if agree > best or (agree == best and r < row):
+                best, row = agree, r
+        return (row, 1) if best >= self._near else None
 
-    def adjust(self, text: str, predicted: Mapping[str, float]) -> dict[str, float]:
+    def _find_many(self, sig: npt.NDArray[np.uint8], hits: list[int]) -> tuple[int, int] | None:
+        """``find`` among the rows of many band hits, compared in numpy."""
+        np, starts = self._np, self._start_view
+        rows = np.concatenate([self._rows[starts[k] : starts[k + 1]] for k in hits])
+        matches = np.count_nonzero(self._signatures[rows] == sig, axis=1)
+        most = int(matches.max())  # never all of them: an exact repeat is found by its signature
+        return (int(rows[matches == most].min()), 1) if most >= self._near else None
+
+    @property
+    def per_task(self) -> bool:
+        """Whether the weights depend on the prompt's task (files trained with tasks)."""
+        return bool(self._task_weights)
+
+    def adjust(self, text: str, predicted: Mapping[str, float], task: TaskArg = None) -> dict[str, float]:
         """``predicted`` moved by the prompt's neighbour's outcomes (unchanged without one)."""
-        return self.moved(text, predicted)[0]
+        return self.moved(text, predicted, task)[0]
 
-    def moved(self, text: str, predicted: Mapping[str, float]) -> tuple[dict[str, float], str | None]:
-        """``adjust``, and what moved the predictions for routing's reasons (None: nothing)."""
+    def moved(
+        self, text: str, predicted: Mapping[str, float], task: TaskArg = None
+    ) -> tuple[dict[str, float], str | None]:
+        """``adjust``, and what moved the predictions for routing's reasons (None: nothing).
+
+        ``task``: the task the prompt was recognised as (its weights; None: the pooled ones), or a
+        function giving it, called only when the prompt has a neighbour and the weights are per task.
+        """
+        unchanged = predicted if isinstance(predicted, dict) else dict(predicted), None
+        lines = None
+        if not callable(task):
+            lines = self._lines_for(task)
+            if lines is None:  # this task's weights are all zero: its near repeats don't count
+                return unchanged
         found = self.find(text)
         if found is None:
-            return predicted if isinstance(predicted, dict) else dict(predicted), None
+            return unchanged
+        if callable(task):
+            lines = self._lines_for(task())
+        if lines is None:
+            return unchanged
         row, tier = found
+        line = lines[tier]
+        width = len(self._columns)
+        outcomes = self._outcome_blob[row * width : (row + 1) * width]
+        columns, exp = self._columns, math.exp
         out = dict(predicted)
-        outcomes = self._table[row].tolist()
-        columns, weights = self._columns, self._weights
         for model, p in predicted.items():
             k = columns.get(model)
             if k is None or outcomes[k] == OUTCOME_UNKNOWN:
                 continue
-            ok = outcomes[k] / OUTCOME_SCALE
-            w = weights[model]
-            delta = w[2 * tier] * ok + w[2 * tier + 1] * (1.0 - ok)
-            if delta:
-                p = min(max(p, 1e-12), 1 - 1e-12)
-                x = math.log(p / (1 - p)) + delta
-                out[model] = 1.0 / (1.0 + math.exp(-x)) if x > -700 else 0.0
+            intercept, slope = line[k]
+            shift = intercept + slope * outcomes[k]
+            if shift:
+                # sigmoid(logit(p) + shift), without the logit: p e^s / (1 - p + p e^s)
+                factor = exp(shift)
+                out[model] = p * factor / (1.0 - p + p * factor)
         return out, NEIGHBOUR_NOTES[tier]
+
+    def _lines_for(self, task: str | None) -> Lines | None:
+        """The lines of a task's weights (else the pooled ones); None when they are all zero."""
+        key = task if task in self._lines else None
+        return None if key in self._inert_tasks else self._lines[key]
 
 
 class AdequacyError(ValueError):
@@ -407,6 +562,8 @@ class Adequacy:
         self._table = np.ascontiguousarray(
             np.hstack([idf[:, None], coef * idf[:, None] * slope[None, :], centroids * idf[:, None]])
         )
+        # The IDF and the tasks' columns alone: recognising the task without predicting (task_of).
+        self._task_table = np.ascontiguousarray(np.hstack([idf[:, None], centroids * idf[:, None]]))
 
     def _lookup(self, vocabulary: Sequence[str], default_pattern: bool) -> None:
         """The tables ``counts`` reads: each word of the vocabulary (a unigram or either half of a
@@ -492,8 +649,23 @@ class Adequacy:
 
     def task_of(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> str | None:
         """The task a prompt (its term counts) is recognised as; None: none of the file's tasks is
-        near enough (or the file has none)."""
-        return self.predict_task(idx, counts)[1]
+        near enough (or the file has none). What ``predict_task`` also gives, without the models'
+        columns (the neighbour memory asks for it when a prompt has a neighbour)."""
+        import numpy as np
+
+        if not self.tasks or not len(idx):
+            return None
+        tf = counts.astype(np.float64)
+        if self._sublinear:
+            tf = np.log(tf) + 1.0
+        rows = self._task_table.take(idx, axis=0)
+        weights = tf * rows[:, 0]
+        norm = math.sqrt(float(weights @ weights))
+        if norm == 0.0:
+            return None
+        similarity = (tf @ rows[:, 1:]).tolist()
+        best = similarity.index(max(similarity))
+        return self.tasks[best] if similarity[best] / norm >= self.task_thresholds[best] else None
 
     def suggested_for(self, task: str | None) -> dict[str, float]:
         """A task's suggested setting, else the file's global one."""
@@ -631,14 +803,15 @@ class Adequacy:
     def predict(self, text: str) -> dict[str, float]:
         """Each model's probability of success on this prompt (with its neighbour's outcomes, if
         the file has a neighbour memory)."""
-        return self.adjust(text, self.predict_counts(*self.counts(text)))
+        return self.adjust(text, *self.predict_task(*self.counts(text)))
 
-    def adjust(self, text: str, predicted: Mapping[str, float]) -> dict[str, float]:
+    def adjust(self, text: str, predicted: Mapping[str, float], task: TaskArg = None) -> dict[str, float]:
         """Predictions from the term counts (``predict_counts``) moved by the prompt's near-duplicate
-        in the training data, if the file has a neighbour memory and the prompt has one."""
+        in the training data, if the file has a neighbour memory and the prompt has one (``task``:
+        the task the prompt was recognised as, whose weights the memory uses)."""
         if self.neighbours is None:
             return dict(predicted)
-        return self.neighbours.adjust(text, predicted)
+        return self.neighbours.adjust(text, predicted, task)
 
     def trained_on(self, texts: Iterable[str]) -> int:
         """How many of ``texts`` were in this file's training data (by fingerprint)."""
@@ -746,13 +919,16 @@ class AdequacyGate:
         counts: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = None,
         cost_weight: float | None = None,
         predicted: Mapping[str, float] | None = None,
+        task: Any = _UNSET,
     ) -> tuple[dict[str, str], dict[str, float], tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]]:
         """``verdicts``, and the prompt's term counts (what the ledger keeps for retraining).
 
         ``costs``: each model's expected cost for this request, and ``tokens`` its (prompt, output)
         tokens: ``cost_weight`` needs them (a model without a cost is not priced against the others).
         ``counts`` and ``predicted`` (the prompt's, if already counted and predicted) and
-        ``cost_weight`` (what ``resolve`` gave; default: the gate's own, resolved here when ``auto``).
+        ``cost_weight`` (what ``resolve`` gave; default: the gate's own, resolved here when ``auto``);
+        ``task`` (the task ``predict_task`` recognised with ``predicted``: saves recognising it again
+        when the prompt has a neighbour and the memory's weights are per task).
         Models the file doesn't know are not judged (their static floors apply). When every judged
         model falls short, ``on_inadequate: best`` keeps the one most likely to succeed.
         """
@@ -760,14 +936,20 @@ class AdequacyGate:
             counts = self.adequacy.counts(text)
         if predicted is None:
             predicted, task = self.adequacy.predict_task(*counts)
-        else:
-            task = self.adequacy.task_of(*counts) if self.auto and cost_weight is None else None
-        # The term counts' predictions (what the planner passes) moved by the prompt's neighbour.
+        elif task is _UNSET and self.auto and cost_weight is None:
+            task = self.adequacy.task_of(*counts)
+        # The term counts' predictions (what the planner passes) moved by the prompt's neighbour,
+        # with its task's weights (recognised here only if the prompt has a neighbour).
         note = None
         if self.adequacy.neighbours is not None:
-            predicted, note = self.adequacy.neighbours.moved(text, predicted)
+            known = counts
+            predicted, note = self.adequacy.neighbours.moved(
+                text,
+                predicted,
+                (lambda: self.adequacy.task_of(*known)) if task is _UNSET else task,
+            )
         if cost_weight is None:
-            cost_weight = self.weight_for(task)[0]
+            cost_weight = self.weight_for(None if task is _UNSET else task)[0]
         judged = {name: predicted[name] for name in names if name in predicted}
         if not judged:
             return {}, judged, counts

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,10 +39,12 @@ from policies.adequacy import (
     _hash_parameters,
     choose,
     encode_floats,
+    minhash,
     near_matches,
     prompt_fingerprint,
     reference_cost,
-    signature,
+    shingle_filter,
+    shingles,
 )
 from policies.tokens import estimate_prompt_tokens
 from router._eval import Point, best_single, hull, hull_quality, oracle, single_points
@@ -57,6 +60,9 @@ TASK_TERMS: Final = 2000
 # A task's own prompts: the percentile of their held-out similarity to its centroid below which a
 # prompt is of none of the tasks (chosen by leaving each training file out in turn: docs/adequacy.md).
 TASK_PERCENTILE: Final = 1.0
+# How the neighbour memory's weights are learned (``_neighbour_memory``; chosen by cross-validation,
+# docs/adequacy.md): per (task, model), each task on its own rows.
+NEIGHBOUR_VARIANT: Final = "task"
 THRESHOLDS: Final = tuple(round(i / 100, 2) for i in range(101))
 # cost_weight is not bounded by 1: a weight of 2 gives up 2 points of success for the dearest price.
 GRIDS: Final = {
@@ -469,8 +475,10 @@ def train(
         fold_of = np.zeros(n, dtype=np.intp)
         for fold in range(settings.folds):
             fold_of[order[fold :: settings.folds]] = fold
+        # Each row's task (its file) if the file will have tasks: the memory's weights per task.
+        row_tasks = np.where(np.isin(origin, task_ids), origin, -1) if len(task_ids) > 1 else None
         neighbours, held_out, neighbour_stats = _neighbour_memory(
-            data, names, held_out, fold_of, settings.folds
+            data, names, held_out, fold_of, settings.folds, row_tasks, _task_names(data.sources, task_ids)
         )
     calibration = tuple(_calibration(m, held_out[m].tolist(), data.outcomes[m]) for m in names)
     tokens = [estimate_prompt_tokens(list(m)) for m in data.messages]
@@ -851,16 +859,19 @@ def _neighbour_candidates(signatures: Any, near: int) -> list[list[tuple[int, in
     return out
 
 
-def _fit_offset(x: Any, offset: Any, y: Any, l2: float = 1.0) -> Any:
+def _fit_offset(x: Any, offset: Any, y: Any, l2: Any = 1.0, prior: Any = None) -> Any:
     """A logistic regression without intercept whose logit adds to a fixed ``offset`` (the default's
-    calibrated logit): Newton's method with an L2 penalty; ``y`` may be a score in [0, 1]."""
+    calibrated logit): Newton's method with an L2 penalty (a number, or one per weight) toward
+    ``prior`` (default zero); ``y`` may be a score in [0, 1]."""
     import numpy as np
 
-    w = np.zeros(x.shape[1])
+    centre = np.zeros(x.shape[1]) if prior is None else np.asarray(prior, dtype=np.float64)
+    penalty = np.broadcast_to(np.asarray(l2, dtype=np.float64), centre.shape)
+    w = centre.copy()
     for _ in range(100):
         p = 1.0 / (1.0 + np.exp(-(offset + x @ w)))
-        gradient = x.T @ (p - y) + l2 * w
-        hessian = (x * (p * (1 - p))[:, None]).T @ x + l2 * np.eye(len(w))
+        gradient = x.T @ (p - y) + penalty * (w - centre)
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty)
         step = np.linalg.solve(hessian, gradient)
         w -= step
         if float(np.abs(step).max()) < 1e-9:
@@ -874,26 +885,58 @@ def _neighbour_memory(
     held_out: Mapping[str, npt.NDArray[np.float64]],
     fold_of: npt.NDArray[np.intp],
     folds: int,
+    tasks: npt.NDArray[np.intp] | None = None,
+    task_names: Mapping[int, str] | None = None,
+    *,
+    variant: str = NEIGHBOUR_VARIANT,
 ) -> tuple[dict[str, Any] | None, dict[str, npt.NDArray[np.float64]], dict[str, Any]]:
     """The neighbour memory and its learned weights, and the held-out predictions with it.
 
     Cross-fitted like everything else: a row's neighbour always comes from other folds than its
     own, as a routed prompt's comes from the training data; for the held-out figures, the weights
     used on a fold are fitted on the other folds' rows, whose neighbours come from neither their
-    own fold nor the held-out one. Returns (section or None: no prompt has text, the held-out
-    predictions, statistics for the report)."""
+    own fold nor the held-out one.
+
+    ``tasks``: each row's task (its file's index; -1: none), and ``task_names``. Near repeats mean
+    opposite things in different data (Winogrande's twins flip, MBPP's few repeats agree), so with
+    tasks each (task, model) gets its own weights, fitted on that task's rows only (L2 toward zero:
+    a task with few near repeats keeps weights near zero, not another task's); a routed prompt
+    recognised as no task gets the weights pooled over every row. ``variant`` selects what
+    examples/routerbench/neighbours.py compares: ``task`` (the default, as above), ``pooled`` (one
+    set per model), ``hier:L`` (per task, L2 of strength L toward the pooled weights), ``near-l2:L``
+    (pooled, the near weights' L2 at L), ``same-task`` (pooled; a neighbour counts only within the
+    row's task). Returns (section or None: no prompt has text, the held-out predictions,
+    statistics for the report)."""
     import numpy as np
 
+    kind, _, strength = variant.partition(":")
+    if kind not in ("task", "pooled", "hier", "near-l2", "same-task"):
+        raise ValueError(f"unknown neighbour variant {variant!r}")
+    if tasks is None or task_names is None or kind in ("pooled", "near-l2"):
+        per_task: list[int] = []
+    else:
+        per_task = sorted({int(t) for t in tasks.tolist() if t >= 0 and int(t) in task_names})
+    if kind == "same-task":
+        per_task = []
+    task_of = tasks if tasks is not None else np.full(len(data), -1, dtype=np.intp)
+    l2: Any = 1.0
+    if kind == "near-l2":
+        l2 = np.array([1.0, 1.0, float(strength), float(strength)])
     parameters = _hash_parameters(NEIGHBOUR_HASHES, NEIGHBOUR_SEED)
     memory: list[int] = []
     signatures: list[Any] = []
+    bigrams: list[Any] = []
     for i, prompt in enumerate(data.prompts):
-        sig = signature(prompt, parameters) if prompt else None
-        if sig is not None:
+        h = shingles(prompt) if prompt else None
+        if h is not None:
             memory.append(i)
-            signatures.append(sig)
+            signatures.append(minhash(h, parameters))
+            bigrams.append(h)
     if not memory:
         return None, dict(held_out), {}
+    # The shingle filter: a slot per bigram, in a table of at least 4 slots per distinct bigram.
+    distinct = np.unique(np.concatenate(bigrams))
+    filter_bits = max(10, math.ceil(math.log2(4 * len(distinct))))
     matrix = np.stack(signatures)
     index = np.asarray(memory)
     near = near_matches(NEIGHBOUR_HASHES)
@@ -901,6 +944,10 @@ def _neighbour_memory(
     candidates: list[list[tuple[int, int]]] = [[] for _ in range(len(data))]
     for k, found in enumerate(local):
         candidates[memory[k]] = [(m, int(index[r])) for m, r in found]
+    if kind == "same-task":
+        candidates = [
+            [(m, r) for m, r in found if task_of[r] == task_of[i]] for i, found in enumerate(candidates)
+        ]
     # Outcomes as the file stores them (a byte each), so that training sees what routing will.
     stored = {
         m: np.array([_outcome_byte(data.outcomes[m][i]) for i in memory], dtype=np.uint8) for m in names
@@ -927,13 +974,27 @@ def _neighbour_memory(
             x[k, 2 * hit[1] + 1] = 1.0 - ok
         return x
 
-    def fit(rows: Any, found: Sequence[tuple[int, int] | None], model: str) -> Any:
-        x = features(found, model)
+    def fit(rows: Any, x: Any, model: str, select: Any, prior: Any = None, penalty: Any = l2) -> Any:
         y = np.array([np.nan if (v := data.outcomes[model][i]) is None else v for i in rows.tolist()])
-        use = ~np.isnan(y) & (x.sum(axis=1) > 0)
-        if use.sum() < 10:  # too few near-duplicates to learn from: no effect
-            return np.zeros(4)
-        return _fit_offset(x[use], logits[model][rows[use]], y[use])
+        use = select & ~np.isnan(y) & (x.sum(axis=1) > 0)
+        if use.sum() < 10:  # too few near-duplicates to learn from: the prior (no effect, or pooled)
+            return np.zeros(4) if prior is None else prior
+        return _fit_offset(x[use], logits[model][rows[use]], y[use], penalty, prior)
+
+    def fit_all(rows: Any, found: Sequence[tuple[int, int] | None]) -> dict[int, dict[str, Any]]:
+        """Per model: the pooled weights (key -1) and each task's."""
+        out: dict[int, dict[str, Any]] = {-1: {}, **{t: {} for t in per_task}}
+        everyone = np.ones(len(rows), dtype=bool)
+        row_tasks = task_of[rows]
+        for m in names:
+            x = features(found, m)
+            pooled = out[-1][m] = fit(rows, x, m, everyone)
+            for t in per_task:
+                if kind == "hier":
+                    out[t][m] = fit(rows, x, m, row_tasks == t, pooled, float(strength))
+                else:
+                    out[t][m] = fit(rows, x, m, row_tasks == t)
+        return out
 
     logits = {m: _logits(held_out[m]) for m in names}
     n = len(data)
@@ -945,13 +1006,23 @@ def _neighbour_memory(
         train_found = [neighbour(i, (f, int(fold_of[i]))) for i in train_rows.tolist()]
         test_found = [neighbour(i, (f,)) for i in test.tolist()]
         found_test[test] = [hit is not None for hit in test_found]
+        fitted = fit_all(train_rows, train_found)
+        test_tasks = task_of[test]
         for m in names:
-            w = fit(train_rows, train_found, m)
-            shift = features(test_found, m) @ w
+            x = features(test_found, m)
+            shift = x @ fitted[-1][m]
+            for t in per_task:
+                mine = test_tasks == t
+                shift[mine] = x[mine] @ fitted[t][m]
             adjusted[m][test] = 1.0 / (1.0 + np.exp(-(logits[m][test] + shift)))
     everyone = np.arange(n)
     found_all = [neighbour(i, (int(fold_of[i]),)) for i in range(n)]
-    weights = {m: fit(everyone, found_all, m) for m in names}
+    weights = fit_all(everyone, found_all)
+    names_of = task_names or {}
+
+    def rounded(w: Any) -> list[float]:
+        return [round(float(v), 6) for v in w]
+
     section = {
         "kind": "minhash-word-bigrams",
         "ending_chars": NEIGHBOUR_CHARS,
@@ -960,10 +1031,13 @@ def _neighbour_memory(
         "seed": NEIGHBOUR_SEED,
         "jaccard": NEIGHBOUR_JACCARD,
         "signatures": base64.b64encode(matrix.tobytes()).decode("ascii"),
+        "filter": shingle_filter(distinct, filter_bits),
         "models": {
             m: {
                 "outcomes": base64.b64encode(stored[m].tobytes()).decode("ascii"),
-                "weights": [round(float(v), 6) for v in weights[m]],
+                "weights": rounded(weights[-1][m]),
+                # Per task (the recogniser's names): what a prompt recognised as that task uses.
+                **({"tasks": {names_of[t]: rounded(weights[t][m]) for t in per_task}} if per_task else {}),
             }
             for m in names
         },

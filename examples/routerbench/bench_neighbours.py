@@ -1,6 +1,12 @@
 """CPU per plan with and without the neighbour memory, on real prompts (a micro-benchmark).
 
     nice -n 10 python examples/routerbench/bench_neighbours.py OLD.json NEW.json [/work/shared/data]
+        [--baseline=OLD_ADEQUACY.py]
+
+With ``--baseline`` (an older policies/adequacy.py, e.g. ``git show main~1:policies/adequacy.py``),
+it also times what the gate computes per request (term counts, every model's prediction and the
+task, then the neighbour) with that module's code and this one's, on NEW.json, alternating per
+prompt, overall and per file.
 
 Plans every sampled training prompt (RouterBench's ARC, MBPP, Winogrande and RouteLLM's MMLU; 300
 of each) through examples/routerbench/policy.yaml's ``routerbench`` route (11 models, cost_weight
@@ -53,13 +59,17 @@ def percentile(values: list[int], q: float) -> float:
 
 
 def main(argv: list[str]) -> None:
+    baseline = next((a.split("=", 1)[1] for a in argv if a.startswith("--baseline=")), None)
+    argv = [a for a in argv if not a.startswith("--")]
     old, new = Path(argv[0]).resolve(), Path(argv[1]).resolve()
     data_root = Path(argv[2]) if len(argv) > 2 else Path("/work/shared/data")
     labeled = load_labeled([data_root / f for f in FILES])
     prompts: list[str] = []
+    origin: list[int] = []
     for k in range(len(FILES)):
         rows = [p for p, o in zip(labeled.prompts, labeled.origin, strict=True) if o == k]
         prompts += rows[:: max(1, len(rows) // 300)][:300]
+        origin += [k] * (len(prompts) - len(origin))
     rng = random.Random(0)
 
     def changed(text: str, shuffle: bool) -> str:
@@ -78,7 +88,56 @@ def main(argv: list[str]) -> None:
         ("ending shuffled (no neighbour)", [changed(p, True) for p in prompts]),
     ):
         print(f"{label}:")
+        if baseline is not None:
+            compare_code(Path(baseline), new, texts, origin)
         run(old, new, texts)
+
+
+def compare_code(baseline: Path, adequacy_file: Path, prompts: list[str], origin: list[int]) -> None:
+    """The gate's per-request work (terms, predictions and task, then the neighbour) with the
+    baseline module's code and this checkout's, on the same file, alternating per prompt."""
+    import importlib.util
+
+    from policies import adequacy as current
+
+    spec = importlib.util.spec_from_file_location("baseline_adequacy", baseline)
+    assert spec is not None and spec.loader is not None
+    before = importlib.util.module_from_spec(spec)
+    sys.modules["baseline_adequacy"] = before  # dataclasses look their module up
+    spec.loader.exec_module(before)
+    loaded = {"before": before.Adequacy.load(adequacy_file), "after": current.Adequacy.load(adequacy_file)}
+
+    def gate_work(name: str, text: str) -> None:
+        adequacy = loaded[name]
+        counts = adequacy.counts(text)
+        predicted, task = adequacy.predict_task(*counts)
+        if name == "before":
+            adequacy.neighbours.moved(text, predicted)
+        elif name == "after":
+            adequacy.neighbours.moved(text, predicted, task)
+        else:  # what AdequacyGate.judge does when the planner doesn't pass the task it recognised
+            adequacy.neighbours.moved(text, predicted, lambda: adequacy.task_of(*counts))
+
+    loaded["after, task recognised again on a hit"] = loaded["after"]
+    times: dict[str, list[int]] = {name: [] for name in loaded}
+    for _ in range(3):  # the first round warms up
+        for values in times.values():
+            values.clear()
+        for text in prompts:
+            for name, values in times.items():
+                start = time.thread_time_ns()
+                gate_work(name, text)
+                values.append(time.thread_time_ns() - start)
+    for name, values in times.items():
+        by_file = [[v for v, o in zip(values, origin, strict=True) if o == k] for k in range(len(FILES))]
+        per_file = ", ".join(
+            f"{Path(f).stem.split('_')[0]} {statistics.median(v) / 1000:.1f}"
+            for f, v in zip(FILES, by_file, strict=True)
+        )
+        print(
+            f"terms + predictions + neighbour, {name}: median {statistics.median(values) / 1000:.1f} µs, "
+            f"p90 {percentile(values, 0.9):.1f} µs (per file: {per_file})"
+        )
 
 
 def run(old: Path, new: Path, prompts: list[str]) -> None:

@@ -1,6 +1,8 @@
 """Near-duplicate neighbours' outcomes as a learned feature, scored like compare_methods.py.
 
     nice -n 10 python examples/routerbench/neighbours.py /work/shared/data   (FOLD_SEED=1: second split)
+    ... --variant=pooled --variant=task --variant=hier:10 --variant=same-task --variant=near-l2:10
+        (router train's memory with each way of learning its weights; see _neighbour_memory)
 
 Some training prompts nearly repeat others: RouterBench's Winogrande comes in twins (one trigger
 word changed, the answer flipped) and a model biased toward one option gets one twin right and the
@@ -159,16 +161,22 @@ def show(label: str, data: Data, p: np.ndarray, found: np.ndarray | None) -> Non
     print(f"{label:24s} | " + " | ".join(cells), flush=True)
 
 
-def product(data: Data, base: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def product(data: Data, base: np.ndarray, variant: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """What ``router train`` does (router/_train.py's _neighbour_memory: MinHash signatures, LSH
-    bands, the same cross-fitting) on these folds and base predictions."""
-    from router._train import _neighbour_memory
+    bands, the same cross-fitting, each file a task) on these folds and base predictions;
+    ``variant``: how the weights are learned (``_neighbour_memory``'s; default: router train's)."""
+    from router._train import NEIGHBOUR_VARIANT, _neighbour_memory
 
     fold_of = np.zeros(len(data.texts), dtype=np.intp)
     for f, rows in enumerate(data.folds):
         fold_of[rows] = f
     held = {m: base[:, j] for j, m in enumerate(data.models)}
-    _, adjusted, stats = _neighbour_memory(data.labeled, data.models, held, fold_of, len(data.folds))
+    tasks = np.asarray(data.origin, dtype=np.intp)
+    names = {k: Path(source).stem for k, source in enumerate(data.labeled.sources)}
+    _, adjusted, stats = _neighbour_memory(
+        data.labeled, data.models, held, fold_of, len(data.folds), tasks, names,
+        variant=variant or NEIGHBOUR_VARIANT,
+    )  # fmt: skip
     p = np.column_stack([adjusted[m] for m in data.models])
     # which held-out rows found a neighbour: any model's prediction moved
     found = np.abs(p - base).max(axis=1) > 1e-12
@@ -181,9 +189,11 @@ def main(argv: list[str]) -> None:
     data = Data(root)
     base = second_stage(data, oof(data, "lr-word1000", logreg(tfidf())), "platt")
     show("default (LR + Platt)", data, base, None)
-    p, found = product(data, base)
-    show("router train's memory", data, p, found)
-    if "--product" in argv:
+    variants = [a.split("=", 1)[1] for a in argv if a.startswith("--variant=")]
+    for variant in variants or [None]:
+        p, found = product(data, base, variant)
+        show(f"memory {variant or 'router train'}", data, p, found)
+    if "--product" in argv or variants:
         return
     for floor in (0.5, 0.6, 0.7, 0.8):
         p, found, w = with_neighbours(data, base, floor)

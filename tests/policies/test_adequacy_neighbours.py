@@ -214,3 +214,135 @@ def test_non_ascii_endings_are_read_by_the_regex_in_lower_case() -> None:
     assert _words("Über die Brücke, ÉCOLE_1 é") == [
         w.encode() for w in ("über", "die", "brücke", "école_1", "é")
     ]
+
+
+def task_memory_artifact() -> dict[str, Any]:
+    """``task_artifact`` (tasks "quiz": the word easy, "proof": hard) with the memory of TWIN (row 0,
+    cheap right) and UNRELATED: pooled near weights (-2, +2), "quiz"'s own (+1, -1); "proof" has
+    none of its own."""
+    from tests.adequacy_helpers import task_artifact
+
+    artifact = task_artifact(threshold=0.5)
+    memory = memory_artifact({"cheap": [250, 0]}, {"cheap": [0.0, 0.0, -2.0, 2.0]})["neighbours"]
+    memory["models"]["cheap"]["tasks"] = {"quiz": [0.0, 0.0, 1.0, -1.0]}
+    artifact["neighbours"] = memory
+    return artifact
+
+
+def test_a_prompt_recognised_as_a_task_moves_by_that_tasks_weights_else_by_the_pooled_ones() -> None:
+    adequacy = Adequacy(task_memory_artifact())
+    assert adequacy.neighbours is not None and adequacy.neighbours.per_task
+    quiz, proof = "easy " + OTHER_TWIN, "hard " + OTHER_TWIN
+    for text, task in ((quiz, "quiz"), (proof, "proof"), (OTHER_TWIN, None)):
+        assert adequacy.neighbours.find(text) == (0, 1)
+        counts = adequacy.counts(text)
+        assert adequacy.task_of(*counts) == adequacy.predict_task(*counts)[1] == task
+    assert adequacy.predict(quiz)["cheap"] == pytest.approx(sigmoid(3.0 + 1.0))  # quiz's own weight
+    assert adequacy.predict(proof)["cheap"] == pytest.approx(sigmoid(-3.0 - 2.0))  # no own weights: pooled
+    assert adequacy.predict(OTHER_TWIN)["cheap"] == pytest.approx(sigmoid(0.0 - 2.0))  # no task: pooled
+    assert adequacy.predict(quiz)["strong"] == pytest.approx(sigmoid(2.0))  # not in the memory
+
+
+def test_the_gate_uses_the_task_it_is_given_or_recognises_it_only_for_a_neighbour() -> None:
+    adequacy = Adequacy(task_memory_artifact())
+    gate = AdequacyGate(adequacy, min_success=0.9)
+    quiz = "easy " + OTHER_TWIN
+    counts = adequacy.counts(quiz)
+    unmoved = adequacy.predict_counts(*counts)
+    judged = [
+        gate.judge(quiz, ["cheap", "strong"], counts=counts, predicted=unmoved, **task)[1]["cheap"]
+        for task in ({}, {"task": "quiz"}, {"task": None}, {"task": "proof"})
+    ]
+    assert judged == pytest.approx([sigmoid(4.0), sigmoid(4.0), sigmoid(1.0), sigmoid(1.0)])
+    recognised: list[Any] = []
+    memory = adequacy.neighbours
+    assert memory is not None
+    without = "easy riddles about winter trees, please, in rhyme"
+    assert memory.find(without) is None
+    # the task is asked for only when a neighbour was found
+    memory.moved(without, unmoved, lambda: recognised.append(1) or "quiz")
+    assert recognised == []
+    memory.moved(quiz, unmoved, lambda: recognised.append(1) or "quiz")
+    assert recognised == [1]
+
+
+def brute_force(rows: Any, query: Any) -> tuple[int, int] | None:
+    """The earliest training row agreeing with the query's signature in the most bytes, if >= 52."""
+    agree = [int((row == query).sum()) for row in rows]
+    best = max(agree)
+    if best < near_matches(NEIGHBOUR_HASHES):
+        return None
+    return agree.index(best), 0 if best == NEIGHBOUR_HASHES else 1
+
+
+@pytest.mark.parametrize("few", [48, 0, 10**6])
+def test_a_lookup_finds_what_comparing_every_row_finds(few: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Templated prompts share LSH bands by the dozen: candidates compared in Python (few) or in
+    numpy (many) give the earliest best row, as comparing with every training prompt does."""
+    import random
+
+    import numpy as np
+
+    import policies.adequacy as module
+
+    monkeypatch.setattr(module, "_FEW_CANDIDATES", few)
+    rng = random.Random(5)
+    words = [f"w{i}" for i in range(12)]
+    template = "Question: which of these is the odd one out in the list below, and why is it so? "
+    texts = [template + " ".join(rng.choice(words) for _ in range(rng.randrange(2, 9))) for _ in range(300)]
+    texts += texts[:20]  # exact repeats: the earliest row is found
+    rows = np.stack(signatures(*texts))
+    artifact = memory_artifact({"cheap": [250, 0]}, {"cheap": [0.0] * 4})
+    artifact["neighbours"]["signatures"] = base64.b64encode(rows.tobytes()).decode("ascii")
+    artifact["neighbours"]["models"]["cheap"]["outcomes"] = base64.b64encode(bytes(len(texts))).decode()
+    memory = Adequacy(artifact).neighbours
+    assert memory is not None
+    queries = texts[:40] + [t.replace(" w3", " w11") for t in texts[:100]] + [template + "w1 w2 zz"]
+    found = 0
+    for text in queries:
+        (query,) = signatures(text)
+        expected = brute_force(rows, query)
+        assert memory.find(text) == expected, text
+        found += expected is not None and expected[1] == 1
+    assert found >= 20  # near ones, not only exact repeats
+
+
+def test_a_task_whose_weights_are_all_zero_is_not_moved_nor_noted() -> None:
+    artifact = task_memory_artifact()
+    artifact["neighbours"]["models"]["cheap"]["tasks"]["quiz"] = [0.0, 0.0, 0.0, 0.0]
+    adequacy = Adequacy(artifact)
+    assert adequacy.neighbours is not None
+    quiz = "easy " + OTHER_TWIN
+    plain = adequacy.predict_counts(*adequacy.counts(quiz))
+    assert adequacy.neighbours.find(quiz) == (0, 1)
+    assert adequacy.neighbours.moved(quiz, plain, "quiz") == (plain, None)
+    assert adequacy.neighbours.moved(quiz, plain, lambda: "quiz") == (plain, None)
+    moved, note = adequacy.neighbours.moved(quiz, plain, None)  # pooled: -2 for a right neighbour
+    assert moved["cheap"] == pytest.approx(sigmoid(3.0 - 2.0)) and note is not None
+
+
+def test_a_request_whose_bigrams_the_training_endings_lack_is_not_hashed_and_finds_what_it_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import numpy as np
+
+    import policies.adequacy as module
+    from policies.adequacy import shingle_filter, shingles
+
+    artifact = memory_artifact({"cheap": [250, 0]}, {"cheap": [0.0, 0.0, -2.0, 2.0]})
+    unfiltered = Adequacy(artifact).neighbours
+    bigrams = np.unique(np.concatenate([shingles(TWIN), shingles(UNRELATED)]))
+    artifact["neighbours"]["filter"] = shingle_filter(bigrams, 12)
+    filtered = Adequacy(json.loads(json.dumps(artifact))).neighbours
+    assert filtered is not None and unfiltered is not None
+    hashed: list[int] = []
+    real = module.minhash
+    monkeypatch.setattr(module, "minhash", lambda h, p: hashed.append(len(h)) or real(h, p))
+    texts = [TWIN, OTHER_TWIN, FEW_SHOT + TWIN, UNRELATED, UNRELATED.replace("sum", "product")]
+    assert [filtered.find(t) for t in texts] == [unfiltered.find(t) for t in texts] == [
+        (0, 0), (0, 1), (0, 0), (1, 0), None
+    ]  # fmt: skip
+    hashed.clear()
+    foreign = "Translate into French: the weather is lovely in the mountains this week."
+    assert filtered.find(foreign) is None and hashed == []  # stopped at the filter
+    assert unfiltered.find(foreign) is None and len(hashed) == 1

@@ -276,3 +276,67 @@ def test_the_neighbour_memory_round_trips_through_the_written_file(tmp_path: Pat
     assert loaded.digest == digest and loaded.neighbours is not None and loaded.neighbours.rows == 40
     for text in (prompts[3], prompts[3].replace("was", "is"), "nothing like the training data"):
         assert loaded.predict(text) == pytest.approx(Adequacy(artifact).predict(text))
+
+
+def test_each_task_learns_its_own_neighbour_weights_and_a_task_with_few_near_repeats_none() -> None:
+    """Twins flip in one file and agree in another: pooled weights would average the two; per task,
+    each file's near repeats count their own way, and a file with too few near repeats to learn from
+    (under 10) gets no effect rather than another file's weights."""
+    np = pytest.importorskip("numpy")
+    from router._train import _neighbour_memory
+
+    flipping, flips = twins(60, seed=3)
+    agreeing, agrees = twins(60, seed=4)
+    agrees["biased"] = agrees["steady"]  # here the biased model gets both twins right, or neither
+    few, few_outcomes = twins(3, seed=5)
+    prompts = flipping + agreeing + few
+    outcomes = {m: flips[m] + agrees[m] + few_outcomes[m] for m in flips}
+    data = labeled(prompts, outcomes, [0] * 120 + [1] * 120 + [2] * 6)
+    base = {m: np.full(len(prompts), 0.5) for m in outcomes}
+    fold_of = np.array([(i // 2 + i % 2) % 5 for i in range(len(prompts))])
+    tasks = np.asarray(data.origin)
+    names = {0: "flip", 1: "agree", 2: "few"}
+    section, held_out, _ = _neighbour_memory(data, list(outcomes), base, fold_of, 5, tasks, names)
+    assert section is not None
+    biased = section["models"]["biased"]
+    assert biased["tasks"]["flip"][2] < -1.0 < 1.0 < biased["tasks"]["agree"][2]  # near, neighbour right
+    assert biased["tasks"]["few"] == [0.0, 0.0, 0.0, 0.0]
+    assert abs(biased["weights"][2]) < min(-biased["tasks"]["flip"][2], biased["tasks"]["agree"][2])
+    y = np.array(outcomes["biased"])
+    for rows in (slice(0, 120), slice(120, 240)):  # held out, each task's twins predicted its way
+        assert float(np.mean((held_out["biased"][rows] - y[rows]) ** 2)) < 0.1
+    assert (held_out["biased"][240:] == 0.5).all()
+    _, pooled, _ = _neighbour_memory(data, list(outcomes), base, fold_of, 5, tasks, names, variant="pooled")
+    assert float(np.mean((pooled["biased"][:240] - y[:240]) ** 2)) > 0.2  # the two ways cancel out
+
+
+def test_train_on_several_files_writes_neighbour_weights_per_task_named_as_the_recogniser() -> None:
+    pytest.importorskip("sklearn")
+    from policies.adequacy import Adequacy
+    from router._train import Settings, train
+
+    prompts, outcomes = twins(30)
+    data = labeled(prompts, outcomes, [0] * 30 + [1] * 30)
+    costs = {"biased": [0.001] * 60, "steady": [0.01] * 60}
+    artifact, _ = train(data, costs, settings=Settings(folds=3, min_df=1))
+    names = [t["name"] for t in artifact["tasks"]]
+    assert names == ["a", "b"] and artifact["version"] == 4
+    for spec in artifact["neighbours"]["models"].values():
+        assert sorted(spec["tasks"]) == names and all(len(w) == 4 for w in spec["tasks"].values())
+    memory = Adequacy(artifact).neighbours
+    assert memory is not None and memory.per_task
+
+
+def test_the_memorys_shingle_filter_lets_every_training_prompt_through() -> None:
+    pytest.importorskip("sklearn")
+    from policies.adequacy import Adequacy
+    from router._train import Settings, train
+
+    prompts, outcomes = twins(20)
+    costs = {"biased": [0.001] * 40, "steady": [0.01] * 40}
+    artifact, _ = train(labeled(prompts, outcomes), costs, settings=Settings(folds=4, min_df=1))
+    assert artifact["neighbours"]["filter"]["bits"] >= 10
+    memory = Adequacy(artifact).neighbours
+    assert memory is not None
+    assert all(memory.find(p) is not None for p in prompts)
+    assert memory.find("an unrelated request about a different subject entirely, in other words") is None
