@@ -562,6 +562,7 @@ def _gate_candidates(
         counts=counts,
         cost_weight=weight,
         predicted=predicted_all,
+        task=task,  # recognised with the predictions: the neighbour memory's weights are per task
     )
     rejected.update(reasons)
     shown = ", ".join(map("%s %.2f".__mod__, predicted.items()))  # f"{name} {p:.2f}", in C
