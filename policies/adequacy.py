@@ -651,21 +651,29 @@ class Adequacy:
         """The task a prompt (its term counts) is recognised as; None: none of the file's tasks is
         near enough (or the file has none). What ``predict_task`` also gives, without the models'
         columns (the neighbour memory asks for it when a prompt has a neighbour)."""
-        import numpy as np
 
         if not self.tasks or not len(idx):
             return None
-        tf = counts.astype(np.float64)
-        if self._sublinear:
-            tf = np.log(tf) + 1.0
-        rows = self._task_table.take(idx, axis=0)
-        weights = tf * rows[:, 0]
-        norm = math.sqrt(float(weights @ weights))
+        tf, rows, norm = self._gathered(self._task_table, idx, counts)
         if norm == 0.0:
             return None
         similarity = (tf @ rows[:, 1:]).tolist()
         best = similarity.index(max(similarity))
         return self.tasks[best] if similarity[best] / norm >= self.task_thresholds[best] else None
+
+    def _gathered(
+        self, table: npt.NDArray[np.float64], idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]:
+        """The prompt's term frequencies, its rows of ``table`` (column 0: IDF) and the norm of its
+        TF-IDF vector: what the predictions and the task's similarity both start from."""
+        import numpy as np
+
+        tf = counts.astype(np.float64)
+        if self._sublinear:
+            tf = np.log(tf) + 1.0
+        rows = table.take(idx, axis=0)
+        weights = tf * rows[:, 0]
+        return tf, rows, math.sqrt(float(weights @ weights))
 
     def suggested_for(self, task: str | None) -> dict[str, float]:
         """A task's suggested setting, else the file's global one."""
@@ -774,19 +782,13 @@ class Adequacy:
         self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]
     ) -> tuple[dict[str, float], str | None]:
         """``predict_counts``, and the task the prompt is recognised as (``task_of``): one pass."""
-        import numpy as np
 
         if not len(idx):
             return dict(zip(self.models, self._prior, strict=True)), None
-        tf = counts.astype(np.float64)
-        if self._sublinear:
-            tf = np.log(tf) + 1.0
         # One gather of the prompt's rows of _table (IDF, then each model's and task's weights)
         # and one product give the weights' norm, every logit and every task similarity; the
         # dozen numbers that come out are finished in Python, cheaper than as arrays.
-        rows = self._table.take(idx, axis=0)
-        weights = tf * rows[:, 0]
-        norm = math.sqrt(float(weights @ weights))
+        tf, rows, norm = self._gathered(self._table, idx, counts)
         if norm == 0.0:  # only terms of IDF 0 (a hand-made file): no evidence either way
             return dict(zip(self.models, self._prior, strict=True)), None
         raw = (tf @ rows).tolist()
