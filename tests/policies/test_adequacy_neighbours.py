@@ -16,63 +16,28 @@ from hypothesis import strategies as st
 
 from policies.adequacy import (
     NEIGHBOUR_HASHES,
-    NEIGHBOUR_SEED,
     OUTCOME_UNKNOWN,
     Adequacy,
     AdequacyError,
     AdequacyGate,
-    _hash_parameters,
     ending,
     near_matches,
-    signature,
 )
-from tests.adequacy_helpers import hand_artifact
+from tests.adequacy_helpers import (
+    FEW_SHOT,
+    OTHER_TWIN,
+    TWIN,
+    UNRELATED,
+    hand_artifact,
+    memory_artifact,
+    signatures,
+)
 
 pytest.importorskip("numpy")
-
-TWIN = (
-    "The trophy would not fit into the brown suitcase that my aunt gave me last summer "
-    "because the _ was far too large for it, so we left it at the hotel.\nA) trophy\nB) suitcase"
-)
-OTHER_TWIN = TWIN.replace("too large", "too small")
-UNRELATED = "Write a Python function that returns the sum of the squares of a list of integers."
-FEW_SHOT = "Answer like this.\n\nThe cat sat on the mat.\nA) cat\nB) mat\nAnswer: A\n\n"
 
 
 def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
-
-
-def signatures(*texts: str) -> Any:
-    parameters = _hash_parameters(NEIGHBOUR_HASHES, NEIGHBOUR_SEED)
-    return [signature(t, parameters) for t in texts]
-
-
-def memory_artifact(outcomes: dict[str, list[int]], weights: dict[str, list[float]]) -> dict[str, Any]:
-    """``hand_artifact`` (cheap: +3 per "easy", -3 per "hard"; strong: 2.0) with a neighbour memory
-    of two training prompts, TWIN (row 0) and UNRELATED (row 1), their outcomes (bytes: 250 = right,
-    0 = wrong, 255 = unknown) and per model [exact ok, exact failed, near ok, near failed]."""
-    import numpy as np
-
-    rows = np.stack(signatures(TWIN, UNRELATED))
-    artifact = hand_artifact()
-    artifact["neighbours"] = {
-        "kind": "minhash-word-bigrams",
-        "ending_chars": 400,
-        "hashes": NEIGHBOUR_HASHES,
-        "band": 4,
-        "seed": NEIGHBOUR_SEED,
-        "jaccard": 0.8,
-        "signatures": base64.b64encode(rows.tobytes()).decode("ascii"),
-        "models": {
-            m: {
-                "outcomes": base64.b64encode(bytes(outcomes[m])).decode("ascii"),
-                "weights": weights[m],
-            }
-            for m in outcomes
-        },
-    }
-    return artifact
 
 
 def test_the_ending_is_after_the_last_blank_line_and_at_most_400_characters() -> None:

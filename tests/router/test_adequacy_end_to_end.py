@@ -4,20 +4,31 @@ easy prompts go to the cheap model, hard ones to the strong model, with the reas
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from router_fakes import FakeProviders
 
 from policies.adequacy import AdequacyError
 from router import AsyncOpenAI, NoCandidateError, OpenAI
-from tests.adequacy_helpers import write_hand_artifact
+from tests.adequacy_helpers import OTHER_TWIN, UNRELATED, memory_artifact, write_hand_artifact
 
 pytest.importorskip("numpy")
 
 
-def policy_file(tmp_path: Path, fake: FakeProviders, route_extra: str = "", min_success: float = 0.8) -> Path:
-    write_hand_artifact(tmp_path / "adequacy.json")
+def policy_file(
+    tmp_path: Path,
+    fake: FakeProviders,
+    route_extra: str = "",
+    min_success: float = 0.8,
+    artifact: dict[str, Any] | None = None,
+) -> Path:
+    if artifact is None:
+        write_hand_artifact(tmp_path / "adequacy.json")
+    else:
+        (tmp_path / "adequacy.json").write_text(json.dumps(artifact), encoding="utf-8")
     path = tmp_path / "policy.yaml"
     path.write_text(
         f"""
@@ -143,3 +154,20 @@ def test_cost_weight_auto_routes_each_prompt_by_its_tasks_setting_and_an_explici
         r.startswith("adequacy sha256:") and r.endswith("cost_weight 0.3") for r in careful.routing.rules
     )
     assert [r.model for r in fake.requests] == ["cheap", "strong", "strong"]
+
+
+def test_a_near_duplicate_of_a_training_prompt_the_cheap_model_got_right_goes_to_the_strong_one(
+    tmp_path: Path, fake: FakeProviders
+) -> None:
+    # The memory's training prompts: TWIN (cheap right) and UNRELATED (cheap wrong). For cheap, a
+    # near repeat flips (near right -2.0): OTHER_TWIN, TWIN's twin, is predicted 0.12 < 0.3.
+    artifact = memory_artifact({"cheap": [250, 0]}, {"cheap": [1.0, -1.0, -2.0, 2.0]})
+    client = OpenAI(policy=policy_file(tmp_path, fake, min_success=0.3, artifact=artifact))
+    twin = client.chat.completions.create(model="auto", messages=ask(OTHER_TWIN))
+    other = client.chat.completions.create(model="auto", messages=ask(UNRELATED.replace("sum", "product")))
+    assert twin.model == "strong" and other.model == "cheap"
+    assert twin.routing.rejected["cheap"] == (
+        "predicted success 0.12 < 0.30 (a near-duplicate of a training prompt: its outcomes counted)"
+    )
+    assert "cheap" not in other.routing.rejected  # no near-duplicate: the words' 0.50 stands
+    assert [r.model for r in fake.requests] == ["strong", "cheap"]
