@@ -215,7 +215,11 @@ class Session:
             return None
         remaining = self._deadline - self._clock()
         if remaining <= 0:
-            self._deadline_passed = self._last_error is not None or bool(self._attempts)
+            # The deadline ended the request if anything was tried or was still to try (time spent
+            # before the first attempt counts too); with no candidate at all, the plan's refusal says more.
+            self._deadline_passed = (
+                self._last_error is not None or bool(self._attempts) or bool(self._pending)
+            )
             return None
         wait = self._retry_wait
         self._retry_wait = None

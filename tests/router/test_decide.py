@@ -238,6 +238,21 @@ def test_a_deadline_passed_during_a_call_raises_deadline_exceeded() -> None:
     assert isinstance(raised, Raise) and isinstance(raised.error, DeadlineExceededError)
 
 
+class SlowClock(Clock):
+    """A clock that moves a second on every read: a deadline passes before anything is tried."""
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_a_deadline_passed_before_the_first_attempt_raises_deadline_exceeded_not_a_400() -> None:
+    decider, _ = _decider(_policy(timeout_s=0.5), SlowClock())
+    raised = decider.next_action()
+    assert isinstance(raised, Raise) and isinstance(raised.error, DeadlineExceededError)
+    assert raised.error.routing.attempts == ()  # type: ignore[attr-defined]
+
+
 def test_the_call_carries_the_time_left_as_its_hard_limit() -> None:
     clock = Clock()
     decider, _ = _decider(_policy(timeout_s=10), clock)
