@@ -18,7 +18,9 @@ import hashlib
 import json
 import math
 import re
+import sys
 import zlib
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -167,6 +169,24 @@ def shingles(text: str) -> npt.NDArray[np.uint64] | None:
     if len(h) > 1:
         h = (h[:-1] << np.uint64(32)) | h[1:]
     return h
+
+
+# A lookup's bigrams as overlapping 8-byte windows on the words' CRCs laid out as 4-byte integers in
+# reverse order (each window: the earlier word's CRC in its high half, on a little-endian machine):
+# one array of CRCs and one strided view, instead of shingles()' half a dozen numpy calls.
+_PAIRED_VIEW: Final = sys.byteorder == "little" and array("I").itemsize == 4
+
+
+def _bigrams(words: list[bytes]) -> npt.NDArray[np.uint64]:
+    """``shingles`` of these words (at least one), last bigram first: the filter and the MinHash
+    read them as a set, so the order is free."""
+    import numpy as np
+
+    if not _PAIRED_VIEW or len(words) < 2:
+        h = np.fromiter(map(zlib.crc32, words), np.uint64, len(words))
+        return (h[:-1] << np.uint64(32)) | h[1:] if len(h) > 1 else h
+    crcs = array("I", map(zlib.crc32, reversed(words)))
+    return np.ndarray((len(crcs) - 1,), np.uint64, crcs, 0, (4,))
 
 
 def minhash(h: npt.NDArray[np.uint64], parameters: HashParameters) -> npt.NDArray[np.uint8]:
@@ -338,13 +358,15 @@ class Neighbours:
     def find(self, text: str) -> tuple[int, int] | None:
         """The training prompt nearest-repeating this one: (its row, tier: 0 = an exact repeat,
         1 = a near one), or None. Ties go to the earliest row."""
-        h = shingles(text)
-        if h is None:
+        words = _words(text)
+        if not words:
             return None
+        h = _bigrams(words)
         table = self._filter
         if table is not None:
-            known = self._np.count_nonzero(table[(h * self._multiplier) >> self._filter_shift])
-            if known < FILTER_COVERAGE * len(h):
+            slots = h * self._multiplier
+            slots >>= self._filter_shift
+            if self._np.count_nonzero(table.take(slots)) < FILTER_COVERAGE * len(h):
                 return None  # too few of its bigrams occur in any training prompt's ending
         sig = minhash(h, self._parameters)
         raw = sig.tobytes()
