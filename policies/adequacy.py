@@ -110,7 +110,9 @@ def ending(text: str) -> str:
 
 def _ending(text: str) -> str:
     text = text.strip()
-    cut = text.rfind("\n\n")
+    # Only a blank line within the last NEIGHBOUR_CHARS + 2 characters can shorten the ending: the
+    # search starts there (rfind over a whole long prompt cost more than the rest of a lookup).
+    cut = text.rfind("\n\n", max(0, len(text) - NEIGHBOUR_CHARS - 2))
     if cut >= 0:
         text = text[cut + 2 :]
     return text[-NEIGHBOUR_CHARS:]

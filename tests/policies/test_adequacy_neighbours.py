@@ -355,3 +355,15 @@ def test_the_filter_counts_a_lookups_bigrams_as_the_training_side_sets_them() ->
     assert memory is not None
     assert memory.find(OTHER_TWIN) == (0, 1) and memory.find(TWIN) == (0, 0)
     assert memory.find(UNRELATED) is None  # row 1, but none of its bigrams is in the filter
+
+
+@given(
+    st.lists(st.sampled_from(["a", "b c", "\n", "\n\n", " ", "x" * 97]), max_size=40).map("".join),
+)
+def test_the_ending_is_what_the_whole_prompts_last_blank_line_leaves(text: str) -> None:
+    """``_ending`` looks for the blank line only near the end: the same ending as searching it all."""
+    from policies.adequacy import NEIGHBOUR_CHARS, _ending
+
+    stripped = text.strip()
+    cut = stripped.rfind("\n\n")
+    assert _ending(text) == (stripped[cut + 2 :] if cut >= 0 else stripped)[-NEIGHBOUR_CHARS:]
