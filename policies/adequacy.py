@@ -882,6 +882,12 @@ class AdequacyGate:
                 per_task[task] = (weight, self.describe(weight, task))
             object.__setattr__(self, "_per_task", MappingProxyType(per_task))
 
+    @staticmethod
+    def prompt_text(prompt: str | Sequence[Mapping[str, Any]] | None) -> str:
+        """``prompt_text``: what the gate reads of a request (the planner imports this module only
+        for a policy with adequacy, and reaches it through its gate)."""
+        return prompt_text(prompt)
+
     def rule_for(self, task: str | None) -> tuple[float | None, str]:
         """With ``auto``: the cost_weight for a prompt recognised as ``task``, and the rule to show."""
         known = self._per_task.get(task)
