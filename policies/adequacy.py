@@ -632,10 +632,14 @@ class Adequacy:
             self._translate = bytes(
                 (c + 32 if lower and 65 <= c <= 90 else c) if c in word_chars else 32 for c in range(256)
             )
-            ascii_ids = {w.encode("ascii"): i for w, i in ids.items() if w.isascii()}
+            # Each id as its 8 bytes, joined into the prompt's id array in one call (numpy's fromiter
+            # packs item by item); a one-character run joins nothing: it is dropped, as the regex does.
+            order = sys.byteorder
+            ascii_ids = {w.encode("ascii"): i.to_bytes(8, order) for w, i in ids.items() if w.isascii()}
             for c in word_chars:
-                ascii_ids[bytes((c,))] = size + 1
+                ascii_ids[bytes((c,))] = b""
             self._ascii_ids = ascii_ids.get
+            self._unknown_bytes = size.to_bytes(8, sys.byteorder)
 
     def _tasks(self, data: Mapping[str, Any], size: int) -> npt.NDArray[np.float64]:
         """Version 3: the tasks the file was trained on, each a centroid of its prompts' TF-IDF
@@ -752,17 +756,14 @@ class Adequacy:
         import numpy as np
 
         text = text[-self._max_chars :]
-        skip = self._ascii_ids is not None and text.isascii()
-        if skip:
-            tokens: list[Any] = text.encode("ascii").translate(self._translate).split()
-        else:
-            tokens = self._token.findall(text.lower() if self._lowercase else text)
         unknown = self._unknown
-        ids = np.fromiter(
-            map(self._ascii_ids if skip else self._ids, tokens, repeat(unknown)), np.int64, len(tokens)
-        )
-        if skip:
-            ids = ids[ids <= unknown]
+        if self._ascii_ids is not None and text.isascii():
+            tokens = text.encode("ascii").translate(self._translate).split()
+            joined = b"".join(map(self._ascii_ids, tokens, repeat(self._unknown_bytes)))
+            ids = np.frombuffer(joined, np.int64)
+        else:
+            words = self._token.findall(text.lower() if self._lowercase else text)
+            ids = np.fromiter(map(self._ids, words, repeat(unknown)), np.int64, len(words))
         terms = self._uni[ids]
         if self._bigrams and len(ids) > 1:
             keys = ids[:-1] * (unknown + 1) + ids[1:]
