@@ -634,8 +634,8 @@ class Adequacy:
             )
             # Each id as its 8 bytes, joined into the prompt's id array in one call (numpy's fromiter
             # packs item by item); a one-character run joins nothing: it is dropped, as the regex does.
-            order = sys.byteorder
-            ascii_ids = {w.encode("ascii"): i.to_bytes(8, order) for w, i in ids.items() if w.isascii()}
+            endian = sys.byteorder
+            ascii_ids = {w.encode("ascii"): i.to_bytes(8, endian) for w, i in ids.items() if w.isascii()}
             for c in word_chars:
                 ascii_ids[bytes((c,))] = b""
             self._ascii_ids = ascii_ids.get
