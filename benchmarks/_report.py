@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from benchmarks._results import Results
+from benchmarks._results import ImportLine, Results
 from benchmarks._stats import ratio, scaling_exponent
 from benchmarks._targets import TIMES, Target, evaluate
 
@@ -81,12 +81,25 @@ def _imports(results: Results) -> str:
             f"{line.median_ms:,.0f} ms",
             ", ".join(f"{r:.0f}" for r in line.runs_ms),
             fmt_ratio(ratio(line.median_ms, base.median_ms if base else None)),
+            _pairs(line),
         ]
         for line in results.imports
     ]
-    runs = len(results.imports[0].runs_ms) if results.imports else 0
-    header = ["import", f"median of {runs}", "runs (ms)", "vs import openai"]
-    return "## Cold import: fresh processes\n\n" + table(header, rows)
+    runs = max((len(line.runs_ms) for line in results.imports), default=0)
+    header = ["import", f"median (of up to {runs})", "runs (ms)", "vs import openai", "paired with openai"]
+    how = (
+        "Each run times `import openai` and another import back to back, in turn first and second; "
+        "the last column is the median of those pairs' ratios, then each pair's (the target reads it)."
+    )
+    return "## Cold import: fresh processes\n\n" + how + "\n\n" + table(header, rows)
+
+
+def _pairs(line: ImportLine) -> str:
+    """The median of a line's per-pair ratios to ``import openai``, then each one."""
+    if line.pair_ratio is None:
+        return "—"
+    each = ", ".join(f"{r:.2f}" for r in line.pair_ratios)
+    return f"{fmt_ratio(line.pair_ratio)} ({each})"
 
 
 def _planning(results: Results) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -56,6 +57,14 @@ class ImportLine:
     median_ms: float
     runs_ms: tuple[float, ...]
     pulls_litellm: bool = False  # whether importing this module also imported litellm
+    # Per run, this import's time over the openai import it was paired with (run right before or
+    # right after it, alternately): both shared the machine's state at that moment.
+    pair_ratios: tuple[float, ...] = ()
+
+    @property
+    def pair_ratio(self) -> float | None:
+        """The median of ``pair_ratios`` (None without pairs)."""
+        return statistics.median(self.pair_ratios) if self.pair_ratios else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,13 @@
 Only the import statement is timed (not interpreter start-up). Every module imports from compiled
 bytecode kept under a private ``PYTHONPYCACHEPREFIX`` (filled by one untimed import each, whatever
 ``PYTHONDONTWRITEBYTECODE`` says), as after a ``pip install``; the file cache is warm. So this is
-Python's import work, not compilation or disk reads. Runs interleave the modules.
+Python's import work, not compilation or disk reads.
+
+``import openai`` is the baseline, and each run pairs it with every other module: openai then the
+module on even runs, the module then openai on odd ones, back to back, so that a pair shares the
+machine's state (another job starting, a slow spell) and neither side always goes first. Each pair
+gives a ratio; the target reads the median of those ratios, which a disturbed stretch of the run
+moves less than it moves the ratio of two medians taken over different moments.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from benchmarks._results import IMPORT_MODULES, ImportLine, Results
 from benchmarks._worker import ROOT
 
 _MARK: Final = "IMPORT-TIME"
+BASELINE: Final = "openai"
 _SNIPPET: Final = (
     "import sys, time\n"
     "start = time.perf_counter()\n"
@@ -57,10 +64,16 @@ def run(options: Options, workdir: Path, results: Results) -> None:
     pycache = workdir / "pycache"
     for module in IMPORT_MODULES:
         time_import(module, pycache)  # compiles the module's bytecode once, untimed
+    others = [m for m in IMPORT_MODULES if m != BASELINE]
     runs: dict[str, list[tuple[float, bool]]] = {m: [] for m in IMPORT_MODULES}
-    for _ in range(options.import_runs):
-        for module in IMPORT_MODULES:
-            runs[module].append(time_import(module, pycache))
+    ratios: dict[str, list[float]] = {m: [] for m in others}
+    for n in range(options.import_runs):
+        for module in others:
+            pair = (BASELINE, module) if n % 2 == 0 else (module, BASELINE)
+            timed = {m: time_import(m, pycache) for m in pair}
+            runs[BASELINE].append(timed[BASELINE])
+            runs[module].append(timed[module])
+            ratios[module].append(timed[module][0] / timed[BASELINE][0])
     for module in IMPORT_MODULES:
         ms = tuple(seconds * 1000 for seconds, _ in runs[module])
         results.imports.append(
@@ -69,5 +82,6 @@ def run(options: Options, workdir: Path, results: Results) -> None:
                 median_ms=statistics.median(ms),
                 runs_ms=ms,
                 pulls_litellm=module != "litellm" and any(pulled for _, pulled in runs[module]),
+                pair_ratios=tuple(ratios.get(module, ())),
             )
         )

@@ -8,6 +8,7 @@ as on real traffic. The prompt travels on the request once ``RouteRequest`` carr
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any, Final
 
 from benchmarks._options import Options
@@ -100,10 +101,7 @@ def _adequacy_cells(budget_s: float) -> list[dict[str, Any]]:
     prompt (RouterBench's median), each call's prompt different and with no near-duplicate in the
     memory (what most traffic is: the memory's cost is its lookup, here its shingle filter, which
     most such prompts stop at). Skipped when numpy isn't installed."""
-    import base64
-    import json
     import os
-    import random
     import tempfile
     from pathlib import Path
 
@@ -111,11 +109,38 @@ def _adequacy_cells(budget_s: float) -> list[dict[str, Any]]:
         import numpy  # noqa: F401
     except ImportError:
         return []
-    from benchmarks._configs import planning_models
     from benchmarks._stats import summarize_ns
-    from policies.adequacy import FORMAT, VERSION, encode_floats
-    from policies.schema import Policy
     from router._engine import Engine
+
+    with tempfile.TemporaryDirectory() as folder:
+        policy, text = adequacy_policy(Path(folder))
+        planner = Engine(policy, env=os.environ).planner
+    _time_cell(planner, text, 0)
+    samples, plan = _time_cell(planner, text, budget_s)
+    s = summarize_ns(samples)
+    return [
+        {
+            "models": 10,
+            "prompt": ADEQUACY_PROMPT,
+            "strategy": "cheapest + adequacy",
+            "prompt_tokens": len(text) // 4 + 8,
+            "iterations": s.n,
+            "median_us": s.p50_us,
+            "p99_us": s.p99_us,
+            "candidates": len(plan.candidates),
+            "rejected": len(plan.rejected),
+        }
+    ]
+
+
+def adequacy_artifact(memory: bool = True) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """The planning row's adequacy file (as JSON data), its 10 models, and its prompt's text; with
+    ``memory=False``, the same file without its neighbour memory."""
+    import base64
+    import random
+
+    from benchmarks._configs import planning_models
+    from policies.adequacy import FORMAT, VERSION, encode_floats
 
     rng = random.Random(7)
     words = [f"w{i}" for i in range(6000)]
@@ -151,37 +176,32 @@ def _adequacy_cells(budget_s: float) -> list[dict[str, Any]]:
         "task_threshold": 0.01,
         "neighbours": _memory(rng, models, [f"task{t}" for t in range(4)]),
     }
-    with tempfile.TemporaryDirectory() as folder:
-        (Path(folder) / "adequacy.json").write_text(json.dumps(artifact))
-        policy = Policy.model_validate(
-            {
-                "models": models,
-                "routes": {
-                    # router train's default gate: predicted success priced against cost, with the
-                    # weight of the task recognised in the prompt
-                    "auto": {"strategy": "cheapest", "adequacy": "adequacy.json", "cost_weight": "auto"}
-                },
-                "source": str(Path(folder) / "policy.yaml"),
-            }
-        )
-        planner = Engine(policy, env=os.environ).planner
+    if not memory:
+        del artifact["neighbours"]
     text = " ".join(rng.choice(words) for _ in range(400))[:2000]
-    _time_cell(planner, text, 0)
-    samples, plan = _time_cell(planner, text, budget_s)
-    s = summarize_ns(samples)
-    return [
+    return artifact, models, text
+
+
+def adequacy_policy(folder: Path, memory: bool = True) -> tuple[Any, str]:
+    """The planning row's policy (its adequacy file written into ``folder``) and prompt text."""
+    import json
+
+    from policies.schema import Policy
+
+    artifact, models, text = adequacy_artifact(memory)
+    (folder / "adequacy.json").write_text(json.dumps(artifact))
+    policy = Policy.model_validate(
         {
-            "models": 10,
-            "prompt": ADEQUACY_PROMPT,
-            "strategy": "cheapest + adequacy",
-            "prompt_tokens": len(text) // 4 + 8,
-            "iterations": s.n,
-            "median_us": s.p50_us,
-            "p99_us": s.p99_us,
-            "candidates": len(plan.candidates),
-            "rejected": len(plan.rejected),
+            "models": models,
+            "routes": {
+                # router train's default gate: predicted success priced against cost, with the
+                # weight of the task recognised in the prompt
+                "auto": {"strategy": "cheapest", "adequacy": "adequacy.json", "cost_weight": "auto"}
+            },
+            "source": str(folder / "policy.yaml"),
         }
-    ]
+    )
+    return policy, text
 
 
 MEMORY_ROWS: Final = 16_267  # the shared training splits' prompts (examples/routerbench/adequacy.json)

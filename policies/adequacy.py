@@ -18,7 +18,9 @@ import hashlib
 import json
 import math
 import re
+import sys
 import zlib
+from array import array
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -108,7 +110,9 @@ def ending(text: str) -> str:
 
 def _ending(text: str) -> str:
     text = text.strip()
-    cut = text.rfind("\n\n")
+    # Only a blank line within the last NEIGHBOUR_CHARS + 2 characters can shorten the ending: the
+    # search starts there (rfind over a whole long prompt cost more than the rest of a lookup).
+    cut = text.rfind("\n\n", max(0, len(text) - NEIGHBOUR_CHARS - 2))
     if cut >= 0:
         text = text[cut + 2 :]
     return text[-NEIGHBOUR_CHARS:]
@@ -167,6 +171,24 @@ def shingles(text: str) -> npt.NDArray[np.uint64] | None:
     if len(h) > 1:
         h = (h[:-1] << np.uint64(32)) | h[1:]
     return h
+
+
+# A lookup's bigrams as overlapping 8-byte windows on the words' CRCs laid out as 4-byte integers in
+# reverse order (each window: the earlier word's CRC in its high half, on a little-endian machine):
+# one array of CRCs and one strided view, instead of shingles()' half a dozen numpy calls.
+_PAIRED_VIEW: Final = sys.byteorder == "little" and array("I").itemsize == 4
+
+
+def _bigrams(words: list[bytes]) -> npt.NDArray[np.uint64]:
+    """``shingles`` of these words (at least one), last bigram first: the filter and the MinHash
+    read them as a set, so the order is free."""
+    import numpy as np
+
+    if not _PAIRED_VIEW or len(words) < 2:
+        h = np.fromiter(map(zlib.crc32, words), np.uint64, len(words))
+        return (h[:-1] << np.uint64(32)) | h[1:] if len(h) > 1 else h
+    crcs = array("I", map(zlib.crc32, reversed(words)))
+    return np.ndarray((len(crcs) - 1,), np.uint64, crcs, 0, (4,))
 
 
 def minhash(h: npt.NDArray[np.uint64], parameters: HashParameters) -> npt.NDArray[np.uint8]:
@@ -338,13 +360,15 @@ class Neighbours:
     def find(self, text: str) -> tuple[int, int] | None:
         """The training prompt nearest-repeating this one: (its row, tier: 0 = an exact repeat,
         1 = a near one), or None. Ties go to the earliest row."""
-        h = shingles(text)
-        if h is None:
+        words = _words(text)
+        if not words:
             return None
+        h = _bigrams(words)
         table = self._filter
         if table is not None:
-            known = self._np.count_nonzero(table[(h * self._multiplier) >> self._filter_shift])
-            if known < FILTER_COVERAGE * len(h):
+            slots = h * self._multiplier
+            slots >>= self._filter_shift
+            if self._np.count_nonzero(table.take(slots)) < FILTER_COVERAGE * len(h):
                 return None  # too few of its bigrams occur in any training prompt's ending
         sig = minhash(h, self._parameters)
         raw = sig.tobytes()
@@ -608,10 +632,14 @@ class Adequacy:
             self._translate = bytes(
                 (c + 32 if lower and 65 <= c <= 90 else c) if c in word_chars else 32 for c in range(256)
             )
-            ascii_ids = {w.encode("ascii"): i for w, i in ids.items() if w.isascii()}
+            # Each id as its 8 bytes, joined into the prompt's id array in one call (numpy's fromiter
+            # packs item by item); a one-character run joins nothing: it is dropped, as the regex does.
+            endian = sys.byteorder
+            ascii_ids = {w.encode("ascii"): i.to_bytes(8, endian) for w, i in ids.items() if w.isascii()}
             for c in word_chars:
-                ascii_ids[bytes((c,))] = size + 1
+                ascii_ids[bytes((c,))] = b""
             self._ascii_ids = ascii_ids.get
+            self._unknown_bytes = size.to_bytes(8, sys.byteorder)
 
     def _tasks(self, data: Mapping[str, Any], size: int) -> npt.NDArray[np.float64]:
         """Version 3: the tasks the file was trained on, each a centroid of its prompts' TF-IDF
@@ -728,17 +756,14 @@ class Adequacy:
         import numpy as np
 
         text = text[-self._max_chars :]
-        skip = self._ascii_ids is not None and text.isascii()
-        if skip:
-            tokens: list[Any] = text.encode("ascii").translate(self._translate).split()
-        else:
-            tokens = self._token.findall(text.lower() if self._lowercase else text)
         unknown = self._unknown
-        ids = np.fromiter(
-            map(self._ascii_ids if skip else self._ids, tokens, repeat(unknown)), np.int64, len(tokens)
-        )
-        if skip:
-            ids = ids[ids <= unknown]
+        if self._ascii_ids is not None and text.isascii():
+            tokens = text.encode("ascii").translate(self._translate).split()
+            joined = b"".join(map(self._ascii_ids, tokens, repeat(self._unknown_bytes)))
+            ids = np.frombuffer(joined, np.int64)
+        else:
+            words = self._token.findall(text.lower() if self._lowercase else text)
+            ids = np.fromiter(map(self._ids, words, repeat(unknown)), np.int64, len(words))
         terms = self._uni[ids]
         if self._bigrams and len(ids) > 1:
             keys = ids[:-1] * (unknown + 1) + ids[1:]
@@ -857,6 +882,12 @@ class AdequacyGate:
                 weight = self.weight_for(task)[0]
                 per_task[task] = (weight, self.describe(weight, task))
             object.__setattr__(self, "_per_task", MappingProxyType(per_task))
+
+    @staticmethod
+    def prompt_text(prompt: str | Sequence[Mapping[str, Any]] | None) -> str:
+        """``prompt_text``: what the gate reads of a request (the planner imports this module only
+        for a policy with adequacy, and reaches it through its gate)."""
+        return prompt_text(prompt)
 
     def rule_for(self, task: str | None) -> tuple[float | None, str]:
         """With ``auto``: the cost_weight for a prompt recognised as ``task``, and the rule to show."""

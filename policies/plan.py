@@ -16,7 +16,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
-from policies.adequacy import Adequacy, AdequacyError, AdequacyGate, prompt_text
 from policies.filters import (
     REQUEST_FILTERS,
     STATIC_FILTERS,
@@ -39,6 +38,7 @@ from providers.catalog import ModelInfo
 from providers.tiers import FLEX, flex_name
 
 if TYPE_CHECKING:
+    from policies.adequacy import Adequacy, AdequacyGate
     from policies.schema import FeatureSpec, Policy, RouteSpec
 
 DEFAULT_FEATURE: Final = "default"
@@ -368,6 +368,8 @@ class Planner:
                 DEFAULT_MAX_SHORTFALL if min_success is None and cost_weight is None else None,
             )
         on_inadequate = next((s.on_inadequate for s in specs if s.on_inadequate is not None), "best")
+        from policies.adequacy import AdequacyGate  # a policy without adequacy: never imported
+
         if cost_weight == "auto":
             # Per request: the suggestion for the task recognised in the prompt (AdequacyGate.resolve).
             return AdequacyGate(adequacy, min_success, max_shortfall, on_inadequate, None, auto=True)
@@ -527,6 +529,8 @@ def route_models(policy: Policy, route: str) -> tuple[str, ...]:
 
 def load_adequacy(path: str, source: str | None) -> Adequacy:
     """An adequacy file named in the policy, relative to the policy file's folder."""
+    from policies.adequacy import Adequacy, AdequacyError  # a policy without adequacy: never imported
+
     resolved = Path(path)
     if not resolved.is_absolute() and source is not None and not source.startswith("<"):
         resolved = Path(source).parent / resolved
@@ -544,7 +548,7 @@ def _gate_candidates(
 ) -> tuple[list[Candidate], tuple[str, ...], tuple[Any, Any]]:
     """Drop the candidates predicted to fail this request; the rules say what was predicted (and,
     with ``cost_weight: auto``, which task's weight was used)."""
-    text = prompt_text(messages)
+    text = gate.prompt_text(messages)
     counts = gate.adequacy.counts(text)
     predicted_all, task = gate.adequacy.predict_task(*counts)
     # With auto, the weight and its rule per task, worked out once per gate (AdequacyGate.rule_for).

@@ -259,3 +259,48 @@ def test_everything_on_has_a_budget_on_a_sqlite_ledger_and_json_logging_to_a_fil
     assert policy.features["bench"].budget is not None
     assert policy.logging is not None and policy.logging.json_lines and policy.logging.level == "INFO"
     assert policy.logging.file == str(config.log_path) and not policy.logging.log_content
+
+
+# --------------------------------------------------------------------------- cold import, paired
+
+
+def test_imports_pair_openai_with_each_module_in_turn_first_and_second(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import benchmarks.imports as imports
+
+    order: list[str] = []
+    times = {"openai": 0.5, "router": 0.6, "litellm": 2.0}
+
+    def fake(module: str, pycache: Path) -> tuple[float, bool]:
+        order.append(module)
+        slow = 2.0 if len(order) in (8, 9) else 1.0  # one disturbed pair: both of it slow
+        return times[module] * slow, False
+
+    monkeypatch.setattr(imports, "time_import", fake)
+    results = Results()
+    imports.run(dataclasses.replace(Options(), import_runs=3), tmp_path, results)
+    assert order[3:] == [  # after one untimed import of each
+        "openai", "router", "openai", "litellm",
+        "router", "openai", "litellm", "openai",
+        "openai", "router", "openai", "litellm",
+    ]  # fmt: skip
+    router, openai = results.import_of("router"), results.import_of("openai")
+    assert router is not None and openai is not None
+    assert router.pair_ratios == pytest.approx((1.2, 1.2, 1.2)) and openai.pair_ratios == ()
+    assert len(openai.runs_ms) == 6 and router.runs_ms == pytest.approx((600.0, 1200.0, 600.0))
+
+
+def test_the_import_target_reads_the_median_of_the_paired_ratios() -> None:
+    results = good_results()
+    # medians 450 and 600 (1.33, over the limit), but each run's pair was within 1.10
+    results.imports = [
+        ImportLine("openai", 450.0, (450.0, 900.0, 400.0)),
+        ImportLine("router", 600.0, (480.0, 990.0, 600.0), pair_ratios=(1.07, 1.10, 1.5)),
+    ]
+    target = next(t for t in evaluate(results) if t.name == "import router / import openai")
+    assert (target.measured, target.status) == (f"1.10{TIMES}", "PASS")
+    assert f"| 1.10{TIMES} (1.07, 1.10, 1.50) |" in render(results, MACHINE)
+    results.imports = [ImportLine("openai", 450.0, (450.0,)), ImportLine("router", 600.0, (600.0,))]
+    target = next(t for t in evaluate(results) if t.name == "import router / import openai")
+    assert (target.measured, target.status) == (f"1.33{TIMES}", "FAIL")  # no pairs: the medians' ratio

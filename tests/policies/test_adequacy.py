@@ -418,3 +418,15 @@ def test_a_malformed_tasks_section_names_the_file() -> None:
     del artifact["tasks"][0]["terms"]
     with pytest.raises(AdequacyError, match=r"malformed tasks section.*router train"):
         Adequacy(artifact, source="a.json")
+
+
+def test_import_router_leaves_the_adequacy_module_for_the_first_policy_that_names_a_file() -> None:
+    """The planner imports policies.adequacy (and numpy) only to load a file a policy names."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, router, policies.plan\n"
+        "sys.exit('policies.adequacy' in sys.modules or 'numpy' in sys.modules)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

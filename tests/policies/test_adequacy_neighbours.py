@@ -311,3 +311,59 @@ def test_a_request_whose_bigrams_the_training_endings_lack_is_not_hashed_and_fin
     foreign = "Translate into French: the weather is lovely in the mountains this week."
     assert filtered.find(foreign) is None and hashed == []  # stopped at the filter
     assert unfiltered.find(foreign) is None and len(hashed) == 1
+
+
+@given(st.text(alphabet=st.sampled_from("ab cÉ\n_1"), max_size=80) | st.text(max_size=300))
+def test_a_lookups_bigrams_are_the_trainings_shingles_in_any_order(text: str) -> None:
+    """``find`` reads the bigrams as overlapping windows on the words' CRCs (the order reversed):
+    the same multiset of numbers as ``shingles``, which training hashes and fills the filter with,
+    and the same with the plain computation a big-endian machine would use."""
+    import numpy as np
+
+    import policies.adequacy as module
+    from policies.adequacy import _bigrams, _words, shingles
+
+    words = _words(text)
+    expected = shingles(text)
+    if not words:
+        assert expected is None
+        return
+    assert expected is not None
+    fast = _bigrams(words)
+    assert fast.dtype == np.uint64 and sorted(fast.tolist()) == sorted(expected.tolist())
+    parameters = module._hash_parameters(NEIGHBOUR_HASHES, 3)
+    assert (module.minhash(fast, parameters) == module.minhash(expected, parameters)).all()
+    paired = module._PAIRED_VIEW
+    try:
+        module._PAIRED_VIEW = False
+        assert sorted(_bigrams(words).tolist()) == sorted(expected.tolist())
+    finally:
+        module._PAIRED_VIEW = paired
+
+
+def test_the_filter_counts_a_lookups_bigrams_as_the_training_side_sets_them() -> None:
+    """A request made of training endings' bigrams passes the filter; one sharing none stops."""
+    import numpy as np
+
+    from policies.adequacy import shingle_filter, shingles
+
+    artifact = memory_artifact({"cheap": [250, 0]}, {"cheap": [0.0, 0.0, -2.0, 2.0]})
+    trained = shingles(TWIN)
+    assert trained is not None
+    artifact["neighbours"]["filter"] = shingle_filter(np.unique(trained), 16)
+    memory = Adequacy(artifact).neighbours
+    assert memory is not None
+    assert memory.find(OTHER_TWIN) == (0, 1) and memory.find(TWIN) == (0, 0)
+    assert memory.find(UNRELATED) is None  # row 1, but none of its bigrams is in the filter
+
+
+@given(
+    st.lists(st.sampled_from(["a", "b c", "\n", "\n\n", " ", "x" * 97]), max_size=40).map("".join),
+)
+def test_the_ending_is_what_the_whole_prompts_last_blank_line_leaves(text: str) -> None:
+    """``_ending`` looks for the blank line only near the end: the same ending as searching it all."""
+    from policies.adequacy import NEIGHBOUR_CHARS, _ending
+
+    stripped = text.strip()
+    cut = stripped.rfind("\n\n")
+    assert _ending(text) == (stripped[cut + 2 :] if cut >= 0 else stripped)[-NEIGHBOUR_CHARS:]
