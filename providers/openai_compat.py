@@ -53,6 +53,10 @@ class _OpenAICompatibleBase:
         # the deployment object (kept alive here, so its id is not reused): client copies with
         # another key share this adapter with deployments of the same name.
         self._prepared: dict[int, _Prepared] = {}
+        # orjson for plain bodies (providers/_json.py), loaded with the adapter, not at ``import router``.
+        from providers._json import dumps
+
+        self._dumps: Callable[[JSON], bytes | None] = dumps
 
     def _prepare(self, deployment: Deployment) -> tuple[httpx.URL, httpx.Headers]:
         prepared = self._prepared.get(id(deployment)) or self._prepare_new(deployment)
@@ -80,16 +84,21 @@ class _OpenAICompatibleBase:
             url,
             params=dict(options.extra_query) if options.extra_query else None,
             headers=self._headers(deployment, options),
-            content=_encode(payload) if content is None else content,
+            content=self._encode(payload) if content is None else content,
             extensions={"timeout": _timeout_dict(options)},
         )
+
+    def _encode(self, payload: JSON) -> bytes:
+        """The request body: orjson's bytes when the payload is plain JSON (the same values as the
+        stdlib's; providers/_json.py), else the stdlib's encoding as before (``_encode``)."""
+        return self._dumps(payload) or _encode(payload)
 
     @staticmethod
     def _read(response: httpx.Response, native: bool = False) -> JSON:
         if response.status_code >= 400:
             raise status_error_from_response(response)
         try:
-            data = json.loads(response.content)
+            data = _loads(response.content)
         except ValueError as exc:
             raise malformed_response(response, "the body is not JSON") from exc
         if native:
@@ -300,11 +309,28 @@ def _url_and_headers(deployment: Deployment) -> tuple[str, dict[str, str]]:
 
 
 def default_http_client(**kwargs: Any) -> httpx.Client:
-    return httpx.Client(
+    client = httpx.Client(
         timeout=DEFAULT_TIMEOUT,
         limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
         **kwargs,
     )
+    if type(getattr(client, "_cookies", None)) is httpx.Cookies and not client.cookies:
+        client._cookies = _Cookies()  # what the ``cookies`` property returns; see _Cookies
+    return client
+
+
+class _Cookies(httpx.Cookies):
+    """A client's cookie jar that reads a response's cookies only when it sets some.
+
+    ``httpx.Client`` hands every response to its jar, and the stdlib's ``CookieJar`` builds a urllib
+    request and message for it before finding no ``Set-Cookie`` header: about 14 us of a sync call.
+    Without the header it would add nothing, so skipping it changes no cookie.
+    """
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        headers = response.headers
+        if "set-cookie" in headers or "set-cookie2" in headers:
+            super().extract_cookies(response)
 
 
 def default_async_http_client(**kwargs: Any) -> httpx.AsyncClient:
@@ -421,7 +447,7 @@ class AsyncOpenAICompatible(_OpenAICompatibleBase):
         equivalent httpx.Request, only when an error or a non-plain answer needs one."""
         prepared = self._prepared.get(id(deployment)) or self._prepare_new(deployment)
         url, payload = _target(prepared.url, deployment, body)
-        content = _encode(payload)
+        content = self._encode(payload)
         headers: Sequence[tuple[str, str]] = prepared.wire_headers
         if options.extra_headers:
             headers = self._headers(deployment, options).multi_items()
