@@ -236,3 +236,20 @@ def test_the_request_built_is_the_one_httpxs_constructor_makes(
     )
     assert _same_request(built, expected)
     assert json.loads(built.content) == {**body, "model": "served-id"}
+
+
+@respx.mock
+def test_the_default_clients_cookie_jar_keeps_what_responses_set_and_skips_the_rest() -> None:
+    # Reading a response's cookies is skipped only when it sets none: the jar ends up the same.
+    route = respx.post(URL)
+    route.side_effect = [
+        httpx.Response(200, json=OK, headers={"set-cookie": "__cf_bm=abc; Path=/; HttpOnly"}),
+        httpx.Response(200, json=OK),
+        httpx.Response(200, json=OK, headers={"Set-Cookie": "_cfuvid=xyz; Path=/"}),
+    ]
+    adapter = OpenAICompatible()
+    jars: list[dict[str, str]] = []
+    for _ in range(3):
+        adapter.complete(DEPLOYMENT, BODY, CallOptions())
+        jars.append(dict(adapter._client.cookies))
+    assert jars == [{"__cf_bm": "abc"}, {"__cf_bm": "abc"}, {"__cf_bm": "abc", "_cfuvid": "xyz"}]
