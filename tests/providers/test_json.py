@@ -116,3 +116,13 @@ def test_plain_looks_at_a_dict_subclasss_values_at_the_top() -> None:
     assert plain(Event(cost=math.nan)) is False
     assert dumps(Event(cost=1.5)) == b'{"cost":1.5}'
     assert dumps({"nested": Event(cost=1.5)}) is None  # below the top, exact types only
+
+
+def test_import_router_does_not_import_orjson() -> None:
+    # Loaded with the adapters and the log formatter, not by the import (its import is ~0.5 ms).
+    import subprocess
+    import sys
+
+    code = "import sys, router; print('orjson' in sys.modules, 'providers._json' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
