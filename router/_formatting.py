@@ -19,6 +19,7 @@ from structlog.processors import format_exc_info
 from structlog.stdlib import ProcessorFormatter
 from structlog.typing import EventDict, WrappedLogger
 
+from providers._json import dumps
 from router._events import CONTENT_FIELDS, LOGGER_NAME, Event
 
 _logger: Final = logging.getLogger(LOGGER_NAME)
@@ -110,13 +111,13 @@ class _JsonFormatter(_Formatter):
             # The header as text, then the event's own encoding spliced in after its "{": the same
             # line as the dict below, without copying the event into it.
             head = self._heads.get((levelname, name)) or self._head(levelname, name)
-            return f'{{"timestamp":"{timestamp}",{head}{_encode_event(msg)[1:]}'
+            return f'{{"timestamp":"{timestamp}",{head}{_line(msg)[1:]}'
         line: dict[str, Any] = {"timestamp": timestamp, "level": levelname.lower(), "logger": name}
         line.update(msg)
         if drop is not None:
             for key in drop & msg.keys():
                 del line[key]
-        return _encode(line)
+        return _line(line)
 
     def _head(self, levelname: str, name: str) -> str:
         """``"level":...,"logger":...,`` as the encoder writes them (the timestamp needs no escaping)."""
@@ -150,25 +151,19 @@ def _encode(value: object) -> str:
     return "".join(make(value, 0))
 
 
-# The same C encoder without the cycle check (no ``markers``), made once: it keeps no state between
-# calls, so threads share it. Only for what ``_encode_event`` gives it.
-_C_EVENT_ENCODER: Final[Any] = (
-    None if _C_ENCODER is None else _C_ENCODER(None, repr, _ENCODE_STR, None, ":", ",", False, False, True)
-)
-
-
-def _encode_event(event: Mapping[str, Any]) -> str:
-    """``_encode`` of a router event. One without content fields holds only what ``router._events``
-    built (strings, numbers, fresh lists and dicts), which cannot refer to itself: its line skips the
-    cycle check and the encoder's construction. The caller's messages or an answer's content go
-    through ``_encode``, whose check turns a cycle into an error the handler reports."""
+def _line(event: Mapping[str, Any]) -> str:
+    """An event's JSON text, for the fast path (``event_line``) and the processor chain (``_render_json``)
+    alike, so both write the same line: orjson's when the event holds only plain JSON values
+    (providers/_json.py: the stdlib's values, floats written shorter); otherwise ``_encode``'s, as
+    before: content fields (the caller's messages, the answer, with the encoder's cycle check), a NaN
+    or an infinity, an int beyond 64 bits, a key that is not a string, any other type (its ``repr``)."""
     kind = type(event)
-    if _C_EVENT_ENCODER is None or (kind is not dict and kind is not Event):
-        return _encode(event)
-    if not CONTENT_FIELDS.isdisjoint(event):
-        return _encode(event)
-    return "".join(_C_EVENT_ENCODER(event, 0))
+    if (kind is dict or kind is Event) and CONTENT_FIELDS.isdisjoint(event):
+        encoded = dumps(cast(dict[str, Any], event))
+        if encoded is not None:
+            return encoded.decode()
+    return _encode(event)
 
 
 def _render_json(_: WrappedLogger, __: str, event_dict: EventDict) -> str:
-    return _encode(event_dict)
+    return _line(event_dict)

@@ -43,10 +43,19 @@ def completion(data: dict[str, Any], model_name: str, routing: RoutingRecord) ->
     # The policy's model: a flex deployment ("m@flex") answers as "m", its tier in service_tier.
     data["model"] = model_of(model_name)
     response = build(RoutedChatCompletion, data)
-    response._routing = routing
+    # What pydantic's __setattr__ does for these two names, without its per-call handler lookup (about
+    # 2 us a response; for ``_request_id``, not a private attribute, the lookup is never memoized).
+    private = response.__pydantic_private__
+    if private is not None:
+        private["_routing"] = routing
+    else:
+        response._routing = routing
     # As openai's client sets it from the x-request-id header: the id in the router's logs.
-    response._request_id = routing.request_id
+    _object_setattr(response, "_request_id", routing.request_id)
     return response
+
+
+_object_setattr = object.__setattr__
 
 
 def chunk(data: dict[str, Any], model_name: str) -> ChatCompletionChunk:

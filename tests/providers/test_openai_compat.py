@@ -198,3 +198,58 @@ def test_a_flex_deployment_asks_for_flex_and_a_standard_one_never_forwards_a_cal
     with pytest.raises(openai.APIError):  # the empty body is no Responses answer; the request is what counts
         adapter.complete(flex, {NATIVE_RESPONSES: NativeResponses({"input": "hi"})}, CallOptions())
     assert json.loads(native.calls.last.request.content)["service_tier"] == "flex"
+
+
+@pytest.mark.parametrize(
+    "deployment",
+    [
+        DEPLOYMENT,
+        replace(
+            DEPLOYMENT, adapter="azure", api_base="https://acme.openai.azure.com", api_version="2024-10-21"
+        ),
+        replace(DEPLOYMENT, headers={"Host": "proxy.internal", "x-team": "search"}),
+        replace(DEPLOYMENT, api_key=None, headers={}),
+    ],
+    ids=["openai", "azure", "own-host-header", "no-key"],
+)
+@pytest.mark.parametrize(
+    "options",
+    [CallOptions(), CallOptions(extra_headers={"x-extra": "1"}), CallOptions(extra_query={"q": "1"})],
+    ids=["plain", "extra-headers", "extra-query"],
+)
+def test_the_request_built_is_the_one_httpxs_constructor_makes(
+    deployment: Deployment, options: CallOptions
+) -> None:
+    # The sync path sets the request's fields itself (no header parsing per call): same object state.
+    from providers.openai_compat import _same_request, _timeout_dict, _url_and_headers
+
+    body = {"messages": [{"role": "user", "content": "é中"}], "temperature": 9.6e-06}
+    built = OpenAICompatible()._build(deployment, body, options)
+    url, headers = _url_and_headers(deployment)
+    expected = httpx.Request(
+        "POST",
+        url,
+        params=dict(options.extra_query) if options.extra_query else None,
+        headers={**headers, **(options.extra_headers or {})},
+        content=built.content,
+        extensions={"timeout": _timeout_dict(options)},
+    )
+    assert _same_request(built, expected)
+    assert json.loads(built.content) == {**body, "model": "served-id"}
+
+
+@respx.mock
+def test_the_default_clients_cookie_jar_keeps_what_responses_set_and_skips_the_rest() -> None:
+    # Reading a response's cookies is skipped only when it sets none: the jar ends up the same.
+    route = respx.post(URL)
+    route.side_effect = [
+        httpx.Response(200, json=OK, headers={"set-cookie": "__cf_bm=abc; Path=/; HttpOnly"}),
+        httpx.Response(200, json=OK),
+        httpx.Response(200, json=OK, headers={"Set-Cookie": "_cfuvid=xyz; Path=/"}),
+    ]
+    adapter = OpenAICompatible()
+    jars: list[dict[str, str]] = []
+    for _ in range(3):
+        adapter.complete(DEPLOYMENT, BODY, CallOptions())
+        jars.append(dict(adapter._client.cookies))
+    assert jars == [{"__cf_bm": "abc"}, {"__cf_bm": "abc"}, {"__cf_bm": "abc", "_cfuvid": "xyz"}]

@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import logging
+import math
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ import pytest
 import router.logging as router_logging
 from policies.schema import LoggingSpec
 from router._events import Events, _sink
+from router._routing import Usage
 from tests.router.event_helpers import (
     ANSWER,
     API_KEY,
@@ -518,3 +520,61 @@ def test_each_json_line_is_the_text_the_processor_chain_renders_for_it(
     lines = [formatter.format(record) for record in records]
     assert lines == [_Formatter.format(formatter, record) for record in records]
     assert len(lines) == 10 and any('"content":' in line for line in lines) is log_content
+
+
+def _formatted_both_ways(router_logger: logging.Logger, emit: Any) -> list[str]:
+    """Each record ``emit`` logs, as the JSON formatter writes it; asserted equal to the chain's text."""
+    from router._formatting import _Formatter
+
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    router_logger.setLevel(logging.INFO)
+    router_logger.addHandler(keep := Keep())
+    try:
+        emit()
+    finally:
+        router_logger.removeHandler(keep)
+    formatter = router_logging.formatter(json=True)
+    written = [formatter.format(record) for record in records]
+    assert written == [_Formatter.format(formatter, record) for record in records]
+    return written
+
+
+def test_floats_are_written_in_their_shortest_form_on_both_paths(router_logger: logging.Logger) -> None:
+    # orjson writes the line when every value is plain JSON: the same values, 9.6e-6 for 9.6e-06.
+    record = fallback_record(cost_usd=9.6e-06, latency_ms=1e-05)
+    (line,) = _formatted_both_ways(router_logger, lambda: EVENTS.completed(record))
+    assert '"cost_usd":9.6e-6,' in line and '"latency_ms":0.00001,' in line
+    assert json.loads(line)["cost_usd"] == 9.6e-06
+
+
+def test_values_orjson_would_change_or_refuse_are_written_as_the_stdlib_writes_them(
+    router_logger: logging.Logger,
+) -> None:
+    # NaN and infinities (orjson would write null), an int beyond 64 bits (orjson refuses it):
+    # the whole line takes the stdlib's encoder, as every line did before, on both paths.
+    usage = Usage(prompt_tokens=2**70, completion_tokens=1, cached_tokens=0, reasoning_tokens=0)
+    nan = fallback_record(cost_usd=math.nan, latency_ms=math.inf)
+    big = fallback_record(usage=usage, cost_usd=9.6e-06)
+    nan_line, big_line = _formatted_both_ways(
+        router_logger, lambda: (EVENTS.completed(nan), EVENTS.completed(big))
+    )
+    assert '"cost_usd":NaN,' in nan_line and '"latency_ms":Infinity,' in nan_line
+    assert f'"prompt_tokens":{2**70},' in big_line and '"cost_usd":9.6e-06,' in big_line
+
+
+def test_lines_with_content_are_written_by_the_stdlib_encoder(router_logger: logging.Logger) -> None:
+    # The caller's messages and the answer are encoded as before (the stdlib's encoder, non-ASCII as
+    # is), so the whole line is: its floats keep the stdlib's text.
+    stream = io.StringIO()
+    router_logging.configure(stream=stream)
+    logged = Events(policy_hash="x", log_content=True)
+    logged.decided(fallback_record(cost_usd=9.6e-06), messages=[{"role": "user", "content": "é中"}])
+    logged.completed(fallback_record(cost_usd=9.6e-06), content="é")
+    decided, completed = stream.getvalue().splitlines()
+    assert '"messages":[{"role":"user","content":"é中"}]' in decided
+    assert '"cost_usd":9.6e-06,' in completed and completed.endswith('"content":"é"}')
