@@ -257,23 +257,23 @@ class _Batch:
         self._new: dict[str, tuple[Hold, int, tuple[str, ...]]] = {}
         # Each op's hold's line keys (``Line.key`` formats a string: made once per op, not per use).
         self._keys: list[tuple[str, ...]] = []
-        horizon = float("-inf")
-        for op in ops:
-            if not isinstance(op, ReleaseOp) and op.now > horizon:
-                horizon = op.now
-        self._horizon = horizon
+        # The latest clock of the ops that read figures (set by ``_read``).
+        self._horizon = float("-inf")
 
     def run(self) -> list[object]:
         self._read()
         results: list[object] = []
+        append = results.append
+        reserve, settle = self._reserve, self._settle
         for op, keys in zip(self._ops, self._keys, strict=True):
-            if isinstance(op, ReserveOp):
-                results.append(self._reserve(op.hold, keys, op.now))
-            elif isinstance(op, SettleOp):
-                results.append(self._settle(op, keys))
+            kind = type(op)
+            if kind is ReserveOp:
+                append(reserve(op.hold, keys, op.now))  # type: ignore[union-attr]
+            elif kind is SettleOp:
+                append(settle(op, keys))  # type: ignore[arg-type]
             else:
                 self._release(op.hold, keys)
-                results.append(None)
+                append(None)
         self._write()
         return results
 
@@ -287,35 +287,47 @@ class _Batch:
         IMMEDIATE`` nobody else sees them meanwhile; what the ops then do otherwise (a refusal) is
         added at the end.
         """
-        db, horizon, fresh = self._db, self._horizon, self._fresh
+        db, fresh = self._db, self._fresh
         taking = []
         lines: dict[str, Line] = {}
         likely: dict[str, list[int]] = {}
         every_keys = self._keys
+        horizon = float("-inf")
         for op in self._ops:
             hold = op.hold
-            keys = tuple(line.key for line in hold.lines)
+            hold_lines = hold.lines
+            # (One line, the common case, without a generator.)
+            keys = (hold_lines[0].key,) if len(hold_lines) == 1 else tuple([line.key for line in hold_lines])
             every_keys.append(keys)
-            for key, line in zip(keys, hold.lines, strict=True):
+            for key, line in zip(keys, hold_lines, strict=True):
                 if key not in likely:
                     lines[key], likely[key] = line, [0, 0, 0]
-            if isinstance(op, ReserveOp):
+            kind = type(op)
+            if kind is ReserveOp:
+                if op.now > horizon:  # type: ignore[union-attr]
+                    horizon = op.now  # type: ignore[union-attr]
                 amount = to_nanos_up(hold.amount_usd)
                 for key in keys:
                     likely[key][1] += amount
-            elif isinstance(op, SettleOp):
-                forget_at = max(hold.expires_at, op.now) + SETTLED_KEEP_S
+            elif kind is SettleOp:
+                now = op.now  # type: ignore[union-attr]
+                if now > horizon:
+                    horizon = now
+                expires_at = hold.expires_at
+                forget_at = (expires_at if expires_at > now else now) + SETTLED_KEEP_S
                 if db.execute(_FIRST_SETTLE, (hold.id, forget_at)).rowcount == 1:
                     fresh.add(hold.id)
                     taking.append(hold.id)
-                    cost = to_nanos(op.cost_usd)
+                    cost = to_nanos(op.cost_usd)  # type: ignore[union-attr]
+                    estimated = op.estimated  # type: ignore[union-attr]
                     for key in keys:
                         figures = likely[key]
                         figures[0] += cost
-                        if op.estimated:
+                        if estimated:
                             figures[2] += cost
             else:
                 taking.append(hold.id)
+        self._horizon = horizon
         deleted: list[tuple[str, str, int, float]] = []
         if len(taking) == 1:
             deleted = db.execute(_TAKE_ONE, (taking[0],)).fetchall()
@@ -345,8 +357,13 @@ class _Batch:
             )
             if earliest is not None and earliest <= horizon:
                 expired += db.execute(_EXPIRED, (key, horizon)).fetchall()
+        taken = self._taken
         for hold_id, key, amount, expires_at in deleted:
-            self._taken.setdefault(hold_id, {})[key] = amount
+            held = taken.get(hold_id)
+            if held is None:
+                taken[hold_id] = {key: amount}
+            else:
+                held[key] = amount
             if expires_at <= horizon and key in periods:
                 expired.append((hold_id, key, amount, expires_at))
         for hold_id, key, amount, expires_at in expired:
@@ -380,9 +397,10 @@ class _Batch:
         """What a hold's reservation rows held per key (none: released, settled or swept already)."""
         new = self._new.pop(hold_id, None)
         held = dict.fromkeys(new[2], new[1]) if new else self._taken.pop(hold_id, {})
+        periods = self._periods
         for key in held:
-            period = self._periods.get(key)  # None: a row under a key the hold does not name
-            if period is not None:
+            period = periods.get(key)  # None: a row under a key the hold does not name
+            if period is not None and period.expired:
                 period.expired.pop(hold_id, None)
         return held
 
@@ -393,12 +411,13 @@ class _Batch:
         self._fresh.discard(hold.id)
         held = self._take(hold.id)
         cost = to_nanos(op.cost_usd)
+        estimated = op.estimated
         totals = {}
         for key in keys:
             period = periods[key]
             period.spent += cost
             period.reserved -= held.get(key, 0)
-            if op.estimated:
+            if estimated:
                 period.estimated += cost
             totals[key] = period.totals(now)
         return totals

@@ -515,11 +515,22 @@ class AsyncSqliteLedger(ThreadedAsyncLedger):
     ) -> dict[str, Totals]:
         check_amount("cost_usd", cost_usd)
         # A settle whose caller was cancelled still lands: it is queued, the work is the batch's.
-        totals = await _landed(self._group.submit(SettleOp(hold, cost_usd, now, estimated)))
+        # Awaited here, not in a helper coroutine: one frame less to create and resume per settle.
+        future = self._group.submit(SettleOp(hold, cost_usd, now, estimated))
+        try:
+            totals = await future
+        except asyncio.CancelledError:
+            _consumed(future)
+            raise
         return totals  # type: ignore[return-value]
 
     async def release(self, hold: Hold) -> None:
-        await _landed(self._group.submit(ReleaseOp(hold)))
+        future = self._group.submit(ReleaseOp(hold))
+        try:
+            await future
+        except asyncio.CancelledError:
+            _consumed(future)
+            raise
 
     def _orphaned(self, op: Op, outcome: object) -> None:
         """An op landed after its caller was cancelled: a reservation nobody got is given back."""
@@ -528,14 +539,11 @@ class AsyncSqliteLedger(ThreadedAsyncLedger):
                 self._worker.submit(_quietly, self._sqlite.release, outcome)
 
 
-async def _landed(future: asyncio.Future[object]) -> object:
-    """``landed`` without a shield: the op lands whether or not its future is cancelled."""
-    try:
-        return await future
-    except asyncio.CancelledError:
-        if not future.cancelled():
-            future.exception()  # landed with an error nobody is left to see
-        raise
+def _consumed(future: asyncio.Future[object]) -> None:
+    """A settle's or release's caller was cancelled (``landed`` without a shield): the op lands all
+    the same; if it already landed with an error, nobody is left to see it."""
+    if future.done() and not future.cancelled():
+        future.exception()
 
 
 def _quietly(release: Callable[[Hold], None], hold: Hold) -> None:
