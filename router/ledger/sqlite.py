@@ -395,12 +395,18 @@ class SqliteLedger:
             return []
         # A batch with a reserve sweeps expired holds first, at the earliest clock of any op that reads
         # the figures: a later one would drop a hold that a reserve or settle before it still counts.
-        reserving = any(isinstance(op, ReserveOp) and op.hold.lines for op in ops)
-        nows = [op.now for op in ops if not isinstance(op, ReleaseOp)] if reserving else []
+        reserving, earliest = False, float("inf")
+        for op in ops:  # (one loop, not a generator and a list: this is every batch's path)
+            kind = type(op)
+            if kind is not ReleaseOp:
+                if op.now < earliest:  # type: ignore[union-attr]
+                    earliest = op.now  # type: ignore[union-attr]
+                if kind is ReserveOp and op.hold.lines:
+                    reserving = True
         with self._lock:
             self._begin()
             try:
-                results = self._commit(ops, min(nows) if nows else None)
+                results = self._commit(ops, earliest if reserving else None)
             except Exception as exc:
                 if len(ops) == 1:
                     return [(None, exc)]
