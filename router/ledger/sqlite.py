@@ -362,7 +362,7 @@ class SqliteLedger:
                 with contextlib.suppress(Exception):
                     self.release(hold)
             raise
-        assert isinstance(granted, Hold | Refusal)
+        assert isinstance(granted, (Hold, Refusal))  # (a tuple: `Hold | Refusal` builds a union per call)
         return granted
 
     def settle(
@@ -513,7 +513,7 @@ class AsyncSqliteLedger(ThreadedAsyncLedger):
             if not future.cancelled():
                 self._orphaned(op, future.result())
             raise
-        assert isinstance(outcome, Hold | Refusal)
+        assert isinstance(outcome, (Hold, Refusal))  # (a tuple: `Hold | Refusal` builds a union per call)
         return outcome
 
     async def settle(
