@@ -354,11 +354,11 @@ class _Batch:
             else:
                 taking.append(hold.id)
         self._horizon = horizon
-        if len(settles) == 1:  # alone, it is known for certain whether it is a replay
+        if len(settle_ids) == 1:  # one id: its insert tells for certain whether it is a replay
             if db.execute(_FIRST_SETTLE, next(iter(settle_ids.items()))).rowcount == 0:
                 settles = []
-        elif settles and _insert_settled(db, list(settle_ids.items())) < len(settle_ids):
-            raise ReplayInBatch(f"{len(settle_ids)} settles, some already settled")
+        elif settle_ids and _insert_settled(db, list(settle_ids.items())) < len(settle_ids):
+            raise ReplayInBatch(f"{len(settle_ids)} settle ids, some already settled")
         for op, keys in settles:
             hold_id = op.hold.id
             if hold_id in fresh:  # settled twice in this batch: counts once, the first

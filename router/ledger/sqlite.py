@@ -385,7 +385,8 @@ class SqliteLedger:
         once. A batch reads each period once and writes its net change once (``_batch``), and pays for
         one commit (the dirty pages written to the WAL). If anything but a refusal fails inside the
         transaction, the whole batch is rolled back and each op is done again in a transaction of its
-        own, so one op's error is its own outcome and the others' results still land.
+        own, so one op's error is its own outcome and the others' results still land; so is a batch
+        whose settle ids were not all new (``ReplayInBatch``: a replayed settle, which then counts once).
 
         Raises, having done nothing, when the transaction cannot begin (the write lock not had within
         the busy timeout, the file deleted or replaced): that is every op's outcome, and trying each
