@@ -136,27 +136,33 @@ class GroupCommit(Generic[_Op]):
     ) -> None:
         """Resolve the futures: at once on ``here`` (the running loop), and with one
         ``call_soon_threadsafe`` per other event loop (normally the one), not one per op."""
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Op, asyncio.Future[object], Outcome]]] = {}
+        elsewhere: dict[asyncio.AbstractEventLoop, list[tuple[_Op, asyncio.Future[object], Outcome]]] = {}
+        resolve = self._resolve_one
         for (op, future), outcome in zip(batch, outcomes, strict=True):
-            by_loop.setdefault(future.get_loop(), []).append((op, future, outcome))
-        for loop, results in by_loop.items():
-            if loop is here:
-                self._resolve(results)
-                continue
+            loop = future.get_loop()
+            if loop is here:  # the common case: resolved in place, no list, no tuple per op
+                resolve(op, future, outcome)
+            else:
+                elsewhere.setdefault(loop, []).append((op, future, outcome))
+        for loop, results in elsewhere.items():
             # A loop closed meanwhile has nobody left waiting on these futures.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(self._resolve, results)
 
     def _resolve(self, results: list[tuple[_Op, asyncio.Future[object], Outcome]]) -> None:
-        for op, future, (value, error) in results:
-            if future.done():  # cancelled: its caller is no longer waiting on it
-                if error is None and self._orphaned is not None:
-                    self._orphaned(op, value)
-                continue
-            if error is None:
-                future.set_result(value)
-            else:
-                future.set_exception(error)
+        resolve = self._resolve_one
+        for op, future, outcome in results:
+            resolve(op, future, outcome)
+
+    def _resolve_one(self, op: _Op, future: asyncio.Future[object], outcome: Outcome) -> None:
+        value, error = outcome
+        if future.done():  # cancelled: its caller is no longer waiting on it
+            if error is None and self._orphaned is not None:
+                self._orphaned(op, value)
+        elif error is None:
+            future.set_result(value)
+        else:
+            future.set_exception(error)
 
 
 def _applied(apply: Callable[[Sequence[_Op]], list[Outcome]], batch: list[_Queued[_Op]]) -> list[Outcome]:

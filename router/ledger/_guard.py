@@ -258,7 +258,8 @@ class AsyncGuarded(_Base[AsyncLedger]):
     """``Guarded`` for asyncio code. Journal writes run on a thread: an fsync must not stall the loop."""
 
     async def _replay(self) -> None:
-        if self._replay_due() and self.journal is not None:
+        """Callers check ``_replay_due()`` first: not due (nearly always), no coroutine is made."""
+        if self.journal is not None:
             try:
                 await areplay(self.journal, self._settle_charge)
             except Exception as exc:
@@ -276,7 +277,8 @@ class AsyncGuarded(_Base[AsyncLedger]):
         now: float,
         hold_id: str | None = None,
     ) -> Hold | Refusal:
-        await self._replay()
+        if self._replay_due():
+            await self._replay()
         try:
             return await self.backend.reserve(lines, amount_usd, ttl_s=ttl_s, now=now, hold_id=hold_id)
         except Exception as exc:
@@ -304,7 +306,8 @@ class AsyncGuarded(_Base[AsyncLedger]):
             self._drop(exc, None)
 
     async def totals(self, lines: Sequence[Line], *, now: float) -> dict[str, Totals]:
-        await self._replay()
+        if self._replay_due():
+            await self._replay()
         try:
             return await self.backend.totals(lines, now=now)
         except Exception as exc:
@@ -317,7 +320,8 @@ class AsyncGuarded(_Base[AsyncLedger]):
             return self._drop(exc, False)
 
     async def report(self, *, now: float) -> Report:
-        await self._replay()
+        if self._replay_due():
+            await self._replay()
         try:
             return await self.backend.report(now=now)
         except Exception as exc:

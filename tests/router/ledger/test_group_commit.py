@@ -337,3 +337,30 @@ def test_a_settle_in_a_batch_counts_the_holds_its_own_clock_counts_though_a_late
         assert ledger.totals([CAP], now=T0 + 10) == {CAP.key: Totals(0.005, 0.01)}
     finally:
         ledger.close()
+
+
+def test_a_batch_holding_a_replayed_settle_is_done_op_by_op_and_counts_it_once(tmp_path: Path) -> None:
+    """A batch's settle ids go in with one insert, which cannot tell which id was there already: when
+    one was (a journal replayed), the batch is rolled back and each op done alone, which can."""
+    ledger = SqliteLedger(tmp_path / "ledger.db")
+    try:
+        first, second, third = (Hold(f"{n:032x}", (WIDE,), 0.01, T0 + 60) for n in range(3))
+        ledger.apply([ReserveOp(first, T0), ReserveOp(second, T0), ReserveOp(third, T0)])
+        assert ledger.apply([SettleOp(first, 0.004, T0)]) == [({WIDE.key: Totals(0.004, 0.02)}, None)]
+        begun: list[str] = []
+        ledger._db.set_trace_callback(
+            lambda s: begun.append(s) if s.startswith(("BEGIN", "ROLLBACK")) else None
+        )
+        outcomes = ledger.apply(
+            [SettleOp(second, 0.002, T0), SettleOp(first, 0.004, T0), SettleOp(third, 0.001, T0)]
+        )
+        # The batch's transaction, rolled back; then one per op.
+        assert begun == ["BEGIN IMMEDIATE", "ROLLBACK", *["BEGIN IMMEDIATE"] * 3]
+        assert outcomes == [
+            ({WIDE.key: Totals(0.006, 0.01)}, None),
+            ({WIDE.key: Totals(0.006, 0.01)}, None),  # the replay: counted once, the first time
+            ({WIDE.key: Totals(0.007, 0.0)}, None),
+        ]
+        assert ledger.totals([WIDE], now=T0) == {WIDE.key: Totals(0.007, 0.0)}
+    finally:
+        ledger.close()
