@@ -502,27 +502,13 @@ def test_each_json_line_is_the_text_the_processor_chain_renders_for_it(
 ) -> None:
     # The JSON formatter writes an event's line itself (no processor chain, the encoder without its
     # cycle check when no content is in it); the chain it replaces must render the very same text.
-    from router._formatting import _Formatter
-
-    records: list[logging.LogRecord] = []
-
-    class Keep(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            records.append(record)
-
-    router_logger.setLevel(logging.INFO)
-    router_logger.addHandler(keep := Keep())
-    try:
-        run(Events(policy_hash="0123456789ab", log_content=log_content))
-    finally:
-        router_logger.removeHandler(keep)
-    formatter = router_logging.formatter(json=True, log_content=log_content)
-    lines = [formatter.format(record) for record in records]
-    assert lines == [_Formatter.format(formatter, record) for record in records]
+    lines = _formatted_both_ways(
+        router_logger, lambda: run(Events(policy_hash="0123456789ab", log_content=log_content)), log_content
+    )
     assert len(lines) == 10 and any('"content":' in line for line in lines) is log_content
 
 
-def _formatted_both_ways(router_logger: logging.Logger, emit: Any) -> list[str]:
+def _formatted_both_ways(router_logger: logging.Logger, emit: Any, log_content: bool = False) -> list[str]:
     """Each record ``emit`` logs, as the JSON formatter writes it; asserted equal to the chain's text."""
     from router._formatting import _Formatter
 
@@ -538,7 +524,7 @@ def _formatted_both_ways(router_logger: logging.Logger, emit: Any) -> list[str]:
         emit()
     finally:
         router_logger.removeHandler(keep)
-    formatter = router_logging.formatter(json=True)
+    formatter = router_logging.formatter(json=True, log_content=log_content)
     written = [formatter.format(record) for record in records]
     assert written == [_Formatter.format(formatter, record) for record in records]
     return written
