@@ -6,31 +6,91 @@ response = client.chat.completions.create(model="auto", messages=[...])
 response.routing  # which model answered, why, and what it cost
 """
 
-from router import _lean_httpx  # noqa: F401  (first: see the module)
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Final
+
+from router._lean_httpx import cli_absent, load
+
+with cli_absent():  # openai 2.x imports httpx: without httpx's command-line client (see the module)
+    import openai  # noqa: F401
 
 # isort: split
-from policies.errors import PolicyError
-from providers._aiohttp import TransportLimits
-from router._exceptions import (
-    BudgetExceededError,
-    CoolingDownError,
-    DeadlineExceededError,
-    InvalidRequestError,
-    ModelNotFoundError,
-    NoCandidateError,
-    RateLimitCooldownError,
-    RouterError,
-    ServerCooldownError,
-    StreamInterruptedError,
-    UnknownRequestError,
-    routing_of,
-)
+# The clients, and nothing more, at import: the planner, ledger, transports and the rest load when a
+# client is built (or one of the names below is first read), so that ``import router`` costs little
+# more than ``import openai`` (docs/benchmarks.md, "Import time").
 from router._openai import AsyncOpenAI, OpenAI
-from router._response import RoutedChatCompletion
-from router._routing import Attempt, BudgetEvent, RoutingRecord, Usage
-from router._streaming import AsyncRoutedStream, RoutedStream
-from router.ledger import LedgerError
-from router.logging import configure as configure_logging
+
+if TYPE_CHECKING:
+    from policies.errors import PolicyError
+    from providers._aiohttp import TransportLimits
+    from router._exceptions import (
+        BudgetExceededError,
+        CoolingDownError,
+        DeadlineExceededError,
+        InvalidRequestError,
+        ModelNotFoundError,
+        NoCandidateError,
+        RateLimitCooldownError,
+        RouterError,
+        ServerCooldownError,
+        StreamInterruptedError,
+        UnknownRequestError,
+        routing_of,
+    )
+    from router._response import RoutedChatCompletion
+    from router._routing import Attempt, BudgetEvent, RoutingRecord, Usage
+    from router._streaming import AsyncRoutedStream, RoutedStream
+    from router.ledger import LedgerError
+    from router.logging import configure as configure_logging
+
+# Each public name loaded at its first use (PEP 562): (module, name in that module).
+_LAZY: Final[dict[str, tuple[str, str]]] = {
+    "PolicyError": ("policies.errors", "PolicyError"),
+    "TransportLimits": ("providers._aiohttp", "TransportLimits"),
+    **{
+        name: ("router._exceptions", name)
+        for name in (
+            "BudgetExceededError",
+            "CoolingDownError",
+            "DeadlineExceededError",
+            "InvalidRequestError",
+            "ModelNotFoundError",
+            "NoCandidateError",
+            "RateLimitCooldownError",
+            "RouterError",
+            "ServerCooldownError",
+            "StreamInterruptedError",
+            "UnknownRequestError",
+            "routing_of",
+        )
+    },
+    "RoutedChatCompletion": ("router._response", "RoutedChatCompletion"),
+    **{name: ("router._routing", name) for name in ("Attempt", "BudgetEvent", "RoutingRecord", "Usage")},
+    "AsyncRoutedStream": ("router._streaming", "AsyncRoutedStream"),
+    "RoutedStream": ("router._streaming", "RoutedStream"),
+    "LedgerError": ("router.ledger", "LedgerError"),
+    "configure_logging": ("router.logging", "configure"),
+}
+# Submodules that ``import router`` used to bring, still reachable as attributes after it alone.
+_SUBMODULES: Final = frozenset({"ledger", "logging"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        value = getattr(load(module), attribute)
+    elif name in _SUBMODULES:
+        value = load(f"{__name__}.{name}")
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # found once; later reads don't come here
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBMODULES})
+
 
 __version__ = "0.1.0"
 

@@ -21,21 +21,22 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 import openai
 
-from providers._aiohttp import TransportLimits
-from router._client import AsyncRouter, PolicySource, SyncRouter
-from router._engine import Engine
+from router._lean_httpx import load
 
 if TYPE_CHECKING:
     from typing import Self
 
+    import httpx
     from openai._provider import _Provider
     from openai.auth import WorkloadIdentity
 
     from policies.schema import Policy
+    from providers._aiohttp import TransportLimits
     from router._chat import AsyncBeta, AsyncChat, AsyncModels, Beta, Chat, Models
+    from router._client import AsyncRouter, PolicySource, SyncRouter
+    from router._engine import Engine
     from router._responses_api import AsyncResponses, Responses
     from router.batch._resources import AsyncBatches, AsyncFiles, Batches, Files
 
@@ -112,6 +113,8 @@ class _Endpoint:
     headers: tuple[tuple[str, str], ...]
 
     def engine(self, policy: Policy) -> Engine:
+        from router._engine import Engine
+
         return Engine(
             policy,
             env=os.environ,
@@ -143,9 +146,17 @@ def _endpoint(
     )
 
 
+def _machinery() -> None:
+    """The router's machinery (planner, ledger, transports: ``router._client`` and what it imports),
+    loaded when the first client is built rather than by ``import router``."""
+    load("router._client")
+
+
 def _router_timeout(timeout: object) -> float | httpx.Timeout | None:
     """openai's resolved timeout as the router's fast path (httpx) takes it: openai 3's own
     ``Timeout`` class (httpx2) becomes an ``httpx.Timeout`` with the same phases."""
+    import httpx  # imported (lean) with the router's machinery: see _machinery
+
     if timeout is None or isinstance(timeout, float | int | httpx.Timeout):
         return timeout
     phases = {name: getattr(timeout, name) for name in ("connect", "read", "write", "pool")}
@@ -255,6 +266,11 @@ class OpenAI(openai.OpenAI):
         )
         self._endpoint = _endpoint(self, api_key, workload_identity, provider, default_headers)
         if _shared is None:
+            _machinery()
+            import httpx
+
+            from router._client import SyncRouter
+
             self._router: SyncRouter = SyncRouter(
                 policy=policy,
                 api_key=self._endpoint.api_key,
@@ -420,6 +436,11 @@ class AsyncOpenAI(openai.AsyncOpenAI):
         )
         self._endpoint = _endpoint(self, api_key, workload_identity, provider, default_headers)
         if _shared is None:
+            _machinery()
+            import httpx
+
+            from router._client import AsyncRouter
+
             self._router: AsyncRouter = AsyncRouter(
                 policy=policy,
                 api_key=self._endpoint.api_key,

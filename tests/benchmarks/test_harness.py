@@ -270,25 +270,38 @@ def test_imports_pair_openai_with_each_module_in_turn_first_and_second(
     import benchmarks.imports as imports
 
     order: list[str] = []
-    times = {"openai": 0.5, "router": 0.6, "litellm": 2.0}
+    oc, rc = "openai, first client", "router, first client"
+    times = {"openai": 0.5, "router": 0.6, "litellm": 2.0, oc: 0.55, rc: 0.77}
 
     def fake(module: str, pycache: Path) -> tuple[float, bool]:
         order.append(module)
-        slow = 2.0 if len(order) in (8, 9) else 1.0  # one disturbed pair: both of it slow
+        slow = 2.0 if len(order) in (14, 15) else 1.0  # one disturbed pair: both of it slow
         return times[module] * slow, False
 
     monkeypatch.setattr(imports, "time_import", fake)
     results = Results()
     imports.run(dataclasses.replace(Options(), import_runs=3), tmp_path, results)
-    assert order[3:] == [  # after one untimed import of each
-        "openai", "router", "openai", "litellm",
-        "router", "openai", "litellm", "openai",
-        "openai", "router", "openai", "litellm",
+    assert order[5:] == [  # after one untimed run of each; first clients paired with openai's
+        "openai", "router", "openai", "litellm", "openai", oc, oc, rc,
+        "router", "openai", "litellm", "openai", oc, "openai", rc, oc,
+        "openai", "router", "openai", "litellm", "openai", oc, oc, rc,
     ]  # fmt: skip
     router, openai = results.import_of("router"), results.import_of("openai")
     assert router is not None and openai is not None
     assert router.pair_ratios == pytest.approx((1.2, 1.2, 1.2)) and openai.pair_ratios == ()
-    assert len(openai.runs_ms) == 6 and router.runs_ms == pytest.approx((600.0, 1200.0, 600.0))
+    assert len(openai.runs_ms) == 9 and router.runs_ms == pytest.approx((600.0, 1200.0, 600.0))
+    first = results.import_of(rc)
+    assert first is not None and first.pair_ratios == pytest.approx((1.4, 1.4, 1.4))
+
+
+def test_a_first_client_line_times_the_import_and_the_client_against_openais() -> None:
+    from benchmarks.imports import baseline_of, code_of
+
+    assert code_of("router") == "import router"
+    assert baseline_of("router") == "openai" and baseline_of("router, first client") == "openai, first client"
+    code = code_of("router, first client")
+    assert code.startswith("import router\nrouter.OpenAI(") and "policy=" in code
+    assert code_of("openai, first client") == "import openai\nopenai.OpenAI(api_key='sk-bench')"
 
 
 def test_the_import_target_reads_the_median_of_the_paired_ratios() -> None:

@@ -1,4 +1,5 @@
-"""``import router`` brings httpx without httpx's own command-line client (click, rich, pygments)."""
+"""The router brings httpx without httpx's own command-line client (click, rich, pygments), and
+``import router`` alone loads the clients, not the router's machinery."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import sys
 PROBE = """
 import json, sys
 import router
+policy = {"models": {"m": {"provider": "openai"}}, "routes": {"auto": {"candidates": ["m"]}}}
+router.OpenAI(api_key="sk-test", policy=policy)
 loaded = sorted({name.split(".")[0] for name in sys.modules} & {"click", "rich", "pygments"})
 import httpx
 with httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204))) as client:
@@ -24,10 +27,39 @@ def run(code: str) -> dict[str, object]:
     return result
 
 
-def test_import_router_loads_httpx_without_its_cli_and_httpx_still_works() -> None:
+def test_a_router_client_loads_httpx_without_its_cli_and_httpx_still_works() -> None:
     assert run(PROBE) == {"loaded": [], "status": 204, "cli": True}
 
 
 def test_a_process_that_imported_httpx_first_keeps_it_as_it_was() -> None:
     code = "import httpx\n" + PROBE.replace('{"click", "rich", "pygments"}', '{"rich"}')
     assert run(code)["loaded"] == ["rich"]  # httpx's own import brought its CLI; router changed nothing
+
+
+def test_import_router_alone_loads_the_clients_and_not_the_machinery() -> None:
+    code = """
+import json, sys
+import router
+machinery = ["router._client", "router._engine", "policies.plan", "router.ledger", "providers.base", "numpy"]
+before = [name for name in machinery if name in sys.modules]
+policy = {"models": {"m": {"provider": "openai"}}, "routes": {"auto": {"candidates": ["m"]}}}
+router.AsyncOpenAI(api_key="sk-test", policy=policy)
+after = [name for name in machinery if name in sys.modules]
+print(json.dumps({"loaded": before, "client": after}))
+"""
+    # numpy stays out even then: only a policy with an adequacy file needs it
+    assert run(code) == {
+        "loaded": [],
+        "client": ["router._client", "router._engine", "policies.plan", "router.ledger", "providers.base"],
+    }
+
+
+def test_the_first_read_of_an_exported_name_loads_it_lean() -> None:
+    code = """
+import json, sys
+import router
+error = router.BudgetExceededError
+loaded = sorted({name.split(".")[0] for name in sys.modules} & {"click", "rich", "pygments"})
+print(json.dumps({"loaded": loaded, "module": error.__module__, "httpx": "httpx" in sys.modules}))
+"""
+    assert run(code) == {"loaded": [], "module": "router._exceptions", "httpx": True}
