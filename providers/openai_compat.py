@@ -9,8 +9,11 @@ sync and async classes only add I/O.
 
 from __future__ import annotations
 
+import functools
 import json
 import json.encoder
+import os
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from functools import partial
 from typing import Any, Final
@@ -378,7 +381,25 @@ def _url_and_headers(deployment: Deployment) -> tuple[str, dict[str, str]]:
     return url, headers
 
 
+def default_ssl_context() -> ssl.SSLContext:
+    """httpx's default verifying context (certifi's CAs, or ``SSL_CERT_FILE`` / ``SSL_CERT_DIR``),
+    built once per process and value of those variables, for every client the router builds itself.
+
+    Loading the CA bundle is most of building an ``httpx.Client`` (about 45 ms here), and every
+    ``router.OpenAI`` built one. An ``SSLContext`` may serve any number of connections and clients;
+    this one is never handed out, so nothing changes it after it is built.
+    """
+    return _ssl_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.lru_cache(maxsize=4)
+def _ssl_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    # The variables are the cache's key; httpx reads them itself, as it does for a client.
+    return httpx.create_ssl_context()
+
+
 def default_http_client(**kwargs: Any) -> httpx.Client:
+    kwargs.setdefault("verify", default_ssl_context())
     client = httpx.Client(
         timeout=DEFAULT_TIMEOUT,
         limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
@@ -404,6 +425,7 @@ class _Cookies(httpx.Cookies):
 
 
 def default_async_http_client(**kwargs: Any) -> httpx.AsyncClient:
+    kwargs.setdefault("verify", default_ssl_context())
     return httpx.AsyncClient(
         timeout=DEFAULT_TIMEOUT,
         limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),

@@ -253,3 +253,32 @@ def test_the_default_clients_cookie_jar_keeps_what_responses_set_and_skips_the_r
         adapter.complete(DEPLOYMENT, BODY, CallOptions())
         jars.append(dict(adapter._client.cookies))
     assert jars == [{"__cf_bm": "abc"}, {"__cf_bm": "abc"}, {"__cf_bm": "abc", "_cfuvid": "xyz"}]
+
+
+def _context_of(adapter: OpenAICompatible) -> object:
+    return adapter._client._transport._pool._ssl_context  # type: ignore[attr-defined]
+
+
+def test_the_clients_the_router_builds_share_one_verifying_context_per_ca_setting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import ssl
+
+    import certifi
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    first, second = OpenAICompatible(), OpenAICompatible()
+    context = _context_of(first)
+    assert isinstance(context, ssl.SSLContext) and context is _context_of(second)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    # A CA bundle named by SSL_CERT_FILE is honoured as httpx honours it: a context of its own.
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    assert _context_of(OpenAICompatible()) is not context
+
+
+def test_a_callers_http_client_keeps_its_own_verify_setting() -> None:
+    client = httpx.Client(verify=False)
+    adapter = OpenAICompatible(http_client=client)
+    assert adapter._client is client
+    client.close()
