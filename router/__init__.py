@@ -44,27 +44,11 @@ if TYPE_CHECKING:
     from router.ledger import LedgerError
     from router.logging import configure as configure_logging
 
-# Each public name loaded at its first use (PEP 562): (module, name in that module).
+# Each public name loaded at its first use (PEP 562): (module, name in that module). The names of
+# ``__all__`` not listed here nor defined above are the errors and ``routing_of``: router._exceptions.
 _LAZY: Final[dict[str, tuple[str, str]]] = {
     "PolicyError": ("policies.errors", "PolicyError"),
     "TransportLimits": ("providers._aiohttp", "TransportLimits"),
-    **{
-        name: ("router._exceptions", name)
-        for name in (
-            "BudgetExceededError",
-            "CoolingDownError",
-            "DeadlineExceededError",
-            "InvalidRequestError",
-            "ModelNotFoundError",
-            "NoCandidateError",
-            "RateLimitCooldownError",
-            "RouterError",
-            "ServerCooldownError",
-            "StreamInterruptedError",
-            "UnknownRequestError",
-            "routing_of",
-        )
-    },
     "RoutedChatCompletion": ("router._response", "RoutedChatCompletion"),
     **{name: ("router._routing", name) for name in ("Attempt", "BudgetEvent", "RoutingRecord", "Usage")},
     "AsyncRoutedStream": ("router._streaming", "AsyncRoutedStream"),
@@ -80,6 +64,8 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         module, attribute = _LAZY[name]
         value = getattr(load(module), attribute)
+    elif name in __all__:
+        value = getattr(load("router._exceptions"), name)
     elif name in _SUBMODULES:
         value = load(f"{__name__}.{name}")
     else:
@@ -89,7 +75,7 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY, *_SUBMODULES})
+    return sorted({*globals(), *__all__, *_SUBMODULES})
 
 
 __version__ = "0.1.0"

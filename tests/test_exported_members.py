@@ -48,6 +48,9 @@ def test_every_exported_name_is_its_home_modules_object_and_listed_by_dir() -> N
     }
     for name, module in homes.items():
         assert getattr(router, name) is getattr(importlib.import_module(module), name), name
+    errors = importlib.import_module("router._exceptions")
+    for name in errors.__all__:  # every error, and routing_of
+        assert getattr(router, name) is getattr(errors, name), name
     from router.logging import configure
 
     assert router.configure_logging is configure
