@@ -3,6 +3,7 @@ file round-trips, bad files say what to do, and the gate rejects with a reason."
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -229,6 +230,18 @@ def test_on_ascii_text_the_ascii_token_matcher_finds_the_same_tokens(text: str) 
     from policies.adequacy import _FAST_TOKEN, TOKEN_PATTERN
 
     assert re.findall(_FAST_TOKEN, text, re.ASCII) == re.findall(TOKEN_PATTERN, text)
+
+
+@given(st.lists(st.integers(0, 2**31 - 1), min_size=2, max_size=20))
+def test_a_bigrams_key_is_its_two_ids_as_read_by_the_strided_view_over_the_id_bytes(ids: list[int]) -> None:
+    np = pytest.importorskip("numpy")
+    from policies.adequacy import _pair_key
+
+    raw = np.array(ids, dtype=np.int32).tobytes()
+    view = np.ndarray((len(ids) - 1,), np.int64, raw, 0, (4,))
+    pairs = list(itertools.pairwise(ids))
+    assert view.tolist() == [_pair_key(a, b) for a, b in pairs]
+    assert len(set(view.tolist())) == len(set(pairs))  # distinct pairs, distinct keys
 
 
 def test_rows_given_as_term_counts_train_the_same_classifiers_as_their_text() -> None:
