@@ -573,6 +573,13 @@ class Adequacy:
             raise AdequacyError(f"{source}: ngram_range {low}-{high} is not supported (1-1 or 1-2).")
         self._bigrams = int(high) == 2
         self._lookup(vocabulary, pattern == TOKEN_PATTERN)
+        # A term's frequency as the prediction weighs it, by its count (log(count) + 1 with
+        # sublinear_tf): one gather instead of a cast, a log and an add per prediction. A count is at
+        # most the tokens of max_chars characters (findall finds at most one more than characters).
+        counted = np.arange(max(self._max_chars, 0) + 2, dtype=np.float64)
+        if self._sublinear:
+            counted[1:] = np.log(counted[1:]) + 1.0
+        self._tf: npt.NDArray[np.float64] = counted
         self._idf = idf
         self._intercept = intercept * slope + shift
         self._intercepts: tuple[float, ...] = tuple(self._intercept.tolist())
@@ -705,7 +712,7 @@ class Adequacy:
         tf, rows, norm = self._gathered(self._task_table, idx, counts)
         if norm == 0.0:
             return None
-        similarity = (tf @ rows[:, 1:]).tolist()
+        similarity = self._np.dot(tf, rows[:, 1:]).tolist()
         best = similarity.index(max(similarity))
         return self.tasks[best] if similarity[best] / norm >= self.task_thresholds[best] else None
 
@@ -714,14 +721,16 @@ class Adequacy:
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]:
         """The prompt's term frequencies, its rows of ``table`` (column 0: IDF) and the norm of its
         TF-IDF vector: what the predictions and the task's similarity both start from."""
-        import numpy as np
-
-        tf = counts.astype(np.float64)
-        if self._sublinear:
-            tf = np.log(tf) + 1.0
+        np = self._np
+        try:
+            tf = self._tf.take(counts)
+        except IndexError:  # counts not from this file's counting (predict_counts is public)
+            tf = counts.astype(np.float64)
+            if self._sublinear:
+                tf = np.log(tf) + 1.0
         rows = table.take(idx, axis=0)
         weights = tf * rows[:, 0]
-        return tf, rows, math.sqrt(float(weights @ weights))
+        return tf, rows, math.sqrt(np.dot(weights, weights))
 
     def suggested_for(self, task: str | None) -> dict[str, float]:
         """A task's suggested setting, else the file's global one."""
@@ -835,7 +844,7 @@ class Adequacy:
         tf, rows, norm = self._gathered(self._table, idx, counts)
         if norm == 0.0:  # only terms of IDF 0 (a hand-made file): no evidence either way
             return dict(zip(self.models, self._prior, strict=True)), None
-        raw = (tf @ rows).tolist()
+        raw = self._np.dot(tf, rows).tolist()
         m = len(self.models) + 1
         probabilities = _sigmoids([b + r / norm for b, r in zip(self._intercepts, raw[1:m], strict=True)])
         task = None
