@@ -697,19 +697,23 @@ def _new_plan(
     rules: tuple[str, ...],
     adequacy: Adequacy | None,
     adequacy_counts: tuple[Any, Any] | None,
+    _set_route: Any = _p["route"],
+    _set_strategy: Any = _p["strategy"],
+    _set_candidates: Any = _p["candidates"],
+    _set_rejected: Any = _p["rejected"],
+    _set_rules: Any = _p["rules"],
+    _set_adequacy: Any = _p["adequacy"],
+    _set_counts: Any = _p["adequacy_counts"],
 ) -> Plan:
     """``Plan(...)`` with every field given, faster (see ``_new_candidate``)."""
     plan: Plan = _new_object(Plan)
-    for name, value in (
-        ("route", route),
-        ("strategy", strategy),
-        ("candidates", candidates),
-        ("rejected", rejected),
-        ("rules", rules),
-        ("adequacy", adequacy),
-        ("adequacy_counts", adequacy_counts),
-    ):
-        _p[name](plan, value)
+    _set_route(plan, route)
+    _set_strategy(plan, strategy)
+    _set_candidates(plan, candidates)
+    _set_rejected(plan, rejected)
+    _set_rules(plan, rules)
+    _set_adequacy(plan, adequacy)
+    _set_counts(plan, adequacy_counts)
     return plan
 
 
@@ -722,21 +726,27 @@ def _new_context(
     observed: Observations,
     expected_output_tokens: int,
     budgeted: bool,
+    _set_request: Any = _x["request"],
+    _set_requires: Any = _x["requires"],
+    _set_floors: Any = _x["floors"],
+    _set_health: Any = _x["health"],
+    _set_budget: Any = _x["budget"],
+    _set_observed: Any = _x["observed"],
+    _set_expected: Any = _x["expected_output_tokens"],
+    _set_budgeted: Any = _x["budgeted"],
+    _set_declared: Any = _x["declared_prices"],
 ) -> PlanContext:
     """``PlanContext(...)`` for one request (no declared prices: only static filters read them)."""
     context: PlanContext = _new_object(PlanContext)
-    for name, value in (
-        ("request", request),
-        ("requires", requires),
-        ("floors", floors),
-        ("health", health),
-        ("budget", budget),
-        ("observed", observed),
-        ("expected_output_tokens", expected_output_tokens),
-        ("budgeted", budgeted),
-        ("declared_prices", _NO_PRICES),
-    ):
-        _x[name](context, value)
+    _set_request(context, request)
+    _set_requires(context, requires)
+    _set_floors(context, floors)
+    _set_health(context, health)
+    _set_budget(context, budget)
+    _set_observed(context, observed)
+    _set_expected(context, expected_output_tokens)
+    _set_budgeted(context, budgeted)
+    _set_declared(context, _NO_PRICES)
     return context
 
 
