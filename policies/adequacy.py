@@ -578,6 +578,7 @@ class Adequacy:
         # most the tokens of max_chars characters (findall finds at most one more than characters).
         counted = np.arange(max(self._max_chars, 0) + 2, dtype=np.float64)
         if self._sublinear:
+            counted[0] = -np.inf  # log(0) + 1, as computing it gives (a count of 0 is never counted)
             counted[1:] = np.log(counted[1:]) + 1.0
         self._tf: npt.NDArray[np.float64] = counted
         self._idf = idf
