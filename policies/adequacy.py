@@ -211,6 +211,17 @@ def near_matches(hashes: int, jaccard: float = NEIGHBOUR_JACCARD) -> int:
 
 Weights = tuple[float, float, float, float]
 
+# Token ids are 4-byte integers (counting joins them as bytes; a bigram's key is two side by side).
+_MAX_IDS: Final = 2**31
+
+
+def _pair_key(first: int, second: int) -> int:
+    """A bigram's key in ``Adequacy.counts``: the 8 bytes of its two 4-byte token ids, first then
+    second, read as one integer in this machine's byte order."""
+    return int.from_bytes(
+        first.to_bytes(4, sys.byteorder) + second.to_bytes(4, sys.byteorder), sys.byteorder, signed=True
+    )
+
 
 def _filter(spec: Any) -> tuple[Any, Any]:
     """The shingle filter of a memory section (None: the file has none, every request is hashed),
@@ -517,6 +528,7 @@ class Adequacy:
     ) -> None:
         import numpy as np
 
+        self._np = np
         self.source = source
         self.data = data
         if data.get("format") != FORMAT:
@@ -561,6 +573,14 @@ class Adequacy:
             raise AdequacyError(f"{source}: ngram_range {low}-{high} is not supported (1-1 or 1-2).")
         self._bigrams = int(high) == 2
         self._lookup(vocabulary, pattern == TOKEN_PATTERN)
+        # A term's frequency as the prediction weighs it, by its count (log(count) + 1 with
+        # sublinear_tf): one gather instead of a cast, a log and an add per prediction. A count is at
+        # most the tokens of max_chars characters (findall finds at most one more than characters).
+        counted = np.arange(max(self._max_chars, 0) + 2, dtype=np.float64)
+        if self._sublinear:
+            counted[0] = -np.inf  # log(0) + 1, as computing it gives (a count of 0 is never counted)
+            counted[1:] = np.log(counted[1:]) + 1.0
+        self._tf: npt.NDArray[np.float64] = counted
         self._idf = idf
         self._intercept = intercept * slope + shift
         self._intercepts: tuple[float, ...] = tuple(self._intercept.tolist())
@@ -591,9 +611,10 @@ class Adequacy:
 
     def _lookup(self, vocabulary: Sequence[str], default_pattern: bool) -> None:
         """The tables ``counts`` reads: each word of the vocabulary (a unigram or either half of a
-        bigram) gets a token id; a unigram's term is ``_uni[id]``, a bigram's is found by the key
-        ``first * (W + 1) + second`` in the sorted ``_bigram_keys``. Ids ``W`` (a word outside the
-        vocabulary) and ``W + 1`` (a one-character run, which is not a token) have no term.
+        bigram) gets a token id; a unigram's term is ``_uni[id]``, a bigram's is found by its key
+        (``_pair_key(first, second)``: the two ids' 4-byte values side by side, read as one 8-byte
+        integer) in the sorted ``_bigram_keys``. Ids ``W`` (a word outside the vocabulary) and
+        ``W + 1`` (a one-character run, which is not a token) have no term.
 
         Counting then takes one dict lookup per token and a few vector operations for the prompt,
         unigrams and bigrams together, instead of counting strings and pairs of strings."""
@@ -611,15 +632,22 @@ class Adequacy:
             else:
                 unigrams.append((ids.setdefault(term, len(ids)), i))
         size = len(ids)
+        if size + 2 > _MAX_IDS:
+            raise ValueError(f"{size} words in the vocabulary (at most {_MAX_IDS - 2})")
         self._unknown = size
         self._uni = np.full(size + 2, -1, dtype=np.intp)
         for word, i in unigrams:
             self._uni[word] = i
-        keys = np.array([ids[a] * (size + 1) + ids[b] for a, b, _ in bigrams], dtype=np.int64)
+        keys = np.array([_pair_key(ids[a], ids[b]) for a, b, _ in bigrams], dtype=np.int64)
         order = np.argsort(keys, kind="stable")
         # A last key above every real one: searchsorted's answer is always a valid position.
         self._bigram_keys = np.append(keys[order], np.iinfo(np.int64).max)
         self._bigram_terms = np.append(np.array([i for _, _, i in bigrams], dtype=np.intp)[order], -1)
+        # What counting's one concatenation puts around the prompt's terms: a "no term" below them
+        # (so the sorted terms always start with a run of -1) and one above them all (so the last
+        # real run has an end to compare with); the run-length count then needs no filter.
+        self._below = np.array([-1], dtype=np.intp)
+        self._above = np.array([len(vocabulary)], dtype=np.intp)
         self._ids = ids.get
         # ASCII prompts (most of them) skip the regex: one byte table maps every non-word character to
         # a space (and upper case to lower, if the file lowercases), and bytes.split() then gives the
@@ -632,14 +660,14 @@ class Adequacy:
             self._translate = bytes(
                 (c + 32 if lower and 65 <= c <= 90 else c) if c in word_chars else 32 for c in range(256)
             )
-            # Each id as its 8 bytes, joined into the prompt's id array in one call (numpy's fromiter
+            # Each id as its 4 bytes, joined into the prompt's id array in one call (numpy's fromiter
             # packs item by item); a one-character run joins nothing: it is dropped, as the regex does.
             endian = sys.byteorder
-            ascii_ids = {w.encode("ascii"): i.to_bytes(8, endian) for w, i in ids.items() if w.isascii()}
+            ascii_ids = {w.encode("ascii"): i.to_bytes(4, endian) for w, i in ids.items() if w.isascii()}
             for c in word_chars:
                 ascii_ids[bytes((c,))] = b""
             self._ascii_ids = ascii_ids.get
-            self._unknown_bytes = size.to_bytes(8, sys.byteorder)
+            self._unknown_bytes = size.to_bytes(4, sys.byteorder)
 
     def _tasks(self, data: Mapping[str, Any], size: int) -> npt.NDArray[np.float64]:
         """Version 3: the tasks the file was trained on, each a centroid of its prompts' TF-IDF
@@ -685,7 +713,7 @@ class Adequacy:
         tf, rows, norm = self._gathered(self._task_table, idx, counts)
         if norm == 0.0:
             return None
-        similarity = (tf @ rows[:, 1:]).tolist()
+        similarity = self._np.dot(tf, rows[:, 1:]).tolist()
         best = similarity.index(max(similarity))
         return self.tasks[best] if similarity[best] / norm >= self.task_thresholds[best] else None
 
@@ -694,14 +722,16 @@ class Adequacy:
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float]:
         """The prompt's term frequencies, its rows of ``table`` (column 0: IDF) and the norm of its
         TF-IDF vector: what the predictions and the task's similarity both start from."""
-        import numpy as np
-
-        tf = counts.astype(np.float64)
-        if self._sublinear:
-            tf = np.log(tf) + 1.0
+        np = self._np
+        try:
+            tf = self._tf.take(counts)
+        except IndexError:  # counts not from this file's counting (predict_counts is public)
+            tf = counts.astype(np.float64)
+            if self._sublinear:
+                tf = np.log(tf) + 1.0
         rows = table.take(idx, axis=0)
         weights = tf * rows[:, 0]
-        return tf, rows, math.sqrt(float(weights @ weights))
+        return tf, rows, math.sqrt(np.dot(weights, weights))
 
     def suggested_for(self, task: str | None) -> dict[str, float]:
         """A task's suggested setting, else the file's global one."""
@@ -753,33 +783,32 @@ class Adequacy:
         Raw counts, not weights: they are what the ledger keeps for retraining without the text
         (IDF is refitted then), and the weights follow from them in a few vector operations.
         """
-        import numpy as np
-
+        np = self._np
         text = text[-self._max_chars :]
-        unknown = self._unknown
         if self._ascii_ids is not None and text.isascii():
             tokens = text.encode("ascii").translate(self._translate).split()
-            joined = b"".join(map(self._ascii_ids, tokens, repeat(self._unknown_bytes)))
-            ids = np.frombuffer(joined, np.int64)
+            ids: Any = b"".join(map(self._ascii_ids, tokens, repeat(self._unknown_bytes)))
+            n = len(ids) // 4
         else:
             words = self._token.findall(text.lower() if self._lowercase else text)
-            ids = np.fromiter(map(self._ids, words, repeat(unknown)), np.int64, len(words))
-        terms = self._uni[ids]
-        if self._bigrams and len(ids) > 1:
-            keys = ids[:-1] * (unknown + 1) + ids[1:]
+            n = len(words)
+            ids = np.fromiter(map(self._ids, words, repeat(self._unknown)), np.int32, n)
+        # ids: the tokens' 4-byte ids, as bytes or as an array (numpy reads either as a buffer)
+        found = [self._below, self._uni.take(np.frombuffer(ids, np.int32))]
+        if self._bigrams and n > 1:
+            # Each bigram's key is the 8 bytes of its two ids: one overlapping, strided view.
+            keys = np.ndarray((n - 1,), np.int64, ids, 0, (4,))
             at = self._bigram_keys.searchsorted(keys)
-            terms = np.concatenate((terms, self._bigram_terms[at[self._bigram_keys[at] == keys]]))
-        terms = terms[terms >= 0]
-        if not len(terms):
-            return terms, terms.copy()
-        # Each term once (ascending), and how often: the boundaries of its run in the sorted terms.
-        # (nonzero and slices, not flatnonzero and diff: their Python wrappers cost as much as the work)
+            found.append(self._bigram_terms.take(at[self._bigram_keys.take(at) == keys]))
+        found.append(self._above)
+        # Sorted, the terms are a run of -1 (no term: at least the one below), each term's run, and
+        # the one above them all: the last position of each run but that one gives each term, and
+        # the distance from the previous run's last its count.
+        terms = np.concatenate(found)
         terms.sort()
-        edges = np.empty(len(terms) + 1, dtype=bool)
-        edges[0] = edges[-1] = True
-        np.not_equal(terms[1:], terms[:-1], out=edges[1:-1])
-        starts = edges.nonzero()[0]
-        return terms[starts[:-1]], starts[1:] - starts[:-1]
+        ends = (terms[:-1] != terms[1:]).nonzero()[0]
+        last = ends[1:]
+        return terms.take(last), last - ends[:-1]
 
     def weights(self, idx: npt.NDArray[np.intp], counts: npt.NDArray[np.intp]) -> npt.NDArray[np.float64]:
         """TF-IDF weights of term counts, L2-normalized (scikit-learn's ``TfidfVectorizer``)."""
@@ -816,7 +845,7 @@ class Adequacy:
         tf, rows, norm = self._gathered(self._table, idx, counts)
         if norm == 0.0:  # only terms of IDF 0 (a hand-made file): no evidence either way
             return dict(zip(self.models, self._prior, strict=True)), None
-        raw = (tf @ rows).tolist()
+        raw = self._np.dot(tf, rows).tolist()
         m = len(self.models) + 1
         probabilities = _sigmoids([b + r / norm for b, r in zip(self._intercepts, raw[1:m], strict=True)])
         task = None

@@ -419,6 +419,10 @@ class Planner:
             output = target.expected_output_tokens
         ranked: list[Candidate] = []
         fallbacks: list[Candidate] = []
+        # With an adequacy gate, the ranked candidates are built after it (most are rejected): until
+        # then, each is (model, provider, expected cost, output tokens).
+        gate = static.gate if prompt is not None else None
+        pending: list[tuple[str, str, float | None, int]] = []
         for (name, provider, price_in, price_out, is_fallback), (model, _) in zip(
             static.rows, static.eligible, strict=True
         ):
@@ -438,14 +442,19 @@ class Planner:
             cost = None
             if price_in is not None and price_out is not None:
                 cost = (prompt_tokens * price_in + tokens * choices * price_out) / 1_000_000
+            if gate is not None and not is_fallback:
+                pending.append((name, provider, cost, tokens))
+                continue
             candidate = _new_candidate(name, provider, cost, prompt_tokens, tokens, is_fallback)
             (fallbacks if is_fallback else ranked).append(candidate)
         rules = static.rules
         counts = None
-        if static.gate is not None and ranked and prompt is not None:
+        if gate is not None and pending:
+            assert prompt is not None
             if added is None:
                 added = dict(rejected)
-            ranked, gate_rules, counts = _gate_candidates(static.gate, prompt.messages, ranked, added)
+            kept, gate_rules, counts = _gate_candidates(gate, prompt.messages, pending, prompt_tokens, added)
+            ranked = [_new_candidate(n, p, c, prompt_tokens, t, False) for n, p, c, t in kept]
             rules = (*rules, *gate_rules)
         flex = static.flex if request.service_tier is None else request.service_tier == FLEX
         followers: Mapping[str, Candidate] = _NO_FOLLOWERS
@@ -543,11 +552,13 @@ def load_adequacy(path: str, source: str | None) -> Adequacy:
 def _gate_candidates(
     gate: AdequacyGate,
     messages: Sequence[Mapping[str, Any]],
-    ranked: list[Candidate],
+    ranked: list[tuple[str, str, float | None, int]],
+    prompt_tokens: int,
     rejected: dict[str, str],
-) -> tuple[list[Candidate], tuple[str, ...], tuple[Any, Any]]:
+) -> tuple[list[tuple[str, str, float | None, int]], tuple[str, ...], tuple[Any, Any]]:
     """Drop the candidates predicted to fail this request; the rules say what was predicted (and,
-    with ``cost_weight: auto``, which task's weight was used)."""
+    with ``cost_weight: auto``, which task's weight was used). ``ranked``: each candidate as (model,
+    provider, expected cost, output tokens), all of ``prompt_tokens``; the kept ones are returned."""
     text = gate.prompt_text(messages)
     counts = gate.adequacy.counts(text)
     predicted_all, task = gate.adequacy.predict_task(*counts)
@@ -555,12 +566,12 @@ def _gate_candidates(
     weight, described = gate.rule_for(task) if gate.auto else (gate.cost_weight, "")
     costs = tokens = None
     if weight is not None:
-        costs = {c.model: c.expected_cost_usd for c in ranked}
-        dearest = max(ranked, key=lambda c: c.expected_cost_usd or 0.0)
-        tokens = (dearest.prompt_tokens, dearest.output_tokens)
+        costs = {name: cost for name, _, cost, _ in ranked}
+        dearest = max(ranked, key=_cost_or_zero)
+        tokens = (prompt_tokens, dearest[3])
     reasons, predicted, counts = gate.judge(
         text,
-        [c.model for c in ranked],
+        [name for name, _, _, _ in ranked],
         costs,
         tokens,
         counts=counts,
@@ -576,7 +587,12 @@ def _gate_candidates(
     if kept:
         rule += f" (none reaches {floor:.2f}: {kept[0]}, the most likely, is kept)"
     rules = (described, rule) if gate.auto else (rule,)
-    return [c for c in ranked if c.model not in reasons], rules, counts
+    return [c for c in ranked if c[0] not in reasons], rules, counts
+
+
+def _cost_or_zero(candidate: tuple[str, str, float | None, int]) -> float:
+    """A pending candidate's expected cost, 0 when unknown: what finds the dearest."""
+    return candidate[2] or 0.0
 
 
 def _active_filters(
@@ -681,19 +697,23 @@ def _new_plan(
     rules: tuple[str, ...],
     adequacy: Adequacy | None,
     adequacy_counts: tuple[Any, Any] | None,
+    _set_route: Any = _p["route"],
+    _set_strategy: Any = _p["strategy"],
+    _set_candidates: Any = _p["candidates"],
+    _set_rejected: Any = _p["rejected"],
+    _set_rules: Any = _p["rules"],
+    _set_adequacy: Any = _p["adequacy"],
+    _set_counts: Any = _p["adequacy_counts"],
 ) -> Plan:
     """``Plan(...)`` with every field given, faster (see ``_new_candidate``)."""
     plan: Plan = _new_object(Plan)
-    for name, value in (
-        ("route", route),
-        ("strategy", strategy),
-        ("candidates", candidates),
-        ("rejected", rejected),
-        ("rules", rules),
-        ("adequacy", adequacy),
-        ("adequacy_counts", adequacy_counts),
-    ):
-        _p[name](plan, value)
+    _set_route(plan, route)
+    _set_strategy(plan, strategy)
+    _set_candidates(plan, candidates)
+    _set_rejected(plan, rejected)
+    _set_rules(plan, rules)
+    _set_adequacy(plan, adequacy)
+    _set_counts(plan, adequacy_counts)
     return plan
 
 
@@ -706,21 +726,27 @@ def _new_context(
     observed: Observations,
     expected_output_tokens: int,
     budgeted: bool,
+    _set_request: Any = _x["request"],
+    _set_requires: Any = _x["requires"],
+    _set_floors: Any = _x["floors"],
+    _set_health: Any = _x["health"],
+    _set_budget: Any = _x["budget"],
+    _set_observed: Any = _x["observed"],
+    _set_expected: Any = _x["expected_output_tokens"],
+    _set_budgeted: Any = _x["budgeted"],
+    _set_declared: Any = _x["declared_prices"],
 ) -> PlanContext:
     """``PlanContext(...)`` for one request (no declared prices: only static filters read them)."""
     context: PlanContext = _new_object(PlanContext)
-    for name, value in (
-        ("request", request),
-        ("requires", requires),
-        ("floors", floors),
-        ("health", health),
-        ("budget", budget),
-        ("observed", observed),
-        ("expected_output_tokens", expected_output_tokens),
-        ("budgeted", budgeted),
-        ("declared_prices", _NO_PRICES),
-    ):
-        _x[name](context, value)
+    _set_request(context, request)
+    _set_requires(context, requires)
+    _set_floors(context, floors)
+    _set_health(context, health)
+    _set_budget(context, budget)
+    _set_observed(context, observed)
+    _set_expected(context, expected_output_tokens)
+    _set_budgeted(context, budgeted)
+    _set_declared(context, _NO_PRICES)
     return context
 
 

@@ -3,6 +3,7 @@ file round-trips, bad files say what to do, and the gate rejects with a reason."
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -229,6 +230,34 @@ def test_on_ascii_text_the_ascii_token_matcher_finds_the_same_tokens(text: str) 
     from policies.adequacy import _FAST_TOKEN, TOKEN_PATTERN
 
     assert re.findall(_FAST_TOKEN, text, re.ASCII) == re.findall(TOKEN_PATTERN, text)
+
+
+@given(st.lists(st.integers(0, 2**31 - 1), min_size=2, max_size=20))
+def test_a_bigrams_key_is_its_two_ids_as_read_by_the_strided_view_over_the_id_bytes(ids: list[int]) -> None:
+    np = pytest.importorskip("numpy")
+    from policies.adequacy import _pair_key
+
+    raw = np.array(ids, dtype=np.int32).tobytes()
+    view = np.ndarray((len(ids) - 1,), np.int64, raw, 0, (4,))
+    pairs = list(itertools.pairwise(ids))
+    assert view.tolist() == [_pair_key(a, b) for a, b in pairs]
+    assert len(set(view.tolist())) == len(set(pairs))  # distinct pairs, distinct keys
+
+
+def test_term_counts_beyond_what_counting_can_give_still_predict_by_log_count_plus_one() -> None:
+    np = pytest.importorskip("numpy")
+    adequacy = Adequacy(hand_artifact())  # max_chars 4000: counted frequencies come from a table
+    idx = np.array([1], dtype=np.intp)  # "hard"
+    for count in (3, 4001, 10**6):  # within the table, just past it, far past it
+        # one term, L2-normalized: its weight is 1 whatever its count, so the logit is its coefficient
+        got = adequacy.predict_counts(idx, np.array([count], dtype=np.intp))
+        assert got["cheap"] == pytest.approx(1.0 / (1.0 + math.exp(3.0)), abs=1e-12)
+    two = np.array([0, 1], dtype=np.intp)  # "easy" and "hard": their weights follow log(count) + 1
+    for counts in ((1, 3), (2, 4001), (5, 10**6)):
+        tf = [math.log(c) + 1.0 for c in counts]
+        logit = (3.0 * tf[0] - 3.0 * tf[1]) / math.hypot(*tf)
+        got = adequacy.predict_counts(two, np.array(counts, dtype=np.intp))
+        assert got["cheap"] == pytest.approx(1.0 / (1.0 + math.exp(-logit)), abs=1e-12)
 
 
 def test_rows_given_as_term_counts_train_the_same_classifiers_as_their_text() -> None:
