@@ -1,8 +1,12 @@
 """Planning alone: ``Planner.plan`` per call, no I/O, for 10/100/1,000-model policies and two prompts.
 
 Each call gets a fresh request (normalized from ``create`` arguments, outside the timed region) whose
-prompt differs from the previous one, so a planner that caches by request or by text is still measured
+prompt differs from every earlier one, so a planner that caches by request or by text is still measured
 as on real traffic. The prompt travels on the request once ``RouteRequest`` carries messages.
+
+The (size, prompt) cells are timed in turns (``ROUNDS`` of them, each cell a slice of its budget per
+round), not one after another: a slow spell of the machine then lands on every cell alike instead of
+on one size, which would move the scaling exponent that compares two sizes.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ SIZES: Final = (10, 100, 1000)
 PROMPTS: Final = ("short", "100k")
 _MIN_CALLS: Final = 50
 _MAX_CALLS: Final = 200_000
+ROUNDS: Final = 10  # turns over the (size, prompt) cells
 _TEXT: Final = "route the request to the cheapest model that fits its context and budget today"
 
 
@@ -33,17 +38,20 @@ def run(options: Options, results: Results) -> None:
     results.planning += [PlanningCell(**cell) for cell in out["cells"]]
 
 
-def _time_cell(planner: Any, text: str, budget_s: float) -> tuple[list[int], Any]:
+def _time_cell(
+    planner: Any, text: str, budget_s: float, min_calls: int = _MIN_CALLS, first: int = 0
+) -> tuple[list[int], Any]:
+    """Plans for about ``budget_s`` (at least ``min_calls``), each prompt numbered from ``first``."""
     from router._pipeline import normalize
 
     clock = time.perf_counter_ns
     samples: list[int] = []
     spent, budget_ns = 0, int(budget_s * 1e9)
     plan = None
-    while (spent < budget_ns or len(samples) < _MIN_CALLS) and len(samples) < _MAX_CALLS:
+    while (spent < budget_ns or len(samples) < min_calls) and len(samples) < _MAX_CALLS:
         messages = [
             {"role": "system", "content": "Be brief."},
-            {"role": "user", "content": f"{len(samples)} {text}"},
+            {"role": "user", "content": f"{first + len(samples)} {text}"},
         ]
         route = normalize({"model": "auto", "messages": messages}, None).route
         start = clock()
@@ -55,7 +63,8 @@ def _time_cell(planner: Any, text: str, budget_s: float) -> tuple[list[int], Any
 
 
 def measure(args: dict[str, Any]) -> dict[str, Any]:
-    """Worker: every (size, prompt) cell, a short warm-up then timed calls for about ``budget_s`` each."""
+    """Worker: every (size, prompt) cell, a short warm-up, then timed calls for about ``budget_s`` each,
+    spread over ``ROUNDS`` turns through the cells."""
     import os
 
     from benchmarks._configs import planning_policy
@@ -63,27 +72,37 @@ def measure(args: dict[str, Any]) -> dict[str, Any]:
     from router._engine import Engine
 
     texts = {"short": "Say hello in one word.", "100k": long_text()}
-    cells = []
-    for size in SIZES:
-        policy, strategy = planning_policy(size)
-        planner = Engine(policy, env=os.environ).planner
-        for prompt in PROMPTS:
-            _time_cell(planner, texts[prompt], 0)  # warm-up: the minimum number of calls
-            samples, plan = _time_cell(planner, texts[prompt], args["budget_s"])
-            s = summarize_ns(samples)
-            cells.append(
-                {
-                    "models": size,
-                    "prompt": prompt,
-                    "strategy": strategy,
-                    "prompt_tokens": (len(texts[prompt]) + len("Be brief.")) // 4 + 8,
-                    "iterations": s.n,
-                    "median_us": s.p50_us,
-                    "p99_us": s.p99_us,
-                    "candidates": len(plan.candidates),
-                    "rejected": len(plan.rejected),
-                }
+    policies = {size: planning_policy(size) for size in SIZES}
+    planners = {size: Engine(policy, env=os.environ).planner for size, (policy, _) in policies.items()}
+    grid = [(size, prompt) for size in SIZES for prompt in PROMPTS]
+    samples: dict[tuple[int, str], list[int]] = {cell: [] for cell in grid}
+    plans: dict[tuple[int, str], Any] = {}
+    for size, prompt in grid:
+        _time_cell(planners[size], texts[prompt], 0, first=-_MIN_CALLS)  # warm-up, its own prompts
+    for _ in range(ROUNDS):
+        for size, prompt in grid:
+            taken = samples[(size, prompt)]
+            more, plans[(size, prompt)] = _time_cell(
+                planners[size], texts[prompt], args["budget_s"] / ROUNDS, _MIN_CALLS // ROUNDS, len(taken)
             )
+            taken += more
+    cells = []
+    for size, prompt in grid:
+        s = summarize_ns(samples[(size, prompt)])
+        plan = plans[(size, prompt)]
+        cells.append(
+            {
+                "models": size,
+                "prompt": prompt,
+                "strategy": policies[size][1],
+                "prompt_tokens": (len(texts[prompt]) + len("Be brief.")) // 4 + 8,
+                "iterations": s.n,
+                "median_us": s.p50_us,
+                "p99_us": s.p99_us,
+                "candidates": len(plan.candidates),
+                "rejected": len(plan.rejected),
+            }
+        )
     cells += _adequacy_cells(args["budget_s"])
     from benchmarks.deployments import cells as deployment_cells  # plan + a deployment's pick (issue 18)
 

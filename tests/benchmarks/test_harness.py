@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -317,3 +318,21 @@ def test_the_import_target_reads_the_median_of_the_paired_ratios() -> None:
     results.imports = [ImportLine("openai", 450.0, (450.0,)), ImportLine("router", 600.0, (600.0,))]
     target = next(t for t in evaluate(results) if t.name == "import router / import openai")
     assert (target.measured, target.status) == (f"1.33{TIMES}", "FAIL")  # no pairs: the medians' ratio
+
+
+def test_a_planning_cell_timed_in_turns_never_repeats_a_prompt() -> None:
+    from benchmarks.planning import _time_cell
+
+    seen: list[str] = []
+
+    class Planner:
+        def plan(self, route: Any) -> str:
+            seen.append(route.prompt.messages[-1]["content"])
+            return "plan"
+
+    taken: list[int] = []
+    for _ in range(3):  # three turns of one cell, as measure() takes them
+        more, plan = _time_cell(Planner(), "text", 0, min_calls=2, first=len(taken))
+        taken += more
+    assert plan == "plan" and len(taken) == 6
+    assert seen == [f"{n} text" for n in range(6)]
