@@ -633,7 +633,10 @@ class Adequacy:
                 unigrams.append((ids.setdefault(term, len(ids)), i))
         size = len(ids)
         if size + 2 > _MAX_IDS:
-            raise ValueError(f"{size} words in the vocabulary (at most {_MAX_IDS - 2})")
+            raise AdequacyError(
+                f"{self.source}: {size:,} words in the vocabulary, more than the {_MAX_IDS - 2:,} a file "
+                "may have; retrain it with `router train` (its files keep at most 50,000 terms)."
+            )
         self._unknown = size
         self._uni = np.full(size + 2, -1, dtype=np.intp)
         for word, i in unigrams:

@@ -424,15 +424,6 @@ class _Cookies(httpx.Cookies):
             super().extract_cookies(response)
 
 
-def default_async_http_client(**kwargs: Any) -> httpx.AsyncClient:
-    kwargs.setdefault("verify", default_ssl_context())
-    return httpx.AsyncClient(
-        timeout=DEFAULT_TIMEOUT,
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-        **kwargs,
-    )
-
-
 class OpenAICompatible(_OpenAICompatibleBase):
     """Sync driver."""
 

@@ -36,8 +36,9 @@ def cli_absent() -> Iterator[None]:
 
 
 def load(module: str) -> ModuleType:
-    """``importlib.import_module``, with httpx (if this brings it) imported lean."""
-    if module in sys.modules:
-        return sys.modules[module]
+    """``importlib.import_module``, with httpx (if this brings it) imported lean.
+
+    Always through importlib, never ``sys.modules`` directly: a module another thread is still
+    importing is in ``sys.modules`` half made, and importlib waits for it to finish."""
     with cli_absent():
         return importlib.import_module(module)

@@ -148,6 +148,21 @@ def test_a_bad_file_names_itself_and_what_to_do(
     assert str(path) in str(info.value)
 
 
+def test_a_vocabulary_too_large_for_4_byte_ids_names_the_file_and_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("numpy")
+    import policies.adequacy
+
+    monkeypatch.setattr(policies.adequacy, "_MAX_IDS", 3)  # the hand file's two words and two ids more
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(hand_artifact()))
+    with pytest.raises(AdequacyError, match="2 words in the vocabulary, more than the 1 a file may have"):
+        Adequacy.load(path)
+    monkeypatch.setattr(policies.adequacy, "_MAX_IDS", 4)
+    Adequacy.load(path)  # exactly at the limit: loads
+
+
 def test_a_missing_or_non_json_file_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(AdequacyError, match="router train"):
         Adequacy.load(tmp_path / "none.json")

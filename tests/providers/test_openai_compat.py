@@ -278,7 +278,11 @@ def test_the_clients_the_router_builds_share_one_verifying_context_per_ca_settin
 
 
 def test_a_callers_http_client_keeps_its_own_verify_setting() -> None:
+    import ssl
+
     client = httpx.Client(verify=False)
     adapter = OpenAICompatible(http_client=client)
-    assert adapter._client is client
+    context = _context_of(adapter)
+    assert isinstance(context, ssl.SSLContext) and context is not _context_of(OpenAICompatible())
+    assert context.verify_mode == ssl.CERT_NONE
     client.close()

@@ -63,3 +63,32 @@ loaded = sorted({name.split(".")[0] for name in sys.modules} & {"click", "rich",
 print(json.dumps({"loaded": loaded, "module": error.__module__, "httpx": "httpx" in sys.modules}))
 """
     assert run(code) == {"loaded": [], "module": "router._exceptions", "httpx": True}
+
+
+def test_threads_reading_names_and_building_clients_at_once_all_get_whole_modules() -> None:
+    # A module another thread is still importing sits half made in sys.modules: each thread must
+    # wait for it (importlib's module locks), never read it there.
+    code = """
+import json, threading
+import router
+policy = {"models": {"m": {"provider": "openai"}}, "routes": {"auto": {"candidates": ["m"]}}}
+names = ["BudgetExceededError", "RoutingRecord", "TransportLimits", "LedgerError"]
+start, errors, found = threading.Barrier(8), [], []
+def work(i):
+    start.wait()
+    try:
+        found.append(getattr(router, names[i % 4]).__name__)
+        (router.OpenAI if i % 2 else router.AsyncOpenAI)(api_key="sk-test", policy=policy)
+    except Exception as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(json.dumps({"errors": errors, "found": sorted(set(found))}))
+"""
+    assert run(code) == {
+        "errors": [],
+        "found": sorted(["BudgetExceededError", "RoutingRecord", "TransportLimits", "LedgerError"]),
+    }
