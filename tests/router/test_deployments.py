@@ -376,6 +376,75 @@ def test_a_budget_reserves_at_the_price_of_the_deployment_called(fake: FakeProvi
     assert [e.kind for e in record.budget_events if e.kind == "overrun"] == []  # reserved enough for it
 
 
+def test_a_claim_due_just_after_another_clients_waits_its_turn_rather_than_falling_back(
+    fake: FakeProviders, tmp_path: Any
+) -> None:
+    # Two processes share the counters; one's clock reads 10 ms ahead of the other's. Its claim
+    # lands first, so the other's is due 10 ms after its own `now`, with the window far from full.
+    policy = pool_policy(
+        fake, [{"name": "d1", "rpm": 1000}], model={"balance": "usage"}, ledger=f"sqlite:///{tmp_path}/l.db"
+    )
+    behind, ahead = FakeClock(1_700_000_000.0), FakeClock(1_700_000_000.010)
+    with client_for(policy, ahead) as first, client_for(policy, behind) as second:
+        first.chat.completions.create(model="auto", messages=QUESTION)
+        record = second.chat.completions.create(model="auto", messages=QUESTION).routing
+    assert record.model == "pooled" and record.deployment == "d1"
+    assert behind.sleeps == [pytest.approx(0.010)]  # sent in turn: no window holds more than its claims
+    assert record.attempts[0].wait_s == pytest.approx(0.010)
+    assert record.attempts[0].picked_by.endswith("sent 10 ms later, in turn behind another request's claim")
+
+
+def test_a_claim_due_more_than_a_moment_later_still_falls_back_when_the_policy_says_so(
+    fake: FakeProviders, tmp_path: Any
+) -> None:
+    # A slot a full minute away is a full deployment, not a turn: `fallback` does not wait for it.
+    policy = pool_policy(
+        fake, [{"name": "d1", "rpm": 1000}], model={"balance": "usage"}, ledger=f"sqlite:///{tmp_path}/l.db"
+    )
+    behind, ahead = FakeClock(1_700_000_000.0), FakeClock(1_700_000_001.0)
+    with client_for(policy, ahead) as first, client_for(policy, behind) as second:
+        first.chat.completions.create(model="auto", messages=QUESTION)
+        record = second.chat.completions.create(model="auto", messages=QUESTION).routing
+    assert record.model == "backup" and behind.sleeps == []
+    assert record.rejected["pooled/d1"].startswith("at its limit (1000 rpm); a slot frees in 1.0s")
+
+
+class TickingClock(FakeClock):
+    """Wall time that moves a tenth of a millisecond at every read, as a busy process's clock does
+    (48 requests reading it a few times each stay well within a quarter of a second)."""
+
+    def __call__(self) -> float:
+        self.now += 0.0001
+        return self.now
+
+
+def test_a_busy_async_client_on_shared_counters_keeps_to_the_deployment_far_from_its_limits(
+    fake: FakeProviders, tmp_path: Any
+) -> None:
+    # 48 requests at once: their claims run on threads, in any order, each with the `now` its request
+    # read. Refusing those due a few milliseconds later sent about a fifth of them to the fallback.
+    policy = pool_policy(
+        fake,
+        [{"name": "d1", "rpm": 100_000}, {"name": "d2", "rpm": 100_000}],
+        model={"balance": "usage"},
+        ledger=f"sqlite:///{tmp_path}/l.db",
+    )
+    clock = TickingClock(1_700_000_000.0)
+
+    async def run() -> list[Any]:
+        async with AsyncOpenAI(
+            policy=policy, clock=clock, wall_clock=clock, sleep=clock.async_sleep
+        ) as client:
+            answers = await asyncio.gather(
+                *(client.chat.completions.create(model="auto", messages=QUESTION) for _ in range(48))
+            )
+            return [a.routing for a in answers]
+
+    records = asyncio.run(run())
+    assert Counter(r.model for r in records) == Counter({"pooled": 48})
+    assert all(a.wait_s < 0.25 for r in records for a in r.attempts)
+
+
 def test_counters_out_of_reach_serve_unchecked_with_a_warning(
     fake: FakeProviders, caplog: pytest.LogCaptureFixture
 ) -> None:

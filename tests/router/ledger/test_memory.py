@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from router.ledger import Hold, Line, Totals
-from router.ledger.memory import MemoryLedger
 from router.ledger._types import SETTLED_KEEP_S
+from router.ledger.memory import MemoryLedger
 
 T0 = 1_764_547_000.0
 TOTAL = Line("*", "total", 0.0, None, 1_000_000.0)
