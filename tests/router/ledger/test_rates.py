@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from router.ledger._rates import (
@@ -205,3 +205,77 @@ def test_sqlite_claims_ignore_expired_claims_not_yet_deleted(tmp_path: Path) -> 
         assert not rates.claim("d", rpm=3, tpm=None, tokens=1, now=T0 + 60.6, max_wait_s=0).granted
     finally:
         rates.close()
+
+
+def test_a_window_of_ten_thousand_claims_is_still_claimed_read_and_settled(rates: Rates) -> None:
+    # A busy deployment's minute: reading every claim on each request made Redis claims fail past
+    # ~8,000 (one script cannot unpack more) and cost the client milliseconds a request long before.
+    rates.observe("d", used_requests=9_999, used_tokens=0, until=T0 + 30, now=T0)
+    claim = rates.claim("d", rpm=20_000, tpm=1_000_000, tokens=500, now=T0 + 1, max_wait_s=0)
+    assert claim.granted and claim.wait_s == 0.0
+    rates.settle("d", claim.entry, 200)
+    assert rates.usage(["d"], T0 + 2) == {"d": (10_000, 200)}
+    assert rates.usage(["d"], T0 + 31) == {"d": (1, 200)}  # the placeholders left with the reset
+
+
+_OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["claim", "claim", "claim", "settle", "observe", "usage"]),
+        st.sampled_from(["a", "b"]),
+        st.floats(min_value=0, max_value=25),  # seconds since the previous operation
+        st.integers(min_value=0, max_value=400),  # tokens (or requests, for observe)
+        st.booleans(),  # a claim may wait (two minutes); an observe reports tokens too
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=_OPS, rpm=st.integers(min_value=1, max_value=6), tpm=st.integers(min_value=200, max_value=1200))
+def test_sqlite_and_redis_answer_every_operation_as_the_memory_counters_do(
+    ops: list[tuple[str, str, float, int, bool]],
+    rpm: int,
+    tpm: int,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str,
+) -> None:
+    import redis
+
+    redis.Redis.from_url(redis_url).flushdb()
+    twins: list[Rates] = [
+        MemoryRates(),
+        SqliteRates(tmp_path_factory.mktemp("twin") / "r.rates"),
+        RedisRates(redis_url),
+    ]
+    entries: list[list[tuple[str, str]]] = [[] for _ in twins]
+    now = T0
+    try:
+        for op, key, gap, amount, flag in ops:
+            now += gap
+            if op == "claim":
+                claims = [
+                    r.claim(
+                        key, rpm=rpm, tpm=tpm, tokens=max(amount, 1), now=now, max_wait_s=120 if flag else 0
+                    )
+                    for r in twins
+                ]
+                assert {c.granted for c in claims} == {claims[0].granted}, claims
+                assert [c.wait_s for c in claims] == pytest.approx([claims[0].wait_s] * 3), claims
+                for made, claim in zip(entries, claims, strict=True):
+                    if claim.granted:
+                        made.append((key, claim.entry))
+            elif op == "settle" and entries[0]:
+                pick = amount % len(entries[0])
+                for rates, made in zip(twins, entries, strict=True):
+                    rates.settle(made[pick][0], made[pick][1], amount // 2)
+            elif op == "observe":
+                for rates in twins:
+                    rates.observe(key, amount % 4, amount if flag else 0, until=now + gap, now=now)
+            else:
+                answers = [r.usage(["a", "b"], now) for r in twins]
+                assert answers[1] == answers[0] and answers[2] == answers[0]
+        assert twins[2].usage(["a", "b"], now) == twins[0].usage(["a", "b"], now)
+    finally:
+        for rates in twins:
+            rates.close()
