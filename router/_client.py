@@ -72,6 +72,7 @@ from router.ledger import (
     open_async_guarded_ledger,
     open_guarded_ledger,
 )
+from router.ledger._types import WouldWait
 
 if TYPE_CHECKING:
     from policies.schema import Policy
@@ -548,21 +549,29 @@ class AsyncRouter(_BaseClient):
         )
 
     async def _count(self, action: ReadUsage | ClaimRate, decider: Decider) -> Any:
-        """A rate counter's read or claim: on a worker thread when the counters wait on I/O (SQLite,
-        Redis), so the event loop serves other requests meanwhile; in-process counters inline."""
+        """A rate counter's read or claim: inline when it needs no wait (in-process counters; SQLite's
+        when no other process holds its lock), else on a worker thread (Redis, a locked SQLite file),
+        so the event loop serves other requests meanwhile."""
         balancer = self._balancer
         assert balancer is not None
         if balancer.counters_block:
-            return await asyncio.to_thread(balancer.perform, action)
+            try:
+                return balancer.perform_now(action)
+            except WouldWait:
+                return await asyncio.to_thread(balancer.perform, action)
         return balancer.perform(action)
 
     async def _bookkeep(self, action: Bookkeep, decider: Decider) -> None:
-        """``SyncRouter._bookkeep``; on a worker thread when it settles a claim or folds headers into
-        counters that wait on I/O (SQLite, Redis), so the event loop never waits on them."""
+        """``SyncRouter._bookkeep``; a claim's settle inline when the counters need no wait for it,
+        else (Redis, a locked SQLite file, provider headers to fold in) on a worker thread, so the
+        event loop never waits on them."""
         balancer = self._balancer
         assert balancer is not None
         if balancer.record_blocks(action):
-            await asyncio.to_thread(balancer.record, action)
+            try:
+                balancer.record_now(action)
+            except WouldWait:
+                await asyncio.to_thread(balancer.record, action)
         else:
             balancer.record(action)
 

@@ -31,6 +31,7 @@ from router._balancing import (
 )
 from router._engine import Engine
 from router.ledger._rates import Claim, Rates, provider_usage
+from router.ledger._types import WouldWait
 
 # Claims are handed out in order, never before the latest one. A claim whose ``now`` was read a moment
 # before another request's claim landed (a thread of the async client's, another process, another
@@ -200,23 +201,39 @@ class Balancer:
     def perform(self, action: ReadUsage | ClaimRate) -> Any:
         """One counter action, inline (what the sync driver does; the async one runs it off its loop):
         its result, or the counters' error (the decision serves unchecked)."""
-        rates = self._rates
         try:
-            if isinstance(action, ClaimRate):
-                return rates.claim(
-                    action.key,
-                    rpm=action.rpm,
-                    tpm=action.tpm,
-                    tokens=action.tokens,
-                    now=action.now,
-                    max_wait_s=action.max_wait_s,
-                )
-            return rates.usage(action.keys, action.now)
-        except rates.errors as exc:
+            return self._perform(action)
+        except self._rates.errors as exc:
             return exc
 
-    def record(self, action: Bookkeep) -> None:
-        """The calls ``action`` reports as started or ended (what both drivers do with a Bookkeep)."""
+    def perform_now(self, action: ReadUsage | ClaimRate) -> Any:
+        """``perform`` if the counters can answer without waiting on a lock (SQLite's, when no other
+        process holds it): the async client then spares two thread hops, which cost it more than the
+        claim. Else ``WouldWait``, having changed nothing: the action is performed on a thread."""
+        now = getattr(self._rates, "without_waiting", None)
+        if now is None:
+            raise WouldWait
+        try:
+            return now(lambda: self._perform(action))
+        except self._rates.errors as exc:
+            return exc
+
+    def _perform(self, action: ReadUsage | ClaimRate) -> Any:
+        rates = self._rates
+        if isinstance(action, ClaimRate):
+            return rates.claim(
+                action.key,
+                rpm=action.rpm,
+                tpm=action.tpm,
+                tokens=action.tokens,
+                now=action.now,
+                max_wait_s=action.max_wait_s,
+            )
+        return rates.usage(action.keys, action.now)
+
+    def record(self, action: Bookkeep, *, settled: bool = False) -> None:
+        """The calls ``action`` reports as started or ended (what both drivers do with a Bookkeep);
+        ``settled``: their claims are settled already (``record_now``)."""
         for note in action.notes:
             if isinstance(note, Started):
                 self.started(note.deployment)
@@ -225,7 +242,7 @@ class Balancer:
                     note.deployment,
                     latency_ms=note.latency_ms,
                     tokens=note.tokens,
-                    claim=note.claim,
+                    claim=None if settled else note.claim,
                     error=note.error,
                     headers=note.headers,
                 )
@@ -237,6 +254,35 @@ class Balancer:
             type(note) is Finished and (note.claim is not None or note.headers or note.error is not None)
             for note in action.notes
         )
+
+    def record_now(self, action: Bookkeep) -> None:
+        """``record`` if it only settles claims (no provider headers or errors to fold in) and the
+        counters can do that without waiting on a lock; else ``WouldWait``, having recorded nothing.
+        A settle sets a claim's tokens, so one begun here and refused is simply made again later."""
+        now = getattr(self._rates, "without_waiting", None)
+        if now is None or any(
+            type(note) is Finished and (note.headers or note.error is not None) for note in action.notes
+        ):
+            raise WouldWait
+        settles = [
+            (note.deployment.key, note.claim[1], note.tokens)
+            for note in action.notes
+            if type(note) is Finished
+            and note.claim is not None
+            and note.tokens is not None
+            and note.claim[0] == note.deployment.key
+            and note.deployment.pool_name is not None
+        ]
+
+        def settle_all() -> None:
+            for key, entry, tokens in settles:
+                self._rates.settle(key, entry, tokens)
+
+        try:
+            now(settle_all)
+        except self._rates.errors as exc:
+            self._counters_failed(exc)
+        self.record(action, settled=True)
 
     @property
     def counters_block(self) -> bool:

@@ -25,12 +25,19 @@ import math
 import os
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
+
+from router.ledger._types import WouldWait
+
+if TYPE_CHECKING:
+    import sqlite3
 
 WINDOW_S: Final = 60.0
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,18 +260,63 @@ class SqliteRates:
     def __init__(self, path: str | os.PathLike[str], busy_timeout_s: float = 5.0) -> None:
         import sqlite3  # only a SQLite ledger gets here
 
+        from router.ledger.sqlite import WAL_SIZE_LIMIT, Checkpointer
+
         self.path = Path(path)
         self.errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(
+        # Two connections, each with its lock (re-entrant: ``without_waiting`` holds one around calls
+        # of the methods, which take it too): one that waits out another process's write lock (the
+        # sync client, the async client's worker thread), and one that never waits (the async
+        # client's event loop, which hands the call to the thread instead when the file is locked).
+        # Apart, so that a call waiting on the thread does not send every other one there too.
+        self._waiting_lock, self._now_lock = threading.RLock(), threading.RLock()
+        self._waiting = sqlite3.connect(
             self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # Counters, not money: a claim lost to a power cut only frees a slot early. No fsync per claim
-        # (FULL costs milliseconds a request); WAL with NORMAL is still safe against a crashed process.
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._waiting.execute("PRAGMA journal_mode=WAL")
+        self._now_db = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        self._local = threading.local()  # ``now``: this thread is inside ``without_waiting``
+        for db in (self._waiting, self._now_db):
+            # Counters, not money: a claim lost to a power cut only frees a slot early. No fsync per
+            # claim (FULL costs milliseconds a request); WAL with NORMAL is still safe against a crashed
+            # process. No checkpoint inside a claim's commit either (its fsyncs would stall the event
+            # loop): a thread copies the WAL back, as for the ledger.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA wal_autocheckpoint=0")
+            db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         self._pruned: dict[str, float] = {}  # when this handle last deleted each key's expired claims
         self._transaction(self._create)
+        self._checkpointer = Checkpointer(self.path)
+
+    def without_waiting(self, call: Callable[[], _T]) -> _T:
+        """Run ``call`` (calls of this object's methods) only if it needs no wait for a lock (this
+        object's, or another process's write lock on the file); else raise ``WouldWait``. What was
+        refused changed nothing, but for expired claims pruned: ``call`` may be made again elsewhere
+        if each of its steps may be repeated (a claim, a read, a settle; not ``observe``)."""
+        import sqlite3
+
+        if not self._now_lock.acquire(blocking=False):  # another event loop's call, on another thread
+            raise WouldWait
+        try:
+            self._local.now = True
+            try:
+                return call()
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    raise WouldWait from exc
+                raise
+            finally:
+                self._local.now = False
+        finally:
+            self._now_lock.release()
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._now_db if getattr(self._local, "now", False) else self._waiting
+
+    @property
+    def _lock(self) -> AbstractContextManager[bool]:
+        return self._now_lock if getattr(self._local, "now", False) else self._waiting_lock
 
     def _create(self) -> None:
         for statement in _SQLITE_SCHEMA:
@@ -362,7 +414,9 @@ class SqliteRates:
             )
 
     def close(self) -> None:
-        self._db.close()
+        self._checkpointer.stop()
+        self._now_db.close()
+        self._waiting.close()
 
 
 # Redis keeps each deployment's claims in a sorted set (score: the claim's time) and their tokens in a

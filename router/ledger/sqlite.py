@@ -64,7 +64,7 @@ _CHECKPOINT_EVERY_S: Final = 1.0
 _PAGE_SIZE: Final = 1024
 _CHECKPOINT_RETRY_S: Final = 0.05
 # After SQLite starts the WAL over, it cuts the file back to this size.
-_WAL_SIZE_LIMIT: Final = 16 * 1024 * 1024
+WAL_SIZE_LIMIT: Final = 16 * 1024 * 1024
 # Seconds (of the callers' ``now``) between two sweeps of expired reservations and forgotten settle ids.
 _PURGE_EVERY_S: Final = 1.0
 # A new file's layout. Each table is one B-tree (WITHOUT ROWID: a rowid table with a text key is two,
@@ -111,7 +111,7 @@ _LIVE_RESERVED: Final = (
 _FIGURES: Final = f"SELECT spent_nanos, {_LIVE_RESERVED}, estimated_nanos FROM spend WHERE key = ?"
 
 
-class _Checkpointer:
+class Checkpointer:
     """Copies the WAL back into the database off the request path, every ``_CHECKPOINT_EVERY_S``.
 
     RESTART, not PASSIVE: a passive checkpoint never catches up with a writer that never pauses
@@ -215,12 +215,12 @@ class SqliteLedger:
             # pages, with two fsyncs: about one request in fifty paid for it (the everything-on p99).
             # A thread of this ledger's copies the WAL back instead, about once a second.
             self._db.execute("PRAGMA wal_autocheckpoint = 0")
-            self._db.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
+            self._db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT}")
             self._identity = _identity(self.path)
         except (sqlite3.Error, OSError) as exc:
             self._db.close()
             raise LedgerError(_cannot_open(self.path, exc)) from exc
-        self._checkpointer = _Checkpointer(self.path)
+        self._checkpointer = Checkpointer(self.path)
         weakref.finalize(self, self._checkpointer.stop)
 
     @contextmanager
