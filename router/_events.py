@@ -30,6 +30,8 @@ from providers.tiers import STANDARD
 from router._routing import Attempt, BudgetEvent, RoutingRecord
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from policies.plan import Plan
 
 LOGGER_NAME: Final = "router"
@@ -155,8 +157,16 @@ class Events:
             event["picked_by"] = attempt.picked_by
         _emit(level, event)
 
-    def completed(self, record: RoutingRecord, *, content: str | None = None) -> None:
-        """``route.completed``: who answered, the tokens, the cost (failed attempts included), the latency."""
+    def completed(
+        self,
+        record: RoutingRecord,
+        *,
+        content: str | None = None,
+        skipped: Mapping[str, str] | None = None,
+    ) -> None:
+        """``route.completed``: who answered, the tokens, the cost (failed attempts included), the
+        latency; and ``skipped``, what was passed over after the plan and why (a deployment at its
+        limit, an open breaker): without it a dearer model's answer would not say why."""
         if _logger.isEnabledFor(_INFO):
             usage = record.usage
             attempts = record.attempts
@@ -179,6 +189,8 @@ class Events:
             }
             if record.deployment is not None:
                 event["deployment"] = record.deployment
+            if skipped:
+                event["skipped"] = dict(skipped)
             tier = record.service_tier
             flex = tier != STANDARD
             if not flex:  # a loop, not any(generator): this runs for every request

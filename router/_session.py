@@ -443,7 +443,7 @@ class Session:
         deployment, answer, usage = self._kept
         record = self.record(deployment, usage, self.cost_of(deployment, usage))
         if self._events is not None:
-            self._events.completed(record)
+            self._events.completed(record, skipped=self._skipped)
         return deployment, answer, record
 
     def _keep_larger_windows(self, deployment: Deployment) -> None:
@@ -502,7 +502,7 @@ class Session:
             cost += continued_from_usd
         record = self.record(deployment, usage, cost)
         if self._events is not None:
-            self._events.completed(record)
+            self._events.completed(record, skipped=self._skipped)
         if self._outcomes is not None:
             self._outcomes.routed(self.plan, record, self.request.body.get("messages"))
         return record

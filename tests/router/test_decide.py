@@ -37,7 +37,7 @@ from router._decide import (
     Warn,
     Wrap,
 )
-from router._deployments import Balancer, Bookkeep, ClaimRate, Finished, Started
+from router._deployments import ORDER_SLACK_S, Balancer, Bookkeep, ClaimRate, Finished, Started
 from router._engine import Engine
 from router._exceptions import BudgetExceededError, DeadlineExceededError
 from router._health import Breakers, BreakerWrite, SharedBreakers
@@ -691,7 +691,8 @@ def _pooled_policy(**model: Any) -> Policy:
 def test_a_pooled_model_claims_its_rate_slot_as_an_action_and_skips_a_full_deployment() -> None:
     decider, _ = _decider(_pooled_policy(), Clock(), pooled=True)
     first = decider.next_action()
-    assert isinstance(first, ClaimRate) and first.key == "a/d1" and first.rpm == 2 and first.max_wait_s == 0
+    assert isinstance(first, ClaimRate) and first.key == "a/d1" and first.rpm == 2
+    assert first.max_wait_s == ORDER_SLACK_S  # its turn behind another claim, not a full deployment
     second = _then(decider, Claim(granted=False, wait_s=30.0))  # d1 is at its rpm
     assert isinstance(second, ClaimRate) and second.key == "a/d2"
     began = _then(decider, Claim(granted=True, wait_s=0.0, entry="e1"))

@@ -176,6 +176,18 @@ def test_usage_skips_deployments_at_their_rpm_with_the_reason_then_falls_back(fa
     assert "every deployment is unavailable" in records[4].rejected["pooled"]
 
 
+def test_route_completed_says_which_deployments_were_passed_over_and_why(fake: FakeProviders) -> None:
+    policy = pool_policy(fake, [{"name": "d1", "rpm": 1}], model={"balance": "usage"})
+    with client_for(policy) as client, capture_events() as events:
+        for _ in range(2):
+            client.chat.completions.create(model="auto", messages=QUESTION)
+    first, second = [e for e in events if e["event"] == "route.completed"]
+    assert "skipped" not in first and first["model"] == "pooled"
+    assert second["model"] == "backup" and second["attempts"] == 1  # no attempt failed: the log says why
+    assert second["skipped"]["pooled/d1"].startswith("at its limit (1 rpm); a slot frees in 60.0s")
+    assert second["skipped"]["pooled"].startswith("every deployment is unavailable")
+
+
 def test_usage_alternates_between_deployments_by_headroom(fake: FakeProviders) -> None:
     policy = pool_policy(
         fake, [{"name": "d1", "rpm": 10}, {"name": "d2", "rpm": 30}], model={"balance": "usage"}
