@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 from benchmarks._configs import MODEL, OPENAI_KEY_ENV, one_model_policy, request
 from benchmarks._everything_on import FullConfig, everything_on
@@ -25,6 +25,10 @@ class SyncLine:
     call: Callable[[], Any]
     close: Callable[[], None]
     full: FullConfig | None = None
+
+
+# The throughput line with deployments: gpt-4o-mini on this many, balanced by usage on SQLite counters.
+DEPLOYMENTS: Final = 3
 
 
 @dataclass
@@ -139,10 +143,11 @@ def async_line(key: str, server: Server, workdir: Path) -> AsyncLine:
             base_url=server.openai_base, api_key=os.environ[OPENAI_KEY_ENV], max_retries=0
         )
         return AsyncLine(lambda: sdk.chat.completions.create(**request()), sdk.close)
-    if key == "router_full":
+    if key in ("router_full", "router_deployments"):
         import router
 
-        config = everything_on(server.openai_base, server.gemini_base, workdir)
+        deployments = DEPLOYMENTS if key == "router_deployments" else 0
+        config = everything_on(server.openai_base, server.gemini_base, workdir, deployments)
         full = router.AsyncOpenAI(policy=config.policy, **config.client_kwargs)
         config.background = _litellm_import_of(full)
         return AsyncLine(

@@ -116,12 +116,25 @@ class FullConfig:
         return Feature(name, False, f"the router wrote no log lines ({self.logging_how})")
 
 
-def everything_on(openai_base: str, gemini_base: str, workdir: Path) -> FullConfig:
-    """The full configuration, with its own ledger and log file under ``workdir``."""
+def everything_on(openai_base: str, gemini_base: str, workdir: Path, deployments: int = 0) -> FullConfig:
+    """The full configuration, with its own ledger and log file under ``workdir``; with
+    ``deployments``, gpt-4o-mini is served by that many deployments balanced by ``usage``, their rate
+    counters beside the SQLite ledger (limits far above what the benchmark sends, so every call
+    reads the counters, claims and settles, and none is refused)."""
     from policies.loader import policy_from_dict
 
     workdir = Path(tempfile.mkdtemp(prefix="everything-on-", dir=workdir))  # one ledger and log per client
     data = _quality_floor(_cheapest(three_model_policy(openai_base, gemini_base)))
+    if deployments:
+        mini = data["models"]["gpt-4o-mini"]
+        data["models"]["gpt-4o-mini"] = {
+            **mini,
+            "balance": "usage",
+            "deployments": [
+                {"name": f"d{n}", "rpm": _GENEROUS * 10, "tpm": _GENEROUS * 10_000}
+                for n in range(deployments)
+            ],
+        }
     config = FullConfig(
         create_kwargs={"metadata": {"feature": FEATURE}},
         routing="; ".join(description for description, _ in ROUTING_EXTRAS),

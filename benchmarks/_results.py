@@ -18,6 +18,7 @@ LATENCY_LABELS: Final = {
 THROUGHPUT_LABELS: Final = {
     "openai": "openai.AsyncOpenAI",
     "router_full": "router.AsyncOpenAI, everything on",
+    "router_deployments": "router.AsyncOpenAI, everything on + 3 deployments (usage, SQLite counters)",
     "aiohttp": "bare aiohttp loop (the floor)",
     "litellm_router": "litellm Router.acompletion",
 }

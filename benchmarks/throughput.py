@@ -4,6 +4,8 @@ Each round runs each client in a fresh process (the order rotates between rounds
 median over rounds. The client process's CPU time per request is reported too: with one core for the
 fake server and one for the client, the server can become the limit, and CPU per request still shows
 what each client costs. A bare aiohttp loop (POST, read the JSON) is the floor no client can beat;
+the everything-on client runs a second time with gpt-4o-mini on three deployments balanced by
+``usage`` (rate counters in SQLite: a read, a claim and a settle per request);
 litellm's Router runs at the first concurrency only (it is the slowest line by far).
 """
 
@@ -21,7 +23,7 @@ from benchmarks._results import Results, ThroughputLine
 from benchmarks._server import Server
 from benchmarks._worker import run_worker
 
-KEYS: Final = ("openai", "router_full", "aiohttp", "litellm_router")
+KEYS: Final = ("openai", "router_full", "router_deployments", "aiohttp", "litellm_router")
 FIRST_CONCURRENCY_ONLY: Final = frozenset({"litellm_router"})
 
 
@@ -40,7 +42,7 @@ def run(server: Server, options: Options, workdir: Path, results: Results) -> No
                 }
                 out = run_worker("benchmarks.throughput:measure", args)
                 rounds[key].append(out)
-                if out.get("features"):
+                if out.get("features") and key == "router_full":
                     results.note_features(out["features"])
         for key in keys:
             rps = tuple(o["rps"] for o in rounds[key])
