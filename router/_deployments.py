@@ -338,7 +338,7 @@ class Balancer:
                 skipped[member.key] = refused
                 continue
             claim = (
-                (yield from self._claim(member, tokens, now, min(ORDER_SLACK_S, remaining_s)))
+                (yield from self._claim(member, tokens, now, max(0.0, min(ORDER_SLACK_S, remaining_s))))
                 if member.limited
                 else None
             )

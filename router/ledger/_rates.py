@@ -25,6 +25,7 @@ import math
 import os
 import re
 import threading
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -287,6 +288,7 @@ class SqliteRates:
         self._pruned: dict[str, float] = {}  # when this handle last deleted each key's expired claims
         self._transaction(self._create)
         self._checkpointer = Checkpointer(self.path)
+        weakref.finalize(self, self._checkpointer.stop)  # a handle dropped unclosed stops its thread too
 
     def without_waiting(self, call: Callable[[], _T]) -> _T:
         """Run ``call`` (calls of this object's methods) only if it needs no wait for a lock (this

@@ -279,3 +279,19 @@ def test_sqlite_and_redis_answer_every_operation_as_the_memory_counters_do(
     finally:
         for rates in twins:
             rates.close()
+
+
+def test_sqlite_counters_copy_their_wal_back_on_a_thread_that_ends_with_them(tmp_path: Path) -> None:
+    import gc
+
+    rates = SqliteRates(tmp_path / "r.rates")
+    assert rates.claim("d", rpm=5, tpm=None, tokens=1, now=T0, max_wait_s=0).granted
+    closed = rates._checkpointer._thread
+    rates.close()
+    closed.join(timeout=10)  # a safety bound: the thread ends at once when told to
+    dropped = SqliteRates(tmp_path / "r.rates")
+    thread = dropped._checkpointer._thread
+    del dropped  # never closed: the handle's finalizer tells its thread to end
+    gc.collect()
+    thread.join(timeout=10)
+    assert not closed.is_alive() and not thread.is_alive()
