@@ -297,6 +297,8 @@ class SqliteRates:
         if each of its steps may be repeated (a claim, a read, a settle; not ``observe``)."""
         import sqlite3
 
+        from router.ledger.sqlite import is_locked
+
         if not self._now_lock.acquire(blocking=False):  # another event loop's call, on another thread
             raise WouldWait
         try:
@@ -304,7 +306,7 @@ class SqliteRates:
             try:
                 return call()
             except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
+                if is_locked(exc):
                     raise WouldWait from exc
                 raise
             finally:

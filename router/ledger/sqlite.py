@@ -111,6 +111,13 @@ _LIVE_RESERVED: Final = (
 _FIGURES: Final = f"SELECT spent_nanos, {_LIVE_RESERVED}, estimated_nanos FROM spend WHERE key = ?"
 
 
+def is_locked(exc: BaseException) -> bool:
+    """Whether SQLite refused because another connection holds a lock ("database is locked",
+    "database is busy"): a call that may not wait then waited for nothing and changed nothing."""
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
 class Checkpointer:
     """Copies the WAL back into the database off the request path, every ``_CHECKPOINT_EVERY_S``.
 
@@ -289,7 +296,7 @@ class SqliteLedger:
             try:
                 return call()
             except sqlite3.OperationalError as exc:
-                if "locked" in str(exc) or "busy" in str(exc):
+                if is_locked(exc):
                     raise WouldWait from exc
                 raise
             finally:
@@ -600,7 +607,7 @@ def _purge(db: sqlite3.Connection, now: float) -> None:
 def _cannot_open(path: Path, exc: sqlite3.Error | OSError) -> str:
     where = path if path.is_absolute() else f"{path} (relative to {Path.cwd()})"
     hint = ""
-    if "locked" in str(exc) or "busy" in str(exc):
+    if is_locked(exc):
         hint = (
             "; another process holds the SQLite write lock longer than the ledger waits"
             " (busy_timeout_s): find the process with a long write transaction on the file, or wait"
