@@ -246,8 +246,12 @@ SELECT t.key,
            - (SELECT coalesce(sum(tokens), 0) FROM rate_claims AS c WHERE c.key = t.key AND c.at > :now)
 FROM rate_totals AS t WHERE t.key IN ({marks})
 """
-# How often a handle deletes a key's expired claims (they are excluded meanwhile, not counted).
-_PRUNE_EVERY_S: Final = 5.0
+# How often a handle deletes a key's expired claims (they are excluded meanwhile, not counted). Every
+# claim and read counts the expired claims still stored, to leave them out: at 600 claims a second,
+# once the window was full, five seconds of them made a read, a claim and a settle cost 986 µs of
+# CPU; half a second, 256 µs (benchmarks: docs/deployments.md). Deleting them costs the same
+# whatever the period: the rows go one by one, with their totals' trigger.
+_PRUNE_EVERY_S: Final = 0.5
 
 
 class SqliteRates:

@@ -197,7 +197,7 @@ def test_sqlite_claims_ignore_expired_claims_not_yet_deleted(tmp_path: Path) -> 
             assert rates.claim("d", rpm=3, tpm=30, tokens=10, now=T0 + i, max_wait_s=0).granted
         # 60.5 s on, the first claim has expired: still stored until this handle's next prune (none
         # due), yet not counted.
-        rates._pruned["d"] = T0 + 60
+        rates._pruned["d"] = T0 + 60.2
         assert len(rates.claims("d")) == 3
         assert rates.usage(["d"], T0 + 60.5) == {"d": (2, 20)}
         assert rates.claim("d", rpm=3, tpm=30, tokens=10, now=T0 + 60.5, max_wait_s=0).granted
@@ -295,3 +295,19 @@ def test_sqlite_counters_copy_their_wal_back_on_a_thread_that_ends_with_them(tmp
     gc.collect()
     thread.join(timeout=10)
     assert not closed.is_alive() and not thread.is_alive()
+
+
+def test_sqlite_counters_keep_at_most_half_a_second_of_expired_claims(tmp_path: Path) -> None:
+    # Every claim and read counts the expired claims still stored, to leave them out: five seconds
+    # of them at a busy deployment's rate made each request several times dearer once the window
+    # was full.
+    rates = SqliteRates(tmp_path / "r.rates")
+    try:
+        for i in range(750):  # ten claims a second for 75 s
+            assert rates.claim("d", rpm=10_000, tpm=None, tokens=1, now=T0 + i / 10, max_wait_s=0).granted
+        now = T0 + 74.95
+        stored_expired = [at for at in rates.claims("d") if at <= now - WINDOW_S]
+        assert len(stored_expired) <= 6
+        assert rates.usage(["d"], now) == {"d": (600, 600)}  # and none of them counted
+    finally:
+        rates.close()
