@@ -265,10 +265,12 @@ class SqliteRates:
     def __init__(self, path: str | os.PathLike[str], busy_timeout_s: float = 5.0) -> None:
         import sqlite3  # only a SQLite ledger gets here
 
-        from router.ledger.sqlite import WAL_SIZE_LIMIT, Checkpointer
+        from router.ledger.sqlite import WAL_SIZE_LIMIT, Checkpointer, is_locked
 
         self.path = Path(path)
         self.errors: tuple[type[BaseException], ...] = (sqlite3.Error, OSError)
+        # Kept here, not imported in ``without_waiting``: it runs on every claim of the event loop.
+        self._operational_error, self._is_locked = sqlite3.OperationalError, is_locked
         # Two connections, each with its lock (re-entrant: ``without_waiting`` holds one around calls
         # of the methods, which take it too): one that waits out another process's write lock (the
         # sync client, the async client's worker thread), and one that never waits (the async
@@ -299,18 +301,14 @@ class SqliteRates:
         object's, or another process's write lock on the file); else raise ``WouldWait``. What was
         refused changed nothing, but for expired claims pruned: ``call`` may be made again elsewhere
         if each of its steps may be repeated (a claim, a read, a settle; not ``observe``)."""
-        import sqlite3
-
-        from router.ledger.sqlite import is_locked
-
         if not self._now_lock.acquire(blocking=False):  # another event loop's call, on another thread
             raise WouldWait
         try:
             self._local.now = True
             try:
                 return call()
-            except sqlite3.OperationalError as exc:
-                if is_locked(exc):
+            except self._operational_error as exc:
+                if self._is_locked(exc):
                     raise WouldWait from exc
                 raise
             finally:

@@ -595,7 +595,9 @@ async def test_a_claim_that_meets_another_processes_lock_waits_on_a_thread_not_o
 
     monkeypatch.setattr(SqliteRates, "claim", claim)
     policy = pool_policy(
-        fake, [{"name": "d1", "rpm": 5}, {"name": "d2", "rpm": 5}], ledger=f"sqlite:///{tmp_path}/l.db"
+        fake,
+        [{"name": "d1", "rpm": 5}, {"name": "d2", "rpm": 5}],
+        ledger=f"sqlite:///{tmp_path}/l.db",
     )
     ticks = 0
 
@@ -606,7 +608,8 @@ async def test_a_claim_that_meets_another_processes_lock_waits_on_a_thread_not_o
             await asyncio.sleep(0.005)
         other.execute("COMMIT")
 
-    async with AsyncOpenAI(policy=policy) as client:
+    # (a busy timeout as a safety bound: the thread waits for the lock however slow the loop)
+    async with AsyncOpenAI(policy=policy, ledger=f"sqlite:///{tmp_path}/l.db?busy_timeout_s=60") as client:
         other = sqlite3.connect(tmp_path / "l.db.rates", isolation_level=None)
         other.execute("BEGIN IMMEDIATE")  # another process's write transaction, held
         try:
