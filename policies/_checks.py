@@ -175,13 +175,24 @@ def _check_ledger(conv: Converted, report: Report) -> None:
         if not rest.startswith("/") or len(rest) < 2:
             problem = "needs a path after sqlite:/// (three slashes, four for an absolute path)"
         elif "?" in rest:
-            problem = "takes no query parameters"
+            problem = _sqlite_query_problem(url, rest.partition("?")[2])
     elif scheme in ("redis", "rediss"):
         problem = _url_problem(url, ("redis", "rediss"))
     else:
         problem = f"has the scheme '{scheme}', which is not a ledger's"
     if problem is not None:
         report(("ledger",), f"the ledger URL {problem} — use {LEDGER_FORMS}")
+
+
+def _sqlite_query_problem(url: str, query: str) -> str | None:
+    """What the ledger makes of a SQLite URL's query (``?busy_timeout_s=N`` only): one rule, its own."""
+    from router.ledger import sqlite_busy_timeout  # the ledger owns its URL; imported only for a query
+
+    try:
+        sqlite_busy_timeout(url, query)
+    except ValueError:
+        return "takes one query parameter, busy_timeout_s=N (seconds, 0 to 3600)"
+    return None
 
 
 def _check_api_bases(conv: Converted, report: Report) -> None:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from router.ledger._guard import AsyncGuarded, Guarded
 
 __all__ = [
+    "DEFAULT_BUSY_TIMEOUT_S",
     "WINDOWS",
     "AsyncLedger",
     "Hold",
@@ -55,6 +56,10 @@ __all__ = [
     "window_bounds",
 ]
 
+# Bounded: a process holding the write lock longer than this makes the call fail with a LedgerError
+# (fail closed or open, as the budget says) rather than hang the request.
+DEFAULT_BUSY_TIMEOUT_S: Final = 5.0
+
 ACCEPTED: Final = (
     "memory://, sqlite:///relative/path.db, sqlite:////absolute/path.db, "
     "redis://host:port/db or rediss://host:port/db"
@@ -68,7 +73,8 @@ class LedgerTarget:
     kind: Literal["memory", "sqlite", "redis"]
     location: str  # the SQLite path or the Redis URL; "" for memory
     default: bool = False  # the default SQLite file, whose directory we may create
-    busy_timeout_s: float | None = None  # SQLite: ?busy_timeout_s=N
+    # SQLite: how long a call waits for another process's write lock (?busy_timeout_s=N; 0: not at all)
+    busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S
 
     def __repr__(self) -> str:
         return f"LedgerTarget({self.kind!r}, {self.describe()!r})"
@@ -138,7 +144,7 @@ def parse_ledger_url(url: str | None, env: Mapping[str, str] | None = None) -> L
         return LedgerTarget("memory", "")
     if sep and scheme == "sqlite" and rest.startswith("/") and len(rest) > 1:
         path, _, query = rest[1:].partition("?")
-        busy = _busy_timeout(url, query) if query else None
+        busy = sqlite_busy_timeout(url, query) if query else DEFAULT_BUSY_TIMEOUT_S
         return LedgerTarget("sqlite", os.path.expanduser(path), busy_timeout_s=busy)
     if sep and scheme in ("redis", "rediss") and rest:
         return LedgerTarget("redis", url)
@@ -148,7 +154,9 @@ def parse_ledger_url(url: str | None, env: Mapping[str, str] | None = None) -> L
     )
 
 
-def _busy_timeout(url: str, query: str) -> float:
+def sqlite_busy_timeout(url: str, query: str) -> float:
+    """A SQLite URL's query (what follows ``?``): its one parameter, ``busy_timeout_s=N`` (0 to
+    3600 seconds); a ValueError for anything else. The policy's check of ``ledger:`` asks it too."""
     pairs = parse_qsl(query, keep_blank_values=True)
     if len(pairs) == 1 and pairs[0][0] == "busy_timeout_s":
         try:
@@ -171,9 +179,9 @@ def open_ledger(url: str | None = None) -> Ledger:
 
         return MemoryLedger()
     if target.kind == "sqlite":
-        from router.ledger.sqlite import DEFAULT_BUSY_TIMEOUT_S, SqliteLedger
+        from router.ledger.sqlite import SqliteLedger
 
-        return SqliteLedger(target.location, busy_timeout_s=target.busy_timeout_s or DEFAULT_BUSY_TIMEOUT_S)
+        return SqliteLedger(target.location, busy_timeout_s=target.busy_timeout_s)
     try:
         from router.ledger.redis import RedisLedger
     except ImportError as exc:
@@ -189,10 +197,9 @@ def open_async_ledger(url: str | None = None) -> AsyncLedger:
 
         return AsyncMemoryLedger()
     if target.kind == "sqlite":
-        from router.ledger.sqlite import DEFAULT_BUSY_TIMEOUT_S, AsyncSqliteLedger
+        from router.ledger.sqlite import AsyncSqliteLedger
 
-        busy = target.busy_timeout_s or DEFAULT_BUSY_TIMEOUT_S
-        return AsyncSqliteLedger(target.location, busy_timeout_s=busy)
+        return AsyncSqliteLedger(target.location, busy_timeout_s=target.busy_timeout_s)
     try:
         from router.ledger.redis import AsyncRedisLedger
     except ImportError as exc:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
 
+from router.ledger import DEFAULT_BUSY_TIMEOUT_S
 from router.ledger._types import LedgerError
 
 KEEP_UNSCORED_S: Final = 30 * 86_400
@@ -127,7 +128,7 @@ _COLUMNS: Final = (
 class SqliteFeedback:
     """Two tables in the SQLite ledger file, on a connection of their own."""
 
-    def __init__(self, path: str | Path, *, busy_timeout_s: float = 5.0) -> None:
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
@@ -274,7 +275,7 @@ def open_feedback(url: str | None) -> FeedbackStore:
     if target.kind == "memory":
         return MemoryFeedback()
     if target.kind == "sqlite":
-        return SqliteFeedback(target.location, busy_timeout_s=target.busy_timeout_s or 5.0)
+        return SqliteFeedback(target.location, busy_timeout_s=target.busy_timeout_s)
     try:
         return RedisFeedback(target.location)
     except ImportError as exc:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
+from router.ledger import DEFAULT_BUSY_TIMEOUT_S
 from router.ledger._types import WouldWait
 
 if TYPE_CHECKING:
@@ -262,7 +263,7 @@ class SqliteRates:
     Per-key totals kept by triggers spare both from aggregating the window.
     """
 
-    def __init__(self, path: str | os.PathLike[str], busy_timeout_s: float = 5.0) -> None:
+    def __init__(self, path: str | os.PathLike[str], busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
         import sqlite3  # only a SQLite ledger gets here
 
         from router.ledger.sqlite import WAL_SIZE_LIMIT, Checkpointer, is_locked
@@ -617,7 +618,7 @@ def open_rates(ledger_url: str | None) -> Rates:
     if target.kind == "sqlite":
         path = Path(target.location)
         path.parent.mkdir(parents=True, exist_ok=True)
-        return SqliteRates(f"{path}.rates", target.busy_timeout_s or 5.0)
+        return SqliteRates(f"{path}.rates", target.busy_timeout_s)
     if target.kind == "redis":
         return RedisRates(target.location)
     return MemoryRates()

@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Final, TypeVar
 
+from router.ledger import DEFAULT_BUSY_TIMEOUT_S
 from router.ledger._batch import Op, ReleaseOp, ReserveOp, SettleOp, apply_in
 from router.ledger._group import GroupCommit, Outcome
 from router.ledger._types import (
@@ -56,10 +57,6 @@ from router.ledger._types import (
 _T = TypeVar("_T")
 
 _SCHEMA_VERSION: Final = 2
-# Bounded: a process holding the write lock longer than this makes the call fail with a LedgerError
-# (fail closed or open, as the budget says) rather than hang the request. A URL may set
-# ?busy_timeout_s=N.
-DEFAULT_BUSY_TIMEOUT_S: Final = 5.0
 _CHECKPOINT_EVERY_S: Final = 1.0
 _PAGE_SIZE: Final = 1024
 _CHECKPOINT_RETRY_S: Final = 0.05

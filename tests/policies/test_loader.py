@@ -602,12 +602,21 @@ def test_annotated_example_in_the_docs_loads() -> None:
 
 
 @pytest.mark.parametrize(
+    "ledger", ["sqlite:///ledger.db?busy_timeout_s=0.5", "sqlite:////var/l.db?busy_timeout_s=0"]
+)
+def test_a_sqlite_ledger_url_may_set_its_busy_timeout_as_the_client_accepts(ledger: str) -> None:
+    policy = parse_policy(f"ledger: {ledger}\nmodels:\n  a: {{provider: openai}}\n", source="p.yaml", env={})
+    assert policy.ledger == ledger
+
+
+@pytest.mark.parametrize(
     ("ledger", "message"),
     [
         ("file:///x", "the ledger URL has the scheme 'file', which is not a ledger's"),
         ("ledger.db", "the ledger URL is not a URL"),
         ("sqlite://ledger.db", "needs a path after sqlite:///"),
-        ("sqlite:///ledger.db?mode=ro", "takes no query parameters"),
+        ("sqlite:///ledger.db?mode=ro", "takes one query parameter, busy_timeout_s=N"),
+        ("sqlite:///ledger.db?busy_timeout_s=9999", "takes one query parameter, busy_timeout_s=N"),
         ("memory://x", "takes nothing after memory://"),
         ("redis://:pw@[::1", "the ledger URL is not a valid URL"),
         ("redis://", "the ledger URL names no host"),

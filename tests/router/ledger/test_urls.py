@@ -71,6 +71,30 @@ def test_malformed_urls_are_value_errors(url: str) -> None:
         parse_ledger_url(url)
 
 
+@pytest.mark.parametrize(
+    ("query", "seconds"), [("", 5.0), ("?busy_timeout_s=0.25", 0.25), ("?busy_timeout_s=0", 0.0)]
+)
+def test_a_sqlite_url_sets_how_long_a_call_waits_for_the_write_lock_zero_meaning_not_at_all(
+    tmp_path: Path, query: str, seconds: float
+) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}{query}"
+    assert parse_ledger_url(url).busy_timeout_s == seconds
+    ledger = open_ledger(url)
+    try:
+        assert isinstance(ledger, SqliteLedger)
+        assert ledger.busy_timeout_s == seconds
+        # what SQLite itself was told: 0 is no wait, not the default's 5 s
+        assert ledger._db.execute("PRAGMA busy_timeout").fetchone()[0] == int(seconds * 1000)
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize("query", ["busy_timeout_s=-1", "busy_timeout_s=3600", "busy_timeout_s=x", "mode=ro"])
+def test_a_sqlite_url_takes_no_other_query(query: str) -> None:
+    with pytest.raises(ValueError, match="busy_timeout_s=N"):
+        parse_ledger_url(f"sqlite:///x.db?{query}")
+
+
 def test_no_url_means_sqlite_in_the_xdg_state_directory() -> None:
     assert parse_ledger_url(None, env={"XDG_STATE_HOME": "/state"}) == LedgerTarget(
         "sqlite", "/state/router/ledger.sqlite3", default=True
