@@ -1,14 +1,18 @@
 """The routed resources: openai's ``chat.completions``, ``beta.chat`` and ``models``, subclassed.
 
-Subclassing keeps every attribute openai's resource has (``stream``, ``with_raw_response``,
+Subclassing keeps every attribute openai's resource has (``with_raw_response``,
 ``with_streaming_response``, ``messages``, stored-completion ``retrieve``/``list``/...); only
-``create`` and ``parse`` are the router's. openai's ``stream()`` and raw-response wrappers call
-them, so they route too. Imported on first use of ``client.chat``, not at ``import router``.
+``create``, ``parse`` and ``stream`` are the router's. openai's raw-response wrappers call them, so
+they route too. ``stream()`` is openai's helper over a routed ``create(stream=True)``, with
+``.routing`` on the stream and on ``get_final_completion()``'s answer (as ``responses.stream()``).
+Imported on first use of ``client.chat``, not at ``import router``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from functools import partial
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
 
 import httpx
@@ -17,6 +21,12 @@ from openai.lib._parsing._completions import (
     parse_chat_completion,
     type_to_response_format_param,
     validate_input_tools,
+)
+from openai.lib.streaming.chat import (
+    AsyncChatCompletionStream,
+    AsyncChatCompletionStreamManager,
+    ChatCompletionStream,
+    ChatCompletionStreamManager,
 )
 from openai.pagination import SyncPage
 from openai.resources.beta import AsyncBeta as _AsyncBeta
@@ -32,6 +42,7 @@ from openai.types.model import Model
 
 from router._raw import raw_mode, wrap
 from router._response import RoutedChatCompletion
+from router._routing import RoutingRecord
 from router._streaming import AsyncRoutedStream, RoutedStream
 
 if TYPE_CHECKING:
@@ -47,6 +58,7 @@ _Query = Mapping[str, object] | None
 _Body = object | None
 _Timeout = float | httpx.Timeout | None | openai.NotGiven
 _V = TypeVar("_V")
+_T = TypeVar("_T")
 
 
 def _parse_arguments(response_format: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -66,6 +78,19 @@ def _parsed(response_format: Any, kwargs: Mapping[str, Any], response: RoutedCha
     object.__setattr__(parsed, "routing", response.routing)
     parsed._request_id = response._request_id
     return parsed
+
+
+def _stream_arguments(
+    response_format: Any, tools: Any, extra_headers: _Headers, kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``create``'s arguments for ``stream()``: what openai's helper sends (its helper header too)."""
+    return {
+        **kwargs,
+        "stream": True,
+        "response_format": type_to_response_format_param(response_format),
+        "tools": tools,
+        "extra_headers": {"X-Stainless-Helper-Method": "chat.completions.stream", **(extra_headers or {})},
+    }
 
 
 def _maybe_raw(extra_headers: _Headers, value: _V, client: Any, *, asynchronous: bool) -> _V:
@@ -123,6 +148,20 @@ class Completions(_Completions):
             ParsedChatCompletion[Any],
             wrap(mode, parsed, self._client, asynchronous=False) if mode else parsed,
         )
+
+    def stream(  # type: ignore[override]
+        self,
+        *,
+        response_format: Any = openai.omit,
+        tools: Any = openai.omit,
+        extra_headers: _Headers = None,
+        **kwargs: Any,
+    ) -> RoutedChatCompletionStreamManager[Any]:
+        """Like openai's ``stream``: a context manager over typed events and
+        ``get_final_completion()``; the stream and that completion carry ``.routing``."""
+        validate_input_tools(tools)
+        request = partial(self.create, **_stream_arguments(response_format, tools, extra_headers, kwargs))
+        return RoutedChatCompletionStreamManager(request, response_format=response_format, input_tools=tools)
 
 
 class Chat(_Chat):
@@ -215,6 +254,21 @@ class AsyncCompletions(_AsyncCompletions):
             ParsedChatCompletion[Any], wrap(mode, parsed, self._client, asynchronous=True) if mode else parsed
         )
 
+    def stream(  # type: ignore[override]
+        self,
+        *,
+        response_format: Any = openai.omit,
+        tools: Any = openai.omit,
+        extra_headers: _Headers = None,
+        **kwargs: Any,
+    ) -> AsyncRoutedChatCompletionStreamManager[Any]:
+        """Like openai's async ``stream``: the stream and ``get_final_completion()`` carry ``.routing``."""
+        validate_input_tools(tools)
+        request = self.create(**_stream_arguments(response_format, tools, extra_headers, kwargs))
+        return AsyncRoutedChatCompletionStreamManager(
+            cast(Awaitable[AsyncRoutedStream], request), response_format=response_format, input_tools=tools
+        )
+
 
 class AsyncChat(_AsyncChat):
     @cached_property
@@ -273,3 +327,85 @@ class AsyncModels(_AsyncModels):
         timeout: _Timeout = openai.NOT_GIVEN,
     ) -> Model:
         return _maybe_raw(extra_headers, self._router._model_object(model), self._client, asynchronous=True)
+
+
+# --------------------------------------------------------------------------- stream()
+
+
+class RoutedChatCompletionStream(ChatCompletionStream[_T]):
+    """openai's ``ChatCompletionStream`` over a routed stream: ``.routing``, and the final completion's."""
+
+    @property
+    def routing(self) -> RoutingRecord:
+        """The decision record; complete (usage, cost) once the stream is exhausted."""
+        return cast(RoutedStream, self._raw_stream).routing
+
+    def get_final_completion(self) -> ParsedChatCompletion[_T]:
+        completion = super().get_final_completion()
+        object.__setattr__(completion, "routing", self.routing)  # not a field: never in model_dump()
+        return completion
+
+
+class RoutedChatCompletionStreamManager(ChatCompletionStreamManager[_T]):
+    """openai's stream manager: the request is made on entering, the stream closed on leaving."""
+
+    def __init__(
+        self, api_request: Callable[[], RoutedStream], *, response_format: Any, input_tools: Any
+    ) -> None:
+        super().__init__(api_request, response_format=response_format, input_tools=input_tools)
+        self._request = api_request
+        self._response_format = response_format
+        self._input_tools = input_tools
+        self._stream: RoutedChatCompletionStream[_T] | None = None
+
+    def __enter__(self) -> RoutedChatCompletionStream[_T]:
+        self._stream = RoutedChatCompletionStream(
+            raw_stream=self._request(), response_format=self._response_format, input_tools=self._input_tools
+        )
+        return self._stream
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+
+class AsyncRoutedChatCompletionStream(AsyncChatCompletionStream[_T]):
+    """``RoutedChatCompletionStream`` for asyncio."""
+
+    @property
+    def routing(self) -> RoutingRecord:
+        return cast(AsyncRoutedStream, self._raw_stream).routing
+
+    async def get_final_completion(self) -> ParsedChatCompletion[_T]:
+        completion = await super().get_final_completion()
+        object.__setattr__(completion, "routing", self.routing)
+        return completion
+
+
+class AsyncRoutedChatCompletionStreamManager(AsyncChatCompletionStreamManager[_T]):
+    """openai's async stream manager: the request is awaited on entering, the stream closed on leaving."""
+
+    def __init__(
+        self, api_request: Awaitable[AsyncRoutedStream], *, response_format: Any, input_tools: Any
+    ) -> None:
+        super().__init__(api_request, response_format=response_format, input_tools=input_tools)  # type: ignore[arg-type]
+        self._request = api_request
+        self._response_format = response_format
+        self._input_tools = input_tools
+        self._stream: AsyncRoutedChatCompletionStream[_T] | None = None
+
+    async def __aenter__(self) -> AsyncRoutedChatCompletionStream[_T]:
+        self._stream = AsyncRoutedChatCompletionStream(
+            raw_stream=await self._request,  # type: ignore[arg-type]
+            response_format=self._response_format,
+            input_tools=self._input_tools,
+        )
+        return self._stream
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._stream is not None:
+            await self._stream.close()

@@ -185,6 +185,36 @@ async def test_async_stream_helper_gives_events_and_the_final_completion(aclient
     assert final.model == "gemini-2.5-flash-lite"
 
 
+def test_stream_helper_tells_the_routing_on_the_stream_and_the_final_completion(
+    client: router.OpenAI,
+) -> None:
+    with client.beta.chat.completions.stream(model="auto", messages=QUESTION, response_format=City) as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_completion()
+    assert final.routing is stream.routing
+    assert final.routing.model == "gemini-2.5-flash-lite" and final.routing.route == "auto"
+    # complete once the stream is read: usage and cost, as create(stream=True)'s record
+    assert final.routing.usage is not None
+    assert final.routing.cost_usd is not None and final.routing.cost_usd > 0
+    assert "routing" not in final.model_dump(warnings=False)
+
+
+def test_stream_helper_left_unread_still_tells_where_it_went(client: router.OpenAI) -> None:
+    with client.chat.completions.stream(model="auto", messages=QUESTION) as stream:
+        pass
+    assert stream.routing.model == "gemini-2.5-flash-lite"
+
+
+async def test_async_stream_helper_tells_the_routing(aclient: router.AsyncOpenAI) -> None:
+    async with aclient.chat.completions.stream(model="auto", messages=QUESTION) as stream:
+        async for _ in stream:
+            pass
+        final = await stream.get_final_completion()
+    assert final.routing is stream.routing
+    assert final.routing.model == "gemini-2.5-flash-lite" and final.routing.cost_usd is not None
+
+
 # --------------------------------------------------------------------------- streams as openai's
 
 
