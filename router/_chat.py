@@ -264,9 +264,11 @@ class AsyncCompletions(_AsyncCompletions):
     ) -> AsyncRoutedChatCompletionStreamManager[Any]:
         """Like openai's async ``stream``: the stream and ``get_final_completion()`` carry ``.routing``."""
         validate_input_tools(tools)
-        request = self.create(**_stream_arguments(response_format, tools, extra_headers, kwargs))
+        request = partial(self.create, **_stream_arguments(response_format, tools, extra_headers, kwargs))
         return AsyncRoutedChatCompletionStreamManager(
-            cast(Awaitable[AsyncRoutedStream], request), response_format=response_format, input_tools=tools
+            cast(Callable[[], Awaitable[AsyncRoutedStream]], request),
+            response_format=response_format,
+            input_tools=tools,
         )
 
 
@@ -388,9 +390,14 @@ class AsyncRoutedChatCompletionStreamManager(AsyncChatCompletionStreamManager[_T
     """openai's async stream manager: the request is awaited on entering, the stream closed on leaving."""
 
     def __init__(
-        self, api_request: Awaitable[AsyncRoutedStream], *, response_format: Any, input_tools: Any
+        self,
+        api_request: Callable[[], Awaitable[AsyncRoutedStream]],
+        *,
+        response_format: Any,
+        input_tools: Any,
     ) -> None:
-        super().__init__(api_request, response_format=response_format, input_tools=input_tools)  # type: ignore[arg-type]
+        # The request is made on entry: openai's manager takes a coroutine made up front, which warns
+        # "never awaited" when the manager is dropped unused (as responses.stream()'s does).
         self._request = api_request
         self._response_format = response_format
         self._input_tools = input_tools
@@ -398,7 +405,7 @@ class AsyncRoutedChatCompletionStreamManager(AsyncChatCompletionStreamManager[_T
 
     async def __aenter__(self) -> AsyncRoutedChatCompletionStream[_T]:
         self._stream = AsyncRoutedChatCompletionStream(
-            raw_stream=await self._request,  # type: ignore[arg-type]
+            raw_stream=await self._request(),  # type: ignore[arg-type]
             response_format=self._response_format,
             input_tools=self._input_tools,
         )

@@ -5,7 +5,9 @@ streams."""
 
 from __future__ import annotations
 
+import gc
 import json
+import warnings
 from typing import Any
 
 import httpx
@@ -213,6 +215,18 @@ async def test_async_stream_helper_tells_the_routing(aclient: router.AsyncOpenAI
         final = await stream.get_final_completion()
     assert final.routing is stream.routing
     assert final.routing.model == "gemini-2.5-flash-lite" and final.routing.cost_usd is not None
+
+
+async def test_async_stream_helper_never_entered_sends_nothing_and_leaves_no_coroutine_unawaited(
+    aclient: router.AsyncOpenAI, fake: FakeProviders
+) -> None:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        manager = aclient.chat.completions.stream(model="auto", messages=QUESTION)
+        del manager
+        gc.collect()
+    assert not [w for w in caught if "never awaited" in str(w.message)]
+    assert fake.requests == []
 
 
 # --------------------------------------------------------------------------- streams as openai's
