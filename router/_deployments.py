@@ -43,6 +43,19 @@ ORDER_SLACK_S: Final = 0.25
 
 _logger = logging.getLogger("router")
 _UNUSED = (0, 0)  # no request or token counted this window
+# While the rate counters are out of reach, every pick would say so (two calls a request: at 1,000
+# requests a second, 2,000 warnings a second): the first failure of an outage warns, then at most one
+# warning this often (with the count of calls failed meanwhile), and an info line when they answer.
+OUTAGE_WARN_EVERY_S: Final = 60.0
+
+
+@dataclass
+class _Outage:
+    """The rate counters' current outage (``since`` None: none), shared by a balancer's copies."""
+
+    since: float | None = None
+    warned_at: float = float("-inf")
+    failed: int = 0  # calls failed since the last warning
 
 
 class ReadUsage(NamedTuple):
@@ -130,6 +143,7 @@ class Balancer:
         )
         self._latency: dict[str, float] = {}
         self.counter_errors = 0  # claims and reads the counters failed (served unchecked meanwhile)
+        self._outage = _Outage()
         # (route, model) → (balance, when_all_limited): the policy never changes, so looked up once.
         self._settings: dict[tuple[str | None, str], tuple[Balance, WhenAllLimited]] = {}
 
@@ -162,6 +176,9 @@ class Balancer:
                 used = self._rates.usage([m.key for m in pool.members], self._wall_clock())
             except self._rates.errors as exc:
                 self._counters_failed(exc)
+            else:
+                if self._outage.since is not None:
+                    self._counters_answered()
         return self._loads(pool, used)
 
     @staticmethod
@@ -323,6 +340,8 @@ class Balancer:
                 if isinstance(used, BaseException):
                     self._counters_failed(used)
                     used = {}
+                elif self._outage.since is not None:
+                    self._counters_answered()
             loads = self._loads(pool, used)
         with self._lock:
             order = rank(pool.members, balance, loads, tokens, self._rng)
@@ -385,16 +404,50 @@ class Balancer:
             # request; the provider's own 429 is still the backstop, and a warning says so.
             self._counters_failed(claim)
             return None
+        if self._outage.since is not None:
+            self._counters_answered()
         result: Claim = claim
         return result
 
     def _counters_failed(self, exc: BaseException) -> None:
-        self.counter_errors += 1
+        """A call the counters failed: counted, and warned of once an outage (then now and then)."""
+        now = self._wall_clock()
+        with self._lock:
+            self.counter_errors += 1
+            outage = self._outage
+            outage.failed += 1
+            if outage.since is None:
+                outage.since = now
+            if outage.warned_at <= now < outage.warned_at + OUTAGE_WARN_EVERY_S:
+                return
+            outage.warned_at, failed, outage.failed = now, outage.failed, 0
         _logger.warning(
             "router: the rate counters could not be reached (%s: %s); deployments are picked without "
-            "their tpm/rpm until they answer again — check the ledger: named in the policy",
+            "their tpm/rpm until they answer again — check the ledger: named in the policy (%d call%s "
+            "failed since the last warning; this warning repeats at most every %g s while it lasts)",
             type(exc).__name__,
             exc,
+            failed,
+            "" if failed == 1 else "s",
+            OUTAGE_WARN_EVERY_S,
+        )
+
+    def _counters_answered(self) -> None:
+        """The counters answered after an outage: said once, at info level."""
+        now = self._wall_clock()
+        with self._lock:
+            outage = self._outage
+            if outage.since is None:  # another thread said it first
+                return
+            lasted, failed = now - outage.since, outage.failed
+            # Reset in place: the balancer's copies (for_engine) share this object.
+            outage.since, outage.warned_at, outage.failed = None, float("-inf"), 0
+        _logger.info(
+            "router: the rate counters answer again after %.1f s out of reach (%d call%s failed since "
+            "the last warning); deployments are picked within their tpm/rpm again",
+            max(lasted, 0.0),
+            failed,
+            "" if failed == 1 else "s",
         )
 
     @staticmethod

@@ -15,6 +15,9 @@ from router_fakes import FakeProviders, ModelScript, status
 
 from policies.schema import Policy
 from router import AsyncOpenAI, OpenAI
+from router._deployments import Balancer
+from router._engine import Engine
+from router.ledger._rates import MemoryRates
 from router.ledger._types import WouldWait
 from router.testing import capture_events
 
@@ -478,6 +481,68 @@ def test_counters_out_of_reach_serve_unchecked_with_a_warning(
     assert [r.model for r in records] == ["pooled"] * 3  # over the 2 rpm: nothing could count them
     assert errors > 0
     assert "the rate counters could not be reached" in caplog.text
+
+
+class _FlakyCounters(MemoryRates):
+    """In-process counters that refuse every read while ``down``, as a Redis that went away."""
+
+    errors = (ConnectionError,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def usage(self, keys: Any, now: float) -> dict[str, tuple[int, int]]:
+        if self.down:
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        return super().usage(keys, now)
+
+
+def test_an_outage_of_the_rate_counters_warns_once_then_at_most_every_minute_and_says_when_it_ends(
+    fake: FakeProviders, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = FakeClock()
+    policy = pool_policy(
+        fake, [{"name": "d1", "rpm": 5}, {"name": "d2", "rpm": 5}], model={"balance": "usage"}
+    )
+    counters = _FlakyCounters()
+    balancer = Balancer(Engine(policy, env={}), counters, wall_clock=clock)
+    pool = balancer.pools["pooled"]
+    with caplog.at_level("INFO", "router"):
+        counters.down = True
+        for _ in range(100):  # a busy client: two calls a request while the counters are away
+            balancer.loads(pool, "usage")
+        clock.advance(30)
+        balancer.loads(pool, "usage")
+        clock.advance(31)
+        balancer.loads(pool, "usage")
+        counters.down = False
+        balancer.loads(pool, "usage")
+        balancer.loads(pool, "usage")
+        counters.down = True  # a second outage is warned of at once
+        balancer.loads(pool, "usage")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "router"]
+    assert [level for level, _ in said] == ["WARNING", "WARNING", "INFO", "WARNING"]
+    assert "could not be reached (ConnectionError: Error 111" in said[0][1]
+    assert "(1 call failed since the last warning" in said[0][1]
+    assert "(101 calls failed since the last warning" in said[1][1]
+    assert "answer again after 61.0 s out of reach (0 calls failed" in said[2][1]
+    assert "(1 call failed" in said[3][1]
+    assert balancer.counter_errors == 103
+
+
+def test_a_client_copy_shares_the_outage_it_was_warned_of(
+    fake: FakeProviders, caplog: pytest.LogCaptureFixture
+) -> None:
+    policy = pool_policy(fake, [{"name": "d1", "rpm": 5}], model={"balance": "usage"})
+    counters = _FlakyCounters()
+    balancer = Balancer(Engine(policy, env={}), counters, wall_clock=FakeClock())
+    copy = balancer.for_engine(Engine(policy, env={}))
+    counters.down = True
+    with caplog.at_level("WARNING", "router"):
+        balancer.loads(balancer.pools["pooled"], "usage")
+        copy.loads(copy.pools["pooled"], "usage")
+    assert len([r for r in caplog.records if r.name == "router"]) == 1
 
 
 def test_every_deployment_cooling_down_after_429s_answers_429_with_the_soonest_retry_after(
