@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from router.ledger._rates import (
 )
 
 T0 = 1_700_000_000.0
+_EXAMPLES = itertools.count()
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
@@ -125,6 +127,42 @@ def test_schedule_never_answers_before_now_or_before_the_latest_claim(
     at = schedule(ordered, T0 + 59, 5, 200, 30)
     assert at >= T0 + 59
     assert all(at >= e[0] for e in ordered)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    arrivals=st.lists(
+        st.tuples(st.floats(min_value=0, max_value=10), st.floats(min_value=-30, max_value=30)),
+        min_size=1,
+        max_size=60,
+    ),
+    sizes=st.lists(st.integers(min_value=1, max_value=400), min_size=60, max_size=60),
+    rpm=st.integers(min_value=1, max_value=8),
+    tpm=st.integers(min_value=100, max_value=1500),
+    wait=st.booleans(),
+)
+def test_no_window_ever_holds_more_than_the_limits_whatever_the_clocks(
+    rates: Rates, arrivals: list[tuple[float, float]], sizes: list[int], rpm: int, tpm: int, wait: bool
+) -> None:
+    # Several hosts share the counters, their clocks up to 30 s apart either way: the claims' `now`s
+    # come in any order. Every 60-s window still holds at most rpm requests and tpm tokens, in each
+    # backend (one key per example: the fixture's counters outlive it). What keeps it so: no claim is
+    # dated before the latest one, so a host whose clock lags never slips a claim into a window whose
+    # older claims a host ahead of it has already pruned.
+    key = f"d{next(_EXAMPLES)}"
+    base = T0
+    granted: list[float] = []
+    used: list[int] = []
+    for (gap, skew), size in zip(arrivals, sizes, strict=False):
+        base += gap
+        claim = rates.claim(
+            key, rpm=rpm, tpm=tpm, tokens=size, now=base + skew, max_wait_s=600 if wait else 0
+        )
+        if claim.granted:
+            granted.append(base + skew + claim.wait_s)
+            used.append(min(size, tpm))
+    requests, tokens = max_in_any_window(granted, used)
+    assert requests <= rpm and tokens <= tpm
 
 
 def test_sqlite_counters_are_shared_by_two_handles_on_one_file(tmp_path: Path) -> None:
