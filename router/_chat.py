@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from functools import partial
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, cast, overload
 
 import httpx
 import openai
@@ -40,6 +40,7 @@ from openai.resources.models import Models as _Models
 from openai.types.chat import ChatCompletionMessageParam, ParsedChatCompletion
 from openai.types.model import Model
 
+from router._arguments import accepted, check_arguments
 from router._raw import raw_mode, wrap
 from router._response import RoutedChatCompletion
 from router._routing import RoutingRecord
@@ -58,6 +59,11 @@ _Query = Mapping[str, object] | None
 _Body = object | None
 _Timeout = float | httpx.Timeout | None | openai.NotGiven
 _V = TypeVar("_V")
+# What openai's methods accept (the installed version's): anything else is its TypeError, not a
+# silently ignored typo (router._arguments).
+_CREATE: Final = accepted(_Completions.create)
+_PARSE: Final = accepted(_Completions.parse)
+_STREAM: Final = accepted(_Completions.stream)
 _T = TypeVar("_T")
 
 
@@ -131,6 +137,7 @@ class Completions(_Completions):
 
     def create(self, **kwargs: Any) -> RoutedChatCompletion | RoutedStream:
         """Route a chat completion; same arguments and return types as openai's ``create``."""
+        check_arguments(kwargs, _CREATE, "Completions.create")
         mode = raw_mode(kwargs)
         if mode is None:
             return self._router._create(kwargs)
@@ -141,6 +148,7 @@ class Completions(_Completions):
     def parse(self, *, response_format: Any = openai.omit, **kwargs: Any) -> ParsedChatCompletion[Any]:
         """Like openai's ``parse``: a pydantic ``response_format`` in, ``.parsed`` objects out;
         ``openai.pydantic_function_tool`` tools come back with ``parsed_arguments``."""
+        check_arguments(kwargs, _PARSE, "Completions.parse")
         mode = raw_mode(kwargs)
         response = self._router._create(_parse_arguments(response_format, kwargs))
         parsed = _parsed(response_format, kwargs, response)  # type: ignore[arg-type]
@@ -159,6 +167,7 @@ class Completions(_Completions):
     ) -> RoutedChatCompletionStreamManager[Any]:
         """Like openai's ``stream``: a context manager over typed events and
         ``get_final_completion()``; the stream and that completion carry ``.routing``."""
+        check_arguments(kwargs, _STREAM, "Completions.stream")
         validate_input_tools(tools)
         request = partial(self.create, **_stream_arguments(response_format, tools, extra_headers, kwargs))
         return RoutedChatCompletionStreamManager(request, response_format=response_format, input_tools=tools)
@@ -240,6 +249,7 @@ class AsyncCompletions(_AsyncCompletions):
 
     async def create(self, **kwargs: Any) -> RoutedChatCompletion | AsyncRoutedStream:
         """Route a chat completion; same arguments and return types as openai's async ``create``."""
+        check_arguments(kwargs, _CREATE, "AsyncCompletions.create")
         mode = raw_mode(kwargs)
         if mode is None:
             return await self._router._create(kwargs)
@@ -247,6 +257,7 @@ class AsyncCompletions(_AsyncCompletions):
         return cast(RoutedChatCompletion, wrap(mode, answer, self._client, asynchronous=True))
 
     async def parse(self, *, response_format: Any = openai.omit, **kwargs: Any) -> ParsedChatCompletion[Any]:
+        check_arguments(kwargs, _PARSE, "AsyncCompletions.parse")
         mode = raw_mode(kwargs)
         response = await self._router._create(_parse_arguments(response_format, kwargs))
         parsed = _parsed(response_format, kwargs, response)  # type: ignore[arg-type]
@@ -263,6 +274,7 @@ class AsyncCompletions(_AsyncCompletions):
         **kwargs: Any,
     ) -> AsyncRoutedChatCompletionStreamManager[Any]:
         """Like openai's async ``stream``: the stream and ``get_final_completion()`` carry ``.routing``."""
+        check_arguments(kwargs, _STREAM, "AsyncCompletions.stream")
         validate_input_tools(tools)
         request = partial(self.create, **_stream_arguments(response_format, tools, extra_headers, kwargs))
         return AsyncRoutedChatCompletionStreamManager(

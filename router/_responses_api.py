@@ -50,6 +50,7 @@ from openai.types.responses import ParsedResponse, Response, ResponseStreamEvent
 from pydantic import PrivateAttr
 
 from providers._responses_wire import NATIVE_EVENT, NATIVE_RESPONSE, azure_v1_base
+from router._arguments import accepted, check_arguments
 from router._exceptions import NoCandidateError
 from router._raw import Mode, raw_mode, wrap
 from router._response import build
@@ -78,6 +79,10 @@ if TYPE_CHECKING:
 
 _ROUTER_URL: Final = "router://responses"
 _T = TypeVar("_T")
+# What openai's methods accept (the installed version's): anything else is its TypeError (router._arguments).
+_CREATE: Final = accepted(_Responses.create)
+_PARSE: Final = accepted(_Responses.parse)
+_STREAM: Final = accepted(_Responses.stream)
 _V = TypeVar("_V")
 
 
@@ -765,6 +770,7 @@ class Responses(_Routed, _Responses):
 
     def create(self, **params: Any) -> RoutedResponse | ResponseEventStream:
         """Route a Responses API call; same arguments and return types as openai's ``create``."""
+        check_arguments(params, _CREATE, "Responses.create")
         mode = raw_mode(params)
         return self._raw(mode, self._route(params))
 
@@ -793,6 +799,7 @@ class Responses(_Routed, _Responses):
     ) -> ParsedResponse[Any]:
         """Like openai's ``parse``: a pydantic ``text_format`` (or pydantic function tools) in,
         ``.output_parsed`` out."""
+        check_arguments(params, _PARSE, "Responses.parse")
         mode, call, parse_tools = _parse_call(params, text_format, tools)
         return self._raw(mode, _parsed(self._route(call), text_format, parse_tools))
 
@@ -806,6 +813,7 @@ class Responses(_Routed, _Responses):
         **params: Any,
     ) -> RoutedResponseStreamManager[Any]:
         """Like openai's ``stream``: a context manager over typed events, with ``get_final_response()``."""
+        check_arguments(params, _STREAM, "Responses.stream")
         request, input_tools = _stream_call(
             self.create, params, text_format, tools, response_id, starting_after
         )
@@ -943,6 +951,7 @@ class AsyncResponses(_Routed, _AsyncResponses):
 
     async def create(self, **params: Any) -> RoutedResponse | AsyncResponseEventStream:
         """Route a Responses API call; same arguments and return types as openai's async ``create``."""
+        check_arguments(params, _CREATE, "AsyncResponses.create")
         mode = raw_mode(params)
         return self._raw(mode, await self._route(params))
 
@@ -969,6 +978,7 @@ class AsyncResponses(_Routed, _AsyncResponses):
     async def parse(  # type: ignore[override]
         self, *, text_format: Any = openai.omit, tools: Any = openai.omit, **params: Any
     ) -> ParsedResponse[Any]:
+        check_arguments(params, _PARSE, "AsyncResponses.parse")
         mode, call, parse_tools = _parse_call(params, text_format, tools)
         return self._raw(mode, _parsed(await self._route(call), text_format, parse_tools))
 
@@ -981,6 +991,7 @@ class AsyncResponses(_Routed, _AsyncResponses):
         starting_after: Any = openai.omit,
         **params: Any,
     ) -> AsyncRoutedResponseStreamManager[Any]:
+        check_arguments(params, _STREAM, "AsyncResponses.stream")
         request, input_tools = _stream_call(
             self.create, params, text_format, tools, response_id, starting_after
         )

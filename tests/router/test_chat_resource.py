@@ -77,6 +77,49 @@ def test_the_resource_is_openais_with_every_attribute(client: router.OpenAI) -> 
     assert client.beta.chat is client.chat
 
 
+# --------------------------------------------------------------------------- arguments openai lacks
+
+_TYPO_CALLS = {
+    "chat.completions.create": lambda c: c.chat.completions.create(
+        model="auto", messages=QUESTION, max_token=5
+    ),
+    "chat.completions.parse": lambda c: c.chat.completions.parse(
+        model="auto", messages=QUESTION, stream=True
+    ),
+    "chat.completions.stream": lambda c: c.chat.completions.stream(
+        model="auto", messages=QUESTION, max_token=5
+    ),
+    "responses.create": lambda c: c.responses.create(model="auto", input="hi", max_tokens=5),
+    "responses.parse": lambda c: c.responses.parse(model="auto", input="hi", max_tokens=5),
+    "responses.stream": lambda c: c.responses.stream(model="auto", input="hi", max_tokens=5),
+}
+
+
+@pytest.mark.parametrize("call", list(_TYPO_CALLS))
+def test_an_argument_openai_lacks_is_the_same_type_error_and_nothing_is_sent(
+    client: router.OpenAI, fake: FakeProviders, call: str
+) -> None:
+    sdk = openai.OpenAI(api_key="fake-key", base_url=fake.openai_base, max_retries=0)
+    with pytest.raises(TypeError) as theirs:
+        _TYPO_CALLS[call](sdk)
+    with pytest.raises(TypeError) as ours:
+        _TYPO_CALLS[call](client)
+    assert str(ours.value) == str(theirs.value)  # e.g. "Completions.create() got an unexpected keyword ..."
+    assert "unexpected keyword argument" in str(ours.value)
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("call", list(_TYPO_CALLS))
+async def test_the_async_client_raises_it_too(
+    aclient: router.AsyncOpenAI, fake: FakeProviders, call: str
+) -> None:
+    with pytest.raises(TypeError, match="unexpected keyword argument"):
+        made = _TYPO_CALLS[call](aclient)
+        if not call.endswith("stream"):
+            await made
+    assert fake.requests == []
+
+
 # --------------------------------------------------------------------------- create
 
 
