@@ -111,6 +111,7 @@ class GeminiWire:
             config, "response_schema", "responseSchema"
         )
         max_tokens = _get(config, "max_output_tokens", "maxOutputTokens")
+        count = _get(config, "candidate_count", "candidateCount")
         return Conversation(
             model=model,
             stream=stream,
@@ -122,6 +123,7 @@ class GeminiWire:
             json_schema=schema if json_mode and isinstance(schema, Mapping) else None,
             json_object=json_mode,
             max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+            choices=count if isinstance(count, int) and count > 0 else 1,  # OpenAI's n, as candidates
         )
 
     @staticmethod
@@ -137,12 +139,12 @@ class GeminiWire:
         return usage
 
     @staticmethod
-    def _candidate(parts: list[Mapping[str, Any]], finish: str | None) -> dict[str, Any]:
-        candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
+    def _candidate(parts: list[Mapping[str, Any]], finish: str | None, index: int = 0) -> dict[str, Any]:
+        candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": index}
         if finish == "SAFETY":
             # A blocked answer has no content, only the rating that blocked it.
             rating = {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}
-            candidate = {"index": 0, "safetyRatings": [rating]}
+            candidate = {"index": index, "safetyRatings": [rating]}
         if finish is not None:
             candidate["finishReason"] = finish
         return candidate
@@ -155,7 +157,7 @@ class GeminiWire:
         else:
             parts.append({"text": answer.text})
         return {
-            "candidates": [self._candidate(parts, _FINISH[answer.finish])],
+            "candidates": [self._candidate(parts, _FINISH[answer.finish], i) for i in range(conv.choices)],
             "usageMetadata": self._usage(answer),
             "modelVersion": conv.model,
             "responseId": f"fake{ids.number}",
@@ -165,7 +167,9 @@ class GeminiWire:
         base = {"modelVersion": conv.model, "responseId": f"fake{ids.number}"}
 
         def chunk(parts: list[Mapping[str, Any]], finish: str | None = None) -> bytes:
-            payload: dict[str, Any] = {"candidates": [self._candidate(parts, finish)]}
+            payload: dict[str, Any] = {
+                "candidates": [self._candidate(parts, finish, i) for i in range(conv.choices)]
+            }
             if finish is not None:
                 payload["usageMetadata"] = self._usage(answer)
             return sse({**payload, **base}, newline="\r\n")

@@ -81,6 +81,16 @@ def test_request_uses_the_provider_path_key_header_and_model(
     assert "secret-key" not in json.dumps([r.to_json() for r in fake.requests])
 
 
+def test_gemini_answers_n_candidates_each_billed(complete: Complete, provider: str) -> None:
+    if provider != "gemini":
+        pytest.skip("n is OpenAI's and Gemini's (candidateCount): the Messages API has no such field")
+    one = complete(messages=MESSAGES)
+    response = complete(messages=MESSAGES, n=3)  # litellm sends generationConfig.candidate_count: 3
+    assert [c.index for c in response.choices] == [0, 1, 2]
+    assert {c.message.content for c in response.choices} == {one.choices[0].message.content}
+    assert response.usage.completion_tokens == 3 * one.usage.completion_tokens
+
+
 def test_stream_yields_per_word_chunks_and_usage(complete: Complete, provider: str) -> None:
     chunks = list(complete(stream=True, stream_options={"include_usage": True}))
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
