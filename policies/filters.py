@@ -80,11 +80,22 @@ class Filter(Protocol):
     def __call__(self, model: ModelInfo, context: PlanContext) -> str | None: ...
 
 
-def _missing(needed: frozenset[str], model: ModelInfo) -> str | None:
+# A request need that is not a capability a policy declares: ``n`` > 1. Every API the router speaks
+# answers ``n`` choices (OpenAI's and OpenAI-compatible servers' ``n``, Gemini's ``candidateCount``)
+# but Anthropic's Messages API, which answers one per call: sent there, ``n=3`` came back as one
+# choice, silently.
+SEVERAL_CHOICES: Final = "several_choices"
+SINGLE_CHOICE_PROVIDERS: Final = frozenset({"anthropic"})
+
+
+def _missing(needed: frozenset[str], model: ModelInfo, choices: int = 1) -> str | None:
     missing = needed - model.supports
     if not missing:
         return None
-    return ", ".join(f"no {CAPABILITY_WORDS.get(c, c)} support" for c in sorted(missing))
+    reasons = [f"no {CAPABILITY_WORDS.get(c, c)} support" for c in sorted(missing) if c != SEVERAL_CHOICES]
+    if SEVERAL_CHOICES in missing and model.provider in SINGLE_CHOICE_PROVIDERS:
+        reasons.append(f"answers one choice per call, n={choices} asked")
+    return ", ".join(reasons) or None
 
 
 def healthy(model: ModelInfo, context: PlanContext) -> str | None:
@@ -99,8 +110,10 @@ def has_required_capabilities(model: ModelInfo, context: PlanContext) -> str | N
 
 
 def serves_request(model: ModelInfo, context: PlanContext) -> str | None:
-    """What the request itself needs: tools, parallel tool calls, images, a JSON schema, streaming."""
-    return _missing(context.request.needs, model)
+    """What the request itself needs: tools, parallel tool calls, images, a JSON schema, streaming,
+    several choices (``n`` > 1)."""
+    request = context.request
+    return _missing(request.needs, model, request.choices)
 
 
 def meets_quality(model: ModelInfo, context: PlanContext) -> str | None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from policies.filters import (
     REQUEST_FILTERS,
+    SEVERAL_CHOICES,
     STATIC_FILTERS,
     BudgetCheck,
     Filter,
@@ -101,6 +102,9 @@ def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: 
         needs.add("json_schema")
     if stream:
         needs.add("streaming")
+    choices = int(body.get("n") or 1)
+    if choices > 1:
+        needs.add(SEVERAL_CHOICES)  # not every API answers n choices (policies.filters)
     native = body.get(NATIVE_RESPONSES)
     if isinstance(native, NativeResponses) and native.required:
         needs.add("responses")  # a Responses API call only a native Responses server can serve
@@ -118,7 +122,7 @@ def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: 
         needs=frozenset(needs) if needs else _NO_NEEDS,
         prompt=PromptSize(messages, tools),
         max_output_tokens=limit,
-        choices=int(body.get("n") or 1),
+        choices=choices,
         service_tier=tier if isinstance(tier, str) else None,
     )
 

@@ -28,6 +28,20 @@ def test_a_tools_request_is_refused_by_a_model_without_tool_support() -> None:
     assert serves_request(make_model(), context) is None
 
 
+def test_several_choices_are_refused_by_an_api_that_answers_one_per_call() -> None:
+    several = make_context(make_request(n=3))
+    assert (
+        serves_request(make_model(provider="anthropic"), several) == "answers one choice per call, n=3 asked"
+    )
+    for provider in ("openai", "azure", "gemini", "openai_compatible"):
+        assert serves_request(make_model(provider=provider), several) is None
+    assert serves_request(make_model(provider="anthropic"), make_context(make_request(n=1))) is None
+    # beside another missing capability, both are said
+    both = make_context(make_request(n=2, tools=[TOOL]))
+    reason = serves_request(make_model(provider="anthropic", supports=frozenset({"streaming"})), both)
+    assert reason == "no tool support, answers one choice per call, n=2 asked"
+
+
 def test_parallel_tool_calls_with_several_tools_need_parallel_tool_support() -> None:
     context = make_context(make_request(tools=[TOOL, TOOL], parallel_tool_calls=True))
     assert serves_request(make_model(), context) == "no parallel tool call support"

@@ -120,6 +120,25 @@ async def test_the_async_client_raises_it_too(
     assert fake.requests == []
 
 
+# --------------------------------------------------------------------------- n
+
+
+def test_several_choices_skip_a_model_whose_api_answers_one_and_every_choice_comes_back(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(KEY_ENV, "fake-key")
+    policy = _policy(fake).model_dump(exclude_unset=True, by_alias=True)
+    policy["routes"] = {
+        "auto": {"strategy": "ordered", "candidates": ["claude-haiku-4-5"], "fallbacks": ["gpt-4o-mini"]}
+    }
+    client = router.OpenAI(policy=Policy.model_validate(policy))
+    answer = client.chat.completions.create(model="auto", messages=QUESTION, n=2)
+    assert answer.routing.model == "gpt-4o-mini" and [c.index for c in answer.choices] == [0, 1]
+    assert answer.routing.rejected == {"claude-haiku-4-5": "answers one choice per call, n=2 asked"}
+    assert client.chat.completions.create(model="auto", messages=QUESTION).routing.model == "claude-haiku-4-5"
+    assert [r.protocol for r in fake.requests] == ["openai", "anthropic"]
+
+
 # --------------------------------------------------------------------------- create
 
 
