@@ -80,21 +80,29 @@ class Filter(Protocol):
     def __call__(self, model: ModelInfo, context: PlanContext) -> str | None: ...
 
 
-# A request need that is not a capability a policy declares: ``n`` > 1. Every API the router speaks
-# answers ``n`` choices (OpenAI's and OpenAI-compatible servers' ``n``, Gemini's ``candidateCount``)
-# but Anthropic's Messages API, which answers one per call: sent there, ``n=3`` came back as one
-# choice, silently.
+# Request needs that are not capabilities a policy declares, but what a provider's API cannot do at
+# all: ``n`` > 1 and ``logprobs``. Every API the router speaks answers ``n`` choices (OpenAI's and
+# OpenAI-compatible servers' ``n``, Gemini's ``candidateCount``) and log probabilities, but
+# Anthropic's Messages API, which answers one choice per call and no logprobs: sent there, ``n=3``
+# came back as one choice and ``logprobs=True`` as none, silently.
 SEVERAL_CHOICES: Final = "several_choices"
-SINGLE_CHOICE_PROVIDERS: Final = frozenset({"anthropic"})
+LOGPROBS: Final = "logprobs"
+UNABLE_PROVIDERS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
+    {SEVERAL_CHOICES: frozenset({"anthropic"}), LOGPROBS: frozenset({"anthropic"})}
+)
 
 
 def _missing(needed: frozenset[str], model: ModelInfo, choices: int = 1) -> str | None:
     missing = needed - model.supports
     if not missing:
         return None
-    reasons = [f"no {CAPABILITY_WORDS.get(c, c)} support" for c in sorted(missing) if c != SEVERAL_CHOICES]
-    if SEVERAL_CHOICES in missing and model.provider in SINGLE_CHOICE_PROVIDERS:
+    reasons = [
+        f"no {CAPABILITY_WORDS.get(c, c)} support" for c in sorted(missing) if c not in UNABLE_PROVIDERS
+    ]
+    if SEVERAL_CHOICES in missing and model.provider in UNABLE_PROVIDERS[SEVERAL_CHOICES]:
         reasons.append(f"answers one choice per call, n={choices} asked")
+    if LOGPROBS in missing and model.provider in UNABLE_PROVIDERS[LOGPROBS]:
+        reasons.append("returns no logprobs")
     return ", ".join(reasons) or None
 
 

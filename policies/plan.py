@@ -17,6 +17,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from policies.filters import (
+    LOGPROBS,
     REQUEST_FILTERS,
     SEVERAL_CHOICES,
     STATIC_FILTERS,
@@ -105,6 +106,8 @@ def describe_request(model: str, feature: str, body: Mapping[str, Any], stream: 
     choices = int(body.get("n") or 1)
     if choices > 1:
         needs.add(SEVERAL_CHOICES)  # not every API answers n choices (policies.filters)
+    if body.get("logprobs") is True:
+        needs.add(LOGPROBS)
     native = body.get(NATIVE_RESPONSES)
     if isinstance(native, NativeResponses) and native.required:
         needs.add("responses")  # a Responses API call only a native Responses server can serve

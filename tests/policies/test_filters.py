@@ -42,6 +42,19 @@ def test_several_choices_are_refused_by_an_api_that_answers_one_per_call() -> No
     assert reason == "no tool support, answers one choice per call, n=2 asked"
 
 
+def test_logprobs_are_refused_by_an_api_that_returns_none() -> None:
+    asked = make_context(make_request(logprobs=True, top_logprobs=2))
+    assert serves_request(make_model(provider="anthropic"), asked) == "returns no logprobs"
+    assert serves_request(make_model(provider="gemini"), asked) is None
+    assert (
+        serves_request(make_model(provider="anthropic"), make_context(make_request(logprobs=False))) is None
+    )
+    both = make_context(make_request(logprobs=True, n=2))
+    assert serves_request(make_model(provider="anthropic"), both) == (
+        "answers one choice per call, n=2 asked, returns no logprobs"
+    )
+
+
 def test_parallel_tool_calls_with_several_tools_need_parallel_tool_support() -> None:
     context = make_context(make_request(tools=[TOOL, TOOL], parallel_tool_calls=True))
     assert serves_request(make_model(), context) == "no parallel tool call support"

@@ -123,7 +123,7 @@ async def test_the_async_client_raises_it_too(
 # --------------------------------------------------------------------------- n
 
 
-def test_several_choices_skip_a_model_whose_api_answers_one_and_every_choice_comes_back(
+def test_several_choices_or_logprobs_skip_a_model_whose_api_cannot_give_them(
     fake: FakeProviders, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(KEY_ENV, "fake-key")
@@ -135,8 +135,10 @@ def test_several_choices_skip_a_model_whose_api_answers_one_and_every_choice_com
     answer = client.chat.completions.create(model="auto", messages=QUESTION, n=2)
     assert answer.routing.model == "gpt-4o-mini" and [c.index for c in answer.choices] == [0, 1]
     assert answer.routing.rejected == {"claude-haiku-4-5": "answers one choice per call, n=2 asked"}
+    scored = client.chat.completions.create(model="auto", messages=QUESTION, logprobs=True, top_logprobs=2)
+    assert scored.routing.rejected == {"claude-haiku-4-5": "returns no logprobs"}
     assert client.chat.completions.create(model="auto", messages=QUESTION).routing.model == "claude-haiku-4-5"
-    assert [r.protocol for r in fake.requests] == ["openai", "anthropic"]
+    assert [r.protocol for r in fake.requests] == ["openai", "openai", "anthropic"]
 
 
 # --------------------------------------------------------------------------- create
