@@ -87,8 +87,12 @@ class Filter(Protocol):
 # came back as one choice and ``logprobs=True`` as none, silently.
 SEVERAL_CHOICES: Final = "several_choices"
 LOGPROBS: Final = "logprobs"
-UNABLE_PROVIDERS: Final[Mapping[str, frozenset[str]]] = MappingProxyType(
-    {SEVERAL_CHOICES: frozenset({"anthropic"}), LOGPROBS: frozenset({"anthropic"})}
+# Each such need: the providers whose API cannot meet it, and the reason routing shows.
+UNABLE_PROVIDERS: Final[Mapping[str, tuple[frozenset[str], str]]] = MappingProxyType(
+    {
+        SEVERAL_CHOICES: (frozenset({"anthropic"}), "answers one choice per call, n={choices} asked"),
+        LOGPROBS: (frozenset({"anthropic"}), "returns no logprobs"),
+    }
 )
 
 
@@ -99,10 +103,11 @@ def _missing(needed: frozenset[str], model: ModelInfo, choices: int = 1) -> str 
     reasons = [
         f"no {CAPABILITY_WORDS.get(c, c)} support" for c in sorted(missing) if c not in UNABLE_PROVIDERS
     ]
-    if SEVERAL_CHOICES in missing and model.provider in UNABLE_PROVIDERS[SEVERAL_CHOICES]:
-        reasons.append(f"answers one choice per call, n={choices} asked")
-    if LOGPROBS in missing and model.provider in UNABLE_PROVIDERS[LOGPROBS]:
-        reasons.append("returns no logprobs")
+    reasons += [
+        reason.format(choices=choices)
+        for need, (providers, reason) in UNABLE_PROVIDERS.items()
+        if need in missing and model.provider in providers
+    ]
     return ", ".join(reasons) or None
 
 

@@ -14,10 +14,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 
-def accepted(method: Callable[..., Any], *also: str) -> frozenset[str]:
-    """The keyword arguments ``method`` (one of openai's) takes, and ``also``."""
-    parameters = inspect.signature(method).parameters
-    return frozenset(name for name in parameters if name != "self").union(also)
+def accepted(method: Callable[..., Any]) -> frozenset[str]:
+    """The keyword arguments ``method`` (one of openai's) takes."""
+    return frozenset(name for name in inspect.signature(method).parameters if name != "self")
 
 
 def check_arguments(names: Iterable[str], allowed: frozenset[str], method: str) -> None:
